@@ -1,1 +1,38 @@
-//! placeholder
+//! `mls`: a thin, policy-fixing wrapper over OpenMLS.
+//!
+//! - [`identity`]: the Ed25519 [`Identity`] (MLS signatures and votes) and the 20-byte
+//!   [`MemberId`] = `SHA256(public key)[..20]`, which is also every leaf's basic credential.
+//! - [`kv`]: [`KvSource`], the read side of the key-value rows, and [`MemoryKv`].
+//! - [`storage`]: [`MlsStorage`], OpenMLS persistence over key-value rows with a write overlay
+//!   that the caller commits in its own transaction ([`MemoryKv`] for tests).
+//! - [`provider`]: [`MlsProvider`], the OpenMLS provider (RustCrypto + [`MlsStorage`]).
+//! - [`key_package`]: creating and validating key packages.
+//! - [`group`]: [`Group`], one conversation's MLS group: create, join, encrypt/decrypt,
+//!   create/stage/merge commits.
+//!
+//! Nothing here panics on data from the network or the database; every failure is an
+//! [`MlsError`].
+
+pub mod error;
+pub mod group;
+pub mod identity;
+pub mod key_package;
+pub mod kv;
+pub mod provider;
+pub mod storage;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::MlsError;
+pub use group::{
+    CommitOutput, Decrypted, Group, MAX_PAST_EPOCHS, MAXIMUM_FORWARD_DISTANCE,
+    OUT_OF_ORDER_TOLERANCE, StagedCommitInfo,
+};
+pub use identity::{Identity, MEMBER_ID_LEN, MemberId, verify_signature};
+pub use key_package::{
+    KeyPackageInfo, MAX_MLS_MESSAGE_BYTES, new_key_package, validate_key_package,
+};
+pub use kv::{KvSource, MemoryKv};
+pub use provider::{CIPHERSUITE, MlsProvider};
+pub use storage::{MlsStorage, MlsStorageError};

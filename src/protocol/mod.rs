@@ -1,1 +1,136 @@
-//! placeholder
+//! The de-MLS engine for one conversation, sans-IO.
+//!
+//! Inputs are an inbound envelope, a local command or a tick, always with the current time;
+//! outputs are packets to publish, events for the host and chat messages for the history.
+//! The engine never reads a clock, spawns a thread or touches SQL: MLS state goes through the
+//! `mls::MlsProvider` it is handed (whose writes the caller persists), and the engine's own
+//! state ([`Conversation`]) is plain serde data persisted by the caller in the same
+//! transaction. A step that returns an error must be discarded by the caller (state and MLS
+//! writes alike), which is how bad input "changes nothing".
+
+pub mod consensus;
+pub mod conversation;
+pub mod freeze;
+pub mod scoring;
+pub mod settings;
+pub mod steward_list;
+pub mod timers;
+
+pub use consensus::{Action, ProposalKind};
+pub use conversation::{Conversation, ConversationView, MemberView, ProposalView, State};
+pub use settings::Settings;
+
+use crate::mls::{Identity, MemberId, MlsError, MlsProvider};
+use crate::wire::WireError;
+
+/// What the engine needs from its driver for one step.
+pub struct Ctx<'a, 'p> {
+    pub provider: &'a MlsProvider<'p>,
+    pub identity: &'a Identity,
+    pub now_ms: u64,
+}
+
+/// A packet the driver must publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// Hex of the envelope's packet id; receivers de-duplicate on the payload's hash.
+    pub packet_id: String,
+}
+
+/// A chat message to store in the history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatRecord {
+    pub message_id: String,
+    pub sender: MemberId,
+    pub body: Vec<u8>,
+    pub sent_at_ms: u64,
+    pub own: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    SelfLeave,
+    Removed,
+}
+
+/// Events for the host, delivered by the driver after the step is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    MessageReceived(ChatRecord),
+    VoteRequested(ProposalView),
+    ProposalResolved {
+        proposal_id: u64,
+        approved: bool,
+    },
+    MembershipChanged {
+        epoch: u64,
+        added: Vec<MemberId>,
+        removed: Vec<MemberId>,
+    },
+    StateChanged(State),
+    StewardsChanged(Vec<MemberId>),
+    Joined,
+    JoinExpired,
+    Left(LeaveReason),
+    /// The member fell too far behind to catch up and must re-join with a fresh key package.
+    RejoinRequired,
+    Warning(String),
+}
+
+/// Everything one step produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub outbound: Vec<Outbound>,
+    pub events: Vec<Event>,
+    pub messages: Vec<ChatRecord>,
+    /// The packet belongs to this future epoch: the driver should keep it and feed it again
+    /// once the conversation reached that epoch.
+    pub buffer_for_epoch: Option<u64>,
+    /// The MLS epoch moved during this step (buffered packets may now apply).
+    pub epoch_advanced: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("malformed packet: {0}")]
+    Wire(#[from] WireError),
+    #[error("mls: {0}")]
+    Mls(#[from] MlsError),
+    #[error("vote: {0}")]
+    Vote(#[from] consensus::VoteError),
+    #[error("packet is for another conversation")]
+    WrongConversation,
+    #[error("sender is not a member of the conversation")]
+    NotMember,
+    #[error("sender field does not match the authenticated sender")]
+    SenderMismatch,
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("invalid settings: {0}")]
+    InvalidSettings(String),
+    #[error("not possible in state {state:?}: {reason}")]
+    WrongState { state: State, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("held back: an emergency proposal is open")]
+    HeldBack,
+    #[error("packet is too old for this member's epoch")]
+    Stale,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Topic names: one for the group's encrypted traffic, one for join requests and welcomes.
+pub mod topics {
+    pub fn app(conversation_id: &str) -> String {
+        format!("/witan/1/{}/app", hex::encode(conversation_id.as_bytes()))
+    }
+    pub fn welcome(conversation_id: &str) -> String {
+        format!(
+            "/witan/1/{}/welcome",
+            hex::encode(conversation_id.as_bytes())
+        )
+    }
+}

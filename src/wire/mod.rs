@@ -1,1 +1,90 @@
-//! placeholder
+//! `wire` owns witan's bytes on the network: the protobuf messages (hand-written `prost`
+//! derives; see *Messages* below), the versioned [`Envelope`], the size
+//! [`limits`], decoding that never panics ([`decode_envelope`] and friends, returning
+//! [`WireError`]), and the hashes that votes and commits are built on.
+//!
+//! # Layout
+//!
+//! Every packet on a transport topic is an encoded [`Envelope`] of version [`WIRE_VERSION`]
+//! with `packet_id = SHA256(body)[..16]` ([`Envelope::new`] computes it; [`decode_envelope`]
+//! checks it). The body is, by [`PacketKind`]: an encoded [`JoinRequest`], an encoded
+//! [`WelcomePacket`], or an MLS message whose application plaintext is an encoded
+//! [`GroupPayload`]. Proposals carry their action as an encoded [`ProposalPayload`] in
+//! `Proposal::payload`; [`decode_group_payload`] decodes and checks it too.
+//!
+//! # Messages
+//!
+//! `Proposal` and `Vote` keep the field tags of the hashgraph-like consensus spec (10–19,
+//! 20–28). Other messages number from 1. Tags never change; a new field takes a new tag, and
+//! an incompatible change bumps [`WIRE_VERSION`].
+//!
+//! # Decoding
+//!
+//! Each `decode_*` refuses input over its byte limit, pre-scans the framing so repeated
+//! elements cannot amplify memory, decodes with prost, then validates every variable-length
+//! field recursively (see `codec`). The `validate_*` functions run the same checks on
+//! messages built locally.
+//!
+//! # Canonical encodings
+//!
+//! Two hashes are computed over a canonical byte string rather than over protobuf bytes, so
+//! that they do not depend on how an encoder orders or omits fields. The byte string is the
+//! concatenation of, in order:
+//!
+//! * a domain tag, encoded as a byte string;
+//! * each field: a `u32` or `u64` as big-endian bytes of its width (4 or 8), a `bool` as one
+//!   byte `0x00`/`0x01`, and a byte string (or UTF-8 string) as its length as an 8-byte
+//!   big-endian `u64` followed by its bytes.
+//!
+//! [`vote_hash`]`(v)` = SHA-256 of: domain `"witan/vote-hash/v1"`, `vote_id: u32`,
+//! `vote_owner: bytes`, `proposal_id: u64`, `timestamp: u64`, `vote: bool`,
+//! `parent_hash: bytes`, `received_hash: bytes`. This is the value stored in
+//! `Vote::vote_hash` and signed (Ed25519) into `Vote::signature`.
+//!
+//! [`proposal_digest`]`(p)` = SHA-256 of: domain `"witan/proposal-digest/v1"`,
+//! `name: bytes`, `payload: bytes`, `proposal_id: u64`, `proposal_owner: bytes`,
+//! `expected_voters_count: u32`, `timestamp: u64`, `expiration_timestamp: u64`,
+//! `liveness_criteria_yes: bool`. `votes` and `round` are left out because they grow while
+//! the proposal gossips; commits order their proposals by this digest.
+//!
+//! [`vote_digest`]`(v)` = SHA-256 of [`encode`]`(v)`, the protobuf encoding of the whole
+//! vote including its signature; `parent_hash` and `received_hash` hold such digests. prost
+//! encodes a given decoded vote identically everywhere (fields in tag order, default values
+//! omitted, unknown fields dropped), so members that decoded the same vote agree on it.
+
+mod codec;
+mod digest;
+mod error;
+pub mod limits;
+mod messages;
+mod scan;
+
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use codec::{
+    decode_conversation_sync, decode_envelope, decode_group_payload, decode_join_request,
+    decode_proposal_payload, decode_welcome_packet, validate_chat, validate_commit_candidate,
+    validate_conversation_sync, validate_envelope, validate_group_payload, validate_join_request,
+    validate_proposal, validate_proposal_payload, validate_vote, validate_welcome_packet,
+};
+pub use digest::{
+    PROPOSAL_DIGEST_DOMAIN, VOTE_HASH_DOMAIN, proposal_digest, vote_digest, vote_hash,
+};
+pub use error::WireError;
+pub use messages::{
+    AddMember, Chat, CommitCandidate, ConversationSync, EmergencyRemoval, Envelope, GroupPayload,
+    JoinRequest, PacketKind, PeerScore, Proposal, ProposalPayload, RemoveMember, SelfLeave,
+    StewardElection, SyncSettings, Vote, VoteBundle, WelcomePacket, group_payload, packet_id,
+    proposal_payload,
+};
+
+/// Version of the envelope format; envelopes of any other version are refused.
+pub const WIRE_VERSION: u32 = 1;
+
+/// The protobuf encoding of `m`.
+pub fn encode<M: prost::Message>(m: &M) -> Vec<u8> {
+    m.encode_to_vec()
+}

@@ -1,0 +1,601 @@
+//! OpenMLS persistence over plain key-value rows.
+//!
+//! [`MlsStorage`] implements OpenMLS' `StorageProvider<CURRENT_VERSION>` on top of a read-only
+//! [`KvSource`] (the database rows) plus an in-memory write overlay. OpenMLS writes and deletes
+//! only touch the overlay; reads see the overlay first. The caller persists the result of a step
+//! with [`MlsStorage::take_changes`] inside its own transaction, or drops the storage to discard
+//! everything (e.g. when the step fails).
+//!
+//! Row layout: key = `"mls1/" + label + "/" + serde_json(key)`, value = serde_json(entity).
+//! Lists (own leaf nodes, proposal queue references) are one row holding a JSON array, so that
+//! appends and removals go through the overlay like any other write.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use openmls_traits::storage::{CURRENT_VERSION, StorageProvider, traits};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::kv::KvSource;
+
+/// Errors of [`MlsStorage`].
+#[derive(Debug, thiserror::Error)]
+pub enum MlsStorageError {
+    /// The underlying [`KvSource`] failed.
+    #[error("key-value source: {0}")]
+    Source(String),
+    /// A key or value could not be (de)serialized.
+    #[error("serialization: {0}")]
+    Serde(String),
+}
+
+impl From<serde_json::Error> for MlsStorageError {
+    fn from(e: serde_json::Error) -> Self {
+        MlsStorageError::Serde(e.to_string())
+    }
+}
+
+type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// OpenMLS `StorageProvider<CURRENT_VERSION>` over a [`KvSource`] with a write overlay.
+pub struct MlsStorage<'a> {
+    source: &'a dyn KvSource,
+    overlay: RefCell<Changes>,
+}
+
+impl<'a> MlsStorage<'a> {
+    /// A storage reading from `source`, with an empty overlay.
+    pub fn new(source: &'a dyn KvSource) -> Self {
+        MlsStorage {
+            source,
+            overlay: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Drains the overlay: the rows to write (`Some`) or delete (`None`), ordered by key.
+    pub fn take_changes(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        std::mem::take(&mut *self.overlay.borrow_mut())
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether the overlay holds changes not yet taken.
+    pub fn has_changes(&self) -> bool {
+        !self.overlay.borrow().is_empty()
+    }
+
+    fn row_key<K: Serialize + ?Sized>(label: &str, key: &K) -> Result<Vec<u8>, MlsStorageError> {
+        let mut out = format!("mls{CURRENT_VERSION}/{label}/").into_bytes();
+        serde_json::to_writer(&mut out, key)?;
+        Ok(out)
+    }
+
+    fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MlsStorageError> {
+        if let Some(v) = self.overlay.borrow().get(key) {
+            return Ok(v.clone());
+        }
+        self.source.get(key).map_err(MlsStorageError::Source)
+    }
+
+    fn raw_set(&self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.overlay.borrow_mut().insert(key, value);
+    }
+
+    fn put<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &self,
+        label: &str,
+        key: &K,
+        value: &V,
+    ) -> Result<(), MlsStorageError> {
+        let key = Self::row_key(label, key)?;
+        self.raw_set(key, Some(serde_json::to_vec(value)?));
+        Ok(())
+    }
+
+    fn get<K: Serialize + ?Sized, V: DeserializeOwned>(
+        &self,
+        label: &str,
+        key: &K,
+    ) -> Result<Option<V>, MlsStorageError> {
+        match self.raw_get(&Self::row_key(label, key)?)? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn del<K: Serialize + ?Sized>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
+        let key = Self::row_key(label, key)?;
+        self.raw_set(key, None);
+        Ok(())
+    }
+
+    fn get_list<K: Serialize + ?Sized, V: DeserializeOwned>(
+        &self,
+        label: &str,
+        key: &K,
+    ) -> Result<Vec<V>, MlsStorageError> {
+        Ok(self.get(label, key)?.unwrap_or_default())
+    }
+
+    fn list_push<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &self,
+        label: &str,
+        key: &K,
+        item: &V,
+    ) -> Result<(), MlsStorageError> {
+        let mut list: Vec<serde_json::Value> = self.get_list(label, key)?;
+        list.push(serde_json::to_value(item)?);
+        self.put(label, key, &list)
+    }
+
+    fn list_remove<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &self,
+        label: &str,
+        key: &K,
+        item: &V,
+    ) -> Result<(), MlsStorageError> {
+        let mut list: Vec<serde_json::Value> = self.get_list(label, key)?;
+        let item = serde_json::to_value(item)?;
+        if let Some(pos) = list.iter().position(|v| *v == item) {
+            list.remove(pos);
+        }
+        if list.is_empty() {
+            self.del(label, key)
+        } else {
+            self.put(label, key, &list)
+        }
+    }
+}
+
+const JOIN_CONFIG: &str = "join_config";
+const OWN_LEAF_NODES: &str = "own_leaf_nodes";
+const PROPOSAL: &str = "proposal";
+const PROPOSAL_REFS: &str = "proposal_refs";
+const TREE: &str = "tree";
+const TRANSCRIPT_HASH: &str = "interim_transcript_hash";
+const CONTEXT: &str = "context";
+const CONFIRMATION_TAG: &str = "confirmation_tag";
+const GROUP_STATE: &str = "group_state";
+const MESSAGE_SECRETS: &str = "message_secrets";
+const RESUMPTION_PSK: &str = "resumption_psk_store";
+const OWN_LEAF_INDEX: &str = "own_leaf_index";
+const EPOCH_SECRETS: &str = "group_epoch_secrets";
+const SIGNATURE_KEY: &str = "signature_key_pair";
+const ENCRYPTION_KEY: &str = "encryption_key_pair";
+const EPOCH_KEY_PAIRS: &str = "epoch_key_pairs";
+const KEY_PACKAGE: &str = "key_package";
+const PSK: &str = "psk";
+
+/// Write/read/delete of one value keyed by the group id, with the trait's generic order
+/// `<GroupId, Value>`.
+macro_rules! group_value {
+    ($write:ident, $read:ident, $delete:ident, $bound:ident, $label:expr) => {
+        fn $write<G: traits::GroupId<CURRENT_VERSION>, T: traits::$bound<CURRENT_VERSION>>(
+            &self,
+            group_id: &G,
+            value: &T,
+        ) -> Result<(), Self::Error> {
+            self.put($label, group_id, value)
+        }
+
+        fn $read<G: traits::GroupId<CURRENT_VERSION>, T: traits::$bound<CURRENT_VERSION>>(
+            &self,
+            group_id: &G,
+        ) -> Result<Option<T>, Self::Error> {
+            self.get($label, group_id)
+        }
+
+        fn $delete<G: traits::GroupId<CURRENT_VERSION>>(
+            &self,
+            group_id: &G,
+        ) -> Result<(), Self::Error> {
+            self.del($label, group_id)
+        }
+    };
+}
+
+impl StorageProvider<CURRENT_VERSION> for MlsStorage<'_> {
+    type Error = MlsStorageError;
+
+    group_value!(
+        write_mls_join_config,
+        mls_group_join_config,
+        delete_group_config,
+        MlsGroupJoinConfig,
+        JOIN_CONFIG
+    );
+    group_value!(write_tree, tree, delete_tree, TreeSync, TREE);
+    group_value!(
+        write_interim_transcript_hash,
+        interim_transcript_hash,
+        delete_interim_transcript_hash,
+        InterimTranscriptHash,
+        TRANSCRIPT_HASH
+    );
+    group_value!(
+        write_context,
+        group_context,
+        delete_context,
+        GroupContext,
+        CONTEXT
+    );
+    group_value!(
+        write_confirmation_tag,
+        confirmation_tag,
+        delete_confirmation_tag,
+        ConfirmationTag,
+        CONFIRMATION_TAG
+    );
+    group_value!(
+        write_message_secrets,
+        message_secrets,
+        delete_message_secrets,
+        MessageSecrets,
+        MESSAGE_SECRETS
+    );
+    group_value!(
+        write_resumption_psk_store,
+        resumption_psk_store,
+        delete_all_resumption_psk_secrets,
+        ResumptionPskStore,
+        RESUMPTION_PSK
+    );
+    group_value!(
+        write_own_leaf_index,
+        own_leaf_index,
+        delete_own_leaf_index,
+        LeafNodeIndex,
+        OWN_LEAF_INDEX
+    );
+    group_value!(
+        write_group_epoch_secrets,
+        group_epoch_secrets,
+        delete_group_epoch_secrets,
+        GroupEpochSecrets,
+        EPOCH_SECRETS
+    );
+
+    fn write_group_state<
+        S: traits::GroupState<CURRENT_VERSION>,
+        G: traits::GroupId<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        group_state: &S,
+    ) -> Result<(), Self::Error> {
+        self.put(GROUP_STATE, group_id, group_state)
+    }
+
+    fn group_state<S: traits::GroupState<CURRENT_VERSION>, G: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+    ) -> Result<Option<S>, Self::Error> {
+        self.get(GROUP_STATE, group_id)
+    }
+
+    fn delete_group_state<G: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+    ) -> Result<(), Self::Error> {
+        self.del(GROUP_STATE, group_id)
+    }
+
+    fn append_own_leaf_node<
+        G: traits::GroupId<CURRENT_VERSION>,
+        L: traits::LeafNode<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        leaf_node: &L,
+    ) -> Result<(), Self::Error> {
+        self.list_push(OWN_LEAF_NODES, group_id, leaf_node)
+    }
+
+    fn own_leaf_nodes<G: traits::GroupId<CURRENT_VERSION>, L: traits::LeafNode<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+    ) -> Result<Vec<L>, Self::Error> {
+        self.get_list(OWN_LEAF_NODES, group_id)
+    }
+
+    fn delete_own_leaf_nodes<G: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+    ) -> Result<(), Self::Error> {
+        self.del(OWN_LEAF_NODES, group_id)
+    }
+
+    fn queue_proposal<
+        G: traits::GroupId<CURRENT_VERSION>,
+        R: traits::ProposalRef<CURRENT_VERSION>,
+        P: traits::QueuedProposal<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        proposal_ref: &R,
+        proposal: &P,
+    ) -> Result<(), Self::Error> {
+        self.put(PROPOSAL, &(group_id, proposal_ref), proposal)?;
+        self.list_push(PROPOSAL_REFS, group_id, proposal_ref)
+    }
+
+    fn queued_proposal_refs<
+        G: traits::GroupId<CURRENT_VERSION>,
+        R: traits::ProposalRef<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+    ) -> Result<Vec<R>, Self::Error> {
+        self.get_list(PROPOSAL_REFS, group_id)
+    }
+
+    fn queued_proposals<
+        G: traits::GroupId<CURRENT_VERSION>,
+        R: traits::ProposalRef<CURRENT_VERSION>,
+        P: traits::QueuedProposal<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+    ) -> Result<Vec<(R, P)>, Self::Error> {
+        let refs: Vec<R> = self.get_list(PROPOSAL_REFS, group_id)?;
+        let mut out = Vec::with_capacity(refs.len());
+        for r in refs {
+            // A reference without its proposal row is skipped rather than failing the group.
+            if let Some(p) = self.get(PROPOSAL, &(group_id, &r))? {
+                out.push((r, p));
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_proposal<
+        G: traits::GroupId<CURRENT_VERSION>,
+        R: traits::ProposalRef<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        proposal_ref: &R,
+    ) -> Result<(), Self::Error> {
+        self.list_remove(PROPOSAL_REFS, group_id, proposal_ref)?;
+        self.del(PROPOSAL, &(group_id, proposal_ref))
+    }
+
+    fn clear_proposal_queue<
+        G: traits::GroupId<CURRENT_VERSION>,
+        R: traits::ProposalRef<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+    ) -> Result<(), Self::Error> {
+        let refs: Vec<R> = self.get_list(PROPOSAL_REFS, group_id)?;
+        for r in &refs {
+            self.del(PROPOSAL, &(group_id, r))?;
+        }
+        self.del(PROPOSAL_REFS, group_id)
+    }
+
+    fn write_signature_key_pair<
+        K: traits::SignaturePublicKey<CURRENT_VERSION>,
+        P: traits::SignatureKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &K,
+        signature_key_pair: &P,
+    ) -> Result<(), Self::Error> {
+        self.put(SIGNATURE_KEY, public_key, signature_key_pair)
+    }
+
+    fn signature_key_pair<
+        K: traits::SignaturePublicKey<CURRENT_VERSION>,
+        P: traits::SignatureKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &K,
+    ) -> Result<Option<P>, Self::Error> {
+        self.get(SIGNATURE_KEY, public_key)
+    }
+
+    fn delete_signature_key_pair<K: traits::SignaturePublicKey<CURRENT_VERSION>>(
+        &self,
+        public_key: &K,
+    ) -> Result<(), Self::Error> {
+        self.del(SIGNATURE_KEY, public_key)
+    }
+
+    fn write_encryption_key_pair<
+        K: traits::EncryptionKey<CURRENT_VERSION>,
+        P: traits::HpkeKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &K,
+        key_pair: &P,
+    ) -> Result<(), Self::Error> {
+        self.put(ENCRYPTION_KEY, public_key, key_pair)
+    }
+
+    fn encryption_key_pair<
+        P: traits::HpkeKeyPair<CURRENT_VERSION>,
+        K: traits::EncryptionKey<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &K,
+    ) -> Result<Option<P>, Self::Error> {
+        self.get(ENCRYPTION_KEY, public_key)
+    }
+
+    fn delete_encryption_key_pair<K: traits::EncryptionKey<CURRENT_VERSION>>(
+        &self,
+        public_key: &K,
+    ) -> Result<(), Self::Error> {
+        self.del(ENCRYPTION_KEY, public_key)
+    }
+
+    fn write_encryption_epoch_key_pairs<
+        G: traits::GroupId<CURRENT_VERSION>,
+        E: traits::EpochKey<CURRENT_VERSION>,
+        P: traits::HpkeKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        epoch: &E,
+        leaf_index: u32,
+        key_pairs: &[P],
+    ) -> Result<(), Self::Error> {
+        self.put(EPOCH_KEY_PAIRS, &(group_id, epoch, leaf_index), key_pairs)
+    }
+
+    fn encryption_epoch_key_pairs<
+        G: traits::GroupId<CURRENT_VERSION>,
+        E: traits::EpochKey<CURRENT_VERSION>,
+        P: traits::HpkeKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        epoch: &E,
+        leaf_index: u32,
+    ) -> Result<Vec<P>, Self::Error> {
+        self.get_list(EPOCH_KEY_PAIRS, &(group_id, epoch, leaf_index))
+    }
+
+    fn delete_encryption_epoch_key_pairs<
+        G: traits::GroupId<CURRENT_VERSION>,
+        E: traits::EpochKey<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        epoch: &E,
+        leaf_index: u32,
+    ) -> Result<(), Self::Error> {
+        self.del(EPOCH_KEY_PAIRS, &(group_id, epoch, leaf_index))
+    }
+
+    fn write_key_package<
+        R: traits::HashReference<CURRENT_VERSION>,
+        P: traits::KeyPackage<CURRENT_VERSION>,
+    >(
+        &self,
+        hash_ref: &R,
+        key_package: &P,
+    ) -> Result<(), Self::Error> {
+        self.put(KEY_PACKAGE, hash_ref, key_package)
+    }
+
+    fn key_package<
+        R: traits::HashReference<CURRENT_VERSION>,
+        P: traits::KeyPackage<CURRENT_VERSION>,
+    >(
+        &self,
+        hash_ref: &R,
+    ) -> Result<Option<P>, Self::Error> {
+        self.get(KEY_PACKAGE, hash_ref)
+    }
+
+    fn delete_key_package<R: traits::HashReference<CURRENT_VERSION>>(
+        &self,
+        hash_ref: &R,
+    ) -> Result<(), Self::Error> {
+        self.del(KEY_PACKAGE, hash_ref)
+    }
+
+    fn write_psk<I: traits::PskId<CURRENT_VERSION>, B: traits::PskBundle<CURRENT_VERSION>>(
+        &self,
+        psk_id: &I,
+        psk: &B,
+    ) -> Result<(), Self::Error> {
+        self.put(PSK, psk_id, psk)
+    }
+
+    fn psk<B: traits::PskBundle<CURRENT_VERSION>, I: traits::PskId<CURRENT_VERSION>>(
+        &self,
+        psk_id: &I,
+    ) -> Result<Option<B>, Self::Error> {
+        self.get(PSK, psk_id)
+    }
+
+    fn delete_psk<I: traits::PskId<CURRENT_VERSION>>(&self, psk_id: &I) -> Result<(), Self::Error> {
+        self.del(PSK, psk_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mls::kv::MemoryKv;
+
+    #[test]
+    fn overlay_reads_writes_and_discards() {
+        let mut kv = MemoryKv::new();
+        kv.apply(vec![(b"a".to_vec(), Some(b"1".to_vec()))]);
+        {
+            let s = MlsStorage::new(&kv);
+            assert_eq!(s.raw_get(b"a").unwrap(), Some(b"1".to_vec()));
+            s.raw_set(b"a".to_vec(), None);
+            s.raw_set(b"b".to_vec(), Some(b"2".to_vec()));
+            assert_eq!(s.raw_get(b"a").unwrap(), None);
+            assert_eq!(s.raw_get(b"b").unwrap(), Some(b"2".to_vec()));
+            assert!(s.has_changes());
+            // dropped without take_changes: nothing reaches the source
+        }
+        assert_eq!(kv.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(kv.get(b"b").unwrap(), None);
+
+        let s = MlsStorage::new(&kv);
+        s.raw_set(b"a".to_vec(), None);
+        s.raw_set(b"b".to_vec(), Some(b"2".to_vec()));
+        let changes = s.take_changes();
+        assert!(!s.has_changes());
+        drop(s);
+        kv.apply(changes);
+        assert_eq!(kv.get(b"a").unwrap(), None);
+        assert_eq!(kv.get(b"b").unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn lists_work_through_the_overlay() {
+        let mut kv = MemoryKv::new();
+        let s = MlsStorage::new(&kv);
+        s.list_push("l", &1u8, &"x").unwrap();
+        s.list_push("l", &1u8, &"y").unwrap();
+        let changes = s.take_changes();
+        drop(s);
+        kv.apply(changes);
+        let s = MlsStorage::new(&kv);
+        assert_eq!(s.get_list::<_, String>("l", &1u8).unwrap(), vec!["x", "y"]);
+        s.list_push("l", &1u8, &"z").unwrap();
+        s.list_remove("l", &1u8, &"x").unwrap();
+        assert_eq!(s.get_list::<_, String>("l", &1u8).unwrap(), vec!["y", "z"]);
+        s.list_remove("l", &1u8, &"y").unwrap();
+        s.list_remove("l", &1u8, &"z").unwrap();
+        assert!(s.get_list::<_, String>("l", &1u8).unwrap().is_empty());
+        let changes = s.take_changes();
+        drop(s);
+        kv.apply(changes);
+        assert!(kv.is_empty());
+    }
+
+    #[test]
+    fn source_errors_and_corrupt_rows_are_errors() {
+        struct Failing;
+        impl KvSource for Failing {
+            fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+                Err("disk on fire".into())
+            }
+        }
+        let s = MlsStorage::new(&Failing);
+        assert!(matches!(
+            s.get::<_, u8>("x", &1u8),
+            Err(MlsStorageError::Source(_))
+        ));
+        let mut kv = MemoryKv::new();
+        kv.apply(vec![(
+            MlsStorage::row_key("x", &1u8).unwrap(),
+            Some(b"{not json".to_vec()),
+        )]);
+        let s = MlsStorage::new(&kv);
+        assert!(matches!(
+            s.get::<_, u8>("x", &1u8),
+            Err(MlsStorageError::Serde(_))
+        ));
+    }
+}

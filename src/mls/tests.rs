@@ -1,0 +1,418 @@
+//! Scenario tests of the `mls` layer. Every member keeps its OpenMLS state only in a
+//! [`MemoryKv`]; each operation runs on a fresh [`MlsProvider`], reloads the group from the rows
+//! and persists `take_changes()` afterwards, exactly like one durable protocol step.
+
+use super::key_package::tests::garbage_inputs;
+use super::*;
+
+const GID: &[u8] = b"conversation-1";
+
+struct Member {
+    id: Identity,
+    kv: MemoryKv,
+}
+
+impl Member {
+    fn new(seed: u8) -> Member {
+        Member {
+            id: Identity::from_secret(&[seed; 32]).unwrap(),
+            kv: MemoryKv::new(),
+        }
+    }
+
+    fn mid(&self) -> MemberId {
+        self.id.member_id()
+    }
+
+    /// Runs `f` on a fresh provider and persists its changes.
+    fn step<R>(&mut self, f: impl FnOnce(&MlsProvider, &Identity) -> R) -> R {
+        let p = MlsProvider::new(&self.kv);
+        let r = f(&p, &self.id);
+        let changes = p.storage().take_changes();
+        drop(p);
+        self.kv.apply(changes);
+        r
+    }
+
+    /// Loads the group from the rows, runs `f`, persists the changes.
+    fn with<R>(&mut self, f: impl FnOnce(&MlsProvider, &Identity, &mut Group) -> R) -> R {
+        self.step(|p, id| {
+            let mut g = Group::load(p, GID).unwrap().expect("group stored");
+            f(p, id, &mut g)
+        })
+    }
+
+    fn key_package(&mut self) -> Vec<u8> {
+        self.step(|p, id| new_key_package(p, id).unwrap())
+    }
+
+    fn join(&mut self, welcome: &[u8]) -> Result<(), MlsError> {
+        self.step(|p, _| Group::join(p, welcome).map(|_| ()))
+    }
+
+    fn encrypt(&mut self, text: &[u8]) -> Vec<u8> {
+        self.with(|p, id, g| g.encrypt(p, id, text).unwrap())
+    }
+
+    fn decrypt(&mut self, msg: &[u8]) -> Result<Decrypted, MlsError> {
+        self.with(|p, _, g| g.decrypt(p, msg))
+    }
+
+    fn epoch(&mut self) -> u64 {
+        self.with(|_, _, g| g.epoch())
+    }
+
+    fn authenticator(&mut self) -> Vec<u8> {
+        self.with(|_, _, g| g.epoch_authenticator())
+    }
+
+    fn members(&mut self) -> Vec<MemberId> {
+        self.with(|_, _, g| g.members())
+    }
+
+    fn commit(&mut self, adds: &[Vec<u8>], removes: &[MemberId]) -> CommitOutput {
+        self.with(|p, id, g| g.create_commit(p, id, adds, removes).unwrap())
+    }
+
+    fn merge_pending(&mut self) {
+        self.with(|p, _, g| g.merge_pending_commit(p).unwrap())
+    }
+
+    /// Stages and merges a commit of another member, returning what it did.
+    fn apply(&mut self, commit: &[u8]) -> (MemberId, Vec<MemberId>, Vec<MemberId>, bool) {
+        self.with(|p, _, g| {
+            let s = g.stage_commit(p, commit).unwrap();
+            let out = (
+                s.committer,
+                s.added.clone(),
+                s.removed.clone(),
+                s.self_removed,
+            );
+            g.merge_staged(p, s).unwrap();
+            out
+        })
+    }
+}
+
+/// alice creates the group and adds bob and carol with one commit.
+fn three_members() -> (Member, Member, Member) {
+    let (a, b, c, _welcome) = three_members_with_welcome();
+    (a, b, c)
+}
+
+fn three_members_with_welcome() -> (Member, Member, Member, Vec<u8>) {
+    let (mut a, mut b, mut c) = (Member::new(1), Member::new(2), Member::new(3));
+    a.step(|p, id| Group::create(p, id, GID).unwrap());
+    assert_eq!(a.epoch(), 0);
+    assert_eq!(a.members(), vec![a.mid()]);
+    let (kb, kc) = (b.key_package(), c.key_package());
+    let out = a.commit(&[kb, kc], &[]);
+    assert!(a.with(|_, _, g| g.has_pending_commit()));
+    assert_eq!(a.epoch(), 0, "commit stays pending");
+    a.merge_pending();
+    let welcome = out.welcome.expect("welcome for adds");
+    b.join(&welcome).unwrap();
+    c.join(&welcome).unwrap();
+    (a, b, c, welcome)
+}
+
+#[test]
+fn create_add_join_and_chat() {
+    let (mut a, mut b, mut c, welcome) = three_members_with_welcome();
+    let expected = vec![a.mid(), b.mid(), c.mid()];
+    for m in [&mut a, &mut b, &mut c] {
+        assert_eq!(m.epoch(), 1);
+        assert_eq!(m.members(), expected);
+        assert!(m.with(|_, _, g| g.is_active() && g.group_id() == GID));
+    }
+    let auth = a.authenticator();
+    assert_eq!(b.authenticator(), auth);
+    assert_eq!(c.authenticator(), auth);
+
+    let m1 = a.encrypt(b"hello from alice");
+    assert_eq!(Group::message_epoch(&m1).unwrap(), 1);
+    for m in [&mut b, &mut c] {
+        let d = m.decrypt(&m1).unwrap();
+        assert_eq!(d.sender, a.mid());
+        assert_eq!(d.plaintext, b"hello from alice");
+        assert_eq!(d.epoch, 1);
+    }
+    assert_eq!(a.decrypt(&m1), Err(MlsError::OwnMessage));
+    assert!(
+        b.decrypt(&m1).is_err(),
+        "a replay cannot be decrypted twice"
+    );
+
+    let m2 = b.encrypt(b"hi alice");
+    let d = a.decrypt(&m2).unwrap();
+    assert_eq!(
+        (d.sender, d.plaintext.as_slice()),
+        (b.mid(), &b"hi alice"[..])
+    );
+    assert_eq!(c.decrypt(&m2).unwrap().sender, b.mid());
+
+    // out of order delivery within an epoch
+    let x1 = c.encrypt(b"one");
+    let x2 = c.encrypt(b"two");
+    assert_eq!(a.decrypt(&x2).unwrap().plaintext, b"two");
+    assert_eq!(a.decrypt(&x1).unwrap().plaintext, b"one");
+
+    // the welcome cannot be used twice (the key package is consumed), nor by a stranger
+    assert!(matches!(b.join(&welcome), Err(MlsError::InvalidWelcome(_))));
+    let mut e = Member::new(5);
+    e.key_package();
+    assert!(matches!(e.join(&welcome), Err(MlsError::InvalidWelcome(_))));
+
+    // a message of another group
+    let other = e.step(|p, id| {
+        let mut g = Group::create(p, id, b"other").unwrap();
+        g.encrypt(p, id, b"elsewhere").unwrap()
+    });
+    assert_eq!(a.decrypt(&other), Err(MlsError::WrongGroup));
+}
+
+#[test]
+fn too_old_messages_are_a_wrong_epoch() {
+    let (mut a, mut b, _c) = three_members();
+    let old = b.encrypt(b"epoch 1");
+    let recent = b.encrypt(b"also epoch 1");
+    for _ in 0..MAX_PAST_EPOCHS {
+        a.commit(&[], &[]);
+        a.merge_pending();
+    }
+    assert_eq!(a.epoch(), 1 + MAX_PAST_EPOCHS as u64);
+    assert_eq!(a.decrypt(&recent).unwrap().plaintext, b"also epoch 1");
+    a.commit(&[], &[]);
+    a.merge_pending();
+    assert_eq!(
+        a.decrypt(&old),
+        Err(MlsError::WrongEpoch {
+            message_epoch: 1,
+            group_epoch: 2 + MAX_PAST_EPOCHS as u64
+        })
+    );
+}
+
+#[test]
+fn remove_member_and_epochs() {
+    let (mut a, mut b, mut c) = three_members();
+    let late = b.encrypt(b"sent in epoch 1");
+    let out = a.commit(&[], &[c.mid()]);
+    assert!(out.welcome.is_none());
+    assert_eq!(Group::message_epoch(&out.commit).unwrap(), 1);
+    a.merge_pending();
+    assert_eq!(a.epoch(), 2);
+
+    // alice is ahead: her epoch-2 message is a future epoch for bob
+    let m = a.encrypt(b"epoch 2");
+    assert_eq!(
+        b.decrypt(&m),
+        Err(MlsError::WrongEpoch {
+            message_epoch: 2,
+            group_epoch: 1
+        })
+    );
+    let (committer, added, removed, self_removed) = b.apply(&out.commit);
+    assert_eq!(committer, a.mid());
+    assert!(added.is_empty());
+    assert_eq!(removed, vec![c.mid()]);
+    assert!(!self_removed);
+    assert_eq!(b.decrypt(&m).unwrap().plaintext, b"epoch 2");
+    // a late message of the previous epoch still decrypts
+    let d = a.decrypt(&late).unwrap();
+    assert_eq!((d.sender, d.epoch), (b.mid(), 1));
+
+    let (_, _, removed, self_removed) = c.apply(&out.commit);
+    assert_eq!(removed, vec![c.mid()]);
+    assert!(self_removed);
+    c.with(|p, id, g| {
+        assert!(!g.is_active());
+        assert_eq!(g.encrypt(p, id, b"x"), Err(MlsError::Inactive));
+        assert_eq!(g.decrypt(p, &m), Err(MlsError::Inactive));
+    });
+
+    assert_eq!(a.members(), vec![a.mid(), b.mid()]);
+    assert_eq!(b.members(), vec![a.mid(), b.mid()]);
+    assert_eq!(a.authenticator(), b.authenticator());
+    // a stale commit is reported as a wrong epoch
+    b.with(|p, _, g| {
+        assert_eq!(
+            g.stage_commit(p, &out.commit).unwrap_err(),
+            MlsError::WrongEpoch {
+                message_epoch: 1,
+                group_epoch: 2
+            }
+        );
+    });
+
+    // carol can be invited again; her inactive state is replaced
+    let kc = c.key_package();
+    let out = a.commit(&[kc], &[]);
+    a.merge_pending();
+    b.apply(&out.commit);
+    c.join(&out.welcome.unwrap()).unwrap();
+    assert_eq!(c.epoch(), 3);
+    assert_eq!(c.authenticator(), a.authenticator());
+    let m = c.encrypt(b"back");
+    assert_eq!(a.decrypt(&m).unwrap().sender, c.mid());
+}
+
+#[test]
+fn competing_candidates() {
+    let (mut a, mut b, mut c) = three_members();
+    let mut d = Member::new(4);
+    let kd = d.key_package();
+    // two stewards build candidates for epoch 1
+    let cand_a = a.commit(&[], &[c.mid()]);
+    let cand_b = b.commit(&[kd], &[]);
+
+    // carol stages alice's candidate, then discards it: nothing is written
+    c.with(|p, _, g| {
+        let s = g.stage_commit(p, &cand_a.commit).unwrap();
+        assert!(s.self_removed);
+        assert_eq!(s.committer, a.mid());
+        assert!(!p.storage().has_changes());
+        drop(s);
+        let s = g.stage_commit(p, &cand_b.commit).unwrap();
+        assert_eq!((s.committer, s.added.clone()), (b.mid(), vec![d.mid()]));
+        g.merge_staged(p, s).unwrap();
+    });
+    // alice drops her own candidate and applies bob's
+    a.with(|p, _, g| {
+        let s = g.stage_commit(p, &cand_b.commit).unwrap();
+        g.clear_pending_commit(p).unwrap();
+        assert!(!g.has_pending_commit());
+        g.merge_staged(p, s).unwrap();
+    });
+    // bob receives his own candidate back and merges it as such
+    let (bid, did) = (b.mid(), d.mid());
+    b.with(|p, _, g| {
+        let s = g.stage_commit(p, &cand_b.commit).unwrap();
+        assert_eq!(s.added, vec![did]);
+        assert_eq!(s.committer, bid);
+        g.merge_staged(p, s).unwrap();
+        assert!(!g.has_pending_commit());
+    });
+    d.join(&cand_b.welcome.unwrap()).unwrap();
+
+    let auth = a.authenticator();
+    for m in [&mut b, &mut c, &mut d] {
+        assert_eq!(m.epoch(), 2);
+        assert_eq!(m.authenticator(), auth);
+    }
+    let expected = vec![a.mid(), b.mid(), c.mid(), d.mid()];
+    assert_eq!(a.members(), expected);
+    assert_eq!(d.members(), expected);
+    let m = d.encrypt(b"hello all");
+    for m_ in [&mut a, &mut b, &mut c] {
+        assert_eq!(m_.decrypt(&m).unwrap().sender, d.mid());
+    }
+}
+
+#[test]
+fn merging_a_pending_commit_requires_one() {
+    let (mut a, _b, _c) = three_members();
+    a.with(|p, _, g| {
+        assert_eq!(g.merge_pending_commit(p), Err(MlsError::NoPendingCommit));
+        // removing oneself or an unknown member is refused
+        let me = g.members()[0];
+        let stranger = MemberId::from_public_key(b"stranger");
+        let id = Identity::from_secret(&[1; 32]).unwrap();
+        assert!(matches!(
+            g.create_commit(p, &id, &[], &[me]),
+            Err(MlsError::InvalidCommit(_))
+        ));
+        assert_eq!(
+            g.create_commit(p, &id, &[], &[stranger]),
+            Err(MlsError::UnknownMember(stranger))
+        );
+    });
+}
+
+#[test]
+fn adding_an_existing_member_is_refused() {
+    let (mut a, mut b, _c) = three_members();
+    let kb = b.key_package();
+    a.with(|p, id, g| {
+        assert!(matches!(
+            g.create_commit(p, id, &[kb], &[]),
+            Err(MlsError::InvalidKeyPackage(_))
+        ));
+    });
+}
+
+#[test]
+fn garbage_never_panics() {
+    let (mut a, mut b, _c) = three_members();
+    let mut inputs = garbage_inputs();
+    let app = a.encrypt(b"valid");
+    let commit = a.commit(&[], &[]).commit;
+    a.with(|p, _, g| g.clear_pending_commit(p).unwrap());
+    for i in 0..app.len() {
+        let mut t = app.clone();
+        t[i] ^= 0x80;
+        inputs.push(t);
+    }
+    for i in (0..commit.len()).step_by(3) {
+        let mut t = commit.clone();
+        t[i] ^= 0x04;
+        inputs.push(t);
+    }
+    inputs.push(app[..app.len() / 2].to_vec());
+    inputs.push(commit[..commit.len() - 1].to_vec());
+    for g_in in &inputs {
+        b.with(|p, _, g| {
+            assert!(g.decrypt(p, g_in).is_err());
+            assert!(g.stage_commit(p, g_in).is_err());
+        });
+        b.step(|p, _| {
+            assert!(Group::join(p, g_in).is_err());
+            assert!(validate_key_package(p, g_in).is_err());
+        });
+        let _ = Group::message_epoch(g_in);
+    }
+    // wrong message kinds
+    b.with(|p, _, g| {
+        assert_eq!(g.decrypt(p, &commit), Err(MlsError::NotApplication));
+        assert_eq!(g.stage_commit(p, &app).unwrap_err(), MlsError::NotACommit);
+    });
+    assert!(b.join(&commit).is_err());
+    // the group still works after all that
+    assert_eq!(b.decrypt(&app).unwrap().plaintext, b"valid");
+    assert_eq!(b.epoch(), 1);
+}
+
+#[test]
+fn discarded_overlay_leaves_the_source_unchanged() {
+    let mut a = Member::new(9);
+    {
+        let p = MlsProvider::new(&a.kv);
+        Group::create(&p, &a.id, GID).unwrap();
+        new_key_package(&p, &a.id).unwrap();
+        assert!(p.storage().has_changes());
+        // dropped without take_changes
+    }
+    assert!(a.kv.is_empty());
+    let p = MlsProvider::new(&a.kv);
+    assert!(Group::load(&p, GID).unwrap().is_none());
+    drop(p);
+
+    a.step(|p, id| Group::create(p, id, GID).unwrap());
+    let before = a.kv.clone();
+    {
+        let p = MlsProvider::new(&a.kv);
+        let mut g = Group::load(&p, GID).unwrap().unwrap();
+        let _ = g.create_commit(&p, &a.id, &[], &[]).unwrap();
+        g.merge_pending_commit(&p).unwrap();
+        assert_eq!(g.epoch(), 1);
+    }
+    assert_eq!(a.kv, before);
+    assert_eq!(a.epoch(), 0);
+    // creating a group that exists is refused
+    a.step(|p, id| {
+        assert_eq!(
+            Group::create(p, id, GID).unwrap_err(),
+            MlsError::GroupExists
+        );
+    });
+}

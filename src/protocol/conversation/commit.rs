@@ -1,0 +1,592 @@
+//! Commit candidates, freeze rounds and applying commits (spec "Commit validation service",
+//! "Steward violation list", "Timer-Based Anti-Deadlock Mechanism").
+//!
+//! Normal path: approved work starts the epoch steward's batching timer; when it fires the
+//! steward builds a candidate from the first K approved proposals in ascending
+//! `SHA256(proposal)` order, each carried with its signed votes as evidence, sends it and
+//! applies it; members apply the epoch steward's candidate when it arrives. A member that
+//! missed some votes verifies the evidence and adopts the decision instead of rejecting the
+//! candidate.
+//!
+//! Recovery: approved work and no commit for the inactivity window → `Freezing`, every steward
+//! sends a candidate; when all are in or the window ends → `Selection` (see `freeze`). A
+//! candidate that fails in MLS, or whose changes differ from its proposals (a broken commit),
+//! is penalised and the next best is tried. No valid candidate with approved work → the epoch
+//! steward is penalised for censorship/inactivity, the retry round is bumped and a new list is
+//! elected (`Reelection`), keeping the approved batch for the next steward.
+//!
+//! Welcomes for joiners are sent only by the committer whose candidate was applied, after it
+//! was applied, together with the conversation sync encrypted in the new epoch.
+
+use std::collections::BTreeSet;
+
+use super::{Conversation, OwnCommit, State};
+use crate::mls::{Group, MemberId};
+use crate::protocol::consensus::{self, Action};
+use crate::protocol::freeze::{self, Candidate};
+use crate::protocol::scoring::ScoreEvent;
+use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError, topics};
+use crate::wire::{self, group_payload::Content};
+
+/// The membership changes a sequence of ballots asks for, as every member computes them.
+struct Changes {
+    adds: Vec<(MemberId, Vec<u8>)>,
+    removes: Vec<MemberId>,
+}
+
+impl Conversation {
+    pub(super) fn has_approved_work(&self) -> bool {
+        self.ballots
+            .values()
+            .any(|b| b.decision == Some(true) && b.action.needs_commit())
+    }
+
+    /// Approved ballots in commit order: ascending digest, removals of `committer` left out
+    /// (MLS does not let a member commit its own removal), at most K.
+    fn approved_sequence(&self, committer: MemberId) -> Vec<u64> {
+        let mut seq: Vec<([u8; 32], u64)> = self
+            .ballots
+            .values()
+            .filter(|b| {
+                b.decision == Some(true)
+                    && b.action.needs_commit()
+                    && b.action.removes() != Some(committer)
+            })
+            .map(|b| (b.digest, b.id))
+            .collect();
+        seq.sort();
+        seq.truncate(self.settings.max_commit_proposals as usize);
+        seq.into_iter().map(|(_, id)| id).collect()
+    }
+
+    fn changes(&self, ballots: &[u64], committer: MemberId) -> Changes {
+        let mut adds: Vec<(MemberId, Vec<u8>)> = Vec::new();
+        let mut removes: Vec<MemberId> = Vec::new();
+        for b in ballots.iter().filter_map(|id| self.ballots.get(id)) {
+            match &b.action {
+                Action::Add {
+                    member,
+                    key_package,
+                } => {
+                    if !self.members.contains(member) && !adds.iter().any(|(m, _)| m == member) {
+                        adds.push((*member, key_package.clone()));
+                    }
+                }
+                other => {
+                    if let Some(m) = other.removes()
+                        && self.members.contains(&m)
+                        && m != committer
+                        && !removes.contains(&m)
+                    {
+                        removes.push(m);
+                    }
+                }
+            }
+        }
+        Changes { adds, removes }
+    }
+
+    /// The epoch steward's batching timer fired.
+    pub(super) fn steward_commit(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        if self.state != State::Working || self.stewards.epoch_steward(self.epoch) != Some(self.me)
+        {
+            return Ok(());
+        }
+        if let Some(index) = self.send_candidate(ctx, group, out)? {
+            let candidate = self.candidates.remove(index);
+            self.apply_or_penalise(ctx, group, candidate, out)?;
+        }
+        Ok(())
+    }
+
+    /// Builds and sends this member's candidate; returns its index in `candidates`.
+    fn send_candidate(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        out: &mut Output,
+    ) -> Result<Option<usize>, ProtocolError> {
+        if self
+            .own_commit
+            .as_ref()
+            .is_some_and(|o| o.epoch == self.epoch && o.retry_round == self.retry_round)
+        {
+            return Ok(None);
+        }
+        let seq = self.approved_sequence(self.me);
+        if seq.is_empty() {
+            return Ok(None);
+        }
+        let changes = self.changes(&seq, self.me);
+        if group.has_pending_commit() {
+            group.clear_pending_commit(ctx.provider)?;
+        }
+        let key_packages: Vec<Vec<u8>> = changes.adds.iter().map(|(_, kp)| kp.clone()).collect();
+        let output =
+            group.create_commit(ctx.provider, ctx.identity, &key_packages, &changes.removes)?;
+        let mut proposals = Vec::with_capacity(seq.len());
+        let mut digests = Vec::with_capacity(seq.len());
+        for id in &seq {
+            if let Some(b) = self.ballots.get(id) {
+                proposals.push(b.evidence()?);
+                digests.push(b.digest);
+            }
+        }
+        let wire_candidate = wire::CommitCandidate {
+            epoch: self.epoch,
+            retry_round: self.retry_round,
+            committer: self.me.as_bytes().to_vec(),
+            commit: output.commit.clone(),
+            proposals,
+        };
+        self.broadcast(ctx, group, Content::Candidate(wire_candidate), out)?;
+        self.own_commit = Some(OwnCommit {
+            epoch: self.epoch,
+            retry_round: self.retry_round,
+            welcome: output.welcome,
+            joiners: changes.adds.iter().map(|(m, _)| *m).collect(),
+        });
+        self.candidates.push(Candidate {
+            committer: self.me,
+            epoch: self.epoch,
+            retry_round: self.retry_round,
+            commit: output.commit,
+            ballots: seq,
+            digests,
+            received_at_ms: ctx.now_ms,
+        });
+        Ok(Some(self.candidates.len() - 1))
+    }
+
+    /// A commit candidate received from `sender`.
+    pub(super) fn on_candidate(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        sender: MemberId,
+        c: wire::CommitCandidate,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        if c.committer.as_slice() != sender.as_bytes() {
+            return Err(ProtocolError::SenderMismatch);
+        }
+        if !matches!(
+            self.state,
+            State::Working | State::Freezing | State::Selection
+        ) || c.epoch != self.epoch
+            || c.retry_round != self.retry_round
+        {
+            // Context-inconsistent: for another epoch or round. Dropped without penalty, as a
+            // delayed honest candidate looks the same.
+            return Ok(());
+        }
+        let s = self.settings.clone();
+        if !self.stewards.active().contains(&sender) {
+            self.violation(
+                sender,
+                -s.score_invalid_candidate_penalty,
+                ScoreEvent::UnauthorizedCommitter,
+                "commit candidate from a non-steward",
+                out,
+            );
+            return self.raise_emergencies(ctx, group, out);
+        }
+        if let Some(existing) = self.candidates.iter().find(|x| x.committer == sender) {
+            if existing.commit != c.commit {
+                self.violation(
+                    sender,
+                    -s.score_invalid_candidate_penalty,
+                    ScoreEvent::InvalidCandidate,
+                    "two different candidates from one steward",
+                    out,
+                );
+                return self.raise_emergencies(ctx, group, out);
+            }
+            return Ok(());
+        }
+        let (ballots, digests) = match self.accept_evidence(ctx, group, &c, out)? {
+            Some(x) => x,
+            None => {
+                self.violation(
+                    sender,
+                    -s.score_invalid_candidate_penalty,
+                    ScoreEvent::InvalidCandidate,
+                    "candidate references proposals that are not finalized",
+                    out,
+                );
+                return self.raise_emergencies(ctx, group, out);
+            }
+        };
+        let candidate = Candidate {
+            committer: sender,
+            epoch: c.epoch,
+            retry_round: c.retry_round,
+            commit: c.commit,
+            ballots,
+            digests,
+            received_at_ms: ctx.now_ms,
+        };
+        if self.state == State::Working && self.stewards.epoch_steward(self.epoch) == Some(sender) {
+            return self.apply_or_penalise(ctx, group, candidate, out);
+        }
+        self.candidates.push(candidate);
+        if self.state == State::Freezing && self.all_candidates_in() {
+            self.freeze_until = None;
+            return self.select_and_apply(ctx, group, out);
+        }
+        Ok(())
+    }
+
+    /// Checks a candidate's proposals: each must be decided YES locally or carry verifiable
+    /// evidence, in strictly ascending digest order, within the batch cap, and none may remove
+    /// the committer. `None` means the candidate is invalid.
+    fn accept_evidence(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        c: &wire::CommitCandidate,
+        out: &mut Output,
+    ) -> Result<Option<(Vec<u64>, Vec<[u8; 32]>)>, ProtocolError> {
+        if c.proposals.is_empty() || c.proposals.len() > self.settings.max_commit_proposals as usize
+        {
+            return Ok(None);
+        }
+        let committer = MemberId::from_slice(&c.committer)?;
+        let voters: BTreeSet<MemberId> = self.voters();
+        let skew = self.settings.max_clock_skew_ms;
+        let mut ids = Vec::with_capacity(c.proposals.len());
+        let mut digests: Vec<[u8; 32]> = Vec::with_capacity(c.proposals.len());
+        let mut adopted = Vec::new();
+        for p in &c.proposals {
+            let digest = wire::proposal_digest(p);
+            if digests.last().is_some_and(|last| *last >= digest) {
+                return Ok(None);
+            }
+            let known_yes = self
+                .ballots
+                .get(&p.proposal_id)
+                .is_some_and(|b| b.decision == Some(true) && b.digest == digest);
+            if !known_yes {
+                let Ok(mut ballot) = consensus::verify_evidence(p, &voters, skew, ctx.now_ms)
+                else {
+                    return Ok(None);
+                };
+                if let Some(n) = self.member_counts.get(&ballot.epoch)
+                    && *n != ballot.expected
+                {
+                    return Ok(None);
+                }
+                if let Some(local) = self.ballots.get(&p.proposal_id) {
+                    // Keep the voter set this member registered; the evidence decides.
+                    ballot.voters = local.voters.clone();
+                }
+                adopted.push(ballot);
+            }
+            ids.push(p.proposal_id);
+            digests.push(digest);
+        }
+        for ballot in adopted {
+            if ballot.action.removes() == Some(committer) {
+                return Ok(None);
+            }
+            let id = ballot.id;
+            out.events.push(Event::ProposalResolved {
+                proposal_id: id,
+                approved: true,
+            });
+            self.auto_votes.remove(&id);
+            self.ballots.insert(id, ballot);
+            self.on_decided(ctx, group, id, true, out)?;
+        }
+        if ids
+            .iter()
+            .filter_map(|id| self.ballots.get(id))
+            .any(|b| b.action.removes() == Some(committer))
+        {
+            return Ok(None);
+        }
+        Ok(Some((ids, digests)))
+    }
+
+    fn all_candidates_in(&self) -> bool {
+        self.stewards
+            .active()
+            .iter()
+            .all(|s| self.candidates.iter().any(|c| c.committer == *s))
+    }
+
+    /// The inactivity timer fired: freeze and let every steward send a candidate.
+    pub(super) fn enter_freeze(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        if self.state != State::Working || !self.has_approved_work() || self.needs_election() {
+            return Ok(());
+        }
+        self.set_state(State::Freezing, out);
+        self.freeze_until = Some(ctx.now_ms.saturating_add(self.settings.freeze_window_ms));
+        if self.stewards.active().contains(&self.me)
+            && let Err(e) = self.send_candidate(ctx, group, out)
+        {
+            out.events.push(Event::Warning(format!(
+                "could not build a commit candidate: {e}"
+            )));
+        }
+        if self.all_candidates_in() {
+            self.freeze_until = None;
+            return self.select_and_apply(ctx, group, out);
+        }
+        Ok(())
+    }
+
+    /// The commit validation service over the collected candidates.
+    pub(super) fn select_and_apply(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        if self.state != State::Freezing {
+            return Ok(());
+        }
+        self.set_state(State::Selection, out);
+        let epoch_steward = self.stewards.epoch_steward(self.epoch);
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.retain(|c| c.epoch == self.epoch && c.retry_round == self.retry_round);
+        for index in
+            freeze::preference_order(&candidates, epoch_steward, self.stewards.backup(self.epoch))
+        {
+            let candidate = candidates[index].clone();
+            if self.try_apply(ctx, group, candidate, out)? {
+                return self.raise_emergencies(ctx, group, out);
+            }
+        }
+        if group.has_pending_commit() {
+            group.clear_pending_commit(ctx.provider)?;
+        }
+        self.own_commit = None;
+        if !self.has_approved_work() {
+            self.set_state(State::Working, out);
+            return Ok(());
+        }
+        if let Some(es) = epoch_steward
+            && es != self.me
+        {
+            let penalty = self.settings.score_missed_commit_penalty;
+            self.violation(
+                es,
+                -penalty,
+                ScoreEvent::MissedCommit,
+                "epoch steward did not commit approved work",
+                out,
+            );
+        }
+        self.retry_round += 1;
+        self.inactivity_at = None;
+        self.commit_at = None;
+        self.set_state(State::Reelection, out);
+        let eligible = self.eligible_stewards();
+        if eligible.len() <= self.settings.steward_list_min as usize {
+            let list = self.expected_list();
+            self.adopt_stewards(ctx, group, list, out)?;
+        } else {
+            self.election_since = Some(ctx.now_ms);
+        }
+        self.raise_emergencies(ctx, group, out)
+    }
+
+    fn apply_or_penalise(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        candidate: Candidate,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        if !self.try_apply(ctx, group, candidate, out)? {
+            self.raise_emergencies(ctx, group, out)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a candidate if its MLS commit is valid and matches its proposals; otherwise
+    /// penalises its author (a broken commit) and returns false.
+    fn try_apply(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        candidate: Candidate,
+        out: &mut Output,
+    ) -> Result<bool, ProtocolError> {
+        let mine = candidate.committer == self.me
+            && group.has_pending_commit()
+            && self.own_commit.as_ref().is_some_and(|o| {
+                o.epoch == candidate.epoch && o.retry_round == candidate.retry_round
+            });
+        let expected = self.changes(&candidate.ballots, candidate.committer);
+        let before: Vec<MemberId> = self.members.clone();
+        if mine {
+            group.merge_pending_commit(ctx.provider)?;
+        } else {
+            if group.has_pending_commit() {
+                group.clear_pending_commit(ctx.provider)?;
+            }
+            let staged = match group.stage_commit(ctx.provider, &candidate.commit) {
+                Ok(staged) => staged,
+                Err(e) => {
+                    let p = self.settings.score_invalid_candidate_penalty;
+                    self.violation(
+                        candidate.committer,
+                        -p,
+                        ScoreEvent::InvalidCandidate,
+                        &format!("broken commit: {e}"),
+                        out,
+                    );
+                    return Ok(false);
+                }
+            };
+            let mut want_adds: Vec<MemberId> = expected.adds.iter().map(|(m, _)| *m).collect();
+            let mut want_removes = expected.removes.clone();
+            let mut got_adds = staged.added.clone();
+            let mut got_removes = staged.removed.clone();
+            want_adds.sort();
+            want_removes.sort();
+            got_adds.sort();
+            got_removes.sort();
+            if staged.committer != candidate.committer
+                || want_adds != got_adds
+                || want_removes != got_removes
+            {
+                let p = self.settings.score_invalid_candidate_penalty;
+                self.violation(
+                    candidate.committer,
+                    -p,
+                    ScoreEvent::InvalidCandidate,
+                    "commit does not match its proposals",
+                    out,
+                );
+                return Ok(false);
+            }
+            group.merge_staged(ctx.provider, staged)?;
+        }
+        self.after_commit(ctx, group, &candidate, before, mine, out)?;
+        Ok(true)
+    }
+
+    fn after_commit(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        candidate: &Candidate,
+        before: Vec<MemberId>,
+        mine: bool,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        self.epoch = group.epoch();
+        self.members = group.members();
+        self.member_counts
+            .insert(self.epoch, self.members.len() as u32);
+        let added: Vec<MemberId> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !before.contains(m))
+            .collect();
+        let removed: Vec<MemberId> = before
+            .iter()
+            .copied()
+            .filter(|m| !self.members.contains(m))
+            .collect();
+        for id in &candidate.ballots {
+            self.ballots.remove(id);
+        }
+        for b in self.ballots.values_mut() {
+            for m in &removed {
+                b.voters.remove(m);
+            }
+        }
+        for m in &added {
+            self.scores.ensure(*m, self.settings.default_peer_score);
+            self.join_requests.remove(m);
+        }
+        for m in &removed {
+            self.scores.remove(m);
+            self.stewards.remove(m);
+        }
+        let reward = self.settings.score_commit_reward;
+        self.score(candidate.committer, reward, ScoreEvent::CommitChosen, out);
+        self.candidates.clear();
+        self.freeze_until = None;
+        self.inactivity_at = None;
+        self.commit_at = None;
+        self.retry_round = 0;
+        self.recovering = false;
+        out.epoch_advanced = true;
+        out.events.push(Event::MembershipChanged {
+            epoch: self.epoch,
+            added: added.clone(),
+            removed: removed.clone(),
+        });
+        if !removed.is_empty() {
+            out.events
+                .push(Event::StewardsChanged(self.stewards.active()));
+        }
+        let own = self.own_commit.take();
+        if removed.contains(&self.me) || !group.is_active() {
+            let reason = if self.leaving {
+                LeaveReason::SelfLeave
+            } else {
+                LeaveReason::Removed
+            };
+            out.events.push(Event::Left(reason));
+            self.clear_round();
+            self.set_state(State::Left, out);
+            return Ok(());
+        }
+        if mine
+            && let Some(own) = own
+            && let Some(welcome) = own.welcome
+            && !own.joiners.is_empty()
+        {
+            let sync = self.sync_payload();
+            let plaintext = prost::Message::encode_to_vec(&wire::GroupPayload {
+                content: Some(sync),
+            });
+            let sync_ct = group.encrypt(ctx.provider, ctx.identity, &plaintext)?;
+            let packet = wire::WelcomePacket {
+                welcome,
+                sync: sync_ct,
+                joiners: own.joiners.iter().map(|m| m.as_bytes().to_vec()).collect(),
+            };
+            self.emit(
+                out,
+                topics::welcome(&self.id),
+                wire::PacketKind::Welcome,
+                wire::encode(&packet),
+            );
+        }
+        self.set_state(State::Working, out);
+        self.after_epoch_change(ctx, group, out)
+    }
+
+    fn violation(
+        &mut self,
+        member: MemberId,
+        delta: i64,
+        why: ScoreEvent,
+        what: &str,
+        out: &mut Output,
+    ) {
+        out.events.push(Event::Warning(format!(
+            "{what} (member {})",
+            member.short()
+        )));
+        self.score(member, delta, why, out);
+    }
+}

@@ -1,0 +1,564 @@
+//! The conversation state machine: one de-MLS group as seen by one member.
+//!
+//! States: `PendingJoin` (a node waiting for a welcome), `Working`, `Freezing` (collecting
+//! commit candidates), `Selection` (choosing one), `Reelection` (no candidate came: a new
+//! steward list is being elected) and the terminal `Left`. Every transition is reported as an
+//! event. This file holds the state, the entry points and the dispatch of inbound packets;
+//! `governance` handles proposals and votes, `commit` handles candidates, freeze rounds and
+//! applying commits, `view` builds the host-facing summaries.
+
+mod commit;
+mod governance;
+mod membership;
+mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use view::{ConversationView, MemberView, ProposalView};
+
+use super::consensus::{Action, Ballot};
+use super::freeze::Candidate;
+use super::scoring::Scores;
+use super::settings::Settings;
+use super::steward_list::StewardList;
+use super::timers::{self, Timer};
+use super::{ChatRecord, Ctx, Event, LeaveReason, Outbound, Output, ProtocolError, topics};
+use crate::mls::{self, Group, MemberId, MlsError};
+use crate::wire::{self, group_payload::Content};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    PendingJoin,
+    Working,
+    Freezing,
+    Selection,
+    Reelection,
+    Left,
+}
+
+/// A key package seen on the welcome topic, kept until it is proposed or expires.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub key_package: Vec<u8>,
+    pub seen_at_ms: u64,
+}
+
+/// What this member keeps of its own commit candidate until the selection decides.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OwnCommit {
+    pub epoch: u64,
+    pub retry_round: u32,
+    pub welcome: Option<Vec<u8>>,
+    pub joiners: Vec<MemberId>,
+}
+
+/// The persisted state of one conversation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub me: MemberId,
+    pub state: State,
+    pub settings: Settings,
+    pub epoch: u64,
+    pub members: Vec<MemberId>,
+    /// Group size per recent epoch, to check `expected_voters_count` of carried evidence.
+    pub member_counts: BTreeMap<u64, u32>,
+    pub stewards: StewardList,
+    /// Retry round of the current epoch (bumped by a failed freeze round).
+    pub retry_round: u32,
+    pub scores: Scores,
+    pub ballots: BTreeMap<u64, Ballot>,
+    pub join_requests: BTreeMap<MemberId, JoinRequest>,
+    pub pending_join_until: Option<u64>,
+    pub auto_votes: BTreeMap<u64, u64>,
+    pub commit_at: Option<u64>,
+    pub inactivity_at: Option<u64>,
+    pub freeze_until: Option<u64>,
+    pub election_since: Option<u64>,
+    pub candidates: Vec<Candidate>,
+    pub own_commit: Option<OwnCommit>,
+    pub recovering: bool,
+    /// Lower-class proposals created while an emergency was open, sent once it resolves.
+    pub held_back: Vec<Vec<u8>>,
+    /// Votes that arrived before their proposal (bounded).
+    pub orphan_votes: Vec<(MemberId, Vec<u8>)>,
+    pub leaving: bool,
+    pub sent_count: u64,
+}
+
+const MAX_ORPHAN_VOTES: usize = 1024;
+const MAX_JOIN_REQUESTS: usize = 4096;
+const MAX_BALLOTS: usize = 8192;
+const EPOCH_HISTORY: usize = 16;
+
+impl Conversation {
+    fn blank(id: &str, me: MemberId, settings: Settings, state: State) -> Self {
+        Conversation {
+            id: id.to_string(),
+            me,
+            state,
+            settings,
+            epoch: 0,
+            members: Vec::new(),
+            member_counts: BTreeMap::new(),
+            stewards: StewardList::default(),
+            retry_round: 0,
+            scores: Scores::default(),
+            ballots: BTreeMap::new(),
+            join_requests: BTreeMap::new(),
+            pending_join_until: None,
+            auto_votes: BTreeMap::new(),
+            commit_at: None,
+            inactivity_at: None,
+            freeze_until: None,
+            election_since: None,
+            candidates: Vec::new(),
+            own_commit: None,
+            recovering: false,
+            held_back: Vec::new(),
+            orphan_votes: Vec::new(),
+            leaving: false,
+            sent_count: 0,
+        }
+    }
+
+    /// Creates a new group with this member as its only member and steward.
+    pub fn create(
+        ctx: &Ctx,
+        id: &str,
+        settings: Settings,
+    ) -> Result<(Self, Output), ProtocolError> {
+        validate_conversation_id(id)?;
+        settings.validate()?;
+        Group::create(ctx.provider, ctx.identity, id.as_bytes())?;
+        let me = ctx.identity.member_id();
+        let mut conv = Conversation::blank(id, me, settings, State::Working);
+        conv.members = vec![me];
+        conv.member_counts.insert(0, 1);
+        conv.scores.ensure(me, conv.settings.default_peer_score);
+        conv.stewards = StewardList {
+            stewards: vec![me],
+            base_epoch: 0,
+            retry_round: 0,
+        };
+        let mut out = Output::default();
+        out.events.push(Event::StateChanged(State::Working));
+        out.events
+            .push(Event::StewardsChanged(conv.stewards.active()));
+        Ok((conv, out))
+    }
+
+    /// Starts a join: publishes a key package on the welcome topic and waits for a welcome.
+    pub fn request_join(
+        ctx: &Ctx,
+        id: &str,
+        settings: Settings,
+    ) -> Result<(Self, Output), ProtocolError> {
+        validate_conversation_id(id)?;
+        let key_package = mls::new_key_package(ctx.provider, ctx.identity)?;
+        let me = ctx.identity.member_id();
+        let mut conv = Conversation::blank(id, me, settings, State::PendingJoin);
+        conv.pending_join_until = Some(
+            ctx.now_ms
+                .saturating_add(conv.settings.pending_join_timeout_ms),
+        );
+        let body = wire::encode(&wire::JoinRequest {
+            key_package,
+            requested_at_ms: ctx.now_ms,
+        });
+        let mut out = Output::default();
+        conv.emit(
+            &mut out,
+            topics::welcome(id),
+            wire::PacketKind::JoinRequest,
+            body,
+        );
+        out.events.push(Event::StateChanged(State::PendingJoin));
+        Ok((conv, out))
+    }
+
+    pub fn is_member_state(&self) -> bool {
+        !matches!(self.state, State::PendingJoin | State::Left)
+    }
+
+    /// Topics this conversation needs delivered.
+    pub fn topics(&self) -> Vec<String> {
+        match self.state {
+            State::Left => Vec::new(),
+            _ => vec![topics::app(&self.id), topics::welcome(&self.id)],
+        }
+    }
+
+    fn set_state(&mut self, state: State, out: &mut Output) {
+        if self.state != state {
+            self.state = state;
+            out.events.push(Event::StateChanged(state));
+        }
+    }
+
+    fn emit(&self, out: &mut Output, topic: String, kind: wire::PacketKind, body: Vec<u8>) {
+        let env = wire::Envelope::new(&self.id, self.me.as_bytes(), kind, body);
+        let packet_id = hex::encode(&env.packet_id);
+        out.outbound.push(Outbound {
+            topic,
+            payload: wire::encode(&env),
+            packet_id,
+        });
+    }
+
+    fn load_group(&self, ctx: &Ctx) -> Result<Group, ProtocolError> {
+        Group::load(ctx.provider, self.id.as_bytes())?
+            .ok_or_else(|| ProtocolError::Internal("MLS group state is missing".into()))
+    }
+
+    /// Encrypts a payload for the group and queues it on the app topic.
+    fn broadcast(
+        &self,
+        ctx: &Ctx,
+        group: &mut Group,
+        content: Content,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let plaintext = wire::GroupPayload {
+            content: Some(content),
+        }
+        .encode_to_vec();
+        let ciphertext = group.encrypt(ctx.provider, ctx.identity, &plaintext)?;
+        self.emit(
+            out,
+            topics::app(&self.id),
+            wire::PacketKind::Group,
+            ciphertext,
+        );
+        Ok(())
+    }
+
+    fn voters(&self) -> BTreeSet<MemberId> {
+        self.members.iter().copied().collect()
+    }
+
+    /// Handles one inbound envelope.
+    pub fn handle_packet(
+        &mut self,
+        ctx: &Ctx,
+        env: &wire::Envelope,
+    ) -> Result<Output, ProtocolError> {
+        if env.conversation_id != self.id {
+            return Err(ProtocolError::WrongConversation);
+        }
+        let mut out = Output::default();
+        match wire::PacketKind::try_from(env.kind).unwrap_or(wire::PacketKind::Unspecified) {
+            wire::PacketKind::JoinRequest => {
+                let req = wire::decode_join_request(&env.body)?;
+                if self.is_member_state() {
+                    self.on_join_request(ctx, req, &mut out)?;
+                }
+            }
+            wire::PacketKind::Welcome => {
+                let packet = wire::decode_welcome_packet(&env.body)?;
+                if self.state == State::PendingJoin {
+                    self.on_welcome(ctx, packet, &mut out)?;
+                }
+            }
+            wire::PacketKind::Group => self.on_group_packet(ctx, env, &mut out)?,
+            wire::PacketKind::Unspecified => {
+                return Err(ProtocolError::InvalidInput("unknown packet kind".into()));
+            }
+        }
+        self.fire_due(ctx, &mut out)?;
+        Ok(out)
+    }
+
+    fn on_group_packet(
+        &mut self,
+        ctx: &Ctx,
+        env: &wire::Envelope,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let message_epoch = Group::message_epoch(&env.body)?;
+        if self.state == State::PendingJoin {
+            // Traffic of the group we are about to join: keep it for after the welcome.
+            out.buffer_for_epoch = Some(message_epoch);
+            return Ok(());
+        }
+        if self.state == State::Left {
+            return Err(ProtocolError::WrongState {
+                state: self.state,
+                reason: "left the conversation".into(),
+            });
+        }
+        if message_epoch > self.epoch {
+            out.buffer_for_epoch = Some(message_epoch);
+            return Ok(());
+        }
+        let mut group = self.load_group(ctx)?;
+        let decrypted = match group.decrypt(ctx.provider, &env.body) {
+            Ok(d) => d,
+            Err(MlsError::WrongEpoch { .. }) => return Err(ProtocolError::Stale),
+            Err(e) => return Err(e.into()),
+        };
+        if env.sender.as_slice() != decrypted.sender.as_bytes() {
+            return Err(ProtocolError::SenderMismatch);
+        }
+        let sender = decrypted.sender;
+        if !self.members.contains(&sender) {
+            return Err(ProtocolError::NotMember);
+        }
+        let payload = wire::decode_group_payload(&decrypted.plaintext)?;
+        let content = payload
+            .content
+            .ok_or_else(|| ProtocolError::InvalidInput("empty payload".into()))?;
+        match content {
+            Content::Chat(chat) => {
+                let message_id = hex::encode(&chat.message_id);
+                let record = ChatRecord {
+                    message_id,
+                    sender,
+                    body: chat.body,
+                    sent_at_ms: chat.sent_at_ms,
+                    own: false,
+                };
+                out.messages.push(record.clone());
+                out.events.push(Event::MessageReceived(record));
+            }
+            Content::Proposal(p) => self.on_proposal(ctx, &mut group, sender, p, out)?,
+            Content::Vote(v) => self.on_vote(ctx, &mut group, Some(sender), v, out)?,
+            Content::Votes(bundle) => {
+                for v in bundle.votes {
+                    // Relayed votes count through their signatures; bad ones are skipped.
+                    let _ = self.on_vote(ctx, &mut group, None, v, out);
+                }
+            }
+            Content::Candidate(c) => self.on_candidate(ctx, &mut group, sender, c, out)?,
+            Content::Sync(_) => {
+                // Syncs are for joiners; members already hold this view.
+            }
+        }
+        Ok(())
+    }
+
+    /// A local command: send a chat message.
+    pub fn send_message(
+        &mut self,
+        ctx: &Ctx,
+        body: &[u8],
+    ) -> Result<(String, Output), ProtocolError> {
+        self.require_member("send a message")?;
+        if body.len() > wire::limits::MAX_CHAT_BODY_BYTES {
+            return Err(ProtocolError::InvalidInput(format!(
+                "message body is {} bytes; at most {} are allowed",
+                body.len(),
+                wire::limits::MAX_CHAT_BODY_BYTES
+            )));
+        }
+        let mut group = self.load_group(ctx)?;
+        self.sent_count += 1;
+        let mut h = Sha256::new();
+        h.update(self.me.as_bytes());
+        h.update(self.id.as_bytes());
+        h.update(self.sent_count.to_be_bytes());
+        h.update(ctx.now_ms.to_be_bytes());
+        let message_id = h.finalize()[..16].to_vec();
+        let chat = wire::Chat {
+            message_id: message_id.clone(),
+            body: body.to_vec(),
+            sent_at_ms: ctx.now_ms,
+        };
+        let mut out = Output::default();
+        self.broadcast(ctx, &mut group, Content::Chat(chat), &mut out)?;
+        let id = hex::encode(&message_id);
+        out.messages.push(ChatRecord {
+            message_id: id.clone(),
+            sender: self.me,
+            body: body.to_vec(),
+            sent_at_ms: ctx.now_ms,
+            own: true,
+        });
+        Ok((id, out))
+    }
+
+    fn require_member(&self, what: &str) -> Result<(), ProtocolError> {
+        if self.is_member_state() {
+            Ok(())
+        } else {
+            Err(ProtocolError::WrongState {
+                state: self.state,
+                reason: format!("cannot {what} before joining or after leaving"),
+            })
+        }
+    }
+
+    /// The earliest deadline this conversation has.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    fn next_timer(&self) -> Option<(u64, Timer)> {
+        if self.state == State::Left {
+            return None;
+        }
+        let mut d: Vec<(u64, Timer)> = Vec::new();
+        if let Some(at) = self.pending_join_until {
+            d.push((at, Timer::PendingJoin));
+        }
+        if self.is_member_state() {
+            for b in self.ballots.values().filter(|b| b.decision.is_none()) {
+                d.push((b.expires_at_ms, Timer::Ballot(b.id)));
+            }
+            d.extend(
+                self.auto_votes
+                    .iter()
+                    .map(|(id, at)| (*at, Timer::AutoVote(*id))),
+            );
+            d.extend(self.commit_at.map(|at| (at, Timer::StewardCommit)));
+            d.extend(self.freeze_until.map(|at| (at, Timer::Freeze)));
+            d.extend(self.inactivity_at.map(|at| (at, Timer::Inactivity)));
+            if let Some(at) = self.election_deadline() {
+                d.push((at, Timer::Election));
+            }
+        }
+        timers::earliest(d)
+    }
+
+    /// Fires every deadline due at `ctx.now_ms`, earliest first.
+    pub fn poll(&mut self, ctx: &Ctx) -> Result<Output, ProtocolError> {
+        let mut out = Output::default();
+        self.fire_due(ctx, &mut out)?;
+        Ok(out)
+    }
+
+    fn fire_due(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
+        // Each firing clears or moves its deadline; the bound only guards against a bug
+        // turning into an endless loop inside the host's process.
+        for _ in 0..10_000 {
+            let Some((at, timer)) = self.next_timer() else {
+                return Ok(());
+            };
+            if at > ctx.now_ms {
+                return Ok(());
+            }
+            self.fire(ctx, timer, out)?;
+        }
+        Err(ProtocolError::Internal("deadlines did not settle".into()))
+    }
+
+    fn fire(&mut self, ctx: &Ctx, timer: Timer, out: &mut Output) -> Result<(), ProtocolError> {
+        match timer {
+            Timer::PendingJoin => {
+                self.pending_join_until = None;
+                if self.state == State::PendingJoin {
+                    out.events.push(Event::JoinExpired);
+                    self.set_state(State::Left, out);
+                }
+                Ok(())
+            }
+            Timer::Ballot(id) => {
+                let mut group = self.load_group(ctx)?;
+                self.resolve_if_decided(ctx, &mut group, id, out)
+            }
+            Timer::AutoVote(id) => {
+                self.auto_votes.remove(&id);
+                let mut group = self.load_group(ctx)?;
+                self.auto_vote(ctx, &mut group, id, out)
+            }
+            Timer::StewardCommit => {
+                self.commit_at = None;
+                let mut group = self.load_group(ctx)?;
+                self.steward_commit(ctx, &mut group, out)
+            }
+            Timer::Inactivity => {
+                self.inactivity_at = None;
+                let mut group = self.load_group(ctx)?;
+                self.enter_freeze(ctx, &mut group, out)
+            }
+            Timer::Freeze => {
+                self.freeze_until = None;
+                let mut group = self.load_group(ctx)?;
+                self.select_and_apply(ctx, &mut group, out)
+            }
+            Timer::Election => {
+                let mut group = self.load_group(ctx)?;
+                self.election_timer(ctx, &mut group, out)
+            }
+        }
+    }
+
+    /// The member's own leave request.
+    pub fn leave(&mut self, ctx: &Ctx) -> Result<Output, ProtocolError> {
+        let mut out = Output::default();
+        match self.state {
+            State::Left => {
+                return Err(ProtocolError::WrongState {
+                    state: self.state,
+                    reason: "already left".into(),
+                });
+            }
+            State::PendingJoin => {
+                self.pending_join_until = None;
+                out.events.push(Event::Left(LeaveReason::SelfLeave));
+                self.set_state(State::Left, &mut out);
+                return Ok(out);
+            }
+            _ => {}
+        }
+        if self.members.len() <= 1 {
+            out.events.push(Event::Left(LeaveReason::SelfLeave));
+            self.clear_round();
+            self.set_state(State::Left, &mut out);
+            return Ok(out);
+        }
+        if self.leaving {
+            return Ok(out);
+        }
+        self.leaving = true;
+        let mut group = self.load_group(ctx)?;
+        self.propose(ctx, &mut group, Action::Leave { member: self.me }, &mut out)?;
+        self.fire_due(ctx, &mut out)?;
+        Ok(out)
+    }
+
+    fn clear_round(&mut self) {
+        self.auto_votes.clear();
+        self.commit_at = None;
+        self.inactivity_at = None;
+        self.freeze_until = None;
+        self.election_since = None;
+        self.candidates.clear();
+        self.own_commit = None;
+    }
+
+    fn bound_collections(&mut self) {
+        if self.orphan_votes.len() > MAX_ORPHAN_VOTES {
+            let excess = self.orphan_votes.len() - MAX_ORPHAN_VOTES;
+            self.orphan_votes.drain(..excess);
+        }
+        while self.join_requests.len() > MAX_JOIN_REQUESTS {
+            let oldest = self
+                .join_requests
+                .iter()
+                .min_by_key(|(_, r)| r.seen_at_ms)
+                .map(|(m, _)| *m);
+            match oldest {
+                Some(m) => self.join_requests.remove(&m),
+                None => break,
+            };
+        }
+        while self.member_counts.len() > EPOCH_HISTORY {
+            self.member_counts.pop_first();
+        }
+    }
+}
+
+pub(crate) fn validate_conversation_id(id: &str) -> Result<(), ProtocolError> {
+    if id.is_empty() || id.len() > wire::limits::MAX_CONVERSATION_ID_BYTES {
+        return Err(ProtocolError::InvalidInput(format!(
+            "conversation id must be 1 to {} bytes",
+            wire::limits::MAX_CONVERSATION_ID_BYTES
+        )));
+    }
+    Ok(())
+}

