@@ -344,3 +344,35 @@ impl Net {
             .collect()
     }
 }
+
+impl Net {
+    /// Encrypts an arbitrary payload as member `i` (for byzantine and bad-input scenarios).
+    pub fn craft(&mut self, i: usize, content: wire::group_payload::Content) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.step(i, |_, ctx| {
+            let mut group = Group::load(ctx.provider, CONV.as_bytes())?.expect("group");
+            let plaintext = prost::Message::encode_to_vec(&wire::GroupPayload {
+                content: Some(content),
+            });
+            let ct = group.encrypt(ctx.provider, ctx.identity, &plaintext)?;
+            let env = wire::Envelope::new(
+                CONV,
+                ctx.identity.member_id().as_bytes(),
+                wire::PacketKind::Group,
+                ct,
+            );
+            bytes = wire::encode(&env);
+            Ok(Output::default())
+        })
+        .unwrap();
+        bytes
+    }
+
+    /// The serialized engine state of node `i`, to prove a rejected input changed nothing.
+    pub fn snapshot(&self, i: usize) -> (String, usize) {
+        (
+            serde_json::to_string(self.nodes[i].conv()).unwrap(),
+            self.nodes[i].kv.len(),
+        )
+    }
+}

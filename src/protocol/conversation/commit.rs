@@ -28,6 +28,9 @@ use crate::protocol::scoring::ScoreEvent;
 use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError, topics};
 use crate::wire::{self, group_payload::Content};
 
+/// A candidate's ballots with their digests, in commit order.
+type Sequence = (Vec<u64>, Vec<[u8; 32]>);
+
 /// The membership changes a sequence of ballots asks for, as every member computes them.
 struct Changes {
     adds: Vec<(MemberId, Vec<u8>)>,
@@ -251,7 +254,7 @@ impl Conversation {
         group: &mut Group,
         c: &wire::CommitCandidate,
         out: &mut Output,
-    ) -> Result<Option<(Vec<u64>, Vec<[u8; 32]>)>, ProtocolError> {
+    ) -> Result<Option<Sequence>, ProtocolError> {
         if c.proposals.is_empty() || c.proposals.len() > self.settings.max_commit_proposals as usize
         {
             return Ok(None);
@@ -360,11 +363,29 @@ impl Conversation {
         let epoch_steward = self.stewards.epoch_steward(self.epoch);
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.retain(|c| c.epoch == self.epoch && c.retry_round == self.retry_round);
+        let epoch_steward_answered = candidates
+            .iter()
+            .any(|c| Some(c.committer) == epoch_steward);
         for index in
             freeze::preference_order(&candidates, epoch_steward, self.stewards.backup(self.epoch))
         {
             let candidate = candidates[index].clone();
             if self.try_apply(ctx, group, candidate, out)? {
+                // A freeze round was needed and the epoch steward sent nothing: inactivity.
+                if let Some(es) = epoch_steward
+                    && !epoch_steward_answered
+                    && es != self.me
+                    && self.members.contains(&es)
+                {
+                    let penalty = self.settings.score_missed_commit_penalty;
+                    self.violation(
+                        es,
+                        -penalty,
+                        ScoreEvent::MissedCommit,
+                        "epoch steward sent no candidate",
+                        out,
+                    );
+                }
                 return self.raise_emergencies(ctx, group, out);
             }
         }

@@ -1,0 +1,298 @@
+//! `Database`: opening the SQLite file (pragmas, migrations) and starting the
+//! transactions that every protocol step runs in.
+//!
+//! The environment shapes every choice here: the host app can be killed at
+//! any instant, the app and its notification extension may open the same file
+//! at the same time, and an iOS notification extension has about 24 MiB of
+//! memory in total.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::error::StoreError;
+use super::schema;
+use super::step::Step;
+
+/// Capacity of the per-connection prepared statement cache. Every statement
+/// the store runs repeatedly goes through `prepare_cached`; there are fewer
+/// distinct statements than this, so none is ever re-parsed.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
+/// Options for [`Database::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How long a step waits for another connection's write lock before it
+    /// fails with [`StoreError::Busy`].
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        // Long enough to wait out another process's step, short enough to fit
+        // in a notification extension's ~30 s budget.
+        StoreOptions {
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// One connection to the witan database. A client owns one; a second process
+/// (the notification extension) opens its own on the same file.
+pub struct Database {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.conn.path())
+            .finish()
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path` and migrates its
+    /// schema to the current version. `":memory:"` opens a private in-memory
+    /// database (tests, simulators).
+    pub fn open(path: &str, opts: &StoreOptions) -> Result<Database, StoreError> {
+        let mut conn = Connection::open(path)?;
+        let in_memory = path == ":memory:" || path.is_empty();
+
+        // Set first, so that every later statement (including the pragmas and
+        // the migration below) waits for another process's lock instead of
+        // failing at once: the app and its notification extension may open
+        // and write the same file concurrently.
+        conn.busy_timeout(Duration::from_millis(opts.busy_timeout_ms))?;
+
+        if !in_memory {
+            // WAL: a commit appends to the log, so a kill at any instant
+            // leaves either the old or the new state, never a torn one;
+            // readers in one process do not block the writer in the other.
+            // (An in-memory database has no file to log to.)
+            let mode: String =
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!(mode = %mode, "SQLite refused WAL journal mode");
+            }
+            // Bound the WAL file left on disk after a checkpoint (phones have
+            // small storage quotas for extensions and app groups).
+            conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
+        }
+
+        // FULL rather than NORMAL: with WAL, NORMAL already survives an app
+        // kill, but a power loss or OS crash may roll back the last commits.
+        // Packets leave the device only after their step commits, and MLS
+        // secrets (ratchet generations, epoch secrets) are consumed by that
+        // step; rolling it back could make witan reuse a key/nonce or fork
+        // from what peers already saw. One fsync per step is cheap at chat
+        // rates.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+
+        // SQLite leaves foreign key enforcement off per connection; turn it
+        // on so that every REFERENCES clause a migration declares is enforced
+        // on every connection (it cannot be changed inside a transaction).
+        conn.pragma_update(None, "foreign_keys", true)?;
+
+        // Page cache per connection, in KiB when negative: 1 MiB keeps the
+        // notification extension well inside its ~24 MiB budget (the working
+        // set of one wake-up is a handful of rows).
+        conn.pragma_update(None, "cache_size", -1024)?;
+
+        // Overwrite deleted content with zeros: OpenMLS deletes consumed
+        // secrets for forward secrecy, and they must not linger in free pages.
+        conn.pragma_update(None, "secure_delete", true)?;
+
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        schema::migrate(&mut conn)?;
+        Ok(Database { conn })
+    }
+
+    /// Starts a read-write step: `BEGIN IMMEDIATE` takes the write lock now
+    /// (waiting up to the busy timeout), so the step can never fail later
+    /// with a lock upgrade conflict. Dropping the step rolls it back.
+    pub fn step(&mut self) -> Result<Step<'_>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Step::new(tx))
+    }
+
+    /// Starts a read step (`BEGIN DEFERRED`): a consistent snapshot that does
+    /// not block the writer. Use it only to read.
+    pub fn read(&mut self) -> Result<Step<'_>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        Ok(Step::new(tx))
+    }
+
+    /// `PRAGMA data_version`: changes whenever another connection (in this or
+    /// another process) commits to the file; an in-memory cache is still
+    /// valid while it is unchanged. This connection's own commits do not
+    /// change it.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        let mut stmt = self.conn.prepare_cached("PRAGMA data_version")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use super::super::test_support::{db_path, file_db, memory_db};
+    use super::*;
+
+    #[test]
+    fn open_twice_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut db = file_db(&dir);
+            let step = db.step().unwrap();
+            step.meta_set("k", b"v").unwrap();
+            step.commit().unwrap();
+        }
+        let mut db = file_db(&dir);
+        let _second = file_db(&dir);
+        let step = db.read().unwrap();
+        assert_eq!(step.meta_get("k").unwrap(), Some(b"v".to_vec()));
+        let version: i64 = step
+            .tx
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::latest_version());
+    }
+
+    #[test]
+    fn concurrent_first_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut db = Database::open(&path, &StoreOptions::default()).unwrap();
+                    let step = db.step().unwrap();
+                    step.outbox_push(&format!("{:?}", std::thread::current().id()), "t", b"", 0)
+                        .unwrap();
+                    step.commit().unwrap();
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap();
+        }
+        let mut db = file_db(&dir);
+        assert_eq!(db.read().unwrap().outbox_len().unwrap(), 4);
+    }
+
+    #[test]
+    fn pragmas_are_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = file_db(&dir);
+        let get = |name: &str| -> String {
+            db.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .unwrap()
+        };
+        assert!(get("journal_mode").contains("wal"));
+        assert!(get("foreign_keys").contains("Integer(1)"));
+        assert!(get("synchronous").contains("Integer(2)")); // FULL
+        assert!(get("cache_size").contains("Integer(-1024)"));
+        assert!(get("secure_delete").contains("Integer(1)"));
+        assert!(get("busy_timeout").contains("Integer(5000)"));
+        // In-memory databases open too (no WAL).
+        let _ = memory_db();
+    }
+
+    #[test]
+    fn garbage_file_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = Database::open(&path, &StoreOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    #[test]
+    fn second_connection_times_out_while_first_holds_a_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = file_db(&dir);
+        let short = StoreOptions {
+            busy_timeout_ms: 100,
+        };
+        let mut b = Database::open(&db_path(&dir), &short).unwrap();
+        let step = a.step().unwrap();
+        step.meta_set("k", b"a").unwrap();
+        let started = Instant::now();
+        let err = b.step().unwrap_err();
+        assert!(matches!(err, StoreError::Busy), "{err:?}");
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        // Readers are not blocked by the writer and see only committed data.
+        {
+            let read = b.read().unwrap();
+            assert_eq!(read.meta_get("k").unwrap(), None);
+        }
+        step.commit().unwrap();
+        let read = b.read().unwrap();
+        assert_eq!(read.meta_get("k").unwrap(), Some(b"a".to_vec()));
+    }
+
+    #[test]
+    fn steps_on_two_connections_serialise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        let mut a = file_db(&dir);
+        let (locked_tx, locked_rx) = mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let step = a.step().unwrap();
+            step.meta_set("order", b"a").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            step.commit().unwrap();
+        });
+        locked_rx.recv().unwrap();
+        let mut b = Database::open(
+            &path,
+            &StoreOptions {
+                busy_timeout_ms: 10_000,
+            },
+        )
+        .unwrap();
+        let started = Instant::now();
+        let step = b.step().unwrap(); // waits for `a` to commit
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(step.meta_get("order").unwrap(), Some(b"a".to_vec()));
+        step.meta_set("order", b"b").unwrap();
+        step.commit().unwrap();
+        holder.join().unwrap();
+        let read = b.read().unwrap();
+        assert_eq!(read.meta_get("order").unwrap(), Some(b"b".to_vec()));
+    }
+
+    #[test]
+    fn data_version_changes_after_another_connection_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = file_db(&dir);
+        let mut b = file_db(&dir);
+        let before = b.data_version().unwrap();
+
+        // Own commits and rolled-back steps elsewhere do not change it.
+        let step = b.step().unwrap();
+        step.meta_set("own", b"1").unwrap();
+        step.commit().unwrap();
+        assert_eq!(b.data_version().unwrap(), before);
+        drop(a.step().unwrap());
+        assert_eq!(b.data_version().unwrap(), before);
+
+        let step = a.step().unwrap();
+        step.meta_set("other", b"1").unwrap();
+        step.commit().unwrap();
+        assert_ne!(b.data_version().unwrap(), before);
+    }
+}

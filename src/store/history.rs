@@ -1,0 +1,202 @@
+//! The `messages` table: each conversation's chat history with sequence
+//! numbers 1, 2, 3, ... per conversation, assigned inside the step that
+//! stores the message, and de-duplicated by message id.
+
+use rusqlite::OptionalExtension;
+
+use super::error::{StoreError, from_u64, to_bool, to_u64};
+use super::step::Step;
+
+/// A chat message to append to the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewMessage<'a> {
+    pub conversation_id: &'a str,
+    pub message_id: &'a str,
+    pub sender: &'a str,
+    pub body: &'a [u8],
+    pub sent_at_ms: u64,
+    /// Sent by this client.
+    pub own: bool,
+}
+
+/// A stored chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub conversation_id: String,
+    /// Position in the conversation's history, starting at 1.
+    pub seq: u64,
+    pub message_id: String,
+    pub sender: String,
+    pub body: Vec<u8>,
+    pub sent_at_ms: u64,
+    pub own: bool,
+}
+
+impl Step<'_> {
+    /// Appends a message and returns its sequence number, or `None` when a
+    /// message with the same id is already stored in that conversation.
+    ///
+    /// The step holds the write lock, so `MAX(seq) + 1` (read from the
+    /// primary key index) cannot race with another writer.
+    pub fn append_message(&self, m: &NewMessage<'_>) -> Result<Option<u64>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO messages
+                 (conversation_id, seq, message_id, sender, body, sent_at_ms, own)
+             SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6
+                 FROM messages WHERE conversation_id = ?1
+             ON CONFLICT (conversation_id, message_id) DO NOTHING
+             RETURNING seq",
+        )?;
+        let seq: Option<i64> = stmt
+            .query_row(
+                rusqlite::params![
+                    m.conversation_id,
+                    m.message_id,
+                    m.sender,
+                    m.body,
+                    from_u64(m.sent_at_ms),
+                    m.own,
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        seq.map(|s| to_u64(s, "messages.seq")).transpose()
+    }
+
+    /// Up to `limit` messages of `conv` with `seq > after_seq` (all when
+    /// `None`), oldest first.
+    pub fn messages(
+        &self,
+        conv: &str,
+        after_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT conversation_id, seq, message_id, sender, body, sent_at_ms, own
+             FROM messages WHERE conversation_id = ?1 AND seq > ?2
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let after = after_seq.map_or(0, from_u64);
+        let mut rows = stmt.query(rusqlite::params![conv, after, i64::from(limit)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(MessageRow {
+                conversation_id: row.get(0)?,
+                seq: to_u64(row.get(1)?, "messages.seq")?,
+                message_id: row.get(2)?,
+                sender: row.get(3)?,
+                body: row.get(4)?,
+                sent_at_ms: to_u64(row.get(5)?, "messages.sent_at_ms")?,
+                own: to_bool(row.get(6)?, "messages.own")?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{memory_db, query_plan};
+    use super::NewMessage;
+    use crate::store::StoreError;
+
+    fn msg<'a>(conv: &'a str, id: &'a str, body: &'a [u8]) -> NewMessage<'a> {
+        NewMessage {
+            conversation_id: conv,
+            message_id: id,
+            sender: "alice",
+            body,
+            sent_at_ms: 42,
+            own: id.starts_with("own"),
+        }
+    }
+
+    #[test]
+    fn seq_is_per_conversation_and_duplicates_are_ignored() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        assert_eq!(step.append_message(&msg("a", "m1", b"1")).unwrap(), Some(1));
+        assert_eq!(
+            step.append_message(&msg("a", "own2", b"2")).unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            step.append_message(&msg("b", "m1", b"b1")).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            step.append_message(&msg("a", "m1", b"again")).unwrap(),
+            None
+        );
+        assert_eq!(step.append_message(&msg("a", "m3", b"3")).unwrap(), Some(3));
+        assert_eq!(
+            step.append_message(&msg("b", "m2", b"b2")).unwrap(),
+            Some(2)
+        );
+
+        let a = step.messages("a", None, 100).unwrap();
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0].body, b"1"); // the duplicate did not overwrite it
+        assert_eq!(a[0].sender, "alice");
+        assert_eq!(a[0].sent_at_ms, 42);
+        assert!(!a[0].own);
+        assert!(a[1].own);
+        assert_eq!(a[1].conversation_id, "a");
+        assert_eq!(a[1].message_id, "own2");
+        assert_eq!(a.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn paging_with_after_seq_and_limit() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        for i in 0..5 {
+            let id = format!("m{i}");
+            step.append_message(&msg("c", &id, b"x")).unwrap();
+        }
+        let seqs = |after, limit| {
+            step.messages("c", after, limit)
+                .unwrap()
+                .iter()
+                .map(|m| m.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(None, 2), vec![1, 2]);
+        assert_eq!(seqs(Some(2), 2), vec![3, 4]);
+        assert_eq!(seqs(Some(4), 2), vec![5]);
+        assert_eq!(seqs(Some(5), 2), Vec::<u64>::new());
+        assert_eq!(seqs(None, 0), Vec::<u64>::new());
+        assert_eq!(seqs(Some(u64::MAX), 10), Vec::<u64>::new());
+        assert!(step.messages("other", None, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn history_queries_use_the_primary_key() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        let plan = query_plan(
+            &step,
+            "SELECT MAX(seq) FROM messages WHERE conversation_id = 'c'",
+        );
+        assert!(
+            plan.contains("USING COVERING INDEX sqlite_autoindex_messages_1"),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn corrupt_sent_at_is_reported() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        step.tx
+            .execute(
+                "INSERT INTO messages VALUES ('c', 1, 'm', 's', x'', -1, 0)",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(
+            step.messages("c", None, 10),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}

@@ -1,0 +1,184 @@
+//! The database schema and its forward migrations.
+//!
+//! The schema version lives in the one-row table `schema_version`. On open,
+//! [`migrate`] applies every migration newer than the stored version, in
+//! order, inside one `BEGIN IMMEDIATE` transaction, and records the new
+//! version in that same transaction: a kill mid-migration leaves the old
+//! schema intact, and two processes opening the file at once serialise on the
+//! write lock (the second one finds the work done). Migrations are append-only:
+//! never edit a released entry of [`MIGRATIONS`], add a new one.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::error::StoreError;
+
+/// Forward migrations; entry `i` moves the schema from version `i` to `i + 1`.
+///
+/// Tables are `STRICT` so that a value of the wrong type can never be stored.
+/// Small key-value tables are `WITHOUT ROWID`; tables whose rows can be large
+/// (OpenMLS group state, message bodies, packets) keep a rowid, as SQLite
+/// recommends.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // Version 1: the initial schema.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value BLOB NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE identity (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        secret BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE mls_kv (
+        key   BLOB PRIMARY KEY NOT NULL,
+        value BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE conversations (
+        id               TEXT PRIMARY KEY NOT NULL,
+        state            BLOB NOT NULL,
+        next_deadline_ms INTEGER
+    ) STRICT;
+    -- Serves next_deadline() (first entry) and due_conversations() (a prefix).
+    CREATE INDEX conversations_by_deadline
+        ON conversations (next_deadline_ms) WHERE next_deadline_ms IS NOT NULL;
+
+    CREATE TABLE seen_packets (
+        hash    BLOB PRIMARY KEY NOT NULL,
+        seen_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    -- Serves prune_seen().
+    CREATE INDEX seen_packets_by_time ON seen_packets (seen_ms);
+
+    CREATE TABLE pending_inbound (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT NOT NULL,
+        epoch           INTEGER NOT NULL,
+        payload         BLOB NOT NULL,
+        received_ms     INTEGER NOT NULL
+    ) STRICT;
+    -- Serves the per-conversation count and take_buffered() in (epoch, arrival) order.
+    CREATE INDEX pending_inbound_by_conversation
+        ON pending_inbound (conversation_id, epoch, id);
+
+    -- AUTOINCREMENT: a seq is never reused, so seq order is insertion order (FIFO).
+    CREATE TABLE outbox (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        packet_id       TEXT NOT NULL UNIQUE,
+        topic           TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL
+    ) STRICT;
+    -- Serves outbox_next_attempt() and the due filter of outbox_due().
+    CREATE INDEX outbox_by_next_attempt ON outbox (next_attempt_ms, seq);
+
+    CREATE TABLE messages (
+        conversation_id TEXT NOT NULL,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        message_id      TEXT NOT NULL,
+        sender          TEXT NOT NULL,
+        body            BLOB NOT NULL,
+        sent_at_ms      INTEGER NOT NULL,
+        own             INTEGER NOT NULL CHECK (own IN (0, 1)),
+        PRIMARY KEY (conversation_id, seq),
+        UNIQUE (conversation_id, message_id)
+    ) STRICT;
+    "#,
+];
+
+/// The schema version this build writes and understands.
+pub(crate) fn latest_version() -> i64 {
+    // MIGRATIONS is a short constant list; its length always fits.
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    ) STRICT";
+
+/// Reads the stored schema version; 0 for a fresh database.
+fn stored_version(conn: &Connection) -> Result<i64, StoreError> {
+    let has_table: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(0);
+    }
+    let version: Option<i64> = conn
+        .query_row("SELECT version FROM schema_version WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Brings the schema to [`latest_version`]; a no-op when it is already there.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // Fast path without the write lock: opening an up-to-date database must
+    // not wait for another process that is in the middle of a long step.
+    if stored_version(conn)? == latest_version() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(CREATE_VERSION_TABLE)?;
+    // Re-read under the write lock: another connection may have migrated
+    // between the check above and BEGIN IMMEDIATE.
+    let current = stored_version(&tx)?;
+    let latest = latest_version();
+    if current > latest {
+        return Err(StoreError::Migration(format!(
+            "database schema version {current} is newer than this build supports ({latest})"
+        )));
+    }
+    let applied = usize::try_from(current)
+        .map_err(|_| StoreError::Corrupt(format!("negative schema version {current}")))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(sql).map_err(|e| {
+            StoreError::Migration(format!("migration to version {}: {e}", index + 1))
+        })?;
+    }
+    tx.execute(
+        "INSERT INTO schema_version (id, version) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        [latest],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_is_idempotent_on_one_connection() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(stored_version(&conn).unwrap(), latest_version());
+        migrate(&mut conn).unwrap();
+        assert_eq!(stored_version(&conn).unwrap(), latest_version());
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'messages'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute("UPDATE schema_version SET version = version + 1", [])
+            .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(StoreError::Migration(_))));
+    }
+}

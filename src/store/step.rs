@@ -1,0 +1,176 @@
+//! `Step`: one database transaction, the unit of durability. It also owns the
+//! small singleton data (identity secret, meta values) and the OpenMLS
+//! key-value rows, and implements [`crate::mls::KvSource`] over them.
+//!
+//! The other tables' accessors live next to their tables (`conversations.rs`,
+//! `inbound.rs`, `outbox.rs`, `history.rs`) as further `impl Step` blocks.
+
+use rusqlite::{OptionalExtension, Transaction};
+
+use super::error::StoreError;
+
+/// One transaction. [`Step::commit`] makes every write durable at once;
+/// dropping the step without committing rolls all of them back.
+pub struct Step<'c> {
+    pub(super) tx: Transaction<'c>,
+}
+
+impl std::fmt::Debug for Step<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step").finish_non_exhaustive()
+    }
+}
+
+impl<'c> Step<'c> {
+    pub(super) fn new(tx: Transaction<'c>) -> Self {
+        Step { tx }
+    }
+
+    /// Commits the transaction (durably: `synchronous = FULL`).
+    pub fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit()?)
+    }
+
+    /// The stored identity secret, if one was ever saved.
+    pub fn identity_secret(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT secret FROM identity WHERE id = 1")?;
+        Ok(stmt.query_row([], |r| r.get(0)).optional()?)
+    }
+
+    /// Saves (or replaces) the identity secret.
+    pub fn set_identity_secret(&self, secret: &[u8]) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO identity (id, secret) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET secret = excluded.secret",
+        )?;
+        stmt.execute([secret])?;
+        Ok(())
+    }
+
+    /// A small named value (client bookkeeping), if set.
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
+        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    /// Sets (or replaces) a small named value.
+    pub fn meta_set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?;
+        stmt.execute(rusqlite::params![key, value])?;
+        Ok(())
+    }
+
+    /// Reads one OpenMLS storage row.
+    pub(super) fn mls_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT value FROM mls_kv WHERE key = ?1")?;
+        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    /// Persists the writes collected by `mls::MlsStorage::take_changes`:
+    /// `Some(value)` upserts the key, `None` deletes it. Applied in order, so
+    /// a later change to the same key wins.
+    pub fn apply_mls_changes(
+        &self,
+        changes: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), StoreError> {
+        let mut upsert = self.tx.prepare_cached(
+            "INSERT INTO mls_kv (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?;
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM mls_kv WHERE key = ?1")?;
+        for (key, value) in changes {
+            match value {
+                Some(value) => upsert.execute(rusqlite::params![key, value])?,
+                None => delete.execute([key])?,
+            };
+        }
+        Ok(())
+    }
+}
+
+impl crate::mls::KvSource for Step<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        self.mls_get(key).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{file_db, memory_db};
+    use crate::mls::KvSource;
+
+    #[test]
+    fn identity_and_meta_round_trip() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        assert_eq!(step.identity_secret().unwrap(), None);
+        step.set_identity_secret(&[1; 32]).unwrap();
+        step.set_identity_secret(&[2; 32]).unwrap();
+        assert_eq!(step.identity_secret().unwrap(), Some(vec![2; 32]));
+        assert_eq!(step.meta_get("k").unwrap(), None);
+        step.meta_set("k", b"v1").unwrap();
+        step.meta_set("k", b"v2").unwrap();
+        assert_eq!(step.meta_get("k").unwrap(), Some(b"v2".to_vec()));
+        step.commit().unwrap();
+    }
+
+    #[test]
+    fn mls_changes_upsert_and_delete_in_order() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        step.apply_mls_changes(&[
+            (b"a".to_vec(), Some(b"1".to_vec())),
+            (b"b".to_vec(), Some(b"2".to_vec())),
+            (b"a".to_vec(), Some(b"3".to_vec())),
+            (b"b".to_vec(), None),
+            (b"missing".to_vec(), None),
+        ])
+        .unwrap();
+        assert_eq!(step.get(b"a").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(step.get(b"b").unwrap(), None);
+        step.commit().unwrap();
+    }
+
+    #[test]
+    fn committed_step_survives_reopen_and_dropped_step_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut db = file_db(&dir);
+            let step = db.step().unwrap();
+            step.set_identity_secret(&[7; 32]).unwrap();
+            step.apply_mls_changes(&[(b"k".to_vec(), Some(b"v".to_vec()))])
+                .unwrap();
+            step.save_conversation("c", b"state", Some(10)).unwrap();
+            step.commit().unwrap();
+
+            let step = db.step().unwrap();
+            step.meta_set("dropped", b"x").unwrap();
+            step.apply_mls_changes(&[(b"k".to_vec(), None)]).unwrap();
+            step.outbox_push("p", "t", b"x", 0).unwrap();
+            step.save_conversation("c2", b"s", Some(1)).unwrap();
+            drop(step);
+        }
+        let mut db = file_db(&dir);
+        let step = db.read().unwrap();
+        assert_eq!(step.identity_secret().unwrap(), Some(vec![7; 32]));
+        assert_eq!(step.get(b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            step.load_conversation("c").unwrap(),
+            Some(b"state".to_vec())
+        );
+        assert_eq!(step.meta_get("dropped").unwrap(), None);
+        assert_eq!(step.outbox_len().unwrap(), 0);
+        assert_eq!(step.conversation_ids().unwrap(), vec!["c".to_string()]);
+    }
+}

@@ -1,0 +1,212 @@
+//! Bad input of every kind is refused with a typed error and leaves the member unchanged:
+//! truncated and oversized bytes, another conversation, a sender outside the group, a stale
+//! epoch, forged and replayed votes.
+
+mod support;
+
+use support::{CONV, Net, fast_settings};
+use witan::protocol::{ProtocolError, consensus};
+use witan::wire::{self, group_payload::Content};
+
+fn formed() -> Net {
+    let mut net = Net::form(3, fast_settings());
+    net.run_for(5_000);
+    net
+}
+
+#[test]
+fn truncated_and_oversized_packets_are_malformed() {
+    let mut net = formed();
+    let before = net.snapshot(1);
+    let good = net.craft(
+        0,
+        Content::Chat(wire::Chat {
+            message_id: vec![1; 16],
+            body: b"x".to_vec(),
+            sent_at_ms: 1,
+        }),
+    );
+    assert!(wire::decode_envelope(&good[..good.len() / 2]).is_err());
+    assert!(matches!(
+        net.receive(1, &good[..good.len() - 3]),
+        Err(ProtocolError::Wire(_))
+    ));
+    let huge = vec![0u8; wire::limits::MAX_ENVELOPE_BYTES + 1];
+    assert!(matches!(net.receive(1, &huge), Err(ProtocolError::Wire(_))));
+    assert_eq!(net.snapshot(1), before);
+}
+
+#[test]
+fn packet_for_another_conversation_is_refused() {
+    let mut net = formed();
+    let before = net.snapshot(1);
+    let env = wire::Envelope::new(
+        "another",
+        net.nodes[0].id().as_bytes(),
+        wire::PacketKind::Group,
+        vec![1, 2, 3],
+    );
+    let err = net.receive(1, &wire::encode(&env)).unwrap_err();
+    assert!(matches!(err, ProtocolError::WrongConversation), "{err}");
+    assert_eq!(net.snapshot(1), before);
+}
+
+#[test]
+fn sender_outside_the_group_is_refused() {
+    let mut net = formed();
+    // A stranger runs its own group under the same conversation id.
+    net.nodes.push(Net::new(9).nodes.pop().unwrap());
+    net.create(3, fast_settings());
+    let packet = net.craft(
+        3,
+        Content::Chat(wire::Chat {
+            message_id: vec![2; 16],
+            body: b"spam".to_vec(),
+            sent_at_ms: 1,
+        }),
+    );
+    let before = net.snapshot(1);
+    assert!(net.receive(1, &packet).is_err());
+    assert_eq!(net.snapshot(1), before);
+    assert!(net.nodes[1].history.iter().all(|m| m.body != b"spam"));
+}
+
+#[test]
+fn sender_field_must_match_the_authenticated_sender() {
+    let mut net = formed();
+    let packet = net.craft(
+        0,
+        Content::Chat(wire::Chat {
+            message_id: vec![3; 16],
+            body: b"who".to_vec(),
+            sent_at_ms: 1,
+        }),
+    );
+    let mut env = wire::decode_envelope(&packet).unwrap();
+    env.sender = net.nodes[2].id().as_bytes().to_vec();
+    let forged = wire::encode(&env);
+    let before = net.snapshot(1);
+    assert!(matches!(
+        net.receive(1, &forged),
+        Err(ProtocolError::SenderMismatch)
+    ));
+    assert_eq!(net.snapshot(1), before);
+}
+
+#[test]
+fn forged_vote_is_refused_and_changes_nothing() {
+    let settings = witan::protocol::Settings {
+        auto_vote_delay_ms: None,
+        ..fast_settings()
+    };
+    let mut net = Net::form(4, settings);
+    let target = net.nodes[3].id();
+    let mut pid = 0;
+    net.act(0, |c, ctx| {
+        let (id, out) = c.propose_removal(ctx, target)?;
+        pid = id;
+        Ok(out)
+    })
+    .unwrap();
+    net.deliver();
+    let header = net.nodes[1].conv().ballots[&pid].header().unwrap();
+    let mut vote = consensus::new_vote(&net.nodes[1].identity, &header, true, net.now);
+    vote.signature[5] ^= 0x40;
+    let packet = net.craft(1, Content::Vote(vote));
+    let before = net.snapshot(2);
+    let err = net.receive(2, &packet).unwrap_err();
+    assert!(
+        matches!(err, ProtocolError::Vote(consensus::VoteError::BadSignature)),
+        "{err}"
+    );
+    assert_eq!(net.snapshot(2), before);
+}
+
+#[test]
+fn vote_carried_by_another_member_is_not_counted() {
+    let settings = witan::protocol::Settings {
+        auto_vote_delay_ms: None,
+        ..fast_settings()
+    };
+    let mut net = Net::form(4, settings);
+    let target = net.nodes[3].id();
+    let mut pid = 0;
+    net.act(0, |c, ctx| {
+        let (id, out) = c.propose_removal(ctx, target)?;
+        pid = id;
+        Ok(out)
+    })
+    .unwrap();
+    net.deliver();
+    let header = net.nodes[1].conv().ballots[&pid].header().unwrap();
+    // Node 1 signs a vote with a throw-away key outside the group.
+    let outsider = witan::mls::Identity::from_secret(&[42; 32]).unwrap();
+    let stuffed = consensus::new_vote(&outsider, &header, true, net.now);
+    let packet = net.craft(1, Content::Vote(stuffed));
+    assert!(net.receive(2, &packet).is_err());
+    assert_eq!(net.nodes[2].conv().ballots[&pid].votes.len(), 1);
+}
+
+#[test]
+fn replayed_vote_changes_nothing() {
+    let settings = witan::protocol::Settings {
+        auto_vote_delay_ms: None,
+        ..fast_settings()
+    };
+    let mut net = Net::form(4, settings);
+    let target = net.nodes[3].id();
+    let mut pid = 0;
+    net.act(0, |c, ctx| {
+        let (id, out) = c.propose_removal(ctx, target)?;
+        pid = id;
+        Ok(out)
+    })
+    .unwrap();
+    net.deliver();
+    let header = net.nodes[1].conv().ballots[&pid].header().unwrap();
+    let vote = consensus::new_vote(&net.nodes[1].identity, &header, true, net.now);
+    let first = net.craft(1, Content::Vote(vote.clone()));
+    let replay = net.craft(1, Content::Vote(vote));
+    net.receive(2, &first).unwrap();
+    let before = net.nodes[2].conv().ballots[&pid].votes.len();
+    net.receive(2, &replay).unwrap();
+    assert_eq!(net.nodes[2].conv().ballots[&pid].votes.len(), before);
+}
+
+#[test]
+fn late_traffic_of_the_previous_epoch_is_delivered_once_and_a_left_member_refuses_it() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let old = net.craft(
+        1,
+        Content::Chat(wire::Chat {
+            message_id: vec![4; 16],
+            body: b"old".to_vec(),
+            sent_at_ms: 1,
+        }),
+    );
+    let epoch_before = net.nodes[2].conv().epoch;
+    let target = net.nodes[3].id();
+    net.act(0, |c, ctx| c.propose_removal(ctx, target).map(|(_, o)| o))
+        .unwrap();
+    net.run_for(20_000);
+    assert!(net.nodes[2].conv().epoch > epoch_before);
+    assert_eq!(net.nodes[3].state(), witan::protocol::State::Left);
+    net.receive(2, &old).unwrap();
+    net.receive(2, &old).unwrap();
+    assert_eq!(
+        net.nodes[2]
+            .history
+            .iter()
+            .filter(|m| m.body == b"old")
+            .count(),
+        1
+    );
+    let before = net.snapshot(3);
+    assert!(matches!(
+        net.receive(3, &old),
+        Err(ProtocolError::WrongState { .. })
+    ));
+    assert_eq!(net.snapshot(3), before);
+    let _ = CONV;
+}
