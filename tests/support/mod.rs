@@ -45,6 +45,9 @@ pub struct Net {
     /// Members that receive nothing (offline).
     pub offline: HashSet<usize>,
     pub delivered: u64,
+    /// Packets kept for offline members, delivered when they reconnect (a store-and-forward
+    /// transport, as push services provide).
+    pub mailbox: BTreeMap<usize, Vec<Vec<u8>>>,
 }
 
 pub fn fast_settings() -> Settings {
@@ -91,6 +94,7 @@ impl Net {
             muted: HashSet::new(),
             offline: HashSet::new(),
             delivered: 0,
+            mailbox: BTreeMap::new(),
         }
     }
 
@@ -213,19 +217,31 @@ impl Net {
     pub fn deliver(&mut self) {
         while let Some((from, topic, payload)) = self.queue.pop_front() {
             for i in 0..self.nodes.len() {
-                if i == from || self.offline.contains(&i) {
+                if i == from {
                     continue;
                 }
                 let subscribed = self.nodes[i]
                     .conv
                     .as_ref()
                     .is_some_and(|c| c.topics().contains(&topic));
-                if subscribed {
+                if subscribed && self.offline.contains(&i) {
+                    self.mailbox.entry(i).or_default().push(payload.clone());
+                } else if subscribed {
                     self.delivered += 1;
                     let _ = self.receive(i, &payload);
                 }
             }
         }
+    }
+
+    /// Brings an offline member back and hands it its backlog, oldest first.
+    pub fn reconnect(&mut self, i: usize) {
+        self.offline.remove(&i);
+        self.muted.remove(&i);
+        for payload in self.mailbox.remove(&i).unwrap_or_default() {
+            let _ = self.receive(i, &payload);
+        }
+        self.poll(i);
     }
 
     pub fn next_deadline(&self) -> Option<u64> {

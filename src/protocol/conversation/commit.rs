@@ -532,6 +532,13 @@ impl Conversation {
                 b.voters.remove(m);
             }
         }
+        // Proposals this commit made moot (a second removal of the same member, an add of a
+        // member that is now in) must not keep the group looking busy.
+        let members = self.members.clone();
+        self.ballots.retain(|_, b| match &b.action {
+            Action::Add { member, .. } => !members.contains(member),
+            other => other.removes().is_none_or(|m| members.contains(&m)),
+        });
         for m in &added {
             self.scores.ensure(*m, self.settings.default_peer_score);
             self.join_requests.remove(m);

@@ -225,7 +225,13 @@ impl Conversation {
         if !self.needs_election() || self.election_open() {
             return None;
         }
-        let position = self.expected_list().iter().position(|m| *m == self.me)? as u64;
+        // Members of the new list go first, in list order; then everyone else in id order, so
+        // a list whose members are all silent is still proposed by somebody.
+        let list = self.expected_list();
+        let position = match list.iter().position(|m| *m == self.me) {
+            Some(p) => p,
+            None => list.len() + self.members.iter().filter(|m| **m < self.me).count(),
+        } as u64;
         Some(since.saturating_add(position.saturating_mul(self.settings.freeze_window_ms)))
     }
 

@@ -299,6 +299,8 @@ impl Conversation {
         let decrypted = match group.decrypt(ctx.provider, &env.body) {
             Ok(d) => d,
             Err(MlsError::WrongEpoch { .. }) => return Err(ProtocolError::Stale),
+            // Our own packet echoed back by the transport: already applied when it was sent.
+            Err(MlsError::OwnMessage) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         if env.sender.as_slice() != decrypted.sender.as_bytes() {
