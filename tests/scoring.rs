@@ -243,3 +243,26 @@ fn a_member_offline_through_two_epochs_catches_up_from_its_backlog() {
             .any(|m| m.body == b"while you were away")
     );
 }
+
+#[test]
+fn a_member_that_missed_a_commit_for_good_is_told_to_rejoin() {
+    let mut net = Net::new(6);
+    net.create(0, fast_settings());
+    for i in 1..5 {
+        net.request_join(i);
+    }
+    net.run_for(30_000);
+    // Node 4 misses the next commit entirely (no backlog), then sees later traffic.
+    net.offline.insert(4);
+    net.request_join(5);
+    net.run_for(30_000);
+    net.mailbox.remove(&4);
+    net.offline.remove(&4);
+    net.send(1, b"newer epoch");
+    net.deliver();
+    assert!(!net.nodes[4].buffered.is_empty(), "future traffic is kept");
+    assert!(!net.nodes[4].events.contains(&Event::RejoinRequired));
+    net.run_for(120_000);
+    assert!(net.nodes[4].events.contains(&Event::RejoinRequired));
+    assert!(net.nodes[4].conv().rejoin_required);
+}

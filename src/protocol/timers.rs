@@ -12,6 +12,7 @@ pub enum Timer {
     Freeze,
     Inactivity,
     Election,
+    Behind,
 }
 
 /// The earliest of `deadlines`, ties broken by the timer order above.

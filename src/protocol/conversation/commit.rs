@@ -555,6 +555,7 @@ impl Conversation {
         self.commit_at = None;
         self.retry_round = 0;
         self.recovering = false;
+        self.behind_since = None;
         out.epoch_advanced = true;
         out.events.push(Event::MembershipChanged {
             epoch: self.epoch,

@@ -88,6 +88,12 @@ pub struct Conversation {
     pub orphan_votes: Vec<(MemberId, Vec<u8>)>,
     pub leaving: bool,
     pub sent_count: u64,
+    /// Since when traffic of a future epoch has been waiting for a commit this member lacks.
+    #[serde(default)]
+    pub behind_since: Option<u64>,
+    /// The member fell too far behind and was told to re-join.
+    #[serde(default)]
+    pub rejoin_required: bool,
 }
 
 const MAX_ORPHAN_VOTES: usize = 1024;
@@ -123,6 +129,8 @@ impl Conversation {
             orphan_votes: Vec::new(),
             leaving: false,
             sent_count: 0,
+            behind_since: None,
+            rejoin_required: false,
         }
     }
 
@@ -293,6 +301,9 @@ impl Conversation {
         }
         if message_epoch > self.epoch {
             out.buffer_for_epoch = Some(message_epoch);
+            if self.behind_since.is_none() {
+                self.behind_since = Some(ctx.now_ms);
+            }
             return Ok(());
         }
         let mut group = self.load_group(ctx)?;
@@ -422,6 +433,11 @@ impl Conversation {
             if let Some(at) = self.election_deadline() {
                 d.push((at, Timer::Election));
             }
+            if let Some(since) = self.behind_since
+                && !self.rejoin_required
+            {
+                d.push((since.saturating_add(self.catch_up_window()), Timer::Behind));
+            }
         }
         timers::earliest(d)
     }
@@ -486,6 +502,13 @@ impl Conversation {
                 let mut group = self.load_group(ctx)?;
                 self.election_timer(ctx, &mut group, out)
             }
+            Timer::Behind => {
+                // The commit that would let this member read the newer traffic never came:
+                // it cannot catch up and must re-join with a fresh key package.
+                self.rejoin_required = true;
+                out.events.push(Event::RejoinRequired);
+                Ok(())
+            }
         }
     }
 
@@ -521,6 +544,16 @@ impl Conversation {
         self.propose(ctx, &mut group, Action::Leave { member: self.me }, &mut out)?;
         self.fire_due(ctx, &mut out)?;
         Ok(out)
+    }
+
+    /// How long future-epoch traffic may wait for the missing commit before this member
+    /// gives up catching up: a full recovery cycle of the group.
+    pub fn catch_up_window(&self) -> u64 {
+        let s = &self.settings;
+        s.commit_inactivity_ms
+            .saturating_add(s.freeze_window_ms)
+            .saturating_add(s.vote_timeout_ms)
+            .saturating_mul(2)
     }
 
     fn clear_round(&mut self) {
