@@ -12,10 +12,10 @@
 
 uniffi::setup_scaffolding!();
 
-pub mod wire;
-pub mod mls;
-pub mod protocol;
-pub mod store;
 pub mod client;
 pub mod ffi;
 pub mod logging;
+pub mod mls;
+pub mod protocol;
+pub mod store;
+pub mod wire;

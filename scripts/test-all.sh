@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# test-all.sh — every check of the witan repository, in order, stopping at the first failure:
+#   1. scripts/setup-toolchains.sh          (idempotent; fast when everything is installed)
+#   2. cargo fmt --check
+#   3. cargo clippy --all-targets -- -D warnings
+#   4. cargo test                           (all Rust tests)
+#   5. bindings/generate.sh --check         (checked-in bindings match the code)
+#   6. scripts/test-kotlin.sh               (Kotlin bindings on the JVM)
+#   7. scripts/test-swift.sh                (Swift bindings on Linux)
+# .ci/run calls this. Each step's time is printed; on failure the step is named and the
+# script exits with its code. Settings for steps 5-7: scripts/lib/common.sh.
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd "$HERE/.." && pwd -P)
+# The cargo steps run in the crate (the repository root unless WITAN_CRATE_DIR says otherwise).
+cd "${WITAN_CRATE_DIR:-$REPO}" || exit 1
+
+TOTAL_START=$(date +%s)
+step() { # name command...
+  local name=$1 start rc
+  shift
+  echo "==> $name"
+  start=$(date +%s)
+  "$@"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "==> FAILED: $name (exit $rc, after $(( $(date +%s) - start )) s)" >&2
+    echo "test-all: stopped at the first failure: $name" >&2
+    exit "$rc"
+  fi
+  echo "==> ok: $name ($(( $(date +%s) - start )) s)"
+}
+
+step "toolchains (scripts/setup-toolchains.sh)" "$HERE/setup-toolchains.sh"
+step "cargo fmt --check" cargo fmt --check
+step "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
+step "cargo test" cargo test
+step "bindings up to date (bindings/generate.sh --check)" "$REPO/bindings/generate.sh" --check
+# generate.sh has just built the library; the test scripts need not build it again.
+export WITAN_SKIP_BUILD=1
+step "Kotlin bindings on the JVM (scripts/test-kotlin.sh)" "$HERE/test-kotlin.sh"
+step "Swift bindings on Linux (scripts/test-swift.sh)" "$HERE/test-swift.sh"
+echo "test-all: every check passed in $(( $(date +%s) - TOTAL_START )) s"
