@@ -50,7 +50,8 @@ fn level_of(level: &Level) -> LogLevel {
 }
 
 fn enabled(meta: &Metadata<'_>) -> bool {
-    meta.target().starts_with("witan") && level_of(meta.level()) as u8 <= LEVEL.load(Ordering::Relaxed)
+    meta.target().starts_with("witan")
+        && level_of(meta.level()) as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
 /// Formats an event's fields into one line.
@@ -157,7 +158,11 @@ mod tests {
         set_logger(None, LogLevel::Info);
         tracing::error!("after removal");
         let lines = capture.0.lock().unwrap().clone();
-        assert!(lines.iter().any(|(l, m)| *l == LogLevel::Info && m == "state changed member=abcd1234"));
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == LogLevel::Info && m == "state changed member=abcd1234")
+        );
         assert!(!lines.iter().any(|(_, m)| m == "too detailed"));
         assert!(lines.iter().any(|(_, m)| m == "now visible"));
         assert!(!lines.iter().any(|(_, m)| m == "after removal"));

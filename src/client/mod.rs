@@ -1,1 +1,413 @@
-//! placeholder
+//! `WitanClient`: the durable driver of the engine, with the synchronous methods of the public
+//! API (`API.md`; the `ffi` layer wraps them for Kotlin and Swift).
+//!
+//! Every step — one received packet, one fired conversation deadline, one local action — is
+//! one store transaction (`BEGIN IMMEDIATE`): the conversation's state is loaded inside it,
+//! the engine runs over an MLS provider reading the same transaction, and MLS rows, state,
+//! next deadline, outbox, history, de-duplication and buffered packets are written together
+//! (see `step.rs`). A step the engine refuses is rolled back and changes nothing. After the
+//! commit, and with the database lock released, the client tells the transport about topic
+//! changes, publishes the outbox (`outbox.rs`) and delivers events to the listener — so a host
+//! callback may call the client again, and an event is only heard once it is durable.
+//!
+//! No conversation state is cached in memory: two processes (the app and its notification
+//! extension) may drive the same file, and each step sees what the other committed. Memory
+//! grows with the work of a step, not with the number of conversations.
+//!
+//! Files: `types.rs` (API records), `error.rs`, `callbacks.rs` (host interfaces), `step.rs`
+//! (one engine run in one transaction), `inbound.rs` (`receive`), `outbox.rs` (publishing),
+//! `wakeup.rs` (`poll`, `handle_wakeup`), `subscriptions.rs` (topic bookkeeping).
+
+mod callbacks;
+mod error;
+mod inbound;
+mod outbox;
+mod step;
+mod subscriptions;
+mod types;
+mod wakeup;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::mls::{Identity, MemberId};
+use crate::protocol::{Conversation, Ctx, Output, ProtocolError, Settings, State};
+use crate::store::{Database, StoreOptions};
+
+pub use callbacks::{Clock, EventListener, SystemClock, Transport};
+pub use error::{TransportError, WitanError};
+pub use types::*;
+
+use step::{Effects, EngineResult, Finish, StepEnv};
+
+/// Meta row holding the member id the database belongs to (guards against opening one
+/// member's database with another member's identity).
+const MEMBER_ID_KEY: &str = "client.member_id";
+
+/// A witan client: one member, one database.
+#[derive(uniffi::Object)]
+pub struct WitanClient {
+    database_path: String,
+    db: Mutex<Option<Database>>,
+    identity: Identity,
+    transport: Arc<dyn Transport>,
+    listener: Arc<dyn EventListener>,
+    clock: Arc<dyn Clock>,
+    /// Held while publishing the outbox, so one process never publishes a packet twice at
+    /// once. Not the database lock: publishing calls into the host.
+    flushing: Mutex<()>,
+}
+
+impl std::fmt::Debug for WitanClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WitanClient")
+            .field("database_path", &self.database_path)
+            .field("member_id", &self.identity.member_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WitanClient {
+    /// Opens (or creates) the client's database and identity, with the wall clock.
+    pub fn open(
+        config: ClientConfig,
+        transport: Arc<dyn Transport>,
+        listener: Arc<dyn EventListener>,
+    ) -> Result<Arc<Self>, WitanError> {
+        Self::open_with_clock(config, transport, listener, Arc::new(SystemClock))
+    }
+
+    /// Opens with an injected clock (tests, simulators). Tells the transport to subscribe to
+    /// every topic of the stored conversations.
+    pub fn open_with_clock(
+        config: ClientConfig,
+        transport: Arc<dyn Transport>,
+        listener: Arc<dyn EventListener>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, WitanError> {
+        let mut db = Database::open(&config.database_path, &StoreOptions::default())?;
+        let identity = {
+            let step = db.step()?;
+            let identity = match &config.identity_secret {
+                Some(secret) => Identity::from_secret(secret)?,
+                None => match step.identity_secret()? {
+                    Some(secret) => {
+                        Identity::from_secret(&secret).map_err(|e| WitanError::Storage {
+                            reason: format!("stored identity is unreadable: {e}"),
+                        })?
+                    }
+                    None => {
+                        let identity = Identity::generate();
+                        step.set_identity_secret(&identity.secret())?;
+                        identity
+                    }
+                },
+            };
+            let me = identity.member_id().to_hex();
+            match step.meta_get(MEMBER_ID_KEY)? {
+                Some(stored) if stored != me.as_bytes() => {
+                    return Err(WitanError::invalid(
+                        "the database belongs to another identity",
+                    ));
+                }
+                Some(_) => {}
+                None => step.meta_set(MEMBER_ID_KEY, me.as_bytes())?,
+            }
+            step.commit()?;
+            identity
+        };
+        let client = Arc::new(WitanClient {
+            database_path: config.database_path,
+            db: Mutex::new(Some(db)),
+            identity,
+            transport,
+            listener,
+            clock,
+            flushing: Mutex::new(()),
+        });
+        for topic in client.subscriptions() {
+            client.transport.subscribe(topic);
+        }
+        Ok(client)
+    }
+
+    /// This member's id (40 lowercase hex characters).
+    pub fn member_id(&self) -> String {
+        self.identity.member_id().to_hex()
+    }
+
+    /// Topics the host must deliver to `receive` (also pushed through `Transport::subscribe`
+    /// / `unsubscribe` as they change). Empty if the database cannot be read.
+    pub fn subscriptions(&self) -> Vec<String> {
+        let result = self.with_db(|db| {
+            let step = db.read()?;
+            subscriptions::all(&step)
+        });
+        result.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list subscriptions");
+            Vec::new()
+        })
+    }
+
+    /// Creates a conversation with this member as its only member and steward.
+    pub fn create_conversation(
+        &self,
+        conversation_id: String,
+        settings: ConversationSettings,
+    ) -> Result<ConversationInfo, WitanError> {
+        let settings = Settings::from(settings);
+        self.local(&conversation_id, |existing, ctx| {
+            if let Some(c) = existing {
+                return Err(WitanError::WrongState {
+                    state: c.state.into(),
+                    reason: "the conversation already exists".into(),
+                });
+            }
+            let (conv, out) = Conversation::create(ctx, &conversation_id, settings)
+                .map_err(|e| WitanError::from_protocol(e, State::PendingJoin))?;
+            let info = ConversationInfo::from(&conv.view());
+            Ok((conv, info, out))
+        })
+    }
+
+    /// Publishes this member's key package on the conversation's welcome topic and waits in
+    /// `PendingJoin` for a welcome. A conversation that was left may be joined again.
+    pub fn request_to_join(&self, conversation_id: String) -> Result<(), WitanError> {
+        self.local(&conversation_id, |existing, ctx| {
+            if let Some(c) = existing.filter(|c| c.state != State::Left) {
+                return Err(WitanError::WrongState {
+                    state: c.state.into(),
+                    reason: "the conversation already exists".into(),
+                });
+            }
+            // The creator's settings replace these when the welcome arrives.
+            let (conv, out) =
+                Conversation::request_join(ctx, &conversation_id, Settings::default())
+                    .map_err(|e| WitanError::from_protocol(e, State::PendingJoin))?;
+            Ok((conv, (), out))
+        })
+    }
+
+    /// Sends a chat message; returns its message id.
+    pub fn send_message(
+        &self,
+        conversation_id: String,
+        body: Vec<u8>,
+    ) -> Result<String, WitanError> {
+        self.act(&conversation_id, |c, ctx| c.send_message(ctx, &body))
+    }
+
+    /// Proposes removing a member; returns the proposal id.
+    pub fn propose_removal(
+        &self,
+        conversation_id: String,
+        member_id: String,
+    ) -> Result<u64, WitanError> {
+        let member = MemberId::from_hex(&member_id)
+            .map_err(|e| WitanError::invalid(format!("member id: {e}")))?;
+        self.act(&conversation_id, |c, ctx| c.propose_removal(ctx, member))
+    }
+
+    /// Votes on an open proposal.
+    pub fn vote(
+        &self,
+        conversation_id: String,
+        proposal_id: u64,
+        approve: bool,
+    ) -> Result<(), WitanError> {
+        self.act(&conversation_id, |c, ctx| {
+            Ok(((), c.vote(ctx, proposal_id, approve)?))
+        })
+    }
+
+    /// Leaves the conversation (a self-leave proposal when others remain).
+    pub fn leave(&self, conversation_id: String) -> Result<(), WitanError> {
+        self.act(&conversation_id, |c, ctx| Ok(((), c.leave(ctx)?)))
+    }
+
+    /// Every stored conversation. Loads them one at a time.
+    pub fn conversations(&self) -> Result<Vec<ConversationInfo>, WitanError> {
+        self.with_db(|db| {
+            let step = db.read()?;
+            let mut infos = Vec::new();
+            for id in step.conversation_ids()? {
+                if let Some(c) = step::load(&step, &id)? {
+                    infos.push(ConversationInfo::from(&c.view()));
+                }
+            }
+            Ok(infos)
+        })
+    }
+
+    /// One conversation, if stored.
+    pub fn conversation(
+        &self,
+        conversation_id: String,
+    ) -> Result<Option<ConversationInfo>, WitanError> {
+        self.with_db(|db| {
+            let step = db.read()?;
+            Ok(step::load(&step, &conversation_id)?.map(|c| ConversationInfo::from(&c.view())))
+        })
+    }
+
+    /// Stored message history, oldest first, after sequence `after_seq`.
+    pub fn messages(
+        &self,
+        conversation_id: String,
+        after_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, WitanError> {
+        self.with_db(|db| {
+            let step = db.read()?;
+            if step.load_conversation(&conversation_id)?.is_none() {
+                return Err(WitanError::not_found(format!(
+                    "conversation {conversation_id:?}"
+                )));
+            }
+            let rows = step.messages(&conversation_id, after_seq, limit)?;
+            Ok(rows.into_iter().map(StoredMessage::from).collect())
+        })
+    }
+
+    /// Releases the database handle so a backgrounded app holds no file lock; the next call
+    /// (or `resume`) reopens it. An in-memory database is kept (closing it would erase it).
+    pub fn suspend(&self) {
+        if is_in_memory(&self.database_path) {
+            return;
+        }
+        *self.lock_db() = None;
+    }
+
+    /// Reopens the database after `suspend` (a no-op when it is open).
+    pub fn resume(&self) -> Result<(), WitanError> {
+        self.with_db(|_| Ok(()))
+    }
+
+    // ----- internals -----
+
+    fn lock_db(&self) -> MutexGuard<'_, Option<Database>> {
+        // A panic while the lock was held dropped that step (a rollback), so the connection
+        // is still consistent: recover it instead of failing every later call.
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` with the open database (reopening it after `suspend`). The lock is held only
+    /// for `f`: never call into the host from inside.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&mut Database) -> Result<T, WitanError>,
+    ) -> Result<T, WitanError> {
+        let mut guard = self.lock_db();
+        if guard.is_none() {
+            *guard = Some(Database::open(
+                &self.database_path,
+                &StoreOptions::default(),
+            )?);
+        }
+        match guard.as_mut() {
+            Some(db) => f(db),
+            None => Err(WitanError::internal("database handle missing")),
+        }
+    }
+
+    /// Runs `f` in one step (one transaction) and commits; returns its value and what the
+    /// host must hear. On error the step is dropped (rolled back).
+    fn in_step<T>(
+        &self,
+        now_ms: u64,
+        f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<T, WitanError>,
+    ) -> Result<(T, Effects), WitanError> {
+        let (value, effects) = self.in_step_then(now_ms, |env| f(env).map(Finish::Commit))?;
+        Ok((value, effects.unwrap_or_default()))
+    }
+
+    /// Runs `f` in one step; commits or rolls back as `f` decides. The effects are `None`
+    /// after a rollback (there is nothing to tell the host).
+    fn in_step_then<T>(
+        &self,
+        now_ms: u64,
+        f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<Finish<T>, WitanError>,
+    ) -> Result<(T, Option<Effects>), WitanError> {
+        self.with_db(|db| {
+            let step = db.step()?;
+            let mut env = StepEnv {
+                step: &step,
+                identity: &self.identity,
+                now_ms,
+                effects: Effects::default(),
+            };
+            match f(&mut env)? {
+                Finish::Commit(value) => {
+                    let effects = env.effects;
+                    step.commit()?;
+                    Ok((value, Some(effects)))
+                }
+                // Dropping the step rolls it back.
+                Finish::Rollback(value) => Ok((value, None)),
+            }
+        })
+    }
+
+    /// A local action as one step: the engine runs on the stored conversation (if any), the
+    /// result is committed, buffered packets are replayed if the epoch moved, and the host
+    /// hears about it afterwards.
+    fn local<T>(
+        &self,
+        conversation_id: &str,
+        op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
+    ) -> Result<T, WitanError> {
+        let now = self.clock.now_ms();
+        let (value, effects) = self.in_step(now, |env| {
+            let (value, applied) = env.run_engine(conversation_id, op)??;
+            if applied.epoch_advanced {
+                env.refeed(conversation_id, applied)?;
+            }
+            Ok(value)
+        })?;
+        self.after_commit(effects);
+        Ok(value)
+    }
+
+    /// A local action on an existing conversation.
+    fn act<T>(
+        &self,
+        conversation_id: &str,
+        f: impl FnOnce(&mut Conversation, &Ctx) -> Result<(T, Output), ProtocolError>,
+    ) -> Result<T, WitanError> {
+        self.local(conversation_id, |existing, ctx| {
+            let mut conv = existing.ok_or_else(|| {
+                WitanError::not_found(format!("conversation {conversation_id:?}"))
+            })?;
+            let state = conv.state;
+            let (value, out) =
+                f(&mut conv, ctx).map_err(|e| WitanError::from_protocol(e, state))?;
+            Ok((conv, value, out))
+        })
+    }
+
+    /// After a commit, with no lock held: topic changes to the transport, the outbox to the
+    /// network, then the events to the listener. Returns the delivered events.
+    fn after_commit(&self, effects: Effects) -> Vec<WitanEvent> {
+        for topic in effects.unsubscribe {
+            self.transport.unsubscribe(topic);
+        }
+        for topic in effects.subscribe {
+            self.transport.subscribe(topic);
+        }
+        if let Err(e) = self.flush_outbox() {
+            tracing::warn!(error = %e, "outbox delivery failed; retried by the next poll");
+        }
+        for event in &effects.events {
+            self.listener.on_event(event.clone());
+        }
+        effects.events
+    }
+}
+
+fn is_in_memory(path: &str) -> bool {
+    path.is_empty() || path == ":memory:"
+}
+
+#[cfg(test)]
+mod tests;

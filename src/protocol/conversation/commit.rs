@@ -100,6 +100,16 @@ impl Conversation {
         {
             return Ok(());
         }
+        // Candidates of other stewards for this epoch mean the others froze while this steward
+        // was away: the group has (or will have) applied the best of them, so follow it
+        // rather than forking with a commit of its own.
+        let others_froze = self.candidates.iter().any(|c| {
+            c.epoch == self.epoch && c.retry_round == self.retry_round && c.committer != self.me
+        });
+        if others_froze {
+            self.apply_best_received(ctx, group, out)?;
+            return Ok(());
+        }
         if let Some(index) = self.send_candidate(ctx, group, out)? {
             let candidate = self.candidates.remove(index);
             self.apply_or_penalise(ctx, group, candidate, out)?;
@@ -421,6 +431,36 @@ impl Conversation {
             self.election_since = Some(ctx.now_ms);
         }
         self.raise_emergencies(ctx, group, out)
+    }
+
+    /// Applies the best stored candidate of the current epoch and round, if any applies.
+    /// Used when evidence shows the group already moved on: traffic of a later epoch arrived,
+    /// or other stewards' freeze-round candidates are waiting.
+    pub(super) fn apply_best_received(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        out: &mut Output,
+    ) -> Result<bool, ProtocolError> {
+        if !matches!(
+            self.state,
+            State::Working | State::Freezing | State::Selection
+        ) {
+            return Ok(false);
+        }
+        let epoch_steward = self.stewards.epoch_steward(self.epoch);
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.retain(|c| {
+            c.epoch == self.epoch && c.retry_round == self.retry_round && c.committer != self.me
+        });
+        let backup = self.stewards.backup(self.epoch);
+        for index in freeze::preference_order(&candidates, epoch_steward, backup) {
+            let candidate = candidates[index].clone();
+            if self.try_apply(ctx, group, candidate, out)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn apply_or_penalise(

@@ -304,6 +304,12 @@ impl Conversation {
             if self.behind_since.is_none() {
                 self.behind_since = Some(ctx.now_ms);
             }
+            // Traffic of a later epoch proves a commit was applied; if its candidate is among
+            // those held, apply it now (the driver then re-feeds this packet).
+            if !self.candidates.is_empty() {
+                let mut group = self.load_group(ctx)?;
+                self.apply_best_received(ctx, &mut group, out)?;
+            }
             return Ok(());
         }
         let mut group = self.load_group(ctx)?;

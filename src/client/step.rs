@@ -1,0 +1,339 @@
+//! One engine run inside one store step, and everything it writes.
+//!
+//! [`run_engine`] loads the conversation's state inside the transaction, builds the MLS
+//! provider over the same transaction, runs the engine, and — only if the engine succeeded —
+//! persists in that transaction: the MLS rows, the state and its next deadline, outbound
+//! packets (queued in the outbox and marked seen, so our own echo is a duplicate), chat
+//! messages (appended to the history), and the conversation's topics. What the host must hear
+//! goes into [`Effects`], delivered by the caller after the commit.
+//!
+//! Two kinds of failure are kept apart: the engine refusing the input (the inner error: nothing
+//! was written, the caller may carry on with the same step) and a database write failing
+//! (the outer error: the step is half-written and must be dropped).
+//!
+//! [`refeed`] feeds packets buffered for a future epoch back to the engine once the
+//! conversation reached that epoch. It runs inside the step that advanced the epoch: the
+//! store hands buffered packets out by removing them, so replaying them in the same
+//! transaction is what keeps a kill between "taken" and "applied" from losing them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::mls::{Identity, MlsProvider};
+use crate::protocol::{Conversation, Ctx, Event, Output, State};
+use crate::store::{NewMessage, Step};
+use crate::wire;
+
+use super::error::WitanError;
+use super::subscriptions;
+use super::types::{StoredMessage, WitanEvent};
+
+/// At most this many packets wait per conversation for a future epoch.
+pub(crate) const MAX_BUFFERED_PER_CONVERSATION: u32 = 1024;
+
+/// Replays of buffered packets stop after this many epoch advances in one step (a guard
+/// against a bug looping inside the host's process).
+const MAX_REFEED_ROUNDS: usize = 256;
+
+/// What the host hears after a step committed.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    pub events: Vec<WitanEvent>,
+    pub subscribe: BTreeSet<String>,
+    pub unsubscribe: BTreeSet<String>,
+}
+
+impl Effects {
+    pub fn merge(&mut self, other: Effects) {
+        self.events.extend(other.events);
+        for t in other.subscribe {
+            self.unsubscribe.remove(&t);
+            self.subscribe.insert(t);
+        }
+        for t in other.unsubscribe {
+            self.subscribe.remove(&t);
+            self.unsubscribe.insert(t);
+        }
+    }
+}
+
+/// How a step ends.
+pub(crate) enum Finish<T> {
+    Commit(T),
+    /// Leave no trace (the value still reaches the caller).
+    Rollback(T),
+}
+
+/// What a successful engine run left behind that the caller still acts on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Applied {
+    pub buffer_for_epoch: Option<u64>,
+    pub epoch_advanced: bool,
+    pub epoch: u64,
+    pub state: State,
+}
+
+/// The engine operation: given the stored conversation (if any) and the context, the new
+/// conversation, a value for the caller and the engine's output.
+pub(crate) type EngineResult<T> = Result<(Conversation, T, Output), WitanError>;
+
+/// Outer: a database write failed (drop the step). Inner: the engine refused (nothing
+/// written).
+pub(crate) type RunResult<T> = Result<Result<(T, Applied), WitanError>, WitanError>;
+
+/// The environment of one step.
+pub(crate) struct StepEnv<'s, 'c> {
+    pub step: &'s Step<'c>,
+    pub identity: &'s Identity,
+    pub now_ms: u64,
+    pub effects: Effects,
+}
+
+impl StepEnv<'_, '_> {
+    /// Runs `op` on conversation `id`; see the module doc.
+    pub fn run_engine<T>(
+        &mut self,
+        id: &str,
+        op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
+    ) -> RunResult<T> {
+        let step = self.step;
+        let before = match load(step, id) {
+            Ok(before) => before,
+            Err(e) => return Ok(Err(e)),
+        };
+        let before_topics = before.as_ref().map(|c| c.topics()).unwrap_or_default();
+        let provider = MlsProvider::new(step);
+        let ctx = Ctx {
+            provider: &provider,
+            identity: self.identity,
+            now_ms: self.now_ms,
+        };
+        let (conv, value, out) = match op(before, &ctx) {
+            Ok(done) => done,
+            Err(e) => return Ok(Err(e)),
+        };
+        if conv.id != id {
+            return Ok(Err(WitanError::internal(
+                "engine returned another conversation",
+            )));
+        }
+        let changes = provider.storage().take_changes();
+        let state = match serde_json::to_vec(&conv) {
+            Ok(state) => state,
+            Err(e) => return Ok(Err(WitanError::internal(format!("state encoding: {e}")))),
+        };
+
+        // From here on every failure is a failed write: the caller drops the step.
+        step.apply_mls_changes(&changes)?;
+        step.save_conversation(id, &state, conv.next_deadline())?;
+        for o in &out.outbound {
+            step.outbox_push(&o.packet_id, &o.topic, &o.payload, self.now_ms)?;
+            step.mark_seen(&Sha256::digest(&o.payload), self.now_ms)?;
+        }
+        let mut stored: BTreeMap<&str, StoredMessage> = BTreeMap::new();
+        for m in &out.messages {
+            let sender = m.sender.to_hex();
+            let new = NewMessage {
+                conversation_id: id,
+                message_id: &m.message_id,
+                sender: &sender,
+                body: &m.body,
+                sent_at_ms: m.sent_at_ms,
+                own: m.own,
+            };
+            if let Some(seq) = step.append_message(&new)? {
+                stored.insert(
+                    &m.message_id,
+                    StoredMessage {
+                        conversation_id: id.to_string(),
+                        message_id: m.message_id.clone(),
+                        seq,
+                        sender,
+                        body: m.body.clone(),
+                        sent_at_ms: m.sent_at_ms,
+                        own: m.own,
+                    },
+                );
+            }
+        }
+        let after_topics = conv.topics();
+        if after_topics != before_topics {
+            subscriptions::save(step, id, &after_topics)?;
+            let mut diff = Effects::default();
+            let before: BTreeSet<String> = before_topics.into_iter().collect();
+            let after: BTreeSet<String> = after_topics.into_iter().collect();
+            diff.subscribe = after.difference(&before).cloned().collect();
+            diff.unsubscribe = before.difference(&after).cloned().collect();
+            self.effects.merge(diff);
+        }
+        for e in &out.events {
+            match e {
+                // Only a message stored for the first time is announced.
+                Event::MessageReceived(m) => {
+                    if let Some(message) = stored.remove(m.message_id.as_str()) {
+                        self.effects.events.push(WitanEvent::MessageReceived {
+                            conversation_id: id.to_string(),
+                            message,
+                        });
+                    }
+                }
+                other => self
+                    .effects
+                    .events
+                    .extend(WitanEvent::from_engine(id, other)),
+            }
+        }
+        Ok(Ok((
+            value,
+            Applied {
+                buffer_for_epoch: out.buffer_for_epoch,
+                epoch_advanced: out.epoch_advanced,
+                epoch: conv.epoch,
+                state: conv.state,
+            },
+        )))
+    }
+
+    /// Handles one inbound envelope for the conversation it names.
+    pub fn handle_packet(&mut self, env: &wire::Envelope) -> RunResult<()> {
+        self.run_engine(&env.conversation_id, |conv, ctx| {
+            let mut conv = conv.ok_or_else(|| {
+                WitanError::not_found(format!("conversation {:?}", env.conversation_id))
+            })?;
+            let state = conv.state;
+            let out = conv
+                .handle_packet(ctx, env)
+                .map_err(|e| WitanError::from_protocol(e, state))?;
+            Ok((conv, (), out))
+        })
+    }
+
+    /// Replays the packets of conversation `id` buffered for epochs up to the current one,
+    /// while the epoch keeps advancing. A replayed packet the engine refuses is dropped; one
+    /// still for a future epoch is buffered again.
+    pub fn refeed(&mut self, id: &str, mut applied: Applied) -> Result<(), WitanError> {
+        for _ in 0..MAX_REFEED_ROUNDS {
+            if matches!(applied.state, State::PendingJoin | State::Left) {
+                return Ok(());
+            }
+            let packets = self.step.take_buffered(id, applied.epoch)?;
+            if packets.is_empty() {
+                return Ok(());
+            }
+            let mut advanced = false;
+            for payload in packets {
+                let Ok(env) = wire::decode_envelope(&payload) else {
+                    continue;
+                };
+                match self.handle_packet(&env)? {
+                    Ok(((), a)) => {
+                        if let Some(epoch) = a.buffer_for_epoch {
+                            self.step.buffer_inbound(
+                                id,
+                                epoch,
+                                &payload,
+                                self.now_ms,
+                                MAX_BUFFERED_PER_CONVERSATION,
+                            )?;
+                        }
+                        advanced |= a.epoch_advanced;
+                        applied = a;
+                    }
+                    Err(e) => {
+                        tracing::debug!(conversation = id, error = %e, "buffered packet dropped")
+                    }
+                }
+            }
+            if !advanced {
+                return Ok(());
+            }
+        }
+        Err(WitanError::internal("buffered packets did not settle"))
+    }
+}
+
+/// The stored state of conversation `id`, if any.
+pub(crate) fn load(step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
+    match step.load_conversation(id)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Settings;
+    use crate::store::{Database, StoreOptions};
+
+    fn db() -> Database {
+        Database::open(":memory:", &StoreOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_successful_run_persists_state_topics_and_events() {
+        let mut db = db();
+        let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let step = db.step().unwrap();
+        let mut env = StepEnv {
+            step: &step,
+            identity: &identity,
+            now_ms: 1_000,
+            effects: Effects::default(),
+        };
+        let result = env
+            .run_engine("c", |_, ctx| {
+                let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                    .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+                Ok((conv, 42, out))
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(result.0, 42);
+        assert_eq!(env.effects.subscribe.len(), 2);
+        assert!(env.effects.events.iter().any(|e| matches!(
+            e,
+            WitanEvent::StateChanged { conversation_id, .. } if conversation_id == "c"
+        )));
+        step.commit().unwrap();
+        let step = db.read().unwrap();
+        assert_eq!(load(&step, "c").unwrap().unwrap().state, State::Working);
+        assert_eq!(subscriptions::load(&step, "c").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_refused_run_writes_nothing() {
+        let mut db = db();
+        let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let step = db.step().unwrap();
+        let mut env = StepEnv {
+            step: &step,
+            identity: &identity,
+            now_ms: 1_000,
+            effects: Effects::default(),
+        };
+        let result: Result<_, _> = env
+            .run_engine("c", |_, ctx| {
+                let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                    .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+                let _ = (conv, out);
+                Err::<(Conversation, (), Output), _>(WitanError::invalid("no"))
+            })
+            .unwrap();
+        assert!(result.is_err());
+        assert!(env.effects.events.is_empty());
+        assert_eq!(step.conversation_ids().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn effects_merge_cancels_opposite_topic_changes() {
+        let mut a = Effects::default();
+        a.subscribe.insert("t".into());
+        let mut b = Effects::default();
+        b.unsubscribe.insert("t".into());
+        a.merge(b);
+        assert!(a.subscribe.is_empty());
+        assert_eq!(a.unsubscribe.len(), 1);
+    }
+}

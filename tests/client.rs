@@ -1,0 +1,627 @@
+//! Scenarios through the public `WitanClient`: members with their own SQLite files, linked by
+//! an in-process topic router and driven by a manual clock. Formation by vote and chat among
+//! three members, bad and duplicate input, typed errors, restart from the file, deadlines that
+//! expired while a client was closed, and a failing transport.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use witan::client::{
+    ClientConfig, Clock, ConversationSettings, ConversationState, EventListener, InboundPacket,
+    OutboundPacket, Transport, TransportError, WitanClient, WitanError, WitanEvent,
+    default_conversation_settings,
+};
+use witan::wire;
+
+const CONV: &str = "garden-club";
+
+/// Topic router: FIFO queue of published packets, per-node subscriptions that survive a
+/// client restart, and a mailbox for nodes whose client is closed.
+#[derive(Default)]
+struct Router {
+    queue: Mutex<VecDeque<(String, Vec<u8>)>>,
+    subs: Mutex<BTreeMap<usize, BTreeSet<String>>>,
+    down: AtomicBool,
+    log: Mutex<Vec<OutboundPacket>>,
+}
+
+struct NodeTransport {
+    router: Arc<Router>,
+    node: usize,
+}
+
+impl Transport for NodeTransport {
+    fn publish(&self, packet: OutboundPacket) -> Result<(), TransportError> {
+        if self.router.down.load(Ordering::SeqCst) {
+            return Err(TransportError::Unavailable {
+                reason: "offline".into(),
+            });
+        }
+        self.router.log.lock().unwrap().push(packet.clone());
+        self.router
+            .queue
+            .lock()
+            .unwrap()
+            .push_back((packet.topic, packet.payload));
+        Ok(())
+    }
+    fn subscribe(&self, topic: String) {
+        let mut subs = self.router.subs.lock().unwrap();
+        subs.entry(self.node).or_default().insert(topic);
+    }
+    fn unsubscribe(&self, topic: String) {
+        let mut subs = self.router.subs.lock().unwrap();
+        subs.entry(self.node).or_default().remove(&topic);
+    }
+}
+
+#[derive(Default)]
+struct Listener(Mutex<Vec<WitanEvent>>);
+
+impl EventListener for Listener {
+    fn on_event(&self, event: WitanEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+struct ManualClock(AtomicU64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    router: Arc<Router>,
+    clock: Arc<ManualClock>,
+    clients: Vec<Option<Arc<WitanClient>>>,
+    listeners: Vec<Arc<Listener>>,
+    mailbox: BTreeMap<usize, Vec<Vec<u8>>>,
+}
+
+fn fast_settings() -> ConversationSettings {
+    ConversationSettings {
+        pending_join_timeout_ms: 60_000,
+        commit_inactivity_ms: 3_000,
+        recovery_inactivity_ms: 2_000,
+        freeze_window_ms: 1_000,
+        vote_timeout_ms: 5_000,
+        auto_vote_delay_ms: Some(0),
+        commit_delay_ms: 100,
+        max_clock_skew_ms: 1_000,
+        ..default_conversation_settings()
+    }
+}
+
+impl World {
+    fn new(n: usize) -> World {
+        let mut w = World {
+            dir: tempfile::tempdir().unwrap(),
+            router: Arc::new(Router::default()),
+            clock: Arc::new(ManualClock(AtomicU64::new(1_700_000_000_000))),
+            clients: (0..n).map(|_| None).collect(),
+            listeners: (0..n).map(|_| Arc::new(Listener::default())).collect(),
+            mailbox: BTreeMap::new(),
+        };
+        for i in 0..n {
+            w.open(i);
+        }
+        w
+    }
+
+    fn path(&self, i: usize) -> String {
+        self.dir
+            .path()
+            .join(format!("member-{i}.db"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn open(&mut self, i: usize) {
+        let client = WitanClient::open_with_clock(
+            ClientConfig {
+                database_path: self.path(i),
+                identity_secret: None,
+            },
+            Arc::new(NodeTransport {
+                router: self.router.clone(),
+                node: i,
+            }),
+            self.listeners[i].clone(),
+            self.clock.clone(),
+        )
+        .unwrap();
+        self.clients[i] = Some(client);
+    }
+
+    /// Reopens a closed client and hands it the packets that arrived meanwhile.
+    fn reopen(&mut self, i: usize) {
+        self.open(i);
+        let backlog = self.mailbox.remove(&i).unwrap_or_default();
+        let packets = backlog
+            .into_iter()
+            .map(|payload| InboundPacket {
+                topic: String::new(),
+                payload,
+            })
+            .collect();
+        self.c(i).receive(packets).unwrap();
+    }
+
+    fn close(&mut self, i: usize) {
+        self.clients[i] = None;
+    }
+
+    fn c(&self, i: usize) -> &WitanClient {
+        self.clients[i].as_ref().expect("client is open")
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Delivers everything in flight to every subscribed node, the sender included (its echo
+    /// must be a duplicate).
+    fn deliver(&mut self) {
+        loop {
+            let next = self.router.queue.lock().unwrap().pop_front();
+            let Some((topic, payload)) = next else { return };
+            let subs = self.router.subs.lock().unwrap().clone();
+            for i in 0..self.clients.len() {
+                if !subs.get(&i).is_some_and(|s| s.contains(&topic)) {
+                    continue;
+                }
+                match &self.clients[i] {
+                    Some(c) => {
+                        c.receive(vec![InboundPacket {
+                            topic: topic.clone(),
+                            payload: payload.clone(),
+                        }])
+                        .unwrap();
+                    }
+                    None => self.mailbox.entry(i).or_default().push(payload.clone()),
+                }
+            }
+        }
+    }
+
+    /// Polls every open client; returns the earliest wake-up they asked for.
+    fn poll_all(&mut self) -> Option<u64> {
+        let mut next: Option<u64> = None;
+        for c in self.clients.iter().flatten() {
+            if let Some(at) = c.poll().unwrap().next_wakeup_at_ms {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        next
+    }
+
+    /// Delivers and polls, jumping the clock to the next wake-up, for `horizon_ms`.
+    fn run_for(&mut self, horizon_ms: u64) {
+        let end = self.now() + horizon_ms;
+        for _ in 0..100_000 {
+            self.deliver();
+            let next = self.poll_all();
+            self.deliver();
+            let next = match (next, self.poll_all()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
+                Some(at) if at <= end && at > self.now() => {
+                    self.clock.0.store(at, Ordering::SeqCst);
+                }
+                Some(at) if at <= self.now() => {}
+                _ => {
+                    self.clock.0.store(end, Ordering::SeqCst);
+                    self.poll_all();
+                    self.deliver();
+                    return;
+                }
+            }
+        }
+        panic!("the world did not settle");
+    }
+
+    fn events(&self, i: usize) -> Vec<WitanEvent> {
+        self.listeners[i].0.lock().unwrap().clone()
+    }
+
+    fn received(&self, i: usize) -> Vec<Vec<u8>> {
+        self.events(i)
+            .into_iter()
+            .filter_map(|e| match e {
+                WitanEvent::MessageReceived { message, .. } => Some(message.body),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn history(&self, i: usize) -> Vec<Vec<u8>> {
+        self.c(i)
+            .messages(CONV.into(), None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect()
+    }
+
+    /// Creator 0, members 1..n join by request and vote.
+    fn form(n: usize) -> World {
+        let mut w = World::new(n);
+        w.c(0)
+            .create_conversation(CONV.into(), fast_settings())
+            .unwrap();
+        for i in 1..n {
+            w.c(i).request_to_join(CONV.into()).unwrap();
+        }
+        w.run_for(30_000);
+        w
+    }
+
+    fn assert_formed(&self, members: &[usize]) {
+        let reference = self
+            .c(members[0])
+            .conversation(CONV.into())
+            .unwrap()
+            .unwrap();
+        let mut ids: Vec<String> = members.iter().map(|i| self.c(*i).member_id()).collect();
+        ids.sort();
+        for &i in members {
+            let info = self.c(i).conversation(CONV.into()).unwrap().unwrap();
+            assert_eq!(info.state, ConversationState::Working, "member {i}");
+            assert_eq!(info.epoch, reference.epoch, "member {i}");
+            let mut have: Vec<String> = info.members.iter().map(|m| m.member_id.clone()).collect();
+            have.sort();
+            assert_eq!(have, ids, "member {i}");
+        }
+    }
+}
+
+fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    v.sort();
+    v
+}
+
+#[test]
+fn three_members_join_by_vote_and_chat() {
+    let mut w = World::form(3);
+    w.assert_formed(&[0, 1, 2]);
+    let info = w.c(0).conversation(CONV.into()).unwrap().unwrap();
+    assert!(info.epoch >= 1);
+    assert!(!info.stewards.is_empty());
+    for i in 1..3 {
+        assert!(
+            w.events(i)
+                .iter()
+                .any(|e| matches!(e, WitanEvent::Joined { .. })),
+            "member {i} heard Joined"
+        );
+        assert_eq!(w.c(i).subscriptions(), w.c(0).subscriptions());
+        let stewards = w.c(i).conversation(CONV.into()).unwrap().unwrap().stewards;
+        assert_eq!(
+            stewards, info.stewards,
+            "member {i} agrees on the steward list"
+        );
+    }
+    for i in 0..3 {
+        w.c(i)
+            .send_message(CONV.into(), format!("hello from {i}").into_bytes())
+            .unwrap();
+    }
+    w.deliver();
+    let all: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("hello from {i}").into_bytes())
+        .collect();
+    for i in 0..3 {
+        assert_eq!(sorted(w.history(i)), sorted(all.clone()), "history of {i}");
+        let mut others = all.clone();
+        others.remove(i);
+        assert_eq!(sorted(w.received(i)), sorted(others), "events of {i}");
+    }
+    // Sequence numbers are per conversation, 1..=3, and `after_seq` pages.
+    let page = w.c(1).messages(CONV.into(), Some(1), 10).unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2, 3]);
+}
+
+#[test]
+fn duplicates_and_garbage_change_nothing() {
+    let mut w = World::form(2);
+    w.c(0).send_message(CONV.into(), b"once".to_vec()).unwrap();
+    let chat = w.router.log.lock().unwrap().last().unwrap().clone();
+    w.deliver();
+    assert_eq!(w.received(1), vec![b"once".to_vec()]);
+    let before = (
+        w.c(1).conversation(CONV.into()).unwrap(),
+        w.history(1),
+        w.events(1).len(),
+    );
+
+    let packet = |payload: Vec<u8>| InboundPacket {
+        topic: chat.topic.clone(),
+        payload,
+    };
+    let report = w.c(1).receive(vec![packet(chat.payload.clone())]).unwrap();
+    assert_eq!(
+        (report.accepted, report.duplicates, report.rejected),
+        (0, 1, 0)
+    );
+
+    let mut flipped = chat.payload.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x55;
+    let other = wire::encode(&wire::Envelope::new(
+        "another-conversation",
+        vec![7u8; 20],
+        wire::PacketKind::Group,
+        vec![1, 2, 3],
+    ));
+    let report = w
+        .c(1)
+        .receive(vec![
+            packet(b"not a packet".to_vec()),
+            packet(Vec::new()),
+            packet(flipped),
+            packet(other),
+        ])
+        .unwrap();
+    assert_eq!(
+        (report.accepted, report.duplicates, report.rejected),
+        (0, 0, 4)
+    );
+    let after = (
+        w.c(1).conversation(CONV.into()).unwrap(),
+        w.history(1),
+        w.events(1).len(),
+    );
+    assert_eq!(before, after);
+}
+
+#[test]
+fn typed_errors_for_unknown_conversations_and_early_sends() {
+    let w = World::new(2);
+    let err = w
+        .c(0)
+        .send_message("nope".into(), b"x".to_vec())
+        .unwrap_err();
+    assert!(matches!(err, WitanError::NotFound { .. }), "{err:?}");
+    w.c(1).request_to_join(CONV.into()).unwrap();
+    let err = w.c(1).send_message(CONV.into(), b"x".to_vec()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WitanError::WrongState {
+                state: ConversationState::PendingJoin,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(w.c(1).messages(CONV.into(), None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn a_restarted_member_catches_up_from_its_file_and_keeps_chatting() {
+    let mut w = World::form(3);
+    let id2 = w.c(2).member_id();
+    w.c(0)
+        .send_message(CONV.into(), b"before".to_vec())
+        .unwrap();
+    w.deliver();
+    w.close(2);
+    w.c(0)
+        .send_message(CONV.into(), b"while away".to_vec())
+        .unwrap();
+    w.c(1)
+        .send_message(CONV.into(), b"me too".to_vec())
+        .unwrap();
+    w.deliver();
+    w.run_for(2_000);
+    w.reopen(2);
+    assert_eq!(w.c(2).member_id(), id2);
+    assert_eq!(
+        sorted(w.history(2)),
+        sorted(vec![
+            b"before".to_vec(),
+            b"while away".to_vec(),
+            b"me too".to_vec()
+        ])
+    );
+    w.c(2).send_message(CONV.into(), b"back".to_vec()).unwrap();
+    w.deliver();
+    for i in 0..2 {
+        assert!(w.history(i).contains(&b"back".to_vec()), "member {i}");
+    }
+    w.assert_formed(&[0, 1, 2]);
+}
+
+#[test]
+fn a_deadline_that_expired_while_closed_fires_on_the_next_poll() {
+    let mut w = World::new(1);
+    w.c(0).request_to_join(CONV.into()).unwrap();
+    assert_eq!(w.c(0).subscriptions().len(), 2);
+    let due = w.c(0).poll().unwrap().next_wakeup_at_ms.unwrap();
+    assert!(due > w.now());
+    w.close(0);
+    w.clock.0.store(due + 3_600_000, Ordering::SeqCst);
+    w.reopen(0);
+    let report = w.c(0).poll().unwrap();
+    assert_eq!(report.next_wakeup_at_ms, None);
+    assert!(
+        w.events(0)
+            .iter()
+            .any(|e| matches!(e, WitanEvent::JoinExpired { .. }))
+    );
+    let info = w.c(0).conversation(CONV.into()).unwrap().unwrap();
+    assert_eq!(info.state, ConversationState::Left);
+    assert!(w.c(0).subscriptions().is_empty());
+    assert!(w.router.subs.lock().unwrap()[&0].is_empty());
+}
+
+#[test]
+fn a_failed_publish_stays_in_the_outbox_until_a_later_poll_sends_it() {
+    let mut w = World::form(2);
+    w.router.down.store(true, Ordering::SeqCst);
+    w.c(0)
+        .send_message(CONV.into(), b"queued".to_vec())
+        .unwrap();
+    w.deliver();
+    assert!(w.received(1).is_empty());
+    let report = w.c(0).poll().unwrap();
+    assert_eq!(report.outbox_pending, 1);
+    assert_eq!(report.sent, 0);
+    let retry_at = report.next_wakeup_at_ms.unwrap();
+    assert!(retry_at > w.now() && retry_at <= w.now() + 1_000);
+
+    w.router.down.store(false, Ordering::SeqCst);
+    // Not due yet: nothing is sent before the backoff elapsed.
+    assert_eq!(w.c(0).poll().unwrap().sent, 0);
+    w.clock.0.store(retry_at, Ordering::SeqCst);
+    let report = w.c(0).poll().unwrap();
+    assert_eq!((report.sent, report.outbox_pending), (1, 0));
+    w.deliver();
+    assert_eq!(w.received(1), vec![b"queued".to_vec()]);
+}
+
+#[test]
+fn handle_wakeup_returns_the_new_messages_for_the_notification() {
+    let mut w = World::form(2);
+    w.close(1);
+    w.c(0).send_message(CONV.into(), b"ping".to_vec()).unwrap();
+    w.deliver();
+    w.open(1);
+    let packets = w
+        .mailbox
+        .remove(&1)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|payload| InboundPacket {
+            topic: String::new(),
+            payload,
+        })
+        .collect::<Vec<_>>();
+    let report = w.c(1).handle_wakeup(packets.clone()).unwrap();
+    assert_eq!(report.notifications.len(), 1);
+    assert_eq!(report.notifications[0].body, b"ping".to_vec());
+    assert_eq!(report.notifications[0].sender, w.c(0).member_id());
+    // The same push delivered again shows nothing new.
+    assert!(
+        w.c(1)
+            .handle_wakeup(packets)
+            .unwrap()
+            .notifications
+            .is_empty()
+    );
+}
+
+#[test]
+fn traffic_that_arrives_before_the_welcome_is_buffered_and_replayed() {
+    let mut w = World::new(3);
+    w.c(0)
+        .create_conversation(CONV.into(), fast_settings())
+        .unwrap();
+    w.c(1).request_to_join(CONV.into()).unwrap();
+    w.run_for(30_000);
+    w.assert_formed(&[0, 1]);
+
+    // Member 2 asks to join and goes offline; the group admits it and chats on.
+    w.c(2).request_to_join(CONV.into()).unwrap();
+    w.close(2);
+    w.run_for(20_000);
+    let info = w.c(0).conversation(CONV.into()).unwrap().unwrap();
+    assert_eq!(info.members.len(), 3, "member 2 was admitted");
+    w.c(0)
+        .send_message(CONV.into(), b"welcome aboard".to_vec())
+        .unwrap();
+    w.deliver();
+
+    // It comes back and gets the chat first, the welcome after it: the chat waits in the
+    // buffer (stored in the same step, so it survives a kill) and is replayed on joining.
+    w.open(2);
+    let mut backlog = w.mailbox.remove(&2).unwrap_or_default();
+    let chat = backlog.pop().unwrap();
+    let first = w
+        .c(2)
+        .receive(vec![InboundPacket {
+            topic: String::new(),
+            payload: chat.clone(),
+        }])
+        .unwrap();
+    assert_eq!(
+        (first.accepted, first.duplicates, first.rejected),
+        (1, 0, 0)
+    );
+    assert!(w.history(2).is_empty(), "not readable before the welcome");
+    // The same packet again is a duplicate even while it is buffered.
+    let again = w
+        .c(2)
+        .receive(vec![InboundPacket {
+            topic: String::new(),
+            payload: chat,
+        }])
+        .unwrap();
+    assert_eq!(again.duplicates, 1);
+
+    // Restart before the welcome arrives: the buffered chat is on disk.
+    w.close(2);
+    w.open(2);
+    let packets = backlog
+        .into_iter()
+        .map(|payload| InboundPacket {
+            topic: String::new(),
+            payload,
+        })
+        .collect();
+    w.c(2).receive(packets).unwrap();
+    assert_eq!(w.history(2), vec![b"welcome aboard".to_vec()]);
+    assert!(w.received(2).contains(&b"welcome aboard".to_vec()));
+    w.run_for(5_000);
+    w.assert_formed(&[0, 1, 2]);
+}
+
+#[test]
+fn two_clients_on_one_file_see_each_others_steps() {
+    // The app and its notification extension: two connections to one database, no cache.
+    let mut w = World::form(2);
+    let path = w.path(1);
+    let extension = WitanClient::open_with_clock(
+        ClientConfig {
+            database_path: path,
+            identity_secret: None,
+        },
+        Arc::new(NodeTransport {
+            router: w.router.clone(),
+            node: 1,
+        }),
+        Arc::new(Listener::default()),
+        w.clock.clone(),
+    )
+    .unwrap();
+    assert_eq!(extension.member_id(), w.c(1).member_id());
+    extension
+        .send_message(CONV.into(), b"from the extension".to_vec())
+        .unwrap();
+    w.c(1)
+        .send_message(CONV.into(), b"from the app".to_vec())
+        .unwrap();
+    w.deliver();
+    assert_eq!(
+        sorted(w.history(0)),
+        sorted(vec![
+            b"from the extension".to_vec(),
+            b"from the app".to_vec()
+        ])
+    );
+    let seen_by_extension: Vec<Vec<u8>> = extension
+        .messages(CONV.into(), None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(seen_by_extension, w.history(1));
+    assert_eq!(seen_by_extension.len(), 2);
+}
