@@ -203,3 +203,37 @@ fn a_late_joiner_is_added_in_a_later_epoch() {
     assert_eq!(net.nodes[4].conv().settings, fast_settings());
     let _ = CONV;
 }
+
+#[test]
+fn a_lost_vote_is_relayed_so_the_proposal_finalizes_before_expiry() {
+    // Slow commits, so no candidate's evidence can finalize the proposal for node 0 first.
+    let settings = witan::protocol::Settings {
+        commit_delay_ms: 20_000,
+        commit_inactivity_ms: 30_000,
+        ..fast_settings()
+    };
+    let mut net = Net::form(4, settings);
+    net.run_for(10_000);
+    // Node 3 is silent; node 2's packets never reach node 0.
+    net.offline.insert(3);
+    net.muted.insert(3);
+    net.cut.insert((2, 0));
+    let target = net.nodes[3].id();
+    let mut pid = 0;
+    net.act(1, |c, ctx| {
+        let (id, out) = c.propose_removal(ctx, target)?;
+        pid = id;
+        Ok(out)
+    })
+    .unwrap();
+    let timeout = fast_settings().vote_timeout_ms;
+    net.run_for(timeout * 6 / 10);
+    let resolved_early = net.nodes[0].events.contains(&Event::ProposalResolved {
+        proposal_id: pid,
+        approved: true,
+    });
+    assert!(
+        resolved_early,
+        "node 0 got node 2's vote through a relay before the proposal expired"
+    );
+}

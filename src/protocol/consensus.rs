@@ -412,6 +412,9 @@ pub struct Ballot {
     pub decision: Option<bool>,
     /// Decided by verified evidence from a commit candidate rather than by the local tally.
     pub by_evidence: bool,
+    /// This member already re-broadcast the votes it holds (see `conversation::governance`).
+    #[serde(default)]
+    pub relayed: bool,
 }
 
 impl Ballot {
@@ -460,6 +463,7 @@ impl Ballot {
             votes: BTreeMap::new(),
             decision: None,
             by_evidence: false,
+            relayed: false,
         };
         if !ballot.voters.contains(&owner) {
             return Err(VoteError::NotEligible);
@@ -554,6 +558,19 @@ impl Ballot {
         }
         p.round = p.votes.len() as u32;
         Ok(p)
+    }
+
+    /// Every vote this member holds, decoded, for re-broadcast.
+    pub fn held_votes(&self) -> Vec<wire::Vote> {
+        self.votes
+            .values()
+            .filter_map(|v| wire::Vote::decode(v.bytes.as_slice()).ok())
+            .collect()
+    }
+
+    /// Halfway through the voting window: when votes that may have been lost are re-sent.
+    pub fn relay_at_ms(&self) -> u64 {
+        self.created_at_ms + (self.expires_at_ms.saturating_sub(self.created_at_ms)) / 2
     }
 
     pub fn has_voted(&self, member: &MemberId) -> bool {

@@ -8,6 +8,7 @@ pub enum Timer {
     PendingJoin,
     Ballot(u64),
     AutoVote(u64),
+    Relay(u64),
     StewardCommit,
     Freeze,
     Inactivity,

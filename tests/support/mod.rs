@@ -48,6 +48,8 @@ pub struct Net {
     /// Packets kept for offline members, delivered when they reconnect (a store-and-forward
     /// transport, as push services provide).
     pub mailbox: BTreeMap<usize, Vec<Vec<u8>>>,
+    /// Directed links (from, to) on which every packet is lost.
+    pub cut: HashSet<(usize, usize)>,
 }
 
 pub fn fast_settings() -> Settings {
@@ -95,6 +97,7 @@ impl Net {
             offline: HashSet::new(),
             delivered: 0,
             mailbox: BTreeMap::new(),
+            cut: HashSet::new(),
         }
     }
 
@@ -217,7 +220,7 @@ impl Net {
     pub fn deliver(&mut self) {
         while let Some((from, topic, payload)) = self.queue.pop_front() {
             for i in 0..self.nodes.len() {
-                if i == from {
+                if i == from || self.cut.contains(&(from, i)) {
                     continue;
                 }
                 let subscribed = self.nodes[i]

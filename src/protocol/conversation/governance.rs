@@ -321,6 +321,27 @@ impl Conversation {
         self.cast(ctx, group, id, opinion, out)
     }
 
+    /// Re-broadcasts every vote this member holds for a still-open proposal, once, halfway
+    /// through its window: members that lost some votes on the network can still finalize
+    /// instead of waiting for expiry (relayed votes count through their signatures).
+    pub(super) fn relay_votes(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        id: u64,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let Some(ballot) = self.ballots.get_mut(&id) else {
+            return Ok(());
+        };
+        ballot.relayed = true;
+        if ctx.now_ms >= ballot.expires_at_ms {
+            return Ok(());
+        }
+        let votes = ballot.held_votes();
+        self.broadcast(ctx, group, Content::Votes(wire::VoteBundle { votes }), out)
+    }
+
     /// What this member votes when it votes automatically.
     fn opinion(&self, id: u64) -> bool {
         let Some(b) = self.ballots.get(&id) else {

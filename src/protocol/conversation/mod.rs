@@ -425,8 +425,14 @@ impl Conversation {
             d.push((at, Timer::PendingJoin));
         }
         if self.is_member_state() {
-            for b in self.ballots.values().filter(|b| b.decision.is_none()) {
-                d.push((b.expires_at_ms, Timer::Ballot(b.id)));
+            for b in self.ballots.values() {
+                if b.decision.is_none() {
+                    d.push((b.expires_at_ms, Timer::Ballot(b.id)));
+                }
+                // Decided members relay too: they hold the votes the others may lack.
+                if !b.relayed && !b.by_evidence && b.has_voted(&self.me) {
+                    d.push((b.relay_at_ms(), Timer::Relay(b.id)));
+                }
             }
             d.extend(
                 self.auto_votes
@@ -483,6 +489,10 @@ impl Conversation {
             Timer::Ballot(id) => {
                 let mut group = self.load_group(ctx)?;
                 self.resolve_if_decided(ctx, &mut group, id, out)
+            }
+            Timer::Relay(id) => {
+                let mut group = self.load_group(ctx)?;
+                self.relay_votes(ctx, &mut group, id, out)
             }
             Timer::AutoVote(id) => {
                 self.auto_votes.remove(&id);
