@@ -597,6 +597,15 @@ impl Conversation {
         self.recovering = false;
         self.behind_since = None;
         out.epoch_advanced = true;
+        tracing::info!(
+            conversation = %self.id,
+            epoch = self.epoch,
+            committer = %candidate.committer.short(),
+            added = added.len(),
+            removed = removed.len(),
+            proposals = candidate.ballots.len(),
+            "commit applied"
+        );
         out.events.push(Event::MembershipChanged {
             epoch: self.epoch,
             added: added.clone(),
@@ -652,6 +661,7 @@ impl Conversation {
         what: &str,
         out: &mut Output,
     ) {
+        tracing::warn!(conversation = %self.id, member = %member.short(), "{what}");
         out.events.push(Event::Warning(format!(
             "{what} (member {})",
             member.short()

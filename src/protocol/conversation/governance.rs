@@ -398,6 +398,7 @@ impl Conversation {
         };
         ballot.decision = Some(approved);
         self.auto_votes.remove(&id);
+        tracing::debug!(conversation = %self.id, proposal = id, approved, "proposal resolved");
         out.events.push(Event::ProposalResolved {
             proposal_id: id,
             approved,

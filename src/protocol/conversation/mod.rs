@@ -203,6 +203,7 @@ impl Conversation {
 
     fn set_state(&mut self, state: State, out: &mut Output) {
         if self.state != state {
+            tracing::info!(conversation = %self.id, from = ?self.state, to = ?state, epoch = self.epoch, "state changed");
             self.state = state;
             out.events.push(Event::StateChanged(state));
         }
