@@ -136,7 +136,14 @@ fn an_epoch_steward_back_from_offline_follows_the_group_instead_of_forking() {
         net.deliver();
         net.reconnect(2);
         net.run_for(5_000);
-        assert_eq!(net.epoch_authenticator(0), net.epoch_authenticator(2), "seed {seed}");
-        assert!(net.nodes[2].history.iter().any(|m| m.body == b"new epoch"), "seed {seed}");
+        assert_eq!(
+            net.epoch_authenticator(0),
+            net.epoch_authenticator(2),
+            "seed {seed}"
+        );
+        assert!(
+            net.nodes[2].history.iter().any(|m| m.body == b"new epoch"),
+            "seed {seed}"
+        );
     }
 }
