@@ -31,21 +31,34 @@ fn a_scenario_logs_no_bodies_keys_or_full_member_ids() {
     }
     net.deliver();
     let target = net.nodes[4].id();
-    net.act(0, |c, ctx| c.propose_removal(ctx, target).map(|(_, o)| o)).unwrap();
+    net.act(0, |c, ctx| c.propose_removal(ctx, target).map(|(_, o)| o))
+        .unwrap();
     net.run_for(20_000);
     set_logger(None, LogLevel::Info);
 
     let lines = capture.0.lock().unwrap().clone();
-    assert!(lines.iter().any(|l| l.contains("commit applied")), "the scenario was logged");
+    assert!(
+        lines.iter().any(|l| l.contains("commit applied")),
+        "the scenario was logged"
+    );
     assert!(lines.iter().any(|l| l.contains("state changed")));
     let hex_body = hex::encode(body.as_bytes());
     for line in &lines {
-        assert!(!line.contains(body) && !line.contains(&hex_body), "body leaked: {line}");
+        assert!(
+            !line.contains(body) && !line.contains(&hex_body),
+            "body leaked: {line}"
+        );
         for node in &net.nodes {
             let secret = hex::encode(node.identity.secret());
             assert!(!line.contains(&secret), "identity secret leaked: {line}");
-            assert!(!line.contains(&node.id().to_hex()), "full member id leaked: {line}");
-            assert!(!line.contains(&format!("{:?}", node.identity.secret())), "secret bytes leaked: {line}");
+            assert!(
+                !line.contains(&node.id().to_hex()),
+                "full member id leaked: {line}"
+            );
+            assert!(
+                !line.contains(&format!("{:?}", node.identity.secret())),
+                "secret bytes leaked: {line}"
+            );
         }
     }
 }

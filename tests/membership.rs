@@ -237,3 +237,33 @@ fn a_lost_vote_is_relayed_so_the_proposal_finalizes_before_expiry() {
         "node 0 got node 2's vote through a relay before the proposal expired"
     );
 }
+
+#[test]
+fn in_extension_mode_messages_and_commits_apply_but_voting_waits_for_the_app() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    net.extension.insert(2);
+    let target = net.nodes[3].id();
+    let mut pid = 0;
+    net.act(0, |c, ctx| {
+        let (id, out) = c.propose_removal(ctx, target)?;
+        pid = id;
+        Ok(out)
+    })
+    .unwrap();
+    net.send(1, b"read me in the extension");
+    net.deliver();
+    // The extension decrypted the message but did not vote.
+    assert!(net.nodes[2].history.iter().any(|m| m.body == b"read me in the extension"));
+    let ballot = &net.nodes[2].conv().ballots[&pid];
+    assert!(!ballot.has_voted(&net.nodes[2].id()));
+    assert!(net.nodes[2].conv().next_deadline().is_some(), "the vote stays scheduled for the app");
+    // The others decide and commit; the extension applies the commit so it can keep reading.
+    net.run_for(20_000);
+    assert!(!net.nodes[2].conv().members.contains(&target));
+    net.assert_agree(&[0, 1, 2]);
+    // Back in the app, nothing is left hanging.
+    net.extension.remove(&2);
+    net.run_for(10_000);
+    net.assert_agree(&[0, 1, 2]);
+}

@@ -108,6 +108,7 @@ impl StepEnv<'_, '_> {
             provider: &provider,
             identity: self.identity,
             now_ms: self.now_ms,
+            defer_governance: false,
         };
         let (conv, value, out) = match op(before, &ctx) {
             Ok(done) => done,

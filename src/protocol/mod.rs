@@ -28,6 +28,12 @@ pub struct Ctx<'a, 'p> {
     pub provider: &'a MlsProvider<'p>,
     pub identity: &'a Identity,
     pub now_ms: u64,
+    /// Extension mode (a notification extension with little memory and time): inbound
+    /// traffic is applied — chat is decrypted, received commits are applied so later messages
+    /// stay readable — but work that can wait for the app (voting, building candidates,
+    /// freezing, elections, relaying) is not started; its deadlines stay stored and fire in
+    /// the app's next poll.
+    pub defer_governance: bool,
 }
 
 /// A packet the driver must publish.

@@ -50,6 +50,8 @@ pub struct Net {
     pub mailbox: BTreeMap<usize, Vec<Vec<u8>>>,
     /// Directed links (from, to) on which every packet is lost.
     pub cut: HashSet<(usize, usize)>,
+    /// Members running in extension mode (governance work deferred).
+    pub extension: HashSet<usize>,
 }
 
 pub fn fast_settings() -> Settings {
@@ -98,6 +100,7 @@ impl Net {
             delivered: 0,
             mailbox: BTreeMap::new(),
             cut: HashSet::new(),
+            extension: HashSet::new(),
         }
     }
 
@@ -107,6 +110,7 @@ impl Net {
         F: FnOnce(&mut Option<Conversation>, &Ctx) -> Result<Output, ProtocolError>,
     {
         let now = self.now;
+        let deferring = self.extension.contains(&i);
         let node = &mut self.nodes[i];
         let mut conv = node.conv.clone();
         let (result, changes) = {
@@ -115,6 +119,7 @@ impl Net {
                 provider: &provider,
                 identity: &node.identity,
                 now_ms: now,
+                defer_governance: deferring,
             };
             let result = f(&mut conv, &ctx);
             (result, provider.storage().take_changes())

@@ -200,7 +200,7 @@ impl Conversation {
                 self.ballots.get(&id).map(|b| &b.action),
                 Some(Action::Election { .. })
             ) && !self.election_matches(id);
-            if opinion_is_firm {
+            if opinion_is_firm && !ctx.defer_governance {
                 // A list that does not reproduce the deterministic one is refused at once.
                 self.cast(ctx, group, id, false, out)?;
             } else if let Some(delay) = self.settings.auto_vote_delay_ms {

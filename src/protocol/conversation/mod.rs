@@ -418,6 +418,12 @@ impl Conversation {
     }
 
     fn next_timer(&self) -> Option<(u64, Timer)> {
+        self.next_timer_for(false)
+    }
+
+    /// The earliest deadline; when `deferring`, only those that apply inbound work (expiry
+    /// of a join, tallies at expiry, falling behind) — never those that start new work.
+    fn next_timer_for(&self, deferring: bool) -> Option<(u64, Timer)> {
         if self.state == State::Left {
             return None;
         }
@@ -452,6 +458,9 @@ impl Conversation {
                 d.push((since.saturating_add(self.catch_up_window()), Timer::Behind));
             }
         }
+        if deferring {
+            d.retain(|(_, t)| matches!(t, Timer::PendingJoin | Timer::Ballot(_) | Timer::Behind));
+        }
         timers::earliest(d)
     }
 
@@ -466,7 +475,7 @@ impl Conversation {
         // Each firing clears or moves its deadline; the bound only guards against a bug
         // turning into an endless loop inside the host's process.
         for _ in 0..10_000 {
-            let Some((at, timer)) = self.next_timer() else {
+            let Some((at, timer)) = self.next_timer_for(ctx.defer_governance) else {
                 return Ok(());
             };
             if at > ctx.now_ms {
