@@ -98,7 +98,12 @@ impl<S: Subscriber> Layer<S> for HostLayer {
         let mut line = Line(String::new());
         event.record(&mut line);
         let meta = event.metadata();
-        logger.log(level_of(meta.level()), meta.target().to_string(), line.0);
+        let level = level_of(meta.level());
+        let target = meta.target().to_string();
+        // A host logger that throws must not break the step that logged: drop the line.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            logger.log(level, target, line.0)
+        }));
     }
 }
 
@@ -147,8 +152,26 @@ mod tests {
         }
     }
 
+    struct Throwing;
+    impl Logger for Throwing {
+        fn log(&self, _level: LogLevel, _target: String, _message: String) {
+            panic!("host logger failed");
+        }
+    }
+
     #[test]
     fn host_logger_receives_lines_at_or_above_the_level() {
+        host_logger_lines_and_levels();
+        a_throwing_host_logger_does_not_break_the_caller();
+    }
+
+    fn a_throwing_host_logger_does_not_break_the_caller() {
+        set_logger(Some(Arc::new(Throwing)), LogLevel::Trace);
+        tracing::info!("this line is dropped");
+        set_logger(None, LogLevel::Info);
+    }
+
+    fn host_logger_lines_and_levels() {
         let capture = Arc::new(Capture(Mutex::new(Vec::new())));
         set_logger(Some(capture.clone()), LogLevel::Info);
         tracing::info!(member = "abcd1234", "state changed");

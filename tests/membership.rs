@@ -254,10 +254,18 @@ fn in_extension_mode_messages_and_commits_apply_but_voting_waits_for_the_app() {
     net.send(1, b"read me in the extension");
     net.deliver();
     // The extension decrypted the message but did not vote.
-    assert!(net.nodes[2].history.iter().any(|m| m.body == b"read me in the extension"));
+    assert!(
+        net.nodes[2]
+            .history
+            .iter()
+            .any(|m| m.body == b"read me in the extension")
+    );
     let ballot = &net.nodes[2].conv().ballots[&pid];
     assert!(!ballot.has_voted(&net.nodes[2].id()));
-    assert!(net.nodes[2].conv().next_deadline().is_some(), "the vote stays scheduled for the app");
+    assert!(
+        net.nodes[2].conv().next_deadline().is_some(),
+        "the vote stays scheduled for the app"
+    );
     // The others decide and commit; the extension applies the commit so it can keep reading.
     net.run_for(20_000);
     assert!(!net.nodes[2].conv().members.contains(&target));
@@ -266,4 +274,32 @@ fn in_extension_mode_messages_and_commits_apply_but_voting_waits_for_the_app() {
     net.extension.remove(&2);
     net.run_for(10_000);
     net.assert_agree(&[0, 1, 2]);
+}
+
+#[test]
+fn removing_the_epoch_steward_is_committed_by_its_backup_without_a_freeze() {
+    let mut net = Net::form(5, fast_settings());
+    net.run_for(20_000);
+    let conv = net.nodes[0].conv().clone();
+    let es = conv.stewards.epoch_steward(conv.epoch).unwrap();
+    let es_idx = net.nodes.iter().position(|n| n.id() == es).unwrap();
+    let proposer = (0..5).find(|i| *i != es_idx).unwrap();
+    let before: Vec<usize> = (0..5).map(|i| net.nodes[i].events.len()).collect();
+    net.act(proposer, |c, ctx| {
+        c.propose_removal(ctx, es).map(|(_, o)| o)
+    })
+    .unwrap();
+    net.run_for(20_000);
+    let rest: Vec<usize> = (0..5).filter(|i| *i != es_idx).collect();
+    net.assert_agree(&rest);
+    assert!(!net.nodes[rest[0]].conv().members.contains(&es));
+    for &i in &rest {
+        let froze =
+            net.nodes[i].events[before[i]..].contains(&Event::StateChanged(State::Freezing));
+        assert!(
+            !froze,
+            "node {i} needed no freeze round: {:?}",
+            &net.nodes[i].events[before[i]..]
+        );
+    }
 }

@@ -12,13 +12,20 @@
 //!   `WitanError::Internal`. The client stays usable — its database handle sits behind a
 //!   mutex that recovers from poisoning and every step is a transaction that a panic rolls
 //!   back.
+//! - The host's callbacks are isolated ([`HostTransport`], [`HostListener`]): a Kotlin or
+//!   Swift implementation that throws where no error is declared (`on_event`, `subscribe`,
+//!   `unsubscribe`) reaches Rust as a panic inside UniFFI. Those calls run after the step was
+//!   committed, so letting the panic escape would report a failure for a call whose effects
+//!   are stored (a retried `send_message` would send twice) and drop the remaining events and
+//!   topic changes. The failure is logged and the call goes on.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::client::{
-    ClientConfig, ConversationInfo, ConversationSettings, EventListener, InboundPacket, PollReport,
-    ReceiveReport, StoredMessage, Transport, WakeupReport, WitanClient, WitanError,
+    ClientConfig, ConversationInfo, ConversationSettings, EventListener, InboundPacket,
+    OutboundPacket, PollReport, ReceiveReport, StoredMessage, Transport, TransportError,
+    WakeupReport, WitanClient, WitanError, WitanEvent,
 };
 
 fn panic_reason(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -62,6 +69,49 @@ async fn offload<T: Send + 'static>(
     }
 }
 
+/// The host's transport, with its failures contained: a throw from `publish` becomes a
+/// `TransportError` (the packet stays in the outbox), one from `subscribe` / `unsubscribe` is
+/// logged. The host's message is not logged: it may quote anything.
+struct HostTransport(Arc<dyn Transport>);
+
+impl Transport for HostTransport {
+    fn publish(&self, packet: OutboundPacket) -> Result<(), TransportError> {
+        catch_unwind(AssertUnwindSafe(|| self.0.publish(packet))).unwrap_or_else(|_| {
+            Err(TransportError::Unavailable {
+                reason: "the host transport failed".into(),
+            })
+        })
+    }
+
+    fn subscribe(&self, topic: String) {
+        if catch_unwind(AssertUnwindSafe(|| self.0.subscribe(topic))).is_err() {
+            tracing::warn!(
+                "the host transport failed in subscribe; call subscriptions() to resync"
+            );
+        }
+    }
+
+    fn unsubscribe(&self, topic: String) {
+        if catch_unwind(AssertUnwindSafe(|| self.0.unsubscribe(topic))).is_err() {
+            tracing::warn!(
+                "the host transport failed in unsubscribe; call subscriptions() to resync"
+            );
+        }
+    }
+}
+
+/// The host's listener, with its failures contained: an event whose delivery throws is
+/// dropped (the state it reports is stored) and the next ones are still delivered.
+struct HostListener(Arc<dyn EventListener>);
+
+impl EventListener for HostListener {
+    fn on_event(&self, event: WitanEvent) {
+        if catch_unwind(AssertUnwindSafe(|| self.0.on_event(event))).is_err() {
+            tracing::warn!("the host event listener failed; the event was dropped");
+        }
+    }
+}
+
 #[uniffi::export(async_runtime = "tokio")]
 impl WitanClient {
     /// Opens (or creates) the client's database and identity.
@@ -71,6 +121,8 @@ impl WitanClient {
         transport: Arc<dyn Transport>,
         listener: Arc<dyn EventListener>,
     ) -> Result<Arc<Self>, WitanError> {
+        let transport = Arc::new(HostTransport(transport));
+        let listener = Arc::new(HostListener(listener));
         guard(|| WitanClient::open(config, transport, listener))
     }
 
@@ -215,6 +267,50 @@ impl WitanClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::default_conversation_settings;
+
+    /// A host whose every callback throws (what UniFFI turns into a panic).
+    struct ThrowingHost;
+
+    impl EventListener for ThrowingHost {
+        fn on_event(&self, _: WitanEvent) {
+            panic!("host listener threw");
+        }
+    }
+
+    impl Transport for ThrowingHost {
+        fn publish(&self, _: OutboundPacket) -> Result<(), TransportError> {
+            panic!("host transport threw");
+        }
+        fn subscribe(&self, _: String) {
+            panic!("host transport threw");
+        }
+        fn unsubscribe(&self, _: String) {
+            panic!("host transport threw");
+        }
+    }
+
+    #[test]
+    fn a_throwing_host_callback_does_not_fail_a_committed_call() {
+        let client = WitanClient::open_ffi(
+            ClientConfig {
+                database_path: ":memory:".into(),
+                identity_secret: None,
+            },
+            Arc::new(ThrowingHost),
+            Arc::new(ThrowingHost),
+        )
+        .unwrap();
+        // Events (listener throws) and new topics (subscribe throws) follow the commit.
+        client
+            .create_conversation("c".into(), default_conversation_settings())
+            .unwrap();
+        // publish throws: the packet stays in the outbox.
+        client.send_message("c".into(), b"hi".to_vec()).unwrap();
+        assert_eq!(client.messages("c".into(), None, 10).unwrap().len(), 1);
+        assert_eq!(client.poll().unwrap().outbox_pending, 1);
+        assert!(!client.subscriptions().is_empty());
+    }
 
     #[test]
     fn a_panic_becomes_an_internal_error() {

@@ -38,6 +38,22 @@ struct Changes {
 }
 
 impl Conversation {
+    /// Who commits the approved work of this epoch in normal operation: the epoch steward,
+    /// unless an approved proposal removes it — MLS does not let a member commit its own
+    /// removal — in which case its backup commits at once instead of after a freeze round.
+    pub(super) fn acting_committer(&self) -> Option<MemberId> {
+        let es = self.stewards.epoch_steward(self.epoch)?;
+        let es_leaving = self
+            .ballots
+            .values()
+            .any(|b| b.decision == Some(true) && b.action.removes() == Some(es));
+        if es_leaving {
+            self.stewards.backup(self.epoch).filter(|b| *b != es)
+        } else {
+            Some(es)
+        }
+    }
+
     pub(super) fn has_approved_work(&self) -> bool {
         self.ballots
             .values()
@@ -96,8 +112,7 @@ impl Conversation {
         group: &mut Group,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        if self.state != State::Working || self.stewards.epoch_steward(self.epoch) != Some(self.me)
-        {
+        if self.state != State::Working || self.acting_committer() != Some(self.me) {
             return Ok(());
         }
         // Candidates of other stewards for this epoch mean the others froze while this steward
@@ -244,7 +259,7 @@ impl Conversation {
             digests,
             received_at_ms: ctx.now_ms,
         };
-        if self.state == State::Working && self.stewards.epoch_steward(self.epoch) == Some(sender) {
+        if self.state == State::Working && self.acting_committer() == Some(sender) {
             return self.apply_or_penalise(ctx, group, candidate, out);
         }
         self.candidates.push(candidate);

@@ -502,7 +502,7 @@ impl Conversation {
         }
         if self.state == State::Working
             && self.commit_at.is_none()
-            && self.stewards.epoch_steward(self.epoch) == Some(self.me)
+            && self.acting_committer() == Some(self.me)
         {
             self.commit_at = Some(ctx.now_ms.saturating_add(self.settings.commit_delay_ms));
         }
