@@ -1,0 +1,14 @@
+//! Fuzzes `witan::wire::decode_envelope`: never panics; what decodes validates and round-trips.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use witan::wire;
+
+fuzz_target!(
+    init: {
+        witan_fuzz::seeds::write("valid", &witan_fuzz::checks::decoder_seeds());
+    },
+    |data: &[u8]| {
+        witan_fuzz::checks::decoder(data, wire::decode_envelope, wire::validate_envelope);
+    }
+);

@@ -1,0 +1,19 @@
+//! Fuzzes `witan::wire::decode_welcome_packet`: never panics; what decodes validates and
+//! round-trips.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use witan::wire;
+
+fuzz_target!(
+    init: {
+        witan_fuzz::seeds::write("valid", &witan_fuzz::checks::decoder_seeds());
+    },
+    |data: &[u8]| {
+        witan_fuzz::checks::decoder(
+            data,
+            wire::decode_welcome_packet,
+            wire::validate_welcome_packet,
+        );
+    }
+);
