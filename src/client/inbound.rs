@@ -1,11 +1,15 @@
-//! `receive`: packets from subscribed topics, one step each.
+//! `receive`: packets from subscribed topics, applied in batches.
 //!
 //! A packet is identified by `SHA256(payload)`. Bytes that do not decode as an envelope, a
 //! packet for a conversation this client does not have, and a packet the engine refuses are
-//! counted as rejected and change nothing (the step is rolled back). A packet seen before —
-//! including this client's own packets echoed by the transport — is a duplicate and changes
-//! nothing. An accepted packet is marked seen in the step that applied it; one for a future
-//! epoch is buffered (bounded) in that step and replayed once the epoch is reached.
+//! counted as rejected and change nothing. A packet seen before — including this client's own
+//! packets echoed by the transport — is a duplicate and changes nothing. An accepted packet is
+//! marked seen together with what it changed; one for a future epoch is buffered (bounded)
+//! with it and replayed once the epoch is reached.
+//!
+//! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one fsync), in
+//! order; each is one part of it (a savepoint), applied or undone alone, so the outcome is the
+//! same as one step per packet. The host hears about the batch once it is committed.
 
 use sha2::{Digest, Sha256};
 
@@ -13,14 +17,34 @@ use crate::wire;
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::step::{Finish, MAX_BUFFERED_PER_CONVERSATION};
+use super::step::{Effects, Finish, MAX_BUFFERED_PER_CONVERSATION, StepEnv};
 use super::types::{InboundPacket, ReceiveReport, WitanEvent};
+
+/// Packets applied in one transaction at most: bounds how long the write lock is held (the
+/// app and its notification extension share the file) and the memory of one step.
+const MAX_PACKETS_PER_STEP: usize = 256;
 
 /// What became of one packet.
 enum Fate {
     Accepted,
     Duplicate,
     Rejected(String),
+}
+
+/// What one batch did: the fate of each packet up to a database failure (if any: the
+/// packets before it are committed, the failure is returned last), and the effects if the
+/// step committed.
+struct Batch {
+    fates: Vec<Fate>,
+    effects: Option<Effects>,
+    failure: Option<WitanError>,
+}
+
+/// A packet ready for the database: decoded, with its hash.
+struct Decoded<'p> {
+    envelope: wire::Envelope,
+    hash: [u8; 32],
+    payload: &'p [u8],
 }
 
 impl WitanClient {
@@ -38,65 +62,138 @@ impl WitanClient {
         delivered: &mut Vec<WitanEvent>,
     ) -> Result<ReceiveReport, WitanError> {
         let mut report = ReceiveReport::default();
-        for packet in packets {
-            let counter = match self.receive_one(&packet.payload, delivered)? {
-                Fate::Accepted => &mut report.accepted,
-                Fate::Duplicate => &mut report.duplicates,
-                Fate::Rejected(reason) => {
-                    tracing::debug!(topic = %packet.topic, %reason, "packet rejected");
-                    &mut report.rejected
-                }
-            };
-            *counter = counter.saturating_add(1);
+        for batch in packets.chunks(MAX_PACKETS_PER_STEP) {
+            let Batch {
+                fates,
+                effects,
+                failure,
+            } = self.receive_batch(batch)?;
+            for (fate, packet) in fates.into_iter().zip(batch) {
+                let counter = match fate {
+                    Fate::Accepted => &mut report.accepted,
+                    Fate::Duplicate => &mut report.duplicates,
+                    Fate::Rejected(reason) => {
+                        tracing::debug!(topic = %packet.topic, %reason, "packet rejected");
+                        &mut report.rejected
+                    }
+                };
+                *counter = counter.saturating_add(1);
+            }
+            if let Some(effects) = effects {
+                delivered.extend(self.after_commit(effects));
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
         }
         Ok(report)
     }
 
-    fn receive_one(
-        &self,
-        payload: &[u8],
-        delivered: &mut Vec<WitanEvent>,
-    ) -> Result<Fate, WitanError> {
-        let envelope = match wire::decode_envelope(payload) {
-            Ok(envelope) => envelope,
-            Err(e) => return Ok(Fate::Rejected(e.to_string())),
-        };
-        let hash = Sha256::digest(payload);
+    /// Applies one batch in one step.
+    fn receive_batch(&self, batch: &[InboundPacket]) -> Result<Batch, WitanError> {
+        // Decoding needs no database: garbage never takes the lock.
+        let decoded: Vec<Result<Decoded<'_>, String>> = batch
+            .iter()
+            .map(|p| {
+                wire::decode_envelope(&p.payload)
+                    .map(|envelope| Decoded {
+                        envelope,
+                        hash: Sha256::digest(&p.payload).into(),
+                        payload: &p.payload,
+                    })
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+        if decoded.iter().all(Result::is_err) {
+            let fates = decoded
+                .into_iter()
+                .map(|d| Fate::Rejected(d.err().unwrap_or_default()))
+                .collect();
+            return Ok(Batch {
+                fates,
+                effects: None,
+                failure: None,
+            });
+        }
         let now = self.clock.now_ms();
-        let id = envelope.conversation_id.as_str();
-        // A refused packet or a duplicate must leave no trace: its step is rolled back.
-        let (fate, effects) = self.in_step_then(now, |env| {
-            if env.step.is_seen(&hash)? {
-                return Ok(Finish::Rollback(Fate::Duplicate));
-            }
-            let ((), applied) = match env.handle_packet(&envelope)? {
-                Ok(done) => done,
-                Err(e) => return Ok(Finish::Rollback(Fate::Rejected(e.to_string()))),
-            };
-            let mut fate = Fate::Accepted;
-            if let Some(epoch) = applied.buffer_for_epoch {
-                let stored = env.step.buffer_inbound(
-                    id,
-                    epoch,
-                    payload,
-                    now,
-                    MAX_BUFFERED_PER_CONVERSATION,
-                )?;
-                if !stored {
-                    fate = Fate::Rejected(format!("buffer for future epochs of {id:?} is full"));
+        let ((fates, failure), effects) = self.in_step_then(now, |env| {
+            let mut fates = Vec::with_capacity(decoded.len());
+            let mut failure = None;
+            let mut changed = false;
+            for d in decoded {
+                let d = match d {
+                    Ok(d) => d,
+                    Err(reason) => {
+                        fates.push(Fate::Rejected(reason));
+                        continue;
+                    }
+                };
+                if let Err(e) = env.begin_part() {
+                    failure = Some(e);
+                    break;
+                }
+                match apply_packet(env, &d, now) {
+                    Ok(Finish::Commit(fate)) => {
+                        env.keep_part()?;
+                        changed = true;
+                        fates.push(fate);
+                    }
+                    Ok(Finish::Rollback(fate)) => {
+                        env.undo_part()?;
+                        fates.push(fate);
+                    }
+                    Err(e) => {
+                        // The packets before this one stay applied; if even undoing this
+                        // one fails, the whole step is dropped.
+                        env.undo_part()?;
+                        failure = Some(e);
+                        break;
+                    }
                 }
             }
-            if matches!(fate, Fate::Accepted) {
-                env.step.mark_seen(&hash, now)?;
-            }
-            if applied.epoch_advanced {
-                env.refeed(id, applied)?;
-            }
-            Ok(Finish::Commit(fate))
+            Ok(if changed {
+                Finish::Commit((fates, failure))
+            } else {
+                Finish::Rollback((fates, failure))
+            })
         })?;
-        if let Some(effects) = effects {
-            delivered.extend(self.after_commit(effects));
-        }
-        Ok(fate)
+        Ok(Batch {
+            fates,
+            effects,
+            failure,
+        })
     }
+}
+
+/// One packet as one part of the step: `Rollback` means "leave no trace" (a duplicate, a
+/// packet the engine refused).
+fn apply_packet(
+    env: &mut StepEnv<'_, '_>,
+    d: &Decoded<'_>,
+    now: u64,
+) -> Result<Finish<Fate>, WitanError> {
+    if env.step.is_seen(&d.hash)? {
+        return Ok(Finish::Rollback(Fate::Duplicate));
+    }
+    let ((), applied) = match env.handle_packet(&d.envelope)? {
+        Ok(done) => done,
+        Err(e) => return Ok(Finish::Rollback(Fate::Rejected(e.to_string()))),
+    };
+    let id = d.envelope.conversation_id.as_str();
+    let mut fate = Fate::Accepted;
+    if let Some(epoch) = applied.buffer_for_epoch {
+        let stored =
+            env.step
+                .buffer_inbound(id, epoch, d.payload, now, MAX_BUFFERED_PER_CONVERSATION)?;
+        if !stored {
+            fate = Fate::Rejected(format!("buffer for future epochs of {id:?} is full"));
+        }
+    }
+    if matches!(fate, Fate::Accepted) {
+        env.step.mark_seen(&d.hash, now)?;
+    }
+    if applied.epoch_advanced {
+        env.refeed(id, applied)?;
+    }
+    Ok(Finish::Commit(fate))
 }

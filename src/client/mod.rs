@@ -1,11 +1,12 @@
 //! `WitanClient`: the durable driver of the engine, with the synchronous methods of the public
 //! API (`API.md`; the `ffi` layer wraps them for Kotlin and Swift).
 //!
-//! Every step — one received packet, one fired conversation deadline, one local action — is
-//! one store transaction (`BEGIN IMMEDIATE`): the conversation's state is loaded inside it,
-//! the engine runs over an MLS provider reading the same transaction, and MLS rows, state,
-//! next deadline, outbox, history, de-duplication and buffered packets are written together
-//! (see `step.rs`). A step the engine refuses is rolled back and changes nothing. After the
+//! Every step — one batch of received packets, one fired conversation deadline, one local
+//! action — is one store transaction (`BEGIN IMMEDIATE`): the conversation's state is loaded
+//! inside it, the engine runs over an MLS provider reading the same transaction, and MLS
+//! rows, state, next deadline, outbox, history, de-duplication and buffered packets are
+//! written together (see `step.rs`). Within a batch each packet is its own part (a
+//! savepoint): a packet the engine refuses is undone alone and changes nothing. After the
 //! commit, and with the database lock released, the client tells the transport about topic
 //! changes, publishes the outbox (`outbox.rs`) and delivers events to the listener — so a host
 //! callback may call the client again, and an event is only heard once it is durable.
@@ -16,11 +17,13 @@
 //!
 //! Files: `types.rs` (API records), `error.rs`, `callbacks.rs` (host interfaces), `step.rs`
 //! (one engine run in one transaction), `inbound.rs` (`receive`), `outbox.rs` (publishing),
-//! `wakeup.rs` (`poll`, `handle_wakeup`), `subscriptions.rs` (topic bookkeeping).
+//! `wakeup.rs` (`poll`, `handle_wakeup`), `subscriptions.rs` (topic bookkeeping), `inspect.rs`
+//! (read-only accessors for Rust callers, not exported to foreign languages).
 
 mod callbacks;
 mod error;
 mod inbound;
+mod inspect;
 mod outbox;
 mod step;
 mod subscriptions;
@@ -331,15 +334,12 @@ impl WitanClient {
     ) -> Result<(T, Option<Effects>), WitanError> {
         self.with_db(|db| {
             let step = db.step()?;
-            let mut env = StepEnv {
-                step: &step,
-                identity: &self.identity,
-                now_ms,
-                effects: Effects::default(),
-            };
+            let mut env = StepEnv::new(&step, &self.identity, now_ms);
             match f(&mut env)? {
                 Finish::Commit(value) => {
-                    let effects = env.effects;
+                    env.flush()?;
+                    let effects = std::mem::take(&mut env.effects);
+                    drop(env);
                     step.commit()?;
                     Ok((value, Some(effects)))
                 }

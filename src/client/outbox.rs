@@ -2,7 +2,8 @@
 //!
 //! Packets enter the outbox in the step that produced them and leave only once the
 //! transport accepted them, so a kill at any point at worst publishes a packet twice (the
-//! receivers de-duplicate on its hash) and never loses one. Due packets are read in FIFO
+//! receivers de-duplicate on its hash) and never loses one. For the same reason their removal
+//! is a relaxed step (no fsync): a power cut can only bring them back. Due packets are read in FIFO
 //! order, published with no database lock held, and then deleted. When the transport fails,
 //! the failed packet and the rest of its batch wait for a backoff of 1 s doubling up to
 //! 5 min, keeping their order; the next `poll` after that retries them.
@@ -69,7 +70,8 @@ impl WitanClient {
                 .and_then(|i| rows.get(i))
                 .map(|row| now.saturating_add(backoff_ms(row.attempts)));
             self.with_db(|db| {
-                let step = db.step()?;
+                // Losing this to a power cut only publishes the packets again.
+                let step = db.relaxed_step()?;
                 for id in &delivered {
                     step.outbox_delete(id)?;
                 }

@@ -1,17 +1,29 @@
 //! One engine run inside one store step, and everything it writes.
 //!
-//! [`run_engine`] loads the conversation's state inside the transaction, builds the MLS
-//! provider over the same transaction, runs the engine, and — only if the engine succeeded —
-//! persists in that transaction: the MLS rows, the state and its next deadline, outbound
-//! packets (queued in the outbox and marked seen, so our own echo is a duplicate), chat
-//! messages (appended to the history), and the conversation's topics. What the host must hear
-//! goes into [`Effects`], delivered by the caller after the commit.
+//! [`StepEnv::run_engine`] takes the conversation's state (loaded inside the transaction the
+//! first time the step needs it), builds the MLS provider over the step's rows, runs the
+//! engine, and — only if the engine succeeded — records in that transaction: the MLS rows,
+//! the state and its next deadline, outbound packets (queued in the outbox and marked seen, so
+//! our own echo is a duplicate), chat messages (appended to the history), and the
+//! conversation's topics. What the host must hear goes into [`Effects`], delivered by the
+//! caller after the commit.
+//!
+//! A conversation's state is stored in the compact row codec of `mls::storage::codec` (states
+//! stored as JSON by earlier versions are still read).
+//!
+//! A step may run the engine many times (a batch of received packets). The MLS rows and the
+//! conversation states it reads and writes are kept in memory ([`OverlayKv`] and a small map)
+//! and written to the database once, by [`StepEnv::flush`] just before the commit, so a
+//! conversation is decoded and encoded once per step, not once per packet. To undo one
+//! packet alone, a step is cut into parts ([`StepEnv::begin_part`]): a part is a savepoint
+//! for the rows written directly and a journal for the rows kept in memory, and is kept or
+//! undone as a whole.
 //!
 //! Two kinds of failure are kept apart: the engine refusing the input (the inner error: nothing
 //! was written, the caller may carry on with the same step) and a database write failing
-//! (the outer error: the step is half-written and must be dropped).
+//! (the outer error: the step or part is half-written and must be dropped).
 //!
-//! [`refeed`] feeds packets buffered for a future epoch back to the engine once the
+//! [`StepEnv::refeed`] feeds packets buffered for a future epoch back to the engine once the
 //! conversation reached that epoch. It runs inside the step that advanced the epoch: the
 //! store hands buffered packets out by removing them, so replaying them in the same
 //! transaction is what keeps a kill between "taken" and "applied" from losing them.
@@ -20,6 +32,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
+use crate::mls::kv::OverlayKv;
+use crate::mls::storage::codec;
 use crate::mls::{Identity, MlsProvider};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{NewMessage, Step};
@@ -72,6 +86,8 @@ pub(crate) struct Applied {
     pub epoch_advanced: bool,
     pub epoch: u64,
     pub state: State,
+    /// This run turned a pending join into membership (at `epoch`).
+    pub joined: bool,
 }
 
 /// The engine operation: given the stored conversation (if any) and the context, the new
@@ -82,15 +98,143 @@ pub(crate) type EngineResult<T> = Result<(Conversation, T, Output), WitanError>;
 /// written).
 pub(crate) type RunResult<T> = Result<Result<(T, Applied), WitanError>, WitanError>;
 
+/// A conversation state as the step knows it.
+struct Cached {
+    /// `None`: not stored.
+    conv: Option<Conversation>,
+    /// Changed since it was loaded or last flushed.
+    dirty: bool,
+}
+
+/// What an open part changed in memory, to undo it.
+#[derive(Default)]
+struct Part {
+    /// Conversation states the part replaced (`None`: not cached before), in order.
+    replaced: Vec<(String, Option<Cached>)>,
+    /// The step's effects before the part.
+    effects: Effects,
+}
+
 /// The environment of one step.
 pub(crate) struct StepEnv<'s, 'c> {
     pub step: &'s Step<'c>,
     pub identity: &'s Identity,
     pub now_ms: u64,
     pub effects: Effects,
+    /// The step's MLS rows: read through, written back by `flush`.
+    mls: OverlayKv<'s>,
+    /// The step's conversation states: loaded once, written back by `flush`.
+    conversations: BTreeMap<String, Cached>,
+    part: Option<Part>,
+}
+
+impl<'s, 'c> StepEnv<'s, 'c> {
+    pub fn new(step: &'s Step<'c>, identity: &'s Identity, now_ms: u64) -> Self {
+        StepEnv {
+            step,
+            identity,
+            now_ms,
+            effects: Effects::default(),
+            mls: OverlayKv::new(step),
+            conversations: BTreeMap::new(),
+            part: None,
+        }
+    }
 }
 
 impl StepEnv<'_, '_> {
+    /// The state of conversation `id` as this step sees it (a copy).
+    fn conversation(&mut self, id: &str) -> Result<Option<Conversation>, WitanError> {
+        if let Some(cached) = self.conversations.get(id) {
+            return Ok(cached.conv.clone());
+        }
+        let conv = load(self.step, id)?;
+        self.conversations.insert(
+            id.to_string(),
+            Cached {
+                conv: conv.clone(),
+                dirty: false,
+            },
+        );
+        Ok(conv)
+    }
+
+    fn replace_conversation(&mut self, id: &str, conv: Conversation) {
+        let previous = self.conversations.insert(
+            id.to_string(),
+            Cached {
+                conv: Some(conv),
+                dirty: true,
+            },
+        );
+        if let Some(part) = &mut self.part {
+            part.replaced.push((id.to_string(), previous));
+        }
+    }
+
+    /// Starts a part of the step (see the module doc). Parts do not nest.
+    pub fn begin_part(&mut self) -> Result<(), WitanError> {
+        self.step.savepoint()?;
+        self.mls.begin_part();
+        self.part = Some(Part {
+            replaced: Vec::new(),
+            effects: std::mem::take(&mut self.effects),
+        });
+        Ok(())
+    }
+
+    /// Ends the open part, keeping what it did.
+    pub fn keep_part(&mut self) -> Result<(), WitanError> {
+        let Some(part) = self.part.take() else {
+            return Ok(());
+        };
+        self.mls.keep_part();
+        let mut effects = part.effects;
+        effects.merge(std::mem::take(&mut self.effects));
+        self.effects = effects;
+        self.step.release_savepoint()?;
+        Ok(())
+    }
+
+    /// Ends the open part, undoing everything it did. An error leaves the step unusable.
+    pub fn undo_part(&mut self) -> Result<(), WitanError> {
+        let Some(part) = self.part.take() else {
+            return Ok(());
+        };
+        self.mls.undo_part();
+        for (id, previous) in part.replaced.into_iter().rev() {
+            match previous {
+                Some(cached) => self.conversations.insert(id, cached),
+                None => self.conversations.remove(&id),
+            };
+        }
+        self.effects = part.effects;
+        self.step.rollback_savepoint()?;
+        Ok(())
+    }
+
+    /// Writes the MLS rows and conversation states changed in memory to the step. Runs before
+    /// the step commits (and before any direct write of a conversation row).
+    pub fn flush(&mut self) -> Result<(), WitanError> {
+        let changes = self.mls.take_changes();
+        if !changes.is_empty() {
+            self.step.apply_mls_changes(&changes)?;
+        }
+        for (id, cached) in &mut self.conversations {
+            if !cached.dirty {
+                continue;
+            }
+            if let Some(conv) = &cached.conv {
+                let state = codec::to_vec(conv)
+                    .map_err(|e| WitanError::internal(format!("state encoding: {e}")))?;
+                self.step
+                    .save_conversation(id, &state, conv.next_deadline())?;
+            }
+            cached.dirty = false;
+        }
+        Ok(())
+    }
+
     /// Runs `op` on conversation `id`; see the module doc.
     pub fn run_engine<T>(
         &mut self,
@@ -98,12 +242,13 @@ impl StepEnv<'_, '_> {
         op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
     ) -> RunResult<T> {
         let step = self.step;
-        let before = match load(step, id) {
+        let before = match self.conversation(id) {
             Ok(before) => before,
             Err(e) => return Ok(Err(e)),
         };
         let before_topics = before.as_ref().map(|c| c.topics()).unwrap_or_default();
-        let provider = MlsProvider::new(step);
+        let was_pending = before.as_ref().map(|c| c.state) == Some(State::PendingJoin);
+        let provider = MlsProvider::new(&self.mls);
         let ctx = Ctx {
             provider: &provider,
             identity: self.identity,
@@ -120,14 +265,12 @@ impl StepEnv<'_, '_> {
             )));
         }
         let changes = provider.storage().take_changes();
-        let state = match serde_json::to_vec(&conv) {
-            Ok(state) => state,
-            Err(e) => return Ok(Err(WitanError::internal(format!("state encoding: {e}")))),
-        };
+        drop(provider);
 
-        // From here on every failure is a failed write: the caller drops the step.
-        step.apply_mls_changes(&changes)?;
-        step.save_conversation(id, &state, conv.next_deadline())?;
+        // From here on every failure is a failed write: the caller drops the step (or part).
+        self.mls
+            .apply(changes)
+            .map_err(|reason| WitanError::Storage { reason })?;
         for o in &out.outbound {
             step.outbox_push(&o.packet_id, &o.topic, &o.payload, self.now_ms)?;
             step.mark_seen(&Sha256::digest(&o.payload), self.now_ms)?;
@@ -185,15 +328,15 @@ impl StepEnv<'_, '_> {
                     .extend(WitanEvent::from_engine(id, other)),
             }
         }
-        Ok(Ok((
-            value,
-            Applied {
-                buffer_for_epoch: out.buffer_for_epoch,
-                epoch_advanced: out.epoch_advanced,
-                epoch: conv.epoch,
-                state: conv.state,
-            },
-        )))
+        let applied = Applied {
+            buffer_for_epoch: out.buffer_for_epoch,
+            epoch_advanced: out.epoch_advanced,
+            epoch: conv.epoch,
+            state: conv.state,
+            joined: was_pending && conv.is_member_state(),
+        };
+        self.replace_conversation(id, conv);
+        Ok(Ok((value, applied)))
     }
 
     /// Handles one inbound envelope for the conversation it names.
@@ -214,6 +357,19 @@ impl StepEnv<'_, '_> {
     /// while the epoch keeps advancing. A replayed packet the engine refuses is dropped; one
     /// still for a future epoch is buffered again.
     pub fn refeed(&mut self, id: &str, mut applied: Applied) -> Result<(), WitanError> {
+        if applied.joined {
+            // A member holds the secrets of the epoch it joined in, never of earlier ones:
+            // what was kept from before can only be refused (as stale). Dropping it unread
+            // spares decoding the group once per packet.
+            let dropped = self.step.drop_buffered_below(id, applied.epoch)?;
+            if dropped > 0 {
+                tracing::debug!(
+                    conversation = id,
+                    dropped,
+                    "traffic from before the join dropped"
+                );
+            }
+        }
         for _ in 0..MAX_REFEED_ROUNDS {
             if matches!(applied.state, State::PendingJoin | State::Left) {
                 return Ok(());
@@ -257,6 +413,14 @@ impl StepEnv<'_, '_> {
 /// The stored state of conversation `id`, if any.
 pub(crate) fn load(step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
     match step.load_conversation(id)? {
+        // Written in the row codec; JSON by versions before it.
+        Some(bytes) if codec::is_encoded(&bytes) => {
+            codec::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| WitanError::Storage {
+                    reason: format!("stored state of {id:?} is unreadable: {e}"),
+                })
+        }
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),
     }
@@ -277,12 +441,7 @@ mod tests {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
         let step = db.step().unwrap();
-        let mut env = StepEnv {
-            step: &step,
-            identity: &identity,
-            now_ms: 1_000,
-            effects: Effects::default(),
-        };
+        let mut env = StepEnv::new(&step, &identity, 1_000);
         let result = env
             .run_engine("c", |_, ctx| {
                 let (conv, out) = Conversation::create(ctx, "c", Settings::default())
@@ -297,6 +456,10 @@ mod tests {
             e,
             WitanEvent::StateChanged { conversation_id, .. } if conversation_id == "c"
         )));
+        // Kept in memory until flushed.
+        assert_eq!(step.conversation_ids().unwrap(), Vec::<String>::new());
+        env.flush().unwrap();
+        drop(env);
         step.commit().unwrap();
         let step = db.read().unwrap();
         assert_eq!(load(&step, "c").unwrap().unwrap().state, State::Working);
@@ -304,16 +467,41 @@ mod tests {
     }
 
     #[test]
+    fn state_is_stored_in_the_codec_and_legacy_json_states_still_load() {
+        let mut db = db();
+        let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 1_000);
+        env.run_engine("c", |_, ctx| {
+            let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+            Ok((conv, (), out))
+        })
+        .unwrap()
+        .unwrap();
+        env.flush().unwrap();
+        drop(env);
+        let stored = step.load_conversation("c").unwrap().unwrap();
+        assert!(codec::is_encoded(&stored));
+        let conv = load(&step, "c").unwrap().unwrap();
+        step.save_conversation("c", &serde_json::to_vec(&conv).unwrap(), None)
+            .unwrap();
+        let from_json = load(&step, "c").unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_json).unwrap(),
+            serde_json::to_value(&conv).unwrap()
+        );
+        step.save_conversation("c", &[codec::MAGIC, 0xEE], None)
+            .unwrap();
+        assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
+    }
+
+    #[test]
     fn a_refused_run_writes_nothing() {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
         let step = db.step().unwrap();
-        let mut env = StepEnv {
-            step: &step,
-            identity: &identity,
-            now_ms: 1_000,
-            effects: Effects::default(),
-        };
+        let mut env = StepEnv::new(&step, &identity, 1_000);
         let result: Result<_, _> = env
             .run_engine("c", |_, ctx| {
                 let (conv, out) = Conversation::create(ctx, "c", Settings::default())

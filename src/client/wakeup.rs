@@ -66,7 +66,8 @@ impl WitanClient {
         }
         let sent = self.flush_outbox()?;
         let (next_deadline, next_attempt, outbox_pending) = self.with_db(|db| {
-            let step = db.step()?;
+            // Pruning may be lost to a power cut: it is done again next time.
+            let step = db.relaxed_step()?;
             step.prune_seen(now.saturating_sub(SEEN_RETENTION_MS))?;
             let found = (
                 step.next_deadline()?,

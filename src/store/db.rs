@@ -41,6 +41,9 @@ impl Default for StoreOptions {
 /// (the notification extension) opens its own on the same file.
 pub struct Database {
     conn: Connection,
+    /// `synchronous` is currently NORMAL (set by [`Database::relaxed_step`]); the next
+    /// [`Database::step`] puts it back to FULL first.
+    relaxed: bool,
 }
 
 impl std::fmt::Debug for Database {
@@ -105,17 +108,46 @@ impl Database {
 
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         schema::migrate(&mut conn)?;
-        Ok(Database { conn })
+        Ok(Database {
+            conn,
+            relaxed: false,
+        })
     }
 
     /// Starts a read-write step: `BEGIN IMMEDIATE` takes the write lock now
     /// (waiting up to the busy timeout), so the step can never fail later
     /// with a lock upgrade conflict. Dropping the step rolls it back.
     pub fn step(&mut self) -> Result<Step<'_>, StoreError> {
+        self.set_relaxed(false)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         Ok(Step::new(tx))
+    }
+
+    /// Starts a read-write step for bookkeeping whose loss is harmless: forgetting that an
+    /// outbox packet was delivered (it is published again and receivers drop the duplicate),
+    /// pruning old de-duplication hashes. It commits with `synchronous = NORMAL`, i.e. without
+    /// waiting for an fsync: an app kill still cannot lose it (WAL), only a power loss can,
+    /// and then also everything committed after it up to the next FULL commit — whose fsync
+    /// covers the whole log, so the log is never reordered. Every other step stays FULL.
+    pub fn relaxed_step(&mut self) -> Result<Step<'_>, StoreError> {
+        self.set_relaxed(true)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Step::new(tx))
+    }
+
+    /// Switches `synchronous` between FULL (durable steps) and NORMAL (relaxed steps). Only
+    /// possible outside a transaction, which is where every step starts.
+    fn set_relaxed(&mut self, relaxed: bool) -> Result<(), StoreError> {
+        if self.relaxed != relaxed {
+            let value = if relaxed { "NORMAL" } else { "FULL" };
+            self.conn.pragma_update(None, "synchronous", value)?;
+            self.relaxed = relaxed;
+        }
+        Ok(())
     }
 
     /// Starts a read step (`BEGIN DEFERRED`): a consistent snapshot that does
@@ -208,6 +240,27 @@ mod tests {
         assert!(get("busy_timeout").contains("Integer(5000)"));
         // In-memory databases open too (no WAL).
         let _ = memory_db();
+    }
+
+    #[test]
+    fn relaxed_steps_commit_and_the_next_step_is_full_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = file_db(&dir);
+        let synchronous = |db: &Database| -> i64 {
+            db.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        let step = db.relaxed_step().unwrap();
+        step.outbox_push("p", "t", b"x", 0).unwrap();
+        step.commit().unwrap();
+        assert_eq!(synchronous(&db), 1); // NORMAL
+        let step = db.step().unwrap();
+        assert_eq!(step.outbox_len().unwrap(), 1);
+        drop(step);
+        assert_eq!(synchronous(&db), 2); // FULL
+        let mut other = file_db(&dir);
+        assert_eq!(other.read().unwrap().outbox_len().unwrap(), 1);
     }
 
     #[test]

@@ -67,6 +67,15 @@ impl Step<'_> {
         Ok(true)
     }
 
+    /// Deletes the packets buffered for `conv` with an epoch below `epoch`; returns how
+    /// many there were.
+    pub fn drop_buffered_below(&self, conv: &str, epoch: u64) -> Result<usize, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "DELETE FROM pending_inbound WHERE conversation_id = ?1 AND epoch < ?2",
+        )?;
+        Ok(stmt.execute(rusqlite::params![conv, from_u64(epoch)])?)
+    }
+
     /// Removes and returns the packets buffered for `conv` with an epoch at or
     /// below `up_to_epoch`, in epoch order and, within an epoch, arrival order.
     pub fn take_buffered(&self, conv: &str, up_to_epoch: u64) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -136,5 +145,15 @@ mod tests {
             step.take_buffered("b", u64::MAX).unwrap(),
             vec![b"b5".to_vec()]
         );
+
+        assert!(step.buffer_inbound("c", 2, b"c2", 7, 9).unwrap());
+        assert!(step.buffer_inbound("c", 3, b"c3", 7, 9).unwrap());
+        assert!(step.buffer_inbound("d", 1, b"d1", 7, 9).unwrap());
+        assert_eq!(step.drop_buffered_below("c", 3).unwrap(), 1);
+        assert_eq!(
+            step.take_buffered("c", u64::MAX).unwrap(),
+            vec![b"c3".to_vec()]
+        );
+        assert_eq!(step.take_buffered("d", 1).unwrap(), vec![b"d1".to_vec()]);
     }
 }

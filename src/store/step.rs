@@ -31,6 +31,30 @@ impl<'c> Step<'c> {
         Ok(self.tx.commit()?)
     }
 
+    /// Opens a savepoint inside the step, so that a part of it (one packet of a batch) can be
+    /// undone alone: [`Step::release_savepoint`] keeps its writes in the step,
+    /// [`Step::rollback_savepoint`] discards them. Savepoints do not nest.
+    pub fn savepoint(&self) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("SAVEPOINT witan_part")?
+            .execute([])?;
+        Ok(())
+    }
+
+    /// Ends the savepoint, keeping its writes (they commit or roll back with the step).
+    pub fn release_savepoint(&self) -> Result<(), StoreError> {
+        self.tx.prepare_cached("RELEASE witan_part")?.execute([])?;
+        Ok(())
+    }
+
+    /// Ends the savepoint, discarding every write made since [`Step::savepoint`].
+    pub fn rollback_savepoint(&self) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("ROLLBACK TO witan_part")?
+            .execute([])?;
+        self.release_savepoint()
+    }
+
     /// The stored identity secret, if one was ever saved.
     pub fn identity_secret(&self) -> Result<Option<Vec<u8>>, StoreError> {
         let mut stmt = self
@@ -140,6 +164,31 @@ mod tests {
         assert_eq!(step.get(b"a").unwrap(), Some(b"3".to_vec()));
         assert_eq!(step.get(b"b").unwrap(), None);
         step.commit().unwrap();
+    }
+
+    #[test]
+    fn savepoints_keep_or_discard_a_part_of_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = file_db(&dir);
+        let step = db.step().unwrap();
+        step.savepoint().unwrap();
+        step.meta_set("kept", b"1").unwrap();
+        step.release_savepoint().unwrap();
+        step.savepoint().unwrap();
+        step.meta_set("discarded", b"2").unwrap();
+        step.apply_mls_changes(&[(b"k".to_vec(), Some(b"v".to_vec()))])
+            .unwrap();
+        step.rollback_savepoint().unwrap();
+        assert_eq!(step.meta_get("discarded").unwrap(), None);
+        step.savepoint().unwrap();
+        step.meta_set("also kept", b"3").unwrap();
+        step.release_savepoint().unwrap();
+        step.commit().unwrap();
+        let step = db.read().unwrap();
+        assert_eq!(step.meta_get("kept").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(step.meta_get("also kept").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(step.meta_get("discarded").unwrap(), None);
+        assert_eq!(step.get(b"k").unwrap(), None);
     }
 
     #[test]

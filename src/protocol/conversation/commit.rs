@@ -125,6 +125,13 @@ impl Conversation {
             self.apply_best_received(ctx, group, out)?;
             return Ok(());
         }
+        // The timer fires late (the app was suspended or killed): the others' inactivity
+        // windows have run out too and they may already have frozen and chosen another
+        // candidate. Join the freeze round instead of applying a commit of its own.
+        if self.inactivity_at.is_some_and(|at| ctx.now_ms >= at) {
+            self.inactivity_at = None;
+            return self.enter_freeze(ctx, group, out);
+        }
         if let Some(index) = self.send_candidate(ctx, group, out)? {
             let candidate = self.candidates.remove(index);
             self.apply_or_penalise(ctx, group, candidate, out)?;

@@ -1,0 +1,156 @@
+//! witan benchmark, side by side with the reference de-mls 4.1.0.
+//!
+//! ```text
+//! cargo run --release --example bench -- --ns 4,16,64,128 --json bench.json
+//! cargo run --release --example bench -- --only chat,floor --ns 16
+//! ```
+//!
+//! Workloads (format: `/work/shared/notes/bench-format.md`; results: `docs/bench.md`):
+//! (a) `formation`, (b) `chat`, (c) `removal` on N `WitanClient`s with their own SQLite
+//! files in one process (`bench/world.rs`, `bench/workloads.rs`); (d) `wakeup`, a push
+//! wake-up in a fresh process (`bench/wakeup.rs`); (e) `floor`, the same chat on plain
+//! OpenMLS in memory (`bench/floor.rs`); (f) `size`, the stripped release cdylib. Prints a
+//! markdown table (`bench/report.rs`) and, with `--json`, writes the results as JSON.
+
+#[path = "bench/floor.rs"]
+mod floor;
+#[path = "bench/measure.rs"]
+mod measure;
+#[path = "bench/report.rs"]
+mod report;
+#[path = "bench/wakeup.rs"]
+mod wakeup;
+#[path = "bench/workloads.rs"]
+mod workloads;
+#[path = "bench/world.rs"]
+mod world;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use report::Results;
+use world::{BenchResult, World};
+
+const ALL: [&str; 6] = ["formation", "chat", "removal", "wakeup", "floor", "size"];
+
+struct Args {
+    ns: Vec<usize>,
+    json: Option<PathBuf>,
+    only: BTreeSet<String>,
+    /// Hidden: keep the databases in this directory (for inspection and profiling).
+    keep: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> BenchResult<Args> {
+    let mut parsed = Args {
+        ns: vec![4, 16, 64, 128],
+        json: None,
+        only: ALL.iter().map(|s| s.to_string()).collect(),
+        keep: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--ns" => {
+                parsed.ns = value()?
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()?;
+                if parsed.ns.iter().any(|n| *n < 2) {
+                    return Err("--ns: groups need at least 2 members".into());
+                }
+            }
+            "--json" => parsed.json = Some(PathBuf::from(value()?)),
+            "--keep" => parsed.keep = Some(PathBuf::from(value()?)),
+            "--only" => {
+                parsed.only = value()?.split(',').map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = parsed.only.iter().find(|w| !ALL.contains(&w.as_str())) {
+                    return Err(format!("--only: unknown workload {bad:?}").into());
+                }
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: bench [--ns 4,16,64,128] [--json PATH] [--only {}]",
+                    ALL.join(",")
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}").into()),
+        }
+    }
+    Ok(parsed)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("__wakeup") => wakeup::child(&args[1..]),
+        _ => parse_args(&args).and_then(|a| run(&a)),
+    };
+    if let Err(e) = result {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> BenchResult<()> {
+    let on = |w: &str| args.only.contains(w);
+    let tmp = tempfile::Builder::new().prefix("witan-bench-").tempdir()?;
+    let root = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut results = Results {
+        machine: measure::machine(),
+        ..Results::default()
+    };
+    eprintln!("machine: {}", results.machine);
+    for &n in &args.ns {
+        if on("formation") || on("chat") || on("removal") {
+            let dir = root.join(format!("n{n}"));
+            std::fs::create_dir_all(&dir)?;
+            let mut w = World::new(n, &dir)?;
+            eprintln!("n={n}: formation");
+            let f = workloads::formation(&mut w)?;
+            if on("formation") {
+                results.formation.push(f);
+            }
+            if on("chat") || on("removal") {
+                w.settle(120_000)?;
+            }
+            if on("chat") {
+                eprintln!("n={n}: chat");
+                results.chat.push(workloads::chat(&mut w)?);
+            }
+            if on("removal") {
+                eprintln!("n={n}: removal");
+                results.removal.push(workloads::removal(&mut w)?);
+            }
+            drop(w);
+            if args.keep.is_none() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+        }
+        if on("floor") {
+            eprintln!("n={n}: floor");
+            results.floor.push(floor::floor(n)?);
+        }
+    }
+    if on("wakeup") {
+        eprintln!("wake-up: building the databases");
+        let dir = root.join("wakeup");
+        std::fs::create_dir_all(&dir)?;
+        results.wakeup = wakeup::run(&dir)?;
+    }
+    if on("size") {
+        results.size = Some(report::cdylib_size()?);
+    }
+    results.loadavg_after = measure::machine();
+    print!("{}", results.markdown());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&results.json())? + "\n")?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The results: the markdown table (measured figures beside the reference de-mls 4.1.0 and
+//! the targets), the JSON of `bench-format.md`, and workload (f), the cdylib size.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::floor::Floor;
+use super::wakeup::Wakeup;
+use super::workloads::{Chat, Formation, Removal};
+use super::world::BenchResult;
+
+/// The reference de-mls 4.1.0, in memory, on this machine: (n, formation CPU s,
+/// µs per receive, removal CPU ms, RSS MiB).
+const REFERENCE: [(usize, f64, f64, f64, f64); 3] = [
+    (16, 0.041, 59.0, 77.0, 7.1),
+    (64, 0.569, 100.0, 1_406.0, 23.2),
+    (128, 2.837, 168.0, 7_320.0, 69.1),
+];
+
+fn reference(n: usize) -> Option<(f64, f64, f64, f64)> {
+    REFERENCE
+        .iter()
+        .find(|r| r.0 == n)
+        .map(|r| (r.1, r.2, r.3, r.4))
+}
+
+const WAKEUP_MS: f64 = 100.0;
+const WAKEUP_RSS_MIB: f64 = 16.0;
+const FLOOR_RATIO: f64 = 2.0;
+const CDYLIB_MIB: f64 = 8.0;
+const RECEIVE_US_AT_128: f64 = 80.0;
+
+#[derive(Debug, Clone)]
+pub struct Size {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub unstripped_bytes: u64,
+    pub stripped: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Results {
+    pub machine: String,
+    pub loadavg_after: String,
+    pub formation: Vec<Formation>,
+    pub chat: Vec<Chat>,
+    pub removal: Vec<Removal>,
+    pub wakeup: Vec<Wakeup>,
+    pub floor: Vec<Floor>,
+    pub size: Option<Size>,
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "✅" } else { "❌" }
+}
+
+/// "≤ x (✅)" for targets that apply at this size, "—" otherwise.
+fn half_target(n: usize, measured: f64, reference: Option<f64>) -> String {
+    match reference {
+        Some(r) if n >= 64 => format!("≤ {} {}", fmt3(r / 2.0), verdict(measured <= r / 2.0)),
+        _ => "—".into(),
+    }
+}
+
+fn fmt3(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else if x >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or("—".into(), fmt3)
+}
+
+impl Results {
+    fn witan_receive_us(&self, n: usize) -> Option<f64> {
+        self.chat
+            .iter()
+            .find(|c| c.n == n)
+            .map(|c| c.us_per_receive)
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Machine: {} (before); {} (after)\n",
+            self.machine, self.loadavg_after
+        );
+        if !self.formation.is_empty() {
+            let _ = writeln!(s, "### (a) formation\n");
+            let _ = writeln!(
+                s,
+                "| n | wall s | CPU s | reference CPU s | target CPU s | commits | packets | bytes | process peak RSS MiB | reference RSS MiB |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+            for f in &self.formation {
+                let r = reference(f.n);
+                let cpu = f.cpu.as_secs_f64();
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    f.n,
+                    fmt3(f.wall.as_secs_f64()),
+                    fmt3(cpu),
+                    opt(r.map(|r| r.0)),
+                    half_target(f.n, cpu, r.map(|r| r.0)),
+                    f.commits,
+                    f.packets,
+                    f.bytes,
+                    fmt3(f.peak_rss_mib),
+                    opt(r.map(|r| r.3)),
+                );
+            }
+            s.push('\n');
+        }
+        if !self.chat.is_empty() {
+            let _ = writeln!(
+                s,
+                "### (b) chat ({} rounds, 64-byte messages)\n",
+                self.chat[0].rounds
+            );
+            let _ = writeln!(
+                s,
+                "| n | receives | receives/s | µs/receive | reference µs/receive | target | µs/send | wire bytes/message | chat CPU s |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+            let smallest = self.chat.iter().filter(|c| c.n >= 4).min_by_key(|c| c.n);
+            for c in &self.chat {
+                let r = reference(c.n);
+                let target = if c.n == 128 {
+                    format!(
+                        "≤ {RECEIVE_US_AT_128} {}",
+                        verdict(c.us_per_receive <= RECEIVE_US_AT_128)
+                    )
+                } else {
+                    "—".into()
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.0} | {} | {} | {} | {} | {:.0} | {} |",
+                    c.n,
+                    c.receives,
+                    c.receives_per_s,
+                    fmt3(c.us_per_receive),
+                    opt(r.map(|r| r.1)),
+                    target,
+                    fmt3(c.us_per_send),
+                    c.bytes_per_message,
+                    fmt3(c.cpu.as_secs_f64()),
+                );
+            }
+            if let (Some(lo), Some(hi)) = (smallest, self.chat.iter().max_by_key(|c| c.n))
+                && hi.n > lo.n
+            {
+                let growth = hi.us_per_receive / lo.us_per_receive;
+                let log_growth = (hi.n as f64).log2() / (lo.n as f64).log2();
+                let _ = writeln!(
+                    s,
+                    "\nGrowth of µs/receive from n={} to n={}: ×{:.2} (log N grows ×{:.2}) {}",
+                    lo.n,
+                    hi.n,
+                    growth,
+                    log_growth,
+                    verdict(growth <= log_growth)
+                );
+            }
+            s.push('\n');
+        }
+        if !self.removal.is_empty() {
+            let _ = writeln!(s, "### (c) removal\n");
+            let _ = writeln!(
+                s,
+                "| n | wall ms | CPU ms | reference CPU ms | target CPU ms | packets | bytes |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+            for r in &self.removal {
+                let reference_ms = reference(r.n).map(|x| x.2);
+                let cpu = r.cpu.as_secs_f64() * 1e3;
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    r.n,
+                    fmt3(r.wall.as_secs_f64() * 1e3),
+                    fmt3(cpu),
+                    opt(reference_ms),
+                    half_target(r.n, cpu, reference_ms),
+                    r.packets,
+                    r.bytes,
+                );
+            }
+            s.push('\n');
+        }
+        if !self.wakeup.is_empty() {
+            let _ = writeln!(s, "### (d) push wake-up (fresh process, median of 3)\n");
+            let _ = writeln!(
+                s,
+                "| members | stored conversations | stored messages | backlog | wall ms | target | peak RSS MiB | target |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+            for d in &self.wakeup {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | < {WAKEUP_MS} {} | {} | < {WAKEUP_RSS_MIB} {} |",
+                    d.members,
+                    d.stored_conversations,
+                    d.stored_messages,
+                    d.backlog,
+                    fmt3(d.wall_ms),
+                    verdict(d.wall_ms < WAKEUP_MS),
+                    fmt3(d.peak_rss_mib),
+                    verdict(d.peak_rss_mib < WAKEUP_RSS_MIB),
+                );
+            }
+            s.push('\n');
+        }
+        if !self.floor.is_empty() {
+            let _ = writeln!(s, "### (e) floor: plain OpenMLS, in memory\n");
+            let _ = writeln!(
+                s,
+                "| n | OpenMLS µs/decrypt | witan µs/receive | ratio | target |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for f in &self.floor {
+                let witan = self.witan_receive_us(f.n);
+                let ratio = witan.map(|w| w / f.us_per_decrypt);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    f.n,
+                    fmt3(f.us_per_decrypt),
+                    opt(witan),
+                    ratio.map_or("—".into(), |r| format!("{r:.2}")),
+                    ratio.map_or("≤ 2".into(), |r| format!(
+                        "≤ {FLOOR_RATIO} {}",
+                        verdict(r <= FLOOR_RATIO)
+                    )),
+                );
+            }
+            s.push('\n');
+        }
+        if let Some(size) = &self.size {
+            let mib = size.bytes as f64 / (1024.0 * 1024.0);
+            let _ = writeln!(s, "### (f) release cdylib\n");
+            let _ = writeln!(s, "| file | bytes | MiB | target |");
+            let _ = writeln!(s, "|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "| {} ({}) | {} | {:.2} | ≤ {CDYLIB_MIB} MiB {} |",
+                size.path
+                    .file_name()
+                    .map_or("?".into(), |f| f.to_string_lossy()),
+                if size.stripped {
+                    format!("stripped copy; {} bytes unstripped", size.unstripped_bytes)
+                } else {
+                    "UNSTRIPPED: `strip` not available".into()
+                },
+                size.bytes,
+                mib,
+                verdict(mib <= CDYLIB_MIB),
+            );
+        }
+        s
+    }
+
+    pub fn json(&self) -> Value {
+        let mut runs = Vec::new();
+        for f in &self.formation {
+            runs.push(json!({
+                "workload": "formation", "n": f.n, "wall_s": f.wall.as_secs_f64(),
+                "cpu_s": f.cpu.as_secs_f64(), "cpu_s_schedstat": f.cpu_precise.as_secs_f64(),
+                "commits": f.commits, "packets": f.packets, "bytes": f.bytes,
+                "receive_calls": f.receive_calls, "packets_received": f.packets_received,
+                "process_peak_rss_mib": f.peak_rss_mib,
+                "reference_cpu_s": reference(f.n).map(|r| r.0),
+            }));
+        }
+        for c in &self.chat {
+            runs.push(json!({
+                "workload": "chat", "n": c.n, "rounds": c.rounds,
+                "receives_per_s": c.receives_per_s, "us_per_receive": c.us_per_receive,
+                "us_per_send": c.us_per_send, "bytes_per_message": c.bytes_per_message,
+                "receives": c.receives, "cpu_s": c.cpu.as_secs_f64(),
+                "reference_us_per_receive": reference(c.n).map(|r| r.1),
+            }));
+        }
+        for r in &self.removal {
+            runs.push(json!({
+                "workload": "removal", "n": r.n, "wall_ms": r.wall.as_secs_f64() * 1e3,
+                "cpu_ms": r.cpu.as_secs_f64() * 1e3,
+                "cpu_ms_schedstat": r.cpu_precise.as_secs_f64() * 1e3,
+                "packets": r.packets, "bytes": r.bytes, "packets_received": r.packets_received,
+                "reference_cpu_ms": reference(r.n).map(|x| x.2),
+            }));
+        }
+        for d in &self.wakeup {
+            runs.push(json!({
+                "workload": "wakeup", "members": d.members,
+                "stored_conversations": d.stored_conversations,
+                "stored_messages": d.stored_messages, "backlog": d.backlog,
+                "wall_ms": d.wall_ms, "peak_rss_mib": d.peak_rss_mib,
+                "notifications": d.notifications, "build_s": d.build_s,
+            }));
+        }
+        for f in &self.floor {
+            let witan = self.witan_receive_us(f.n);
+            runs.push(json!({
+                "workload": "floor", "n": f.n, "us_per_decrypt_openmls": f.us_per_decrypt,
+                "us_per_receive_witan": witan,
+                "ratio": witan.map(|w| w / f.us_per_decrypt),
+                "decrypts": f.decrypts,
+            }));
+        }
+        if let Some(size) = &self.size {
+            runs.push(json!({
+                "workload": "size", "cdylib_bytes": size.bytes, "stripped": size.stripped,
+                "unstripped_bytes": size.unstripped_bytes,
+            }));
+        }
+        json!({ "machine": self.machine, "machine_after": self.loadavg_after, "runs": runs })
+    }
+}
+
+/// (f) The release cdylib next to this binary (`target/release/libwitan.so`), stripped in a
+/// temporary copy when `strip` is available.
+pub fn cdylib_size() -> BenchResult<Size> {
+    let exe = std::env::current_exe()?;
+    let release = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .ok_or("cannot locate the target directory")?;
+    let path = release.join("libwitan.so");
+    let unstripped_bytes = std::fs::metadata(&path)
+        .map_err(|e| {
+            format!(
+                "{}: {e} (run `cargo build --release` first)",
+                path.display()
+            )
+        })?
+        .len();
+    let copy = std::env::temp_dir().join(format!("witan-bench-{}.so", std::process::id()));
+    std::fs::copy(&path, &copy)?;
+    let stripped = std::process::Command::new("strip")
+        .arg(&copy)
+        .status()
+        .is_ok_and(|s| s.success());
+    let bytes = if stripped {
+        std::fs::metadata(&copy)?.len()
+    } else {
+        unstripped_bytes
+    };
+    std::fs::remove_file(&copy)?;
+    Ok(Size {
+        path,
+        bytes,
+        unstripped_bytes,
+        stripped,
+    })
+}

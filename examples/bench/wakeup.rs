@@ -1,0 +1,358 @@
+//! (d) The push wake-up: a fresh process opens a client whose database holds a 100-member
+//! conversation plus 1,000 other conversations and 100,000 stored messages, and calls
+//! `handle_wakeup` with a backlog of 49 chat messages and one commit.
+//!
+//! Building the database: the 100-member conversation is formed through the public API (100
+//! clients); member 1 is then closed while the others chat 24 messages, remove member 99 by
+//! vote (the commit) and chat 25 more. Its backlog keeps, in arrival order, the chat packets
+//! and the commit candidate (the votes and the proposal are left out: the candidate carries
+//! the signed votes as evidence). The filler — 1,000 conversations (copies of the real one's
+//! engine state under other ids, in witan's state encoding, with their topic rows, no
+//! deadline and no MLS rows: a wake-up never loads a conversation it has no traffic or
+//! deadline for) and the
+//! stored messages (spread evenly over them) — is inserted with rusqlite directly, which is
+//! faster than 100,000 sends and exercises the same tables a real history fills.
+//!
+//! The fresh process is this bench binary re-executed with the hidden subcommand
+//! `__wakeup DB BACKLOG NOW_MS`; it reports its wall time (open + `handle_wakeup`) and its
+//! peak RSS (`VmHWM`) as one JSON line. Each figure is the median of three runs, each on a
+//! fresh copy of the database; the whole measurement is repeated with ten times the history.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use witan::client::{
+    ClientConfig, Clock, EventListener, InboundPacket, OutboundPacket, Transport, TransportError,
+    WitanClient, WitanEvent,
+};
+
+use witan::mls::storage::codec;
+use witan::protocol::Conversation;
+
+use super::measure::{Meter, peak_rss_mib};
+use super::workloads::CONV;
+use super::world::{BenchResult, World};
+
+pub const MEMBERS: usize = 100;
+pub const FILLER_CONVERSATIONS: usize = 1_000;
+pub const STORED_MESSAGES: usize = 100_000;
+pub const BACKLOG_CHATS: usize = 49;
+/// The member whose database is woken up.
+const SLEEPER: usize = 1;
+const RUNS: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct Wakeup {
+    pub members: usize,
+    pub stored_conversations: usize,
+    pub stored_messages: usize,
+    pub backlog: usize,
+    pub wall_ms: f64,
+    pub peak_rss_mib: f64,
+    pub notifications: u64,
+    pub build_s: f64,
+}
+
+/// What the child reports.
+#[derive(Debug, Clone, Copy)]
+struct ChildReport {
+    wall_ms: f64,
+    peak_rss_mib: f64,
+    notifications: u64,
+}
+
+/// Builds the databases and runs the fresh processes; one result per history size.
+pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
+    let started = Instant::now();
+    let (db, backlog, now) = build_conversation(dir)?;
+    let backlog_path = dir.join("backlog.bin");
+    write_backlog(&backlog_path, &backlog)?;
+    let state = conversation_state(&db)?;
+    let base = dir.join("wakeup-1x.db");
+    std::fs::copy(&db, &base)?;
+    add_filler(&base, &state, 0, STORED_MESSAGES)?;
+    let bigger = dir.join("wakeup-10x.db");
+    std::fs::copy(&base, &bigger)?;
+    add_filler(&bigger, &state, STORED_MESSAGES, 10 * STORED_MESSAGES)?;
+    let build_s = started.elapsed().as_secs_f64();
+
+    let mut out = Vec::new();
+    for (path, messages) in [(&base, STORED_MESSAGES), (&bigger, 10 * STORED_MESSAGES)] {
+        let mut reports = Vec::new();
+        for run in 0..RUNS {
+            let copy = dir.join(format!("wakeup-run-{run}.db"));
+            std::fs::copy(path, &copy)?;
+            reports.push(spawn_child(&copy, &backlog_path, now)?);
+            std::fs::remove_file(&copy)?;
+        }
+        reports.sort_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms));
+        let median = reports[RUNS / 2];
+        if median.notifications != BACKLOG_CHATS as u64 {
+            return Err(format!(
+                "wake-up showed {} notifications, not {BACKLOG_CHATS}",
+                median.notifications
+            )
+            .into());
+        }
+        out.push(Wakeup {
+            members: MEMBERS,
+            stored_conversations: FILLER_CONVERSATIONS + 1,
+            stored_messages: messages,
+            backlog: backlog.len(),
+            wall_ms: median.wall_ms,
+            peak_rss_mib: reports.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
+            notifications: median.notifications,
+            build_s,
+        });
+    }
+    Ok(out)
+}
+
+/// Forms the conversation, produces the sleeper's backlog; returns the sleeper's database
+/// (checkpointed, closed), its backlog and the virtual time after the traffic.
+fn build_conversation(dir: &Path) -> BenchResult<(PathBuf, Vec<Vec<u8>>, u64)> {
+    let world_dir = dir.join("world");
+    std::fs::create_dir_all(&world_dir)?;
+    let mut w = World::new(MEMBERS, &world_dir)?;
+    let mut meter = Meter::default();
+    super::workloads::formation(&mut w)?;
+    w.settle(120_000)?;
+    let ids = w.member_ids()?;
+    w.close(SLEEPER);
+
+    let chat = |w: &mut World, count: usize, offset: usize| -> BenchResult<()> {
+        w.router.set_phase("chat");
+        for k in 0..count {
+            let sender = 2 + (offset + k) % (MEMBERS - 3);
+            w.c(sender)?.send_message(
+                CONV.into(),
+                format!("backlog message {}", offset + k).into_bytes(),
+            )?;
+            while w.deliver_round()? > 0 {}
+        }
+        Ok(())
+    };
+    let before = BACKLOG_CHATS / 2;
+    chat(&mut w, before, 0)?;
+    let removed = ids[MEMBERS - 1].clone();
+    let remaining: Vec<usize> = (0..MEMBERS - 1).filter(|i| *i != SLEEPER).collect();
+    let mut staying = ids;
+    staying.retain(|id| *id != removed);
+    w.router.set_phase("local");
+    w.c(0)?.propose_removal(CONV.into(), removed.clone())?;
+    let done = w.run_until(&mut meter, 600_000, true, |w| {
+        Ok(w.info(0, CONV)?.members.len() == MEMBERS - 1 && w.agree(CONV, &remaining, &staying)?)
+    })?;
+    if !done {
+        return Err("wake-up setup: the removal did not complete".into());
+    }
+    chat(&mut w, BACKLOG_CHATS - before, before)?;
+
+    let mailbox = std::mem::take(&mut w.mailbox[SLEEPER]);
+    let commits: Vec<&super::world::Packet> =
+        mailbox.iter().filter(|p| p.phase == "poll").collect();
+    if commits.len() != 1 {
+        return Err(format!(
+            "wake-up setup: expected one commit candidate in the backlog, found {}",
+            commits.len()
+        )
+        .into());
+    }
+    let backlog: Vec<Vec<u8>> = mailbox
+        .iter()
+        .filter(|p| p.phase == "chat" || p.phase == "poll")
+        .map(|p| p.payload.clone())
+        .collect();
+    let now = w.now();
+    let path = PathBuf::from(w.path(SLEEPER));
+    drop(w);
+    checkpoint(&path)?;
+    Ok((path, backlog, now))
+}
+
+fn checkpoint(path: &Path) -> BenchResult<()> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// The stored engine state of the real conversation.
+fn conversation_state(db: &Path) -> BenchResult<Conversation> {
+    let conn = rusqlite::Connection::open(db)?;
+    let state: Vec<u8> = conn.query_row(
+        "SELECT state FROM conversations WHERE id = ?1",
+        [CONV],
+        |r| r.get(0),
+    )?;
+    Ok(codec::from_slice(&state)?)
+}
+
+fn filler_id(i: usize) -> String {
+    format!("filler-{i:04}")
+}
+
+/// Inserts the filler conversations (if `messages_from` is 0) and the stored messages
+/// `messages_from..messages_to`, spread evenly over them, in one transaction.
+fn add_filler(
+    db: &Path,
+    state: &Conversation,
+    messages_from: usize,
+    messages_to: usize,
+) -> BenchResult<()> {
+    let mut conn = rusqlite::Connection::open(db)?;
+    let tx = conn.transaction()?;
+    if messages_from == 0 {
+        for i in 0..FILLER_CONVERSATIONS {
+            let id = filler_id(i);
+            let mut s = state.clone();
+            s.id = id.clone();
+            tx.execute(
+                "INSERT INTO conversations (id, state, next_deadline_ms) VALUES (?1, ?2, NULL)",
+                rusqlite::params![id, codec::to_vec(&s)?],
+            )?;
+            let topics = serde_json::to_vec(&[
+                witan::protocol::topics::app(&id),
+                witan::protocol::topics::welcome(&id),
+            ])?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                rusqlite::params![format!("topics:{id}"), topics],
+            )?;
+        }
+    }
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO messages (conversation_id, seq, message_id, sender, body, sent_at_ms, own)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+        )?;
+        let sender = "ab".repeat(20);
+        for k in messages_from..messages_to {
+            let conv = k % FILLER_CONVERSATIONS;
+            let seq = (k / FILLER_CONVERSATIONS + 1) as i64;
+            let mut body = [0u8; 64];
+            body[..8].copy_from_slice(&(k as u64).to_be_bytes());
+            insert.execute(rusqlite::params![
+                filler_id(conv),
+                seq,
+                format!("{k:032x}"),
+                sender,
+                &body[..],
+                1_600_000_000_000i64 + k as i64,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+fn write_backlog(path: &Path, packets: &[Vec<u8>]) -> BenchResult<()> {
+    let mut bytes = Vec::new();
+    for p in packets {
+        bytes.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(p);
+    }
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+fn read_backlog(path: &Path) -> BenchResult<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path)?;
+    let mut rest = bytes.as_slice();
+    let mut packets = Vec::new();
+    while rest.len() >= 4 {
+        let (len, tail) = rest.split_at(4);
+        let len = u32::from_be_bytes(len.try_into()?) as usize;
+        if tail.len() < len {
+            return Err("truncated backlog".into());
+        }
+        let (packet, tail) = tail.split_at(len);
+        packets.push(packet.to_vec());
+        rest = tail;
+    }
+    Ok(packets)
+}
+
+fn spawn_child(db: &Path, backlog: &Path, now: u64) -> BenchResult<ChildReport> {
+    let exe = std::env::current_exe()?;
+    let output = Command::new(exe)
+        .arg("__wakeup")
+        .arg(db)
+        .arg(backlog)
+        .arg(now.to_string())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!(
+            "wake-up process failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let line = String::from_utf8_lossy(&output.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim())?;
+    Ok(ChildReport {
+        wall_ms: v["wall_ms"].as_f64().ok_or("wall_ms")?,
+        peak_rss_mib: v["peak_rss_mib"].as_f64().ok_or("peak_rss_mib")?,
+        notifications: v["notifications"].as_u64().ok_or("notifications")?,
+    })
+}
+
+struct FixedClock(u64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Accepts every packet (the wake-up may publish votes or relays) and drops it.
+struct NullHost;
+
+impl Transport for NullHost {
+    fn publish(&self, _packet: OutboundPacket) -> Result<(), TransportError> {
+        Ok(())
+    }
+    fn subscribe(&self, _topic: String) {}
+    fn unsubscribe(&self, _topic: String) {}
+}
+
+impl EventListener for NullHost {
+    fn on_event(&self, _event: WitanEvent) {}
+}
+
+/// The child: `__wakeup DB BACKLOG NOW_MS`. Prints one JSON line.
+pub fn child(args: &[String]) -> BenchResult<()> {
+    let [db, backlog, now] = args else {
+        return Err("usage: __wakeup DB BACKLOG NOW_MS".into());
+    };
+    let packets: Vec<InboundPacket> = read_backlog(Path::new(backlog))?
+        .into_iter()
+        .map(|payload| InboundPacket {
+            topic: witan::protocol::topics::app(CONV),
+            payload,
+        })
+        .collect();
+    let now: u64 = now.parse()?;
+    let host = Arc::new(NullHost);
+    let started = Instant::now();
+    let client = WitanClient::open_with_clock(
+        ClientConfig {
+            database_path: db.clone(),
+            identity_secret: None,
+        },
+        host.clone(),
+        host,
+        Arc::new(FixedClock(now)),
+    )?;
+    let report = client.handle_wakeup(packets)?;
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let line = serde_json::json!({
+        "wall_ms": wall_ms,
+        "peak_rss_mib": peak_rss_mib(),
+        "notifications": report.notifications.len(),
+    });
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! Runs the deterministic simulator (`tests/sim/`, the same code the CI sweep runs) from the
+//! command line.
+//!
+//! ```sh
+//! cargo run --release --example simulate -- --seeds 1000 --members 12
+//! cargo run --release --example simulate -- --seed 42 --trace
+//! cargo run --release --example simulate -- --seeds 200 --faults +equivocation,-crashes
+//! ```
+//!
+//! Options: `--seeds N` (run seeds `start..start+N`), `--start S`, `--seed N` (one seed),
+//! `--members M`, `--rounds R`, `--chaos-ms T`, `--settle-ms T`, `--faults LIST` (`+name` or
+//! `-name` per family: network, partitions, long-partitions, crashes, offline, skew, silent,
+//! bogus, replay, equivocation, churn, burst-joins, slow-network, long-partitions,
+//! slow-restart), `--exact` (every enabled family is active in every run, instead of a random
+//! mix), `--no-scores` (do not require agreement on peer scores), `--jobs J` (threads),
+//! `--trace` (print the event trace of a single seed), `--check-determinism` (run each seed
+//! twice and compare traces).
+
+#[path = "../tests/sim/mod.rs"]
+mod sim;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use sim::{Config, Summary, Violation, run_seed};
+
+struct Args {
+    cfg: Config,
+    start: u64,
+    count: u64,
+    single: Option<u64>,
+    jobs: usize,
+    check_determinism: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut cfg = Config::ci();
+    cfg.members = 12;
+    let mut args = Args {
+        cfg,
+        start: 0,
+        count: 100,
+        single: None,
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        check_determinism: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        let num = |s: String| s.parse::<u64>().map_err(|e| format!("{s}: {e}"));
+        match a.as_str() {
+            "--seeds" => args.count = num(value("--seeds")?)?,
+            "--start" => args.start = num(value("--start")?)?,
+            "--seed" => args.single = Some(num(value("--seed")?)?),
+            "--members" => args.cfg.members = num(value("--members")?)? as usize,
+            "--rounds" => args.cfg.rounds = num(value("--rounds")?)? as usize,
+            "--chaos-ms" => args.cfg.chaos_ms = num(value("--chaos-ms")?)?,
+            "--settle-ms" => args.cfg.settle_ms = num(value("--settle-ms")?)?,
+            "--jobs" => args.jobs = num(value("--jobs")?)?.max(1) as usize,
+            "--trace" => args.cfg.trace = true,
+            "--exact" => args.cfg.mix_chance = 1.0,
+            "--no-scores" => args.cfg.check_scores = false,
+            "--check-determinism" => args.check_determinism = true,
+            "--faults" => {
+                for item in value("--faults")?.split(',').filter(|s| !s.is_empty()) {
+                    let (on, name) = match item.strip_prefix('-') {
+                        Some(name) => (false, name),
+                        None => (true, item.strip_prefix('+').unwrap_or(item)),
+                    };
+                    args.cfg.faults.set(name, on)?;
+                }
+            }
+            "--help" | "-h" => return Err("see the doc comment of examples/simulate.rs".into()),
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if args.cfg.members < 3 {
+        return Err("--members must be at least 3".into());
+    }
+    Ok(args)
+}
+
+fn print_stats(s: &Summary) {
+    let st = &s.stats;
+    println!(
+        "seed {} ok [{}]: {:.0}s virtual, {} calls, {} packets delivered ({} lost and retried), \
+         {} chats, epoch {}, {} members, {} crashes, {} offline, {} partitions, \
+         {} byzantine packets, {} chats outside the MLS window, {} joins expired",
+        s.seed,
+        s.mix,
+        st.virtual_ms as f64 / 1000.0,
+        st.calls,
+        st.deliveries,
+        st.dropped,
+        st.chats,
+        st.final_epoch,
+        st.final_members,
+        st.crashes,
+        st.offline,
+        st.partitions,
+        st.byzantine_packets,
+        st.stale_chats,
+        st.join_expired
+    );
+}
+
+fn print_violation(v: &Violation) {
+    for line in &v.trace {
+        println!("{line}");
+    }
+    println!("VIOLATION {v}");
+}
+
+/// One seed's outcome: the seed, its summary or violation, and its trace if asked for.
+type SeedResult = (u64, Result<Summary, Box<Violation>>, Option<String>);
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("simulate: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(seed) = args.single {
+        let t = Instant::now();
+        match run_seed(seed, &args.cfg) {
+            Ok(s) => {
+                for line in &s.trace {
+                    println!("{line}");
+                }
+                print_stats(&s);
+            }
+            Err(v) => {
+                print_violation(&v);
+                std::process::exit(1);
+            }
+        }
+        eprintln!("{:.2}s", t.elapsed().as_secs_f64());
+        return;
+    }
+    let t = Instant::now();
+    let seeds: Vec<u64> = (args.start..args.start + args.count).collect();
+    let jobs = args.jobs.min(seeds.len().max(1));
+    let results: Vec<SeedResult> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|j| {
+                let seeds = &seeds;
+                let args = &args;
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for seed in seeds.iter().copied().skip(j).step_by(jobs) {
+                        let mut cfg = args.cfg.clone();
+                        cfg.trace = args.check_determinism;
+                        let r = run_seed(seed, &cfg);
+                        let mut mismatch = None;
+                        if args.check_determinism {
+                            let again = run_seed(seed, &cfg);
+                            let trace = |r: &Result<Summary, Box<Violation>>| match r {
+                                Ok(s) => s.trace.clone(),
+                                Err(v) => v.trace.clone(),
+                            };
+                            let (a, b) = (trace(&r), trace(&again));
+                            if a != b {
+                                let at = a
+                                    .iter()
+                                    .zip(&b)
+                                    .position(|(x, y)| x != y)
+                                    .unwrap_or(a.len().min(b.len()));
+                                mismatch = Some(format!(
+                                    "trace differs at line {at}: {:?} vs {:?}",
+                                    a.get(at),
+                                    b.get(at)
+                                ));
+                            }
+                        }
+                        eprint!(".");
+                        out.push((seed, r, mismatch));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect();
+        all.sort_by_key(|(seed, _, _)| *seed);
+        all
+    });
+    eprintln!();
+    let mut by_kind: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut mixes: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut calls, mut deliveries, mut stale, mut expired, mut nondeterministic) = (0, 0, 0, 0, 0);
+    for (seed, r, mismatch) in &results {
+        if let Some(m) = mismatch {
+            nondeterministic += 1;
+            println!("seed {seed}: NOT DETERMINISTIC: {m}");
+        }
+        match r {
+            Ok(s) => {
+                calls += s.stats.calls;
+                deliveries += s.stats.deliveries;
+                stale += s.stats.stale_chats;
+                expired += s.stats.join_expired;
+                *mixes.entry(s.mix.clone()).or_default() += 1;
+            }
+            Err(v) => {
+                println!("FAIL {v}");
+                by_kind.entry(v.kind.clone()).or_default().push(*seed);
+            }
+        }
+    }
+    let failed: usize = by_kind.values().map(Vec::len).sum();
+    println!(
+        "{} seeds, {} members: {} passed, {} failed, in {:.1}s ({} jobs); {} client calls, {} packets delivered, {} chats outside the MLS window, {} joins expired{}",
+        results.len(),
+        args.cfg.members,
+        results.len() - failed,
+        failed,
+        t.elapsed().as_secs_f64(),
+        jobs,
+        calls,
+        deliveries,
+        stale,
+        expired,
+        if args.check_determinism {
+            format!(", {nondeterministic} not deterministic")
+        } else {
+            String::new()
+        }
+    );
+    for (kind, seeds) in &by_kind {
+        let shown: Vec<String> = seeds.iter().take(20).map(u64::to_string).collect();
+        println!("  {kind}: {} seeds, e.g. {}", seeds.len(), shown.join(" "));
+    }
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,453 @@
+//! The decoding half of the row codec (format: `codec.rs`): a serde `Deserializer` over a
+//! byte slice. It is self-describing (`deserialize_any` works, as untagged enums and
+//! `serde_json::Value` need) and presents values the way `serde_json` does: a byte string is
+//! a sequence of `u8`, an enum is a variant name or a one-entry map, a newtype is its
+//! content. Every length is checked against the input left before anything is allocated.
+
+use serde::de::value::{BorrowedStrDeserializer, U8Deserializer};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+
+use super::codec::{self, CodecError, MAX_DEPTH};
+
+pub(super) struct Decoder<'de> {
+    input: &'de [u8],
+    depth: usize,
+    /// The names defined so far (`NAME`), by id.
+    names: Vec<&'de str>,
+}
+
+fn err(msg: &str) -> CodecError {
+    CodecError(msg.to_string())
+}
+
+impl<'de> Decoder<'de> {
+    pub(super) fn new(input: &'de [u8]) -> Self {
+        Decoder {
+            input,
+            depth: 0,
+            names: Vec::new(),
+        }
+    }
+
+    /// Fails if input is left over.
+    pub(super) fn finish(&self) -> Result<(), CodecError> {
+        if self.input.is_empty() {
+            Ok(())
+        } else {
+            Err(err("trailing bytes"))
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'de [u8], CodecError> {
+        if n > self.input.len() {
+            return Err(err("unexpected end of value"));
+        }
+        let (head, rest) = self.input.split_at(n);
+        self.input = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let bytes = self.take(N)?;
+        bytes.try_into().map_err(|_| err("unexpected end of value"))
+    }
+
+    fn byte(&mut self) -> Result<u8, CodecError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn peek(&self) -> Result<u8, CodecError> {
+        self.input
+            .first()
+            .copied()
+            .ok_or_else(|| err("unexpected end of value"))
+    }
+
+    /// A count of items, each taking at least `min_item_bytes` of the input left.
+    fn count(&mut self, min_item_bytes: usize) -> Result<usize, CodecError> {
+        let n = u32::from_le_bytes(self.array::<4>()?) as usize;
+        if n.saturating_mul(min_item_bytes) > self.input.len() {
+            return Err(err("length exceeds the value"));
+        }
+        Ok(n)
+    }
+
+    fn enter(&mut self) -> Result<(), CodecError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(err("nested too deeply"));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn str(&mut self) -> Result<&'de str, CodecError> {
+        let n = self.count(1)?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| err("string is not UTF-8"))
+    }
+
+    /// The name after a `NAME` or `NAME_REF` tag.
+    fn name(&mut self, tag: u8) -> Result<&'de str, CodecError> {
+        if tag == codec::NAME {
+            let name = self.str()?;
+            if self.names.len() <= usize::from(u16::MAX) {
+                self.names.push(name);
+            }
+            Ok(name)
+        } else {
+            let id = u16::from_le_bytes(self.array()?);
+            self.names
+                .get(usize::from(id))
+                .copied()
+                .ok_or_else(|| err("unknown name id"))
+        }
+    }
+
+    fn seq<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, CodecError> {
+        let remaining = self.count(1)?;
+        self.enter()?;
+        let mut access = Seq {
+            de: &mut *self,
+            remaining,
+        };
+        let value = visitor.visit_seq(&mut access)?;
+        let left = access.remaining;
+        self.leave();
+        if left > 0 {
+            return Err(err("sequence has unread elements"));
+        }
+        Ok(value)
+    }
+
+    fn bytes<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, CodecError> {
+        let n = self.count(1)?;
+        let mut access = Bytes {
+            bytes: self.take(n)?,
+        };
+        let value = visitor.visit_seq(&mut access)?;
+        if !access.bytes.is_empty() {
+            return Err(err("byte string has unread bytes"));
+        }
+        Ok(value)
+    }
+
+    fn map<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, CodecError> {
+        let remaining = self.count(2)?;
+        self.enter()?;
+        let mut access = Map {
+            de: &mut *self,
+            remaining,
+        };
+        let value = visitor.visit_map(&mut access)?;
+        let left = access.remaining;
+        self.leave();
+        if left > 0 {
+            return Err(err("map has unread entries"));
+        }
+        Ok(value)
+    }
+
+    /// Skips one value.
+    fn skip(&mut self) -> Result<(), CodecError> {
+        de::Deserializer::deserialize_any(&mut *self, de::IgnoredAny).map(|_| ())
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
+    type Error = CodecError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        match self.byte()? {
+            codec::NONE => visitor.visit_none(),
+            codec::SOME => {
+                self.enter()?;
+                let value = visitor.visit_some(&mut *self);
+                self.leave();
+                value
+            }
+            codec::UNIT => visitor.visit_unit(),
+            codec::FALSE => visitor.visit_bool(false),
+            codec::TRUE => visitor.visit_bool(true),
+            codec::U8 => visitor.visit_u8(self.byte()?),
+            codec::U16 => visitor.visit_u16(u16::from_le_bytes(self.array()?)),
+            codec::U32 => visitor.visit_u32(u32::from_le_bytes(self.array()?)),
+            codec::U64 => visitor.visit_u64(u64::from_le_bytes(self.array()?)),
+            codec::U128 => visitor.visit_u128(u128::from_le_bytes(self.array()?)),
+            codec::I8 => visitor.visit_i8(i8::from_le_bytes(self.array()?)),
+            codec::I16 => visitor.visit_i16(i16::from_le_bytes(self.array()?)),
+            codec::I32 => visitor.visit_i32(i32::from_le_bytes(self.array()?)),
+            codec::I64 => visitor.visit_i64(i64::from_le_bytes(self.array()?)),
+            codec::I128 => visitor.visit_i128(i128::from_le_bytes(self.array()?)),
+            codec::F32 => visitor.visit_f32(f32::from_le_bytes(self.array()?)),
+            codec::F64 => visitor.visit_f64(f64::from_le_bytes(self.array()?)),
+            codec::CHAR => {
+                let c = char::from_u32(u32::from_le_bytes(self.array()?))
+                    .ok_or_else(|| err("invalid char"))?;
+                visitor.visit_char(c)
+            }
+            codec::STR => visitor.visit_borrowed_str(self.str()?),
+            tag @ (codec::NAME | codec::NAME_REF) => visitor.visit_borrowed_str(self.name(tag)?),
+            codec::BYTES => self.bytes(visitor),
+            codec::SEQ => self.seq(visitor),
+            codec::MAP => self.map(visitor),
+            _ => Err(err("unknown tag")),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        match self.peek()? {
+            // A unit stands for JSON's null too (values that went through serde_json::Value).
+            codec::NONE | codec::UNIT => {
+                self.byte()?;
+                visitor.visit_none()
+            }
+            codec::SOME => {
+                self.byte()?;
+                self.enter()?;
+                let value = visitor.visit_some(&mut *self);
+                self.leave();
+                value
+            }
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        match self.peek()? {
+            codec::NONE | codec::UNIT => {
+                self.byte()?;
+                visitor.visit_unit()
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
+        match self.peek()? {
+            codec::STR => {
+                self.byte()?;
+                let variant = self.str()?;
+                visitor.visit_enum(BorrowedStrDeserializer::new(variant))
+            }
+            tag @ (codec::NAME | codec::NAME_REF) => {
+                self.byte()?;
+                let variant = self.name(tag)?;
+                visitor.visit_enum(BorrowedStrDeserializer::new(variant))
+            }
+            codec::MAP => {
+                self.byte()?;
+                if self.count(2)? != 1 {
+                    return Err(err("an enum variant is a one-entry map"));
+                }
+                self.enter()?;
+                let value = visitor.visit_enum(Variant { de: &mut *self });
+                self.leave();
+                value
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        self.deserialize_any(de::IgnoredAny)?;
+        visitor.visit_unit()
+    }
+
+    fn is_human_readable(&self) -> bool {
+        true
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        seq tuple tuple_struct map struct identifier
+    }
+}
+
+/// The encoded elements of a sequence value (`SEQ` or `BYTES`), each as its own slice
+/// (a byte of a `BYTES` string becomes a `U8` element).
+pub(super) fn split_seq(input: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
+    const U8_ITEMS: [[u8; 2]; 256] = {
+        let mut all = [[codec::U8, 0]; 256];
+        let mut i = 0;
+        while i < 256 {
+            all[i][1] = i as u8;
+            i += 1;
+        }
+        all
+    };
+    let mut de = Decoder::new(input);
+    let mut items = Vec::new();
+    match de.byte()? {
+        codec::SEQ => {
+            let n = de.count(1)?;
+            for _ in 0..n {
+                let before = de.input;
+                de.skip()?;
+                let used = before.len() - de.input.len();
+                items.push(&before[..used]);
+            }
+        }
+        codec::BYTES => {
+            let n = de.count(1)?;
+            for &b in de.take(n)? {
+                items.push(&U8_ITEMS[usize::from(b)][..]);
+            }
+        }
+        _ => return Err(err("not a sequence")),
+    }
+    de.finish()?;
+    Ok(items)
+}
+
+struct Seq<'a, 'de> {
+    de: &'a mut Decoder<'de>,
+    remaining: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
+    type Error = CodecError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.remaining)
+    }
+}
+
+/// A byte string read as a sequence of `u8`.
+struct Bytes<'de> {
+    bytes: &'de [u8],
+}
+
+impl<'de> de::SeqAccess<'de> for Bytes<'de> {
+    type Error = CodecError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, CodecError> {
+        let Some((&b, rest)) = self.bytes.split_first() else {
+            return Ok(None);
+        };
+        self.bytes = rest;
+        let de: U8Deserializer<CodecError> = b.into_deserializer();
+        seed.deserialize(de).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.bytes.len())
+    }
+}
+
+struct Map<'a, 'de> {
+    de: &'a mut Decoder<'de>,
+    remaining: usize,
+}
+
+impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
+    type Error = CodecError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, CodecError> {
+        seed.deserialize(&mut *self.de)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.remaining)
+    }
+}
+
+/// The one-entry map of a non-unit enum variant.
+struct Variant<'a, 'de> {
+    de: &'a mut Decoder<'de>,
+}
+
+impl<'de> de::EnumAccess<'de> for Variant<'_, 'de> {
+    type Error = CodecError;
+    type Variant = Self;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Self), CodecError> {
+        let variant = seed.deserialize(&mut *self.de)?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
+    type Error = CodecError;
+
+    fn unit_variant(self) -> Result<(), CodecError> {
+        self.de.skip()
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, CodecError> {
+        seed.deserialize(self.de)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
+        de::Deserializer::deserialize_seq(self.de, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
+        de::Deserializer::deserialize_map(self.de, visitor)
+    }
+}

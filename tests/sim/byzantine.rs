@@ -1,0 +1,240 @@
+//! Byzantine members: packets crafted with the member's own keys and MLS state.
+//!
+//! A byzantine member runs an ordinary `WitanClient` (so it follows the group) whose own
+//! traffic may be swallowed (a *silent* member). On top of it the simulator crafts packets
+//! from the member's database — a second connection beside the client's, exactly as another
+//! process would — with `witan::wire`, `witan::mls` and `witan::protocol::consensus`, and the
+//! identity secret it passed in `ClientConfig`:
+//! - a commit candidate that references a proposal nobody saw finalized (*bogus*);
+//! - old votes and proposals sent again (*replay*);
+//! - two different, individually valid commits for one epoch, each sent to a different part
+//!   of the group (*equivocation*; only when it is the epoch steward with approved work).
+//!
+//! Encrypting advances the member's sender ratchet, so the crafting step persists its MLS
+//! writes (including the commits it created and discarded) but never the engine state.
+
+use witan::mls::{Group, Identity, MemberId, MlsProvider};
+use witan::protocol::consensus::{self, Action};
+use witan::protocol::{Conversation, State};
+use witan::store::{Database, StoreOptions};
+use witan::wire::{self, group_payload::Content};
+
+use super::world::CONV;
+
+/// What the member's state offers for crafting.
+pub struct Crafted {
+    pub packets: Vec<Vec<u8>>,
+    pub epoch: u64,
+    pub retry_round: u32,
+}
+
+type Builder<'b> = dyn FnOnce(&Conversation, &mut Group, &MlsProvider, &Identity) -> Result<Vec<Content>, String>
+    + 'b;
+
+/// Loads the member's group beside its engine state `conv` (read through the client just
+/// before), lets `build` produce payloads, encrypts each as the member and persists the MLS
+/// writes. `None` when the member is not in the group.
+pub fn craft(
+    path: &str,
+    secret: &[u8; 32],
+    conv: &Conversation,
+    build: Box<Builder<'_>>,
+) -> Result<Option<Crafted>, String> {
+    if !conv.is_member_state() || conv.rejoin_required {
+        return Ok(None);
+    }
+    let identity = Identity::from_secret(secret).map_err(|e| e.to_string())?;
+    let mut db = Database::open(path, &StoreOptions::default()).map_err(|e| e.to_string())?;
+    let step = db.step().map_err(|e| e.to_string())?;
+    let provider = MlsProvider::new(&step);
+    let Some(mut group) = Group::load(&provider, CONV.as_bytes()).map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let contents = build(conv, &mut group, &provider, &identity)?;
+    let mut packets = Vec::new();
+    for content in contents {
+        let plaintext = prost::Message::encode_to_vec(&wire::GroupPayload {
+            content: Some(content),
+        });
+        let ct = group
+            .encrypt(&provider, &identity, &plaintext)
+            .map_err(|e| e.to_string())?;
+        let env = wire::Envelope::new(
+            CONV,
+            identity.member_id().as_bytes(),
+            wire::PacketKind::Group,
+            ct,
+        );
+        packets.push(wire::encode(&env));
+    }
+    let changes = provider.storage().take_changes();
+    step.apply_mls_changes(&changes)
+        .map_err(|e| e.to_string())?;
+    step.commit().map_err(|e| e.to_string())?;
+    Ok(Some(Crafted {
+        packets,
+        epoch: conv.epoch,
+        retry_round: conv.retry_round,
+    }))
+}
+
+/// A candidate whose only proposal carries nothing but its owner's vote.
+pub fn bogus_candidate(victim_pick: u64, now_ms: u64) -> Box<Builder<'static>> {
+    Box::new(move |conv, _group, _provider, identity| {
+        let me = identity.member_id();
+        let others: Vec<MemberId> = conv.members.iter().copied().filter(|m| *m != me).collect();
+        let Some(victim) = others
+            .get(victim_pick as usize % others.len().max(1))
+            .copied()
+        else {
+            return Ok(Vec::new());
+        };
+        let p = consensus::new_proposal(
+            identity,
+            &Action::Remove { member: victim },
+            conv.epoch,
+            conv.members.len() as u32,
+            now_ms,
+            conv.settings.vote_timeout_ms,
+            conv.settings.liveness_criteria_yes,
+        );
+        Ok(vec![Content::Candidate(wire::CommitCandidate {
+            epoch: conv.epoch,
+            retry_round: conv.retry_round,
+            committer: me.as_bytes().to_vec(),
+            commit: vec![0xde, 0xad, 0xbe, 0xef],
+            proposals: vec![p],
+        })])
+    })
+}
+
+/// Votes and proposal headers the member holds now (to replay much later).
+pub fn harvest(conv: &Conversation) -> (Vec<wire::Vote>, Vec<wire::Proposal>) {
+    let mut votes = Vec::new();
+    let mut proposals = Vec::new();
+    for b in conv.ballots.values() {
+        votes.extend(b.held_votes());
+        if let Ok(h) = b.header() {
+            proposals.push(h);
+        }
+    }
+    (votes, proposals)
+}
+
+/// Votes and proposals a byzantine member harvested from its own state over time.
+#[derive(Clone, Debug, Default)]
+pub struct Pool {
+    pub votes: Vec<wire::Vote>,
+    pub proposals: Vec<wire::Proposal>,
+}
+
+/// Sends old votes again (relayed in a bundle, so they count through their signatures, or
+/// directly as if they were the member's own) and old proposals again (as if they were new),
+/// then adds what the member holds now to the pool.
+pub fn replay<'b>(pool: &'b mut Pool, picks: [u64; 3]) -> Box<Builder<'b>> {
+    Box::new(move |conv, _group, _provider, _identity| {
+        let mut out = Vec::new();
+        if !pool.votes.is_empty() {
+            let n = pool.votes.len() as u64;
+            let start = (picks[0] % n) as usize;
+            let votes: Vec<wire::Vote> = pool.votes.iter().skip(start).take(6).cloned().collect();
+            out.push(Content::Vote(votes[0].clone()));
+            out.push(Content::Votes(wire::VoteBundle { votes }));
+        }
+        if !pool.proposals.is_empty() {
+            let i = (picks[1] % pool.proposals.len() as u64) as usize;
+            out.push(Content::Proposal(pool.proposals[i].clone()));
+        }
+        if picks[2].is_multiple_of(2) {
+            let (votes, proposals) = harvest(conv);
+            pool.votes.extend(votes);
+            pool.proposals.extend(proposals);
+            let excess = pool.votes.len().saturating_sub(256);
+            pool.votes.drain(..excess);
+            let excess = pool.proposals.len().saturating_sub(64);
+            pool.proposals.drain(..excess);
+        }
+        Ok(out)
+    })
+}
+
+/// Whether the member is the epoch steward with approved work and has not committed yet.
+pub fn can_equivocate(conv: &Conversation, me: MemberId) -> bool {
+    conv.state == State::Working
+        && conv.stewards.epoch_steward(conv.epoch) == Some(me)
+        && conv.ballots.values().any(|b| {
+            b.decision == Some(true) && b.action.needs_commit() && b.action.removes() != Some(me)
+        })
+}
+
+/// Two candidates over the same approved proposals with different MLS commits.
+pub fn equivocation() -> Box<Builder<'static>> {
+    Box::new(|conv, group, provider, identity| {
+        let me = identity.member_id();
+        if !can_equivocate(conv, me) {
+            return Ok(Vec::new());
+        }
+        let mut seq: Vec<_> = conv
+            .ballots
+            .values()
+            .filter(|b| {
+                b.decision == Some(true)
+                    && b.action.needs_commit()
+                    && b.action.removes() != Some(me)
+            })
+            .collect();
+        seq.sort_by_key(|b| b.digest);
+        seq.truncate(conv.settings.max_commit_proposals as usize);
+        let mut adds: Vec<Vec<u8>> = Vec::new();
+        let mut added: Vec<MemberId> = Vec::new();
+        let mut removes: Vec<MemberId> = Vec::new();
+        for b in &seq {
+            match &b.action {
+                Action::Add {
+                    member,
+                    key_package,
+                } => {
+                    if !conv.members.contains(member) && !added.contains(member) {
+                        added.push(*member);
+                        adds.push(key_package.clone());
+                    }
+                }
+                other => {
+                    if let Some(m) = other.removes()
+                        && conv.members.contains(&m)
+                        && !removes.contains(&m)
+                    {
+                        removes.push(m);
+                    }
+                }
+            }
+        }
+        let proposals: Vec<wire::Proposal> = seq
+            .iter()
+            .map(|b| b.evidence().map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            if group.has_pending_commit() {
+                group
+                    .clear_pending_commit(provider)
+                    .map_err(|e| e.to_string())?;
+            }
+            let commit = group
+                .create_commit(provider, identity, &adds, &removes)
+                .map_err(|e| e.to_string())?;
+            group
+                .clear_pending_commit(provider)
+                .map_err(|e| e.to_string())?;
+            out.push(Content::Candidate(wire::CommitCandidate {
+                epoch: conv.epoch,
+                retry_round: conv.retry_round,
+                committer: me.as_bytes().to_vec(),
+                commit: commit.commit,
+                proposals: proposals.clone(),
+            }));
+        }
+        Ok(out)
+    })
+}
