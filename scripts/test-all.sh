@@ -16,13 +16,16 @@ REPO=$(cd "$HERE/.." && pwd -P)
 cd "${WITAN_CRATE_DIR:-$REPO}" || exit 1
 
 TOTAL_START=$(date +%s)
+# Every step's output is also kept here, to add up the test counts at the end.
+SUMMARY_LOG=$(mktemp)
+trap 'rm -f "$SUMMARY_LOG"' EXIT
 step() { # name command...
   local name=$1 start rc
   shift
   echo "==> $name"
   start=$(date +%s)
-  "$@"
-  rc=$?
+  "$@" 2>&1 | tee -a "$SUMMARY_LOG"
+  rc=${PIPESTATUS[0]}
   if [ "$rc" -ne 0 ]; then
     echo "==> FAILED: $name (exit $rc, after $(( $(date +%s) - start )) s)" >&2
     echo "test-all: stopped at the first failure: $name" >&2
@@ -41,3 +44,9 @@ export WITAN_SKIP_BUILD=1
 step "Kotlin bindings on the JVM (scripts/test-kotlin.sh)" "$HERE/test-kotlin.sh"
 step "Swift bindings on Linux (scripts/test-swift.sh)" "$HERE/test-swift.sh"
 echo "test-all: every check passed in $(( $(date +%s) - TOTAL_START )) s"
+# One closing line over Rust, Kotlin and Swift.
+rust_passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
+rust_failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
+lang_passed=$(sed -n 's/^\(kotlin\|swift\): \([0-9]*\) passed.*/\2/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
+lang_failed=$(sed -n 's/^\(kotlin\|swift\): [0-9]* passed, \([0-9]*\) failed.*/\2/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
+echo "all: $(( ${rust_passed:-0} + ${lang_passed:-0} )) passed, $(( ${rust_failed:-0} + ${lang_failed:-0} )) failed"
