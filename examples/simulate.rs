@@ -5,11 +5,16 @@
 //! cargo run --release --example simulate -- --seeds 1000 --members 12
 //! cargo run --release --example simulate -- --seed 42 --trace
 //! cargo run --release --example simulate -- --seeds 200 --faults +equivocation,-crashes
+//! cargo run --release --example simulate -- --ci-churn --seed 17 --trace   # a CI sweep seed
+//! cargo run --release --example simulate -- --ci --only churn,network --exact --seed 2 --trace
 //! ```
 //!
-//! Options: `--seeds N` (run seeds `start..start+N`), `--start S`, `--seed N` (one seed),
-//! `--members M`, `--rounds R`, `--chaos-ms T`, `--settle-ms T`, `--faults LIST` (`+name` or
-//! `-name` per family: network, partitions, long-partitions, crashes, offline, skew, silent,
+//! The default run is `Config::full(12)`: every bounded fault family, one chaos round. Options
+//! apply in order: `--ci` (the CI sweep's shape: 5 members, two rounds, keeping the
+//! families), `--ci-churn` / `--ci-steady` (one of the two CI sweeps exactly), `--only LIST`
+//! (exactly these families), `--seeds N` (run seeds `start..start+N`), `--start S`, `--seed N`
+//! (one seed), `--members M`, `--rounds R`, `--chaos-ms T`, `--settle-ms T`, `--faults LIST`
+//! (`+name` or `-name` per family: network, partitions, long-partitions, crashes, offline, skew, silent,
 //! bogus, replay, equivocation, churn, burst-joins, slow-network, long-partitions,
 //! slow-restart), `--exact` (every enabled family is active in every run, instead of a random
 //! mix), `--no-scores` (do not require agreement on peer scores), `--jobs J` (threads),
@@ -22,7 +27,7 @@ mod sim;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use sim::{Config, Summary, Violation, run_seed};
+use sim::{Config, Faults, Summary, Violation, run_seed};
 
 struct Args {
     cfg: Config,
@@ -34,10 +39,8 @@ struct Args {
 }
 
 fn parse() -> Result<Args, String> {
-    let mut cfg = Config::ci();
-    cfg.members = 12;
     let mut args = Args {
-        cfg,
+        cfg: Config::full(12),
         start: 0,
         count: 100,
         single: None,
@@ -53,6 +56,15 @@ fn parse() -> Result<Args, String> {
             "--start" => args.start = num(value("--start")?)?,
             "--seed" => args.single = Some(num(value("--seed")?)?),
             "--members" => args.cfg.members = num(value("--members")?)? as usize,
+            "--ci" => args.cfg = Config::ci(args.cfg.faults),
+            "--ci-churn" => args.cfg = Config::ci(Faults::ci_churn()),
+            "--ci-steady" => args.cfg = Config::ci(Faults::ci_steady()),
+            "--only" => {
+                args.cfg.faults = Faults::none();
+                for name in value("--only")?.split(',').filter(|s| !s.is_empty()) {
+                    args.cfg.faults.set(name, true)?;
+                }
+            }
             "--rounds" => args.cfg.rounds = num(value("--rounds")?)? as usize,
             "--chaos-ms" => args.cfg.chaos_ms = num(value("--chaos-ms")?)?,
             "--settle-ms" => args.cfg.settle_ms = num(value("--settle-ms")?)?,
@@ -161,6 +173,7 @@ fn main() {
                                 Err(v) => v.trace.clone(),
                             };
                             let (a, b) = (trace(&r), trace(&again));
+                            let (a, b) = (sim::replay_key(&a), sim::replay_key(&b));
                             if a != b {
                                 let at = a
                                     .iter()

@@ -1,30 +1,196 @@
-//! The deterministic simulation (see `tests/sim/`): a bounded CI sweep of seeds with mixed
-//! faults, and one regression test per bug the simulator caught, each pinned to its seed.
-//! A failing seed reproduces with `cargo run --release --example simulate -- --seed N --trace`.
+//! The deterministic simulation (`tests/sim/`, shared with `examples/simulate.rs`).
+//!
+//! - The CI sweep: 210 seeds of mixed faults, five members, debug build, in two halves —
+//!   with membership churn (`Faults::ci_churn`) and without (`Faults::ci_steady`). Each half
+//!   is split in two tests so `cargo test` runs them on two cores.
+//! - Regression tests, one per bug the simulator caught, each pinned to its seed and its
+//!   exact fault families. Bugs in the engine (`src/protocol`, owned by the lead) are
+//!   `#[ignore]`d with the finding they document (docs/simulation.md) until they are fixed;
+//!   run them with `cargo test --release --test simulation -- --ignored`.
+//! - Self-tests of the checker: a seed replays identically, and a fork is reported.
+//!
+//! A failing seed reproduces with the command printed in the failure message.
 
 mod sim;
 
-use sim::{Config, run_seed};
+use sim::{Config, Faults, Summary, Violation, run_seed};
 
-fn sweep(seeds: std::ops::Range<u64>) {
-    let cfg = Config::ci();
-    let mut failures = Vec::new();
-    for seed in seeds {
-        if let Err(v) = run_seed(seed, &cfg) {
-            failures.push(v.to_string());
-        }
-    }
+fn sweep(name: &str, faults: Faults, seeds: std::ops::Range<u64>) {
+    let cfg = Config::ci(faults);
+    let failures: Vec<String> = seeds
+        .filter_map(|seed| run_seed(seed, &cfg).err())
+        .map(|v| v.to_string())
+        .collect();
     assert!(
         failures.is_empty(),
-        "{} seed(s) violated an invariant (reproduce with `cargo run --release --example simulate -- --members {} --seed N --trace`):\n{}",
+        "{} seed(s) violated an invariant; reproduce one with \
+         `cargo run --release --example simulate -- --{name} --seed N --trace`:\n{}",
         failures.len(),
-        cfg.members,
         failures.join("\n")
     );
 }
 
 #[test]
-#[ignore = "open (issue 7): mixed partitions, crashes and byzantine stewards still make honest members diverge on about a quarter of the seeds; run with --include-ignored"]
-fn sweep_seeds_0_to_50() {
-    sweep(0..50);
+fn ci_churn_seeds_0_to_52() {
+    sweep("ci-churn", Faults::ci_churn(), 0..53);
+}
+
+#[test]
+fn ci_churn_seeds_53_to_104() {
+    sweep("ci-churn", Faults::ci_churn(), 53..105);
+}
+
+#[test]
+fn ci_steady_seeds_0_to_52() {
+    sweep("ci-steady", Faults::ci_steady(), 0..53);
+}
+
+#[test]
+fn ci_steady_seeds_53_to_104() {
+    sweep("ci-steady", Faults::ci_steady(), 53..105);
+}
+
+/// Runs `seed` with exactly `families` active, in the CI sweep's shape.
+fn exact(seed: u64, families: &[&str]) -> Result<Summary, Box<Violation>> {
+    let mut faults = Faults::none();
+    for f in families {
+        faults.set(f, true).unwrap();
+    }
+    let cfg = Config {
+        mix_chance: 1.0,
+        ..Config::ci(faults)
+    };
+    run_seed(seed, &cfg)
+}
+
+fn assert_passes(seed: u64, families: &[&str]) {
+    if let Err(v) = exact(seed, families) {
+        panic!(
+            "{v}\nreproduce: cargo run --release --example simulate -- --ci --only {} --exact \
+             --seed {seed} --trace",
+            families.join(",")
+        );
+    }
+}
+
+#[test]
+fn a_seed_replays_identically() {
+    let cfg = Config {
+        trace: true,
+        ..Config::ci(Faults::ci_steady())
+    };
+    let first = run_seed(3, &cfg).expect("seed 3 passes");
+    let again = run_seed(3, &cfg).expect("seed 3 passes");
+    assert!(first.trace.len() > 100, "the trace records the run");
+    assert_eq!(sim::replay_key(&first.trace), sim::replay_key(&again.trace));
+}
+
+#[test]
+fn the_checker_reports_two_members_in_one_epoch_with_different_keys_as_a_fork() {
+    use witan::client::{ConversationInfo, ConversationState, MemberInfo};
+
+    let mut sim = sim::Sim::new(1, Config::ci(Faults::none())).unwrap();
+    let ids: Vec<String> = sim.members.iter().take(2).map(|m| m.id.clone()).collect();
+    let info = ConversationInfo {
+        conversation_id: sim::world::CONV.into(),
+        state: ConversationState::Working,
+        epoch: 4,
+        members: ids
+            .iter()
+            .map(|id| MemberInfo {
+                member_id: id.clone(),
+                score: 100,
+                is_steward: true,
+            })
+            .collect(),
+        stewards: ids.clone(),
+        epoch_steward: Some(ids[0].clone()),
+        open_proposals: Vec::new(),
+    };
+    for (m, auth) in [(0, vec![1u8; 32]), (1, vec![1u8; 32])] {
+        sim.members[m].view.info = Some(info.clone());
+        sim.members[m].view.auth = auth;
+    }
+    assert!(sim.check_fork(1).is_ok(), "same epoch, same keys: no fork");
+    sim.members[1].view.auth = vec![2u8; 32];
+    let v = sim.check_fork(1).unwrap_err();
+    assert_eq!(v.kind, "fork");
+}
+
+// ----- Regression tests: one per bug the simulator caught (docs/simulation.md, "Findings").
+// All of them are engine bugs (src/protocol); they stay ignored until the engine is fixed.
+
+/// F1: a member that sees traffic of the next epoch while it holds freeze-round candidates
+/// applies the best of them *leaving its own out* (`apply_best_received` filters
+/// `committer != me`), although the others chose exactly its candidate: fork.
+#[test]
+#[ignore = "F1 (src/protocol, open): own candidate left out of apply_best_received; docs/simulation.md"]
+fn f1_a_member_does_not_drop_its_own_candidate_when_the_group_moves_on() {
+    assert_passes(2, &["churn", "network"]);
+}
+
+/// F2: members apply the best of an *incomplete* candidate set — on next-epoch traffic, or an
+/// epoch steward that finds the others froze — while others wait for the full set: fork.
+#[test]
+#[ignore = "F2 (src/protocol, open): selection over an incomplete candidate set; docs/simulation.md"]
+fn f2_no_member_selects_before_the_candidate_set_is_complete() {
+    assert_passes(159, &["churn", "network"]);
+}
+
+/// F3: `verify_evidence` accepts a proposal as decided YES once it expired, counting the
+/// voters whose votes the candidate left out as YES: a member back from offline adopts the
+/// bogus candidate's removal nobody voted for, then freezes and re-elects alone.
+#[test]
+#[ignore = "F3 (src/protocol, open): expiry decisions accepted as evidence; docs/simulation.md"]
+fn f3_evidence_of_an_expired_proposal_without_votes_is_refused() {
+    assert_passes(22, &["bogus", "offline"]);
+}
+
+/// F4: a member back from offline refuses the proposals in its backlog that expired while it
+/// was away (judged by its clock now), misses a steward election, and then refuses the new
+/// stewards' candidates as "from a non-steward": it never catches up (and re-joining is
+/// impossible, F9).
+#[test]
+#[ignore = "F4 (src/protocol, open): a backlog's expired proposals are refused; docs/simulation.md"]
+fn f4_a_member_back_from_offline_follows_the_elections_it_missed() {
+    assert_passes(9, &["churn", "offline"]);
+}
+
+/// F5a: the missed-commit penalty is applied by the members that ran the freeze round,
+/// never by the epoch steward to itself: score tables differ.
+#[test]
+#[ignore = "F5 (src/protocol, open): missed-commit penalty is a local observation; docs/simulation.md"]
+fn f5a_every_member_applies_the_missed_commit_penalty() {
+    assert_passes(65, &["churn", "crashes"]);
+}
+
+/// F5b: an invalid candidate is penalised only by members still in its epoch and round.
+#[test]
+#[ignore = "F5 (src/protocol, open): invalid-candidate penalty is a local observation; docs/simulation.md"]
+fn f5b_every_member_applies_the_invalid_candidate_penalty() {
+    assert_passes(78, &["churn", "bogus"]);
+}
+
+/// F7: with deliveries slower than the freeze window (eventual delivery only), members
+/// select from different candidate sets: fork. Timer-based freeze rounds need synchrony.
+#[test]
+#[ignore = "F7 (protocol design, open): freeze rounds are unsafe without bounded delays; docs/simulation.md"]
+fn f7_slow_deliveries_do_not_fork_the_group() {
+    assert_passes(4, &["slow-network"]);
+}
+
+/// F8: an epoch steward sending one valid commit to some members and another to the rest
+/// forks the group: the epoch steward's candidate is applied on receipt.
+#[test]
+#[ignore = "F8 (protocol design, open): equivocating epoch steward; docs/simulation.md"]
+fn f8_an_equivocating_epoch_steward_does_not_fork_the_group() {
+    assert_passes(0, &["churn", "equivocation"]);
+}
+
+/// F10: both sides of a partition longer than the voting and freeze windows decide and
+/// commit on their own: split brain.
+#[test]
+#[ignore = "F10 (protocol design, open): no quorum for commits; docs/simulation.md"]
+fn f10_a_long_partition_does_not_split_the_group() {
+    assert_passes(28, &["churn", "long-partitions"]);
 }

@@ -38,6 +38,9 @@ pub struct Size {
     pub bytes: u64,
     pub unstripped_bytes: u64,
     pub stripped: bool,
+    /// The library is older than this bench binary (`cargo run --example` does not rebuild
+    /// it; run `cargo build --release` first).
+    pub stale: bool,
 }
 
 #[derive(Debug, Default)]
@@ -322,7 +325,7 @@ impl Results {
         if let Some(size) = &self.size {
             runs.push(json!({
                 "workload": "size", "cdylib_bytes": size.bytes, "stripped": size.stripped,
-                "unstripped_bytes": size.unstripped_bytes,
+                "unstripped_bytes": size.unstripped_bytes, "stale": size.stale,
             }));
         }
         json!({ "machine": self.machine, "machine_after": self.loadavg_after, "runs": runs })
@@ -338,14 +341,18 @@ pub fn cdylib_size() -> BenchResult<Size> {
         .and_then(|examples| examples.parent())
         .ok_or("cannot locate the target directory")?;
     let path = release.join("libwitan.so");
-    let unstripped_bytes = std::fs::metadata(&path)
-        .map_err(|e| {
-            format!(
-                "{}: {e} (run `cargo build --release` first)",
-                path.display()
-            )
-        })?
-        .len();
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        format!(
+            "{}: {e} (run `cargo build --release` first)",
+            path.display()
+        )
+    })?;
+    let unstripped_bytes = meta.len();
+    let bench_built = std::fs::metadata(&exe).and_then(|m| m.modified());
+    let stale = match (meta.modified(), bench_built) {
+        (Ok(lib), Ok(bench)) => lib < bench,
+        _ => false,
+    };
     let copy = std::env::temp_dir().join(format!("witan-bench-{}.so", std::process::id()));
     std::fs::copy(&path, &copy)?;
     let stripped = std::process::Command::new("strip")
@@ -363,5 +370,6 @@ pub fn cdylib_size() -> BenchResult<Size> {
         bytes,
         unstripped_bytes,
         stripped,
+        stale,
     })
 }

@@ -421,7 +421,11 @@ pub(crate) fn load(step: &Step<'_>, id: &str) -> Result<Option<Conversation>, Wi
                     reason: format!("stored state of {id:?} is unreadable: {e}"),
                 })
         }
-        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        Some(bytes) => codec::from_legacy_json(&bytes)
+            .map(Some)
+            .map_err(|e| WitanError::Storage {
+                reason: format!("stored state of {id:?} is unreadable: {e}"),
+            }),
         None => Ok(None),
     }
 }

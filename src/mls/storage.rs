@@ -54,7 +54,7 @@ fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
     if codec::is_encoded(bytes) {
         Ok(codec::from_slice(bytes)?)
     } else {
-        Ok(serde_json::from_slice(bytes)?)
+        Ok(codec::from_legacy_json(bytes)?)
     }
 }
 

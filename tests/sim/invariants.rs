@@ -164,6 +164,9 @@ impl Sim {
             WitanEvent::RejoinRequired { .. } => {
                 self.stats.rejoin_required += 1;
                 self.tr(|| format!("m{m} REJOIN REQUIRED"));
+                // The app does what the event asks: join again with a fresh key package.
+                let at = self.now() + 1_000;
+                self.queue.push(at, super::net::Ev::Join { member: m });
             }
             WitanEvent::Warning { message, .. } => {
                 if honest && message.starts_with("a scheduled step failed") {

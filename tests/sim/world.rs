@@ -331,8 +331,8 @@ impl Sim {
         self.handle(to, vec![batch])
     }
 
-    /// Hands batches to member `to`: usually the push path (`handle_wakeup`), sometimes
-    /// `receive` followed by a poll soon after.
+    /// Hands batches to member `to`: half the time the push path (`handle_wakeup`), otherwise
+    /// `receive` followed by one poll 20 ms later for everything that arrived meanwhile.
     pub fn handle(&mut self, to: usize, batches: Vec<Rc<Batch>>) -> R<()> {
         let packets: Vec<InboundPacket> = batches
             .iter()
@@ -344,7 +344,7 @@ impl Sim {
             })
             .collect();
         let count = packets.len();
-        let use_receive = self.rng_net.chance(0.15);
+        let use_receive = self.rng_net.chance(0.5);
         let from: Vec<usize> = batches.iter().map(|b| b.from).collect();
         self.stats.deliveries += count as u64;
         if use_receive {
@@ -361,7 +361,11 @@ impl Sim {
                 });
             }
             let now = self.now();
-            self.set_wake(to, Some(now), true);
+            // An app that got packets in the foreground polls shortly after (coalesced).
+            let soon = now + 20;
+            if self.members[to].wake_at.is_none_or(|w| w > soon) {
+                self.set_wake(to, Some(soon), true);
+            }
         } else {
             let Some((result, _)) =
                 self.invoke(to, "handle_wakeup", |c| c.handle_wakeup(packets))?

@@ -94,6 +94,16 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Cod
     Ok(value)
 }
 
+/// Decodes a value stored as JSON by versions before this codec. The JSON is transcoded
+/// (through `serde_json::Value`) rather than decoded straight into `T`, so that the JSON
+/// decoder is not compiled once more for every stored type; integers written as strings —
+/// JSON map keys — read as integers.
+pub fn from_legacy_json<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, CodecError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| CodecError(format!("legacy JSON: {e}")))?;
+    from_slice(&to_vec(&value)?)
+}
+
 /// Encodes one element of a list row (no magic byte): see [`join_list`].
 pub fn to_item<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut encoder = Encoder::bare();
@@ -291,6 +301,23 @@ mod tests {
         assert_eq!(decoded, value);
         let back: Vec<E> = from_slice(&to_vec(&mixed).unwrap()).unwrap();
         assert_eq!(back, mixed);
+    }
+
+    #[test]
+    fn legacy_json_reads_like_json() {
+        let mut value = sample();
+        value.numbers.3 = 5; // JSON has no numbers beyond 64 bits,
+        value.tuple_key.clear(); // no keys but strings,
+        value.maybe = Some(Some(true)); // and no Some(None).
+        let json = serde_json::to_vec(&value).unwrap();
+        assert_eq!(from_legacy_json::<Everything>(&json).unwrap(), value);
+        assert!(from_legacy_json::<Everything>(b"{").is_err());
+        assert!(from_legacy_json::<BTreeMap<u8, ()>>(br#"{"x": null}"#).is_err());
+        assert!(from_legacy_json::<BTreeMap<u8, ()>>(br#"{"300": null}"#).is_err());
+        assert_eq!(
+            from_legacy_json::<BTreeMap<i16, ()>>(br#"{"-3": null}"#).unwrap(),
+            [(-3, ())].into()
+        );
     }
 
     #[test]

@@ -156,6 +156,20 @@ impl<'de> Decoder<'de> {
     }
 }
 
+/// Integers of any width and sign read as a `u64` or an `i64` (the visitor checks the range),
+/// also from a decimal string, which is how JSON writes map keys (values transcoded from
+/// legacy JSON rows). Only these two visitor methods are compiled per integer type.
+macro_rules! integer {
+    ($($method:ident)*) => {
+        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+            match self.integer()? {
+                Integer::Unsigned(n) => visitor.visit_u64(n),
+                Integer::Signed(n) => visitor.visit_i64(n),
+            }
+        })*
+    };
+}
+
 impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     type Error = CodecError;
 
@@ -221,7 +235,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
                 self.byte()?;
                 visitor.visit_unit()
             }
-            _ => self.deserialize_any(visitor),
+            _ => Err(err("expected a unit")),
         }
     }
 
@@ -268,7 +282,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
                 self.leave();
                 value
             }
-            _ => self.deserialize_any(visitor),
+            _ => Err(err("expected an enum variant")),
         }
     }
 
@@ -281,9 +295,123 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         true
     }
 
+    integer!(deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64);
+    integer!(deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64);
+
+    // The methods below accept only what the encoder writes for the type asked for and
+    // never hand the visitor anything else, so each type compiles a few visitor calls, not
+    // the whole of `deserialize_any`.
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        match self.byte()? {
+            codec::FALSE => visitor.visit_bool(false),
+            codec::TRUE => visitor.visit_bool(true),
+            _ => Err(err("expected a bool")),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        match self.byte()? {
+            codec::STR => visitor.visit_borrowed_str(self.str()?),
+            tag @ (codec::NAME | codec::NAME_REF) => visitor.visit_borrowed_str(self.name(tag)?),
+            _ => Err(err("expected a string")),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        match self.byte()? {
+            codec::SEQ => self.seq(visitor),
+            codec::BYTES => self.bytes(visitor),
+            _ => Err(err("expected a sequence")),
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
+        self.deserialize_seq(visitor)
+    }
+
+    /// As JSON has it: byte strings are sequences of numbers.
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+        match self.byte()? {
+            codec::MAP => self.map(visitor),
+            _ => Err(err("expected a map")),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
+        self.deserialize_map(visitor)
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        seq tuple tuple_struct map struct identifier
+        i128 u128 f32 f64 char
+    }
+}
+
+/// An integer as read by `Decoder::integer`.
+enum Integer {
+    Unsigned(u64),
+    Signed(i64),
+}
+
+impl Decoder<'_> {
+    /// An integer of any width, or a decimal string.
+    fn integer(&mut self) -> Result<Integer, CodecError> {
+        Ok(match self.byte()? {
+            codec::U8 => Integer::Unsigned(u64::from(self.byte()?)),
+            codec::U16 => Integer::Unsigned(u64::from(u16::from_le_bytes(self.array()?))),
+            codec::U32 => Integer::Unsigned(u64::from(u32::from_le_bytes(self.array()?))),
+            codec::U64 => Integer::Unsigned(u64::from_le_bytes(self.array()?)),
+            codec::I8 => Integer::Signed(i64::from(i8::from_le_bytes(self.array()?))),
+            codec::I16 => Integer::Signed(i64::from(i16::from_le_bytes(self.array()?))),
+            codec::I32 => Integer::Signed(i64::from(i32::from_le_bytes(self.array()?))),
+            codec::I64 => Integer::Signed(i64::from_le_bytes(self.array()?)),
+            codec::STR => {
+                let text = self.str()?;
+                if let Ok(n) = text.parse::<u64>() {
+                    Integer::Unsigned(n)
+                } else {
+                    Integer::Signed(
+                        text.parse::<i64>()
+                            .map_err(|_| err("expected an integer"))?,
+                    )
+                }
+            }
+            _ => return Err(err("expected an integer")),
+        })
     }
 }
 

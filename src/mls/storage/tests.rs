@@ -135,3 +135,29 @@ fn legacy_json_lists_stay_json_and_codec_lists_stay_codec() {
     s.list_remove("l", &3u8, &item(1)).unwrap(); // no row at all
     assert!(s.get_list::<_, Item>("l", &3u8).unwrap().is_empty());
 }
+
+#[test]
+fn a_group_stored_as_json_by_an_earlier_version_still_loads() {
+    use crate::mls::{Group, Identity, MlsProvider};
+    let id = Identity::from_secret(&[3; 32]).unwrap();
+    let mut kv = MemoryKv::new();
+    let p = MlsProvider::new(&kv);
+    let mut group = Group::create(&p, &id, b"legacy").unwrap();
+    let sealed = group.encrypt(&p, &id, b"hello").unwrap();
+    let changes = p.storage().take_changes();
+    let authenticator = group.epoch_authenticator();
+    drop(p);
+    kv.apply(changes);
+    // Rewrite every row the way the JSON storage wrote it.
+    let mut legacy = MemoryKv::new();
+    for (k, v) in &kv.0 {
+        assert!(codec::is_encoded(v));
+        let value: serde_json::Value = codec::from_slice(v).unwrap();
+        legacy.apply(vec![(k.clone(), Some(serde_json::to_vec(&value).unwrap()))]);
+    }
+    let p = MlsProvider::new(&legacy);
+    let loaded = Group::load(&p, b"legacy").unwrap().unwrap();
+    assert_eq!(loaded.epoch_authenticator(), authenticator);
+    assert_eq!(loaded.members(), vec![id.member_id()]);
+    assert!(!sealed.is_empty());
+}
