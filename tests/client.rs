@@ -126,6 +126,8 @@ impl World {
             ClientConfig {
                 database_path: self.path(i),
                 identity_secret: None,
+                database_key: None,
+                role: None,
             },
             Arc::new(NodeTransport {
                 router: self.router.clone(),
@@ -592,6 +594,8 @@ fn two_clients_on_one_file_see_each_others_steps() {
         ClientConfig {
             database_path: path,
             identity_secret: None,
+            database_key: None,
+            role: None,
         },
         Arc::new(NodeTransport {
             router: w.router.clone(),

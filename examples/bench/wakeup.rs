@@ -341,6 +341,8 @@ pub fn child(args: &[String]) -> BenchResult<()> {
         ClientConfig {
             database_path: db.clone(),
             identity_secret: None,
+            database_key: None,
+            role: None,
         },
         host.clone(),
         host,

@@ -110,6 +110,8 @@ impl Demo {
                     database_path: path.to_str().expect("a UTF-8 path").to_string(),
                     // Fixed identities keep the story (and the steward order) the same on every run.
                     identity_secret: Some(vec![i as u8 + 1; 32]),
+                    database_key: None,
+                    role: None,
                 },
                 Arc::new(MemberTransport {
                     net: net.clone(),

@@ -205,6 +205,8 @@ fn build() -> ClientFixture {
             ClientConfig {
                 database_path: path.to_string(),
                 identity_secret: Some(SECRETS[i].to_vec()),
+                database_key: None,
+                role: None,
             },
             Arc::new(NodeTransport {
                 router: router.clone(),

@@ -45,6 +45,12 @@ impl WitanError {
         WitanError::NotFound { what: what.into() }
     }
 
+    /// Whether this is the store's "busy past the timeout" failure (another process held the
+    /// write lock): the call had no effect and may be retried.
+    pub(crate) fn is_busy(&self) -> bool {
+        matches!(self, WitanError::Storage { reason } if *reason == StoreError::Busy.to_string())
+    }
+
     pub(crate) fn internal(reason: impl Into<String>) -> Self {
         WitanError::Internal {
             reason: reason.into(),

@@ -53,12 +53,12 @@ impl WitanClient {
     /// packets before it stay applied (feeding them again counts them as duplicates).
     pub fn receive(&self, packets: Vec<InboundPacket>) -> Result<ReceiveReport, WitanError> {
         let mut delivered = Vec::new();
-        self.receive_collecting(packets, &mut delivered)
+        self.receive_collecting(&packets, &mut delivered)
     }
 
     pub(crate) fn receive_collecting(
         &self,
-        packets: Vec<InboundPacket>,
+        packets: &[InboundPacket],
         delivered: &mut Vec<WitanEvent>,
     ) -> Result<ReceiveReport, WitanError> {
         let mut report = ReceiveReport::default();

@@ -73,6 +73,8 @@ mod tests {
             ClientConfig {
                 database_path: ":memory:".into(),
                 identity_secret: Some(vec![3; 32]),
+                database_key: None,
+                role: None,
             },
             Arc::new(Quiet),
             Arc::new(Quiet),

@@ -25,6 +25,7 @@ mod error;
 mod inbound;
 mod inspect;
 mod outbox;
+mod spool;
 mod step;
 mod subscriptions;
 mod types;
@@ -34,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::mls::{Identity, MemberId};
 use crate::protocol::{Conversation, Ctx, Output, ProtocolError, Settings, State};
-use crate::store::{Database, StoreOptions};
+use crate::store::{Database, DatabaseKey, StoreOptions};
 
 pub use callbacks::{Clock, EventListener, SystemClock, Transport};
 pub use error::{TransportError, WitanError};
@@ -50,6 +51,9 @@ const MEMBER_ID_KEY: &str = "client.member_id";
 #[derive(uniffi::Object)]
 pub struct WitanClient {
     database_path: String,
+    /// How the database is (re)opened: busy timeout (by role) and key.
+    store_options: StoreOptions,
+    role: ClientRole,
     db: Mutex<Option<Database>>,
     identity: Identity,
     transport: Arc<dyn Transport>,
@@ -87,39 +91,26 @@ impl WitanClient {
         listener: Arc<dyn EventListener>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, WitanError> {
-        let mut db = Database::open(&config.database_path, &StoreOptions::default())?;
-        let identity = {
-            let step = db.step()?;
-            let identity = match &config.identity_secret {
-                Some(secret) => Identity::from_secret(secret)?,
-                None => match step.identity_secret()? {
-                    Some(secret) => {
-                        Identity::from_secret(&secret).map_err(|e| WitanError::Storage {
-                            reason: format!("stored identity is unreadable: {e}"),
-                        })?
-                    }
-                    None => {
-                        let identity = Identity::generate();
-                        step.set_identity_secret(&identity.secret())?;
-                        identity
-                    }
-                },
-            };
-            let me = identity.member_id().to_hex();
-            match step.meta_get(MEMBER_ID_KEY)? {
-                Some(stored) if stored != me.as_bytes() => {
-                    return Err(WitanError::invalid(
-                        "the database belongs to another identity",
-                    ));
-                }
-                Some(_) => {}
-                None => step.meta_set(MEMBER_ID_KEY, me.as_bytes())?,
+        let role = config.role.unwrap_or_default();
+        let key = match &config.database_key {
+            Some(bytes) => {
+                Some(DatabaseKey::new(bytes).map_err(|e| WitanError::invalid(e.to_string()))?)
             }
-            step.commit()?;
-            identity
+            None => None,
         };
+        let store_options = StoreOptions {
+            busy_timeout_ms: match role {
+                ClientRole::App => StoreOptions::default().busy_timeout_ms,
+                ClientRole::NotificationExtension => EXTENSION_LOCK_WAIT_MS,
+            },
+            key,
+        };
+        let mut db = Database::open(&config.database_path, &store_options)?;
+        let identity = open_identity(&mut db, config.identity_secret.as_deref())?;
         let client = Arc::new(WitanClient {
             database_path: config.database_path,
+            store_options,
+            role,
             db: Mutex::new(Some(db)),
             identity,
             transport,
@@ -303,10 +294,7 @@ impl WitanClient {
     ) -> Result<T, WitanError> {
         let mut guard = self.lock_db();
         if guard.is_none() {
-            *guard = Some(Database::open(
-                &self.database_path,
-                &StoreOptions::default(),
-            )?);
+            *guard = Some(Database::open(&self.database_path, &self.store_options)?);
         }
         match guard.as_mut() {
             Some(db) => f(db),
@@ -335,6 +323,7 @@ impl WitanClient {
         self.with_db(|db| {
             let step = db.step()?;
             let mut env = StepEnv::new(&step, &self.identity, now_ms);
+            env.defer_governance = self.role == ClientRole::NotificationExtension;
             match f(&mut env)? {
                 Finish::Commit(value) => {
                     env.flush()?;
@@ -403,6 +392,66 @@ impl WitanClient {
         }
         effects.events
     }
+}
+
+/// Loads (or creates) the identity and checks that the database belongs to it. Writes only
+/// on the first open, so an extension opening a database the app is writing to does not wait
+/// for the app's lock.
+fn open_identity(db: &mut Database, given: Option<&[u8]>) -> Result<Identity, WitanError> {
+    {
+        let read = db.read()?;
+        if let Some(owner) = read.meta_get(MEMBER_ID_KEY)? {
+            let secret = match given {
+                Some(secret) => Some(secret.to_vec()),
+                None => read.identity_secret()?,
+            };
+            if let Some(secret) = secret {
+                let identity = parse_identity(&secret, given.is_some())?;
+                return check_owner(&owner, identity);
+            }
+        }
+    }
+    let step = db.step()?;
+    let identity = match given {
+        Some(secret) => Identity::from_secret(secret)?,
+        None => match step.identity_secret()? {
+            Some(secret) => parse_identity(&secret, false)?,
+            None => {
+                let identity = Identity::generate();
+                step.set_identity_secret(&identity.secret())?;
+                identity
+            }
+        },
+    };
+    let identity = match step.meta_get(MEMBER_ID_KEY)? {
+        Some(owner) => check_owner(&owner, identity)?,
+        None => {
+            step.meta_set(MEMBER_ID_KEY, identity.member_id().to_hex().as_bytes())?;
+            identity
+        }
+    };
+    step.commit()?;
+    Ok(identity)
+}
+
+/// A secret from the host is the host's input; a stored one that does not parse is a
+/// damaged database.
+fn parse_identity(secret: &[u8], from_host: bool) -> Result<Identity, WitanError> {
+    if from_host {
+        return Ok(Identity::from_secret(secret)?);
+    }
+    Identity::from_secret(secret).map_err(|e| WitanError::Storage {
+        reason: format!("stored identity is unreadable: {e}"),
+    })
+}
+
+fn check_owner(owner: &[u8], identity: Identity) -> Result<Identity, WitanError> {
+    if owner != identity.member_id().to_hex().as_bytes() {
+        return Err(WitanError::invalid(
+            "the database belongs to another identity",
+        ));
+    }
+    Ok(identity)
 }
 
 fn is_in_memory(path: &str) -> bool {

@@ -120,6 +120,8 @@ pub(crate) struct StepEnv<'s, 'c> {
     pub step: &'s Step<'c>,
     pub identity: &'s Identity,
     pub now_ms: u64,
+    /// Extension role: the engine leaves governance work for the app (`Ctx`).
+    pub defer_governance: bool,
     pub effects: Effects,
     /// The step's MLS rows: read through, written back by `flush`.
     mls: OverlayKv<'s>,
@@ -134,6 +136,7 @@ impl<'s, 'c> StepEnv<'s, 'c> {
             step,
             identity,
             now_ms,
+            defer_governance: false,
             effects: Effects::default(),
             mls: OverlayKv::new(step),
             conversations: BTreeMap::new(),
@@ -253,7 +256,7 @@ impl StepEnv<'_, '_> {
             provider: &provider,
             identity: self.identity,
             now_ms: self.now_ms,
-            defer_governance: false,
+            defer_governance: self.defer_governance,
         };
         let (conv, value, out) = match op(before, &ctx) {
             Ok(done) => done,

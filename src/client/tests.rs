@@ -48,6 +48,8 @@ fn open(path: &str, secret: Option<Vec<u8>>) -> (Arc<WitanClient>, Arc<Recorder>
         ClientConfig {
             database_path: path.to_string(),
             identity_secret: secret,
+            database_key: None,
+            role: None,
         },
         rec.clone(),
         rec.clone(),
@@ -80,6 +82,8 @@ fn a_generated_identity_is_kept_and_a_given_one_is_not_stored() {
         ClientConfig {
             database_path: path_b.clone(),
             identity_secret: Some(vec![8; 32]),
+            database_key: None,
+            role: None,
         },
         Arc::new(Recorder::default()),
         Arc::new(Recorder::default()),
@@ -95,6 +99,8 @@ fn a_bad_identity_secret_is_invalid_input() {
         ClientConfig {
             database_path: ":memory:".into(),
             identity_secret: Some(vec![1; 5]),
+            database_key: None,
+            role: None,
         },
         Arc::new(Recorder::default()),
         Arc::new(Recorder::default()),

@@ -17,7 +17,34 @@ pub struct ClientConfig {
     /// database. A given secret is never written to the database.
     #[uniffi(default)]
     pub identity_secret: Option<Vec<u8>>,
+    /// 32 bytes kept by the host (Keystore / Keychain) that encrypt the database at rest
+    /// (SQLCipher; the first 32 bytes of the file stay plain so iOS recognises the WAL
+    /// database). `None`: unencrypted. A database written without a key is encrypted in
+    /// place the first time it is opened with one. A wrong key fails with `Storage`.
+    #[uniffi(default)]
+    pub database_key: Option<Vec<u8>>,
+    /// Which process this client runs in. `None` is [`ClientRole::App`].
+    #[uniffi(default)]
+    pub role: Option<ClientRole>,
 }
+
+/// Which process a client runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Enum)]
+pub enum ClientRole {
+    /// The app: does all the protocol work.
+    #[default]
+    App,
+    /// The notification extension (iOS) or a push handler with tight limits: decrypts and
+    /// stores what arrives and returns notifications, but leaves the protocol work that can
+    /// wait (voting, commit candidates, freeze rounds, elections) to the app's next run, and
+    /// waits at most [`EXTENSION_LOCK_WAIT_MS`] for a database lock held by the app — if the
+    /// app holds it longer, the packets are kept aside, unread, for the next run that gets
+    /// the lock (`WakeupReport::spooled_packets`).
+    NotificationExtension,
+}
+
+/// How long a client in the extension role waits for the app's database lock.
+pub const EXTENSION_LOCK_WAIT_MS: u64 = 1_500;
 
 /// Settings of a conversation, chosen by its creator and synced to joiners. One field per
 /// engine setting ([`Settings`]).
@@ -292,6 +319,14 @@ pub struct Notification {
 pub struct WakeupReport {
     pub notifications: Vec<Notification>,
     pub next_wakeup_at_ms: Option<u64>,
+    /// Protocol work is due that this run left for the app (extension role): the host should
+    /// get the app to run (`poll`) soon, e.g. through a background task.
+    #[uniffi(default)]
+    pub deferred_work: bool,
+    /// Packets kept aside, unread, because the app held the database past the extension's
+    /// bound; the next run that gets the lock applies them (no notification for them here).
+    #[uniffi(default)]
+    pub spooled_packets: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]

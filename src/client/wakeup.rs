@@ -9,7 +9,7 @@
 use super::WitanClient;
 use super::error::WitanError;
 use super::step::Finish;
-use super::types::{InboundPacket, Notification, PollReport, WakeupReport, WitanEvent};
+use super::types::{ClientRole, InboundPacket, Notification, PollReport, WakeupReport, WitanEvent};
 
 /// How long a conversation whose poll failed waits before it is fired again.
 const FAILED_POLL_RETRY_MS: u64 = 60_000;
@@ -22,15 +22,43 @@ impl WitanClient {
     /// run.
     pub fn poll(&self) -> Result<PollReport, WitanError> {
         let mut delivered = Vec::new();
+        self.drain_spool(&mut delivered)?;
         self.poll_collecting(&mut delivered)
     }
 
     /// The push-notification path: receive + poll + outbox in one call, returning what the
     /// notification should show (the chat messages this call stored).
+    ///
+    /// In the extension role, a database held by the app past the extension's bound is not
+    /// an error: the packets are kept for the next run (`spooled_packets`), and protocol work
+    /// left for the app is reported (`deferred_work`).
     pub fn handle_wakeup(&self, packets: Vec<InboundPacket>) -> Result<WakeupReport, WitanError> {
+        let extension = self.role == ClientRole::NotificationExtension;
         let mut delivered = Vec::new();
-        self.receive_collecting(packets, &mut delivered)?;
-        let poll = self.poll_collecting(&mut delivered)?;
+        let mut spooled_packets = 0;
+        match self
+            .drain_spool(&mut delivered)
+            .and_then(|()| self.receive_collecting(&packets, &mut delivered))
+        {
+            Ok(_) => {}
+            // Packets a partly applied call already stored come back as duplicates.
+            Err(e) if extension && e.is_busy() => spooled_packets = self.spool(&packets)?,
+            Err(e) => return Err(e),
+        }
+        let (next_wakeup_at_ms, deferred_work) = if spooled_packets > 0 {
+            (None, true)
+        } else {
+            match self.poll_collecting(&mut delivered) {
+                Ok(poll) => {
+                    let now = self.clock.now_ms();
+                    // What the extension left undone stays due in the stored deadlines.
+                    let due = poll.next_wakeup_at_ms.is_some_and(|at| at <= now);
+                    (poll.next_wakeup_at_ms, extension && due)
+                }
+                Err(e) if extension && e.is_busy() => (None, true),
+                Err(e) => return Err(e),
+            }
+        };
         let notifications = delivered
             .into_iter()
             .filter_map(|e| match e {
@@ -48,7 +76,9 @@ impl WitanClient {
             .collect();
         Ok(WakeupReport {
             notifications,
-            next_wakeup_at_ms: poll.next_wakeup_at_ms,
+            next_wakeup_at_ms,
+            deferred_work,
+            spooled_packets,
         })
     }
 

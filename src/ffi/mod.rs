@@ -296,6 +296,8 @@ mod tests {
             ClientConfig {
                 database_path: ":memory:".into(),
                 identity_secret: None,
+                database_key: None,
+                role: None,
             },
             Arc::new(ThrowingHost),
             Arc::new(ThrowingHost),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::cipher::{self, DatabaseKey, Probe};
 use super::error::StoreError;
 use super::schema;
 use super::step::Step;
@@ -25,6 +26,9 @@ pub struct StoreOptions {
     /// How long a step waits for another connection's write lock before it
     /// fails with [`StoreError::Busy`].
     pub busy_timeout_ms: u64,
+    /// Encrypts the file at rest (SQLCipher). A plain database opened with a key is
+    /// encrypted in place first (see [`cipher::encrypt_plaintext`]).
+    pub key: Option<DatabaseKey>,
 }
 
 impl Default for StoreOptions {
@@ -33,6 +37,7 @@ impl Default for StoreOptions {
         // in a notification extension's ~30 s budget.
         StoreOptions {
             busy_timeout_ms: 5_000,
+            key: None,
         }
     }
 }
@@ -59,22 +64,26 @@ impl Database {
     /// schema to the current version. `":memory:"` opens a private in-memory
     /// database (tests, simulators).
     pub fn open(path: &str, opts: &StoreOptions) -> Result<Database, StoreError> {
-        let mut conn = Connection::open(path)?;
+        let mut conn = Self::connect(path, opts)?;
         let in_memory = path == ":memory:" || path.is_empty();
-
-        // Set first, so that every later statement (including the pragmas and
-        // the migration below) waits for another process's lock instead of
-        // failing at once: the app and its notification extension may open
-        // and write the same file concurrently.
-        conn.busy_timeout(Duration::from_millis(opts.busy_timeout_ms))?;
+        if !in_memory
+            && let Some(key) = &opts.key
+            && let Probe::Plaintext = cipher::probe(&conn, path, Some(key))?
+        {
+            drop(conn);
+            cipher::encrypt_plaintext(path, key)?;
+            conn = Self::connect(path, opts)?;
+            cipher::probe(&conn, path, Some(key))?;
+        } else if !in_memory {
+            cipher::probe(&conn, path, opts.key.as_ref())?;
+        }
 
         if !in_memory {
             // WAL: a commit appends to the log, so a kill at any instant
             // leaves either the old or the new state, never a torn one;
             // readers in one process do not block the writer in the other.
             // (An in-memory database has no file to log to.)
-            let mode: String =
-                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+            let mode = Self::enable_wal(&conn, opts.busy_timeout_ms)?;
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(mode = %mode, "SQLite refused WAL journal mode");
             }
@@ -112,6 +121,41 @@ impl Database {
             conn,
             relaxed: false,
         })
+    }
+
+    /// Opens a connection with the busy timeout and the key set: both must come before
+    /// anything reads the file.
+    pub(super) fn connect(path: &str, opts: &StoreOptions) -> Result<Connection, StoreError> {
+        let conn = Connection::open(path)?;
+        // Set first, so that every later statement (including the pragmas and
+        // the migration below) waits for another process's lock instead of
+        // failing at once: the app and its notification extension may open
+        // and write the same file concurrently.
+        conn.busy_timeout(Duration::from_millis(opts.busy_timeout_ms))?;
+        cipher::quiet_logs(&conn)?;
+        if let Some(key) = &opts.key {
+            cipher::apply_key(&conn, key)?;
+        }
+        Ok(conn)
+    }
+
+    /// Switches a file to WAL. Two processes creating the same file at the same instant can
+    /// see `SQLITE_BUSY` here without the busy handler being consulted (the journal mode
+    /// change needs an exclusive lock that SQLite does not wait for), so it is retried, within
+    /// the busy timeout.
+    fn enable_wal(conn: &Connection, busy_timeout_ms: u64) -> Result<String, StoreError> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(busy_timeout_ms);
+        loop {
+            match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+                Ok(mode) => return Ok(mode),
+                Err(e) => match StoreError::from(e) {
+                    StoreError::Busy if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
     }
 
     /// Starts a read-write step: `BEGIN IMMEDIATE` takes the write lock now
@@ -278,6 +322,7 @@ mod tests {
         let mut a = file_db(&dir);
         let short = StoreOptions {
             busy_timeout_ms: 100,
+            ..StoreOptions::default()
         };
         let mut b = Database::open(&db_path(&dir), &short).unwrap();
         let step = a.step().unwrap();
@@ -314,6 +359,7 @@ mod tests {
             &path,
             &StoreOptions {
                 busy_timeout_ms: 10_000,
+                ..StoreOptions::default()
             },
         )
         .unwrap();

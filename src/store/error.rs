@@ -22,6 +22,13 @@ pub enum StoreError {
     /// schema.
     #[error("database is corrupt: {0}")]
     Corrupt(String),
+    /// The database key does not fit the file: a key is missing for an encrypted database, or
+    /// the key is wrong. Nothing was read or changed.
+    #[error("database key: {0}")]
+    Key(String),
+    /// A file operation outside SQLite failed (while encrypting a plain database in place).
+    #[error("file: {0}")]
+    Io(String),
     /// The schema could not be brought to the current version (for example
     /// the file was written by a newer witan).
     #[error("schema migration failed: {0}")]

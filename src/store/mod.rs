@@ -7,10 +7,13 @@
 //! MLS state, protocol state, outbox and history move together or not at all;
 //! a kill at any instant loses nothing and forks nothing.
 //!
-//! Files: `db.rs` (open, pragmas, transactions), `schema.rs` (migrations),
+//! Files: `db.rs` (open, pragmas, transactions), `cipher.rs` (encryption at
+//! rest: keys, wrong-key detection, encrypting a plain file), `schema.rs` (migrations), `spool.rs` (packets an
+//! extension kept aside for the app),
 //! `step.rs` (the transaction, identity, meta, OpenMLS rows), and one file per
 //! table group: `conversations.rs`, `inbound.rs`, `outbox.rs`, `history.rs`.
 
+mod cipher;
 mod conversations;
 mod db;
 mod error;
@@ -18,12 +21,15 @@ mod history;
 mod inbound;
 mod outbox;
 mod schema;
+mod spool;
 mod step;
 
+pub use cipher::{DatabaseKey, KEY_LEN};
 pub use db::{Database, StoreOptions};
 pub use error::StoreError;
 pub use history::{MessageRow, NewMessage};
 pub use outbox::OutboxRow;
+pub use spool::{MAX_SPOOLED, Spool, SpooledPacket};
 pub use step::Step;
 
 #[cfg(test)]

@@ -119,6 +119,8 @@ impl Member {
         ClientConfig {
             database_path: self.path.clone(),
             identity_secret: Some(self.secret.to_vec()),
+            database_key: None,
+            role: None,
         }
     }
 }

@@ -171,6 +171,8 @@ impl World {
             ClientConfig {
                 database_path: self.path(i),
                 identity_secret: None,
+                database_key: None,
+                role: None,
             },
             Arc::new(NodeTransport {
                 router: self.router.clone(),

@@ -190,6 +190,8 @@ pub fn child_main() {
         ClientConfig {
             database_path: var(ENV_DB),
             identity_secret: None,
+            database_key: None,
+            role: None,
         },
         Arc::new(SpoolTransport {
             dir: PathBuf::from(var(ENV_SPOOL)),
