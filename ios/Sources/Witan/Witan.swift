@@ -1786,6 +1786,17 @@ public struct ClientConfig: Equatable, Hashable {
      * database. A given secret is never written to the database.
      */
     public var identitySecret: Data?
+    /**
+     * 32 bytes kept by the host (Keystore / Keychain) that encrypt the database at rest
+     * (SQLCipher; the first 32 bytes of the file stay plain so iOS recognises the WAL
+     * database). `None`: unencrypted. A database written without a key is encrypted in
+     * place the first time it is opened with one. A wrong key fails with `Storage`.
+     */
+    public var databaseKey: Data?
+    /**
+     * Which process this client runs in. `None` is [`ClientRole::App`].
+     */
+    public var role: ClientRole?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1797,9 +1808,20 @@ public struct ClientConfig: Equatable, Hashable {
         /**
          * 32 bytes kept by the host (Keystore / Keychain). `None`: generated once and kept in the
          * database. A given secret is never written to the database.
-         */identitySecret: Data? = nil) {
+         */identitySecret: Data? = nil, 
+        /**
+         * 32 bytes kept by the host (Keystore / Keychain) that encrypt the database at rest
+         * (SQLCipher; the first 32 bytes of the file stay plain so iOS recognises the WAL
+         * database). `None`: unencrypted. A database written without a key is encrypted in
+         * place the first time it is opened with one. A wrong key fails with `Storage`.
+         */databaseKey: Data? = nil, 
+        /**
+         * Which process this client runs in. `None` is [`ClientRole::App`].
+         */role: ClientRole? = nil) {
         self.databasePath = databasePath
         self.identitySecret = identitySecret
+        self.databaseKey = databaseKey
+        self.role = role
     }
 
     
@@ -1819,13 +1841,17 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         return
             try ClientConfig(
                 databasePath: FfiConverterString.read(from: &buf), 
-                identitySecret: FfiConverterOptionData.read(from: &buf)
+                identitySecret: FfiConverterOptionData.read(from: &buf), 
+                databaseKey: FfiConverterOptionData.read(from: &buf), 
+                role: FfiConverterOptionTypeClientRole.read(from: &buf)
         )
     }
 
     public static func write(_ value: ClientConfig, into buf: inout [UInt8]) {
         FfiConverterString.write(value.databasePath, into: &buf)
         FfiConverterOptionData.write(value.identitySecret, into: &buf)
+        FfiConverterOptionData.write(value.databaseKey, into: &buf)
+        FfiConverterOptionTypeClientRole.write(value.role, into: &buf)
     }
 }
 
@@ -2627,12 +2653,32 @@ public func FfiConverterTypeStoredMessage_lower(_ value: StoredMessage) -> RustB
 public struct WakeupReport: Equatable, Hashable {
     public var notifications: [Notification]
     public var nextWakeupAtMs: UInt64?
+    /**
+     * Protocol work is due that this run left for the app (extension role): the host should
+     * get the app to run (`poll`) soon, e.g. through a background task.
+     */
+    public var deferredWork: Bool
+    /**
+     * Packets kept aside, unread, because the app held the database past the extension's
+     * bound; the next run that gets the lock applies them (no notification for them here).
+     */
+    public var spooledPackets: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(notifications: [Notification], nextWakeupAtMs: UInt64?) {
+    public init(notifications: [Notification], nextWakeupAtMs: UInt64?, 
+        /**
+         * Protocol work is due that this run left for the app (extension role): the host should
+         * get the app to run (`poll`) soon, e.g. through a background task.
+         */deferredWork: Bool = false, 
+        /**
+         * Packets kept aside, unread, because the app held the database past the extension's
+         * bound; the next run that gets the lock applies them (no notification for them here).
+         */spooledPackets: UInt32 = UInt32(0)) {
         self.notifications = notifications
         self.nextWakeupAtMs = nextWakeupAtMs
+        self.deferredWork = deferredWork
+        self.spooledPackets = spooledPackets
     }
 
     
@@ -2652,13 +2698,17 @@ public struct FfiConverterTypeWakeupReport: FfiConverterRustBuffer {
         return
             try WakeupReport(
                 notifications: FfiConverterSequenceTypeNotification.read(from: &buf), 
-                nextWakeupAtMs: FfiConverterOptionUInt64.read(from: &buf)
+                nextWakeupAtMs: FfiConverterOptionUInt64.read(from: &buf), 
+                deferredWork: FfiConverterBool.read(from: &buf), 
+                spooledPackets: FfiConverterUInt32.read(from: &buf)
         )
     }
 
     public static func write(_ value: WakeupReport, into buf: inout [UInt8]) {
         FfiConverterSequenceTypeNotification.write(value.notifications, into: &buf)
         FfiConverterOptionUInt64.write(value.nextWakeupAtMs, into: &buf)
+        FfiConverterBool.write(value.deferredWork, into: &buf)
+        FfiConverterUInt32.write(value.spooledPackets, into: &buf)
     }
 }
 
@@ -2676,6 +2726,86 @@ public func FfiConverterTypeWakeupReport_lift(_ buf: RustBuffer) throws -> Wakeu
 public func FfiConverterTypeWakeupReport_lower(_ value: WakeupReport) -> RustBuffer {
     return FfiConverterTypeWakeupReport.lower(value)
 }
+
+
+/**
+ * Which process a client runs in.
+ */
+
+public enum ClientRole: Equatable, Hashable {
+    
+    /**
+     * The app: does all the protocol work.
+     */
+    case app
+    /**
+     * The notification extension (iOS) or a push handler with tight limits: decrypts and
+     * stores what arrives and returns notifications, but leaves the protocol work that can
+     * wait (voting, commit candidates, freeze rounds, elections) to the app's next run, and
+     * waits at most [`EXTENSION_LOCK_WAIT_MS`] for a database lock held by the app — if the
+     * app holds it longer, the packets are kept aside, unread, for the next run that gets
+     * the lock (`WakeupReport::spooled_packets`).
+     */
+    case notificationExtension
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ClientRole: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientRole: FfiConverterRustBuffer {
+    typealias SwiftType = ClientRole
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientRole {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .app
+        
+        case 2: return .notificationExtension
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ClientRole, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .app:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .notificationExtension:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientRole_lift(_ buf: RustBuffer) throws -> ClientRole {
+    return try FfiConverterTypeClientRole.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientRole_lower(_ value: ClientRole) -> RustBuffer {
+    return FfiConverterTypeClientRole.lower(value)
+}
+
 
 
 
@@ -3530,6 +3660,30 @@ fileprivate struct FfiConverterOptionTypeConversationInfo: FfiConverterRustBuffe
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeConversationInfo.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeClientRole: FfiConverterRustBuffer {
+    typealias SwiftType = ClientRole?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeClientRole.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeClientRole.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

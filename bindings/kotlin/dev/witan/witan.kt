@@ -3253,6 +3253,19 @@ data class ClientConfig (
      * database. A given secret is never written to the database.
      */
     var `identitySecret`: kotlin.ByteArray? = null 
+    , 
+    /**
+     * 32 bytes kept by the host (Keystore / Keychain) that encrypt the database at rest
+     * (SQLCipher; the first 32 bytes of the file stay plain so iOS recognises the WAL
+     * database). `None`: unencrypted. A database written without a key is encrypted in
+     * place the first time it is opened with one. A wrong key fails with `Storage`.
+     */
+    var `databaseKey`: kotlin.ByteArray? = null 
+    , 
+    /**
+     * Which process this client runs in. `None` is [`ClientRole::App`].
+     */
+    var `role`: ClientRole? = null 
     
 ){
     
@@ -3271,17 +3284,23 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
         return ClientConfig(
             FfiConverterString.read(buf),
             FfiConverterOptionalByteArray.read(buf),
+            FfiConverterOptionalByteArray.read(buf),
+            FfiConverterOptionalTypeClientRole.read(buf),
         )
     }
 
     override fun allocationSize(value: ClientConfig) = (
             FfiConverterString.allocationSize(value.`databasePath`) +
-            FfiConverterOptionalByteArray.allocationSize(value.`identitySecret`)
+            FfiConverterOptionalByteArray.allocationSize(value.`identitySecret`) +
+            FfiConverterOptionalByteArray.allocationSize(value.`databaseKey`) +
+            FfiConverterOptionalTypeClientRole.allocationSize(value.`role`)
     )
 
     override fun write(value: ClientConfig, buf: ByteBuffer) {
             FfiConverterString.write(value.`databasePath`, buf)
             FfiConverterOptionalByteArray.write(value.`identitySecret`, buf)
+            FfiConverterOptionalByteArray.write(value.`databaseKey`, buf)
+            FfiConverterOptionalTypeClientRole.write(value.`role`, buf)
     }
 }
 
@@ -3908,6 +3927,18 @@ data class WakeupReport (
     var `notifications`: List<Notification>
     , 
     var `nextWakeupAtMs`: kotlin.ULong?
+    , 
+    /**
+     * Protocol work is due that this run left for the app (extension role): the host should
+     * get the app to run (`poll`) soon, e.g. through a background task.
+     */
+    var `deferredWork`: kotlin.Boolean = false 
+    , 
+    /**
+     * Packets kept aside, unread, because the app held the database past the extension's
+     * bound; the next run that gets the lock applies them (no notification for them here).
+     */
+    var `spooledPackets`: kotlin.UInt = 0U 
     
 ){
     
@@ -3926,19 +3957,73 @@ public object FfiConverterTypeWakeupReport: FfiConverterRustBuffer<WakeupReport>
         return WakeupReport(
             FfiConverterSequenceTypeNotification.read(buf),
             FfiConverterOptionalULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
     override fun allocationSize(value: WakeupReport) = (
             FfiConverterSequenceTypeNotification.allocationSize(value.`notifications`) +
-            FfiConverterOptionalULong.allocationSize(value.`nextWakeupAtMs`)
+            FfiConverterOptionalULong.allocationSize(value.`nextWakeupAtMs`) +
+            FfiConverterBoolean.allocationSize(value.`deferredWork`) +
+            FfiConverterUInt.allocationSize(value.`spooledPackets`)
     )
 
     override fun write(value: WakeupReport, buf: ByteBuffer) {
             FfiConverterSequenceTypeNotification.write(value.`notifications`, buf)
             FfiConverterOptionalULong.write(value.`nextWakeupAtMs`, buf)
+            FfiConverterBoolean.write(value.`deferredWork`, buf)
+            FfiConverterUInt.write(value.`spooledPackets`, buf)
     }
 }
+
+
+
+/**
+ * Which process a client runs in.
+ */
+
+enum class ClientRole {
+    
+    /**
+     * The app: does all the protocol work.
+     */
+    APP,
+    /**
+     * The notification extension (iOS) or a push handler with tight limits: decrypts and
+     * stores what arrives and returns notifications, but leaves the protocol work that can
+     * wait (voting, commit candidates, freeze rounds, elections) to the app's next run, and
+     * waits at most [`EXTENSION_LOCK_WAIT_MS`] for a database lock held by the app — if the
+     * app holds it longer, the packets are kept aside, unread, for the next run that gets
+     * the lock (`WakeupReport::spooled_packets`).
+     */
+    NOTIFICATION_EXTENSION;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClientRole: FfiConverterRustBuffer<ClientRole> {
+    override fun read(buf: ByteBuffer) = try {
+        ClientRole.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ClientRole) = 4UL
+
+    override fun write(value: ClientRole, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
@@ -4848,6 +4933,38 @@ public object FfiConverterOptionalTypeConversationInfo: FfiConverterRustBuffer<C
         } else {
             buf.put(1)
             FfiConverterTypeConversationInfo.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeClientRole: FfiConverterRustBuffer<ClientRole?> {
+    override fun read(buf: ByteBuffer): ClientRole? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeClientRole.read(buf)
+    }
+
+    override fun allocationSize(value: ClientRole?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeClientRole.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ClientRole?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeClientRole.write(value, buf)
         }
     }
 }
