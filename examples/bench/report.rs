@@ -206,13 +206,14 @@ impl Results {
             let _ = writeln!(s, "### (d) push wake-up (fresh process, median of 3)\n");
             let _ = writeln!(
                 s,
-                "| members | stored conversations | stored messages | backlog | wall ms | target | peak RSS MiB | target |"
+                "| mode | members | stored conversations | stored messages | backlog | wall ms | target | peak RSS MiB | target |"
             );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
             for d in &self.wakeup {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | < {WAKEUP_MS} {} | {} | < {WAKEUP_RSS_MIB} {} |",
+                    "| {} | {} | {} | {} | {} | {} | < {WAKEUP_MS} {} | {} | < {WAKEUP_RSS_MIB} {} |",
+                    d.mode,
                     d.members,
                     d.stored_conversations,
                     d.stored_messages,
@@ -306,7 +307,7 @@ impl Results {
         }
         for d in &self.wakeup {
             runs.push(json!({
-                "workload": "wakeup", "members": d.members,
+                "workload": "wakeup", "mode": d.mode, "members": d.members,
                 "stored_conversations": d.stored_conversations,
                 "stored_messages": d.stored_messages, "backlog": d.backlog,
                 "wall_ms": d.wall_ms, "peak_rss_mib": d.peak_rss_mib,

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use witan::client::{
-    ClientConfig, Clock, EventListener, InboundPacket, OutboundPacket, Transport, TransportError,
-    WitanClient, WitanEvent,
+    ClientConfig, ClientRole, Clock, EventListener, InboundPacket, OutboundPacket, Transport,
+    TransportError, WitanClient, WitanEvent,
 };
 
 use witan::mls::storage::codec;
@@ -45,6 +45,9 @@ const RUNS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct Wakeup {
+    /// `"app"`, or `"extension, encrypted"`: the notification-extension role on a database
+    /// encrypted at rest (SQLCipher), as an iOS app would ship it.
+    pub mode: &'static str,
     pub members: usize,
     pub stored_conversations: usize,
     pub stored_messages: usize,
@@ -76,15 +79,27 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
     let bigger = dir.join("wakeup-10x.db");
     std::fs::copy(&base, &bigger)?;
     add_filler(&bigger, &state, STORED_MESSAGES, 10 * STORED_MESSAGES)?;
+    let keyed = dir.join("wakeup-1x-keyed.db");
+    std::fs::copy(&base, &keyed)?;
+    encrypt(&keyed, now)?;
     let build_s = started.elapsed().as_secs_f64();
 
     let mut out = Vec::new();
-    for (path, messages) in [(&base, STORED_MESSAGES), (&bigger, 10 * STORED_MESSAGES)] {
+    for (mode, path, messages) in [
+        ("app", &base, STORED_MESSAGES),
+        ("app", &bigger, 10 * STORED_MESSAGES),
+        (EXTENSION_MODE, &keyed, STORED_MESSAGES),
+    ] {
         let mut reports = Vec::new();
         for run in 0..RUNS {
             let copy = dir.join(format!("wakeup-run-{run}.db"));
             std::fs::copy(path, &copy)?;
-            reports.push(spawn_child(&copy, &backlog_path, now)?);
+            reports.push(spawn_child(
+                &copy,
+                &backlog_path,
+                now,
+                mode == EXTENSION_MODE,
+            )?);
             std::fs::remove_file(&copy)?;
         }
         reports.sort_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms));
@@ -97,6 +112,7 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
             .into());
         }
         out.push(Wakeup {
+            mode,
             members: MEMBERS,
             stored_conversations: FILLER_CONVERSATIONS + 1,
             stored_messages: messages,
@@ -275,13 +291,40 @@ fn read_backlog(path: &Path) -> BenchResult<Vec<Vec<u8>>> {
     Ok(packets)
 }
 
-fn spawn_child(db: &Path, backlog: &Path, now: u64) -> BenchResult<ChildReport> {
+const EXTENSION_MODE: &str = "extension, encrypted";
+/// The database key of the encrypted run.
+const KEY: [u8; 32] = [0x5e; 32];
+
+/// Encrypts the database at `db` in place (what the first keyed open of an upgraded app does).
+fn encrypt(db: &Path, now: u64) -> BenchResult<()> {
+    let host = Arc::new(NullHost);
+    let client = WitanClient::open_with_clock(
+        config(db, true),
+        host.clone(),
+        host,
+        Arc::new(FixedClock(now)),
+    )?;
+    drop(client);
+    Ok(())
+}
+
+fn config(db: &Path, extension: bool) -> ClientConfig {
+    ClientConfig {
+        database_path: db.to_string_lossy().into_owned(),
+        identity_secret: None,
+        database_key: extension.then(|| KEY.to_vec()),
+        role: extension.then_some(ClientRole::NotificationExtension),
+    }
+}
+
+fn spawn_child(db: &Path, backlog: &Path, now: u64, extension: bool) -> BenchResult<ChildReport> {
     let exe = std::env::current_exe()?;
     let output = Command::new(exe)
         .arg("__wakeup")
         .arg(db)
         .arg(backlog)
         .arg(now.to_string())
+        .arg(if extension { "extension" } else { "app" })
         .output()?;
     if !output.status.success() {
         return Err(format!(
@@ -322,10 +365,10 @@ impl EventListener for NullHost {
     fn on_event(&self, _event: WitanEvent) {}
 }
 
-/// The child: `__wakeup DB BACKLOG NOW_MS`. Prints one JSON line.
+/// The child: `__wakeup DB BACKLOG NOW_MS app|extension`. Prints one JSON line.
 pub fn child(args: &[String]) -> BenchResult<()> {
-    let [db, backlog, now] = args else {
-        return Err("usage: __wakeup DB BACKLOG NOW_MS".into());
+    let [db, backlog, now, mode] = args else {
+        return Err("usage: __wakeup DB BACKLOG NOW_MS app|extension".into());
     };
     let packets: Vec<InboundPacket> = read_backlog(Path::new(backlog))?
         .into_iter()
@@ -338,17 +381,15 @@ pub fn child(args: &[String]) -> BenchResult<()> {
     let host = Arc::new(NullHost);
     let started = Instant::now();
     let client = WitanClient::open_with_clock(
-        ClientConfig {
-            database_path: db.clone(),
-            identity_secret: None,
-            database_key: None,
-            role: None,
-        },
+        config(Path::new(db), mode == "extension"),
         host.clone(),
         host,
         Arc::new(FixedClock(now)),
     )?;
     let report = client.handle_wakeup(packets)?;
+    if report.spooled_packets > 0 {
+        return Err("the wake-up spooled its packets: nothing held the lock".into());
+    }
     let wall_ms = started.elapsed().as_secs_f64() * 1e3;
     let line = serde_json::json!({
         "wall_ms": wall_ms,

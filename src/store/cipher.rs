@@ -78,9 +78,10 @@ pub fn apply_key(conn: &Connection, key: &DatabaseKey) -> Result<(), StoreError>
 
 /// Silences SQLCipher's own logging (process-wide): it writes to stderr — the device log on
 /// a phone — on every failed page check, and a wrong key is already reported as a typed
-/// error.
+/// error. SQLCipher resets the level when its first key is set in a process, so this runs
+/// after keying.
 pub fn quiet_logs(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+    conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(()))?;
     Ok(())
 }
 
@@ -137,10 +138,13 @@ fn starts_like_sqlite(path: &str) -> bool {
 
 fn opens_without_key(path: &str) -> bool {
     Connection::open(path)
+        .map_err(StoreError::from)
+        .and_then(|c| quiet_logs(&c).map(|()| c))
         .and_then(|c| {
             c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)
             })
+            .map_err(StoreError::from)
         })
         .is_ok()
 }
@@ -158,6 +162,7 @@ pub fn encrypt_plaintext(path: &str, key: &DatabaseKey) -> Result<(), StoreError
     remove_if_present(&format!("{copy}-journal"))?;
     {
         let plain = Connection::open(path)?;
+        quiet_logs(&plain)?;
         // Everything committed into the main file, and the log emptied, so that no stale
         // plain-text WAL is left to be replayed onto the encrypted file.
         plain.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

@@ -132,10 +132,10 @@ impl Database {
         // failing at once: the app and its notification extension may open
         // and write the same file concurrently.
         conn.busy_timeout(Duration::from_millis(opts.busy_timeout_ms))?;
-        cipher::quiet_logs(&conn)?;
         if let Some(key) = &opts.key {
             cipher::apply_key(&conn, key)?;
         }
+        cipher::quiet_logs(&conn)?;
         Ok(conn)
     }
 
