@@ -39,6 +39,10 @@ echo "=== setup-toolchains $(date -u +%FT%TZ) ===" >>"$LOG"
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
 missing=()
+# The bundled SQLCipher's vendored OpenSSL is configured with perl and built with make and cc.
+command -v perl >/dev/null || missing+=(perl)
+command -v make >/dev/null || missing+=(make)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 for p in libjna-java junit5 debootstrap; do
   installed "$p" || missing+=("$p")
