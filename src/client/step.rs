@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::mls::kv::OverlayKv;
 use crate::mls::storage::codec;
-use crate::mls::{Identity, MlsProvider};
+use crate::mls::{GroupCache, Identity, MlsProvider};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{NewMessage, Step};
 use crate::wire;
@@ -125,6 +125,9 @@ pub(crate) struct StepEnv<'s, 'c> {
     mls: OverlayKv<'s>,
     /// The step's conversation states: loaded once, written back by `flush`.
     conversations: BTreeMap<String, Cached>,
+    /// The last MLS group the engine used, decoded: valid while `mls` only changes through
+    /// it; cleared when a run fails or a part is undone.
+    groups: GroupCache,
     part: Option<Part>,
 }
 
@@ -137,6 +140,7 @@ impl<'s, 'c> StepEnv<'s, 'c> {
             effects: Effects::default(),
             mls: OverlayKv::new(step),
             conversations: BTreeMap::new(),
+            groups: GroupCache::new(),
             part: None,
         }
     }
@@ -201,6 +205,8 @@ impl StepEnv<'_, '_> {
         let Some(part) = self.part.take() else {
             return Ok(());
         };
+        // The cached group may hold what the part did.
+        self.groups.clear();
         self.mls.undo_part();
         for (id, previous) in part.replaced.into_iter().rev() {
             match previous {
@@ -241,6 +247,19 @@ impl StepEnv<'_, '_> {
         id: &str,
         op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
     ) -> RunResult<T> {
+        let result = self.run_engine_once(id, op);
+        if !matches!(result, Ok(Ok(_))) {
+            // Nothing of a failed run is kept: neither may the group it left in memory be.
+            self.groups.clear();
+        }
+        result
+    }
+
+    fn run_engine_once<T>(
+        &mut self,
+        id: &str,
+        op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
+    ) -> RunResult<T> {
         let step = self.step;
         let before = match self.conversation(id) {
             Ok(before) => before,
@@ -248,7 +267,7 @@ impl StepEnv<'_, '_> {
         };
         let before_topics = before.as_ref().map(|c| c.topics()).unwrap_or_default();
         let was_pending = before.as_ref().map(|c| c.state) == Some(State::PendingJoin);
-        let provider = MlsProvider::new(&self.mls);
+        let provider = MlsProvider::with_group_cache(&self.mls, &self.groups);
         let ctx = Ctx {
             provider: &provider,
             identity: self.identity,

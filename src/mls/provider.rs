@@ -8,6 +8,7 @@
 use openmls::prelude::Ciphersuite;
 use openmls_rust_crypto::RustCrypto;
 
+use super::cache::GroupCache;
 use super::kv::KvSource;
 use super::storage::MlsStorage;
 
@@ -18,6 +19,7 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 pub struct MlsProvider<'a> {
     crypto: RustCrypto,
     storage: MlsStorage<'a>,
+    group_cache: Option<&'a GroupCache>,
 }
 
 impl<'a> MlsProvider<'a> {
@@ -26,6 +28,29 @@ impl<'a> MlsProvider<'a> {
         MlsProvider {
             crypto: RustCrypto::default(),
             storage: MlsStorage::new(source),
+            group_cache: None,
+        }
+    }
+
+    /// A provider reading OpenMLS state from `source` whose groups stay decoded in `cache`
+    /// between providers (see [`GroupCache`]: its owner clears it when `source`'s rows are
+    /// rolled back).
+    pub fn with_group_cache(source: &'a dyn KvSource, cache: &'a GroupCache) -> Self {
+        MlsProvider {
+            group_cache: Some(cache),
+            ..MlsProvider::new(source)
+        }
+    }
+
+    /// The cache of decoded groups, if this provider has one.
+    pub fn group_cache(&self) -> Option<&'a GroupCache> {
+        self.group_cache
+    }
+
+    /// Forgets cached groups: their rows are about to change outside of them.
+    pub(crate) fn forget_cached_groups(&self) {
+        if let Some(cache) = self.group_cache {
+            cache.clear();
         }
     }
 
