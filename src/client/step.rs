@@ -265,7 +265,9 @@ impl StepEnv<'_, '_> {
             Ok(before) => before,
             Err(e) => return Ok(Err(e)),
         };
-        let before_topics = before.as_ref().map(|c| c.topics()).unwrap_or_default();
+        // Topics are a function of the conversation's id and state: only a run that changes
+        // the state (or creates the conversation) can change them.
+        let before_state = before.as_ref().map(|c| c.state);
         let was_pending = before.as_ref().map(|c| c.state) == Some(State::PendingJoin);
         let provider = MlsProvider::with_group_cache(&self.mls, &self.groups);
         let ctx = Ctx {
@@ -274,7 +276,7 @@ impl StepEnv<'_, '_> {
             now_ms: self.now_ms,
             defer_governance: false,
         };
-        let (conv, value, out) = match op(before, &ctx) {
+        let (mut conv, value, out) = match op(before, &ctx) {
             Ok(done) => done,
             Err(e) => return Ok(Err(e)),
         };
@@ -320,8 +322,20 @@ impl StepEnv<'_, '_> {
                 );
             }
         }
-        let after_topics = conv.topics();
-        if after_topics != before_topics {
+        let topics = match before_state {
+            Some(state) if state == conv.state => None,
+            Some(state) => {
+                let after = conv.topics();
+                let now = std::mem::replace(&mut conv.state, state);
+                let before = conv.topics();
+                conv.state = now;
+                Some((before, after))
+            }
+            None => Some((Vec::new(), conv.topics())),
+        };
+        if let Some((before_topics, after_topics)) = topics
+            && after_topics != before_topics
+        {
             subscriptions::save(step, id, &after_topics)?;
             let mut diff = Effects::default();
             let before: BTreeSet<String> = before_topics.into_iter().collect();

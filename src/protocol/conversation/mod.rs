@@ -193,7 +193,8 @@ impl Conversation {
         !matches!(self.state, State::PendingJoin | State::Left)
     }
 
-    /// Topics this conversation needs delivered.
+    /// Topics this conversation needs delivered: a function of its id and state only (the
+    /// client recomputes them only when the state changed).
     pub fn topics(&self) -> Vec<String> {
         match self.state {
             State::Left => Vec::new(),
