@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::mls::kv::OverlayKv;
 use crate::mls::storage::codec;
-use crate::mls::{GroupCache, Identity, MlsProvider};
+use crate::mls::{GroupCache, Identity, MlsProvider, with_key_cache};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{NewMessage, Step};
 use crate::wire;
@@ -276,7 +276,8 @@ impl StepEnv<'_, '_> {
             now_ms: self.now_ms,
             defer_governance: false,
         };
-        let (mut conv, value, out) = match op(before, &ctx) {
+        let run = || op(before, &ctx);
+        let (mut conv, value, out) = match with_key_cache(self.identity.key_cache(), run) {
             Ok(done) => done,
             Err(e) => return Ok(Err(e)),
         };

@@ -16,6 +16,7 @@
 //! [`MlsError`].
 
 pub mod cache;
+pub mod crypto;
 pub mod error;
 pub mod group;
 pub mod identity;
@@ -28,6 +29,7 @@ pub mod storage;
 mod tests;
 
 pub use cache::{CachedGroup, GroupCache};
+pub use crypto::{KeyCache, with_key_cache};
 pub use error::MlsError;
 pub use group::{
     CommitOutput, Decrypted, Group, MAX_PAST_EPOCHS, MAXIMUM_FORWARD_DISTANCE,

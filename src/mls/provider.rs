@@ -8,6 +8,8 @@
 use openmls::prelude::Ciphersuite;
 use openmls_rust_crypto::RustCrypto;
 
+use super::crypto::WitanCrypto;
+
 use super::cache::GroupCache;
 use super::kv::KvSource;
 use super::storage::MlsStorage;
@@ -17,7 +19,7 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 
 /// OpenMLS provider over a [`KvSource`] with a write overlay.
 pub struct MlsProvider<'a> {
-    crypto: RustCrypto,
+    crypto: WitanCrypto,
     storage: MlsStorage<'a>,
     group_cache: Option<&'a GroupCache>,
 }
@@ -26,7 +28,7 @@ impl<'a> MlsProvider<'a> {
     /// A provider reading OpenMLS state from `source`.
     pub fn new(source: &'a dyn KvSource) -> Self {
         MlsProvider {
-            crypto: RustCrypto::default(),
+            crypto: WitanCrypto::default(),
             storage: MlsStorage::new(source),
             group_cache: None,
         }
@@ -61,7 +63,7 @@ impl<'a> MlsProvider<'a> {
 }
 
 impl<'a> openmls_traits::OpenMlsProvider for MlsProvider<'a> {
-    type CryptoProvider = RustCrypto;
+    type CryptoProvider = WitanCrypto;
     type RandProvider = RustCrypto;
     type StorageProvider = MlsStorage<'a>;
 
@@ -74,6 +76,6 @@ impl<'a> openmls_traits::OpenMlsProvider for MlsProvider<'a> {
     }
 
     fn rand(&self) -> &Self::RandProvider {
-        &self.crypto
+        &self.crypto.0
     }
 }
