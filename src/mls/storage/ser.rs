@@ -25,7 +25,8 @@ struct Names {
     front: [(usize, usize, u16); FRONT_SLOTS],
 }
 
-const FRONT_SLOTS: usize = 64;
+const FRONT_BITS: u32 = 8;
+const FRONT_SLOTS: usize = 1 << FRONT_BITS;
 
 impl Names {
     fn new() -> Names {
@@ -36,7 +37,9 @@ impl Names {
     }
 
     fn get(&mut self, key: (usize, usize)) -> Option<u16> {
-        let slot = ((key.0 >> 3) ^ key.1.wrapping_mul(31)) % FRONT_SLOTS;
+        let mixed =
+            (key.0 ^ key.1.rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
+        let slot = (mixed >> (usize::BITS - FRONT_BITS)) as usize;
         let (ptr, len, id) = self.front[slot];
         if (ptr, len) == key {
             return Some(id);
