@@ -39,7 +39,7 @@ impl Names {
     fn get(&mut self, key: (usize, usize)) -> Option<u16> {
         let mixed =
             (key.0 ^ key.1.rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
-        let slot = (mixed >> (usize::BITS - FRONT_BITS)) as usize;
+        let slot = mixed >> (usize::BITS - FRONT_BITS);
         let (ptr, len, id) = self.front[slot];
         if (ptr, len) == key {
             return Some(id);
