@@ -5,7 +5,7 @@
 //! cargo run --release --example bench -- --only chat,floor --ns 16
 //! ```
 //!
-//! Workloads (format: `/work/shared/notes/bench-format.md`; results: `docs/bench.md`):
+//! Workloads (JSON in the bench format; results: `docs/bench.md`):
 //! (a) `formation`, (b) `chat`, (c) `removal` on N `WitanClient`s with their own SQLite
 //! files in one process (`bench/world.rs`, `bench/workloads.rs`); (d) `wakeup`, a push
 //! wake-up in a fresh process (`bench/wakeup.rs`); (e) `floor`, the same chat on plain

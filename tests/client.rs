@@ -384,6 +384,55 @@ fn duplicates_and_garbage_change_nothing() {
 }
 
 #[test]
+fn a_packet_refused_after_decrypting_is_undone_alone_within_its_batch() {
+    // The forged packet decrypts (consuming the message key in the group held in memory)
+    // and is then refused (its envelope names another sender): undoing it must also forget
+    // that group, or the genuine packet after it in the same batch could not decrypt.
+    let mut w = World::form(2);
+    let mut sent = Vec::new();
+    for text in [b"first".to_vec(), b"second".to_vec()] {
+        w.c(0).send_message(CONV.into(), text).unwrap();
+        sent.push(w.router.log.lock().unwrap().last().unwrap().clone());
+    }
+    w.router.queue.lock().unwrap().clear();
+    let genuine = wire::decode_envelope(&sent[0].payload).unwrap();
+    let forged = wire::encode(&wire::Envelope::new(
+        CONV,
+        vec![7u8; 20],
+        wire::PacketKind::Group,
+        genuine.body.clone(),
+    ));
+    let before = w.c(1).conversation(CONV.into()).unwrap().unwrap();
+    let packet = |payload: Vec<u8>| InboundPacket {
+        topic: sent[0].topic.clone(),
+        payload,
+    };
+    let report = w
+        .c(1)
+        .receive(vec![
+            packet(forged.clone()),
+            packet(sent[0].payload.clone()),
+            packet(forged),
+            packet(sent[1].payload.clone()),
+        ])
+        .unwrap();
+    assert_eq!(
+        (report.accepted, report.duplicates, report.rejected),
+        (2, 0, 2)
+    );
+    assert_eq!(w.received(1), vec![b"first".to_vec(), b"second".to_vec()]);
+    let after = w.c(1).conversation(CONV.into()).unwrap().unwrap();
+    assert_eq!(after.epoch, before.epoch);
+    // The group rows written by the batch are those of the two genuine packets: the member
+    // keeps reading the conversation after a restart.
+    w.close(1);
+    w.open(1);
+    w.c(0).send_message(CONV.into(), b"third".to_vec()).unwrap();
+    w.deliver();
+    assert_eq!(w.history(1).last().unwrap(), b"third");
+}
+
+#[test]
 fn typed_errors_for_unknown_conversations_and_early_sends() {
     let w = World::new(2);
     let err = w

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::mls::kv::OverlayKv;
 use crate::mls::storage::codec;
-use crate::mls::{Identity, MlsProvider};
+use crate::mls::{GroupCache, Identity, MlsProvider, with_key_cache};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{NewMessage, Step};
 use crate::wire;
@@ -127,6 +127,9 @@ pub(crate) struct StepEnv<'s, 'c> {
     mls: OverlayKv<'s>,
     /// The step's conversation states: loaded once, written back by `flush`.
     conversations: BTreeMap<String, Cached>,
+    /// The last MLS group the engine used, decoded: valid while `mls` only changes through
+    /// it; cleared when a run fails or a part is undone.
+    groups: GroupCache,
     part: Option<Part>,
 }
 
@@ -140,6 +143,7 @@ impl<'s, 'c> StepEnv<'s, 'c> {
             effects: Effects::default(),
             mls: OverlayKv::new(step),
             conversations: BTreeMap::new(),
+            groups: GroupCache::new(),
             part: None,
         }
     }
@@ -204,6 +208,8 @@ impl StepEnv<'_, '_> {
         let Some(part) = self.part.take() else {
             return Ok(());
         };
+        // The cached group may hold what the part did.
+        self.groups.clear();
         self.mls.undo_part();
         for (id, previous) in part.replaced.into_iter().rev() {
             match previous {
@@ -244,21 +250,37 @@ impl StepEnv<'_, '_> {
         id: &str,
         op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
     ) -> RunResult<T> {
+        let result = self.run_engine_once(id, op);
+        if !matches!(result, Ok(Ok(_))) {
+            // Nothing of a failed run is kept: neither may the group it left in memory be.
+            self.groups.clear();
+        }
+        result
+    }
+
+    fn run_engine_once<T>(
+        &mut self,
+        id: &str,
+        op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
+    ) -> RunResult<T> {
         let step = self.step;
         let before = match self.conversation(id) {
             Ok(before) => before,
             Err(e) => return Ok(Err(e)),
         };
-        let before_topics = before.as_ref().map(|c| c.topics()).unwrap_or_default();
+        // Topics are a function of the conversation's id and state: only a run that changes
+        // the state (or creates the conversation) can change them.
+        let before_state = before.as_ref().map(|c| c.state);
         let was_pending = before.as_ref().map(|c| c.state) == Some(State::PendingJoin);
-        let provider = MlsProvider::new(&self.mls);
+        let provider = MlsProvider::with_group_cache(&self.mls, &self.groups);
         let ctx = Ctx {
             provider: &provider,
             identity: self.identity,
             now_ms: self.now_ms,
             defer_governance: self.defer_governance,
         };
-        let (conv, value, out) = match op(before, &ctx) {
+        let run = || op(before, &ctx);
+        let (mut conv, value, out) = match with_key_cache(self.identity.key_cache(), run) {
             Ok(done) => done,
             Err(e) => return Ok(Err(e)),
         };
@@ -304,8 +326,20 @@ impl StepEnv<'_, '_> {
                 );
             }
         }
-        let after_topics = conv.topics();
-        if after_topics != before_topics {
+        let topics = match before_state {
+            Some(state) if state == conv.state => None,
+            Some(state) => {
+                let after = conv.topics();
+                let now = std::mem::replace(&mut conv.state, state);
+                let before = conv.topics();
+                conv.state = now;
+                Some((before, after))
+            }
+            None => Some((Vec::new(), conv.topics())),
+        };
+        if let Some((before_topics, after_topics)) = topics
+            && after_topics != before_topics
+        {
             subscriptions::save(step, id, &after_topics)?;
             let mut diff = Effects::default();
             let before: BTreeSet<String> = before_topics.into_iter().collect();

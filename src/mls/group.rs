@@ -185,6 +185,7 @@ impl Group {
 
     /// Removes all state of this group from the provider's storage.
     pub fn delete(mut self, p: &MlsProvider) -> Result<(), MlsError> {
+        p.forget_cached_groups();
         self.inner
             .delete(p.storage())
             .map_err(|e| MlsError::Storage(e.to_string()))
@@ -541,6 +542,8 @@ impl Group {
 
 /// Deletes the stored state of an inactive group with this id; errors if an active one exists.
 fn clear_inactive(p: &MlsProvider, gid: &GroupId) -> Result<(), MlsError> {
+    // A group is about to be created or joined over these rows.
+    p.forget_cached_groups();
     let existing =
         MlsGroup::load(p.storage(), gid).map_err(|e| MlsError::Storage(e.to_string()))?;
     match existing {

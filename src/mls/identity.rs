@@ -6,12 +6,14 @@
 //! de-MLS votes and proposals.
 
 use std::fmt;
+use std::sync::Arc;
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use openmls::prelude::{BasicCredential, CredentialWithKey, SignatureScheme};
 use openmls_basic_credential::SignatureKeyPair;
 use sha2::{Digest, Sha256};
 
+use super::crypto::KeyCache;
 use super::error::MlsError;
 
 /// Length of a [`MemberId`] in bytes.
@@ -97,6 +99,8 @@ impl<'de> serde::Deserialize<'de> for MemberId {
 #[derive(Clone)]
 pub struct Identity {
     key: SigningKey,
+    /// The peers' public keys this client decoded (see `mls::crypto`).
+    keys: Arc<KeyCache>,
 }
 
 impl Identity {
@@ -107,6 +111,7 @@ impl Identity {
         })?;
         Ok(Identity {
             key: SigningKey::from_bytes(&seed),
+            keys: Arc::default(),
         })
     }
 
@@ -116,7 +121,13 @@ impl Identity {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
         Identity {
             key: SigningKey::from_bytes(&seed),
+            keys: Arc::default(),
         }
+    }
+
+    /// The cache of decoded peer keys of this identity's client (see `mls::crypto`).
+    pub fn key_cache(&self) -> &Arc<KeyCache> {
+        &self.keys
     }
 
     /// The 32-byte seed (store it encrypted at rest).
@@ -166,16 +177,8 @@ impl fmt::Debug for Identity {
 /// Verifies an Ed25519 signature (strict verification: rejects malleable and small-order
 /// encodings). Returns `false` for keys or signatures of the wrong length.
 pub fn verify_signature(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-    let Ok(pk) = <[u8; 32]>::try_from(public_key) else {
-        return false;
-    };
-    let Ok(sig) = <[u8; 64]>::try_from(sig) else {
-        return false;
-    };
-    let Ok(vk) = VerifyingKey::from_bytes(&pk) else {
-        return false;
-    };
-    vk.verify_strict(msg, &Signature::from_bytes(&sig)).is_ok()
+    // Keys are decoded through the current client's key cache, if any.
+    super::crypto::verify_ed25519(public_key, msg, sig)
 }
 
 #[cfg(test)]

@@ -9,10 +9,14 @@
 //! - [`key_package`]: creating and validating key packages.
 //! - [`group`]: [`Group`], one conversation's MLS group: create, join, encrypt/decrypt,
 //!   create/stage/merge commits.
+//! - [`cache`]: [`GroupCache`], a decoded group kept between the engine runs of one
+//!   transaction.
 //!
 //! Nothing here panics on data from the network or the database; every failure is an
 //! [`MlsError`].
 
+pub mod cache;
+pub mod crypto;
 pub mod error;
 pub mod group;
 pub mod identity;
@@ -24,6 +28,8 @@ pub mod storage;
 #[cfg(test)]
 mod tests;
 
+pub use cache::{CachedGroup, GroupCache};
+pub use crypto::{KeyCache, with_key_cache};
 pub use error::MlsError;
 pub use group::{
     CommitOutput, Decrypted, Group, MAX_PAST_EPOCHS, MAXIMUM_FORWARD_DISTANCE,

@@ -8,6 +8,9 @@
 use openmls::prelude::Ciphersuite;
 use openmls_rust_crypto::RustCrypto;
 
+use super::crypto::WitanCrypto;
+
+use super::cache::GroupCache;
 use super::kv::KvSource;
 use super::storage::MlsStorage;
 
@@ -16,16 +19,40 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 
 /// OpenMLS provider over a [`KvSource`] with a write overlay.
 pub struct MlsProvider<'a> {
-    crypto: RustCrypto,
+    crypto: WitanCrypto,
     storage: MlsStorage<'a>,
+    group_cache: Option<&'a GroupCache>,
 }
 
 impl<'a> MlsProvider<'a> {
     /// A provider reading OpenMLS state from `source`.
     pub fn new(source: &'a dyn KvSource) -> Self {
         MlsProvider {
-            crypto: RustCrypto::default(),
+            crypto: WitanCrypto::default(),
             storage: MlsStorage::new(source),
+            group_cache: None,
+        }
+    }
+
+    /// A provider reading OpenMLS state from `source` whose groups stay decoded in `cache`
+    /// between providers (see [`GroupCache`]: its owner clears it when `source`'s rows are
+    /// rolled back).
+    pub fn with_group_cache(source: &'a dyn KvSource, cache: &'a GroupCache) -> Self {
+        MlsProvider {
+            group_cache: Some(cache),
+            ..MlsProvider::new(source)
+        }
+    }
+
+    /// The cache of decoded groups, if this provider has one.
+    pub fn group_cache(&self) -> Option<&'a GroupCache> {
+        self.group_cache
+    }
+
+    /// Forgets cached groups: their rows are about to change outside of them.
+    pub(crate) fn forget_cached_groups(&self) {
+        if let Some(cache) = self.group_cache {
+            cache.clear();
         }
     }
 
@@ -36,7 +63,7 @@ impl<'a> MlsProvider<'a> {
 }
 
 impl<'a> openmls_traits::OpenMlsProvider for MlsProvider<'a> {
-    type CryptoProvider = RustCrypto;
+    type CryptoProvider = WitanCrypto;
     type RandProvider = RustCrypto;
     type StorageProvider = MlsStorage<'a>;
 
@@ -49,6 +76,6 @@ impl<'a> openmls_traits::OpenMlsProvider for MlsProvider<'a> {
     }
 
     fn rand(&self) -> &Self::RandProvider {
-        &self.crypto
+        &self.crypto.0
     }
 }

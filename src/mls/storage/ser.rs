@@ -14,7 +14,40 @@ pub(super) struct Encoder {
     out: Vec<u8>,
     /// Field and variant names written so far and their ids (`None`: names are always
     /// written out, as list elements need).
-    names: Option<HashMap<(usize, usize), u16, BuildHasherDefault<PtrHasher>>>,
+    names: Option<Names>,
+}
+
+/// Name ids by the address and length of the name.
+struct Names {
+    ids: HashMap<(usize, usize), u16, BuildHasherDefault<PtrHasher>>,
+    /// A direct-mapped front of `ids` (a value repeats a few names many times: the fields of
+    /// the nodes of a tree); `(0, 0, _)` is empty (no name lives at address 0).
+    front: [(usize, usize, u16); FRONT_SLOTS],
+}
+
+const FRONT_BITS: u32 = 8;
+const FRONT_SLOTS: usize = 1 << FRONT_BITS;
+
+impl Names {
+    fn new() -> Names {
+        Names {
+            ids: HashMap::default(),
+            front: [(0, 0, 0); FRONT_SLOTS],
+        }
+    }
+
+    fn get(&mut self, key: (usize, usize)) -> Option<u16> {
+        let mixed =
+            (key.0 ^ key.1.rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
+        let slot = mixed >> (usize::BITS - FRONT_BITS);
+        let (ptr, len, id) = self.front[slot];
+        if (ptr, len) == key {
+            return Some(id);
+        }
+        let id = *self.ids.get(&key)?;
+        self.front[slot] = (key.0, key.1, id);
+        Some(id)
+    }
 }
 
 /// Hashes the address and length of a `&'static str` (names are compile-time constants).
@@ -39,7 +72,7 @@ impl Encoder {
     pub(super) fn with_magic() -> Encoder {
         Encoder {
             out: vec![codec::MAGIC],
-            names: Some(HashMap::default()),
+            names: Some(Names::new()),
         }
     }
 
@@ -57,15 +90,14 @@ impl Encoder {
             return self.str(name);
         };
         let key = (name.as_ptr() as usize, name.len());
-        if let Some(id) = names.get(&key) {
-            let id = *id;
+        if let Some(id) = names.get(key) {
             self.out.push(codec::NAME_REF);
             self.out.extend_from_slice(&id.to_le_bytes());
             return Ok(());
         }
-        match u16::try_from(names.len()) {
+        match u16::try_from(names.ids.len()) {
             Ok(id) => {
-                names.insert(key, id);
+                names.ids.insert(key, id);
                 self.out.push(codec::NAME);
                 self.len(name.len())?;
                 self.out.extend_from_slice(name.as_bytes());

@@ -589,6 +589,9 @@ impl Conversation {
         for id in &candidate.ballots {
             self.ballots.remove(id);
         }
+        // Votes kept for proposals not seen yet belong to proposals of the epoch just left,
+        // which can no longer be registered (a proposal must be of the current epoch).
+        self.orphan_votes.clear();
         for b in self.ballots.values_mut() {
             for m in &removed {
                 b.voters.remove(m);

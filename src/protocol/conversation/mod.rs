@@ -27,7 +27,7 @@ use super::settings::Settings;
 use super::steward_list::StewardList;
 use super::timers::{self, Timer};
 use super::{ChatRecord, Ctx, Event, LeaveReason, Outbound, Output, ProtocolError, topics};
-use crate::mls::{self, Group, MemberId, MlsError};
+use crate::mls::{self, CachedGroup, Group, MemberId, MlsError};
 use crate::wire::{self, group_payload::Content};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,7 +193,8 @@ impl Conversation {
         !matches!(self.state, State::PendingJoin | State::Left)
     }
 
-    /// Topics this conversation needs delivered.
+    /// Topics this conversation needs delivered: a function of its id and state only (the
+    /// client recomputes them only when the state changed).
     pub fn topics(&self) -> Vec<String> {
         match self.state {
             State::Left => Vec::new(),
@@ -219,8 +220,10 @@ impl Conversation {
         });
     }
 
-    fn load_group(&self, ctx: &Ctx) -> Result<Group, ProtocolError> {
-        Group::load(ctx.provider, self.id.as_bytes())?
+    /// The MLS group, from the provider's group cache when it holds it (see
+    /// `mls::GroupCache`); it goes back there when dropped.
+    fn load_group<'c>(&self, ctx: &Ctx<'c, '_>) -> Result<CachedGroup<'c>, ProtocolError> {
+        CachedGroup::load(ctx.provider, self.id.as_bytes())?
             .ok_or_else(|| ProtocolError::Internal("MLS group state is missing".into()))
     }
 
