@@ -579,7 +579,8 @@ impl Ballot {
 }
 
 /// Verifies a decided proposal carried as evidence: every vote must verify and come from an
-/// eligible voter, and the votes must decide YES by the same rule as a live tally.
+/// eligible voter, and the votes must decide YES by the same rule as a live tally before
+/// expiry (`now_ms` is kept for callers; expiry never decides evidence).
 pub fn verify_evidence(
     p: &wire::Proposal,
     voters: &BTreeSet<MemberId>,
@@ -590,11 +591,13 @@ pub fn verify_evidence(
     for vote in p.votes.iter().skip(1) {
         ballot.add_vote(vote, None, skew_ms)?;
     }
-    // Expiry is judged with the skew in the verifier's favour of the candidate: a steward whose
-    // clock is slightly ahead may legitimately have counted silent voters.
-    let expired = now_ms.saturating_add(skew_ms) >= ballot.expires_at_ms;
+    // Evidence decides on the votes it carries, never at expiry: a decision at expiry counts
+    // silent voters (as YES under `liveness_criteria_yes`), and a committer can make any
+    // voter silent by leaving its NO out. A member holding the proposal itself decides at
+    // expiry with its own tally; one that never saw it adopts only carried majorities.
+    let _ = now_ms;
     let (yes, no) = ballot.counts();
-    match decide(ballot.expected, yes, no, expired, ballot.liveness_yes) {
+    match decide(ballot.expected, yes, no, false, ballot.liveness_yes) {
         Some(true) => {
             ballot.decision = Some(true);
             ballot.by_evidence = true;

@@ -245,8 +245,10 @@ fn evidence_round_trips_and_proves_the_decision() {
         .evidence()
         .unwrap();
     assert!(verify_evidence(&lone, &eligible, 0, 2_000).is_err());
-    // … unless the proposal expired and silent voters count as YES.
-    assert!(verify_evidence(&lone, &eligible, 0, 11_000).is_ok());
+    // … even after the proposal expired: a decision counting silent voters as YES is the
+    // verifier's own to make, since a committer could silence any voter by leaving its
+    // NO out of the evidence.
+    assert!(verify_evidence(&lone, &eligible, 0, 11_000).is_err());
 }
 
 #[test]

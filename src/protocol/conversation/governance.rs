@@ -156,8 +156,18 @@ impl Conversation {
         if ballot.owner != sender {
             return Err(ProtocolError::SenderMismatch);
         }
-        if ballot.epoch != self.epoch || ctx.now_ms > ballot.expires_at_ms.saturating_add(skew) {
+        if ballot.epoch != self.epoch {
             return Err(ProtocolError::Stale);
+        }
+        // A proposal of this epoch that expired before it arrived comes from a backlog: the
+        // others decided it meanwhile, on votes that follow in that backlog. Register it
+        // (refusing it would leave this member without the decision, e.g. a steward
+        // election, and then refusing the new stewards' commits), do not vote (too late to
+        // count), and let expiry decide it only once the backlog has been read.
+        let late = ctx.now_ms > ballot.expires_at_ms.saturating_add(skew);
+        if late {
+            self.late_ballots
+                .insert(ballot.id, ctx.now_ms.saturating_add(skew));
         }
         if ballot.created_at_ms > ctx.now_ms.saturating_add(skew) {
             return Err(ProtocolError::InvalidInput(
@@ -188,10 +198,11 @@ impl Conversation {
                 Err(_) => {}
             }
         }
-        let eligible = self
-            .ballots
-            .get(&id)
-            .is_some_and(|b| b.voters.contains(&self.me) && !b.has_voted(&self.me));
+        let eligible = !late
+            && self
+                .ballots
+                .get(&id)
+                .is_some_and(|b| b.voters.contains(&self.me) && !b.has_voted(&self.me));
         if eligible {
             if let Some(view) = self.ballots.get(&id).map(|b| self.proposal_view(b)) {
                 out.events.push(Event::VoteRequested(view));
@@ -352,8 +363,7 @@ impl Conversation {
             Action::Remove { member } | Action::Leave { member } => self.members.contains(member),
             Action::Election { .. } => self.election_matches(id),
             Action::Emergency { member, .. } => self
-                .scores
-                .get(member)
+                .local_score(member)
                 .is_some_and(|s| s < self.settings.removal_threshold),
         }
     }
@@ -393,17 +403,28 @@ impl Conversation {
         if ballot.decision.is_some() {
             return Ok(());
         }
-        let Some(approved) = ballot.tally(ctx.now_ms) else {
+        // A late proposal is judged as of just before its expiry (carried majorities only)
+        // until its backlog has been read.
+        let judge_at = match self.late_ballots.get(&id) {
+            Some(at) if ctx.now_ms < *at => ballot.expires_at_ms.saturating_sub(1),
+            _ => ctx.now_ms,
+        };
+        let Some(approved) = ballot.tally(judge_at) else {
             return Ok(());
         };
         ballot.decision = Some(approved);
+        self.late_ballots.remove(&id);
         self.auto_votes.remove(&id);
         tracing::debug!(conversation = %self.id, proposal = id, approved, "proposal resolved");
         out.events.push(Event::ProposalResolved {
             proposal_id: id,
             approved,
         });
-        self.on_decided(ctx, group, id, approved, out)
+        self.on_decided(ctx, group, id, approved, out)?;
+        if !self.held_candidates.is_empty() {
+            self.recheck_held_candidates(ctx, group, out)?;
+        }
+        Ok(())
     }
 
     /// Applies the consequences of a decision.
@@ -459,7 +480,10 @@ impl Conversation {
                 );
                 self.on_new_approved_work(ctx, out);
             }
-            (Action::Emergency { .. }, false) => {
+            (Action::Emergency { member, .. }, false) => {
+                // The group judged this member: local evidence against it is superseded, and
+                // must not raise the same emergency again.
+                self.suspicion.remove(member);
                 self.score(
                     owner,
                     -s.score_rejected_emergency_penalty,
@@ -563,6 +587,30 @@ impl Conversation {
         }
     }
 
+    /// Records a penalty this member observed on its own (see `suspicion`).
+    pub(super) fn suspect(&mut self, member: MemberId, delta: i64, why: ScoreEvent) {
+        if !self.members.contains(&member) {
+            return;
+        }
+        let before = self.local_score(&member);
+        let entry = self.suspicion.entry(member).or_insert(0);
+        *entry = entry.saturating_add(delta);
+        tracing::debug!(member = %member.short(), delta, ?why, "local penalty");
+        let threshold = self.settings.removal_threshold;
+        if before.is_some_and(|s| s >= threshold)
+            && self.local_score(&member).is_some_and(|s| s < threshold)
+        {
+            tracing::warn!(member = %member.short(), "member fell below the removal threshold");
+        }
+    }
+
+    /// The group's score of `member` with this member's own penalties counted: what it acts
+    /// on when raising and voting on emergency removals.
+    pub fn local_score(&self, member: &MemberId) -> Option<i64> {
+        let agreed = self.scores.get(member)?;
+        Some(agreed.saturating_add(self.suspicion.get(member).copied().unwrap_or(0)))
+    }
+
     /// Raises emergency removals for members below the threshold that nobody has proposed yet.
     pub(super) fn raise_emergencies(
         &mut self,
@@ -573,8 +621,15 @@ impl Conversation {
         if !self.is_member_state() {
             return Ok(());
         }
-        for member in self.scores.below(self.settings.removal_threshold) {
-            if member == self.me || !self.members.contains(&member) {
+        let threshold = self.settings.removal_threshold;
+        let below: Vec<MemberId> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| self.local_score(m).is_some_and(|s| s < threshold))
+            .collect();
+        for member in below {
+            if member == self.me {
                 continue;
             }
             let pending = self

@@ -70,8 +70,23 @@ pub struct Conversation {
     pub stewards: StewardList,
     /// Retry round of the current epoch (bumped by a failed freeze round).
     pub retry_round: u32,
+    /// The group's peer scores: changed only by what every member applying the same commits
+    /// and decisions sees alike (a commit's author and epoch steward, finalized emergency
+    /// votes), so that all members of one epoch hold the same table.
     pub scores: Scores,
+    /// Penalties from this member's own observations (invalid candidates it received),
+    /// which other members may not have made. Kept apart from `scores` so the tables agree;
+    /// counted with them when deciding to raise and vote for an emergency removal, which
+    /// turns local evidence into a group decision.
+    #[serde(default)]
+    pub suspicion: BTreeMap<MemberId, i64>,
     pub ballots: BTreeMap<u64, Ballot>,
+    /// Proposals that arrived after their expiry (read from a backlog after being offline),
+    /// with when their expiry may decide them: once the rest of that backlog, which holds
+    /// their votes, has been read. Deciding at once would count the members whose votes are
+    /// still further down the backlog as silent.
+    #[serde(default)]
+    pub late_ballots: BTreeMap<u64, u64>,
     pub join_requests: BTreeMap<MemberId, JoinRequest>,
     pub pending_join_until: Option<u64>,
     pub auto_votes: BTreeMap<u64, u64>,
@@ -80,6 +95,12 @@ pub struct Conversation {
     pub freeze_until: Option<u64>,
     pub election_since: Option<u64>,
     pub candidates: Vec<Candidate>,
+    /// Candidates of this epoch and round (sender, encoded candidate) that reference a
+    /// proposal this member holds but has not decided yet (its votes are still on their way,
+    /// or it decides at expiry and its clock is behind the committer's). Judged again when
+    /// one of its ballots is decided, instead of being refused as "not finalized".
+    #[serde(default)]
+    pub held_candidates: Vec<(MemberId, Vec<u8>)>,
     pub own_commit: Option<OwnCommit>,
     pub recovering: bool,
     /// Lower-class proposals created while an emergency was open, sent once it resolves.
@@ -97,6 +118,7 @@ pub struct Conversation {
 }
 
 const MAX_ORPHAN_VOTES: usize = 1024;
+const MAX_HELD_CANDIDATES: usize = 64;
 const MAX_JOIN_REQUESTS: usize = 4096;
 const MAX_BALLOTS: usize = 8192;
 const EPOCH_HISTORY: usize = 16;
@@ -114,7 +136,9 @@ impl Conversation {
             stewards: StewardList::default(),
             retry_round: 0,
             scores: Scores::default(),
+            suspicion: BTreeMap::new(),
             ballots: BTreeMap::new(),
+            late_ballots: BTreeMap::new(),
             join_requests: BTreeMap::new(),
             pending_join_until: None,
             auto_votes: BTreeMap::new(),
@@ -123,6 +147,7 @@ impl Conversation {
             freeze_until: None,
             election_since: None,
             candidates: Vec::new(),
+            held_candidates: Vec::new(),
             own_commit: None,
             recovering: false,
             held_back: Vec::new(),
@@ -307,7 +332,7 @@ impl Conversation {
             }
             // Traffic of a later epoch proves a commit was applied; if its candidate is among
             // those held, apply it now (the driver then re-feeds this packet).
-            if !self.candidates.is_empty() {
+            if !self.candidates.is_empty() && self.all_candidates_in() {
                 let mut group = self.load_group(ctx)?;
                 self.apply_best_received(ctx, &mut group, out)?;
             }
@@ -434,7 +459,8 @@ impl Conversation {
         if self.is_member_state() {
             for b in self.ballots.values() {
                 if b.decision.is_none() {
-                    d.push((b.expires_at_ms, Timer::Ballot(b.id)));
+                    let at = self.late_ballots.get(&b.id).copied().unwrap_or(0);
+                    d.push((b.expires_at_ms.max(at), Timer::Ballot(b.id)));
                 }
                 // Decided members relay too: they hold the votes the others may lack.
                 if !b.relayed && !b.by_evidence && b.has_voted(&self.me) {
@@ -593,6 +619,10 @@ impl Conversation {
     }
 
     fn bound_collections(&mut self) {
+        if self.held_candidates.len() > MAX_HELD_CANDIDATES {
+            let excess = self.held_candidates.len() - MAX_HELD_CANDIDATES;
+            self.held_candidates.drain(..excess);
+        }
         if self.orphan_votes.len() > MAX_ORPHAN_VOTES {
             let excess = self.orphan_votes.len() - MAX_ORPHAN_VOTES;
             self.orphan_votes.drain(..excess);
