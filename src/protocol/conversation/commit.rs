@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Conversation, OwnCommit, State};
+use super::{Conversation, EPOCH_HISTORY, OwnCommit, State};
 use crate::mls::{Group, MemberId};
 use crate::protocol::consensus::{self, Action};
 use crate::protocol::freeze::{self, Candidate};
@@ -347,8 +347,17 @@ impl Conversation {
                 .get(&p.proposal_id)
                 .is_some_and(|b| b.decision == Some(true) && b.digest == digest);
             if !known_yes {
-                let Ok(mut ballot) = consensus::verify_evidence(p, &voters, skew, ctx.now_ms)
-                else {
+                // A member of the proposal's epoch could have voted and holds the proposal
+                // (or will, from its backlog): it decides expiry itself. One that joined later
+                // never saw it and takes the carried decision, expiry included.
+                // (`member_counts` starts at the epoch this member joined in, unless its
+                // history was trimmed: then nothing older counts as "before my time".)
+                let joined = self.member_counts.keys().next().copied().unwrap_or(0);
+                let trimmed = self.member_counts.len() >= EPOCH_HISTORY;
+                let was_member =
+                    trimmed || consensus::parse_payload(p).is_ok_and(|(_, epoch)| epoch >= joined);
+                let expiry_at = (!was_member).then_some(ctx.now_ms);
+                let Ok(mut ballot) = consensus::verify_evidence(p, &voters, skew, expiry_at) else {
                     // A proposal this member holds undecided may still be decided here (at
                     // its expiry, or when its votes arrive): wait for that.
                     let undecided = self
@@ -635,6 +644,19 @@ impl Conversation {
             Action::Add { member, .. } => !members.contains(member),
             other => other.removes().is_none_or(|m| members.contains(&m)),
         });
+        // Emergencies against a member this commit removed, other than those it committed,
+        // are moot: members that had not decided them yet drop them above, so those that
+        // had take back their score effects — all members then agree. (Their votes, sent in
+        // the old epoch, can no longer reach members already past it.)
+        for (id, (target, effects)) in std::mem::take(&mut self.emergency_effects) {
+            if removed.contains(&target) && !candidate.ballots.contains(&id) {
+                for (m, delta) in effects {
+                    if let Some(score) = self.scores.get(&m) {
+                        self.scores.set(m, score.saturating_sub(delta));
+                    }
+                }
+            }
+        }
         let open = &self.ballots;
         self.late_ballots.retain(|id, _| open.contains_key(id));
         for m in &added {

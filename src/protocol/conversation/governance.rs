@@ -466,30 +466,34 @@ impl Conversation {
                 }
             }
             (Action::Emergency { member, .. }, true) => {
-                self.score(
-                    owner,
-                    s.score_emergency_reward,
-                    ScoreEvent::EmergencyRewarded,
-                    out,
-                );
-                self.score(
-                    *member,
-                    -s.score_invalid_candidate_penalty,
-                    ScoreEvent::EmergencyUpheld,
-                    out,
-                );
+                let effects = vec![
+                    self.score(
+                        owner,
+                        s.score_emergency_reward,
+                        ScoreEvent::EmergencyRewarded,
+                        out,
+                    ),
+                    self.score(
+                        *member,
+                        -s.score_invalid_candidate_penalty,
+                        ScoreEvent::EmergencyUpheld,
+                        out,
+                    ),
+                ];
+                self.emergency_effects.insert(id, (*member, effects));
                 self.on_new_approved_work(ctx, out);
             }
             (Action::Emergency { member, .. }, false) => {
                 // The group judged this member: local evidence against it is superseded, and
                 // must not raise the same emergency again.
                 self.suspicion.remove(member);
-                self.score(
+                let effect = self.score(
                     owner,
                     -s.score_rejected_emergency_penalty,
                     ScoreEvent::EmergencyRejected,
                     out,
                 );
+                self.emergency_effects.insert(id, (*member, vec![effect]));
                 self.ballots.remove(&id);
             }
             (_, true) => self.on_new_approved_work(ctx, out),
@@ -564,14 +568,16 @@ impl Conversation {
         Ok(())
     }
 
-    /// Applies a score change and raises an emergency removal on a downward threshold crossing.
+    /// Applies a score change and warns on a downward threshold crossing; returns the member
+    /// and the change actually made (rewards are capped).
     pub(super) fn score(
         &mut self,
         member: MemberId,
         delta: i64,
         why: ScoreEvent,
         out: &mut Output,
-    ) {
+    ) -> (MemberId, i64) {
+        let before = self.scores.get(&member);
         let crossed = self.scores.adjust(
             &member,
             delta,
@@ -585,6 +591,12 @@ impl Conversation {
                 member.short()
             )));
         }
+        let after = self.scores.get(&member);
+        let applied = match (before, after) {
+            (Some(b), Some(a)) => a.saturating_sub(b),
+            _ => 0,
+        };
+        (member, applied)
     }
 
     /// Records a penalty this member observed on its own (see `suspicion`).

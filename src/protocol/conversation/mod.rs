@@ -80,6 +80,10 @@ pub struct Conversation {
     /// turns local evidence into a group decision.
     #[serde(default)]
     pub suspicion: BTreeMap<MemberId, i64>,
+    /// Score changes made this epoch by decided emergencies: ballot → (target, changes). An
+    /// emergency a commit makes moot is taken back (see `after_commit`).
+    #[serde(default)]
+    pub emergency_effects: BTreeMap<u64, (MemberId, Vec<(MemberId, i64)>)>,
     pub ballots: BTreeMap<u64, Ballot>,
     /// Proposals that arrived after their expiry (read from a backlog after being offline),
     /// with when their expiry may decide them: once the rest of that backlog, which holds
@@ -137,6 +141,7 @@ impl Conversation {
             retry_round: 0,
             scores: Scores::default(),
             suspicion: BTreeMap::new(),
+            emergency_effects: BTreeMap::new(),
             ballots: BTreeMap::new(),
             late_ballots: BTreeMap::new(),
             join_requests: BTreeMap::new(),
