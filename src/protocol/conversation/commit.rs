@@ -237,6 +237,19 @@ impl Conversation {
         }
         let s = self.settings.clone();
         if !self.stewards.active().contains(&sender) {
+            // An election this member has not decided yet (its last votes are on their way)
+            // may make the sender a steward, as it already did for the committer: judge the
+            // candidate once it is decided.
+            let election_open = self.ballots.values().any(|b| {
+                b.decision.is_none()
+                    && matches!(&b.action, Action::Election { stewards, .. } if stewards.contains(&sender))
+            });
+            if election_open {
+                self.held_candidates
+                    .push((sender, prost::Message::encode_to_vec(&c)));
+                self.bound_collections();
+                return Ok(());
+            }
             self.violation(
                 sender,
                 -s.score_invalid_candidate_penalty,

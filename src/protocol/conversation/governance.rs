@@ -164,7 +164,7 @@ impl Conversation {
         // (refusing it would leave this member without the decision, e.g. a steward
         // election, and then refusing the new stewards' commits), do not vote (too late to
         // count), and let expiry decide it only once the backlog has been read.
-        let late = ctx.now_ms > ballot.expires_at_ms.saturating_add(skew);
+        let late = ctx.now_ms >= ballot.expires_at_ms;
         if late {
             self.late_ballots
                 .insert(ballot.id, ctx.now_ms.saturating_add(skew));
