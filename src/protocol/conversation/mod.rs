@@ -308,7 +308,7 @@ impl Conversation {
                 return Err(ProtocolError::InvalidInput("unknown packet kind".into()));
             }
         }
-        self.fire_due(ctx, &mut out)?;
+        self.fire_due_while_reading(ctx, &mut out)?;
         Ok(out)
     }
 
@@ -517,6 +517,25 @@ impl Conversation {
         Err(ProtocolError::Internal("deadlines did not settle".into()))
     }
 
+    /// `fire_due` after an inbound packet, stopping at a deadline that passed long ago (more
+    /// than the allowed clock skew): the member was away (offline, killed, suspended) and is
+    /// reading its backlog, which may still hold what that deadline should act on — the
+    /// candidates of the freeze round it froze in, the votes of a proposal. The poll that
+    /// follows the backlog (`handle_wakeup`, or the host's next wake-up) fires it.
+    fn fire_due_while_reading(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
+        let overdue = ctx.now_ms.saturating_sub(self.settings.max_clock_skew_ms);
+        for _ in 0..10_000 {
+            let Some((at, timer)) = self.next_timer_for(ctx.defer_governance) else {
+                return Ok(());
+            };
+            if at > ctx.now_ms || at < overdue {
+                return Ok(());
+            }
+            self.fire(ctx, timer, out)?;
+        }
+        Err(ProtocolError::Internal("deadlines did not settle".into()))
+    }
+
     fn fire(&mut self, ctx: &Ctx, timer: Timer, out: &mut Output) -> Result<(), ProtocolError> {
         match timer {
             Timer::PendingJoin => {
@@ -560,6 +579,26 @@ impl Conversation {
                 self.election_timer(ctx, &mut group, out)
             }
             Timer::Behind => {
+                // Its own removal was approved and the group moved on to an epoch it cannot
+                // read: the commit it missed is that removal (it cannot be in a later epoch
+                // without having been welcomed to it), so it has left — not something to
+                // re-join.
+                let removal_approved = self
+                    .ballots
+                    .values()
+                    .any(|b| b.decision == Some(true) && b.action.removes() == Some(self.me));
+                if removal_approved {
+                    let reason = if self.leaving {
+                        LeaveReason::SelfLeave
+                    } else {
+                        LeaveReason::Removed
+                    };
+                    tracing::info!(conversation = %self.id, "removal missed; left");
+                    out.events.push(Event::Left(reason));
+                    self.clear_round();
+                    self.set_state(State::Left, out);
+                    return Ok(());
+                }
                 // The commit that would let this member read the newer traffic never came:
                 // it cannot catch up and must re-join with a fresh key package.
                 self.rejoin_required = true;
