@@ -262,3 +262,13 @@ fn f14_a_candidate_from_a_steward_elect_waits_for_the_election() {
 fn f15_a_leaving_member_back_from_offline_learns_it_left() {
     assert_mix_passes(77);
 }
+
+/// F16: a member back from a crash proposed (from the join request in its backlog) in the
+/// epoch it was still in; the others, one commit ahead, refused the proposal as stale, were
+/// then counted as silent YES at its expiry, and could not verify the commit carrying it,
+/// while a member that joined after it could: split. Fixed: a proposal of a recent past
+/// epoch whose voter count is that epoch's group size is registered and voted on.
+#[test]
+fn f16_a_proposal_made_one_epoch_behind_is_still_voted_on() {
+    assert_mix_passes(342);
+}

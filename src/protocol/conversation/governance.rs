@@ -156,9 +156,21 @@ impl Conversation {
         if ballot.owner != sender {
             return Err(ProtocolError::SenderMismatch);
         }
-        if ballot.epoch != self.epoch {
+        // A proposal of a recent past epoch is still registered when its voter count is that
+        // epoch's group size: its owner made it before it saw the commit (reading a backlog,
+        // or the commit crossed it on the network), and it is committed in a later epoch with
+        // its votes as evidence. Refusing it would leave this member silent on it — counted
+        // as YES at expiry by the members that hold it — and unable to verify that commit.
+        let expected_here = if ballot.epoch == self.epoch {
+            Some(self.members.len())
+        } else if ballot.epoch < self.epoch {
+            self.member_counts.get(&ballot.epoch).map(|n| *n as usize)
+        } else {
+            None
+        };
+        let Some(expected_here) = expected_here else {
             return Err(ProtocolError::Stale);
-        }
+        };
         // A proposal of this epoch that expired before it arrived comes from a backlog: the
         // others decided it meanwhile, on votes that follow in that backlog. Register it
         // (refusing it would leave this member without the decision, e.g. a steward
@@ -174,7 +186,7 @@ impl Conversation {
                 "proposal is from the future".into(),
             ));
         }
-        if ballot.expected as usize != self.members.len() {
+        if ballot.expected as usize != expected_here {
             return Err(ProtocolError::InvalidInput(
                 "expected_voters_count is not the group size".into(),
             ));
