@@ -5,13 +5,15 @@
 //! cargo run --release --example simulate -- --seeds 1000 --members 12
 //! cargo run --release --example simulate -- --seed 42 --trace
 //! cargo run --release --example simulate -- --seeds 200 --faults +equivocation,-crashes
-//! cargo run --release --example simulate -- --ci-churn --seed 17 --trace   # a CI sweep seed
+//! cargo run --release --example simulate -- --ci --seed 17 --trace   # a CI sweep seed
+//! cargo run --release --example simulate -- --ci --seeds 10000 --jobs 2   # the long sweep
 //! cargo run --release --example simulate -- --ci --only churn,network --exact --seed 2 --trace
 //! ```
 //!
 //! The default run is `Config::full(12)`: every bounded fault family, one chaos round. Options
 //! apply in order: `--ci` (the CI sweep's shape: 5 members, two rounds, keeping the
-//! families), `--ci-churn` / `--ci-steady` (one of the two CI sweeps exactly), `--only LIST`
+//! families; with the default families it is the CI sweep), `--ci-churn` / `--ci-steady`
+//! (the reduced fault sets of the first CI sweep, kept to compare with its reports), `--only LIST`
 //! (exactly these families), `--seeds N` (run seeds `start..start+N`), `--start S`, `--seed N`
 //! (one seed), `--members M`, `--rounds R`, `--chaos-ms T`, `--settle-ms T`, `--faults LIST`
 //! (`+name` or `-name` per family: network, partitions, long-partitions, crashes, offline, skew, silent,

@@ -58,7 +58,7 @@ fn repeated_invalid_candidates_lead_to_an_emergency_removal() {
         let expected =
             fast_settings().default_peer_score - fast_settings().score_invalid_candidate_penalty;
         assert_eq!(
-            net.nodes[i].conv().scores.get(&bad_id),
+            net.nodes[i].conv().local_score(&bad_id),
             Some(expected),
             "node {i} penalised the author"
         );

@@ -110,8 +110,7 @@ fn a_candidate_from_a_non_steward_costs_its_author_score() {
     assert_eq!(
         net.nodes[observer]
             .conv()
-            .scores
-            .get(&net.nodes[outsider].id()),
+            .local_score(&net.nodes[outsider].id()),
         Some(s.default_peer_score - s.score_invalid_candidate_penalty)
     );
     assert_eq!(net.nodes[observer].conv().epoch, conv.epoch);

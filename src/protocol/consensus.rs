@@ -579,20 +579,26 @@ impl Ballot {
 }
 
 /// Verifies a decided proposal carried as evidence: every vote must verify and come from an
-/// eligible voter, and the votes must decide YES by the same rule as a live tally.
+/// eligible voter, and the carried votes must decide YES by the same rule as a live tally.
+///
+/// `expiry_at` lets expiry decide too (silent voters counted by `liveness_criteria_yes`), as
+/// of that time with the skew in the candidate's favour. Only a verifier that was not a
+/// member when the proposal was made passes it: it could not have seen the proposal, so it
+/// must take the committer's word for the silent voters. Every other verifier decides on
+/// carried votes only — a decision at expiry counts silent voters, and a committer can make
+/// any voter silent by leaving its NO out; such a verifier holds the proposal itself and
+/// decides it at expiry with its own tally.
 pub fn verify_evidence(
     p: &wire::Proposal,
     voters: &BTreeSet<MemberId>,
     skew_ms: u64,
-    now_ms: u64,
+    expiry_at: Option<u64>,
 ) -> Result<Ballot, VoteError> {
     let mut ballot = Ballot::new(p, voters.clone(), skew_ms)?;
     for vote in p.votes.iter().skip(1) {
         ballot.add_vote(vote, None, skew_ms)?;
     }
-    // Expiry is judged with the skew in the verifier's favour of the candidate: a steward whose
-    // clock is slightly ahead may legitimately have counted silent voters.
-    let expired = now_ms.saturating_add(skew_ms) >= ballot.expires_at_ms;
+    let expired = expiry_at.is_some_and(|now| now.saturating_add(skew_ms) >= ballot.expires_at_ms);
     let (yes, no) = ballot.counts();
     match decide(ballot.expected, yes, no, expired, ballot.liveness_yes) {
         Some(true) => {

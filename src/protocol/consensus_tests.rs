@@ -236,7 +236,7 @@ fn evidence_round_trips_and_proves_the_decision() {
         .add_vote(&new_vote(&b, &p, true, 2_000), Some(b.member_id()), 0)
         .unwrap();
     let evidence = ballot.evidence().unwrap();
-    let verified = verify_evidence(&evidence, &eligible, 0, 2_000).unwrap();
+    let verified = verify_evidence(&evidence, &eligible, 0, Some(2_000)).unwrap();
     assert_eq!(verified.decision, Some(true));
     assert_eq!(verified.digest, ballot.digest);
     // Evidence that does not decide YES is refused.
@@ -244,9 +244,12 @@ fn evidence_round_trips_and_proves_the_decision() {
         .unwrap()
         .evidence()
         .unwrap();
-    assert!(verify_evidence(&lone, &eligible, 0, 2_000).is_err());
-    // … unless the proposal expired and silent voters count as YES.
-    assert!(verify_evidence(&lone, &eligible, 0, 11_000).is_ok());
+    assert!(verify_evidence(&lone, &eligible, 0, Some(2_000)).is_err());
+    // A verifier that could have voted decides on carried votes only, even after expiry: a
+    // committer could silence any voter by leaving its NO out of the evidence.
+    assert!(verify_evidence(&lone, &eligible, 0, None).is_err());
+    // One that was not a member then may let expiry decide (silent voters count as YES).
+    assert!(verify_evidence(&lone, &eligible, 0, Some(11_000)).is_ok());
 }
 
 #[test]

@@ -1,9 +1,13 @@
 //! Peer scoring (spec "Peer Scoring"): a per-conversation table from member to score.
 //!
-//! Scores start at `default_peer_score` and change only from observed protocol events
-//! (a chosen commit, an invalid or unauthorized candidate, a missed commit) and finalized
-//! votes (emergency removals). Rewards never lift a score above the default, so good behaviour
-//! heals past faults but cannot bank credit for future ones. A downward crossing of
+//! Scores start at `default_peer_score` and change only from what every member applying the
+//! same commits and decisions sees alike — an applied commit (its author's reward, the
+//! missed-commit penalty of the epoch steward it replaced), a freeze round with no valid
+//! candidate, finalized emergency votes — so that all members of one epoch hold the same
+//! table. A member's own observations of invalid candidates are kept apart by the
+//! conversation (`suspicion`) and reach this table only through an emergency vote.
+//! Rewards never lift a score above the default, so good behaviour heals past faults but
+//! cannot bank credit for future ones. A downward crossing of
 //! `removal_threshold` is reported so the engine raises an emergency removal proposal.
 
 use std::collections::BTreeMap;

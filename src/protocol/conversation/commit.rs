@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Conversation, OwnCommit, State};
+use super::{Conversation, EPOCH_HISTORY, OwnCommit, State};
 use crate::mls::{Group, MemberId};
 use crate::protocol::consensus::{self, Action};
 use crate::protocol::freeze::{self, Candidate};
@@ -30,6 +30,14 @@ use crate::wire::{self, group_payload::Content};
 
 /// A candidate's ballots with their digests, in commit order.
 type Sequence = (Vec<u64>, Vec<[u8; 32]>);
+
+/// What a candidate's evidence shows this member.
+enum Evidence {
+    Valid(Sequence),
+    /// A referenced proposal is held here undecided: judge the candidate once it is decided.
+    Undecided,
+    Invalid,
+}
 
 /// The membership changes a sequence of ballots asks for, as every member computes them.
 struct Changes {
@@ -122,7 +130,14 @@ impl Conversation {
             c.epoch == self.epoch && c.retry_round == self.retry_round && c.committer != self.me
         });
         if others_froze {
-            self.apply_best_received(ctx, group, out)?;
+            // Join the round as a voter, without a candidate of its own: members that select
+            // before it would arrive could not include it, and would apply another one.
+            self.set_state(State::Freezing, out);
+            self.freeze_until = Some(ctx.now_ms.saturating_add(self.settings.freeze_window_ms));
+            if self.all_candidates_in() {
+                self.freeze_until = None;
+                return self.select_and_apply(ctx, group, out);
+            }
             return Ok(());
         }
         // The timer fires late (the app was suspended or killed): the others' inactivity
@@ -222,6 +237,19 @@ impl Conversation {
         }
         let s = self.settings.clone();
         if !self.stewards.active().contains(&sender) {
+            // An election this member has not decided yet (its last votes are on their way)
+            // may make the sender a steward, as it already did for the committer: judge the
+            // candidate once it is decided.
+            let election_open = self.ballots.values().any(|b| {
+                b.decision.is_none()
+                    && matches!(&b.action, Action::Election { stewards, .. } if stewards.contains(&sender))
+            });
+            if election_open {
+                self.held_candidates
+                    .push((sender, prost::Message::encode_to_vec(&c)));
+                self.bound_collections();
+                return Ok(());
+            }
             self.violation(
                 sender,
                 -s.score_invalid_candidate_penalty,
@@ -245,8 +273,14 @@ impl Conversation {
             return Ok(());
         }
         let (ballots, digests) = match self.accept_evidence(ctx, group, &c, out)? {
-            Some(x) => x,
-            None => {
+            Evidence::Valid(x) => x,
+            Evidence::Undecided => {
+                self.held_candidates
+                    .push((sender, prost::Message::encode_to_vec(&c)));
+                self.bound_collections();
+                return Ok(());
+            }
+            Evidence::Invalid => {
                 self.violation(
                     sender,
                     -s.score_invalid_candidate_penalty,
@@ -277,19 +311,38 @@ impl Conversation {
         Ok(())
     }
 
+    /// Judges the candidates held back for undecided proposals again (a ballot was decided).
+    pub(super) fn recheck_held_candidates(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        for (sender, bytes) in std::mem::take(&mut self.held_candidates) {
+            let Ok(c) = <wire::CommitCandidate as prost::Message>::decode(bytes.as_slice()) else {
+                continue;
+            };
+            if c.epoch != self.epoch || c.retry_round != self.retry_round {
+                continue;
+            }
+            self.on_candidate(ctx, group, sender, c, out)?;
+        }
+        Ok(())
+    }
+
     /// Checks a candidate's proposals: each must be decided YES locally or carry verifiable
     /// evidence, in strictly ascending digest order, within the batch cap, and none may remove
-    /// the committer. `None` means the candidate is invalid.
+    /// the committer.
     fn accept_evidence(
         &mut self,
         ctx: &Ctx,
         group: &mut Group,
         c: &wire::CommitCandidate,
         out: &mut Output,
-    ) -> Result<Option<Sequence>, ProtocolError> {
+    ) -> Result<Evidence, ProtocolError> {
         if c.proposals.is_empty() || c.proposals.len() > self.settings.max_commit_proposals as usize
         {
-            return Ok(None);
+            return Ok(Evidence::Invalid);
         }
         let committer = MemberId::from_slice(&c.committer)?;
         let voters: BTreeSet<MemberId> = self.voters();
@@ -300,21 +353,40 @@ impl Conversation {
         for p in &c.proposals {
             let digest = wire::proposal_digest(p);
             if digests.last().is_some_and(|last| *last >= digest) {
-                return Ok(None);
+                return Ok(Evidence::Invalid);
             }
             let known_yes = self
                 .ballots
                 .get(&p.proposal_id)
                 .is_some_and(|b| b.decision == Some(true) && b.digest == digest);
             if !known_yes {
-                let Ok(mut ballot) = consensus::verify_evidence(p, &voters, skew, ctx.now_ms)
-                else {
-                    return Ok(None);
+                // A member of the proposal's epoch could have voted and holds the proposal
+                // (or will, from its backlog): it decides expiry itself. One that joined later
+                // never saw it and takes the carried decision, expiry included.
+                // (`member_counts` starts at the epoch this member joined in, unless its
+                // history was trimmed: then nothing older counts as "before my time".)
+                let joined = self.member_counts.keys().next().copied().unwrap_or(0);
+                let trimmed = self.member_counts.len() >= EPOCH_HISTORY;
+                let was_member =
+                    trimmed || consensus::parse_payload(p).is_ok_and(|(_, epoch)| epoch >= joined);
+                let expiry_at = (!was_member).then_some(ctx.now_ms);
+                let Ok(mut ballot) = consensus::verify_evidence(p, &voters, skew, expiry_at) else {
+                    // A proposal this member holds undecided may still be decided here (at
+                    // its expiry, or when its votes arrive): wait for that.
+                    let undecided = self
+                        .ballots
+                        .get(&p.proposal_id)
+                        .is_some_and(|b| b.decision.is_none() && b.digest == digest);
+                    return Ok(if undecided {
+                        Evidence::Undecided
+                    } else {
+                        Evidence::Invalid
+                    });
                 };
                 if let Some(n) = self.member_counts.get(&ballot.epoch)
                     && *n != ballot.expected
                 {
-                    return Ok(None);
+                    return Ok(Evidence::Invalid);
                 }
                 if let Some(local) = self.ballots.get(&p.proposal_id) {
                     // Keep the voter set this member registered; the evidence decides.
@@ -327,7 +399,7 @@ impl Conversation {
         }
         for ballot in adopted {
             if ballot.action.removes() == Some(committer) {
-                return Ok(None);
+                return Ok(Evidence::Invalid);
             }
             let id = ballot.id;
             out.events.push(Event::ProposalResolved {
@@ -343,12 +415,12 @@ impl Conversation {
             .filter_map(|id| self.ballots.get(id))
             .any(|b| b.action.removes() == Some(committer))
         {
-            return Ok(None);
+            return Ok(Evidence::Invalid);
         }
-        Ok(Some((ids, digests)))
+        Ok(Evidence::Valid((ids, digests)))
     }
 
-    fn all_candidates_in(&self) -> bool {
+    pub(super) fn all_candidates_in(&self) -> bool {
         self.stewards
             .active()
             .iter()
@@ -367,7 +439,11 @@ impl Conversation {
         }
         self.set_state(State::Freezing, out);
         self.freeze_until = Some(ctx.now_ms.saturating_add(self.settings.freeze_window_ms));
+        let others_started = self.candidates.iter().any(|c| {
+            c.epoch == self.epoch && c.retry_round == self.retry_round && c.committer != self.me
+        });
         if self.stewards.active().contains(&self.me)
+            && !others_started
             && let Err(e) = self.send_candidate(ctx, group, out)
         {
             out.events.push(Event::Warning(format!(
@@ -395,29 +471,13 @@ impl Conversation {
         let epoch_steward = self.stewards.epoch_steward(self.epoch);
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.retain(|c| c.epoch == self.epoch && c.retry_round == self.retry_round);
-        let epoch_steward_answered = candidates
-            .iter()
-            .any(|c| Some(c.committer) == epoch_steward);
         for index in
             freeze::preference_order(&candidates, epoch_steward, self.stewards.backup(self.epoch))
         {
             let candidate = candidates[index].clone();
             if self.try_apply(ctx, group, candidate, out)? {
-                // A freeze round was needed and the epoch steward sent nothing: inactivity.
-                if let Some(es) = epoch_steward
-                    && !epoch_steward_answered
-                    && es != self.me
-                    && self.members.contains(&es)
-                {
-                    let penalty = self.settings.score_missed_commit_penalty;
-                    self.violation(
-                        es,
-                        -penalty,
-                        ScoreEvent::MissedCommit,
-                        "epoch steward sent no candidate",
-                        out,
-                    );
-                }
+                // The epoch steward's missed commit is penalised in `after_commit`, from the
+                // applied commit itself, so that every member applying it agrees.
                 return self.raise_emergencies(ctx, group, out);
             }
         }
@@ -429,17 +489,14 @@ impl Conversation {
             self.set_state(State::Working, out);
             return Ok(());
         }
-        if let Some(es) = epoch_steward
-            && es != self.me
-        {
+        // No valid candidate at all: every member of this round reaches this point with the
+        // same candidates (or the round forked anyway), so the penalty goes to the group's
+        // table; the epoch steward counts it against itself too.
+        if let Some(es) = epoch_steward {
+            tracing::warn!(conversation = %self.id, member = %es.short(),
+                "epoch steward did not commit approved work");
             let penalty = self.settings.score_missed_commit_penalty;
-            self.violation(
-                es,
-                -penalty,
-                ScoreEvent::MissedCommit,
-                "epoch steward did not commit approved work",
-                out,
-            );
+            self.score(es, -penalty, ScoreEvent::MissedCommit, out);
         }
         self.retry_round += 1;
         self.inactivity_at = None;
@@ -472,9 +529,7 @@ impl Conversation {
         }
         let epoch_steward = self.stewards.epoch_steward(self.epoch);
         let mut candidates = std::mem::take(&mut self.candidates);
-        candidates.retain(|c| {
-            c.epoch == self.epoch && c.retry_round == self.retry_round && c.committer != self.me
-        });
+        candidates.retain(|c| c.epoch == self.epoch && c.retry_round == self.retry_round);
         let backup = self.stewards.backup(self.epoch);
         for index in freeze::preference_order(&candidates, epoch_steward, backup) {
             let candidate = candidates[index].clone();
@@ -571,6 +626,7 @@ impl Conversation {
         mine: bool,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
+        let epoch_steward = self.stewards.epoch_steward(self.epoch);
         self.epoch = group.epoch();
         self.members = group.members();
         self.member_counts
@@ -604,17 +660,46 @@ impl Conversation {
             Action::Add { member, .. } => !members.contains(member),
             other => other.removes().is_none_or(|m| members.contains(&m)),
         });
+        // Emergencies against a member this commit removed, other than those it committed,
+        // are moot: members that had not decided them yet drop them above, so those that
+        // had take back their score effects — all members then agree. (Their votes, sent in
+        // the old epoch, can no longer reach members already past it.)
+        for (id, (target, effects)) in std::mem::take(&mut self.emergency_effects) {
+            if removed.contains(&target) && !candidate.ballots.contains(&id) {
+                for (m, delta) in effects {
+                    if let Some(score) = self.scores.get(&m) {
+                        self.scores.set(m, score.saturating_sub(delta));
+                    }
+                }
+            }
+        }
+        let open = &self.ballots;
+        self.late_ballots.retain(|id, _| open.contains_key(id));
         for m in &added {
             self.scores.ensure(*m, self.settings.default_peer_score);
             self.join_requests.remove(m);
         }
         for m in &removed {
             self.scores.remove(m);
+            self.suspicion.remove(m);
             self.stewards.remove(m);
         }
         let reward = self.settings.score_commit_reward;
         self.score(candidate.committer, reward, ScoreEvent::CommitChosen, out);
+        // A commit by another steward than the epoch steward of its epoch and round means
+        // the epoch steward missed it (a freeze round replaced it). Derived from the applied
+        // commit alone — not from whether this member saw the freeze round — so every member,
+        // the epoch steward included, applies the same penalty. An epoch steward removed by
+        // the commit (its backup commits its removal) is gone from the table.
+        if let Some(es) = epoch_steward
+            && es != candidate.committer
+            && self.members.contains(&es)
+        {
+            let penalty = self.settings.score_missed_commit_penalty;
+            self.score(es, -penalty, ScoreEvent::MissedCommit, out);
+        }
         self.candidates.clear();
+        self.held_candidates.clear();
         self.freeze_until = None;
         self.inactivity_at = None;
         self.commit_at = None;
@@ -691,6 +776,10 @@ impl Conversation {
             "{what} (member {})",
             member.short()
         )));
-        self.score(member, delta, why, out);
+        // What a member finds wrong with a candidate it received is its own observation:
+        // members in another epoch or round, or that were sent another candidate, did not
+        // make it. It counts locally and reaches the group's table only through an emergency
+        // vote.
+        self.suspect(member, delta, why);
     }
 }

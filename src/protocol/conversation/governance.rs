@@ -156,15 +156,37 @@ impl Conversation {
         if ballot.owner != sender {
             return Err(ProtocolError::SenderMismatch);
         }
-        if ballot.epoch != self.epoch || ctx.now_ms > ballot.expires_at_ms.saturating_add(skew) {
+        // A proposal of a recent past epoch is still registered when its voter count is that
+        // epoch's group size: its owner made it before it saw the commit (reading a backlog,
+        // or the commit crossed it on the network), and it is committed in a later epoch with
+        // its votes as evidence. Refusing it would leave this member silent on it — counted
+        // as YES at expiry by the members that hold it — and unable to verify that commit.
+        let expected_here = if ballot.epoch == self.epoch {
+            Some(self.members.len())
+        } else if ballot.epoch < self.epoch {
+            self.member_counts.get(&ballot.epoch).map(|n| *n as usize)
+        } else {
+            None
+        };
+        let Some(expected_here) = expected_here else {
             return Err(ProtocolError::Stale);
+        };
+        // A proposal of this epoch that expired before it arrived comes from a backlog: the
+        // others decided it meanwhile, on votes that follow in that backlog. Register it
+        // (refusing it would leave this member without the decision, e.g. a steward
+        // election, and then refusing the new stewards' commits), do not vote (too late to
+        // count), and let expiry decide it only once the backlog has been read.
+        let late = ctx.now_ms >= ballot.expires_at_ms;
+        if late {
+            self.late_ballots
+                .insert(ballot.id, ctx.now_ms.saturating_add(skew));
         }
         if ballot.created_at_ms > ctx.now_ms.saturating_add(skew) {
             return Err(ProtocolError::InvalidInput(
                 "proposal is from the future".into(),
             ));
         }
-        if ballot.expected as usize != self.members.len() {
+        if ballot.expected as usize != expected_here {
             return Err(ProtocolError::InvalidInput(
                 "expected_voters_count is not the group size".into(),
             ));
@@ -188,10 +210,11 @@ impl Conversation {
                 Err(_) => {}
             }
         }
-        let eligible = self
-            .ballots
-            .get(&id)
-            .is_some_and(|b| b.voters.contains(&self.me) && !b.has_voted(&self.me));
+        let eligible = !late
+            && self
+                .ballots
+                .get(&id)
+                .is_some_and(|b| b.voters.contains(&self.me) && !b.has_voted(&self.me));
         if eligible {
             if let Some(view) = self.ballots.get(&id).map(|b| self.proposal_view(b)) {
                 out.events.push(Event::VoteRequested(view));
@@ -352,8 +375,7 @@ impl Conversation {
             Action::Remove { member } | Action::Leave { member } => self.members.contains(member),
             Action::Election { .. } => self.election_matches(id),
             Action::Emergency { member, .. } => self
-                .scores
-                .get(member)
+                .local_score(member)
                 .is_some_and(|s| s < self.settings.removal_threshold),
         }
     }
@@ -393,17 +415,28 @@ impl Conversation {
         if ballot.decision.is_some() {
             return Ok(());
         }
-        let Some(approved) = ballot.tally(ctx.now_ms) else {
+        // A late proposal is judged as of just before its expiry (carried majorities only)
+        // until its backlog has been read.
+        let judge_at = match self.late_ballots.get(&id) {
+            Some(at) if ctx.now_ms < *at => ballot.expires_at_ms.saturating_sub(1),
+            _ => ctx.now_ms,
+        };
+        let Some(approved) = ballot.tally(judge_at) else {
             return Ok(());
         };
         ballot.decision = Some(approved);
+        self.late_ballots.remove(&id);
         self.auto_votes.remove(&id);
         tracing::debug!(conversation = %self.id, proposal = id, approved, "proposal resolved");
         out.events.push(Event::ProposalResolved {
             proposal_id: id,
             approved,
         });
-        self.on_decided(ctx, group, id, approved, out)
+        self.on_decided(ctx, group, id, approved, out)?;
+        if !self.held_candidates.is_empty() {
+            self.recheck_held_candidates(ctx, group, out)?;
+        }
+        Ok(())
     }
 
     /// Applies the consequences of a decision.
@@ -445,27 +478,34 @@ impl Conversation {
                 }
             }
             (Action::Emergency { member, .. }, true) => {
-                self.score(
-                    owner,
-                    s.score_emergency_reward,
-                    ScoreEvent::EmergencyRewarded,
-                    out,
-                );
-                self.score(
-                    *member,
-                    -s.score_invalid_candidate_penalty,
-                    ScoreEvent::EmergencyUpheld,
-                    out,
-                );
+                let effects = vec![
+                    self.score(
+                        owner,
+                        s.score_emergency_reward,
+                        ScoreEvent::EmergencyRewarded,
+                        out,
+                    ),
+                    self.score(
+                        *member,
+                        -s.score_invalid_candidate_penalty,
+                        ScoreEvent::EmergencyUpheld,
+                        out,
+                    ),
+                ];
+                self.emergency_effects.insert(id, (*member, effects));
                 self.on_new_approved_work(ctx, out);
             }
-            (Action::Emergency { .. }, false) => {
-                self.score(
+            (Action::Emergency { member, .. }, false) => {
+                // The group judged this member: local evidence against it is superseded, and
+                // must not raise the same emergency again.
+                self.suspicion.remove(member);
+                let effect = self.score(
                     owner,
                     -s.score_rejected_emergency_penalty,
                     ScoreEvent::EmergencyRejected,
                     out,
                 );
+                self.emergency_effects.insert(id, (*member, vec![effect]));
                 self.ballots.remove(&id);
             }
             (_, true) => self.on_new_approved_work(ctx, out),
@@ -540,14 +580,16 @@ impl Conversation {
         Ok(())
     }
 
-    /// Applies a score change and raises an emergency removal on a downward threshold crossing.
+    /// Applies a score change and warns on a downward threshold crossing; returns the member
+    /// and the change actually made (rewards are capped).
     pub(super) fn score(
         &mut self,
         member: MemberId,
         delta: i64,
         why: ScoreEvent,
         out: &mut Output,
-    ) {
+    ) -> (MemberId, i64) {
+        let before = self.scores.get(&member);
         let crossed = self.scores.adjust(
             &member,
             delta,
@@ -561,6 +603,36 @@ impl Conversation {
                 member.short()
             )));
         }
+        let after = self.scores.get(&member);
+        let applied = match (before, after) {
+            (Some(b), Some(a)) => a.saturating_sub(b),
+            _ => 0,
+        };
+        (member, applied)
+    }
+
+    /// Records a penalty this member observed on its own (see `suspicion`).
+    pub(super) fn suspect(&mut self, member: MemberId, delta: i64, why: ScoreEvent) {
+        if !self.members.contains(&member) {
+            return;
+        }
+        let before = self.local_score(&member);
+        let entry = self.suspicion.entry(member).or_insert(0);
+        *entry = entry.saturating_add(delta);
+        tracing::debug!(member = %member.short(), delta, ?why, "local penalty");
+        let threshold = self.settings.removal_threshold;
+        if before.is_some_and(|s| s >= threshold)
+            && self.local_score(&member).is_some_and(|s| s < threshold)
+        {
+            tracing::warn!(member = %member.short(), "member fell below the removal threshold");
+        }
+    }
+
+    /// The group's score of `member` with this member's own penalties counted: what it acts
+    /// on when raising and voting on emergency removals.
+    pub fn local_score(&self, member: &MemberId) -> Option<i64> {
+        let agreed = self.scores.get(member)?;
+        Some(agreed.saturating_add(self.suspicion.get(member).copied().unwrap_or(0)))
     }
 
     /// Raises emergency removals for members below the threshold that nobody has proposed yet.
@@ -573,8 +645,15 @@ impl Conversation {
         if !self.is_member_state() {
             return Ok(());
         }
-        for member in self.scores.below(self.settings.removal_threshold) {
-            if member == self.me || !self.members.contains(&member) {
+        let threshold = self.settings.removal_threshold;
+        let below: Vec<MemberId> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| self.local_score(m).is_some_and(|s| s < threshold))
+            .collect();
+        for member in below {
+            if member == self.me {
                 continue;
             }
             let pending = self

@@ -70,8 +70,27 @@ pub struct Conversation {
     pub stewards: StewardList,
     /// Retry round of the current epoch (bumped by a failed freeze round).
     pub retry_round: u32,
+    /// The group's peer scores: changed only by what every member applying the same commits
+    /// and decisions sees alike (a commit's author and epoch steward, finalized emergency
+    /// votes), so that all members of one epoch hold the same table.
     pub scores: Scores,
+    /// Penalties from this member's own observations (invalid candidates it received),
+    /// which other members may not have made. Kept apart from `scores` so the tables agree;
+    /// counted with them when deciding to raise and vote for an emergency removal, which
+    /// turns local evidence into a group decision.
+    #[serde(default)]
+    pub suspicion: BTreeMap<MemberId, i64>,
+    /// Score changes made this epoch by decided emergencies: ballot → (target, changes). An
+    /// emergency a commit makes moot is taken back (see `after_commit`).
+    #[serde(default)]
+    pub emergency_effects: BTreeMap<u64, (MemberId, Vec<(MemberId, i64)>)>,
     pub ballots: BTreeMap<u64, Ballot>,
+    /// Proposals that arrived after their expiry (read from a backlog after being offline),
+    /// with when their expiry may decide them: once the rest of that backlog, which holds
+    /// their votes, has been read. Deciding at once would count the members whose votes are
+    /// still further down the backlog as silent.
+    #[serde(default)]
+    pub late_ballots: BTreeMap<u64, u64>,
     pub join_requests: BTreeMap<MemberId, JoinRequest>,
     pub pending_join_until: Option<u64>,
     pub auto_votes: BTreeMap<u64, u64>,
@@ -80,6 +99,12 @@ pub struct Conversation {
     pub freeze_until: Option<u64>,
     pub election_since: Option<u64>,
     pub candidates: Vec<Candidate>,
+    /// Candidates of this epoch and round (sender, encoded candidate) that reference a
+    /// proposal this member holds but has not decided yet (its votes are still on their way,
+    /// or it decides at expiry and its clock is behind the committer's). Judged again when
+    /// one of its ballots is decided, instead of being refused as "not finalized".
+    #[serde(default)]
+    pub held_candidates: Vec<(MemberId, Vec<u8>)>,
     pub own_commit: Option<OwnCommit>,
     pub recovering: bool,
     /// Lower-class proposals created while an emergency was open, sent once it resolves.
@@ -97,6 +122,7 @@ pub struct Conversation {
 }
 
 const MAX_ORPHAN_VOTES: usize = 1024;
+const MAX_HELD_CANDIDATES: usize = 64;
 const MAX_JOIN_REQUESTS: usize = 4096;
 const MAX_BALLOTS: usize = 8192;
 const EPOCH_HISTORY: usize = 16;
@@ -114,7 +140,10 @@ impl Conversation {
             stewards: StewardList::default(),
             retry_round: 0,
             scores: Scores::default(),
+            suspicion: BTreeMap::new(),
+            emergency_effects: BTreeMap::new(),
             ballots: BTreeMap::new(),
+            late_ballots: BTreeMap::new(),
             join_requests: BTreeMap::new(),
             pending_join_until: None,
             auto_votes: BTreeMap::new(),
@@ -123,6 +152,7 @@ impl Conversation {
             freeze_until: None,
             election_since: None,
             candidates: Vec::new(),
+            held_candidates: Vec::new(),
             own_commit: None,
             recovering: false,
             held_back: Vec::new(),
@@ -281,7 +311,7 @@ impl Conversation {
                 return Err(ProtocolError::InvalidInput("unknown packet kind".into()));
             }
         }
-        self.fire_due(ctx, &mut out)?;
+        self.fire_due_while_reading(ctx, &mut out)?;
         Ok(out)
     }
 
@@ -310,7 +340,7 @@ impl Conversation {
             }
             // Traffic of a later epoch proves a commit was applied; if its candidate is among
             // those held, apply it now (the driver then re-feeds this packet).
-            if !self.candidates.is_empty() {
+            if !self.candidates.is_empty() && self.all_candidates_in() {
                 let mut group = self.load_group(ctx)?;
                 self.apply_best_received(ctx, &mut group, out)?;
             }
@@ -437,7 +467,8 @@ impl Conversation {
         if self.is_member_state() {
             for b in self.ballots.values() {
                 if b.decision.is_none() {
-                    d.push((b.expires_at_ms, Timer::Ballot(b.id)));
+                    let at = self.late_ballots.get(&b.id).copied().unwrap_or(0);
+                    d.push((b.expires_at_ms.max(at), Timer::Ballot(b.id)));
                 }
                 // Decided members relay too: they hold the votes the others may lack.
                 if !b.relayed && !b.by_evidence && b.has_voted(&self.me) {
@@ -489,6 +520,25 @@ impl Conversation {
         Err(ProtocolError::Internal("deadlines did not settle".into()))
     }
 
+    /// `fire_due` after an inbound packet, stopping at a deadline that passed long ago (more
+    /// than the allowed clock skew): the member was away (offline, killed, suspended) and is
+    /// reading its backlog, which may still hold what that deadline should act on — the
+    /// candidates of the freeze round it froze in, the votes of a proposal. The poll that
+    /// follows the backlog (`handle_wakeup`, or the host's next wake-up) fires it.
+    fn fire_due_while_reading(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
+        let overdue = ctx.now_ms.saturating_sub(self.settings.max_clock_skew_ms);
+        for _ in 0..10_000 {
+            let Some((at, timer)) = self.next_timer_for(ctx.defer_governance) else {
+                return Ok(());
+            };
+            if at > ctx.now_ms || at < overdue {
+                return Ok(());
+            }
+            self.fire(ctx, timer, out)?;
+        }
+        Err(ProtocolError::Internal("deadlines did not settle".into()))
+    }
+
     fn fire(&mut self, ctx: &Ctx, timer: Timer, out: &mut Output) -> Result<(), ProtocolError> {
         match timer {
             Timer::PendingJoin => {
@@ -532,6 +582,26 @@ impl Conversation {
                 self.election_timer(ctx, &mut group, out)
             }
             Timer::Behind => {
+                // Its own removal was approved and the group moved on to an epoch it cannot
+                // read: the commit it missed is that removal (it cannot be in a later epoch
+                // without having been welcomed to it), so it has left — not something to
+                // re-join.
+                let removal_approved = self
+                    .ballots
+                    .values()
+                    .any(|b| b.decision == Some(true) && b.action.removes() == Some(self.me));
+                if removal_approved {
+                    let reason = if self.leaving {
+                        LeaveReason::SelfLeave
+                    } else {
+                        LeaveReason::Removed
+                    };
+                    tracing::info!(conversation = %self.id, "removal missed; left");
+                    out.events.push(Event::Left(reason));
+                    self.clear_round();
+                    self.set_state(State::Left, out);
+                    return Ok(());
+                }
                 // The commit that would let this member read the newer traffic never came:
                 // it cannot catch up and must re-join with a fresh key package.
                 self.rejoin_required = true;
@@ -596,6 +666,10 @@ impl Conversation {
     }
 
     fn bound_collections(&mut self) {
+        if self.held_candidates.len() > MAX_HELD_CANDIDATES {
+            let excess = self.held_candidates.len() - MAX_HELD_CANDIDATES;
+            self.held_candidates.drain(..excess);
+        }
         if self.orphan_votes.len() > MAX_ORPHAN_VOTES {
             let excess = self.orphan_votes.len() - MAX_ORPHAN_VOTES;
             self.orphan_votes.drain(..excess);
