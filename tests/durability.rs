@@ -464,13 +464,14 @@ fn a_freeze_window_that_ended_while_closed_fires_on_the_next_poll() {
 }
 
 #[test]
-#[ignore = "known protocol bug (open): an epoch steward that polls before it receives its backlog prefers its own candidate in the freeze round and forks"]
 fn an_epoch_steward_closed_before_its_commit_timer_follows_the_group_when_back() {
     // The epoch steward has seen the approval but its app is killed before the commit timer
     // (commit_delay) fires; the others freeze and apply the backup's candidate. When it comes
     // back, its overdue commit timer makes it build, send and apply its own candidate for the
     // old epoch — a different epoch than the group's: a fork. Found by the crash test with
-    // downtimes (WITAN_DURABILITY_DOWNTIME=1).
+    // downtimes (WITAN_DURABILITY_DOWNTIME=1). Fixed by the engine's wait for the backlog:
+    // a poll that finds the commit or inactivity deadline long overdue postpones those two
+    // by one freeze window, during which the backlog shows what the group did.
     let mut w = World::new(&["alice", "bob", "carol", "dave", "erin"]);
     w.form(0, &[1, 2, 3, 4]);
     w.run_for(20_000);

@@ -14,6 +14,8 @@ pub enum Timer {
     Inactivity,
     Election,
     Behind,
+    /// The end of a returning member's wait for its backlog.
+    CatchUp,
 }
 
 /// The earliest of `deadlines`, ties broken by the timer order above.

@@ -119,6 +119,10 @@ pub struct Conversation {
     /// The member fell too far behind and was told to re-join.
     #[serde(default)]
     pub rejoin_required: bool,
+    /// Back from away: until then a poll acts on no deadline, so the backlog the transport is
+    /// about to deliver is read first (see `poll`).
+    #[serde(default)]
+    pub catch_up_until: Option<u64>,
 }
 
 const MAX_ORPHAN_VOTES: usize = 1024;
@@ -150,6 +154,7 @@ impl Conversation {
             commit_at: None,
             inactivity_at: None,
             freeze_until: None,
+            catch_up_until: None,
             election_since: None,
             candidates: Vec::new(),
             held_candidates: Vec::new(),
@@ -482,6 +487,7 @@ impl Conversation {
             );
             d.extend(self.commit_at.map(|at| (at, Timer::StewardCommit)));
             d.extend(self.freeze_until.map(|at| (at, Timer::Freeze)));
+            d.extend(self.catch_up_until.map(|at| (at, Timer::CatchUp)));
             d.extend(self.inactivity_at.map(|at| (at, Timer::Inactivity)));
             if let Some(at) = self.election_deadline() {
                 d.push((at, Timer::Election));
@@ -495,14 +501,44 @@ impl Conversation {
         if deferring {
             d.retain(|(_, t)| matches!(t, Timer::PendingJoin | Timer::Ballot(_) | Timer::Behind));
         }
+        if let Some(until) = self.catch_up_until {
+            // Waiting for the backlog (`wait_for_backlog_if_back`).
+            for (at, timer) in &mut d {
+                if matches!(timer, Timer::StewardCommit | Timer::Inactivity) {
+                    *at = (*at).max(until);
+                }
+            }
+        }
         timers::earliest(d)
     }
 
     /// Fires every deadline due at `ctx.now_ms`, earliest first.
     pub fn poll(&mut self, ctx: &Ctx) -> Result<Output, ProtocolError> {
         let mut out = Output::default();
+        self.wait_for_backlog_if_back(ctx);
         self.fire_due(ctx, &mut out)?;
         Ok(out)
+    }
+
+    /// A poll that finds the commit or inactivity deadline passed long ago (more than the
+    /// allowed clock skew) comes from a member back from away — killed, suspended, offline —
+    /// and is often the app's first call, before the transport hands over the backlog.
+    /// Acting on it at once would act blind: an epoch steward whose commit timer is overdue
+    /// would commit alone although the others froze and moved on without it, a fork. So those
+    /// two deadlines wait one freeze window (`catch_up_until`; the host is woken at its end)
+    /// while packets that arrive meanwhile are read and every other deadline fires as usual.
+    fn wait_for_backlog_if_back(&mut self, ctx: &Ctx) {
+        if self.catch_up_until.is_some() || ctx.defer_governance {
+            return;
+        }
+        let overdue = ctx.now_ms.saturating_sub(self.settings.max_clock_skew_ms);
+        let long_overdue = [self.commit_at, self.inactivity_at]
+            .into_iter()
+            .flatten()
+            .any(|at| at < overdue);
+        if long_overdue {
+            self.catch_up_until = Some(ctx.now_ms.saturating_add(self.settings.freeze_window_ms));
+        }
     }
 
     fn fire_due(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
@@ -571,6 +607,10 @@ impl Conversation {
                 self.inactivity_at = None;
                 let mut group = self.load_group(ctx)?;
                 self.enter_freeze(ctx, &mut group, out)
+            }
+            Timer::CatchUp => {
+                self.catch_up_until = None;
+                Ok(())
             }
             Timer::Freeze => {
                 self.freeze_until = None;
