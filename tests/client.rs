@@ -8,13 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use witan::client::{
-    ClientConfig, Clock, ConversationSettings, ConversationState, EventListener, InboundPacket,
-    OutboundPacket, Transport, TransportError, WitanClient, WitanError, WitanEvent,
-    default_conversation_settings,
+    ClientConfig, Clock, ConversationState, InboundPacket, OutboundPacket, Transport,
+    TransportError, WitanClient, WitanError, WitanEvent,
 };
 use witan::wire;
 
-const CONV: &str = "garden-club";
+#[path = "support/clients.rs"]
+mod clients;
+
+use clients::{CONV, Listener, ManualClock, fast_settings};
 
 /// Topic router: FIFO queue of published packets, per-node subscriptions that survive a
 /// client restart, and a mailbox for nodes whose client is closed.
@@ -56,23 +58,6 @@ impl Transport for NodeTransport {
     }
 }
 
-#[derive(Default)]
-struct Listener(Mutex<Vec<WitanEvent>>);
-
-impl EventListener for Listener {
-    fn on_event(&self, event: WitanEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-struct ManualClock(AtomicU64);
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 struct World {
     dir: tempfile::TempDir,
     router: Arc<Router>,
@@ -80,20 +65,6 @@ struct World {
     clients: Vec<Option<Arc<WitanClient>>>,
     listeners: Vec<Arc<Listener>>,
     mailbox: BTreeMap<usize, Vec<Vec<u8>>>,
-}
-
-fn fast_settings() -> ConversationSettings {
-    ConversationSettings {
-        pending_join_timeout_ms: 60_000,
-        commit_inactivity_ms: 3_000,
-        recovery_inactivity_ms: 2_000,
-        freeze_window_ms: 1_000,
-        vote_timeout_ms: 5_000,
-        auto_vote_delay_ms: Some(0),
-        commit_delay_ms: 100,
-        max_clock_skew_ms: 1_000,
-        ..default_conversation_settings()
-    }
 }
 
 impl World {

@@ -67,15 +67,14 @@ impl Database {
         let mut conn = Self::connect(path, opts)?;
         let in_memory = path == ":memory:" || path.is_empty();
         if !in_memory
+            && let Probe::Plaintext = cipher::probe(&conn, path, opts.key.as_ref())?
             && let Some(key) = &opts.key
-            && let Probe::Plaintext = cipher::probe(&conn, path, Some(key))?
         {
+            // A plain database opened with a key (only then is it `Plaintext`).
             drop(conn);
             cipher::encrypt_plaintext(path, key)?;
             conn = Self::connect(path, opts)?;
             cipher::probe(&conn, path, Some(key))?;
-        } else if !in_memory {
-            cipher::probe(&conn, path, opts.key.as_ref())?;
         }
 
         if !in_memory {
