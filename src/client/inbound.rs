@@ -17,7 +17,7 @@ use crate::wire;
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::step::{Effects, Finish, MAX_BUFFERED_PER_CONVERSATION, StepEnv};
+use super::step::{Durability, Effects, Finish, MAX_BUFFERED_PER_CONVERSATION, StepEnv};
 use super::types::{InboundPacket, ReceiveReport, WitanEvent};
 
 /// Packets applied in one transaction at most: bounds how long the write lock is held (the
@@ -116,47 +116,48 @@ impl WitanClient {
             });
         }
         let now = self.clock.now_ms();
-        let ((fates, failure), effects) = self.in_step_then(now, |env| {
-            let mut fates = Vec::with_capacity(decoded.len());
-            let mut failure = None;
-            let mut changed = false;
-            for d in decoded {
-                let d = match d {
-                    Ok(d) => d,
-                    Err(reason) => {
-                        fates.push(Fate::Rejected(reason));
-                        continue;
-                    }
-                };
-                if let Err(e) = env.begin_part() {
-                    failure = Some(e);
-                    break;
-                }
-                match apply_packet(env, &d, now) {
-                    Ok(Finish::Commit(fate)) => {
-                        env.keep_part()?;
-                        changed = true;
-                        fates.push(fate);
-                    }
-                    Ok(Finish::Rollback(fate)) => {
-                        env.undo_part()?;
-                        fates.push(fate);
-                    }
-                    Err(e) => {
-                        // The packets before this one stay applied; if even undoing this
-                        // one fails, the whole step is dropped.
-                        env.undo_part()?;
+        let ((fates, failure), effects) =
+            self.in_step_then(now, Durability::SyncedBeforePublishing, |env| {
+                let mut fates = Vec::with_capacity(decoded.len());
+                let mut failure = None;
+                let mut changed = false;
+                for d in decoded {
+                    let d = match d {
+                        Ok(d) => d,
+                        Err(reason) => {
+                            fates.push(Fate::Rejected(reason));
+                            continue;
+                        }
+                    };
+                    if let Err(e) = env.begin_part() {
                         failure = Some(e);
                         break;
                     }
+                    match apply_packet(env, &d, now) {
+                        Ok(Finish::Commit(fate)) => {
+                            env.keep_part()?;
+                            changed = true;
+                            fates.push(fate);
+                        }
+                        Ok(Finish::Rollback(fate)) => {
+                            env.undo_part()?;
+                            fates.push(fate);
+                        }
+                        Err(e) => {
+                            // The packets before this one stay applied; if even undoing this
+                            // one fails, the whole step is dropped.
+                            env.undo_part()?;
+                            failure = Some(e);
+                            break;
+                        }
+                    }
                 }
-            }
-            Ok(if changed {
-                Finish::Commit((fates, failure))
-            } else {
-                Finish::Rollback((fates, failure))
-            })
-        })?;
+                Ok(if changed {
+                    Finish::Commit((fates, failure))
+                } else {
+                    Finish::Rollback((fates, failure))
+                })
+            })?;
         Ok(Batch {
             fates,
             effects,

@@ -41,7 +41,7 @@ pub use callbacks::{Clock, EventListener, SystemClock, Transport};
 pub use error::{TransportError, WitanError};
 pub use types::*;
 
-use step::{Effects, EngineResult, Finish, StepEnv};
+use step::{Durability, Effects, EngineResult, Finish, StepEnv};
 
 /// Meta row holding the member id the database belongs to (guards against opening one
 /// member's database with another member's identity).
@@ -309,7 +309,8 @@ impl WitanClient {
         now_ms: u64,
         f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<T, WitanError>,
     ) -> Result<(T, Effects), WitanError> {
-        let (value, effects) = self.in_step_then(now_ms, |env| f(env).map(Finish::Commit))?;
+        let (value, effects) =
+            self.in_step_then(now_ms, Durability::Synced, |env| f(env).map(Finish::Commit))?;
         Ok((value, effects.unwrap_or_default()))
     }
 
@@ -318,18 +319,30 @@ impl WitanClient {
     fn in_step_then<T>(
         &self,
         now_ms: u64,
+        durability: Durability,
         f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<Finish<T>, WitanError>,
     ) -> Result<(T, Option<Effects>), WitanError> {
         self.with_db(|db| {
-            let step = db.step()?;
+            let step = match durability {
+                Durability::Synced => db.step()?,
+                Durability::SyncedBeforePublishing => db.relaxed_step()?,
+            };
             let mut env = StepEnv::new(&step, &self.identity, now_ms);
             env.defer_governance = self.role == ClientRole::NotificationExtension;
             match f(&mut env)? {
                 Finish::Commit(value) => {
                     env.flush()?;
                     let effects = std::mem::take(&mut env.effects);
+                    let must_sync =
+                        durability == Durability::SyncedBeforePublishing && env.queued_packets;
                     drop(env);
                     step.commit()?;
+                    if must_sync {
+                        // Noted first: if the sync fails, the next flush retries it before
+                        // it publishes anything.
+                        db.note_unsynced_outbox();
+                        db.sync_log()?;
+                    }
                     Ok((value, Some(effects)))
                 }
                 // Dropping the step rolls it back.

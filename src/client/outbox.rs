@@ -43,6 +43,8 @@ impl WitanClient {
         for _ in 0..MAX_ROUNDS {
             let now = self.clock.now_ms();
             let rows = self.with_db(|db| {
+                // A relaxed step whose sync failed: its packets wait for the log to be on disk.
+                db.sync_if_needed()?;
                 let step = db.read()?;
                 Ok(step.outbox_due(now, BATCH)?)
             })?;

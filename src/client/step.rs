@@ -79,6 +79,17 @@ pub(crate) enum Finish<T> {
     Rollback(T),
 }
 
+/// When a step's commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Local actions (they publish): the commit itself is fsynced (`synchronous = FULL`).
+    Synced,
+    /// Receiving and deadlines: the commit survives an app kill at once and a power cut
+    /// after the next sync. A step that queued packets syncs right after its commit, and
+    /// nothing is published before that sync, so nothing peers saw can be rolled back.
+    SyncedBeforePublishing,
+}
+
 /// What a successful engine run left behind that the caller still acts on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Applied {
@@ -131,6 +142,8 @@ pub(crate) struct StepEnv<'s, 'c> {
     /// it; cleared when a run fails or a part is undone.
     groups: GroupCache,
     part: Option<Part>,
+    /// Some run queued packets to publish (a relaxed step must then sync before they leave).
+    pub queued_packets: bool,
 }
 
 impl<'s, 'c> StepEnv<'s, 'c> {
@@ -145,6 +158,7 @@ impl<'s, 'c> StepEnv<'s, 'c> {
             conversations: BTreeMap::new(),
             groups: GroupCache::new(),
             part: None,
+            queued_packets: false,
         }
     }
 }
@@ -296,6 +310,7 @@ impl StepEnv<'_, '_> {
         self.mls
             .apply(changes)
             .map_err(|reason| WitanError::Storage { reason })?;
+        self.queued_packets |= !out.outbound.is_empty();
         for o in &out.outbound {
             step.outbox_push(&o.packet_id, &o.topic, &o.payload, self.now_ms)?;
             step.mark_seen(&Sha256::digest(&o.payload), self.now_ms)?;

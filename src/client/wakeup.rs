@@ -8,7 +8,7 @@
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::step::Finish;
+use super::step::{Durability, Finish};
 use super::types::{ClientRole, InboundPacket, Notification, PollReport, WakeupReport, WitanEvent};
 
 /// How long a conversation whose poll failed waits before it is fired again.
@@ -120,36 +120,37 @@ impl WitanClient {
 
     /// Fires the due deadlines of one conversation in one step.
     fn fire(&self, id: &str, now: u64, delivered: &mut Vec<WitanEvent>) -> Result<(), WitanError> {
-        let (failure, effects) = self.in_step_then(now, |env| {
-            let result = env.run_engine(id, |conv, ctx| {
-                let mut conv =
-                    conv.ok_or_else(|| WitanError::not_found(format!("conversation {id:?}")))?;
-                let state = conv.state;
-                let out = conv
-                    .poll(ctx)
-                    .map_err(|e| WitanError::from_protocol(e, state))?;
-                Ok((conv, (), out))
+        let (failure, effects) =
+            self.in_step_then(now, Durability::SyncedBeforePublishing, |env| {
+                let result = env.run_engine(id, |conv, ctx| {
+                    let mut conv =
+                        conv.ok_or_else(|| WitanError::not_found(format!("conversation {id:?}")))?;
+                    let state = conv.state;
+                    let out = conv
+                        .poll(ctx)
+                        .map_err(|e| WitanError::from_protocol(e, state))?;
+                    Ok((conv, (), out))
+                })?;
+                match result {
+                    Ok(((), applied)) => {
+                        if applied.epoch_advanced {
+                            env.refeed(id, applied)?;
+                        }
+                        Ok(Finish::Commit(None))
+                    }
+                    Err(e) => {
+                        // Keep the state as it was; only move its deadline back.
+                        if let Some(state) = env.step.load_conversation(id)? {
+                            env.step.save_conversation(
+                                id,
+                                &state,
+                                Some(now.saturating_add(FAILED_POLL_RETRY_MS)),
+                            )?;
+                        }
+                        Ok(Finish::Commit(Some(e)))
+                    }
+                }
             })?;
-            match result {
-                Ok(((), applied)) => {
-                    if applied.epoch_advanced {
-                        env.refeed(id, applied)?;
-                    }
-                    Ok(Finish::Commit(None))
-                }
-                Err(e) => {
-                    // Keep the state as it was; only move its deadline back.
-                    if let Some(state) = env.step.load_conversation(id)? {
-                        env.step.save_conversation(
-                            id,
-                            &state,
-                            Some(now.saturating_add(FAILED_POLL_RETRY_MS)),
-                        )?;
-                    }
-                    Ok(Finish::Commit(Some(e)))
-                }
-            }
-        })?;
         let mut effects = effects.unwrap_or_default();
         if let Some(e) = failure {
             tracing::warn!(conversation = id, error = %e, "deadline failed; retried later");

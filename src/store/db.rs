@@ -11,6 +11,7 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::cipher::{self, DatabaseKey, Probe};
+use super::durability;
 use super::error::StoreError;
 use super::schema;
 use super::step::Step;
@@ -49,6 +50,9 @@ pub struct Database {
     /// `synchronous` is currently NORMAL (set by [`Database::relaxed_step`]); the next
     /// [`Database::step`] puts it back to FULL first.
     relaxed: bool,
+    /// A relaxed step queued packets to publish and the log has not been synced since
+    /// ([`Database::note_unsynced_outbox`]); [`Database::sync_if_needed`] syncs it.
+    unsynced_outbox: bool,
 }
 
 impl std::fmt::Debug for Database {
@@ -91,13 +95,13 @@ impl Database {
             conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
         }
 
-        // FULL rather than NORMAL: with WAL, NORMAL already survives an app
-        // kill, but a power loss or OS crash may roll back the last commits.
-        // Packets leave the device only after their step commits, and MLS
-        // secrets (ratchet generations, epoch secrets) are consumed by that
-        // step; rolling it back could make witan reuse a key/nonce or fork
-        // from what peers already saw. One fsync per step is cheap at chat
-        // rates.
+        // FULL by default: with WAL, NORMAL already survives an app kill, but a
+        // power loss or OS crash may roll back the last commits. Packets leave the
+        // device only after their step commits, and MLS secrets (ratchet
+        // generations, epoch secrets) are consumed by that step; rolling it back
+        // could make witan reuse a key/nonce or fork from what peers already saw.
+        // Steps that only take in packets are relaxed (`relaxed_step`) and sync
+        // the log (`sync_log`) before anything they queued is published.
         conn.pragma_update(None, "synchronous", "FULL")?;
 
         // SQLite leaves foreign key enforcement off per connection; turn it
@@ -119,6 +123,7 @@ impl Database {
         Ok(Database {
             conn,
             relaxed: false,
+            unsynced_outbox: false,
         })
     }
 
@@ -168,18 +173,47 @@ impl Database {
         Ok(Step::new(tx))
     }
 
-    /// Starts a read-write step for bookkeeping whose loss is harmless: forgetting that an
-    /// outbox packet was delivered (it is published again and receivers drop the duplicate),
-    /// pruning old de-duplication hashes. It commits with `synchronous = NORMAL`, i.e. without
+    /// Starts a read-write step that commits with `synchronous = NORMAL`, i.e. without
     /// waiting for an fsync: an app kill still cannot lose it (WAL), only a power loss can,
-    /// and then also everything committed after it up to the next FULL commit — whose fsync
-    /// covers the whole log, so the log is never reordered. Every other step stays FULL.
+    /// and then also everything committed after it up to the next sync — a FULL commit or
+    /// [`Database::sync_log`], which cover the whole log, so the log is never reordered.
+    /// For work whose loss to a power cut is harmless or repaired: forgetting that an outbox
+    /// packet was delivered (it is published again and receivers drop the duplicate), pruning
+    /// old de-duplication hashes, and taking in packets (a rolled-back receive is redelivered
+    /// or caught up like any missed packet), provided what such a step queued to publish
+    /// waits for [`Database::sync_log`].
     pub fn relaxed_step(&mut self) -> Result<Step<'_>, StoreError> {
         self.set_relaxed(true)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         Ok(Step::new(tx))
+    }
+
+    /// Records that a relaxed step just committed packets to the outbox: they must not be
+    /// published before the log is on disk (see [`Database::sync_if_needed`]).
+    pub fn note_unsynced_outbox(&mut self) {
+        self.unsynced_outbox = true;
+    }
+
+    /// Syncs the log if a relaxed step queued packets since the last sync. Called before
+    /// anything is handed to the transport, so that no packet leaves the device while the
+    /// state that produced it could still be rolled back by a power cut.
+    pub fn sync_if_needed(&mut self) -> Result<(), StoreError> {
+        if self.unsynced_outbox {
+            self.sync_log()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until everything committed on this connection is on disk: the same fsync of the
+    /// write-ahead log that a `synchronous = FULL` commit makes, done after a relaxed commit.
+    /// A relaxed step cannot simply switch to FULL once it knows it will publish: SQLite
+    /// refuses to change `synchronous` inside a transaction.
+    pub fn sync_log(&mut self) -> Result<(), StoreError> {
+        durability::sync_journal(&self.conn)?;
+        self.unsynced_outbox = false;
+        Ok(())
     }
 
     /// Switches `synchronous` between FULL (durable steps) and NORMAL (relaxed steps). Only
@@ -304,6 +338,24 @@ mod tests {
         assert_eq!(synchronous(&db), 2); // FULL
         let mut other = file_db(&dir);
         assert_eq!(other.read().unwrap().outbox_len().unwrap(), 1);
+    }
+
+    #[test]
+    fn an_outbox_queued_by_a_relaxed_step_is_synced_once_before_publishing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = file_db(&dir);
+        db.sync_if_needed().unwrap();
+        assert!(!db.unsynced_outbox);
+        let step = db.relaxed_step().unwrap();
+        step.outbox_push("p", "t", b"x", 0).unwrap();
+        step.commit().unwrap();
+        db.note_unsynced_outbox();
+        assert!(db.unsynced_outbox);
+        db.sync_if_needed().unwrap();
+        assert!(!db.unsynced_outbox);
+        // The sync neither changed the mode nor the data.
+        assert!(db.relaxed);
+        assert_eq!(db.read().unwrap().outbox_len().unwrap(), 1);
     }
 
     #[test]

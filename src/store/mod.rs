@@ -16,6 +16,7 @@
 mod cipher;
 mod conversations;
 mod db;
+mod durability;
 mod error;
 mod history;
 mod inbound;
