@@ -51,6 +51,11 @@ impl WitanClient {
     /// Feeds packets that arrived on subscribed topics. Idempotent: a packet seen before is
     /// counted as a duplicate and changes nothing. Only a database failure is an error; the
     /// packets before it stay applied (feeding them again counts them as duplicates).
+    ///
+    /// On return the packets are stored: an app kill cannot lose them. Their commit does not
+    /// wait for an fsync, so a power cut in the next moments may roll it back (the packets
+    /// are then applied when delivered again); anything they made witan queue for publishing
+    /// is synced to disk before it is published.
     pub fn receive(&self, packets: Vec<InboundPacket>) -> Result<ReceiveReport, WitanError> {
         let mut delivered = Vec::new();
         self.receive_collecting(&packets, &mut delivered)
