@@ -5,7 +5,8 @@
 # x86_64 (x86_64-linux-android); API level 24 (the module's minSdk). Output:
 # <out>/<abi>/libwitan.so, which android/build.gradle.kts packages as jniLibs.
 # The libraries are linked with 16 KB page alignment (required by Android 15+ devices
-# with 16 KB pages).
+# with 16 KB pages), and with their relative relocations packed (build.rs adds
+# `--pack-dyn-relocs=android`, which the loader supports from API 23).
 #
 # Needs: the Android NDK (ANDROID_NDK_HOME or ANDROID_NDK_ROOT, or an ndk/ under
 # ANDROID_HOME / ANDROID_SDK_ROOT / Android Studio's default SDK), `cargo install cargo-ndk`
