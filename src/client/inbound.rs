@@ -18,6 +18,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::protocol::State;
 use crate::wire;
 
 use super::WitanClient;
@@ -216,7 +217,11 @@ fn apply_packet(
     };
     let id = d.envelope.conversation_id.as_str();
     let mut fate = Fate::Accepted;
-    if let Some(epoch) = applied.buffer_for_epoch {
+    // A welcome comes with the commit that adds its joiners, so a joiner joins at epoch 1 at
+    // the earliest, and what it kept from below its epoch is dropped unread then (see
+    // `StepEnv::refeed`): traffic of epoch 0 is not worth storing.
+    let useless = applied.state == State::PendingJoin && applied.buffer_for_epoch == Some(0);
+    if let Some(epoch) = applied.buffer_for_epoch.filter(|_| !useless) {
         let stored =
             env.step
                 .buffer_inbound(id, epoch, d.payload, now, MAX_BUFFERED_PER_CONVERSATION)?;
