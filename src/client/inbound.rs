@@ -10,9 +10,15 @@
 //! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one fsync), in
 //! order; each is one part of it (a savepoint), applied or undone alone, so the outcome is the
 //! same as one step per packet. The host hears about the batch once it is committed.
+//!
+//! A batch first runs with MLS message secrets deferred (written once per step rather than
+//! once per packet; see `client::step`). If that step is lost (a packet failed after others
+//! had changed the group), it is dropped and the batch runs again without deferring: the
+//! outcome is the same, only slower.
 
 use sha2::{Digest, Sha256};
 
+use crate::protocol::State;
 use crate::wire;
 
 use super::WitanClient;
@@ -94,8 +100,26 @@ impl WitanClient {
         Ok(report)
     }
 
-    /// Applies one batch in one step.
+    /// Applies one batch in one step: deferring message secrets, and again without if that
+    /// step was lost.
     fn receive_batch(&self, batch: &[InboundPacket]) -> Result<Batch, WitanError> {
+        let lost = std::cell::Cell::new(false);
+        match self.receive_batch_once(batch, Some(&lost)) {
+            Err(e) if lost.get() => {
+                tracing::debug!(error = %e, "batch redone without deferred secrets");
+                self.receive_batch_once(batch, None)
+            }
+            done => done,
+        }
+    }
+
+    /// Applies one batch in one step; with `lost`, message secrets are deferred and `lost`
+    /// tells whether the step was dropped for it.
+    fn receive_batch_once(
+        &self,
+        batch: &[InboundPacket],
+        lost: Option<&std::cell::Cell<bool>>,
+    ) -> Result<Batch, WitanError> {
         // Decoding needs no database: garbage never takes the lock.
         let decoded: Vec<Result<Decoded<'_>, String>> = batch
             .iter()
@@ -123,10 +147,16 @@ impl WitanClient {
         let now = self.clock.now_ms();
         let ((fates, failure), effects) =
             self.in_step_then(now, Durability::SyncedBeforePublishing, |env| {
+                if lost.is_some() {
+                    env.defer_message_secrets();
+                }
                 let mut fates = Vec::with_capacity(decoded.len());
                 let mut failure = None;
                 let mut changed = false;
                 for d in decoded {
+                    if env.is_lost() {
+                        break;
+                    }
                     let d = match d {
                         Ok(d) => d,
                         Err(reason) => {
@@ -156,6 +186,12 @@ impl WitanClient {
                             break;
                         }
                     }
+                }
+                if env.is_lost() {
+                    if let Some(lost) = lost {
+                        lost.set(true);
+                    }
+                    return Err(WitanError::internal("deferred MLS secrets were lost"));
                 }
                 Ok(if changed {
                     Finish::Commit((fates, failure))
@@ -187,7 +223,11 @@ fn apply_packet(
     };
     let id = d.envelope.conversation_id.as_str();
     let mut fate = Fate::Accepted;
-    if let Some(epoch) = applied.buffer_for_epoch {
+    // A welcome comes with the commit that adds its joiners, so a joiner joins at epoch 1 at
+    // the earliest, and what it kept from below its epoch is dropped unread then (see
+    // `StepEnv::refeed`): traffic of epoch 0 is not worth storing.
+    let useless = applied.state == State::PendingJoin && applied.buffer_for_epoch == Some(0);
+    if let Some(epoch) = applied.buffer_for_epoch.filter(|_| !useless) {
         let stored =
             env.step
                 .buffer_inbound(id, epoch, d.payload, now, MAX_BUFFERED_PER_CONVERSATION)?;

@@ -23,6 +23,13 @@
 //! was written, the caller may carry on with the same step) and a database write failing
 //! (the outer error: the step or part is half-written and must be dropped).
 //!
+//! A step may let the MLS storage defer the message secrets OpenMLS rewrites after every
+//! message ([`StepEnv::defer_message_secrets`]; see `mls::cache`): the decoded group kept
+//! between runs then carries them, and they are written once, before the commit or before a
+//! run on another conversation. If a group carrying deferred secrets has to be dropped (a
+//! run failed after others succeeded), the step is lost ([`StepEnv::is_lost`]): it must be
+//! dropped, and may be redone without deferring.
+//!
 //! [`StepEnv::refeed`] feeds packets buffered for a future epoch back to the engine once the
 //! conversation reached that epoch. It runs inside the step that advanced the epoch: the
 //! store hands buffered packets out by removing them, so replaying them in the same
@@ -124,6 +131,10 @@ struct Part {
     replaced: Vec<(String, Option<Cached>)>,
     /// The step's effects before the part.
     effects: Effects,
+    /// Whether the cached group was newer than the rows when the part began.
+    deferred_before: bool,
+    /// An engine run of the part succeeded (the cached group may hold what it did).
+    ran: bool,
 }
 
 /// The environment of one step.
@@ -144,6 +155,8 @@ pub(crate) struct StepEnv<'s, 'c> {
     part: Option<Part>,
     /// Some run queued packets to publish (a relaxed step must then sync before they leave).
     pub queued_packets: bool,
+    /// Whether MLS message secrets may be deferred (see the module doc).
+    defer_secrets: bool,
 }
 
 impl<'s, 'c> StepEnv<'s, 'c> {
@@ -159,6 +172,7 @@ impl<'s, 'c> StepEnv<'s, 'c> {
             groups: GroupCache::new(),
             part: None,
             queued_packets: false,
+            defer_secrets: false,
         }
     }
 }
@@ -193,6 +207,34 @@ impl StepEnv<'_, '_> {
         }
     }
 
+    /// Lets the engine runs of this step defer MLS message secrets (see the module doc).
+    pub fn defer_message_secrets(&mut self) {
+        self.defer_secrets = true;
+    }
+
+    /// A group carrying deferred message secrets was dropped: the step must be dropped.
+    pub fn is_lost(&self) -> bool {
+        self.groups.is_lost()
+    }
+
+    /// Writes the message secrets the cached group carries to the step's rows.
+    fn write_deferred(&mut self) -> Result<(), WitanError> {
+        if !self.groups.is_deferred() {
+            return Ok(());
+        }
+        let provider = MlsProvider::new(&self.mls);
+        self.groups
+            .write_deferred(&provider)
+            .map_err(|e| WitanError::Storage {
+                reason: e.to_string(),
+            })?;
+        let changes = provider.storage().take_changes();
+        drop(provider);
+        self.mls
+            .apply(changes)
+            .map_err(|reason| WitanError::Storage { reason })
+    }
+
     /// Starts a part of the step (see the module doc). Parts do not nest.
     pub fn begin_part(&mut self) -> Result<(), WitanError> {
         self.step.savepoint()?;
@@ -200,6 +242,8 @@ impl StepEnv<'_, '_> {
         self.part = Some(Part {
             replaced: Vec::new(),
             effects: std::mem::take(&mut self.effects),
+            deferred_before: self.groups.is_deferred(),
+            ran: false,
         });
         Ok(())
     }
@@ -222,8 +266,13 @@ impl StepEnv<'_, '_> {
         let Some(part) = self.part.take() else {
             return Ok(());
         };
-        // The cached group may hold what the part did.
-        self.groups.clear();
+        if part.ran {
+            // The cached group may hold what the part did.
+            self.groups.discard(part.deferred_before);
+        } else {
+            // The group is as it was; the rows go back to what they were.
+            self.groups.restore_deferred(part.deferred_before);
+        }
         self.mls.undo_part();
         for (id, previous) in part.replaced.into_iter().rev() {
             match previous {
@@ -239,6 +288,10 @@ impl StepEnv<'_, '_> {
     /// Writes the MLS rows and conversation states changed in memory to the step. Runs before
     /// the step commits (and before any direct write of a conversation row).
     pub fn flush(&mut self) -> Result<(), WitanError> {
+        self.write_deferred()?;
+        if self.groups.is_lost() {
+            return Err(WitanError::internal("deferred MLS secrets were lost"));
+        }
         let changes = self.mls.take_changes();
         if !changes.is_empty() {
             self.step.apply_mls_changes(&changes)?;
@@ -264,10 +317,15 @@ impl StepEnv<'_, '_> {
         id: &str,
         op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
     ) -> RunResult<T> {
+        if self.groups.is_deferred() && !self.groups.holds(id.as_bytes()) {
+            // The run will use another group: the one held is written before it goes.
+            self.write_deferred()?;
+        }
+        let deferred_before = self.groups.is_deferred();
         let result = self.run_engine_once(id, op);
         if !matches!(result, Ok(Ok(_))) {
             // Nothing of a failed run is kept: neither may the group it left in memory be.
-            self.groups.clear();
+            self.groups.discard(deferred_before);
         }
         result
     }
@@ -286,7 +344,11 @@ impl StepEnv<'_, '_> {
         // the state (or creates the conversation) can change them.
         let before_state = before.as_ref().map(|c| c.state);
         let was_pending = before.as_ref().map(|c| c.state) == Some(State::PendingJoin);
-        let provider = MlsProvider::with_group_cache(&self.mls, &self.groups);
+        let provider = if self.defer_secrets {
+            MlsProvider::deferring_message_secrets(&self.mls, &self.groups)
+        } else {
+            MlsProvider::with_group_cache(&self.mls, &self.groups)
+        };
         let ctx = Ctx {
             provider: &provider,
             identity: self.identity,
@@ -298,6 +360,9 @@ impl StepEnv<'_, '_> {
             Ok(done) => done,
             Err(e) => return Ok(Err(e)),
         };
+        if let Some(part) = &mut self.part {
+            part.ran = true;
+        }
         if conv.id != id {
             return Ok(Err(WitanError::internal(
                 "engine returned another conversation",

@@ -18,6 +18,16 @@
 //!
 //! The cache belongs to one transaction: the rows must not change underneath it except
 //! through providers that carry it.
+//!
+//! Deferred message secrets: a provider made with `MlsProvider::deferring_message_secrets`
+//! does not write the message secrets of the group it borrows from the cache (OpenMLS writes
+//! them whole after every message; they grow with the group). The cache is then
+//! [`GroupCache::is_deferred`]: its group holds secrets newer than the rows, and must not be
+//! dropped before [`GroupCache::write_deferred`] wrote them. A group dropped while deferred
+//! (cleared, replaced, refused back) makes the cache [`GroupCache::is_lost`]: the rows miss
+//! the secrets of earlier operations, and its owner must drop the transaction (and may redo
+//! the work without deferring). Dropping the group after a failed operation or an undone part
+//! is no loss only if the rows were current before it: [`GroupCache::discard`] is told so.
 
 use std::cell::{Cell, RefCell};
 use std::ops::{Deref, DerefMut};
@@ -37,6 +47,10 @@ pub struct GroupCache {
     poisoned: Cell<bool>,
     hits: Cell<u64>,
     misses: Cell<u64>,
+    /// The group held (or lent) has message secrets newer than the rows.
+    deferred: Cell<bool>,
+    /// A group was dropped while deferred (see the module doc).
+    lost: Cell<bool>,
 }
 
 impl GroupCache {
@@ -48,9 +62,84 @@ impl GroupCache {
     /// Forgets the cached group (its rows changed outside of it). A group lent out at the
     /// time is not taken back.
     pub fn clear(&self) {
+        self.drop_deferred();
         self.slot.borrow_mut().take();
         if self.lent.get() > 0 {
             self.poisoned.set(true);
+        }
+    }
+
+    /// Forgets the cached group after an operation failed or a part was undone: a loss only
+    /// if the rows before it were not current (`rows_were_stale`).
+    pub fn discard(&self, rows_were_stale: bool) {
+        self.deferred.set(false);
+        if rows_were_stale {
+            self.lost.set(true);
+        }
+        self.clear();
+    }
+
+    /// Whether the group held has message secrets newer than the rows.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred.get()
+    }
+
+    /// Whether a group was dropped with secrets the rows miss (the transaction must go).
+    pub fn is_lost(&self) -> bool {
+        self.lost.get()
+    }
+
+    /// A message-secrets write of the group lent out was skipped.
+    pub(crate) fn mark_deferred(&self) {
+        self.deferred.set(true);
+    }
+
+    /// Sets whether the group held is newer than the rows, after a part that did not change
+    /// the group was undone (the rows went back to what they were when it began).
+    pub fn restore_deferred(&self, deferred: bool) {
+        if deferred && (self.slot.borrow().is_none() || self.lent.get() > 0) {
+            self.lost.set(true);
+            self.deferred.set(false);
+        } else {
+            self.deferred.set(deferred);
+        }
+    }
+
+    /// Whether the group held is `group_id`.
+    pub fn holds(&self, group_id: &[u8]) -> bool {
+        self.slot
+            .borrow()
+            .as_ref()
+            .is_some_and(|g| g.group_id() == group_id)
+    }
+
+    /// Writes the deferred message secrets of the group held through `p` (a provider without
+    /// this cache, whose changes the owner applies to the rows).
+    pub fn write_deferred(&self, p: &MlsProvider<'_>) -> Result<(), MlsError> {
+        if !self.deferred.get() {
+            return Ok(());
+        }
+        let mut slot = self.slot.borrow_mut();
+        match slot.as_mut() {
+            Some(group) if self.lent.get() == 0 => {
+                group.rewrite_message_secrets(p)?;
+                self.deferred.set(false);
+                Ok(())
+            }
+            _ => {
+                self.lost.set(true);
+                self.deferred.set(false);
+                Err(MlsError::Storage(
+                    "deferred message secrets: the group is lent out".into(),
+                ))
+            }
+        }
+    }
+
+    /// The group held is about to be dropped: a loss if it is deferred.
+    fn drop_deferred(&self) {
+        if self.deferred.replace(false) {
+            self.lost.set(true);
         }
     }
 
@@ -70,10 +159,12 @@ impl GroupCache {
         }
         self.lent.set(self.lent.get() + 1);
         let mut slot = self.slot.borrow_mut();
-        if slot.as_ref().is_some_and(|g| g.group_id() == group_id) {
+        if self.lent.get() == 1 && slot.as_ref().is_some_and(|g| g.group_id() == group_id) {
             self.hits.set(self.hits.get() + 1);
             return slot.take();
         }
+        // The rows are about to be read, or the group held dropped.
+        self.drop_deferred();
         self.misses.set(self.misses.get() + 1);
         *slot = None;
         None
@@ -85,6 +176,9 @@ impl GroupCache {
         let keep = !self.poisoned.get();
         if lent == 0 {
             self.poisoned.set(false);
+        }
+        if !keep && group.is_some() {
+            self.drop_deferred();
         }
         let mut slot = self.slot.borrow_mut();
         *slot = if keep { group } else { None };
@@ -120,10 +214,16 @@ impl<'c> CachedGroup<'c> {
             },
         };
         match group {
-            Some(g) => Ok(Some(CachedGroup {
-                group: Some(g),
-                cache: Some(cache),
-            })),
+            Some(g) => {
+                if let Err(e) = p.storage().defer_secrets_of(group_id) {
+                    cache.give_back(Some(g));
+                    return Err(MlsError::Storage(e.to_string()));
+                }
+                Ok(Some(CachedGroup {
+                    group: Some(g),
+                    cache: Some(cache),
+                }))
+            }
             None => {
                 cache.give_back(None);
                 Ok(None)
@@ -301,6 +401,65 @@ mod tests {
             Group::create(p, &id, GID).map(|_| ()).unwrap()
         });
         assert!(cache.is_empty());
+    }
+
+    /// A cache holding group `GID` with message secrets newer than the rows.
+    fn deferred_cache(kv: &mut MemoryKv, id: &Identity) -> GroupCache {
+        let cache = GroupCache::new();
+        step(kv, &cache, |p| {
+            Group::create(p, id, GID).map(|_| ()).unwrap()
+        });
+        let p = MlsProvider::deferring_message_secrets(kv, &cache);
+        {
+            let mut g = CachedGroup::load(&p, GID).unwrap().unwrap();
+            commit_empty(&p, id, &mut g);
+        }
+        let changes = p.storage().take_changes();
+        drop(p);
+        kv.apply(changes);
+        assert!(cache.is_deferred() && !cache.is_lost());
+        cache
+    }
+
+    #[test]
+    fn dropping_a_deferred_group_is_a_loss_unless_the_rows_were_current() {
+        let id = Identity::from_secret(&[3; 32]).unwrap();
+        let mut kv = MemoryKv::new();
+        // Cleared, replaced by another group, or discarded over stale rows: lost.
+        let cache = deferred_cache(&mut kv.clone(), &id);
+        cache.clear();
+        assert!(cache.is_lost() && !cache.is_deferred());
+        let mut other = kv.clone();
+        let cache = deferred_cache(&mut other, &id);
+        step(&mut other, &cache, |p| {
+            assert!(CachedGroup::load(p, b"other").unwrap().is_none());
+        });
+        assert!(cache.is_lost());
+        let cache = deferred_cache(&mut kv.clone(), &id);
+        cache.discard(true);
+        assert!(cache.is_lost());
+        // Discarded over current rows, or a part undone that left the group as it was: kept.
+        let cache = deferred_cache(&mut kv.clone(), &id);
+        cache.discard(false);
+        assert!(!cache.is_lost() && cache.is_empty());
+        let cache = deferred_cache(&mut kv.clone(), &id);
+        cache.restore_deferred(true);
+        assert!(cache.is_deferred() && !cache.is_lost());
+        // Restoring "newer than the rows" without the group is a loss.
+        cache.discard(false);
+        cache.restore_deferred(true);
+        assert!(cache.is_lost());
+        // Loading the same group again is a hit: still deferred, and written on request.
+        let cache = deferred_cache(&mut kv, &id);
+        assert!(cache.holds(GID));
+        let p = MlsProvider::new(&kv);
+        cache.write_deferred(&p).unwrap();
+        let changes = p.storage().take_changes();
+        drop(p);
+        kv.apply(changes);
+        assert!(!cache.is_deferred() && !cache.is_lost());
+        let stored = Group::load(&MlsProvider::new(&kv), GID).unwrap().unwrap();
+        assert_eq!(stored.epoch(), 1);
     }
 
     #[test]

@@ -7,13 +7,20 @@
 //! makes it current for the engine runs of its steps ([`with_key_cache`]). Both the MLS
 //! signatures (through [`WitanCrypto`], the provider's crypto) and the vote signatures
 //! ([`super::verify_signature`]) go through it. The cache only saves work: a key decodes to
-//! the same point every time, and the check itself (`verify_strict`) is unchanged.
+//! the same point every time.
+//!
+//! The check is ed25519-dalek's `verify_strict` (a canonical `s`, neither `A` nor `R` of small
+//! order, `R == [s]B - [k]A` compared as encodings), done in [`verify_strict`] without
+//! decoding `R` — a square root, another tenth of the check: `R` is only decoded there to
+//! test its order, and when the encodings are equal `R` is the recomputed point, whose order
+//! can be tested directly.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ed25519_dalek::{SIGNATURE_LENGTH, Signature, VerifyingKey};
+use curve25519_dalek::{EdwardsPoint, Scalar};
+use ed25519_dalek::{SIGNATURE_LENGTH, VerifyingKey};
 use openmls::prelude::tls_codec::SecretVLBytes;
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto;
@@ -21,6 +28,7 @@ use openmls_traits::types::{
     AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeCiphertext, HpkeConfig,
     HpkeKeyPair, KemOutput, SignatureScheme,
 };
+use sha2::{Digest, Sha512};
 
 /// Keys kept at most; a full cache starts over (a client meets few distinct peers).
 const MAX_KEYS: usize = 2048;
@@ -99,7 +107,31 @@ pub(crate) fn verify_ed25519(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool 
     let Some(key) = verifying_key(public_key) else {
         return false;
     };
-    key.verify_strict(msg, &Signature::from_bytes(&sig)).is_ok()
+    verify_strict(&key, msg, &sig)
+}
+
+/// `VerifyingKey::verify_strict` of ed25519-dalek, with the same outcome on every input (see
+/// the module doc).
+#[allow(non_snake_case)]
+fn verify_strict(key: &VerifyingKey, msg: &[u8], sig: &[u8; SIGNATURE_LENGTH]) -> bool {
+    let (R, s) = sig.split_at(32);
+    let Ok(s) = <[u8; 32]>::try_from(s) else {
+        return false;
+    };
+    let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s)) else {
+        return false;
+    };
+    if key.is_weak() {
+        return false;
+    }
+    let mut h = Sha512::new();
+    h.update(R);
+    h.update(key.as_bytes());
+    h.update(msg);
+    let k = Scalar::from_hash(h);
+    let expected = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &-key.to_edwards(), &s);
+    // Equal encodings: `R` decodes to `expected`, so its order is that of `expected`.
+    expected.compress().as_bytes() == R && !expected.is_small_order()
 }
 
 /// The provider's crypto: RustCrypto, with Ed25519 public keys decoded through the current
@@ -188,8 +220,11 @@ impl OpenMlsCrypto for WitanCrypto {
         let key = verifying_key(pk).ok_or(CryptoError::CryptoLibraryError)?;
         let sig = <[u8; SIGNATURE_LENGTH]>::try_from(signature)
             .map_err(|_| CryptoError::CryptoLibraryError)?;
-        key.verify_strict(data, &Signature::from_bytes(&sig))
-            .map_err(|_| CryptoError::InvalidSignature)
+        if verify_strict(&key, data, &sig) {
+            Ok(())
+        } else {
+            Err(CryptoError::InvalidSignature)
+        }
     }
 
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -262,6 +297,99 @@ impl OpenMlsCrypto for WitanCrypto {
 mod tests {
     use super::*;
     use crate::mls::Identity;
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+
+    /// ed25519-dalek's own strict check, the reference.
+    fn dalek_strict(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> Option<bool> {
+        let key = VerifyingKey::from_bytes(pk).ok()?;
+        Some(key.verify_strict(msg, &Signature::from_bytes(sig)).is_ok())
+    }
+
+    fn ours(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> Option<bool> {
+        let key = VerifyingKey::from_bytes(pk).ok()?;
+        Some(verify_strict(&key, msg, sig))
+    }
+
+    #[test]
+    fn the_strict_check_agrees_with_ed25519_dalek() {
+        let mut cases: Vec<([u8; 32], Vec<u8>, [u8; 64])> = Vec::new();
+        for seed in 0..8u8 {
+            let sk = SigningKey::from_bytes(&[seed; 32]);
+            let pk = sk.verifying_key().to_bytes();
+            let msg = vec![seed; seed as usize * 7];
+            let sig = sk.sign(&msg).to_bytes();
+            cases.push((pk, msg.clone(), sig));
+            let mut other = msg.clone();
+            other.push(1);
+            cases.push((pk, other, sig));
+            // Every single-bit flip of the signature.
+            for bit in 0..512 {
+                let mut bad = sig;
+                bad[bit / 8] ^= 1 << (bit % 8);
+                cases.push((pk, msg.clone(), bad));
+            }
+            // A non-canonical s (s + l) that the unreduced equation would accept.
+            // l = 2^252 + 27742317777372353535851937790883648493, little-endian.
+            let mut l = [0u8; 32];
+            l[..16].copy_from_slice(&[
+                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+                0xde, 0x14,
+            ]);
+            l[31] = 0x10;
+            let mut big = sig;
+            let mut carry = 0u16;
+            for i in 0..32 {
+                let v = u16::from(sig[32 + i]) + u16::from(l[i]) + carry;
+                big[32 + i] = v as u8;
+                carry = v >> 8;
+            }
+            cases.push((pk, msg.clone(), big));
+            // R of small order (the identity) with an s that satisfies the cofactorless
+            // equation: plain verification accepts it, the strict check must not.
+            let a = sk.to_scalar();
+            assert_eq!(
+                (a * ED25519_BASEPOINT_POINT).compress().to_bytes(),
+                pk,
+                "secret scalar"
+            );
+            let r = EdwardsPoint::default().compress().to_bytes();
+            let mut h = Sha512::new();
+            h.update(r);
+            h.update(pk);
+            h.update(&msg);
+            let s = Scalar::from_hash(h) * a;
+            let mut forged = [0u8; 64];
+            forged[..32].copy_from_slice(&r);
+            forged[32..].copy_from_slice(s.as_bytes());
+            let key = VerifyingKey::from_bytes(&pk).unwrap();
+            assert!(
+                key.verify(&msg, &Signature::from_bytes(&forged)).is_ok(),
+                "cofactorless check accepts the small-order R"
+            );
+            cases.push((pk, msg.clone(), forged));
+        }
+        // Small-order keys (the identity, a point of order 2 and one of order 4).
+        let mut weak = [0u8; 32];
+        weak[0] = 1;
+        let mut order2 = [0u8; 32];
+        order2[0] = 0xEC;
+        order2[1..31].fill(0xFF);
+        order2[31] = 0x7F;
+        for pk in [weak, order2, [0u8; 32]] {
+            cases.push((pk, b"m".to_vec(), [0u8; 64]));
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&weak);
+            cases.push((pk, b"m".to_vec(), sig));
+        }
+        let mut accepted = 0;
+        for (pk, msg, sig) in &cases {
+            let want = dalek_strict(pk, msg, sig);
+            assert_eq!(ours(pk, msg, sig), want, "pk {pk:?} sig {sig:?}");
+            accepted += usize::from(want == Some(true));
+        }
+        assert_eq!(accepted, 8, "only the genuine signatures pass");
+    }
 
     #[test]
     fn cached_and_uncached_checks_agree() {

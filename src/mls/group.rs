@@ -191,6 +191,16 @@ impl Group {
             .map_err(|e| MlsError::Storage(e.to_string()))
     }
 
+    /// Writes the group's message secrets to the provider's storage again, as they are in
+    /// memory (the write a deferring storage skipped; nothing else changes: the policy set is
+    /// the group's own).
+    pub(crate) fn rewrite_message_secrets(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
+        let policy = self.inner.past_epoch_deletion_policy().clone();
+        self.inner
+            .set_past_epoch_deletion_policy(p, policy)
+            .map_err(|e| MlsError::Storage(e.to_string()))
+    }
+
     /// The MLS group id.
     pub fn group_id(&self) -> &[u8] {
         self.inner.group_id().as_slice()

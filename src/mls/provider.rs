@@ -44,6 +44,16 @@ impl<'a> MlsProvider<'a> {
         }
     }
 
+    /// A provider like [`MlsProvider::with_group_cache`] whose storage defers the
+    /// message-secrets writes of the groups `cache` lends out: the cache then holds secrets
+    /// newer than the rows, which its owner must write back (`GroupCache::write_deferred`)
+    /// before the rows are read without it or committed (see `GroupCache`).
+    pub fn deferring_message_secrets(source: &'a dyn KvSource, cache: &'a GroupCache) -> Self {
+        let mut p = MlsProvider::with_group_cache(source, cache);
+        p.storage.defer_message_secrets(cache);
+        p
+    }
+
     /// The cache of decoded groups, if this provider has one.
     pub fn group_cache(&self) -> Option<&'a GroupCache> {
         self.group_cache
@@ -51,6 +61,7 @@ impl<'a> MlsProvider<'a> {
 
     /// Forgets cached groups: their rows are about to change outside of them.
     pub(crate) fn forget_cached_groups(&self) {
+        self.storage.stop_deferring();
         if let Some(cache) = self.group_cache {
             cache.clear();
         }

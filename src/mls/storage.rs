@@ -12,14 +12,23 @@
 //! by earlier versions are still read; they are rewritten in the codec when OpenMLS next
 //! writes them. Lists (own leaf nodes, proposal queue references) are one row holding an
 //! array, so that appends and removals go through the overlay like any other write.
+//!
+//! Deferred message secrets: OpenMLS rewrites a group's whole message secrets (a row that
+//! grows with the group) after every message it processes. A storage told to
+//! ([`MlsStorage::defer_message_secrets`]) skips those writes for the group that the
+//! [`GroupCache`] lent out and marks the cache instead: the group kept in memory then holds
+//! secrets newer than the rows, and its owner writes them once, before the rows are read or
+//! committed (see the module doc of `cache`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use openmls::prelude::GroupId;
 use openmls_traits::storage::{CURRENT_VERSION, StorageProvider, traits};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::cache::GroupCache;
 use super::kv::KvSource;
 
 pub mod codec;
@@ -64,6 +73,10 @@ type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 pub struct MlsStorage<'a> {
     source: &'a dyn KvSource,
     overlay: RefCell<Changes>,
+    /// The cache told about deferred writes, when this storage may defer them.
+    deferral: Option<&'a GroupCache>,
+    /// The message-secrets row whose writes are deferred (that of the group lent out).
+    deferred_row: RefCell<Option<Vec<u8>>>,
 }
 
 impl<'a> MlsStorage<'a> {
@@ -72,7 +85,30 @@ impl<'a> MlsStorage<'a> {
         MlsStorage {
             source,
             overlay: RefCell::new(BTreeMap::new()),
+            deferral: None,
+            deferred_row: RefCell::new(None),
         }
+    }
+
+    /// Lets this storage defer the message-secrets writes of groups lent by `cache` (see the
+    /// module doc).
+    pub(crate) fn defer_message_secrets(&mut self, cache: &'a GroupCache) {
+        self.deferral = Some(cache);
+    }
+
+    /// Defers the message-secrets writes of `group_id` from now on, if this storage may.
+    pub(crate) fn defer_secrets_of(&self, group_id: &[u8]) -> Result<(), MlsStorageError> {
+        if self.deferral.is_some() {
+            let row = Self::row_key(MESSAGE_SECRETS, &GroupId::from_slice(group_id))?;
+            *self.deferred_row.borrow_mut() = Some(row);
+        }
+        Ok(())
+    }
+
+    /// Writes every message secrets again (a group is about to be created, joined or deleted
+    /// over the rows).
+    pub(crate) fn stop_deferring(&self) {
+        self.deferred_row.borrow_mut().take();
     }
 
     /// Drains the overlay: the rows to write (`Some`) or delete (`None`), ordered by key.
@@ -287,13 +323,43 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage<'_> {
         ConfirmationTag,
         CONFIRMATION_TAG
     );
-    group_value!(
-        write_message_secrets,
-        message_secrets,
-        delete_message_secrets,
-        MessageSecrets,
-        MESSAGE_SECRETS
-    );
+    fn write_message_secrets<
+        G: traits::GroupId<CURRENT_VERSION>,
+        T: traits::MessageSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        let row = Self::row_key(MESSAGE_SECRETS, group_id)?;
+        if let Some(cache) = self.deferral
+            && self.deferred_row.borrow().as_ref() == Some(&row)
+        {
+            // The lent group holds these secrets; an earlier write of this run is older.
+            cache.mark_deferred();
+            self.overlay.borrow_mut().remove(&row);
+            return Ok(());
+        }
+        self.raw_set(row, Some(codec::to_vec(value)?));
+        Ok(())
+    }
+
+    fn message_secrets<
+        G: traits::GroupId<CURRENT_VERSION>,
+        T: traits::MessageSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+    ) -> Result<Option<T>, Self::Error> {
+        self.get(MESSAGE_SECRETS, group_id)
+    }
+
+    fn delete_message_secrets<G: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+    ) -> Result<(), Self::Error> {
+        self.del(MESSAGE_SECRETS, group_id)
+    }
     group_value!(
         write_resumption_psk_store,
         resumption_psk_store,

@@ -416,3 +416,39 @@ fn discarded_overlay_leaves_the_source_unchanged() {
         );
     });
 }
+
+#[test]
+fn deferred_message_secrets_end_in_the_rows_the_plain_path_writes() {
+    let (mut a, mut b, mut c) = three_members();
+    let msgs: Vec<Vec<u8>> = (0..3u8)
+        .flat_map(|i| [a.encrypt(&[i]), c.encrypt(&[i])])
+        .collect();
+    let mut rows = b.kv.clone();
+    for m in &msgs {
+        b.decrypt(m).unwrap();
+    }
+    let cache = GroupCache::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let p = MlsProvider::deferring_message_secrets(&rows, &cache);
+        let d = {
+            let mut g = CachedGroup::load(&p, GID).unwrap().unwrap();
+            g.decrypt(&p, m).unwrap()
+        };
+        assert_eq!(d.plaintext, vec![(i / 2) as u8]);
+        let changes = p.storage().take_changes();
+        drop(p);
+        rows.apply(changes);
+        assert!(cache.is_deferred());
+    }
+    assert_ne!(
+        rows, b.kv,
+        "the rows miss the secrets the cached group holds"
+    );
+    let p = MlsProvider::new(&rows);
+    cache.write_deferred(&p).unwrap();
+    let changes = p.storage().take_changes();
+    drop(p);
+    rows.apply(changes);
+    assert!(!cache.is_deferred() && !cache.is_lost());
+    assert_eq!(rows, b.kv);
+}
