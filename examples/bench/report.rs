@@ -99,7 +99,10 @@ impl Results {
             self.machine, self.loadavg_after
         );
         if !self.formation.is_empty() {
-            let _ = writeln!(s, "### (a) formation\n");
+            let _ = writeln!(
+                s,
+                "### (a) formation (median CPU of 3 runs, each in fresh databases)\n"
+            );
             let _ = writeln!(
                 s,
                 "| n | wall s | CPU s | reference CPU s | target CPU s | commits | packets | bytes | process peak RSS MiB | reference RSS MiB |"
