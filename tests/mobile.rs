@@ -1,7 +1,8 @@
 //! Mobile life through the public `WitanClient`: the notification-extension role (decrypts
 //! and notifies, leaves governance to the app, waits a bounded time for the app's lock and
-//! keeps packets aside instead of blocking), and encryption at rest (a keyed database, wrong
-//! and missing keys, encrypting a database written without a key).
+//! keeps packets aside instead of blocking), encryption at rest (a keyed database, wrong
+//! and missing keys, encrypting a database written without a key), and a client kept open
+//! while another connection (the other process) moves its group on.
 
 #[path = "support/clients.rs"]
 mod clients;
@@ -325,4 +326,62 @@ fn a_database_written_without_a_key_is_encrypted_when_opened_with_one() {
     let c = lone_member(&path, Some(&KEY), &clock);
     assert_eq!(c.conversation(CONV.into()).unwrap().unwrap(), info);
     assert_eq!(bodies(&c).len(), 2);
+}
+
+#[test]
+fn an_app_kept_open_reads_the_epoch_another_connection_applied() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.form(0, &[1, 2, 3]);
+    w.assert_agree(&[0, 1, 2, 3]);
+    let epoch = w.info(0).epoch;
+    let bob_path = w.path(1);
+    // Bob's app runs outside the world's delivery: it takes in what his mailbox holds.
+    w.close(1);
+    let app = open(
+        &bob_path,
+        None,
+        None,
+        Arc::new(Recorder::default()),
+        w.clock.clone(),
+    )
+    .unwrap();
+    w.send(0, "one");
+    w.deliver();
+    app.receive(mailbox(&mut w, 1)).unwrap();
+    assert_eq!(bodies(&app), [b"one".to_vec()]);
+
+    // Carol is voted out while this app takes no packets; another connection on bob's file
+    // (a second process) takes the commit in.
+    let carol = w.c(2).member_id();
+    w.c(0).propose_removal(CONV.into(), carol).unwrap();
+    w.run_for(30_000);
+    let target = w.info(0).epoch;
+    assert!(target > epoch, "the removal was committed");
+    let other = open(
+        &bob_path,
+        None,
+        None,
+        Arc::new(Recorder::default()),
+        w.clock.clone(),
+    )
+    .unwrap();
+    other.receive(mailbox(&mut w, 1)).unwrap();
+    let epoch_of = |c: &WitanClient| c.conversation(CONV.into()).unwrap().unwrap().epoch;
+    for _ in 0..20 {
+        if epoch_of(&other) == target {
+            break;
+        }
+        w.set_now(w.now() + 1_000);
+        other.poll().unwrap();
+    }
+    assert_eq!(epoch_of(&other), target);
+    drop(other);
+
+    // The app, which had the previous epoch's group decoded, reads the new epoch's message.
+    w.send(0, "two");
+    w.deliver();
+    let report = app.receive(mailbox(&mut w, 1)).unwrap();
+    assert_eq!(report.accepted, 1);
+    assert_eq!(bodies(&app), [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(epoch_of(&app), target);
 }

@@ -33,7 +33,7 @@ mod wakeup;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::mls::{Identity, MemberId};
+use crate::mls::{GroupCache, Identity, MemberId};
 use crate::protocol::{Conversation, Ctx, Output, ProtocolError, Settings, State};
 use crate::store::{Database, DatabaseKey, StoreOptions};
 
@@ -55,6 +55,9 @@ pub struct WitanClient {
     store_options: StoreOptions,
     role: ClientRole,
     db: Mutex<Option<Database>>,
+    /// The MLS group the last committed step left decoded (see [`KeptGroup`]). Locked only
+    /// while `db` is.
+    kept_group: Mutex<KeptGroup>,
     identity: Identity,
     transport: Arc<dyn Transport>,
     listener: Arc<dyn EventListener>,
@@ -112,6 +115,7 @@ impl WitanClient {
             store_options,
             role,
             db: Mutex::new(Some(db)),
+            kept_group: Mutex::new(KeptGroup::default()),
             identity,
             transport,
             listener,
@@ -269,6 +273,7 @@ impl WitanClient {
             return;
         }
         *self.lock_db() = None;
+        self.lock_kept_group().forget();
     }
 
     /// Reopens the database after `suspend` (a no-op when it is open).
@@ -286,6 +291,18 @@ impl WitanClient {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn lock_kept_group(&self) -> MutexGuard<'_, KeptGroup> {
+        match self.kept_group.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // A panic mid-step: what the cache holds cannot be vouched for.
+                let mut guard = poisoned.into_inner();
+                guard.forget();
+                guard
+            }
+        }
+    }
+
     /// Runs `f` with the open database (reopening it after `suspend`). The lock is held only
     /// for `f`: never call into the host from inside.
     fn with_db<T>(
@@ -295,6 +312,8 @@ impl WitanClient {
         let mut guard = self.lock_db();
         if guard.is_none() {
             *guard = Some(Database::open(&self.database_path, &self.store_options)?);
+            // A new connection: `data_version` starts over.
+            self.lock_kept_group().forget();
         }
         match guard.as_mut() {
             Some(db) => f(db),
@@ -323,32 +342,68 @@ impl WitanClient {
         f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<Finish<T>, WitanError>,
     ) -> Result<(T, Option<Effects>), WitanError> {
         self.with_db(|db| {
-            let step = match durability {
-                Durability::Synced => db.step()?,
-                Durability::SyncedBeforePublishing => db.relaxed_step()?,
-            };
-            let mut env = StepEnv::new(&step, &self.identity, now_ms);
-            env.defer_governance = self.role == ClientRole::NotificationExtension;
-            match f(&mut env)? {
-                Finish::Commit(value) => {
-                    env.flush()?;
-                    let effects = std::mem::take(&mut env.effects);
-                    let must_sync =
-                        durability == Durability::SyncedBeforePublishing && env.queued_packets;
-                    drop(env);
-                    step.commit()?;
-                    if must_sync {
-                        // Noted first: if the sync fails, the next flush retries it before
-                        // it publishes anything.
-                        db.note_unsynced_outbox();
-                        db.sync_log()?;
-                    }
-                    Ok((value, Some(effects)))
+            let mut kept = self.lock_kept_group();
+            let committed = self.run_step(db, &mut kept, now_ms, durability, f);
+            let (value, effects, must_sync) = match committed {
+                Ok(done) => done,
+                Err(e) => {
+                    kept.forget();
+                    return Err(e);
                 }
-                // Dropping the step rolls it back.
-                Finish::Rollback(value) => Ok((value, None)),
+            };
+            if must_sync {
+                // Noted first: if the sync fails, the next flush retries it before it
+                // publishes anything.
+                db.note_unsynced_outbox();
+                db.sync_log()?;
             }
+            Ok((value, effects))
         })
+    }
+
+    /// The body of [`WitanClient::in_step_then`]: the step itself. Also says whether the
+    /// log must be synced before what it queued is published.
+    fn run_step<T>(
+        &self,
+        db: &mut Database,
+        kept: &mut KeptGroup,
+        now_ms: u64,
+        durability: Durability,
+        f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<Finish<T>, WitanError>,
+    ) -> Result<(T, Option<Effects>, bool), WitanError> {
+        let step = match durability {
+            Durability::Synced => db.step()?,
+            Durability::SyncedBeforePublishing => db.relaxed_step()?,
+        };
+        // Read under the write lock, so that no other connection can commit until this step
+        // ends: the version checked is the one of the rows the step sees.
+        let version = step.data_version()?;
+        kept.check(version);
+        let mut env = StepEnv::new(&step, &self.identity, now_ms, &kept.cache);
+        env.defer_governance = self.role == ClientRole::NotificationExtension;
+        match f(&mut env)? {
+            Finish::Commit(value) => {
+                env.flush()?;
+                let effects = std::mem::take(&mut env.effects);
+                let must_sync =
+                    durability == Durability::SyncedBeforePublishing && env.queued_packets;
+                drop(env);
+                step.commit()?;
+                if kept.cache.is_settled() {
+                    kept.committed(version);
+                } else {
+                    kept.forget();
+                }
+                Ok((value, Some(effects), must_sync))
+            }
+            // Dropping the step rolls it back, and with it whatever the cached group did.
+            Finish::Rollback(value) => {
+                drop(env);
+                drop(step);
+                kept.forget();
+                Ok((value, None, false))
+            }
+        }
     }
 
     /// A local action as one step: the engine runs on the stored conversation (if any), the
@@ -404,6 +459,37 @@ impl WitanClient {
             self.listener.on_event(event.clone());
         }
         effects.events
+    }
+}
+
+/// The decoded MLS group a client keeps between steps, so that consecutive steps on one
+/// conversation (a chat's receive batches) do not decode it again. It is only kept while it
+/// is exactly the group's rows: after a step that committed with the cache settled, and
+/// until another connection (the other process) commits — SQLite's `data_version` tells.
+/// Anything else (a rollback, an error, a reopened connection) forgets it.
+#[derive(Debug, Default)]
+struct KeptGroup {
+    cache: GroupCache,
+    /// `data_version` when the cache was last known to match the rows.
+    version: Option<i64>,
+}
+
+impl KeptGroup {
+    /// Keeps the cache only if nothing was committed by others since it matched the rows.
+    fn check(&mut self, version: i64) {
+        if self.version != Some(version) {
+            self.forget();
+        }
+    }
+
+    fn committed(&mut self, version: i64) {
+        // This connection's own commits do not change `data_version`.
+        self.version = Some(version);
+    }
+
+    fn forget(&mut self) {
+        self.cache.reset();
+        self.version = None;
     }
 }
 

@@ -151,7 +151,7 @@ pub(crate) struct StepEnv<'s, 'c> {
     conversations: BTreeMap<String, Cached>,
     /// The last MLS group the engine used, decoded: valid while `mls` only changes through
     /// it; cleared when a run fails or a part is undone.
-    groups: GroupCache,
+    groups: &'s GroupCache,
     part: Option<Part>,
     /// Some run queued packets to publish (a relaxed step must then sync before they leave).
     pub queued_packets: bool,
@@ -160,7 +160,14 @@ pub(crate) struct StepEnv<'s, 'c> {
 }
 
 impl<'s, 'c> StepEnv<'s, 'c> {
-    pub fn new(step: &'s Step<'c>, identity: &'s Identity, now_ms: u64) -> Self {
+    /// `groups` may hold the group its rows had when the client's last step committed (see
+    /// `GroupCache`); the caller resets it when that cannot be vouched for.
+    pub fn new(
+        step: &'s Step<'c>,
+        identity: &'s Identity,
+        now_ms: u64,
+        groups: &'s GroupCache,
+    ) -> Self {
         StepEnv {
             step,
             identity,
@@ -169,7 +176,7 @@ impl<'s, 'c> StepEnv<'s, 'c> {
             effects: Effects::default(),
             mls: OverlayKv::new(step),
             conversations: BTreeMap::new(),
-            groups: GroupCache::new(),
+            groups,
             part: None,
             queued_packets: false,
             defer_secrets: false,
@@ -345,9 +352,9 @@ impl StepEnv<'_, '_> {
         let before_state = before.as_ref().map(|c| c.state);
         let was_pending = before.as_ref().map(|c| c.state) == Some(State::PendingJoin);
         let provider = if self.defer_secrets {
-            MlsProvider::deferring_message_secrets(&self.mls, &self.groups)
+            MlsProvider::deferring_message_secrets(&self.mls, self.groups)
         } else {
-            MlsProvider::with_group_cache(&self.mls, &self.groups)
+            MlsProvider::with_group_cache(&self.mls, self.groups)
         };
         let ctx = Ctx {
             provider: &provider,
@@ -561,8 +568,9 @@ mod tests {
     fn a_successful_run_persists_state_topics_and_events() {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let groups = GroupCache::new();
         let step = db.step().unwrap();
-        let mut env = StepEnv::new(&step, &identity, 1_000);
+        let mut env = StepEnv::new(&step, &identity, 1_000, &groups);
         let result = env
             .run_engine("c", |_, ctx| {
                 let (conv, out) = Conversation::create(ctx, "c", Settings::default())
@@ -591,8 +599,9 @@ mod tests {
     fn state_is_stored_in_the_codec_and_legacy_json_states_still_load() {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let groups = GroupCache::new();
         let step = db.step().unwrap();
-        let mut env = StepEnv::new(&step, &identity, 1_000);
+        let mut env = StepEnv::new(&step, &identity, 1_000, &groups);
         env.run_engine("c", |_, ctx| {
             let (conv, out) = Conversation::create(ctx, "c", Settings::default())
                 .map_err(|e| WitanError::from_protocol(e, State::Working))?;
@@ -621,8 +630,9 @@ mod tests {
     fn a_refused_run_writes_nothing() {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let groups = GroupCache::new();
         let step = db.step().unwrap();
-        let mut env = StepEnv::new(&step, &identity, 1_000);
+        let mut env = StepEnv::new(&step, &identity, 1_000, &groups);
         let result: Result<_, _> = env
             .run_engine("c", |_, ctx| {
                 let (conv, out) = Conversation::create(ctx, "c", Settings::default())

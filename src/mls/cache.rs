@@ -16,8 +16,10 @@
 //! second group is loaded while one is lent out, nothing is given back until both are
 //! returned (two copies of one group could disagree).
 //!
-//! The cache belongs to one transaction: the rows must not change underneath it except
-//! through providers that carry it.
+//! The rows must not change underneath the cache except through providers that carry it.
+//! A cache may outlive its transaction only if that transaction committed with the cache
+//! [`GroupCache::is_settled`], and no other connection wrote since (the client checks
+//! SQLite's `data_version`); otherwise its owner calls [`GroupCache::reset`].
 //!
 //! Deferred message secrets: a provider made with `MlsProvider::deferring_message_secrets`
 //! does not write the message secrets of the group it borrows from the cache (OpenMLS writes
@@ -67,6 +69,22 @@ impl GroupCache {
         if self.lent.get() > 0 {
             self.poisoned.set(true);
         }
+    }
+
+    /// Starts over empty, flags included: for a cache kept across transactions whose last
+    /// transaction did not commit, or whose rows another connection may have changed. Must
+    /// not be called while a group is lent out (nothing is, between transactions).
+    pub fn reset(&self) {
+        self.slot.borrow_mut().take();
+        self.poisoned.set(self.lent.get() > 0);
+        self.deferred.set(false);
+        self.lost.set(false);
+    }
+
+    /// Whether the group held is exactly its rows: nothing lent, nothing deferred or lost.
+    /// Only such a cache may outlive its transaction.
+    pub fn is_settled(&self) -> bool {
+        self.lent.get() == 0 && !self.deferred.get() && !self.lost.get() && !self.poisoned.get()
     }
 
     /// Forgets the cached group after an operation failed or a part was undone: a loss only

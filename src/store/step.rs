@@ -31,6 +31,14 @@ impl<'c> Step<'c> {
         Ok(self.tx.commit()?)
     }
 
+    /// `PRAGMA data_version` as this step sees it: it changes whenever another connection
+    /// commits, never with this connection's own commits. Read under the write lock (a
+    /// read-write step), it names exactly the rows the step works on.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        let mut stmt = self.tx.prepare_cached("PRAGMA data_version")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+
     /// Opens a savepoint inside the step, so that a part of it (one packet of a batch) can be
     /// undone alone: [`Step::release_savepoint`] keeps its writes in the step,
     /// [`Step::rollback_savepoint`] discards them. Savepoints do not nest.
