@@ -335,16 +335,19 @@ fn an_app_kept_open_reads_the_epoch_another_connection_applied() {
     w.assert_agree(&[0, 1, 2, 3]);
     let epoch = w.info(0).epoch;
     let bob_path = w.path(1);
+    let clock = w.clock.clone();
+    let open_bob = || {
+        open(
+            &bob_path,
+            None,
+            None,
+            Arc::new(Recorder::default()),
+            clock.clone(),
+        )
+    };
     // Bob's app runs outside the world's delivery: it takes in what his mailbox holds.
     w.close(1);
-    let app = open(
-        &bob_path,
-        None,
-        None,
-        Arc::new(Recorder::default()),
-        w.clock.clone(),
-    )
-    .unwrap();
+    let app = open_bob().unwrap();
     w.send(0, "one");
     w.deliver();
     app.receive(mailbox(&mut w, 1)).unwrap();
@@ -357,14 +360,7 @@ fn an_app_kept_open_reads_the_epoch_another_connection_applied() {
     w.run_for(30_000);
     let target = w.info(0).epoch;
     assert!(target > epoch, "the removal was committed");
-    let other = open(
-        &bob_path,
-        None,
-        None,
-        Arc::new(Recorder::default()),
-        w.clock.clone(),
-    )
-    .unwrap();
+    let other = open_bob().unwrap();
     other.receive(mailbox(&mut w, 1)).unwrap();
     let epoch_of = |c: &WitanClient| c.conversation(CONV.into()).unwrap().unwrap().epoch;
     for _ in 0..20 {

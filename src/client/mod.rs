@@ -352,10 +352,7 @@ impl WitanClient {
                 }
             };
             if must_sync {
-                // Noted first: if the sync fails, the next flush retries it before it
-                // publishes anything.
-                db.note_unsynced_outbox();
-                db.sync_log()?;
+                db.sync_queued_outbox()?;
             }
             Ok((value, effects))
         })

@@ -278,6 +278,7 @@ impl Drop for CachedGroup<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mls::tests::write_deferred_into;
     use crate::mls::{Identity, MemoryKv};
 
     const GID: &[u8] = b"cached";
@@ -470,11 +471,7 @@ mod tests {
         // Loading the same group again is a hit: still deferred, and written on request.
         let cache = deferred_cache(&mut kv, &id);
         assert!(cache.holds(GID));
-        let p = MlsProvider::new(&kv);
-        cache.write_deferred(&p).unwrap();
-        let changes = p.storage().take_changes();
-        drop(p);
-        kv.apply(changes);
+        write_deferred_into(&cache, &mut kv);
         assert!(!cache.is_deferred() && !cache.is_lost());
         let stored = Group::load(&MlsProvider::new(&kv), GID).unwrap().unwrap();
         assert_eq!(stored.epoch(), 1);

@@ -151,6 +151,26 @@ impl<'a> MlsStorage<'a> {
         Ok(())
     }
 
+    /// [`MlsStorage::put`] for message secrets: skipped for the group whose writes are
+    /// deferred (see the module doc).
+    fn put_message_secrets<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &self,
+        label: &str,
+        key: &K,
+        value: &V,
+    ) -> Result<(), MlsStorageError> {
+        if let Some(cache) = self.deferral {
+            let row = Self::row_key(label, key)?;
+            if self.deferred_row.borrow().as_ref() == Some(&row) {
+                // The lent group holds these secrets; an earlier write of this run is older.
+                cache.mark_deferred();
+                self.overlay.borrow_mut().remove(&row);
+                return Ok(());
+            }
+        }
+        self.put(label, key, value)
+    }
+
     fn get<K: Serialize + ?Sized, V: DeserializeOwned>(
         &self,
         label: &str,
@@ -267,12 +287,16 @@ const PSK: &str = "psk";
 /// `<GroupId, Value>`.
 macro_rules! group_value {
     ($write:ident, $read:ident, $delete:ident, $bound:ident, $label:expr) => {
+        group_value!($write, $read, $delete, $bound, $label, put);
+    };
+    // `$put` writes the row: `put`, or a writer with its own rule for that value.
+    ($write:ident, $read:ident, $delete:ident, $bound:ident, $label:expr, $put:ident) => {
         fn $write<G: traits::GroupId<CURRENT_VERSION>, T: traits::$bound<CURRENT_VERSION>>(
             &self,
             group_id: &G,
             value: &T,
         ) -> Result<(), Self::Error> {
-            self.put($label, group_id, value)
+            self.$put($label, group_id, value)
         }
 
         fn $read<G: traits::GroupId<CURRENT_VERSION>, T: traits::$bound<CURRENT_VERSION>>(
@@ -323,43 +347,14 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage<'_> {
         ConfirmationTag,
         CONFIRMATION_TAG
     );
-    fn write_message_secrets<
-        G: traits::GroupId<CURRENT_VERSION>,
-        T: traits::MessageSecrets<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &G,
-        value: &T,
-    ) -> Result<(), Self::Error> {
-        let row = Self::row_key(MESSAGE_SECRETS, group_id)?;
-        if let Some(cache) = self.deferral
-            && self.deferred_row.borrow().as_ref() == Some(&row)
-        {
-            // The lent group holds these secrets; an earlier write of this run is older.
-            cache.mark_deferred();
-            self.overlay.borrow_mut().remove(&row);
-            return Ok(());
-        }
-        self.raw_set(row, Some(codec::to_vec(value)?));
-        Ok(())
-    }
-
-    fn message_secrets<
-        G: traits::GroupId<CURRENT_VERSION>,
-        T: traits::MessageSecrets<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &G,
-    ) -> Result<Option<T>, Self::Error> {
-        self.get(MESSAGE_SECRETS, group_id)
-    }
-
-    fn delete_message_secrets<G: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &G,
-    ) -> Result<(), Self::Error> {
-        self.del(MESSAGE_SECRETS, group_id)
-    }
+    group_value!(
+        write_message_secrets,
+        message_secrets,
+        delete_message_secrets,
+        MessageSecrets,
+        MESSAGE_SECRETS,
+        put_message_secrets
+    );
     group_value!(
         write_resumption_psk_store,
         resumption_psk_store,

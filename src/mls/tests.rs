@@ -444,11 +444,16 @@ fn deferred_message_secrets_end_in_the_rows_the_plain_path_writes() {
         rows, b.kv,
         "the rows miss the secrets the cached group holds"
     );
-    let p = MlsProvider::new(&rows);
+    write_deferred_into(&cache, &mut rows);
+    assert!(!cache.is_deferred() && !cache.is_lost());
+    assert_eq!(rows, b.kv);
+}
+
+/// Writes `cache`'s deferred message secrets into `kv`, as a step does before it commits.
+pub(crate) fn write_deferred_into(cache: &GroupCache, kv: &mut MemoryKv) {
+    let p = MlsProvider::new(&*kv);
     cache.write_deferred(&p).unwrap();
     let changes = p.storage().take_changes();
     drop(p);
-    rows.apply(changes);
-    assert!(!cache.is_deferred() && !cache.is_lost());
-    assert_eq!(rows, b.kv);
+    kv.apply(changes);
 }

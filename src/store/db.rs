@@ -51,7 +51,7 @@ pub struct Database {
     /// [`Database::step`] puts it back to FULL first.
     relaxed: bool,
     /// A relaxed step queued packets to publish and the log has not been synced since
-    /// ([`Database::note_unsynced_outbox`]); [`Database::sync_if_needed`] syncs it.
+    /// ([`Database::sync_queued_outbox`] failed); [`Database::sync_if_needed`] syncs it.
     unsynced_outbox: bool,
 }
 
@@ -190,10 +190,12 @@ impl Database {
         Ok(Step::new(tx))
     }
 
-    /// Records that a relaxed step just committed packets to the outbox: they must not be
-    /// published before the log is on disk (see [`Database::sync_if_needed`]).
-    pub fn note_unsynced_outbox(&mut self) {
+    /// Syncs the log after a relaxed step committed packets to the outbox: they must not be
+    /// published before it is on disk. If the sync fails they stay marked, and
+    /// [`Database::sync_if_needed`] syncs before anything is published.
+    pub fn sync_queued_outbox(&mut self) -> Result<(), StoreError> {
         self.unsynced_outbox = true;
+        self.sync_if_needed()
     }
 
     /// Syncs the log if a relaxed step queued packets since the last sync. Called before
@@ -234,15 +236,6 @@ impl Database {
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
         Ok(Step::new(tx))
-    }
-
-    /// `PRAGMA data_version`: changes whenever another connection (in this or
-    /// another process) commits to the file; an in-memory cache is still
-    /// valid while it is unchanged. This connection's own commits do not
-    /// change it.
-    pub fn data_version(&self) -> Result<i64, StoreError> {
-        let mut stmt = self.conn.prepare_cached("PRAGMA data_version")?;
-        Ok(stmt.query_row([], |r| r.get(0))?)
     }
 }
 
@@ -349,8 +342,10 @@ mod tests {
         let step = db.relaxed_step().unwrap();
         step.outbox_push("p", "t", b"x", 0).unwrap();
         step.commit().unwrap();
-        db.note_unsynced_outbox();
-        assert!(db.unsynced_outbox);
+        db.sync_queued_outbox().unwrap();
+        assert!(!db.unsynced_outbox);
+        // As after a failed sync: the next check before publishing syncs.
+        db.unsynced_outbox = true;
         db.sync_if_needed().unwrap();
         assert!(!db.unsynced_outbox);
         // The sync neither changed the mode nor the data.
@@ -430,19 +425,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = file_db(&dir);
         let mut b = file_db(&dir);
-        let before = b.data_version().unwrap();
+        // Read as the client does: in a read-write step, under the write lock.
+        let version = |db: &mut Database| db.step().unwrap().data_version().unwrap();
+        let before = version(&mut b);
 
         // Own commits and rolled-back steps elsewhere do not change it.
         let step = b.step().unwrap();
         step.meta_set("own", b"1").unwrap();
         step.commit().unwrap();
-        assert_eq!(b.data_version().unwrap(), before);
+        assert_eq!(version(&mut b), before);
         drop(a.step().unwrap());
-        assert_eq!(b.data_version().unwrap(), before);
+        assert_eq!(version(&mut b), before);
 
         let step = a.step().unwrap();
         step.meta_set("other", b"1").unwrap();
         step.commit().unwrap();
-        assert_ne!(b.data_version().unwrap(), before);
+        assert_ne!(version(&mut b), before);
     }
 }
