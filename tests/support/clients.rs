@@ -3,6 +3,12 @@
 //! manual clock that jumps to the earliest wake-up any member asked for when nothing is in
 //! flight.
 //!
+//! The router can be made hostile per directed link: a *cut* link loses what it carries, a
+//! *held* link (a partition) keeps it until [`World::heal`], and a delay function makes
+//! every delivery wait (packets in flight count as wake-ups). Each local member reads the
+//! shared clock through its own offset ([`World::set_offset`]): a member whose clock runs
+//! ahead or behind.
+//!
 //! A member is either *local* (a client in this process, which can be closed and reopened
 //! from its file; while closed, its packets wait in a mailbox like a push service keeps them)
 //! or *remote* (anything implementing [`Remote`], for example a client driven by a child
@@ -14,7 +20,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use witan::client::{
@@ -40,14 +46,30 @@ pub fn fast_settings() -> ConversationSettings {
     }
 }
 
-/// Topic router: a FIFO queue of published packets and per-node subscriptions that survive
-/// a client restart.
+/// A delivery delay in ms for a packet from `from` to `to`, the `seq`-th one routed.
+pub type DelayFn = Box<dyn Fn(usize, usize, u64) -> u64 + Send>;
+
+/// A packet on its way to one member: (from, to, topic, payload).
+pub type InFlight = (usize, usize, String, Vec<u8>);
+
+/// Topic router: a FIFO queue of published packets (with their sender) and per-node
+/// subscriptions that survive a client restart.
 #[derive(Default)]
 pub struct Router {
-    pub queue: Mutex<VecDeque<(String, Vec<u8>)>>,
+    pub queue: Mutex<VecDeque<(usize, String, Vec<u8>)>>,
     pub subs: Mutex<BTreeMap<usize, BTreeSet<String>>>,
     /// Nodes whose packets are lost (a crashed or silent member).
     pub muted: Mutex<BTreeSet<usize>>,
+    /// Directed links (from, to) on which every packet is lost.
+    pub cut: Mutex<BTreeSet<(usize, usize)>>,
+    /// Directed links (from, to) whose packets wait in `held` until `World::heal`.
+    pub partitioned: Mutex<BTreeSet<(usize, usize)>>,
+    pub held: Mutex<Vec<InFlight>>,
+    /// Delay of each delivery, if any; packets wait in `in_flight` until due.
+    pub delay: Mutex<Option<DelayFn>>,
+    /// Packets waiting for their delivery time, by (due time, sequence).
+    pub in_flight: Mutex<BTreeMap<(u64, u64), InFlight>>,
+    pub routed: AtomicU64,
 }
 
 pub struct NodeTransport {
@@ -64,7 +86,7 @@ impl Transport for NodeTransport {
             .queue
             .lock()
             .unwrap()
-            .push_back((packet.topic, packet.payload));
+            .push_back((self.node, packet.topic, packet.payload));
         Ok(())
     }
     fn subscribe(&self, topic: String) {
@@ -94,6 +116,19 @@ impl Clock for ManualClock {
     }
 }
 
+/// A member's view of the shared clock: `base + offset`.
+pub struct OffsetClock {
+    pub base: Arc<ManualClock>,
+    pub offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        let offset = self.offset_ms.load(Ordering::SeqCst);
+        self.base.now_ms().saturating_add_signed(offset)
+    }
+}
+
 /// A member driven outside this process's clients (or in some other special way).
 pub trait Remote {
     /// Hands it packets that arrived (every topic), at virtual time `now`.
@@ -119,6 +154,8 @@ pub struct World {
     pub listeners: Vec<Arc<Listener>>,
     /// Packets for closed local members.
     pub mailbox: BTreeMap<usize, Vec<Vec<u8>>>,
+    /// Each member's clock offset from the shared clock (ms).
+    pub offsets: Vec<Arc<AtomicI64>>,
 }
 
 pub const START_MS: u64 = 1_700_000_000_000;
@@ -134,6 +171,7 @@ impl World {
             slots: Vec::new(),
             listeners: Vec::new(),
             mailbox: BTreeMap::new(),
+            offsets: Vec::new(),
         };
         for name in names {
             let i = w.add_slot(name, Slot::Local(None));
@@ -146,7 +184,56 @@ impl World {
         self.names.push(name.to_string());
         self.slots.push(slot);
         self.listeners.push(Arc::new(Listener::default()));
+        self.offsets.push(Arc::new(AtomicI64::new(0)));
         self.slots.len() - 1
+    }
+
+    /// Makes member `i`'s clock run `offset_ms` ahead of the shared clock (behind if negative).
+    pub fn set_offset(&self, i: usize, offset_ms: i64) {
+        self.offsets[i].store(offset_ms, Ordering::SeqCst);
+    }
+
+    /// The shared clock's time for member `i`'s time `at`.
+    fn global(&self, i: usize, at: u64) -> u64 {
+        at.saturating_add_signed(-self.offsets[i].load(Ordering::SeqCst))
+    }
+
+    /// Packets from `from` to `to` are lost from now on (both directions with `cut_both`).
+    pub fn cut(&self, from: usize, to: usize) {
+        self.router.cut.lock().unwrap().insert((from, to));
+    }
+
+    pub fn uncut(&self, from: usize, to: usize) {
+        self.router.cut.lock().unwrap().remove(&(from, to));
+    }
+
+    /// A partition between `side` and everyone else: packets across it wait until `heal`.
+    pub fn partition(&self, side: &[usize]) {
+        let mut links = self.router.partitioned.lock().unwrap();
+        for a in 0..self.slots.len() {
+            for b in 0..self.slots.len() {
+                if side.contains(&a) != side.contains(&b) {
+                    links.insert((a, b));
+                }
+            }
+        }
+    }
+
+    /// Ends every partition; what waited is delivered with the next `deliver`.
+    pub fn heal(&self) {
+        self.router.partitioned.lock().unwrap().clear();
+        let held = std::mem::take(&mut *self.router.held.lock().unwrap());
+        let now = self.now();
+        let mut in_flight = self.router.in_flight.lock().unwrap();
+        for p in held {
+            let seq = self.router.routed.fetch_add(1, Ordering::SeqCst);
+            in_flight.insert((now, seq), p);
+        }
+    }
+
+    /// Every delivery from now on waits `delay(from, to, seq)` ms.
+    pub fn set_delay(&self, delay: Option<DelayFn>) {
+        *self.router.delay.lock().unwrap() = delay;
     }
 
     /// Adds a remote member; returns its index.
@@ -179,7 +266,10 @@ impl World {
                 node: i,
             }),
             self.listeners[i].clone(),
-            self.clock.clone(),
+            Arc::new(OffsetClock {
+                base: self.clock.clone(),
+                offset_ms: self.offsets[i].clone(),
+            }),
         )
         .unwrap();
         self.slots[i] = Slot::Local(Some(client));
@@ -229,7 +319,10 @@ impl World {
             if let Slot::Remote(r) = slot {
                 let published = r.take_published();
                 any |= !published.is_empty();
-                self.router.queue.lock().unwrap().extend(published);
+                // Remotes are not routed through the hostile links: their sender is unknown.
+                let from = usize::MAX;
+                let mut queue = self.router.queue.lock().unwrap();
+                queue.extend(published.into_iter().map(|(t, p)| (from, t, p)));
             }
         }
         any
@@ -237,13 +330,17 @@ impl World {
 
     /// Delivers everything in flight to every subscribed node, the sender included (its echo
     /// must be a duplicate); remote members get every packet, in one batch per round.
+    /// Packets on a cut link are lost, those across a partition wait for `heal`, and with a
+    /// delay function they wait in flight until due.
     pub fn deliver(&mut self) {
         let now = self.now();
         loop {
             let mut for_remotes: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
             loop {
                 let next = self.router.queue.lock().unwrap().pop_front();
-                let Some((topic, payload)) = next else { break };
+                let Some((from, topic, payload)) = next else {
+                    break;
+                };
                 let subs = self.router.subs.lock().unwrap().clone();
                 for i in 0..self.slots.len() {
                     match &self.slots[i] {
@@ -251,25 +348,69 @@ impl World {
                             for_remotes.entry(i).or_default().push(payload.clone());
                         }
                         _ if !subs.get(&i).is_some_and(|s| s.contains(&topic)) => {}
-                        Slot::Local(Some(c)) => {
-                            c.receive(vec![InboundPacket {
-                                topic: topic.clone(),
-                                payload: payload.clone(),
-                            }])
-                            .unwrap();
-                        }
-                        Slot::Local(None) => {
-                            self.mailbox.entry(i).or_default().push(payload.clone());
-                        }
+                        Slot::Local(_) => self.route(from, i, topic.clone(), payload.clone()),
                     }
                 }
+            }
+            while let Some((from, to, topic, payload)) = self.next_due(now) {
+                self.hand_over(from, to, topic, payload);
             }
             for (i, packets) in for_remotes {
                 self.remote(i).receive(now, packets);
             }
-            if !self.pump_remotes() && self.router.queue.lock().unwrap().is_empty() {
+            let queued = !self.router.queue.lock().unwrap().is_empty();
+            if !self.pump_remotes() && !queued && self.next_due_at().is_none_or(|at| at > now) {
                 return;
             }
+        }
+    }
+
+    /// Puts one packet for local member `to` on its way (or loses or holds it).
+    fn route(&mut self, from: usize, to: usize, topic: String, payload: Vec<u8>) {
+        let link = (from, to);
+        if self.router.cut.lock().unwrap().contains(&link) {
+            return;
+        }
+        if self.router.partitioned.lock().unwrap().contains(&link) {
+            self.router
+                .held
+                .lock()
+                .unwrap()
+                .push((from, to, topic, payload));
+            return;
+        }
+        let seq = self.router.routed.fetch_add(1, Ordering::SeqCst);
+        let delay = match &*self.router.delay.lock().unwrap() {
+            Some(d) if from != to => d(from, to, seq),
+            _ => 0,
+        };
+        let at = self.now() + delay;
+        self.router
+            .in_flight
+            .lock()
+            .unwrap()
+            .insert((at, seq), (from, to, topic, payload));
+    }
+
+    fn next_due_at(&self) -> Option<u64> {
+        let in_flight = self.router.in_flight.lock().unwrap();
+        in_flight.keys().next().map(|(at, _)| *at)
+    }
+
+    fn next_due(&self, now: u64) -> Option<InFlight> {
+        let mut in_flight = self.router.in_flight.lock().unwrap();
+        let key = *in_flight.keys().next().filter(|(at, _)| *at <= now)?;
+        in_flight.remove(&key)
+    }
+
+    /// Hands a packet that is due to member `to` (or to its mailbox while it is closed).
+    fn hand_over(&mut self, _from: usize, to: usize, topic: String, payload: Vec<u8>) {
+        match &self.slots[to] {
+            Slot::Local(Some(c)) => {
+                c.receive(vec![InboundPacket { topic, payload }]).unwrap();
+            }
+            Slot::Local(None) => self.mailbox.entry(to).or_default().push(payload),
+            Slot::Remote(_) => {}
         }
     }
 
@@ -277,16 +418,16 @@ impl World {
     pub fn poll_all(&mut self) -> Option<u64> {
         let now = self.now();
         let mut next: Option<u64> = None;
-        for slot in &mut self.slots {
-            let at = match slot {
+        for i in 0..self.slots.len() {
+            let at = match &mut self.slots[i] {
                 Slot::Local(Some(c)) => c.poll().unwrap().next_wakeup_at_ms,
                 Slot::Local(None) => None,
                 Slot::Remote(r) => r.poll(now),
             };
-            next = min_opt(next, at);
+            next = min_opt(next, at.map(|at| self.global(i, at)));
         }
         self.pump_remotes();
-        next
+        min_opt(next, self.next_due_at())
     }
 
     /// Delivers and polls, jumping the clock to the next wake-up, for `horizon_ms`.
