@@ -5,7 +5,7 @@
 mod support;
 
 use support::{CONV, Net, fast_settings};
-use witan::protocol::{ProtocolError, consensus};
+use witan::protocol::{BallotError, ProtocolError};
 use witan::wire::{self, group_payload::Content};
 
 fn formed() -> Net {
@@ -109,14 +109,13 @@ fn forged_vote_is_refused_and_changes_nothing() {
     })
     .unwrap();
     net.deliver();
-    let header = net.nodes[1].conv().ballots[&pid].header().unwrap();
-    let mut vote = consensus::new_vote(&net.nodes[1].identity, &header, true, net.now);
+    let mut vote = net.sign_vote(1, 1, pid, true);
     vote.signature[5] ^= 0x40;
     let packet = net.craft(1, Content::Vote(vote));
     let before = net.snapshot(2);
     let err = net.receive(2, &packet).unwrap_err();
     assert!(
-        matches!(err, ProtocolError::Vote(consensus::VoteError::BadSignature)),
+        matches!(err, ProtocolError::Vote(BallotError::Vote(_))),
         "{err}"
     );
     assert_eq!(net.snapshot(2), before);
@@ -138,13 +137,22 @@ fn vote_carried_by_another_member_is_not_counted() {
     })
     .unwrap();
     net.deliver();
-    let header = net.nodes[1].conv().ballots[&pid].header().unwrap();
     // Node 1 signs a vote with a throw-away key outside the group.
-    let outsider = witan::mls::Identity::from_secret(&[42; 32]).unwrap();
-    let stuffed = consensus::new_vote(&outsider, &header, true, net.now);
+    net.nodes.push(Net::new(43).nodes.pop().unwrap());
+    net.nodes[4].identity = witan::mls::Identity::from_secret(&[42; 32]).unwrap();
+    let stuffed = net.sign_vote(4, 1, pid, true);
     let packet = net.craft(1, Content::Vote(stuffed));
     assert!(net.receive(2, &packet).is_err());
-    assert_eq!(net.nodes[2].conv().ballots[&pid].votes.len(), 1);
+    let votes = |net: &Net| {
+        net.nodes[2]
+            .conv()
+            .ballots()
+            .by_id(pid)
+            .unwrap()
+            .votes()
+            .count()
+    };
+    assert_eq!(votes(&net), 1);
 }
 
 #[test]
@@ -163,14 +171,22 @@ fn replayed_vote_changes_nothing() {
     })
     .unwrap();
     net.deliver();
-    let header = net.nodes[1].conv().ballots[&pid].header().unwrap();
-    let vote = consensus::new_vote(&net.nodes[1].identity, &header, true, net.now);
+    let vote = net.sign_vote(1, 1, pid, true);
     let first = net.craft(1, Content::Vote(vote.clone()));
     let replay = net.craft(1, Content::Vote(vote));
     net.receive(2, &first).unwrap();
-    let before = net.nodes[2].conv().ballots[&pid].votes.len();
+    let votes = |net: &Net| {
+        net.nodes[2]
+            .conv()
+            .ballots()
+            .by_id(pid)
+            .unwrap()
+            .votes()
+            .count()
+    };
+    let before = votes(&net);
     net.receive(2, &replay).unwrap();
-    assert_eq!(net.nodes[2].conv().ballots[&pid].votes.len(), before);
+    assert_eq!(votes(&net), before);
 }
 
 #[test]
@@ -185,12 +201,12 @@ fn late_traffic_of_the_previous_epoch_is_delivered_once_and_a_left_member_refuse
             sent_at_ms: 1,
         }),
     );
-    let epoch_before = net.nodes[2].conv().epoch;
+    let epoch_before = net.nodes[2].conv().epoch();
     let target = net.nodes[3].id();
     net.act(0, |c, ctx| c.propose_removal(ctx, target).map(|(_, o)| o))
         .unwrap();
     net.run_for(20_000);
-    assert!(net.nodes[2].conv().epoch > epoch_before);
+    assert!(net.nodes[2].conv().epoch() > epoch_before);
     assert_eq!(net.nodes[3].state(), witan::protocol::State::Left);
     net.receive(2, &old).unwrap();
     net.receive(2, &old).unwrap();

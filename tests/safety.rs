@@ -52,6 +52,25 @@ fn epoch_steward(w: &World, observer: usize) -> usize {
     w.index_of_member(&id).expect("the epoch steward is local")
 }
 
+/// How `i` resolved proposal `pid`, if it did.
+fn resolved(w: &World, i: usize, pid: u64) -> Option<bool> {
+    w.events(i).into_iter().find_map(|e| match e {
+        WitanEvent::ProposalResolved {
+            proposal_id,
+            approved,
+            ..
+        } if proposal_id == pid => Some(approved),
+        _ => None,
+    })
+}
+
+fn is_member(w: &World, observer: usize, member: &str) -> bool {
+    w.info(observer)
+        .members
+        .iter()
+        .any(|m| m.member_id == member)
+}
+
 /// The members among `candidates` that have not left.
 fn in_group(w: &World, candidates: &[usize]) -> Vec<usize> {
     candidates
@@ -66,7 +85,6 @@ fn member_id(w: &World, i: usize) -> String {
 }
 
 #[test]
-#[ignore = "fails before the certified-commit engine"]
 fn a_lost_no_vote_on_its_way_to_the_epoch_steward_does_not_fork_the_group() {
     let mut w = World::new(&["ann", "bob", "cat", "dan"]);
     // Automatic votes come late enough for the NO votes below to be cast first.
@@ -96,10 +114,14 @@ fn a_lost_no_vote_on_its_way_to_the_epoch_steward_does_not_fork_the_group() {
     w.uncut(y, steward);
     w.run_for(120_000);
     assert_one_group(&w, &[0, 1, 2, 3]);
+    // The two NO votes win for everyone, the epoch steward included: a tie rejects.
+    for i in 0..4 {
+        assert_eq!(resolved(&w, i, pid), Some(false), "{}", w.names[i]);
+    }
+    assert!(is_member(&w, 0, &member_id(&w, y)));
 }
 
 #[test]
-#[ignore = "fails before the certified-commit engine"]
 fn an_epoch_steward_whose_clock_runs_far_ahead_does_not_fork_the_group() {
     let mut w = World::new(&["ann", "bob", "cat", "dan"]);
     w.form(0, &[1, 2, 3]);
@@ -109,17 +131,20 @@ fn an_epoch_steward_whose_clock_runs_far_ahead_does_not_fork_the_group() {
     let target = (0..4).find(|i| *i != steward).unwrap();
     // Thirty times the allowed skew (fast settings allow one second).
     w.set_offset(steward, 30_000);
-    w.c(steward)
+    let pid = w
+        .c(steward)
         .propose_removal(CONV.into(), member_id(&w, target))
         .unwrap();
     w.run_for(300_000);
     let rest = in_group(&w, &(0..4).collect::<Vec<_>>());
     assert!(rest.contains(&steward) && rest.len() >= 3);
     assert_one_group(&w, &rest);
+    // Decided once the others' clocks reached its window, and the same way everywhere.
+    let decision = resolved(&w, steward, pid).expect("the removal was resolved");
+    assert!(rest.iter().all(|i| resolved(&w, *i, pid) == Some(decision)));
 }
 
 #[test]
-#[ignore = "fails before the certified-commit engine"]
 fn an_epoch_steward_that_sends_two_different_valid_commits_to_two_halves_does_not_fork_the_group() {
     let mut w = World::new(&["ann", "bob", "cat", "dan", "eve"]);
     w.form(0, &[1, 2, 3, 4]);
@@ -144,10 +169,10 @@ fn an_epoch_steward_that_sends_two_different_valid_commits_to_two_halves_does_no
     let rest = in_group(&w, &honest);
     assert!(rest.len() >= 3, "the honest members stayed together");
     assert_one_group(&w, &rest);
+    assert!(!rest.contains(&target) && !is_member(&w, rest[0], &member_id(&w, target)));
 }
 
 #[test]
-#[ignore = "fails before the certified-commit engine"]
 fn a_partition_longer_than_every_protocol_window_heals_into_one_group() {
     let mut w = World::new(&["ann", "bob", "cat", "dan", "eve", "fay"]);
     w.form(0, &[1, 2, 3, 4, 5]);
@@ -169,24 +194,36 @@ fn a_partition_longer_than_every_protocol_window_heals_into_one_group() {
         .collect();
     let large: Vec<usize> = (0..6).filter(|i| !small.contains(i)).collect();
     w.partition(&small);
+    let removed_by_large = small[1];
     w.c(large[0])
-        .propose_removal(CONV.into(), member_id(&w, small[1]))
+        .propose_removal(CONV.into(), member_id(&w, removed_by_large))
         .unwrap();
     let victim = *large.iter().find(|i| **i != steward).unwrap();
     w.c(backup)
         .propose_removal(CONV.into(), member_id(&w, victim))
         .unwrap();
+    w.run_for(60_000);
+    // The side with a quorum (four of six) commits; the other side waits.
+    assert!(!is_member(&w, steward, &member_id(&w, removed_by_large)));
+    assert_eq!(
+        w.info(backup).epoch,
+        info.epoch,
+        "the small side committed nothing"
+    );
     // Longer than voting, inactivity, freeze and join windows together, many times over.
-    w.run_for(120_000);
+    w.run_for(60_000);
     w.heal();
     w.run_for(300_000);
     let rest = in_group(&w, &(0..6).collect::<Vec<_>>());
     assert!(rest.len() >= 4, "{rest:?}");
     assert_one_group(&w, &rest);
+    // The small side learned it lost a member, and its own proposal went through once it
+    // could reach a quorum.
+    assert!(!rest.contains(&removed_by_large));
+    assert!(!is_member(&w, rest[0], &member_id(&w, victim)));
 }
 
 #[test]
-#[ignore = "fails before the certified-commit engine"]
 fn deliveries_slower_than_the_freeze_window_do_not_fork_the_group() {
     let mut w = World::new(&["ann", "bob", "cat", "dan", "eve"]);
     w.form(0, &[1, 2, 3, 4]);
@@ -200,10 +237,15 @@ fn deliveries_slower_than_the_freeze_window_do_not_fork_the_group() {
     })));
     // The epoch steward is silent, so the others must commit the removal among themselves.
     w.router.muted.lock().unwrap().insert(steward);
+    let target = member_id(&w, others[3]);
     w.c(others[0])
-        .propose_removal(CONV.into(), member_id(&w, others[3]))
+        .propose_removal(CONV.into(), target.clone())
         .unwrap();
     w.run_for(600_000);
+    assert!(
+        !is_member(&w, others[0], &target),
+        "committed without the epoch steward"
+    );
     w.set_delay(None);
     w.router.muted.lock().unwrap().remove(&steward);
     w.run_for(300_000);

@@ -4,9 +4,7 @@
 //!   bounded fault family (`Faults::bounded`), split in four tests so `cargo test` runs
 //!   them on two cores.
 //! - Regression tests, one per bug the simulator caught, each pinned to its seed and its
-//!   fault families. Those that document a design limit rather than a bug are `#[ignore]`d
-//!   with their reason (docs/simulation.md); run them with
-//!   `cargo test --release --test simulation -- --ignored`.
+//!   fault families (docs/simulation.md, "Findings").
 //! - Self-tests of the checker: a seed replays identically, and a fork is reported.
 //!
 //! A failing seed reproduces with the command printed in the failure message.
@@ -132,8 +130,8 @@ fn the_checker_reports_two_members_in_one_epoch_with_different_keys_as_a_fork() 
 }
 
 // ----- Regression tests: one per bug the simulator caught (docs/simulation.md, "Findings"),
-// each pinned to the seed and fault families that found it. Fixed bugs run in every
-// `cargo test`; the design limits (F7, F8, F10) stay ignored with their reason.
+// each pinned to the seed and fault families that found it. They run in every `cargo test`;
+// F7, F8 and F10 (the forks of issue #15) run since the certified-commit engine.
 
 /// F1: a member that sees traffic of the next epoch while it holds freeze-round candidates
 /// applies the best of them *leaving its own out* (`apply_best_received` filtered
@@ -191,25 +189,26 @@ fn f5b_every_member_applies_the_invalid_candidate_penalty() {
 }
 
 /// F7: with deliveries slower than the freeze window (eventual delivery only), members
-/// select from different candidate sets: fork. Timer-based freeze rounds need synchrony.
+/// selected from different candidate sets: fork. Timer-based freeze rounds needed synchrony.
+/// Fixed by certified commits: a commit applies only with a quorum's precommits, and timers
+/// decide only when rounds move on (docs/safety.md).
 #[test]
-#[ignore = "F7 (protocol design, open): freeze rounds are unsafe without bounded delays; docs/simulation.md"]
 fn f7_slow_deliveries_do_not_fork_the_group() {
     assert_passes(4, &["slow-network"]);
 }
 
 /// F8: an epoch steward sending one valid commit to some members and another to the rest
-/// forks the group: the epoch steward's candidate is applied on receipt.
+/// forked the group: the epoch steward's candidate was applied on receipt. Fixed by certified
+/// commits: a member signs one prevote per round, so two values cannot both gather a quorum.
 #[test]
-#[ignore = "F8 (protocol design, open): equivocating epoch steward; docs/simulation.md"]
 fn f8_an_equivocating_epoch_steward_does_not_fork_the_group() {
     assert_passes(0, &["churn", "equivocation"]);
 }
 
-/// F10: both sides of a partition longer than the voting and freeze windows decide and
-/// commit on their own: split brain.
+/// F10: both sides of a partition longer than the voting and freeze windows decided and
+/// committed on their own: split brain. Fixed by certified commits: only a side holding a
+/// quorum of the epoch's members commits; the other catches up when the partition heals.
 #[test]
-#[ignore = "F10 (protocol design, open): no quorum for commits; docs/simulation.md"]
 fn f10_a_long_partition_does_not_split_the_group() {
     assert_passes(28, &["churn", "long-partitions"]);
 }

@@ -28,7 +28,6 @@ use witan::client::{
     TransportError, WitanClient, WitanEvent,
 };
 
-use witan::mls::storage::codec;
 use witan::protocol::Conversation;
 
 use super::measure::{Meter, peak_rss_mib};
@@ -202,7 +201,7 @@ fn conversation_state(db: &Path) -> BenchResult<Conversation> {
         [CONV],
         |r| r.get(0),
     )?;
-    Ok(codec::from_slice(&state)?)
+    Ok(Conversation::from_bytes(&state)?)
 }
 
 fn filler_id(i: usize) -> String {
@@ -222,11 +221,10 @@ fn add_filler(
     if messages_from == 0 {
         for i in 0..FILLER_CONVERSATIONS {
             let id = filler_id(i);
-            let mut s = state.clone();
-            s.id = id.clone();
+            let s = state.renamed(&id);
             tx.execute(
                 "INSERT INTO conversations (id, state, next_deadline_ms) VALUES (?1, ?2, NULL)",
-                rusqlite::params![id, codec::to_vec(&s)?],
+                rusqlite::params![id, s.to_bytes()],
             )?;
             let topics = serde_json::to_vec(&[
                 witan::protocol::topics::app(&id),

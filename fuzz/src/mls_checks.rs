@@ -60,11 +60,11 @@ pub fn key_package(data: &[u8]) {
     }
 }
 
-/// `Group::message_epoch`.
+/// `Group::message_header` (group id and epoch of an MLS message, unauthenticated).
 pub fn message_epoch(data: &[u8]) {
     let fx = mls_fixture::get();
-    let r = Group::message_epoch(&input(data, &fx.messages()));
-    crate::debug(|| format!("message_epoch: {r:?}"));
+    let r = Group::message_header(&input(data, &fx.messages()));
+    crate::debug(|| format!("message_header: {r:?}"));
     no_internal(&r);
 }
 
@@ -101,7 +101,7 @@ pub fn stage_commit(data: &[u8]) {
 pub fn join(data: &[u8]) {
     let fx = mls_fixture::get();
     let bytes = input(data, &fx.messages());
-    let r = mls_fixture::with_carol(|p| Group::join(p, &bytes).map(|g| g.members()));
+    let r = mls_fixture::with_carol(|p| Group::join(p, &bytes, mls_fixture::GID).map(|g| g.members()));
     crate::debug(|| format!("join: {r:?}"));
     no_internal(&r);
     if let Ok(members) = r {

@@ -77,7 +77,7 @@ fn build() -> MlsFixture {
     });
     let welcome_bob = out.welcome.expect("welcome for bob");
     step(&mut bob, |p| {
-        Group::join(p, &welcome_bob).expect("bob joins")
+        Group::join(p, &welcome_bob, GID).expect("bob joins")
     });
     let application = step(&mut a, |p| {
         load(p)

@@ -2,9 +2,10 @@
 //! values that pass the decoders' checks.
 
 use witan::wire::{
-    self, AddMember, Chat, CommitCandidate, ConversationSync, EmergencyRemoval, Envelope,
-    GroupPayload, JoinRequest, PacketKind, PeerScore, Proposal, ProposalPayload, RemoveMember,
-    SelfLeave, StewardElection, SyncSettings, Vote, VoteBundle, WelcomePacket,
+    self, AddMember, Candidate, CatchUp, CertifiedCommit, Chat, ConversationSync,
+    EmergencyRemoval, Envelope, EquivocationProof, GroupPayload, JoinRequest, NewRound,
+    PacketKind, PeerScore, Polka, Proposal, ProposalPayload, RemoveMember, Resolution,
+    RoundSignature, RoundVote, SelfLeave, SyncSettings, Vote, VoteBundle, WelcomePacket,
     group_payload::Content, proposal_payload::Action,
 };
 
@@ -23,9 +24,9 @@ pub fn vote(seed: u8) -> Vote {
     }
 }
 
-/// One action per kind, chosen by `i % 5`.
+/// One action per kind, chosen by `i % 4`.
 pub fn action(i: u8) -> Action {
-    match i % 5 {
+    match i % 4 {
         0 => Action::Add(AddMember {
             key_package: vec![0xab; 300],
             member_id: vec![i; 20],
@@ -35,11 +36,6 @@ pub fn action(i: u8) -> Action {
         }),
         2 => Action::Leave(SelfLeave {
             member_id: vec![i; 20],
-        }),
-        3 => Action::Election(StewardElection {
-            epoch: 9,
-            retry_round: 1,
-            stewards: vec![vec![1; 20], vec![2; 20], vec![3; 20]],
         }),
         _ => Action::Emergency(EmergencyRemoval {
             member_id: vec![i; 20],
@@ -90,7 +86,6 @@ pub fn sync() -> ConversationSync {
             max_clock_skew_ms: 30_000,
         }),
         stewards: vec![vec![1; 20], vec![2; 20]],
-        retry_round: 2,
         scores: vec![
             PeerScore {
                 member_id: vec![1; 20],
@@ -102,7 +97,72 @@ pub fn sync() -> ConversationSync {
             },
         ],
         steward_base_epoch: 8,
-        recovering: true,
+        certified: Some(certified()),
+    }
+}
+
+/// A resolution of `proposal(seed)` with its votes and a proof.
+pub fn resolution(seed: u8) -> Resolution {
+    let mut p = proposal(seed);
+    let votes = p.votes.split_off(1);
+    Resolution {
+        proposal: Some(p),
+        approved: seed.is_multiple_of(2),
+        at_expiry: seed.is_multiple_of(3),
+        dropped: false,
+        votes,
+        proofs: vec![EquivocationProof {
+            first: Some(vote(seed)),
+            second: Some(vote(seed.wrapping_add(7))),
+        }],
+    }
+}
+
+pub fn candidate() -> Candidate {
+    Candidate {
+        epoch: 8,
+        round: 1,
+        proposer: vec![4; 20],
+        commit: vec![0xcc; 200],
+        welcome: vec![0x77; 100],
+        resolutions: (0..3).map(resolution).collect(),
+        pol: None,
+    }
+}
+
+fn signatures(n: u8) -> Vec<RoundSignature> {
+    (0..n)
+        .map(|i| RoundSignature {
+            voter_key: vec![i; 32],
+            signature: vec![i.wrapping_add(1); 64],
+        })
+        .collect()
+}
+
+pub fn polka() -> Polka {
+    Polka {
+        epoch: 8,
+        round: 0,
+        digest: vec![0xdd; 32],
+        signatures: signatures(3),
+    }
+}
+
+pub fn round_vote() -> RoundVote {
+    RoundVote {
+        epoch: 8,
+        round: 2,
+        digest: vec![0xdd; 32],
+        voter_key: vec![3; 32],
+        signature: vec![4; 64],
+    }
+}
+
+pub fn certified() -> CertifiedCommit {
+    CertifiedCommit {
+        candidate: Some(candidate()),
+        round: 1,
+        signatures: signatures(4),
     }
 }
 
@@ -116,18 +176,36 @@ pub fn group_payloads() -> Vec<GroupPayload> {
         })),
         GroupPayload::new(Content::Proposal(proposal(1))),
         GroupPayload::new(Content::Vote(vote(4))),
-        GroupPayload::new(Content::Candidate(CommitCandidate {
-            epoch: 8,
-            retry_round: 0,
-            committer: vec![4; 20],
-            commit: vec![0xcc; 200],
-            proposals: (0..3).map(proposal).collect(),
-        })),
+        GroupPayload::new(Content::Candidate(candidate())),
         GroupPayload::new(Content::Sync(sync())),
         GroupPayload::new(Content::Votes(VoteBundle {
             votes: (0..4).map(vote).collect(),
         })),
+        GroupPayload::new(Content::Prevote(round_vote())),
+        GroupPayload::new(Content::Precommit(round_vote())),
+        GroupPayload::new(Content::Polka(polka())),
+        GroupPayload::new(Content::Certified(certified())),
+        GroupPayload::new(Content::NewRound(NewRound {
+            epoch: 8,
+            round: 3,
+            lock: Some(polka()),
+            locked: Some(candidate()),
+        })),
+        GroupPayload::new(Content::Proof(EquivocationProof {
+            first: Some(vote(1)),
+            second: Some(vote(2)),
+        })),
     ]
+}
+
+pub fn catch_up() -> CatchUp {
+    CatchUp {
+        epoch: 8,
+        gone: false,
+        oldest: 0,
+        key: vec![5; 32],
+        signature: vec![6; 64],
+    }
 }
 
 pub fn join_request() -> JoinRequest {
@@ -161,6 +239,12 @@ pub fn envelopes() -> Vec<Envelope> {
             wire::encode(&join_request()),
         ),
         Envelope::new("conversation-1", [5u8; 20], PacketKind::Group, vec![1; 64]),
+        Envelope::new(
+            "conversation-1",
+            [6u8; 20],
+            PacketKind::CatchUp,
+            wire::encode(&catch_up()),
+        ),
     ]
 }
 
@@ -171,6 +255,7 @@ pub fn all_encoded() -> Vec<Vec<u8>> {
     v.push(wire::encode(&join_request()));
     v.push(wire::encode(&welcome()));
     v.push(wire::encode(&sync()));
-    v.extend((0..5).map(|i| wire::encode(&ProposalPayload::new(1, action(i)))));
+    v.push(wire::encode(&catch_up()));
+    v.extend((0..4).map(|i| wire::encode(&ProposalPayload::new(1, action(i)))));
     v
 }

@@ -86,12 +86,12 @@ mod tests {
         let first = client.epoch_authenticator("c".into()).unwrap();
         assert!(!first.is_empty());
         let state = client.engine_state("c".into()).unwrap().unwrap();
-        assert_eq!(state.members.len(), 1);
+        assert_eq!(state.members().len(), 1);
         assert_eq!(
             client
                 .engine_state("other".into())
                 .unwrap()
-                .map(|c| c.epoch),
+                .map(|c| c.epoch()),
             None
         );
         client.send_message("c".into(), b"hi".to_vec()).unwrap();

@@ -156,7 +156,7 @@ impl WitanClient {
         self.local(&conversation_id, |existing, ctx| {
             if let Some(c) = existing {
                 return Err(WitanError::WrongState {
-                    state: c.state.into(),
+                    state: c.state().into(),
                     reason: "the conversation already exists".into(),
                 });
             }
@@ -171,9 +171,9 @@ impl WitanClient {
     /// `PendingJoin` for a welcome. A conversation that was left may be joined again.
     pub fn request_to_join(&self, conversation_id: String) -> Result<(), WitanError> {
         self.local(&conversation_id, |existing, ctx| {
-            if let Some(c) = existing.filter(|c| c.state != State::Left) {
+            if let Some(c) = existing.filter(|c| c.state() != State::Left) {
                 return Err(WitanError::WrongState {
-                    state: c.state.into(),
+                    state: c.state().into(),
                     reason: "the conversation already exists".into(),
                 });
             }
@@ -433,7 +433,7 @@ impl WitanClient {
             let mut conv = existing.ok_or_else(|| {
                 WitanError::not_found(format!("conversation {conversation_id:?}"))
             })?;
-            let state = conv.state;
+            let state = conv.state();
             let (value, out) =
                 f(&mut conv, ctx).map_err(|e| WitanError::from_protocol(e, state))?;
             Ok((conv, value, out))

@@ -8,8 +8,10 @@
 //! conversation's topics. What the host must hear goes into [`Effects`], delivered by the
 //! caller after the commit.
 //!
-//! A conversation's state is stored in the compact row codec of `mls::storage::codec` (states
-//! stored as JSON by earlier versions are still read).
+//! A conversation's state is the engine's schema in parts (`protocol::conversation::persist`),
+//! stored here in one value per conversation ([`Conversation::to_bytes`]); states stored by
+//! earlier versions are migrated when read. A run that changed no part (a chat received)
+//! rewrites nothing.
 //!
 //! A step may run the engine many times (a batch of received packets). The MLS rows and the
 //! conversation states it reads and writes are kept in memory ([`OverlayKv`] and a small map)
@@ -40,7 +42,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use crate::mls::kv::OverlayKv;
-use crate::mls::storage::codec;
 use crate::mls::{GroupCache, Identity, MlsProvider, with_key_cache};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{NewMessage, Step};
@@ -307,11 +308,11 @@ impl StepEnv<'_, '_> {
             if !cached.dirty {
                 continue;
             }
-            if let Some(conv) = &cached.conv {
-                let state = codec::to_vec(conv)
-                    .map_err(|e| WitanError::internal(format!("state encoding: {e}")))?;
+            if let Some(conv) = &mut cached.conv {
+                let state = conv.to_bytes();
                 self.step
                     .save_conversation(id, &state, conv.next_deadline())?;
+                conv.clear_dirty();
             }
             cached.dirty = false;
         }
@@ -349,8 +350,9 @@ impl StepEnv<'_, '_> {
         };
         // Topics are a function of the conversation's id and state: only a run that changes
         // the state (or creates the conversation) can change them.
-        let before_state = before.as_ref().map(|c| c.state);
-        let was_pending = before.as_ref().map(|c| c.state) == Some(State::PendingJoin);
+        let before_state = before.as_ref().map(|c| c.state());
+        let before_deadline = before.as_ref().and_then(|c| c.next_deadline());
+        let was_pending = before_state == Some(State::PendingJoin);
         let provider = if self.defer_secrets {
             MlsProvider::deferring_message_secrets(&self.mls, self.groups)
         } else {
@@ -363,14 +365,14 @@ impl StepEnv<'_, '_> {
             defer_governance: self.defer_governance,
         };
         let run = || op(before, &ctx);
-        let (mut conv, value, out) = match with_key_cache(self.identity.key_cache(), run) {
+        let (conv, value, out) = match with_key_cache(self.identity.key_cache(), run) {
             Ok(done) => done,
             Err(e) => return Ok(Err(e)),
         };
         if let Some(part) = &mut self.part {
             part.ran = true;
         }
-        if conv.id != id {
+        if conv.id() != id {
             return Ok(Err(WitanError::internal(
                 "engine returned another conversation",
             )));
@@ -414,14 +416,8 @@ impl StepEnv<'_, '_> {
             }
         }
         let topics = match before_state {
-            Some(state) if state == conv.state => None,
-            Some(state) => {
-                let after = conv.topics();
-                let now = std::mem::replace(&mut conv.state, state);
-                let before = conv.topics();
-                conv.state = now;
-                Some((before, after))
-            }
+            Some(state) if state == conv.state() => None,
+            Some(state) => Some((Conversation::topics_in(id, state), conv.topics())),
             None => Some((Vec::new(), conv.topics())),
         };
         if let Some((before_topics, after_topics)) = topics
@@ -455,11 +451,17 @@ impl StepEnv<'_, '_> {
         let applied = Applied {
             buffer_for_epoch: out.buffer_for_epoch,
             epoch_advanced: out.epoch_advanced,
-            epoch: conv.epoch,
-            state: conv.state,
+            epoch: conv.epoch(),
+            state: conv.state(),
             joined: was_pending && conv.is_member_state(),
         };
-        self.replace_conversation(id, conv);
+        // A run that changed no part and no deadline (a chat received) rewrites nothing.
+        let changed = before_state.is_none()
+            || !conv.dirty_parts().is_empty()
+            || conv.next_deadline() != before_deadline;
+        if changed {
+            self.replace_conversation(id, conv);
+        }
         Ok(Ok((value, applied)))
     }
 
@@ -469,7 +471,7 @@ impl StepEnv<'_, '_> {
             let mut conv = conv.ok_or_else(|| {
                 WitanError::not_found(format!("conversation {:?}", env.conversation_id))
             })?;
-            let state = conv.state;
+            let state = conv.state();
             let out = conv
                 .handle_packet(ctx, env)
                 .map_err(|e| WitanError::from_protocol(e, state))?;
@@ -534,22 +536,16 @@ impl StepEnv<'_, '_> {
     }
 }
 
-/// The stored state of conversation `id`, if any.
+/// The stored state of conversation `id`, if any (migrated if an earlier version wrote it).
 pub(crate) fn load(step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
     match step.load_conversation(id)? {
-        // Written in the row codec; JSON by versions before it.
-        Some(bytes) if codec::is_encoded(&bytes) => {
-            codec::from_slice(&bytes)
+        Some(bytes) => {
+            Conversation::from_bytes(&bytes)
                 .map(Some)
                 .map_err(|e| WitanError::Storage {
                     reason: format!("stored state of {id:?} is unreadable: {e}"),
                 })
         }
-        Some(bytes) => codec::from_legacy_json(&bytes)
-            .map(Some)
-            .map_err(|e| WitanError::Storage {
-                reason: format!("stored state of {id:?} is unreadable: {e}"),
-            }),
         None => Ok(None),
     }
 }
@@ -591,12 +587,12 @@ mod tests {
         drop(env);
         step.commit().unwrap();
         let step = db.read().unwrap();
-        assert_eq!(load(&step, "c").unwrap().unwrap().state, State::Working);
+        assert_eq!(load(&step, "c").unwrap().unwrap().state(), State::Working);
         assert_eq!(subscriptions::load(&step, "c").unwrap().len(), 2);
     }
 
     #[test]
-    fn state_is_stored_in_the_codec_and_legacy_json_states_still_load() {
+    fn state_is_stored_in_parts_and_damaged_states_are_refused() {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
         let groups = GroupCache::new();
@@ -612,17 +608,13 @@ mod tests {
         env.flush().unwrap();
         drop(env);
         let stored = step.load_conversation("c").unwrap().unwrap();
-        assert!(codec::is_encoded(&stored));
         let conv = load(&step, "c").unwrap().unwrap();
-        step.save_conversation("c", &serde_json::to_vec(&conv).unwrap(), None)
+        assert_eq!(conv.to_bytes(), stored);
+        assert_eq!(conv.members().len(), 1);
+        step.save_conversation("c", &stored[..stored.len() / 2], None)
             .unwrap();
-        let from_json = load(&step, "c").unwrap().unwrap();
-        assert_eq!(
-            serde_json::to_value(&from_json).unwrap(),
-            serde_json::to_value(&conv).unwrap()
-        );
-        step.save_conversation("c", &[codec::MAGIC, 0xEE], None)
-            .unwrap();
+        assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
+        step.save_conversation("c", b"{\"id\": 3}", None).unwrap();
         assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
     }
 

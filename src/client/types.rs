@@ -201,7 +201,6 @@ impl From<protocol::ProposalKind> for ProposalKind {
             protocol::ProposalKind::AddMember => ProposalKind::AddMember,
             protocol::ProposalKind::RemoveMember => ProposalKind::RemoveMember,
             protocol::ProposalKind::SelfLeave => ProposalKind::SelfLeave,
-            protocol::ProposalKind::StewardElection => ProposalKind::StewardElection,
             protocol::ProposalKind::EmergencyRemoval => ProposalKind::EmergencyRemoval,
         }
     }

@@ -125,7 +125,7 @@ impl WitanClient {
                 let result = env.run_engine(id, |conv, ctx| {
                     let mut conv =
                         conv.ok_or_else(|| WitanError::not_found(format!("conversation {id:?}")))?;
-                    let state = conv.state;
+                    let state = conv.state();
                     let out = conv
                         .poll(ctx)
                         .map_err(|e| WitanError::from_protocol(e, state))?;

@@ -315,16 +315,19 @@ impl Sim {
         let Some(conv) = self.engine_state(m)? else {
             return Ok(());
         };
-        let me = conv.me;
-        if done == Some((conv.epoch, conv.retry_round)) || !byzantine::can_equivocate(&conv, me) {
+        let me = conv.me();
+        let now_local = self.members[m].clock.now_ms();
+        let here = (conv.epoch(), conv.commit_round().round());
+        if done == Some(here) || !byzantine::can_equivocate(&conv, me, now_local) {
             return Ok(());
         }
         let secret = self.members[m].secret;
-        let crafted = byzantine::craft(&path, &secret, &conv, byzantine::equivocation())
-            .map_err(|e| self.violation("setup", format!("m{m} equivocation failed: {e}")))?;
+        let crafted =
+            byzantine::craft(&path, &secret, &conv, byzantine::equivocation(now_local))
+                .map_err(|e| self.violation("setup", format!("m{m} equivocation failed: {e}")))?;
         let Some(c) = crafted else { return Ok(()) };
         if let Some(b) = self.members[m].byz.as_mut() {
-            b.equivocated = Some((c.epoch, c.retry_round));
+            b.equivocated = Some((c.epoch, c.round));
         }
         let [a, b] = <[Vec<u8>; 2]>::try_from(c.packets)
             .map_err(|_| self.violation("setup", "equivocation needs two candidates".into()))?;

@@ -3,18 +3,21 @@
 //! A byzantine member runs an ordinary `WitanClient` (so it follows the group) whose own
 //! traffic may be swallowed (a *silent* member). On top of it the simulator crafts packets
 //! from the member's database — a second connection beside the client's, exactly as another
-//! process would — with `witan::wire`, `witan::mls` and `witan::protocol::consensus`, and the
-//! identity secret it passed in `ClientConfig`:
-//! - a commit candidate that references a proposal nobody saw finalized (*bogus*);
+//! process would — with `witan::wire`, `witan::mls` and `witan::protocol`, and the identity
+//! secret it passed in `ClientConfig`:
+//! - a candidate for the current round whose resolution nobody voted for, with a broken
+//!   commit (*bogus*), whether or not it leads the round;
 //! - old votes and proposals sent again (*replay*);
-//! - two different, individually valid commits for one epoch, each sent to a different part
-//!   of the group (*equivocation*; only when it is the epoch steward with approved work).
+//! - two different, individually valid candidates for one round, each sent to a different
+//!   part of the group (*equivocation*; only when it leads the round and has work decided).
 //!
 //! Encrypting advances the member's sender ratchet, so the crafting step persists its MLS
 //! writes (including the commits it created and discarded) but never the engine state.
 
+use std::collections::BTreeSet;
+
 use witan::mls::{Group, Identity, MemberId, MlsProvider};
-use witan::protocol::consensus::{self, Action};
+use witan::protocol::ballot_box::{Action, ProposalContext, Scope, new_proposal, parse_payload};
 use witan::protocol::{Conversation, State};
 use witan::store::{Database, StoreOptions};
 use witan::wire::{self, group_payload::Content};
@@ -25,7 +28,7 @@ use super::world::CONV;
 pub struct Crafted {
     pub packets: Vec<Vec<u8>>,
     pub epoch: u64,
-    pub retry_round: u32,
+    pub round: u32,
 }
 
 type Builder<'b> = dyn FnOnce(&Conversation, &mut Group, &MlsProvider, &Identity) -> Result<Vec<Content>, String>
@@ -40,7 +43,7 @@ pub fn craft(
     conv: &Conversation,
     build: Box<Builder<'_>>,
 ) -> Result<Option<Crafted>, String> {
-    if !conv.is_member_state() || conv.rejoin_required {
+    if !conv.is_member_state() || conv.rejoin_required() {
         return Ok(None);
     }
     let identity = Identity::from_secret(secret).map_err(|e| e.to_string())?;
@@ -69,42 +72,52 @@ pub fn craft(
         packets.push(wire::encode(&env));
     }
     let changes = provider.storage().take_changes();
+    drop(provider);
     step.apply_mls_changes(&changes)
         .map_err(|e| e.to_string())?;
     step.commit().map_err(|e| e.to_string())?;
     Ok(Some(Crafted {
         packets,
-        epoch: conv.epoch,
-        retry_round: conv.retry_round,
+        epoch: conv.epoch(),
+        round: conv.commit_round().round(),
     }))
 }
 
-/// A candidate whose only proposal carries nothing but its owner's vote.
+/// A candidate for the current round whose only resolution approves a removal with nothing
+/// but its owner's vote, and whose commit is garbage.
 pub fn bogus_candidate(victim_pick: u64, now_ms: u64) -> Box<Builder<'static>> {
     Box::new(move |conv, _group, _provider, identity| {
         let me = identity.member_id();
-        let others: Vec<MemberId> = conv.members.iter().copied().filter(|m| *m != me).collect();
+        // Sorted: the MLS leaf order depends on the order of a commit's adds, which follows
+        // proposal digests over random key-package bytes.
+        let mut others: Vec<MemberId> = conv.members().into_iter().filter(|m| *m != me).collect();
+        others.sort();
         let Some(victim) = others
             .get(victim_pick as usize % others.len().max(1))
             .copied()
         else {
             return Ok(Vec::new());
         };
-        let p = consensus::new_proposal(
-            identity,
-            &Action::Remove { member: victim },
-            conv.epoch,
-            conv.members.len() as u32,
+        let cx = ProposalContext {
+            conversation: CONV,
+            epoch: conv.epoch(),
+            members: conv.members().len(),
             now_ms,
-            conv.settings.vote_timeout_ms,
-            conv.settings.liveness_criteria_yes,
-        );
-        Ok(vec![Content::Candidate(wire::CommitCandidate {
-            epoch: conv.epoch,
-            retry_round: conv.retry_round,
-            committer: me.as_bytes().to_vec(),
+            settings: conv.settings(),
+        };
+        let p = new_proposal(identity, &Action::Remove { member: victim }, &cx);
+        Ok(vec![Content::Candidate(wire::Candidate {
+            epoch: conv.epoch(),
+            round: conv.commit_round().round(),
+            proposer: me.as_bytes().to_vec(),
             commit: vec![0xde, 0xad, 0xbe, 0xef],
-            proposals: vec![p],
+            welcome: Vec::new(),
+            resolutions: vec![wire::Resolution {
+                proposal: Some(p),
+                approved: true,
+                ..wire::Resolution::default()
+            }],
+            pol: None,
         })])
     })
 }
@@ -113,11 +126,9 @@ pub fn bogus_candidate(victim_pick: u64, now_ms: u64) -> Box<Builder<'static>> {
 pub fn harvest(conv: &Conversation) -> (Vec<wire::Vote>, Vec<wire::Proposal>) {
     let mut votes = Vec::new();
     let mut proposals = Vec::new();
-    for b in conv.ballots.values() {
-        votes.extend(b.held_votes());
-        if let Ok(h) = b.header() {
-            proposals.push(h);
-        }
+    for b in conv.ballots().open() {
+        votes.extend(b.signed_votes().cloned());
+        proposals.push(b.header().clone());
     }
     (votes, proposals)
 }
@@ -159,50 +170,72 @@ pub fn replay<'b>(pool: &'b mut Pool, picks: [u64; 3]) -> Box<Builder<'b>> {
     })
 }
 
-/// Whether the member is the epoch steward with approved work and has not committed yet.
-pub fn can_equivocate(conv: &Conversation, me: MemberId) -> bool {
-    conv.state == State::Working
-        && conv.stewards.epoch_steward(conv.epoch) == Some(me)
-        && conv.ballots.values().any(|b| {
-            b.decision == Some(true) && b.action.needs_commit() && b.action.removes() != Some(me)
-        })
+/// The resolutions the member would commit now (its tentative decisions, with evidence).
+fn resolutions(conv: &Conversation, now_ms: u64) -> Vec<wire::Resolution> {
+    let members: BTreeSet<MemberId> = conv.members().into_iter().collect();
+    let scope = Scope {
+        conversation: conv.id(),
+        members: &members,
+        now_ms,
+        settings: conv.settings(),
+    };
+    let ballots = conv.ballots();
+    ballots
+        .decided(&scope)
+        .into_iter()
+        .filter_map(|(d, t)| ballots.resolution(&d, t, false, &scope))
+        .collect()
 }
 
-/// Two candidates over the same approved proposals with different MLS commits.
-pub fn equivocation() -> Box<Builder<'static>> {
-    Box::new(|conv, group, provider, identity| {
+/// Whether the member leads the current round and has work decided.
+pub fn can_equivocate(conv: &Conversation, me: MemberId, now_ms: u64) -> bool {
+    let round = conv.commit_round().round();
+    let leaders = conv.leaders();
+    conv.state() != State::Left
+        && !leaders.is_empty()
+        && leaders[round as usize % leaders.len()] == me
+        && !resolutions(conv, now_ms).is_empty()
+}
+
+/// Two candidates for the current round over the same resolutions with different MLS
+/// commits.
+pub fn equivocation(now_ms: u64) -> Box<Builder<'static>> {
+    Box::new(move |conv, group, provider, identity| {
         let me = identity.member_id();
-        if !can_equivocate(conv, me) {
+        if !can_equivocate(conv, me, now_ms) {
             return Ok(Vec::new());
         }
-        let mut seq: Vec<_> = conv
-            .ballots
-            .values()
-            .filter(|b| {
-                b.decision == Some(true)
-                    && b.action.needs_commit()
-                    && b.action.removes() != Some(me)
-            })
-            .collect();
-        seq.sort_by_key(|b| b.digest);
-        seq.truncate(conv.settings.max_commit_proposals as usize);
+        let members = conv.members();
+        let mut resolutions = resolutions(conv, now_ms);
         let mut adds: Vec<Vec<u8>> = Vec::new();
         let mut added: Vec<MemberId> = Vec::new();
         let mut removes: Vec<MemberId> = Vec::new();
-        for b in &seq {
-            match &b.action {
+        resolutions.retain(|r| {
+            let Some((action, _)) = r.proposal.as_ref().and_then(|p| parse_payload(p).ok()) else {
+                return false;
+            };
+            !(r.approved && action.removes() == Some(me))
+        });
+        for r in &resolutions {
+            let Some((action, _)) = r.proposal.as_ref().and_then(|p| parse_payload(p).ok()) else {
+                continue;
+            };
+            if !r.approved {
+                continue;
+            }
+            match action {
                 Action::Add {
                     member,
                     key_package,
                 } => {
-                    if !conv.members.contains(member) && !added.contains(member) {
-                        added.push(*member);
-                        adds.push(key_package.clone());
+                    if !members.contains(&member) && !added.contains(&member) {
+                        added.push(member);
+                        adds.push(key_package);
                     }
                 }
                 other => {
                     if let Some(m) = other.removes()
-                        && conv.members.contains(&m)
+                        && members.contains(&m)
                         && !removes.contains(&m)
                     {
                         removes.push(m);
@@ -210,29 +243,25 @@ pub fn equivocation() -> Box<Builder<'static>> {
                 }
             }
         }
-        let proposals: Vec<wire::Proposal> = seq
-            .iter()
-            .map(|b| b.evidence().map_err(|e| e.to_string()))
-            .collect::<Result<_, _>>()?;
+        if resolutions.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
         for _ in 0..2 {
-            if group.has_pending_commit() {
-                group
-                    .clear_pending_commit(provider)
-                    .map_err(|e| e.to_string())?;
-            }
             let commit = group
                 .create_commit(provider, identity, &adds, &removes)
                 .map_err(|e| e.to_string())?;
             group
                 .clear_pending_commit(provider)
                 .map_err(|e| e.to_string())?;
-            out.push(Content::Candidate(wire::CommitCandidate {
-                epoch: conv.epoch,
-                retry_round: conv.retry_round,
-                committer: me.as_bytes().to_vec(),
+            out.push(Content::Candidate(wire::Candidate {
+                epoch: conv.epoch(),
+                round: conv.commit_round().round(),
+                proposer: me.as_bytes().to_vec(),
                 commit: commit.commit,
-                proposals: proposals.clone(),
+                welcome: commit.welcome.unwrap_or_default(),
+                resolutions: resolutions.clone(),
+                pol: None,
             }));
         }
         Ok(out)

@@ -74,6 +74,28 @@ impl Ledger {
         }
     }
 
+    fn note_committed_add(&mut self, epoch: u64, member: &str) {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(epoch.to_be_bytes());
+        h.update(member.as_bytes());
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&h.finalize()[..8]);
+        let key = u64::from_be_bytes(id) | (1 << 63);
+        if self.proposals.contains_key(&key) {
+            return;
+        }
+        self.approvals += 1;
+        self.proposals.insert(
+            key,
+            ProposalRec {
+                kind: ProposalKind::AddMember,
+                target: Some(member.to_string()),
+                approved: Some(self.approvals),
+            },
+        );
+    }
+
     fn record_proposal(&mut self, id: u64, kind: ProposalKind, target: Option<String>) {
         self.proposals.entry(id).or_insert(ProposalRec {
             kind,
@@ -152,6 +174,11 @@ impl Sim {
                 removed,
                 ..
             } => {
+                // An add committed is an approved add, whoever proposed it: one this ledger
+                // may not have heard of (in a group of one, nobody else is asked to vote).
+                for a in &added {
+                    self.ledger.note_committed_add(epoch, a);
+                }
                 let (mut a, mut r) = (self.labels(&added), self.labels(&removed));
                 a.sort();
                 r.sort();

@@ -312,6 +312,9 @@ impl Sim {
 
     pub fn violation(&mut self, kind: &str, detail: String) -> Box<Violation> {
         self.tr(|| format!("VIOLATION {kind}: {detail}"));
+        if self.trace.is_some() {
+            self.dump_engines();
+        }
         Box::new(Violation {
             seed: self.seed,
             at_ms: self.now() - self.start_ms,
@@ -320,6 +323,53 @@ impl Sim {
             mix: describe(&self.mix),
             trace: self.trace.take().unwrap_or_default(),
         })
+    }
+}
+
+impl Sim {
+    /// Traces what each member's engine holds (its round and its open proposals), to see why
+    /// a seed failed.
+    fn dump_engines(&mut self) {
+        for m in 0..self.members.len() {
+            let Some(client) = self.members[m].client.clone() else {
+                continue;
+            };
+            let Ok(Some(c)) = client.engine_state(world::CONV.to_string()) else {
+                continue;
+            };
+            let r = c.commit_round();
+            let line = format!(
+                "m{m} engine: {:?} epoch {} round {} started {} locked {} deadline {:?}",
+                c.state(),
+                c.epoch(),
+                r.round(),
+                r.started(),
+                r.lock().is_some(),
+                c.next_deadline().map(|d| d.saturating_sub(self.start_ms)),
+            );
+            self.tr(|| line);
+            let ballots: Vec<String> = c
+                .ballots()
+                .open()
+                .map(|b| {
+                    let target = self.label(&b.action().target().to_hex());
+                    let tentative = c.tentative(b, self.now());
+                    let votes: Vec<String> = b
+                        .votes()
+                        .map(|(v, yes)| format!("{}:{}", self.label(&v.to_hex()), yes))
+                        .collect();
+                    format!(
+                        "  {:?} {target} by {} votes {votes:?} tentative {tentative:?} held {}",
+                        b.action().kind(),
+                        self.label(&b.owner().to_hex()),
+                        b.is_held()
+                    )
+                })
+                .collect();
+            for line in ballots {
+                self.tr(|| line);
+            }
+        }
     }
 }
 

@@ -351,9 +351,27 @@ impl Sim {
         Ok(())
     }
 
+    /// Byzantine members misbehave only while they are members of a group large enough to
+    /// tolerate all of them (more than three times their number): with fewer members the
+    /// group cannot commit without them, which no protocol can change. (Removals they slip
+    /// through can shrink the group; they then behave until it grows again.)
     fn activate_byzantine(&mut self) {
+        let byzantine = self.members.iter().filter(|m| m.byz.is_some()).count();
         for m in 0..self.members.len() {
-            let in_group = self.members[m].view.in_group();
+            let large_enough = self.members[m].view.member_ids().len() > 3 * byzantine;
+            if !large_enough
+                && let Some(b) = self.members[m].byz.as_mut()
+                && b.active
+            {
+                b.active = false;
+                self.members[m]
+                    .transport
+                    .mode
+                    .store(super::net::MODE_NORMAL, Ordering::SeqCst);
+                self.tr(|| format!("m{m} behaves while the group is small"));
+                continue;
+            }
+            let in_group = self.members[m].view.in_group() && large_enough;
             let Some(b) = self.members[m].byz.as_mut() else {
                 continue;
             };

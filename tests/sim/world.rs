@@ -43,7 +43,7 @@ pub struct Byz {
     pub equivocate: bool,
     /// Activated once it is a member and the chaos phase runs.
     pub active: bool,
-    /// (epoch, retry round) it already equivocated in.
+    /// (epoch, round) it already equivocated in.
     pub equivocated: Option<(u64, u32)>,
     pub pool: super::byzantine::Pool,
 }

@@ -4,73 +4,47 @@
 //! addressed to chosen members.
 #![allow(dead_code)]
 
-use witan::mls::{Group, Identity, MemberId};
-use witan::protocol::consensus::Action;
+use std::collections::BTreeSet;
+
+use witan::mls::{Group, Identity, MemberId, MlsProvider};
+use witan::protocol::Conversation;
+use witan::protocol::ballot_box::{Action, Scope};
 use witan::store::{Database, StoreOptions};
 use witan::wire::{self, group_payload::Content};
 
 use super::clients::{CONV, World};
 
-/// Two different, individually valid commit candidates of member `i` (the epoch steward with
-/// approved work) for the current epoch, as encoded group packets.
-pub fn two_commits(w: &World, i: usize) -> (Vec<u8>, Vec<u8>) {
+/// Opens member `i`'s database beside its client and runs `build` with its engine state,
+/// group and identity; the MLS writes are kept (encrypting advances the sender ratchet), the
+/// engine state is not touched.
+pub fn with_member<T>(
+    w: &World,
+    i: usize,
+    build: impl FnOnce(&Conversation, &mut Group, &MlsProvider, &Identity) -> T,
+) -> T {
     let conv = w
         .c(i)
         .engine_state(CONV.into())
         .unwrap()
-        .expect("the steward holds the conversation");
+        .expect("the member holds the conversation");
     let mut db = Database::open(&w.path(i), &StoreOptions::default()).unwrap();
     let step = db.step().unwrap();
     let secret = step.identity_secret().unwrap().expect("an identity");
     let identity = Identity::from_secret(&secret).unwrap();
-    let provider = witan::mls::MlsProvider::new(&step);
+    let provider = MlsProvider::new(&step);
     let mut group = Group::load(&provider, CONV.as_bytes()).unwrap().unwrap();
-    let me = identity.member_id();
-    let mut seq: Vec<_> = conv
-        .ballots
-        .values()
-        .filter(|b| {
-            b.decision == Some(true) && b.action.needs_commit() && b.action.removes() != Some(me)
-        })
-        .collect();
-    assert!(!seq.is_empty(), "the steward has approved work");
-    seq.sort_by_key(|b| b.digest);
-    let mut adds = Vec::new();
-    let mut removes: Vec<MemberId> = Vec::new();
-    for b in &seq {
-        match &b.action {
-            Action::Add { key_package, .. } => adds.push(key_package.clone()),
-            other => removes.extend(other.removes()),
-        }
-    }
-    let proposals: Vec<wire::Proposal> = seq.iter().map(|b| b.evidence().unwrap()).collect();
-    let mut packets = Vec::new();
-    for _ in 0..2 {
-        let commit = group
-            .create_commit(&provider, &identity, &adds, &removes)
-            .unwrap();
-        group.clear_pending_commit(&provider).unwrap();
-        let content = Content::Candidate(wire::CommitCandidate {
-            epoch: conv.epoch,
-            retry_round: conv.retry_round,
-            committer: me.as_bytes().to_vec(),
-            commit: commit.commit,
-            proposals: proposals.clone(),
-        });
-        packets.push(seal(&mut group, &provider, &identity, content));
-    }
+    let value = build(&conv, &mut group, &provider, &identity);
     let changes = provider.storage().take_changes();
+    drop(provider);
     step.apply_mls_changes(&changes).unwrap();
     step.commit().unwrap();
-    let b = packets.pop().unwrap();
-    let a = packets.pop().unwrap();
-    (a, b)
+    value
 }
 
 /// Encrypts `content` as the group's member and wraps it in an envelope.
-fn seal(
+pub fn seal(
     group: &mut Group,
-    provider: &witan::mls::MlsProvider,
+    provider: &MlsProvider,
     identity: &Identity,
     content: Content,
 ) -> Vec<u8> {
@@ -85,6 +59,68 @@ fn seal(
         ct,
     );
     wire::encode(&env)
+}
+
+/// The resolutions member `conv` would commit now (its tentative decisions, with evidence).
+pub fn resolutions(conv: &Conversation, now_ms: u64) -> Vec<wire::Resolution> {
+    let members: BTreeSet<MemberId> = conv.members().into_iter().collect();
+    let scope = Scope {
+        conversation: conv.id(),
+        members: &members,
+        now_ms,
+        settings: conv.settings(),
+    };
+    let ballots = conv.ballots();
+    ballots
+        .decided(&scope)
+        .into_iter()
+        .filter_map(|(d, t)| ballots.resolution(&d, t, false, &scope))
+        .collect()
+}
+
+/// Two different, individually valid candidates of member `i` (the leader of round 0, with
+/// work decided) for the current epoch, as encoded group packets.
+pub fn two_commits(w: &World, i: usize) -> (Vec<u8>, Vec<u8>) {
+    let now = w.now();
+    let mut packets = with_member(w, i, |conv, group, provider, identity| {
+        let resolutions = resolutions(conv, now);
+        assert!(!resolutions.is_empty(), "the steward has work decided");
+        let mut removes = Vec::new();
+        for r in &resolutions {
+            let p = r.proposal.as_ref().unwrap();
+            let (action, _) = witan::protocol::ballot_box::parse_payload(p).unwrap();
+            if let (true, Some(m)) = (r.approved, action.removes()) {
+                removes.push(m);
+            }
+            assert!(!matches!(action, Action::Add { .. }), "removals only");
+        }
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let commit = group
+                .create_commit(provider, identity, &[], &removes)
+                .unwrap();
+            group.clear_pending_commit(provider).unwrap();
+            let candidate = wire::Candidate {
+                epoch: conv.epoch(),
+                round: 0,
+                proposer: identity.member_id().as_bytes().to_vec(),
+                commit: commit.commit,
+                welcome: Vec::new(),
+                resolutions: resolutions.clone(),
+                pol: None,
+            };
+            out.push(seal(
+                group,
+                provider,
+                identity,
+                Content::Candidate(candidate),
+            ));
+        }
+        out
+    });
+    let b = packets.pop().unwrap();
+    let a = packets.pop().unwrap();
+    (a, b)
 }
 
 /// Hands `packet` to the given members only (on the group's application topic).

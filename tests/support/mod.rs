@@ -32,7 +32,7 @@ impl Node {
         self.conv.as_ref().expect("conversation exists")
     }
     pub fn state(&self) -> State {
-        self.conv().state
+        self.conv().state()
     }
 }
 
@@ -192,10 +192,10 @@ impl Net {
     }
 
     fn refeed(&mut self, i: usize) {
-        let Some(epoch) = self.nodes[i].conv.as_ref().map(|c| c.epoch) else {
+        let Some(epoch) = self.nodes[i].conv.as_ref().map(|c| c.epoch()) else {
             return;
         };
-        if self.nodes[i].conv().state == State::PendingJoin {
+        if self.nodes[i].conv().state() == State::PendingJoin {
             return;
         }
         let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.nodes[i].buffered)
@@ -223,23 +223,30 @@ impl Net {
 
     /// Delivers everything in flight, FIFO, to every subscribed node but the sender.
     pub fn deliver(&mut self) {
-        while let Some((from, topic, payload)) = self.queue.pop_front() {
-            for i in 0..self.nodes.len() {
-                if i == from || self.cut.contains(&(from, i)) {
-                    continue;
-                }
-                let subscribed = self.nodes[i]
-                    .conv
-                    .as_ref()
-                    .is_some_and(|c| c.topics().contains(&topic));
-                if subscribed && self.offline.contains(&i) {
-                    self.mailbox.entry(i).or_default().push(payload.clone());
-                } else if subscribed {
-                    self.delivered += 1;
-                    let _ = self.receive(i, &payload);
-                }
+        while self.deliver_one() {}
+    }
+
+    /// Delivers the oldest packet in flight; false if none was.
+    pub fn deliver_one(&mut self) -> bool {
+        let Some((from, topic, payload)) = self.queue.pop_front() else {
+            return false;
+        };
+        for i in 0..self.nodes.len() {
+            if i == from || self.cut.contains(&(from, i)) {
+                continue;
+            }
+            let subscribed = self.nodes[i]
+                .conv
+                .as_ref()
+                .is_some_and(|c| c.topics().contains(&topic));
+            if subscribed && self.offline.contains(&i) {
+                self.mailbox.entry(i).or_default().push(payload.clone());
+            } else if subscribed {
+                self.delivered += 1;
+                let _ = self.receive(i, &payload);
             }
         }
+        true
     }
 
     /// Brings an offline member back and hands it its backlog, oldest first.
@@ -252,12 +259,17 @@ impl Net {
         self.poll(i);
     }
 
+    /// The earliest deadline of an online member (an extension's deadlines that are due wait
+    /// for the app: they do not hold the clock back).
     pub fn next_deadline(&self) -> Option<u64> {
         self.nodes
             .iter()
             .enumerate()
             .filter(|(i, _)| !self.offline.contains(i))
-            .filter_map(|(_, n)| n.conv.as_ref().and_then(|c| c.next_deadline()))
+            .filter_map(|(i, n)| {
+                let at = n.conv.as_ref().and_then(|c| c.next_deadline())?;
+                (!self.extension.contains(&i) || at > self.now).then_some(at)
+            })
             .min()
     }
 
@@ -335,13 +347,16 @@ impl Net {
         let first = members[0];
         let reference = self.nodes[first].conv();
         let auth = self.epoch_authenticator(first);
+        let scores = |c: &Conversation| -> Vec<(MemberId, i64)> {
+            c.scores().iter().map(|(m, s)| (*m, *s)).collect()
+        };
         for &i in members {
             let c = self.nodes[i].conv();
-            assert_eq!(c.state, State::Working, "node {i} state");
-            assert_eq!(c.epoch, reference.epoch, "node {i} epoch");
-            assert_eq!(c.members, reference.members, "node {i} members");
-            assert_eq!(c.stewards, reference.stewards, "node {i} steward list");
-            assert_eq!(c.scores, reference.scores, "node {i} scores");
+            assert_eq!(c.state(), State::Working, "node {i} state");
+            assert_eq!(c.epoch(), reference.epoch(), "node {i} epoch");
+            assert_eq!(c.members(), reference.members(), "node {i} members");
+            assert_eq!(c.stewards(), reference.stewards(), "node {i} steward list");
+            assert_eq!(scores(c), scores(reference), "node {i} scores");
             assert_eq!(
                 self.epoch_authenticator(i),
                 auth,
@@ -370,6 +385,37 @@ impl Net {
 }
 
 impl Net {
+    /// Member `i`'s signed vote on the open proposal `pid` (held by member `holder`), as a
+    /// modified client would sign it — without counting it anywhere.
+    pub fn sign_vote(&self, i: usize, holder: usize, pid: u64, approve: bool) -> wire::Vote {
+        let ballot = self.nodes[holder]
+            .conv()
+            .ballots()
+            .by_id(pid)
+            .expect("open proposal");
+        witan::protocol::ballot_box::new_vote(
+            &self.nodes[i].identity,
+            CONV,
+            ballot.digest(),
+            ballot.header(),
+            approve,
+            self.now,
+        )
+    }
+
+    /// A proposal made by member `i` under the group's settings, not registered anywhere.
+    pub fn make_proposal(&self, i: usize, action: witan::protocol::Action) -> wire::Proposal {
+        let conv = self.nodes[i].conv();
+        let cx = witan::protocol::ballot_box::ProposalContext {
+            conversation: CONV,
+            epoch: conv.epoch(),
+            members: conv.members().len(),
+            now_ms: self.now,
+            settings: conv.settings(),
+        };
+        witan::protocol::ballot_box::new_proposal(&self.nodes[i].identity, &action, &cx)
+    }
+
     /// Encrypts an arbitrary payload as member `i` (for byzantine and bad-input scenarios).
     pub fn craft(&mut self, i: usize, content: wire::group_payload::Content) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -393,10 +439,7 @@ impl Net {
     }
 
     /// The serialized engine state of node `i`, to prove a rejected input changed nothing.
-    pub fn snapshot(&self, i: usize) -> (String, usize) {
-        (
-            serde_json::to_string(self.nodes[i].conv()).unwrap(),
-            self.nodes[i].kv.len(),
-        )
+    pub fn snapshot(&self, i: usize) -> (Vec<u8>, usize) {
+        (self.nodes[i].conv().to_bytes(), self.nodes[i].kv.len())
     }
 }

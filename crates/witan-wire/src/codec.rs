@@ -17,9 +17,13 @@ use super::WIRE_VERSION;
 use super::error::WireError;
 use super::limits::*;
 use super::messages::{
-    Chat, CommitCandidate, ConversationSync, Envelope, GroupPayload, JoinRequest, PacketKind,
-    Proposal, ProposalPayload, Vote, WelcomePacket, group_payload::Content, packet_id,
+    CatchUp, Chat, ConversationSync, Envelope, GroupPayload, JoinRequest, PacketKind, Proposal,
+    ProposalPayload, Vote, WelcomePacket, group_payload::Content, packet_id,
     proposal_payload::Action,
+};
+use super::round_codec::{
+    validate_candidate, validate_certified, validate_new_round, validate_polka, validate_proof,
+    validate_round_vote,
 };
 use super::scan::{self, Shape};
 
@@ -48,6 +52,19 @@ pub fn decode_join_request(bytes: &[u8]) -> Result<JoinRequest, WireError> {
     let request: JoinRequest = decode_bounded("join_request", bytes, MAX_JOIN_REQUEST_BYTES, None)?;
     validate_join_request(&request)?;
     Ok(request)
+}
+
+/// Decodes and validates a [`CatchUp`].
+pub fn decode_catch_up(bytes: &[u8]) -> Result<CatchUp, WireError> {
+    let c: CatchUp = decode_bounded("catch_up", bytes, MAX_CATCH_UP_BYTES, None)?;
+    validate_catch_up(&c)?;
+    Ok(c)
+}
+
+/// Checks a [`CatchUp`]: a 32-byte key and a 64-byte signature.
+pub fn validate_catch_up(c: &CatchUp) -> Result<(), WireError> {
+    exact("catch_up.key", &c.key, PUBLIC_KEY_BYTES)?;
+    exact("catch_up.signature", &c.signature, SIGNATURE_BYTES)
 }
 
 /// Decodes and validates a [`WelcomePacket`].
@@ -113,7 +130,9 @@ pub fn validate_envelope(e: &Envelope) -> Result<(), WireError> {
     )?;
     exact("envelope.sender", &e.sender, MEMBER_ID_BYTES)?;
     match PacketKind::try_from(e.kind) {
-        Ok(PacketKind::JoinRequest | PacketKind::Welcome | PacketKind::Group) => {}
+        Ok(
+            PacketKind::JoinRequest | PacketKind::Welcome | PacketKind::Group | PacketKind::CatchUp,
+        ) => {}
         Ok(PacketKind::Unspecified) | Err(_) => {
             return Err(bad(
                 "envelope.kind",
@@ -126,6 +145,9 @@ pub fn validate_envelope(e: &Envelope) -> Result<(), WireError> {
     if e.packet_id[..] != packet_id(&e.body)[..] {
         return Err(bad("envelope.packet_id", "does not match SHA256(body)"));
     }
+    if !e.recipient.is_empty() {
+        exact("envelope.recipient", &e.recipient, RECIPIENT_TAG_BYTES)?;
+    }
     Ok(())
 }
 
@@ -136,7 +158,7 @@ pub fn validate_group_payload(p: &GroupPayload) -> Result<(), WireError> {
         Some(Content::Chat(chat)) => validate_chat(chat),
         Some(Content::Proposal(proposal)) => validate_proposal(proposal),
         Some(Content::Vote(vote)) => validate_vote(vote),
-        Some(Content::Candidate(candidate)) => validate_commit_candidate(candidate),
+        Some(Content::Candidate(candidate)) => validate_candidate(candidate),
         Some(Content::Sync(sync)) => validate_conversation_sync(sync),
         Some(Content::Votes(bundle)) => {
             check_max(
@@ -146,6 +168,11 @@ pub fn validate_group_payload(p: &GroupPayload) -> Result<(), WireError> {
             )?;
             bundle.votes.iter().try_for_each(validate_vote)
         }
+        Some(Content::Prevote(v) | Content::Precommit(v)) => validate_round_vote(v),
+        Some(Content::Polka(p)) => validate_polka(p),
+        Some(Content::Certified(c)) => validate_certified(c),
+        Some(Content::NewRound(n)) => validate_new_round(n),
+        Some(Content::Proof(p)) => validate_proof(p),
     }
 }
 
@@ -169,6 +196,12 @@ pub fn validate_proposal(p: &Proposal) -> Result<(), WireError> {
         &p.proposal_owner,
         PUBLIC_KEY_BYTES,
     )?;
+    if p.expected_voters_count == 0 || p.expected_voters_count as usize > MAX_MEMBERS {
+        return Err(bad(
+            "proposal.expected_voters_count",
+            format!("must be 1 to {MAX_MEMBERS}"),
+        ));
+    }
     check_max("proposal.votes", p.votes.len(), MAX_VOTES_PER_PROPOSAL)?;
     p.votes.iter().try_for_each(validate_vote)
 }
@@ -183,24 +216,15 @@ pub fn validate_vote(v: &Vote) -> Result<(), WireError> {
     exact("vote.signature", &v.signature, SIGNATURE_BYTES)
 }
 
-/// Checks a [`CommitCandidate`] and each of its proposals.
-pub fn validate_commit_candidate(c: &CommitCandidate) -> Result<(), WireError> {
-    exact("commit_candidate.committer", &c.committer, MEMBER_ID_BYTES)?;
-    non_empty("commit_candidate.commit", &c.commit)?;
-    check_max("commit_candidate.commit", c.commit.len(), MAX_COMMIT_BYTES)?;
-    check_max(
-        "commit_candidate.proposals",
-        c.proposals.len(),
-        MAX_PROPOSALS_PER_CANDIDATE,
-    )?;
-    c.proposals.iter().try_for_each(validate_proposal)
-}
-
-/// Checks a [`ConversationSync`]: settings present, steward list and score table bounded,
-/// every member id 20 bytes.
+/// Checks a [`ConversationSync`]: settings and certified commit present, steward list and
+/// score table bounded, every member id 20 bytes.
 pub fn validate_conversation_sync(s: &ConversationSync) -> Result<(), WireError> {
     if s.settings.is_none() {
         return Err(bad("conversation_sync.settings", "missing"));
+    }
+    match &s.certified {
+        None => return Err(bad("conversation_sync.certified", "missing")),
+        Some(c) => validate_certified(c)?,
     }
     member_ids("conversation_sync.stewards", &s.stewards, MAX_STEWARDS)?;
     check_max("conversation_sync.scores", s.scores.len(), MAX_PEER_SCORES)?;
@@ -252,11 +276,6 @@ pub fn validate_proposal_payload(p: &ProposalPayload) -> Result<(), WireError> {
         Some(Action::Leave(leave)) => {
             exact("self_leave.member_id", &leave.member_id, MEMBER_ID_BYTES)
         }
-        Some(Action::Election(election)) => member_ids(
-            "steward_election.stewards",
-            &election.stewards,
-            MAX_STEWARDS,
-        ),
         Some(Action::Emergency(emergency)) => {
             exact(
                 "emergency_removal.member_id",
@@ -277,21 +296,21 @@ pub fn validate_proposal_payload(p: &ProposalPayload) -> Result<(), WireError> {
     }
 }
 
-fn bad(field: &'static str, reason: impl Into<String>) -> WireError {
+pub(super) fn bad(field: &'static str, reason: impl Into<String>) -> WireError {
     WireError::BadField {
         field,
         reason: reason.into(),
     }
 }
 
-fn check_max(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
+pub(super) fn check_max(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
     if len > max {
         return Err(WireError::TooLarge { what, len, max });
     }
     Ok(())
 }
 
-fn exact(field: &'static str, bytes: &[u8], len: usize) -> Result<(), WireError> {
+pub(super) fn exact(field: &'static str, bytes: &[u8], len: usize) -> Result<(), WireError> {
     if bytes.len() != len {
         return Err(bad(
             field,
@@ -301,7 +320,7 @@ fn exact(field: &'static str, bytes: &[u8], len: usize) -> Result<(), WireError>
     Ok(())
 }
 
-fn non_empty(field: &'static str, bytes: &[u8]) -> Result<(), WireError> {
+pub(super) fn non_empty(field: &'static str, bytes: &[u8]) -> Result<(), WireError> {
     if bytes.is_empty() {
         return Err(bad(field, "must not be empty"));
     }
@@ -318,7 +337,11 @@ fn hash_or_empty(field: &'static str, bytes: &[u8]) -> Result<(), WireError> {
     Ok(())
 }
 
-fn member_ids(field: &'static str, ids: &[Vec<u8>], max: usize) -> Result<(), WireError> {
+pub(super) fn member_ids(
+    field: &'static str,
+    ids: &[Vec<u8>],
+    max: usize,
+) -> Result<(), WireError> {
     check_max(field, ids.len(), max)?;
     ids.iter()
         .try_for_each(|id| exact(field, id, MEMBER_ID_BYTES))

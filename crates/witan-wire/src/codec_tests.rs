@@ -23,7 +23,7 @@ fn every_message_round_trips() {
     assert_eq!(decode_welcome_packet(&encode(&w)).unwrap(), w);
     let s = decode_conversation_sync(&w.sync).unwrap();
     assert_eq!(s, sample_sync());
-    for i in 0..5 {
+    for i in 0..4 {
         let p = ProposalPayload::new(u64::from(i), sample_action(i));
         assert_eq!(decode_proposal_payload(&encode(&p)).unwrap(), p);
     }
@@ -64,6 +64,7 @@ fn smallest_valid_encodings_match_the_scan_minimums() {
     let proposal = Proposal {
         payload,
         proposal_owner: vec![1; 32],
+        expected_voters_count: 1,
         ..Default::default()
     };
     validate_proposal(&proposal).unwrap();
@@ -74,13 +75,30 @@ fn smallest_valid_encodings_match_the_scan_minimums() {
     };
     assert_eq!(encode(&score).len(), MIN_PEER_SCORE_BYTES);
     // The smallest ones decode inside their containers.
-    let bundle = GroupPayload::new(Content::Votes(VoteBundle { votes: vec![vote] }));
+    let bundle = GroupPayload::new(Content::Votes(VoteBundle {
+        votes: vec![vote.clone()],
+    }));
     decode_group_payload(&encode(&bundle)).unwrap();
-    let candidate = CommitCandidate {
-        proposals: vec![proposal],
+    let resolution = Resolution {
+        proposal: Some(proposal),
+        ..Default::default()
+    };
+    assert_eq!(encode(&resolution).len(), MIN_RESOLUTION_BYTES);
+    let candidate = Candidate {
+        resolutions: vec![resolution],
         ..sample_candidate()
     };
     decode_group_payload(&encode(&GroupPayload::new(Content::Candidate(candidate)))).unwrap();
+    let proof = EquivocationProof {
+        first: Some(vote.clone()),
+        second: Some(vote.clone()),
+    };
+    assert!(encode(&proof).len() >= MIN_PROOF_BYTES);
+    let signature = RoundSignature {
+        voter_key: vec![1; 32],
+        signature: vec![2; 64],
+    };
+    assert_eq!(encode(&signature).len(), MIN_ROUND_SIGNATURE_BYTES);
 }
 
 #[test]
@@ -139,17 +157,26 @@ fn envelope_rules_are_enforced() {
     let err = |e: &Envelope| decode_envelope(&encode(e)).unwrap_err();
 
     let e = Envelope {
-        version: 2,
+        version: 1,
         ..base.clone()
     };
-    assert_eq!(err(&e), WireError::UnsupportedVersion(2));
+    assert_eq!(err(&e), WireError::UnsupportedVersion(1));
+    for recipient in [vec![1; 15], vec![1; 17], vec![1; 32]] {
+        let e = Envelope {
+            recipient,
+            ..base.clone()
+        };
+        assert_eq!(field_of(err(&e)), "envelope.recipient");
+    }
+    let addressed = base.clone().addressed(vec![9; 16]);
+    assert_eq!(decode_envelope(&encode(&addressed)).unwrap(), addressed);
     let e = Envelope {
         version: 0,
         ..base.clone()
     };
     assert_eq!(err(&e), WireError::UnsupportedVersion(0));
 
-    for kind in [0, 4, -1, 1000] {
+    for kind in [0, 5, -1, 1000] {
         let e = Envelope {
             kind,
             ..base.clone()

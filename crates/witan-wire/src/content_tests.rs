@@ -26,8 +26,8 @@ fn payload_err(action: Action) -> &'static str {
 fn group_payload_needs_content_and_chat_rules_hold() {
     let err = decode_group_payload(&encode(&GroupPayload::default())).unwrap_err();
     assert_eq!(field_of(err), "group_payload.content");
-    // An unknown content tag (7) decodes to no content.
-    let err = decode_group_payload(&[0x3a, 0x00]).unwrap_err();
+    // An unknown content tag (13) decodes to no content.
+    let err = decode_group_payload(&[0x6a, 0x00]).unwrap_err();
     assert_eq!(field_of(err), "group_payload.content");
 
     for message_id in [vec![], vec![1; 15], vec![1; 17]] {
@@ -158,21 +158,6 @@ fn proposal_payload_rules_are_enforced() {
         payload_err(Action::Leave(SelfLeave { member_id: id(0) })),
         "self_leave.member_id"
     );
-    let election = |stewards| {
-        Action::Election(StewardElection {
-            epoch: 1,
-            retry_round: 0,
-            stewards,
-        })
-    };
-    assert_eq!(
-        payload_err(election(vec![id(20), id(19)])),
-        "steward_election.stewards"
-    );
-    assert_eq!(
-        payload_err(election(vec![id(20); MAX_STEWARDS + 1])),
-        "steward_election.stewards"
-    );
     let emergency = |member_id, reason: String, evidence| {
         Action::Emergency(EmergencyRemoval {
             member_id,
@@ -200,36 +185,122 @@ fn proposal_payload_rules_are_enforced() {
 
 #[test]
 fn candidate_rules_are_enforced_recursively() {
-    let c = |f: fn(&mut CommitCandidate)| {
+    let c = |f: fn(&mut Candidate)| {
         let mut c = sample_candidate();
         f(&mut c);
         field_of(group_err(Content::Candidate(c)))
     };
+    assert_eq!(c(|c| c.proposer = vec![1; 32]), "candidate.proposer");
+    assert_eq!(c(|c| c.commit.clear()), "candidate.commit");
     assert_eq!(
-        c(|c| c.committer = vec![1; 32]),
-        "commit_candidate.committer"
+        c(|c| c.resolutions[2].proposal = None),
+        "resolution.proposal"
     );
-    assert_eq!(c(|c| c.commit.clear()), "commit_candidate.commit");
     assert_eq!(
-        c(|c| c.proposals[2].proposal_owner.clear()),
+        c(|c| c.resolutions[2]
+            .proposal
+            .as_mut()
+            .unwrap()
+            .proposal_owner
+            .clear()),
         "proposal.proposal_owner"
     );
     assert_eq!(
-        c(|c| c.proposals[4].votes[0].vote_owner.clear()),
+        c(|c| c.resolutions[1]
+            .proposal
+            .as_mut()
+            .unwrap()
+            .expected_voters_count = 0),
+        "proposal.expected_voters_count"
+    );
+    assert_eq!(
+        c(|c| c.resolutions[1]
+            .proposal
+            .as_mut()
+            .unwrap()
+            .expected_voters_count = MAX_MEMBERS as u32 + 1),
+        "proposal.expected_voters_count"
+    );
+    assert_eq!(
+        c(|c| c.resolutions[4].votes[0].vote_owner.clear()),
         "vote.vote_owner"
     );
+    // A proof with one vote is shorter than any valid proof: the pre-scan refuses it.
     assert_eq!(
-        c(|c| c.proposals[0].payload = encode(&ProposalPayload::default())),
+        c(|c| c.resolutions[0].proofs[0].second = None),
+        "resolution.proofs"
+    );
+    assert_eq!(
+        c(|c| c.resolutions[0].proposal.as_mut().unwrap().payload =
+            encode(&ProposalPayload::default())),
         "proposal_payload.action"
     );
-    let mut many = sample_candidate();
-    many.proposals = vec![sample_proposal(1); MAX_PROPOSALS_PER_CANDIDATE + 1];
-    for p in &mut many.proposals {
-        p.votes.clear();
-    }
     assert_eq!(
-        field_of(validate_commit_candidate(&many).unwrap_err()),
-        "commit_candidate.proposals"
+        c(|c| c.pol = Some(Polka {
+            digest: vec![1; 31],
+            ..sample_polka()
+        })),
+        "polka.digest"
+    );
+    let mut many = sample_candidate();
+    many.resolutions = vec![sample_resolution(1); MAX_RESOLUTIONS_PER_CANDIDATE + 1];
+    assert_eq!(
+        field_of(validate_candidate(&many).unwrap_err()),
+        "candidate.resolutions"
+    );
+}
+
+#[test]
+fn round_messages_are_checked() {
+    let v = |f: fn(&mut RoundVote)| {
+        let mut v = sample_round_vote();
+        f(&mut v);
+        field_of(group_err(Content::Prevote(v)))
+    };
+    assert_eq!(v(|v| v.digest = vec![1; 31]), "round_vote.digest");
+    assert_eq!(v(|v| v.voter_key = vec![1; 20]), "round_vote.voter_key");
+    assert_eq!(
+        v(|v| v.signature.pop().map(drop).unwrap()),
+        "round_vote.signature"
+    );
+    let mut polka = sample_polka();
+    polka.signatures[1].signature.push(0);
+    assert_eq!(
+        field_of(group_err(Content::Polka(polka))),
+        "round_signature.signature"
+    );
+    let mut polka = sample_polka();
+    polka.signatures = sample_signatures(1)
+        .into_iter()
+        .cycle()
+        .take(MAX_ROUND_SIGNATURES + 1)
+        .collect();
+    assert_eq!(
+        field_of(validate_polka(&polka).unwrap_err()),
+        "polka.signatures"
+    );
+    let mut certified = sample_certified();
+    certified.candidate = None;
+    assert_eq!(
+        field_of(group_err(Content::Certified(certified))),
+        "certified_commit.candidate"
+    );
+    let mut certified = sample_certified();
+    certified.signatures[0].voter_key.clear();
+    assert_eq!(
+        field_of(group_err(Content::Certified(certified))),
+        "certified_commit.signatures"
+    );
+    let mut n = sample_new_round();
+    n.locked = None;
+    assert_eq!(field_of(group_err(Content::NewRound(n))), "new_round.lock");
+    let proof = EquivocationProof {
+        first: Some(sample_vote(1)),
+        second: None,
+    };
+    assert_eq!(
+        field_of(group_err(Content::Proof(proof))),
+        "equivocation_proof.vote"
     );
 }
 
@@ -276,6 +347,7 @@ fn sync_and_bundle_rules_are_enforced() {
         field_of(group_err(Content::Sync(bad))),
         "conversation_sync.settings"
     );
+    assert_eq!(s(|s| s.certified = None), "conversation_sync.certified");
 
     let bundle = VoteBundle {
         votes: vec![sample_vote(1); MAX_VOTES_PER_BUNDLE + 1],

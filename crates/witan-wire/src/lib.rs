@@ -8,8 +8,8 @@
 //! Every packet on a transport topic is an encoded [`Envelope`] of version [`WIRE_VERSION`]
 //! with `packet_id = SHA256(body)[..16]` ([`Envelope::new`] computes it; [`decode_envelope`]
 //! checks it). The body is, by [`PacketKind`]: an encoded [`JoinRequest`], an encoded
-//! [`WelcomePacket`], or an MLS message whose application plaintext is an encoded
-//! [`GroupPayload`]. Proposals carry their action as an encoded [`ProposalPayload`] in
+//! [`WelcomePacket`], an encoded [`CatchUp`], or an MLS message whose application plaintext
+//! is an encoded [`GroupPayload`]. Proposals carry their action as an encoded [`ProposalPayload`] in
 //! `Proposal::payload`; [`decode_group_payload`] decodes and checks it too.
 //!
 //! # Messages
@@ -36,16 +36,34 @@
 //!   byte `0x00`/`0x01`, and a byte string (or UTF-8 string) as its length as an 8-byte
 //!   big-endian `u64` followed by its bytes.
 //!
-//! [`vote_hash`]`(v)` = SHA-256 of: domain `"witan/vote-hash/v1"`, `vote_id: u32`,
+//! [`vote_hash`]`(conversation, proposal_digest, v)` = SHA-256 of: domain
+//! `"witan/vote-hash/v2"`, `conversation_id: bytes`, `proposal_digest: bytes`, `vote_id: u32`,
 //! `vote_owner: bytes`, `proposal_id: u64`, `timestamp: u64`, `vote: bool`,
 //! `parent_hash: bytes`, `received_hash: bytes`. This is the value stored in
-//! `Vote::vote_hash` and signed (Ed25519) into `Vote::signature`.
+//! `Vote::vote_hash` and signed (Ed25519) into `Vote::signature`: a vote counts for one whole
+//! proposal of one conversation.
 //!
-//! [`proposal_digest`]`(p)` = SHA-256 of: domain `"witan/proposal-digest/v1"`,
-//! `name: bytes`, `payload: bytes`, `proposal_id: u64`, `proposal_owner: bytes`,
-//! `expected_voters_count: u32`, `timestamp: u64`, `expiration_timestamp: u64`,
-//! `liveness_criteria_yes: bool`. `votes` and `round` are left out because they grow while
-//! the proposal gossips; commits order their proposals by this digest.
+//! [`proposal_digest`]`(conversation, p)` = SHA-256 of: domain
+//! `"witan/proposal-digest/v2"`, `conversation_id: bytes`, `name: bytes`, `payload: bytes`,
+//! `proposal_id: u64`, `proposal_owner: bytes`, `expected_voters_count: u32`,
+//! `timestamp: u64`, `expiration_timestamp: u64`, `liveness_criteria_yes: bool`. `votes` and
+//! `round` are left out because they grow while the proposal gossips; commits order their
+//! proposals by this digest.
+//!
+//! [`candidate_digest`]`(conversation, c)` names a candidate's value (what a certificate
+//! certifies): domain `"witan/candidate/v1"`, `conversation_id`, `epoch: u64`,
+//! `commit: bytes`, `welcome: bytes`, the number of resolutions as `u64` and for each its
+//! proposal digest, `approved`, `at_expiry`, `dropped` (bools), its votes (count, then each
+//! `vote_digest`) and proofs (count, then both votes' `vote_digest`). Round, proposer and
+//! polka are left out.
+//!
+//! [`catch_up_hash`]`(conversation, epoch, gone, oldest)` is what a [`CatchUp`] signs:
+//! domain `"witan/catch-up/v1"`, `conversation_id`, `epoch: u64`, `gone: bool`,
+//! `oldest: u64`.
+//!
+//! [`round_vote_hash`]`(kind, conversation, epoch, round, digest)` is what a prevote
+//! (`kind` 1) or precommit (2) signs: domain `"witan/round-vote/v1"`, `kind: u32`,
+//! `conversation_id`, `epoch: u64`, `round: u32`, `digest: bytes` (empty for nil).
 //!
 //! [`vote_digest`]`(v)` = SHA-256 of [`encode`]`(v)`, the protobuf encoding of the whole
 //! vote including its signature; `parent_hash` and `received_hash` hold such digests. prost
@@ -57,6 +75,8 @@ mod digest;
 mod error;
 pub mod limits;
 mod messages;
+mod round;
+mod round_codec;
 mod scan;
 
 #[cfg(test)]
@@ -65,24 +85,33 @@ mod fuzz_tests;
 pub(crate) mod testutil;
 
 pub use codec::{
-    decode_conversation_sync, decode_envelope, decode_group_payload, decode_join_request,
-    decode_proposal_payload, decode_welcome_packet, validate_chat, validate_commit_candidate,
-    validate_conversation_sync, validate_envelope, validate_group_payload, validate_join_request,
-    validate_proposal, validate_proposal_payload, validate_vote, validate_welcome_packet,
+    decode_catch_up, decode_conversation_sync, decode_envelope, decode_group_payload,
+    decode_join_request, decode_proposal_payload, decode_welcome_packet, validate_catch_up,
+    validate_chat, validate_conversation_sync, validate_envelope, validate_group_payload,
+    validate_join_request, validate_proposal, validate_proposal_payload, validate_vote,
+    validate_welcome_packet,
 };
 pub use digest::{
-    PROPOSAL_DIGEST_DOMAIN, VOTE_HASH_DOMAIN, proposal_digest, vote_digest, vote_hash,
+    CANDIDATE_DIGEST_DOMAIN, CATCH_UP_DOMAIN, PROPOSAL_DIGEST_DOMAIN, ROUND_VOTE_DOMAIN,
+    RoundVoteKind, VOTE_HASH_DOMAIN, candidate_digest, catch_up_hash, proposal_digest,
+    round_vote_hash, vote_digest, vote_hash,
 };
 pub use error::WireError;
 pub use messages::{
-    AddMember, Chat, CommitCandidate, ConversationSync, EmergencyRemoval, Envelope, GroupPayload,
-    JoinRequest, PacketKind, PeerScore, Proposal, ProposalPayload, RemoveMember, SelfLeave,
-    StewardElection, SyncSettings, Vote, VoteBundle, WelcomePacket, group_payload, packet_id,
-    proposal_payload,
+    AddMember, Candidate, CatchUp, CertifiedCommit, Chat, ConversationSync, EmergencyRemoval,
+    Envelope, EquivocationProof, GroupPayload, JoinRequest, NewRound, PacketKind, PeerScore, Polka,
+    Proposal, ProposalPayload, RemoveMember, Resolution, RoundSignature, RoundVote, SelfLeave,
+    SyncSettings, Vote, VoteBundle, WelcomePacket, group_payload, packet_id, proposal_payload,
+};
+pub use round_codec::{
+    validate_candidate, validate_certified, validate_new_round, validate_polka, validate_proof,
+    validate_resolution, validate_round_vote,
 };
 
-/// Version of the envelope format; envelopes of any other version are refused.
-pub const WIRE_VERSION: u32 = 1;
+/// Version of the envelope format; envelopes of any other version are refused. Version 2
+/// (certified commits) changed what votes sign and the governance messages; version 1
+/// packets are refused.
+pub const WIRE_VERSION: u32 = 2;
 
 /// The protobuf encoding of `m`.
 pub fn encode<M: prost::Message>(m: &M) -> Vec<u8> {

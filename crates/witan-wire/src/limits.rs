@@ -44,8 +44,6 @@ pub const MAX_VOTES_PER_PROPOSAL: usize = 4096;
 pub const MAX_VOTES_PER_BUNDLE: usize = 4096;
 /// Most stewards in a steward list (election or sync).
 pub const MAX_STEWARDS: usize = 256;
-/// Most proposals in one commit candidate.
-pub const MAX_PROPOSALS_PER_CANDIDATE: usize = 4096;
 /// Most joiners named by one welcome packet.
 pub const MAX_JOINERS_PER_WELCOME: usize = 4096;
 /// Most entries in a synced score table.
@@ -71,8 +69,29 @@ pub const MIN_VOTE_BYTES: usize =
 /// Smallest encoding of a valid [`super::ProposalPayload`]: a remove or leave action
 /// (`action` key and length, `member_id` key, length and bytes).
 pub const MIN_PROPOSAL_PAYLOAD_BYTES: usize = 1 + 1 + (1 + 1 + MEMBER_ID_BYTES);
-/// Smallest encoding of a valid [`super::Proposal`]: `proposal_owner` and `payload`.
+/// Smallest encoding of a valid [`super::Proposal`]: `proposal_owner`, `payload` and an
+/// `expected_voters_count` below 128.
 pub const MIN_PROPOSAL_BYTES: usize =
-    (1 + 1 + PUBLIC_KEY_BYTES) + (1 + 1 + MIN_PROPOSAL_PAYLOAD_BYTES);
+    (1 + 1 + PUBLIC_KEY_BYTES) + (1 + 1 + MIN_PROPOSAL_PAYLOAD_BYTES) + 2;
 /// Smallest encoding of a valid [`super::PeerScore`]: its `member_id`.
 pub const MIN_PEER_SCORE_BYTES: usize = 1 + 1 + MEMBER_ID_BYTES;
+
+/// Most members a group may have (bounds voter counts, quorums and member lists on the wire).
+pub const MAX_MEMBERS: usize = 4096;
+/// Most resolutions in one candidate (and the largest `max_commit_proposals` a group may set).
+pub const MAX_RESOLUTIONS_PER_CANDIDATE: usize = 1024;
+/// Most equivocation proofs carried for one proposal.
+pub const MAX_PROOFS_PER_RESOLUTION: usize = MAX_MEMBERS;
+/// Most signatures in a polka or a certificate.
+pub const MAX_ROUND_SIGNATURES: usize = MAX_MEMBERS;
+/// An envelope's recipient tag: empty, or this many bytes.
+pub const RECIPIENT_TAG_BYTES: usize = 16;
+
+/// Smallest encoding of a valid [`super::RoundSignature`]: a key and a signature.
+pub const MIN_ROUND_SIGNATURE_BYTES: usize = (1 + 1 + PUBLIC_KEY_BYTES) + (1 + 1 + SIGNATURE_BYTES);
+/// Smallest encoding of a valid [`super::Resolution`]: its proposal.
+pub const MIN_RESOLUTION_BYTES: usize = 1 + 1 + MIN_PROPOSAL_BYTES;
+/// Smallest encoding of a valid [`super::EquivocationProof`]: two votes.
+pub const MIN_PROOF_BYTES: usize = 2 * (1 + 2 + MIN_VOTE_BYTES);
+/// Largest encoded [`super::CatchUp`].
+pub const MAX_CATCH_UP_BYTES: usize = 256;

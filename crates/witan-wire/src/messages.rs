@@ -36,6 +36,11 @@ pub struct Envelope {
     /// The kind-specific content.
     #[prost(bytes = "vec", tag = "6")]
     pub body: Vec<u8>,
+    /// Empty for a packet to everyone on the topic; otherwise the recipient's blinded tag
+    /// for the packet's epoch (16 bytes, an MLS exporter value only the group can compute),
+    /// so that other members drop it without decrypting. Not covered by `packet_id`.
+    #[prost(bytes = "vec", tag = "7")]
+    pub recipient: Vec<u8>,
 }
 
 /// What an [`Envelope`] body holds.
@@ -50,6 +55,29 @@ pub enum PacketKind {
     Welcome = 2,
     /// An MLS message of the group, sent on the application subtopic.
     Group = 3,
+    /// An encoded [`CatchUp`]: a member asking for the certified commits it lacks, or a
+    /// member answering that it no longer keeps them; sent on the welcome subtopic.
+    CatchUp = 4,
+}
+
+/// A member behind asks for the certified commits from `epoch` on (`gone` false), or a member
+/// answers that it no longer keeps the one of `epoch` (`gone` true; `oldest` is the oldest it
+/// keeps). Signed by the sender's identity key, since it travels outside the group's
+/// encryption: the sender need not be able to read the epoch the other is in.
+#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
+pub struct CatchUp {
+    #[prost(uint64, tag = "1")]
+    pub epoch: u64,
+    #[prost(bool, tag = "2")]
+    pub gone: bool,
+    #[prost(uint64, tag = "3")]
+    pub oldest: u64,
+    /// The sender's Ed25519 public key (32 bytes).
+    #[prost(bytes = "vec", tag = "4")]
+    pub key: Vec<u8>,
+    /// Ed25519 signature (64 bytes) of `catch_up_hash`.
+    #[prost(bytes = "vec", tag = "5")]
+    pub signature: Vec<u8>,
 }
 
 /// A node asking to join: its key package.
@@ -81,7 +109,10 @@ pub struct WelcomePacket {
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub struct GroupPayload {
     /// Exactly one content; decoding rejects a payload without one.
-    #[prost(oneof = "group_payload::Content", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(
+        oneof = "group_payload::Content",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+    )]
     pub content: Option<group_payload::Content>,
 }
 
@@ -108,15 +139,33 @@ pub mod group_payload {
         /// A single vote.
         #[prost(message, tag = "3")]
         Vote(super::Vote),
-        /// A steward's commit candidate in a freeze round.
+        /// A round leader's candidate commit.
         #[prost(message, tag = "4")]
-        Candidate(super::CommitCandidate),
+        Candidate(super::Candidate),
         /// Conversation state for joiners.
         #[prost(message, tag = "5")]
         Sync(super::ConversationSync),
         /// Several votes at once.
         #[prost(message, tag = "6")]
         Votes(super::VoteBundle),
+        /// A prevote, addressed to the round's leader.
+        #[prost(message, tag = "7")]
+        Prevote(super::RoundVote),
+        /// A precommit, addressed to the round's leader.
+        #[prost(message, tag = "8")]
+        Precommit(super::RoundVote),
+        /// A quorum of prevotes for one candidate, from the round's leader.
+        #[prost(message, tag = "9")]
+        Polka(super::Polka),
+        /// A candidate with its certificate: the commit of the epoch.
+        #[prost(message, tag = "10")]
+        Certified(super::CertifiedCommit),
+        /// A member moved to a round, addressed to its leader (with its lock, if any).
+        #[prost(message, tag = "11")]
+        NewRound(super::NewRound),
+        /// Two conflicting votes of one member on one proposal.
+        #[prost(message, tag = "12")]
+        Proof(super::EquivocationProof),
     }
 }
 
@@ -207,8 +256,9 @@ pub struct ProposalPayload {
     /// MLS epoch the proposal was created in.
     #[prost(uint64, tag = "1")]
     pub epoch: u64,
-    /// Exactly one action; decoding rejects a payload without one.
-    #[prost(oneof = "proposal_payload::Action", tags = "2, 3, 4, 5, 6")]
+    /// Exactly one action; decoding rejects a payload without one. (Tag 5, a steward
+    /// election of wire version 1, is retired: steward lists are derived, not voted.)
+    #[prost(oneof = "proposal_payload::Action", tags = "2, 3, 4, 6")]
     pub action: Option<proposal_payload::Action>,
 }
 
@@ -236,9 +286,6 @@ pub mod proposal_payload {
         /// The proposer leaves.
         #[prost(message, tag = "4")]
         Leave(super::SelfLeave),
-        /// Install a new steward list.
-        #[prost(message, tag = "5")]
-        Election(super::StewardElection),
         /// Remove a member under emergency criteria.
         #[prost(message, tag = "6")]
         Emergency(super::EmergencyRemoval),
@@ -272,20 +319,6 @@ pub struct SelfLeave {
     pub member_id: Vec<u8>,
 }
 
-/// A proposed steward list for `(epoch, retry_round)`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct StewardElection {
-    /// Epoch the list starts at.
-    #[prost(uint64, tag = "1")]
-    pub epoch: u64,
-    /// Retry round the list was computed for.
-    #[prost(uint32, tag = "2")]
-    pub retry_round: u32,
-    /// 20-byte member ids in steward order.
-    #[prost(bytes = "vec", repeated, tag = "3")]
-    pub stewards: Vec<Vec<u8>>,
-}
-
 /// Remove a member under emergency criteria (for example a score below the threshold).
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub struct EmergencyRemoval {
@@ -300,27 +333,8 @@ pub struct EmergencyRemoval {
     pub evidence: Vec<u8>,
 }
 
-/// A steward's MLS commit for the approved proposals of a freeze round.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct CommitCandidate {
-    /// Epoch the commit is made in.
-    #[prost(uint64, tag = "1")]
-    pub epoch: u64,
-    /// Retry round of the freeze.
-    #[prost(uint32, tag = "2")]
-    pub retry_round: u32,
-    /// 20-byte member id of the steward.
-    #[prost(bytes = "vec", tag = "3")]
-    pub committer: Vec<u8>,
-    /// Serialized MLS commit.
-    #[prost(bytes = "vec", tag = "4")]
-    pub commit: Vec<u8>,
-    /// The decided proposals, each with its signed votes as evidence.
-    #[prost(message, repeated, tag = "5")]
-    pub proposals: Vec<Proposal>,
-}
-
-/// The group's view a joiner starts from.
+/// The group's view a joiner starts from, sent by the author of the certified commit that
+/// adds it, encrypted in the new epoch. (Tags 3 and 6 of wire version 1 are retired.)
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub struct ConversationSync {
     /// Protocol settings; decoding rejects a sync without them.
@@ -329,18 +343,15 @@ pub struct ConversationSync {
     /// 20-byte member ids of the current steward list, in order.
     #[prost(bytes = "vec", repeated, tag = "2")]
     pub stewards: Vec<Vec<u8>>,
-    /// Current retry round.
-    #[prost(uint32, tag = "3")]
-    pub retry_round: u32,
     /// Peer scores.
     #[prost(message, repeated, tag = "4")]
     pub scores: Vec<PeerScore>,
-    /// Epoch the steward list was computed for.
+    /// Epoch whose epoch steward is `stewards[0]`.
     #[prost(uint64, tag = "5")]
     pub steward_base_epoch: u64,
-    /// Whether the group is recovering from a missed commit.
-    #[prost(bool, tag = "6")]
-    pub recovering: bool,
+    /// The certified commit that added the joiners; decoding rejects a sync without it.
+    #[prost(message, optional, tag = "7")]
+    pub certified: Option<CertifiedCommit>,
 }
 
 /// One member's score.
@@ -399,6 +410,11 @@ pub struct SyncSettings {
     pub max_clock_skew_ms: u64,
 }
 
+pub use super::round::{
+    Candidate, CertifiedCommit, EquivocationProof, NewRound, Polka, Resolution, RoundSignature,
+    RoundVote,
+};
+
 /// Several votes sent together.
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub struct VoteBundle {
@@ -423,7 +439,14 @@ impl Envelope {
             kind: kind as i32,
             packet_id: packet_id(&body).to_vec(),
             body,
+            recipient: Vec::new(),
         }
+    }
+
+    /// The same envelope addressed to the member whose blinded tag is `recipient`.
+    pub fn addressed(mut self, recipient: Vec<u8>) -> Envelope {
+        self.recipient = recipient;
+        self
     }
 
     /// The packet id as lowercase hex (32 characters), the form the outbox stores.
@@ -467,8 +490,9 @@ mod tests {
         assert_eq!(PacketKind::JoinRequest as i32, 1);
         assert_eq!(PacketKind::Welcome as i32, 2);
         assert_eq!(PacketKind::Group as i32, 3);
+        assert_eq!(PacketKind::CatchUp as i32, 4);
         assert_eq!(PacketKind::try_from(2), Ok(PacketKind::Welcome));
-        assert!(PacketKind::try_from(4).is_err());
+        assert!(PacketKind::try_from(5).is_err());
     }
 
     #[test]

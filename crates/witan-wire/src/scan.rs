@@ -12,7 +12,10 @@
 //! Unlisted fields are only framed and skipped; deprecated group wire types are rejected.
 
 use super::error::WireError;
-use super::limits::{MEMBER_ID_BYTES, MIN_PEER_SCORE_BYTES, MIN_PROPOSAL_BYTES, MIN_VOTE_BYTES};
+use super::limits::{
+    MEMBER_ID_BYTES, MIN_PEER_SCORE_BYTES, MIN_PROOF_BYTES, MIN_RESOLUTION_BYTES,
+    MIN_ROUND_SIGNATURE_BYTES, MIN_VOTE_BYTES,
+};
 
 /// The length-delimited fields of one message that the scan checks.
 pub(super) struct Shape {
@@ -70,15 +73,66 @@ pub(super) const VOTE_BUNDLE: Shape = Shape {
     )],
 };
 
-pub(super) const COMMIT_CANDIDATE: Shape = Shape {
-    name: "commit_candidate",
+const RESOLUTION: Shape = Shape {
+    name: "resolution",
+    fields: &[
+        field(1, "resolution.proposal", 0, usize::MAX, Some(&PROPOSAL)),
+        field(5, "resolution.votes", MIN_VOTE_BYTES, usize::MAX, None),
+        field(6, "resolution.proofs", MIN_PROOF_BYTES, usize::MAX, None),
+    ],
+};
+
+pub(super) const POLKA: Shape = Shape {
+    name: "polka",
     fields: &[field(
-        5,
-        "commit_candidate.proposals",
-        MIN_PROPOSAL_BYTES,
+        4,
+        "polka.signatures",
+        MIN_ROUND_SIGNATURE_BYTES,
         usize::MAX,
-        Some(&PROPOSAL),
+        None,
     )],
+};
+
+pub(super) const CANDIDATE: Shape = Shape {
+    name: "candidate",
+    fields: &[
+        field(
+            6,
+            "candidate.resolutions",
+            MIN_RESOLUTION_BYTES,
+            usize::MAX,
+            Some(&RESOLUTION),
+        ),
+        field(7, "candidate.pol", 0, usize::MAX, Some(&POLKA)),
+    ],
+};
+
+pub(super) const CERTIFIED: Shape = Shape {
+    name: "certified_commit",
+    fields: &[
+        field(
+            1,
+            "certified_commit.candidate",
+            0,
+            usize::MAX,
+            Some(&CANDIDATE),
+        ),
+        field(
+            3,
+            "certified_commit.signatures",
+            MIN_ROUND_SIGNATURE_BYTES,
+            usize::MAX,
+            None,
+        ),
+    ],
+};
+
+const NEW_ROUND: Shape = Shape {
+    name: "new_round",
+    fields: &[
+        field(3, "new_round.lock", 0, usize::MAX, Some(&POLKA)),
+        field(4, "new_round.locked", 0, usize::MAX, Some(&CANDIDATE)),
+    ],
 };
 
 pub(super) const CONVERSATION_SYNC: Shape = Shape {
@@ -98,6 +152,13 @@ pub(super) const CONVERSATION_SYNC: Shape = Shape {
             usize::MAX,
             None,
         ),
+        field(
+            7,
+            "conversation_sync.certified",
+            0,
+            usize::MAX,
+            Some(&CERTIFIED),
+        ),
     ],
 };
 
@@ -110,7 +171,7 @@ pub(super) const GROUP_PAYLOAD: Shape = Shape {
             "group_payload.candidate",
             0,
             usize::MAX,
-            Some(&COMMIT_CANDIDATE),
+            Some(&CANDIDATE),
         ),
         field(
             5,
@@ -120,6 +181,21 @@ pub(super) const GROUP_PAYLOAD: Shape = Shape {
             Some(&CONVERSATION_SYNC),
         ),
         field(6, "group_payload.votes", 0, usize::MAX, Some(&VOTE_BUNDLE)),
+        field(9, "group_payload.polka", 0, usize::MAX, Some(&POLKA)),
+        field(
+            10,
+            "group_payload.certified",
+            0,
+            usize::MAX,
+            Some(&CERTIFIED),
+        ),
+        field(
+            11,
+            "group_payload.new_round",
+            0,
+            usize::MAX,
+            Some(&NEW_ROUND),
+        ),
     ],
 };
 
@@ -134,26 +210,10 @@ pub(super) const WELCOME_PACKET: Shape = Shape {
     )],
 };
 
-const STEWARD_ELECTION: Shape = Shape {
-    name: "steward_election",
-    fields: &[field(
-        3,
-        "steward_election.stewards",
-        MEMBER_ID_BYTES,
-        MEMBER_ID_BYTES,
-        None,
-    )],
-};
-
+/// Proposal payloads have no repeated fields (a key package is one byte string).
 pub(super) const PROPOSAL_PAYLOAD: Shape = Shape {
     name: "proposal_payload",
-    fields: &[field(
-        5,
-        "proposal_payload.election",
-        0,
-        usize::MAX,
-        Some(&STEWARD_ELECTION),
-    )],
+    fields: &[],
 };
 
 /// Walks the framing of `bytes` as a message of `shape`; see the module doc.

@@ -19,9 +19,9 @@ pub(crate) fn sample_vote(seed: u8) -> Vote {
     }
 }
 
-/// One valid payload per action kind, chosen by `i % 5`.
+/// One valid payload per action kind, chosen by `i % 4`.
 pub(crate) fn sample_action(i: u8) -> Action {
-    match i % 5 {
+    match i % 4 {
         0 => Action::Add(AddMember {
             key_package: vec![0xab; 300],
             member_id: vec![i; 20],
@@ -31,11 +31,6 @@ pub(crate) fn sample_action(i: u8) -> Action {
         }),
         2 => Action::Leave(SelfLeave {
             member_id: vec![i; 20],
-        }),
-        3 => Action::Election(StewardElection {
-            epoch: 9,
-            retry_round: 1,
-            stewards: vec![vec![1; 20], vec![2; 20], vec![3; 20]],
         }),
         _ => Action::Emergency(EmergencyRemoval {
             member_id: vec![i; 20],
@@ -89,7 +84,6 @@ pub(crate) fn sample_sync() -> ConversationSync {
     ConversationSync {
         settings: Some(sample_settings()),
         stewards: vec![vec![1; 20], vec![2; 20]],
-        retry_round: 2,
         scores: vec![
             PeerScore {
                 member_id: vec![1; 20],
@@ -101,17 +95,83 @@ pub(crate) fn sample_sync() -> ConversationSync {
             },
         ],
         steward_base_epoch: 8,
-        recovering: true,
+        certified: Some(sample_certified()),
     }
 }
 
-pub(crate) fn sample_candidate() -> CommitCandidate {
-    CommitCandidate {
+pub(crate) fn sample_resolution(seed: u8) -> Resolution {
+    let mut proposal = sample_proposal(seed);
+    let votes = proposal.votes.split_off(1);
+    Resolution {
+        proposal: Some(proposal),
+        approved: seed.is_multiple_of(2),
+        at_expiry: seed.is_multiple_of(3),
+        dropped: false,
+        votes,
+        proofs: vec![EquivocationProof {
+            first: Some(sample_vote(seed)),
+            second: Some(sample_vote(seed.wrapping_add(7))),
+        }],
+    }
+}
+
+pub(crate) fn sample_candidate() -> Candidate {
+    Candidate {
         epoch: 8,
-        retry_round: 0,
-        committer: vec![4; 20],
+        round: 1,
+        proposer: vec![4; 20],
         commit: vec![0xcc; 500],
-        proposals: (0..5).map(sample_proposal).collect(),
+        welcome: vec![0x77; 300],
+        resolutions: (0..5).map(sample_resolution).collect(),
+        pol: None,
+    }
+}
+
+pub(crate) fn sample_signatures(n: u8) -> Vec<RoundSignature> {
+    (0..n)
+        .map(|i| RoundSignature {
+            voter_key: vec![i; 32],
+            signature: vec![i.wrapping_add(1); 64],
+        })
+        .collect()
+}
+
+pub(crate) fn sample_polka() -> Polka {
+    Polka {
+        epoch: 8,
+        round: 0,
+        digest: vec![0xdd; 32],
+        signatures: sample_signatures(3),
+    }
+}
+
+pub(crate) fn sample_round_vote() -> RoundVote {
+    RoundVote {
+        epoch: 8,
+        round: 2,
+        digest: vec![0xdd; 32],
+        voter_key: vec![3; 32],
+        signature: vec![4; 64],
+    }
+}
+
+pub(crate) fn sample_certified() -> CertifiedCommit {
+    CertifiedCommit {
+        candidate: Some(sample_candidate()),
+        round: 1,
+        signatures: sample_signatures(4),
+    }
+}
+
+pub(crate) fn sample_new_round() -> NewRound {
+    NewRound {
+        epoch: 8,
+        round: 3,
+        lock: Some(sample_polka()),
+        locked: Some(Candidate {
+            pol: Some(sample_polka()),
+            ..sample_candidate()
+        }),
     }
 }
 
@@ -133,6 +193,24 @@ pub(crate) fn sample_group_payloads() -> Vec<GroupPayload> {
         GroupPayload::new(Content::Sync(sample_sync())),
         GroupPayload::new(Content::Votes(VoteBundle {
             votes: (0..4).map(sample_vote).collect(),
+        })),
+        GroupPayload::new(Content::Prevote(sample_round_vote())),
+        GroupPayload::new(Content::Precommit(RoundVote {
+            digest: Vec::new(),
+            ..sample_round_vote()
+        })),
+        GroupPayload::new(Content::Polka(sample_polka())),
+        GroupPayload::new(Content::Certified(sample_certified())),
+        GroupPayload::new(Content::NewRound(sample_new_round())),
+        GroupPayload::new(Content::NewRound(NewRound {
+            epoch: 1,
+            round: 1,
+            lock: None,
+            locked: None,
+        })),
+        GroupPayload::new(Content::Proof(EquivocationProof {
+            first: Some(sample_vote(1)),
+            second: Some(sample_vote(2)),
         })),
     ]
 }

@@ -11,9 +11,10 @@
 //! - secrets of the last [`MAX_PAST_EPOCHS`] epochs are kept so late application messages still
 //!   decrypt, and the sender ratchets tolerate reordering.
 //!
-//! Commits are only created by elected stewards; the protocol layer decides which candidate
-//! wins. A candidate is verified with [`Group::stage_commit`] (no state change) and applied with
-//! [`Group::merge_staged`]; a steward's own candidate stays pending until merged or cleared.
+//! Commits are created by the leader of a commit round; the protocol layer decides which one
+//! is applied (the certified one). A candidate is verified with [`Group::stage_commit`] (no
+//! state change) and applied with [`Group::merge_staged`]; a leader's own candidate stays
+//! pending until merged or cleared (`group/commit.rs`).
 
 use openmls::framing::errors::MessageDecryptionError;
 use openmls::group::{
@@ -31,6 +32,10 @@ use super::error::MlsError;
 use super::identity::{Identity, MemberId};
 use super::key_package::{check_key_package, credential_member_id, leaf_member_id, parse_message};
 use super::provider::{CIPHERSUITE, MlsProvider};
+
+mod commit;
+
+pub use commit::{CommitOutput, StagedCommitInfo};
 
 /// Number of past epochs whose application messages can still be decrypted.
 pub const MAX_PAST_EPOCHS: usize = 3;
@@ -73,50 +78,6 @@ pub struct Decrypted {
     pub epoch: u64,
 }
 
-/// Result of [`Group::create_commit`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitOutput {
-    /// The commit, a serialized `MlsMessage` (`PublicMessage`).
-    pub commit: Vec<u8>,
-    /// The Welcome for the added members, a serialized `MlsMessage`, if members were added.
-    pub welcome: Option<Vec<u8>>,
-}
-
-/// A verified commit that has not been merged yet. Dropping it discards the candidate.
-pub struct StagedCommitInfo {
-    /// The member that created the commit.
-    pub committer: MemberId,
-    /// The epoch the commit applies to (the group advances to `epoch + 1` when merging).
-    pub epoch: u64,
-    /// Members added by the commit, in proposal order.
-    pub added: Vec<MemberId>,
-    /// Members removed by the commit, in proposal order.
-    pub removed: Vec<MemberId>,
-    /// Whether the local member is removed by the commit.
-    pub self_removed: bool,
-    staged: Staged,
-}
-
-enum Staged {
-    /// A commit of another member.
-    Remote(Box<StagedCommit>),
-    /// Our own pending commit, identified by the confirmed transcript hash it produces.
-    OwnPending(Vec<u8>),
-}
-
-impl std::fmt::Debug for StagedCommitInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StagedCommitInfo")
-            .field("committer", &self.committer)
-            .field("epoch", &self.epoch)
-            .field("added", &self.added)
-            .field("removed", &self.removed)
-            .field("self_removed", &self.self_removed)
-            .field("own", &matches!(self.staged, Staged::OwnPending(_)))
-            .finish()
-    }
-}
-
 /// One MLS group. All state lives in the provider's storage; a `Group` can be dropped and
 /// reloaded with [`Group::load`] at any time once the provider's changes are persisted.
 #[derive(Debug)]
@@ -151,11 +112,16 @@ impl Group {
     }
 
     /// Joins a group from a serialized Welcome addressed to one of our stored key packages
-    /// (which is consumed). Every leaf of the received tree must carry a valid member-id
-    /// credential. Leaf lifetimes are not re-checked: they were checked when each member was
-    /// added, and members that never commit would otherwise make the group unjoinable after the
-    /// key-package lifetime.
-    pub fn join(p: &MlsProvider, welcome: &[u8]) -> Result<Group, MlsError> {
+    /// (which is consumed). The group's id must be `expected_group_id` (a welcome for another
+    /// group is refused before anything is stored), and every leaf of the received tree must
+    /// carry a valid member-id credential. Leaf lifetimes are not re-checked: they were
+    /// checked when each member was added, and members that never commit would otherwise make
+    /// the group unjoinable after the key-package lifetime.
+    pub fn join(
+        p: &MlsProvider,
+        welcome: &[u8],
+        expected_group_id: &[u8],
+    ) -> Result<Group, MlsError> {
         let bad = |m: String| MlsError::InvalidWelcome(m);
         let msg = parse_message(welcome).map_err(|e| bad(e.to_string()))?;
         let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
@@ -168,6 +134,9 @@ impl Group {
             .unverified_group_info()
             .group_id()
             .clone();
+        if gid.as_slice() != expected_group_id {
+            return Err(MlsError::WrongGroup);
+        }
         clear_inactive(p, &gid)?;
         let staged = builder
             .skip_lifetime_validation()
@@ -220,6 +189,34 @@ impl Group {
                     .unwrap_or_else(|_| MemberId::from_public_key(&m.signature_key))
             })
             .collect()
+    }
+
+    /// The members with their Ed25519 signature keys (the keys that sign their votes), in leaf
+    /// order.
+    pub fn member_keys(&self) -> Vec<(MemberId, [u8; 32])> {
+        self.inner
+            .members()
+            .filter_map(|m| {
+                let key: [u8; 32] = m.signature_key.as_slice().try_into().ok()?;
+                let id = credential_member_id(&m.credential)
+                    .unwrap_or_else(|_| MemberId::from_public_key(&key));
+                Some((id, key))
+            })
+            .collect()
+    }
+
+    /// An exporter secret of the current epoch (RFC 9420 §8.5): only the epoch's members can
+    /// compute it.
+    pub fn export(
+        &self,
+        p: &MlsProvider,
+        label: &str,
+        context: &[u8],
+        len: usize,
+    ) -> Result<Vec<u8>, MlsError> {
+        self.inner
+            .export_secret(p.crypto(), label, context, len)
+            .map_err(MlsError::internal)
     }
 
     /// Whether `member` is currently in the group.
@@ -306,232 +303,31 @@ impl Group {
         }
     }
 
-    /// The epoch of a serialized `PublicMessage` or `PrivateMessage`, without decrypting it.
-    pub fn message_epoch(bytes: &[u8]) -> Result<u64, MlsError> {
-        match parse_message(bytes)?.extract() {
-            MlsMessageBodyIn::PublicMessage(m) => Ok(ProtocolMessage::from(m).epoch().as_u64()),
-            MlsMessageBodyIn::PrivateMessage(m) => Ok(ProtocolMessage::from(m).epoch().as_u64()),
-            _ => Err(MlsError::Malformed("not a protocol message".into())),
-        }
-    }
-
-    /// Creates a commit adding the members of the given serialized key packages (validated
-    /// with [`super::validate_key_package`]) and removing the given members. The commit stays
-    /// pending until [`Group::merge_pending_commit`] or [`Group::clear_pending_commit`]; an
-    /// earlier pending commit is cleared first.
-    pub fn create_commit(
-        &mut self,
-        p: &MlsProvider,
-        id: &Identity,
-        adds: &[Vec<u8>],
-        removes: &[MemberId],
-    ) -> Result<CommitOutput, MlsError> {
-        self.ensure_active()?;
-        let mut key_packages = Vec::with_capacity(adds.len());
-        let mut added: Vec<MemberId> = Vec::with_capacity(adds.len());
-        for bytes in adds {
-            let (kp, info) = check_key_package(p, bytes)?;
-            if self.contains(&info.member_id) || added.contains(&info.member_id) {
-                return Err(MlsError::InvalidKeyPackage(format!(
-                    "{:?} is already a member or added twice",
-                    info.member_id
-                )));
-            }
-            added.push(info.member_id);
-            key_packages.push(kp);
-        }
-        let own = self.inner.own_leaf_index();
-        let mut leaves: Vec<LeafNodeIndex> = Vec::with_capacity(removes.len());
-        for member in removes {
-            let leaf = self
-                .leaf_index(member)
-                .ok_or(MlsError::UnknownMember(*member))?;
-            if leaf == own {
-                return Err(MlsError::InvalidCommit(
-                    "a committer cannot remove itself".into(),
-                ));
-            }
-            if !leaves.contains(&leaf) {
-                leaves.push(leaf);
-            }
-        }
-        self.clear_pending_commit(p)?;
-        let bundle = self
-            .inner
-            .commit_builder()
-            .propose_adds(key_packages)
-            .propose_removals(leaves)
-            .load_psks(p.storage())
-            .map_err(|e| MlsError::Storage(e.to_string()))?
-            .build(p.rand(), p.crypto(), &id.signer(), |_| true)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))?
-            .stage_commit(p)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))?;
-        let (commit, welcome, _group_info) = bundle.into_messages();
-        Ok(CommitOutput {
-            commit: commit.to_bytes().map_err(MlsError::internal)?,
-            welcome: welcome
-                .map(|w| w.to_bytes())
-                .transpose()
-                .map_err(MlsError::internal)?,
-        })
-    }
-
-    /// Merges our pending commit, advancing the epoch.
-    pub fn merge_pending_commit(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
-        if !self.has_pending_commit() {
-            return Err(MlsError::NoPendingCommit);
-        }
-        self.inner
-            .merge_pending_commit(p)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))
-    }
-
-    /// Drops our pending commit (another candidate won). No-op without a pending commit.
-    pub fn clear_pending_commit(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
-        self.inner
-            .clear_pending_commit(p.storage())
-            .map_err(|e| MlsError::Storage(e.to_string()))
-    }
-
-    /// Verifies a serialized commit of the current epoch without changing the group.
-    ///
-    /// Only Add and Remove proposals are accepted, every added leaf must carry a valid
-    /// member-id credential, and the committer may not change its own identity. Our own pending
-    /// commit, received back from the network, is recognised and merged as such.
-    pub fn stage_commit(
-        &mut self,
-        p: &MlsProvider,
-        commit: &[u8],
-    ) -> Result<StagedCommitInfo, MlsError> {
-        self.ensure_active()?;
-        let bad = |m: String| MlsError::InvalidCommit(m);
-        let msg = parse_message(commit)?;
-        let pm = match msg.extract() {
+    /// The group id and epoch a serialized `PublicMessage` or `PrivateMessage` claims, without
+    /// decrypting it (unauthenticated: only good for routing).
+    pub fn message_header(bytes: &[u8]) -> Result<(Vec<u8>, u64), MlsError> {
+        let pm = match parse_message(bytes)?.extract() {
             MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
-            _ => return Err(MlsError::NotACommit),
+            MlsMessageBodyIn::PrivateMessage(m) => ProtocolMessage::from(m),
+            _ => return Err(MlsError::Malformed("not a protocol message".into())),
         };
-        if pm.content_type() != ContentType::Commit {
-            return Err(MlsError::NotACommit);
-        }
-        if pm.group_id() != self.inner.group_id() {
-            return Err(MlsError::WrongGroup);
-        }
-        let epoch = self.epoch();
-        if pm.epoch().as_u64() != epoch {
-            return Err(MlsError::WrongEpoch {
-                message_epoch: pm.epoch().as_u64(),
-                group_epoch: epoch,
-            });
-        }
-        let processed = self.inner.process_message(p, pm).map_err(|e| match e {
-            ProcessMessageError::StorageError(e) => MlsError::Storage(e.to_string()),
-            e => bad(e.to_string()),
-        })?;
-        let committer = credential_member_id(processed.credential())?;
-        let (sc, staged) = match processed.into_content() {
-            ProcessedMessageContent::StagedCommitMessage(sc) => {
-                if let Some(leaf) = sc.update_path_leaf_node() {
-                    let id = leaf_member_id(leaf.credential(), leaf.signature_key().as_slice())
-                        .map_err(|e| bad(e.to_string()))?;
-                    if id != committer {
-                        return Err(bad("committer changed its identity".into()));
-                    }
-                }
-                for add in sc.add_proposals() {
-                    let leaf = add.add_proposal().key_package().leaf_node();
-                    leaf_member_id(leaf.credential(), leaf.signature_key().as_slice())
-                        .map_err(|e| bad(format!("added member: {e}")))?;
-                }
-                let (added, removed) = self.describe(&sc)?;
-                (sc, (added, removed))
-            }
-            ProcessedMessageContent::OwnPendingCommit => {
-                let sc = self
-                    .inner
-                    .pending_commit()
-                    .ok_or(MlsError::NoPendingCommit)?;
-                let (added, removed) = self.describe(sc)?;
-                let fingerprint = sc.group_context().confirmed_transcript_hash().to_vec();
-                return Ok(StagedCommitInfo {
-                    committer,
-                    epoch,
-                    added,
-                    removed,
-                    self_removed: sc.self_removed(),
-                    staged: Staged::OwnPending(fingerprint),
-                });
-            }
-            _ => return Err(MlsError::NotACommit),
-        };
-        let (added, removed) = staged;
-        Ok(StagedCommitInfo {
-            committer,
-            epoch,
-            added,
-            removed,
-            self_removed: sc.self_removed(),
-            staged: Staged::Remote(sc),
-        })
+        Ok((pm.group_id().as_slice().to_vec(), pm.epoch().as_u64()))
     }
 
-    /// Merges a commit staged by [`Group::stage_commit`] in the current epoch.
-    pub fn merge_staged(
-        &mut self,
-        p: &MlsProvider,
-        staged: StagedCommitInfo,
-    ) -> Result<(), MlsError> {
-        if staged.epoch != self.epoch() {
-            return Err(MlsError::WrongEpoch {
-                message_epoch: staged.epoch,
-                group_epoch: self.epoch(),
-            });
-        }
-        match staged.staged {
-            Staged::Remote(sc) => self
-                .inner
-                .merge_staged_commit(p, *sc)
-                .map_err(|e| MlsError::InvalidCommit(e.to_string())),
-            Staged::OwnPending(fingerprint) => {
-                let current = self
-                    .inner
-                    .pending_commit()
-                    .map(|sc| sc.group_context().confirmed_transcript_hash().to_vec());
-                if current.as_deref() != Some(fingerprint.as_slice()) {
-                    return Err(MlsError::NoPendingCommit);
-                }
-                self.merge_pending_commit(p)
-            }
-        }
-    }
-
-    /// Checks the proposal types of a commit and names the added and removed members.
-    fn describe(&self, sc: &StagedCommit) -> Result<(Vec<MemberId>, Vec<MemberId>), MlsError> {
-        let bad = |m: String| MlsError::InvalidCommit(m);
-        for qp in sc.queued_proposals() {
-            if !matches!(qp.proposal(), Proposal::Add(_) | Proposal::Remove(_)) {
-                return Err(bad(format!(
-                    "unsupported proposal {:?}",
-                    qp.proposal().proposal_type()
-                )));
-            }
-        }
-        let mut added = Vec::new();
-        for add in sc.add_proposals() {
-            added.push(credential_member_id(
-                add.add_proposal().key_package().leaf_node().credential(),
-            )?);
-        }
-        let mut removed = Vec::new();
-        for rm in sc.remove_proposals() {
-            let leaf = rm.remove_proposal().removed();
-            let member = self
-                .inner
-                .member_at(leaf)
-                .ok_or_else(|| bad(format!("removes empty leaf {}", leaf.u32())))?;
-            removed.push(credential_member_id(&member.credential)?);
-        }
-        Ok((added, removed))
+    /// The key-package refs a serialized Welcome is encrypted to (one per new member).
+    pub fn welcome_recipients(welcome: &[u8]) -> Result<Vec<[u8; 32]>, MlsError> {
+        let msg = parse_message(welcome)?;
+        let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
+            return Err(MlsError::InvalidWelcome("not a welcome message".into()));
+        };
+        w.secrets()
+            .iter()
+            .map(|s| {
+                s.new_member().as_slice().try_into().map_err(|_| {
+                    MlsError::InvalidWelcome("a key package ref is not 32 bytes".into())
+                })
+            })
+            .collect()
     }
 
     fn leaf_index(&self, member: &MemberId) -> Option<LeafNodeIndex> {

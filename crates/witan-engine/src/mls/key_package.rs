@@ -28,6 +28,8 @@ pub struct KeyPackageInfo {
     pub bytes: Vec<u8>,
     /// The MLS `KeyPackageRef` (RFC 9420 §5.2, SHA-256 based, 32 bytes).
     pub hash: [u8; 32],
+    /// The end of the key package's lifetime (ms since the epoch).
+    pub not_after_ms: u64,
 }
 
 /// Creates a fresh key package for `id` and stores its private keys in the provider's storage
@@ -85,6 +87,7 @@ pub(crate) fn check_key_package(
         public_key,
         bytes: bytes.to_vec(),
         hash,
+        not_after_ms: kp.life_time().not_after().saturating_mul(1000),
     };
     Ok((kp, info))
 }

@@ -47,7 +47,7 @@ impl Member {
     }
 
     fn join(&mut self, welcome: &[u8]) -> Result<(), MlsError> {
-        self.step(|p, _| Group::join(p, welcome).map(|_| ()))
+        self.step(|p, _| Group::join(p, welcome, GID).map(|_| ()))
     }
 
     fn encrypt(&mut self, text: &[u8]) -> Vec<u8> {
@@ -130,7 +130,7 @@ fn create_add_join_and_chat() {
     assert_eq!(c.authenticator(), auth);
 
     let m1 = a.encrypt(b"hello from alice");
-    assert_eq!(Group::message_epoch(&m1).unwrap(), 1);
+    assert_eq!(Group::message_header(&m1).unwrap(), (GID.to_vec(), 1));
     for m in [&mut b, &mut c] {
         let d = m.decrypt(&m1).unwrap();
         assert_eq!(d.sender, a.mid());
@@ -199,7 +199,7 @@ fn remove_member_and_epochs() {
     let late = b.encrypt(b"sent in epoch 1");
     let out = a.commit(&[], &[c.mid()]);
     assert!(out.welcome.is_none());
-    assert_eq!(Group::message_epoch(&out.commit).unwrap(), 1);
+    assert_eq!(Group::message_header(&out.commit).unwrap().1, 1);
     a.merge_pending();
     assert_eq!(a.epoch(), 2);
 
@@ -366,10 +366,10 @@ fn garbage_never_panics() {
             assert!(g.stage_commit(p, g_in).is_err());
         });
         b.step(|p, _| {
-            assert!(Group::join(p, g_in).is_err());
+            assert!(Group::join(p, g_in, GID).is_err());
             assert!(validate_key_package(p, g_in).is_err());
         });
-        let _ = Group::message_epoch(g_in);
+        let _ = Group::message_header(g_in);
     }
     // wrong message kinds
     b.with(|p, _, g| {

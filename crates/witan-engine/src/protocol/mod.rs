@@ -3,21 +3,29 @@
 //! Inputs are an inbound envelope, a local command or a tick, always with the current time;
 //! outputs are packets to publish, events for the host and chat messages for the history.
 //! The engine never reads a clock, spawns a thread or touches SQL: MLS state goes through the
-//! `mls::MlsProvider` it is handed (whose writes the caller persists), and the engine's own
-//! state ([`Conversation`]) is plain serde data persisted by the caller in the same
-//! transaction. A step that returns an error must be discarded by the caller (state and MLS
-//! writes alike), which is how bad input "changes nothing".
+//! `mls::MlsProvider` it is handed (its reads are the caller's storage, its writes the caller
+//! persists), and the engine's own state ([`Conversation`]) is a versioned schema in parts
+//! that the caller persists in the same transaction (`conversation::persist`). A step that
+//! returns an error must be discarded by the caller (state and MLS writes alike), which is
+//! how bad input "changes nothing".
+//!
+//! The parts, each owning its state: [`ballot_box`] (proposals, votes, tentative tallies,
+//! evidence), [`commit_round`] (certified commits), [`steward_schedule`] (who leads which
+//! round), [`score_book`] (peer scores), [`join_queue`] (outsiders' join requests). The
+//! dispatcher [`Conversation`] routes inputs to them and acts on what they return.
 
-pub mod consensus;
+pub mod ballot_box;
+pub mod commit_round;
 pub mod conversation;
-pub mod freeze;
-pub mod scoring;
+pub mod join_queue;
+pub mod score_book;
 pub mod settings;
-pub mod steward_list;
-pub mod timers;
+pub mod steward_schedule;
 
-pub use consensus::{Action, ProposalKind};
-pub use conversation::{Conversation, ConversationView, MemberView, ProposalView, State};
+pub use ballot_box::{Action, BallotError, ProposalKind};
+pub use conversation::{
+    Conversation, ConversationView, MemberView, PartKey, ProposalView, State, StateError,
+};
 pub use settings::Settings;
 
 use crate::mls::{Identity, MemberId, MlsError, MlsProvider};
@@ -98,14 +106,20 @@ pub struct Output {
     pub epoch_advanced: bool,
 }
 
+impl From<commit_round::QuorumError> for ProtocolError {
+    fn from(e: commit_round::QuorumError) -> Self {
+        ProtocolError::InvalidInput(e.to_string())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
     #[error("malformed packet: {0}")]
     Wire(#[from] WireError),
     #[error("mls: {0}")]
     Mls(#[from] MlsError),
-    #[error("vote: {0}")]
-    Vote(#[from] consensus::VoteError),
+    #[error("{0}")]
+    Vote(#[from] BallotError),
     #[error("packet is for another conversation")]
     WrongConversation,
     #[error("sender is not a member of the conversation")]

@@ -1,20 +1,17 @@
-//! Proposals and votes inside a conversation (spec "Consensus Types", "Partial Freeze
-//! Semantics"): creating proposals, registering received ones, counting votes, voting by hand
-//! or automatically, and the effects of a decision.
+//! Proposals, votes and join requests: the local commands (propose a removal, vote, leave),
+//! what arrives of them from others, automatic votes and relays, emergencies raised from
+//! scores, and who turns a join request into an add proposal (`join_queue`).
 //!
-//! Priority: while an emergency proposal is open, lower-class governance traffic (steward
-//! elections and commit proposals, with their votes) is neither created nor accepted. Local
-//! lower-class proposals made during that time are held back and sent once the emergency is
-//! resolved; received ones are refused, so the sender's packet is not marked as processed and
-//! a later re-delivery can still be accepted.
+//! Every member is a voter; a member asked to vote hears `VoteRequested`. A tentative
+//! decision here only starts the commit round: what the group decided is what a certified
+//! commit resolves.
 
-use prost::Message;
-
-use super::{Conversation, MAX_BALLOTS, State};
+use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MemberId};
-use crate::protocol::consensus::{self, Action, Ballot, Class};
-use crate::protocol::scoring::ScoreEvent;
-use crate::protocol::{Ctx, Event, Output, ProtocolError};
+use crate::protocol::ballot_box::{
+    Action, BallotError, Class, Digest, ProposalContext, VoteOutcome, new_proposal, parse_payload,
+};
+use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError};
 use witan_wire::{self as wire, group_payload::Content};
 
 impl Conversation {
@@ -25,12 +22,13 @@ impl Conversation {
         member: MemberId,
     ) -> Result<(u64, Output), ProtocolError> {
         self.require_member("propose a removal")?;
+        self.refresh_epoch_facts(ctx)?;
         if member == self.me {
             return Err(ProtocolError::InvalidInput(
                 "use leave() to remove yourself".into(),
             ));
         }
-        if !self.members.contains(&member) {
+        if !self.is_member(&member) {
             return Err(ProtocolError::NotFound(format!(
                 "member {}",
                 member.to_hex()
@@ -38,15 +36,15 @@ impl Conversation {
         }
         if let Some(existing) = self
             .ballots
-            .values()
-            .find(|b| b.action.removes() == Some(member) && b.decision != Some(false))
+            .open()
+            .find(|b| b.action().removes() == Some(member))
         {
-            return Ok((existing.id, Output::default()));
+            return Ok((existing.id(), Output::default()));
         }
         let mut group = self.load_group(ctx)?;
         let mut out = Output::default();
         let id = self.propose(ctx, &mut group, Action::Remove { member }, &mut out)?;
-        self.fire_due(ctx, &mut out)?;
+        self.finish_local(ctx, &mut group, &mut out)?;
         Ok((id, out))
     }
 
@@ -58,43 +56,73 @@ impl Conversation {
         approve: bool,
     ) -> Result<Output, ProtocolError> {
         self.require_member("vote")?;
+        self.refresh_epoch_facts(ctx)?;
         let ballot = self
             .ballots
-            .get(&proposal_id)
+            .by_id(proposal_id)
             .ok_or_else(|| ProtocolError::NotFound(format!("proposal {proposal_id}")))?;
-        if ballot.decision.is_some() {
-            return Err(ProtocolError::WrongState {
-                state: self.state,
-                reason: "the proposal is already decided".into(),
-            });
-        }
-        if !ballot.voters.contains(&self.me) {
-            return Err(ProtocolError::InvalidInput(
-                "this member is not a voter of the proposal".into(),
-            ));
-        }
         if ballot.has_voted(&self.me) {
             return Err(ProtocolError::InvalidInput(
                 "this member already voted on the proposal".into(),
             ));
         }
-        if self.emergency_open() && ballot.kind().class() < Class::Emergency {
-            return Err(ProtocolError::HeldBack);
-        }
+        let digest = *ballot.digest();
         let mut group = self.load_group(ctx)?;
         let mut out = Output::default();
-        self.cast(ctx, &mut group, proposal_id, approve, &mut out)?;
-        self.fire_due(ctx, &mut out)?;
+        self.cast(ctx, &mut group, &digest, approve, &mut out)?;
+        self.finish_local(ctx, &mut group, &mut out)?;
         Ok(out)
     }
 
-    pub(super) fn emergency_open(&self) -> bool {
-        self.ballots
-            .values()
-            .any(|b| b.decision.is_none() && b.kind().class() == Class::Emergency)
+    /// The member's own leave request.
+    pub fn leave(&mut self, ctx: &Ctx) -> Result<Output, ProtocolError> {
+        let mut out = Output::default();
+        match self.state {
+            super::State::Left => {
+                return Err(ProtocolError::WrongState {
+                    state: self.state,
+                    reason: "already left".into(),
+                });
+            }
+            super::State::PendingJoin => {
+                self.pending_join_until = None;
+                out.events.push(Event::Left(LeaveReason::SelfLeave));
+                self.set_state(super::State::Left, &mut out);
+                return Ok(out);
+            }
+            _ => {}
+        }
+        if self.members.len() <= 1 {
+            out.events.push(Event::Left(LeaveReason::SelfLeave));
+            self.set_state(super::State::Left, &mut out);
+            return Ok(out);
+        }
+        if self.leaving {
+            return Ok(out);
+        }
+        self.refresh_epoch_facts(ctx)?;
+        self.leaving = true;
+        self.touch(PartKey::Core);
+        let mut group = self.load_group(ctx)?;
+        self.propose(ctx, &mut group, Action::Leave { member: self.me }, &mut out)?;
+        self.finish_local(ctx, &mut group, &mut out)?;
+        Ok(out)
     }
 
-    /// Creates, registers and sends a proposal (or holds it back behind an open emergency).
+    /// After a local command: due deadlines, the round's work, the state.
+    fn finish_local(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        self.note_work(ctx, group, out)?;
+        self.fire_due(ctx, out)?;
+        self.settle_state(out);
+        Ok(())
+    }
+
+    /// Creates, registers and sends a proposal.
     pub(super) fn propose(
         &mut self,
         ctx: &Ctx,
@@ -102,137 +130,29 @@ impl Conversation {
         action: Action,
         out: &mut Output,
     ) -> Result<u64, ProtocolError> {
-        let p = consensus::new_proposal(
-            ctx.identity,
-            &action,
-            self.epoch,
-            self.members.len() as u32,
-            ctx.now_ms,
-            self.settings.vote_timeout_ms,
-            self.settings.liveness_criteria_yes,
-        );
+        let cx = ProposalContext {
+            conversation: &self.id,
+            epoch: self.epoch,
+            members: self.members.len(),
+            now_ms: ctx.now_ms,
+            settings: &self.settings,
+        };
+        let p = new_proposal(ctx.identity, &action, &cx);
         let id = p.proposal_id;
-        if self.emergency_open() && action.kind().class() < Class::Emergency {
-            self.held_back.push(p.encode_to_vec());
+        let me = self.me;
+        let (digest, _) = self.with_ballots(ctx.now_ms, |b, scope| b.receive(&p, me, scope))?;
+        if action.class() < Class::Emergency && self.ballots.emergency_open() {
+            // Lower-class governance waits for the open emergency (spec "Partial Freeze").
+            tracing::debug!(conversation = %self.id, proposal = id, "held back behind an emergency");
+            self.ballots.hold(&digest);
             return Ok(id);
         }
-        self.register_and_send(ctx, group, p, out)?;
+        tracing::debug!(conversation = %self.id, proposal = id, kind = ?action.kind(), "proposed");
+        self.send(ctx, group, Content::Proposal(p), None, out)?;
         Ok(id)
     }
 
-    fn register_and_send(
-        &mut self,
-        ctx: &Ctx,
-        group: &mut Group,
-        p: wire::Proposal,
-        out: &mut Output,
-    ) -> Result<(), ProtocolError> {
-        let ballot = Ballot::new(&p, self.voters(), self.settings.max_clock_skew_ms)?;
-        let id = ballot.id;
-        self.ballots.insert(id, ballot);
-        self.broadcast(ctx, group, Content::Proposal(p), out)?;
-        self.resolve_if_decided(ctx, group, id, out)
-    }
-
-    /// A proposal received from `sender`.
-    pub(super) fn on_proposal(
-        &mut self,
-        ctx: &Ctx,
-        group: &mut Group,
-        sender: MemberId,
-        p: wire::Proposal,
-        out: &mut Output,
-    ) -> Result<(), ProtocolError> {
-        let skew = self.settings.max_clock_skew_ms;
-        if self.ballots.contains_key(&p.proposal_id) {
-            return Ok(());
-        }
-        if self.ballots.len() >= MAX_BALLOTS {
-            return Err(ProtocolError::InvalidInput(
-                "too many open proposals".into(),
-            ));
-        }
-        let ballot = Ballot::new(&p, self.voters(), skew)?;
-        if ballot.owner != sender {
-            return Err(ProtocolError::SenderMismatch);
-        }
-        // A proposal of a recent past epoch is still registered when its voter count is that
-        // epoch's group size: its owner made it before it saw the commit (reading a backlog,
-        // or the commit crossed it on the network), and it is committed in a later epoch with
-        // its votes as evidence. Refusing it would leave this member silent on it — counted
-        // as YES at expiry by the members that hold it — and unable to verify that commit.
-        let expected_here = if ballot.epoch == self.epoch {
-            Some(self.members.len())
-        } else if ballot.epoch < self.epoch {
-            self.member_counts.get(&ballot.epoch).map(|n| *n as usize)
-        } else {
-            None
-        };
-        let Some(expected_here) = expected_here else {
-            return Err(ProtocolError::Stale);
-        };
-        // A proposal of this epoch that expired before it arrived comes from a backlog: the
-        // others decided it meanwhile, on votes that follow in that backlog. Register it
-        // (refusing it would leave this member without the decision, e.g. a steward
-        // election, and then refusing the new stewards' commits), do not vote (too late to
-        // count), and let expiry decide it only once the backlog has been read.
-        let late = ctx.now_ms >= ballot.expires_at_ms;
-        if late {
-            self.late_ballots
-                .insert(ballot.id, ctx.now_ms.saturating_add(skew));
-        }
-        if ballot.created_at_ms > ctx.now_ms.saturating_add(skew) {
-            return Err(ProtocolError::InvalidInput(
-                "proposal is from the future".into(),
-            ));
-        }
-        if ballot.expected as usize != expected_here {
-            return Err(ProtocolError::InvalidInput(
-                "expected_voters_count is not the group size".into(),
-            ));
-        }
-        if self.emergency_open() && ballot.kind().class() < Class::Emergency {
-            return Err(ProtocolError::HeldBack);
-        }
-        self.check_action(ctx, &ballot.action, sender)?;
-        let id = ballot.id;
-        self.ballots.insert(id, ballot);
-        // Votes that overtook their proposal.
-        let orphans: Vec<(MemberId, Vec<u8>)> = std::mem::take(&mut self.orphan_votes);
-        for (carrier, bytes) in orphans {
-            match wire::Vote::decode(bytes.as_slice()) {
-                Ok(v) if v.proposal_id == id => {
-                    if let Some(b) = self.ballots.get_mut(&id) {
-                        let _ = b.add_vote(&v, Some(carrier), skew);
-                    }
-                }
-                Ok(_) => self.orphan_votes.push((carrier, bytes)),
-                Err(_) => {}
-            }
-        }
-        let eligible = !late
-            && self
-                .ballots
-                .get(&id)
-                .is_some_and(|b| b.voters.contains(&self.me) && !b.has_voted(&self.me));
-        if eligible {
-            if let Some(view) = self.ballots.get(&id).map(|b| self.proposal_view(b)) {
-                out.events.push(Event::VoteRequested(view));
-            }
-            let opinion_is_firm = matches!(
-                self.ballots.get(&id).map(|b| &b.action),
-                Some(Action::Election { .. })
-            ) && !self.election_matches(id);
-            if opinion_is_firm && !ctx.defer_governance {
-                // A list that does not reproduce the deterministic one is refused at once.
-                self.cast(ctx, group, id, false, out)?;
-            } else if let Some(delay) = self.settings.auto_vote_delay_ms {
-                self.auto_votes.insert(id, ctx.now_ms.saturating_add(delay));
-            }
-        }
-        self.resolve_if_decided(ctx, group, id, out)
-    }
-
+    /// Checks what a proposal asks against the group before it is registered.
     fn check_action(
         &self,
         ctx: &Ctx,
@@ -250,12 +170,12 @@ impl Conversation {
                         "key package belongs to another member".into(),
                     ));
                 }
-                if self.members.contains(member) {
+                if self.is_member(member) {
                     return Err(ProtocolError::InvalidInput("already a member".into()));
                 }
             }
             Action::Remove { member } | Action::Emergency { member, .. } => {
-                if !self.members.contains(member) {
+                if !self.is_member(member) {
                     return Err(ProtocolError::InvalidInput("target is not a member".into()));
                 }
             }
@@ -266,18 +186,97 @@ impl Conversation {
                     ));
                 }
             }
-            Action::Election { stewards, .. } => {
-                if stewards.is_empty() || stewards.iter().any(|s| !self.members.contains(s)) {
-                    return Err(ProtocolError::InvalidInput(
-                        "election lists a non-member".into(),
-                    ));
-                }
-            }
         }
         Ok(())
     }
 
-    /// A vote received directly (`carrier` = its MLS sender) or relayed (`None`).
+    /// A proposal received from `sender`: its owner, or a member sharing its work (the
+    /// proposal then carries the votes that member holds after its owner's).
+    pub(super) fn on_proposal(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        sender: MemberId,
+        mut p: wire::Proposal,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let (action, _) = parse_payload(&p)?;
+        let owner = MemberId::from_public_key(&p.proposal_owner);
+        let shared = owner != sender;
+        let registered = self.check_action(ctx, &action, owner).and_then(|()| {
+            self.with_ballots(ctx.now_ms, |b, scope| b.receive(&p, sender, scope))
+                .map_err(ProtocolError::from)
+        });
+        let (digest, new) = match registered {
+            Ok(r) => r,
+            // Shared work this member resolved already, or no longer takes: nothing to do.
+            Err(e) if shared => {
+                tracing::debug!(conversation = %self.id, error = %e, "shared proposal skipped");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if new {
+            self.welcome_proposal(ctx, &digest, out);
+        }
+        if shared {
+            for v in p.votes.drain(..).skip(1) {
+                self.on_vote(ctx, group, None, v, out)?;
+            }
+        }
+        self.note_work(ctx, group, out)
+    }
+
+    /// Shares the work this member holds (the proposals it considers decided, with the votes
+    /// it holds) when a round runs out or it passes its turn: whoever leads next may not have
+    /// seen it, and a member without work lets its rounds rest.
+    pub(super) fn share_work(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let decided = self.read_ballots(ctx.now_ms, |b, scope| b.decided(scope));
+        let limit = self.settings.max_commit_proposals as usize;
+        let shared: Vec<wire::Proposal> = decided
+            .iter()
+            .filter_map(|(d, _)| self.ballots.get(d))
+            .take(limit)
+            .map(|b| {
+                let mut p = b.header().clone();
+                p.votes.extend(
+                    b.signed_votes()
+                        .filter(|v| v.vote_owner != p.proposal_owner)
+                        .cloned(),
+                );
+                p
+            })
+            .collect();
+        for p in shared {
+            self.send(ctx, group, Content::Proposal(p), None, out)?;
+        }
+        Ok(())
+    }
+
+    /// A proposal newly registered: asks this member to vote and schedules its automatic
+    /// vote.
+    pub(super) fn welcome_proposal(&mut self, ctx: &Ctx, digest: &Digest, out: &mut Output) {
+        let Some(b) = self.ballots.get(digest) else {
+            return;
+        };
+        if b.has_voted(&self.me) || !self.is_member(&self.me) {
+            return;
+        }
+        out.events.push(Event::VoteRequested(self.proposal_view(b)));
+        if let Some(delay) = self.settings.auto_vote_delay_ms {
+            let at = ctx.now_ms.saturating_add(delay);
+            self.touch(PartKey::Ballots);
+            self.ballots.schedule_auto_vote(*digest, Some(at));
+        }
+    }
+
+    /// A vote received directly (`carrier` = its MLS sender) or relayed (`None`: a bad one is
+    /// skipped, the bundle's other votes still count).
     pub(super) fn on_vote(
         &mut self,
         ctx: &Ctx,
@@ -286,386 +285,258 @@ impl Conversation {
         v: wire::Vote,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        let skew = self.settings.max_clock_skew_ms;
-        let Some(ballot) = self.ballots.get_mut(&v.proposal_id) else {
-            if let Some(c) = carrier {
-                self.orphan_votes.push((c, v.encode_to_vec()));
-                self.bound_collections();
+        match self.with_ballots(ctx.now_ms, |b, scope| b.add_vote(&v, carrier, scope)) {
+            Ok(VoteOutcome::Equivocation(proof)) => {
+                let voter = MemberId::from_public_key(&v.vote_owner);
+                tracing::warn!(conversation = %self.id, member = %voter.short(), "a member voted both ways");
+                out.events.push(Event::Warning(format!(
+                    "member {} voted both ways on a proposal",
+                    voter.short()
+                )));
+                self.send(ctx, group, Content::Proof(*proof), None, out)?;
             }
-            return Ok(());
-        };
-        if ballot.decision.is_none()
-            && ballot.kind().class() < Class::Emergency
-            && self.emergency_open()
-        {
-            return Err(ProtocolError::HeldBack);
+            Ok(_) => {}
+            Err(e) if carrier.is_some() => return Err(e.into()),
+            Err(e) => tracing::debug!(conversation = %self.id, error = %e, "relayed vote skipped"),
         }
-        let Some(ballot) = self.ballots.get_mut(&v.proposal_id) else {
-            return Ok(());
-        };
-        let new = ballot.add_vote(&v, carrier, skew)?;
-        if new {
-            self.resolve_if_decided(ctx, group, v.proposal_id, out)?;
-        }
-        Ok(())
+        self.note_work(ctx, group, out)
     }
 
+    pub(super) fn on_proof(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        proof: wire::EquivocationProof,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        self.with_ballots(ctx.now_ms, |b, scope| b.add_proof(&proof, scope))?;
+        self.note_work(ctx, group, out)
+    }
+
+    /// Casts and sends this member's vote.
+    fn cast(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        digest: &Digest,
+        approve: bool,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let vote = self.with_ballots(ctx.now_ms, |b, scope| {
+            b.cast(ctx.identity, digest, approve, scope)
+        })?;
+        self.send_vote(ctx, group, vote, out)
+    }
+
+    /// The automatic vote on a proposal, with this member's opinion.
     pub(super) fn auto_vote(
         &mut self,
         ctx: &Ctx,
         group: &mut Group,
-        id: u64,
+        digest: &Digest,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        let Some(ballot) = self.ballots.get(&id) else {
+        self.touch(PartKey::Ballots);
+        self.ballots.schedule_auto_vote(*digest, None);
+        let Some(b) = self.ballots.get(digest) else {
             return Ok(());
         };
-        if ballot.decision.is_some()
-            || ballot.has_voted(&self.me)
-            || !ballot.voters.contains(&self.me)
-        {
+        if b.has_voted(&self.me) || !self.is_member(&self.me) {
             return Ok(());
         }
-        if self.emergency_open() && ballot.kind().class() < Class::Emergency {
-            // Try again once the emergency is over.
-            let retry = self
-                .ballots
-                .values()
-                .filter(|b| b.decision.is_none() && b.kind().class() == Class::Emergency)
-                .map(|b| b.expires_at_ms)
-                .min();
-            if let Some(at) = retry {
-                self.auto_votes
-                    .insert(id, at.max(ctx.now_ms.saturating_add(1)));
-            }
-            return Ok(());
-        }
-        let opinion = self.opinion(id);
-        self.cast(ctx, group, id, opinion, out)
-    }
-
-    /// Re-broadcasts every vote this member holds for a still-open proposal, once, halfway
-    /// through its window: members that lost some votes on the network can still finalize
-    /// instead of waiting for expiry (relayed votes count through their signatures).
-    pub(super) fn relay_votes(
-        &mut self,
-        ctx: &Ctx,
-        group: &mut Group,
-        id: u64,
-        out: &mut Output,
-    ) -> Result<(), ProtocolError> {
-        let Some(ballot) = self.ballots.get_mut(&id) else {
-            return Ok(());
-        };
-        ballot.relayed = true;
-        if ctx.now_ms >= ballot.expires_at_ms {
-            return Ok(());
-        }
-        let votes = ballot.held_votes();
-        self.broadcast(ctx, group, Content::Votes(wire::VoteBundle { votes }), out)
+        let opinion = self.opinion(b.action());
+        self.cast(ctx, group, digest, opinion, out)
     }
 
     /// What this member votes when it votes automatically.
-    fn opinion(&self, id: u64) -> bool {
-        let Some(b) = self.ballots.get(&id) else {
-            return false;
-        };
-        match &b.action {
-            Action::Add { member, .. } => !self.members.contains(member),
-            Action::Remove { member } | Action::Leave { member } => self.members.contains(member),
-            Action::Election { .. } => self.election_matches(id),
+    fn opinion(&self, action: &Action) -> bool {
+        match action {
+            Action::Add { member, .. } => !self.is_member(member),
+            Action::Remove { member } | Action::Leave { member } => self.is_member(member),
             Action::Emergency { member, .. } => self
+                .scores
                 .local_score(member)
                 .is_some_and(|s| s < self.settings.removal_threshold),
         }
     }
 
-    fn cast(
+    /// Re-broadcasts the votes held on a proposal, once, halfway through its window, so
+    /// members that lost some votes on the network still get them.
+    pub(super) fn relay(
         &mut self,
         ctx: &Ctx,
         group: &mut Group,
-        id: u64,
-        approve: bool,
+        digest: &Digest,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        let skew = self.settings.max_clock_skew_ms;
-        let ballot = self
-            .ballots
-            .get_mut(&id)
-            .ok_or_else(|| ProtocolError::NotFound(format!("proposal {id}")))?;
-        let header = ballot.header()?;
-        let vote = consensus::new_vote(ctx.identity, &header, approve, ctx.now_ms);
-        ballot.add_vote(&vote, Some(self.me), skew)?;
-        self.auto_votes.remove(&id);
-        self.broadcast(ctx, group, Content::Vote(vote), out)?;
-        self.resolve_if_decided(ctx, group, id, out)
-    }
-
-    /// Finalizes a ballot whose result can no longer change.
-    pub(super) fn resolve_if_decided(
-        &mut self,
-        ctx: &Ctx,
-        group: &mut Group,
-        id: u64,
-        out: &mut Output,
-    ) -> Result<(), ProtocolError> {
-        let Some(ballot) = self.ballots.get_mut(&id) else {
-            return Ok(());
-        };
-        if ballot.decision.is_some() {
-            return Ok(());
-        }
-        // A late proposal is judged as of just before its expiry (carried majorities only)
-        // until its backlog has been read.
-        let judge_at = match self.late_ballots.get(&id) {
-            Some(at) if ctx.now_ms < *at => ballot.expires_at_ms.saturating_sub(1),
-            _ => ctx.now_ms,
-        };
-        let Some(approved) = ballot.tally(judge_at) else {
-            return Ok(());
-        };
-        ballot.decision = Some(approved);
-        self.late_ballots.remove(&id);
-        self.auto_votes.remove(&id);
-        tracing::debug!(conversation = %self.id, proposal = id, approved, "proposal resolved");
-        out.events.push(Event::ProposalResolved {
-            proposal_id: id,
-            approved,
-        });
-        self.on_decided(ctx, group, id, approved, out)?;
-        if !self.held_candidates.is_empty() {
-            self.recheck_held_candidates(ctx, group, out)?;
+        self.touch(PartKey::Ballots);
+        if let Some(votes) = self.ballots.take_relay(digest, ctx.now_ms) {
+            self.send(
+                ctx,
+                group,
+                Content::Votes(wire::VoteBundle { votes }),
+                None,
+                out,
+            )?;
         }
         Ok(())
     }
 
-    /// Applies the consequences of a decision.
-    pub(super) fn on_decided(
+    /// Whether this member has something for the commit round: a proposal it considers
+    /// decided.
+    pub(super) fn has_work(&self, ctx: &Ctx) -> bool {
+        self.read_ballots(ctx.now_ms, |b, scope| !b.decided(scope).is_empty())
+    }
+
+    /// Starts the commit round if this member tentatively considers something decided.
+    pub(super) fn note_work(
         &mut self,
         ctx: &Ctx,
         group: &mut Group,
-        id: u64,
-        approved: bool,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        let Some(ballot) = self.ballots.get(&id) else {
+        if !self.is_member_state() || ctx.defer_governance {
             return Ok(());
-        };
-        let action = ballot.action.clone();
-        let owner = ballot.owner;
-        let s = self.settings.clone();
-        match (&action, approved) {
-            (
-                Action::Election {
-                    epoch,
-                    retry_round,
-                    stewards,
-                },
-                true,
-            ) => {
-                if *epoch == self.epoch
-                    && *retry_round == self.retry_round
-                    && self.election_matches(id)
-                {
-                    self.adopt_stewards(ctx, group, stewards.clone(), out)?;
-                }
-                self.ballots.remove(&id);
-            }
-            (Action::Election { .. }, false) => {
-                self.ballots.remove(&id);
-                if self.needs_election() {
-                    self.election_since = Some(ctx.now_ms);
-                }
-            }
-            (Action::Emergency { member, .. }, true) => {
-                let effects = vec![
-                    self.score(
-                        owner,
-                        s.score_emergency_reward,
-                        ScoreEvent::EmergencyRewarded,
-                        out,
-                    ),
-                    self.score(
-                        *member,
-                        -s.score_invalid_candidate_penalty,
-                        ScoreEvent::EmergencyUpheld,
-                        out,
-                    ),
-                ];
-                self.emergency_effects.insert(id, (*member, effects));
-                self.on_new_approved_work(ctx, out);
-            }
-            (Action::Emergency { member, .. }, false) => {
-                // The group judged this member: local evidence against it is superseded, and
-                // must not raise the same emergency again.
-                self.suspicion.remove(member);
-                let effect = self.score(
-                    owner,
-                    -s.score_rejected_emergency_penalty,
-                    ScoreEvent::EmergencyRejected,
-                    out,
-                );
-                self.emergency_effects.insert(id, (*member, vec![effect]));
-                self.ballots.remove(&id);
-            }
-            (_, true) => self.on_new_approved_work(ctx, out),
-            (Action::Add { member, .. }, false) => {
-                self.join_requests.remove(member);
-                self.ballots.remove(&id);
-            }
-            (_, false) => {
-                if action.removes() == Some(self.me) {
-                    self.leaving = false;
-                }
-                self.ballots.remove(&id);
-            }
         }
-        if action.kind().class() == Class::Emergency && !self.emergency_open() {
-            self.release_held_back(ctx, group, out)?;
+        if self.ballots.mark_checked(ctx.now_ms, &self.settings) {
+            self.touch(PartKey::Ballots);
         }
-        Ok(())
+        if !self.has_work(ctx) {
+            return Ok(());
+        }
+        if self.round.needs_work_noted(&self.leaders, &self.me) {
+            self.with_round(ctx, |r, rcx| r.note_work(rcx));
+        }
+        self.poll_round(ctx, group, out).map(|_| ())
     }
 
-    /// Approved work appeared: start the inactivity timer and, for the epoch steward, the
-    /// batching timer of its commit.
-    pub(super) fn on_new_approved_work(&mut self, ctx: &Ctx, _out: &mut Output) {
-        if self.needs_election() || self.state == State::Reelection {
-            return;
+    /// A join request from an outsider on the welcome topic.
+    pub(super) fn on_join_request(
+        &mut self,
+        ctx: &Ctx,
+        req: wire::JoinRequest,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let info = mls::validate_key_package(ctx.provider, &req.key_package)?;
+        if self.is_member(&info.member_id) {
+            return Ok(());
         }
-        if self.inactivity_at.is_none() && self.state == State::Working {
-            let window = if self.recovering || self.retry_round > 0 {
-                self.settings.recovery_inactivity_ms
-            } else {
-                self.settings.commit_inactivity_ms
-            };
-            self.inactivity_at = Some(ctx.now_ms.saturating_add(window));
+        self.touch(PartKey::Joins);
+        if !self.joins.add(info.member_id, req.key_package, ctx.now_ms) {
+            return Ok(());
         }
-        if self.state == State::Working
-            && self.commit_at.is_none()
-            && self.acting_committer() == Some(self.me)
-        {
-            self.commit_at = Some(ctx.now_ms.saturating_add(self.settings.commit_delay_ms));
-        }
+        let mut group = self.load_group(ctx)?;
+        self.propose_due_joins(ctx, &mut group, out)
     }
 
-    fn release_held_back(
+    /// This member's position in the epoch's leader order (its takeover rank).
+    fn rank(&self) -> usize {
+        self.leaders
+            .iter()
+            .position(|m| *m == self.me)
+            .unwrap_or(self.leaders.len())
+    }
+
+    fn add_proposed(&self, member: &MemberId) -> bool {
+        self.ballots
+            .open()
+            .any(|b| matches!(b.action(), Action::Add { member: m, .. } if m == member))
+    }
+
+    /// When this member is next due to propose a join request.
+    pub(super) fn join_deadline(&self) -> Option<u64> {
+        let window = self.settings.recovery_inactivity_ms;
+        self.joins
+            .next_deadline(self.rank(), window, |m| self.add_proposed(m))
+    }
+
+    /// Proposes the adds of the join requests whose takeover window for this member passed.
+    pub(super) fn propose_due_joins(
         &mut self,
         ctx: &Ctx,
         group: &mut Group,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        for bytes in std::mem::take(&mut self.held_back) {
-            let Ok(mut p) = wire::Proposal::decode(bytes.as_slice()) else {
-                continue;
+        if ctx.defer_governance || !self.is_member_state() {
+            return Ok(());
+        }
+        let window = self.settings.recovery_inactivity_ms;
+        let due = self
+            .joins
+            .due(ctx.now_ms, self.rank(), window, |m| self.add_proposed(m));
+        for (member, key_package) in due {
+            let action = Action::Add {
+                member,
+                key_package,
             };
-            let Ok((action, _)) = consensus::parse_payload(&p) else {
-                continue;
-            };
-            if p.expiration_timestamp <= ctx.now_ms
-                || p.expected_voters_count as usize != self.members.len()
-            {
-                // Too late or the group changed meanwhile: make it again for the present.
-                p = consensus::new_proposal(
-                    ctx.identity,
-                    &action,
-                    self.epoch,
-                    self.members.len() as u32,
-                    ctx.now_ms,
-                    self.settings.vote_timeout_ms,
-                    self.settings.liveness_criteria_yes,
-                );
+            match self.propose(ctx, group, action, out) {
+                Ok(_) => {}
+                // A key package that expired since it was seen, or a full ballot box: the
+                // request is dropped, not retried for ever.
+                Err(ProtocolError::Vote(BallotError::Full(_)) | ProtocolError::Mls(_)) => {
+                    self.touch(PartKey::Joins);
+                    self.joins.remove(&member);
+                }
+                Err(e) => return Err(e),
             }
-            self.register_and_send(ctx, group, p, out)?;
         }
         Ok(())
     }
 
-    /// Applies a score change and warns on a downward threshold crossing; returns the member
-    /// and the change actually made (rewards are capped).
-    pub(super) fn score(
+    /// Sends this member's proposals held back behind an emergency, once none is open.
+    pub(super) fn release_held(
         &mut self,
-        member: MemberId,
-        delta: i64,
-        why: ScoreEvent,
+        ctx: &Ctx,
+        group: &mut Group,
         out: &mut Output,
-    ) -> (MemberId, i64) {
-        let before = self.scores.get(&member);
-        let crossed = self.scores.adjust(
-            &member,
-            delta,
-            self.settings.default_peer_score,
-            self.settings.removal_threshold,
-        );
-        tracing::debug!(member = %member.short(), delta, ?why, "score changed");
-        if crossed && member != self.me {
-            out.events.push(Event::Warning(format!(
-                "member {} fell below the removal threshold",
-                member.short()
-            )));
+    ) -> Result<bool, ProtocolError> {
+        if ctx.defer_governance || !self.ballots.open().any(|b| b.held) {
+            return Ok(false);
         }
-        let after = self.scores.get(&member);
-        let applied = match (before, after) {
-            (Some(b), Some(a)) => a.saturating_sub(b),
-            _ => 0,
-        };
-        (member, applied)
+        self.touch(PartKey::Ballots);
+        let held = self.ballots.release_held();
+        let any = !held.is_empty();
+        for p in held {
+            self.send(ctx, group, Content::Proposal(p), None, out)?;
+        }
+        Ok(any)
     }
 
-    /// Records a penalty this member observed on its own (see `suspicion`).
-    pub(super) fn suspect(&mut self, member: MemberId, delta: i64, why: ScoreEvent) {
-        if !self.members.contains(&member) {
-            return;
-        }
-        let before = self.local_score(&member);
-        let entry = self.suspicion.entry(member).or_insert(0);
-        *entry = entry.saturating_add(delta);
-        tracing::debug!(member = %member.short(), delta, ?why, "local penalty");
-        let threshold = self.settings.removal_threshold;
-        if before.is_some_and(|s| s >= threshold)
-            && self.local_score(&member).is_some_and(|s| s < threshold)
-        {
-            tracing::warn!(member = %member.short(), "member fell below the removal threshold");
-        }
-    }
-
-    /// The group's score of `member` with this member's own penalties counted: what it acts
-    /// on when raising and voting on emergency removals.
-    pub fn local_score(&self, member: &MemberId) -> Option<i64> {
-        let agreed = self.scores.get(member)?;
-        Some(agreed.saturating_add(self.suspicion.get(member).copied().unwrap_or(0)))
-    }
-
-    /// Raises emergency removals for members below the threshold that nobody has proposed yet.
+    /// Raises emergency removals for members whose local score fell below the threshold and
+    /// that no open proposal removes yet.
     pub(super) fn raise_emergencies(
         &mut self,
         ctx: &Ctx,
         group: &mut Group,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        if !self.is_member_state() {
+        if ctx.defer_governance || !self.is_member_state() {
             return Ok(());
         }
-        let threshold = self.settings.removal_threshold;
-        let below: Vec<MemberId> = self
-            .members
-            .iter()
-            .copied()
-            .filter(|m| self.local_score(m).is_some_and(|s| s < threshold))
-            .collect();
-        for member in below {
-            if member == self.me {
-                continue;
-            }
+        for member in self.scores.below_threshold(&self.settings) {
             let pending = self
                 .ballots
-                .values()
-                .any(|b| b.action.removes() == Some(member) && b.decision != Some(false));
-            if pending {
+                .open()
+                .any(|b| b.action().removes() == Some(member));
+            if member == self.me || pending {
                 continue;
             }
             let reason = "score below the removal threshold".to_string();
             self.propose(ctx, group, Action::Emergency { member, reason }, out)?;
         }
         Ok(())
+    }
+
+    /// Requests kept: the join queue expires what its joiners gave up on.
+    pub(super) fn expire_joins(&mut self, now_ms: u64) {
+        let timeout = self.settings.pending_join_timeout_ms;
+        if self.joins.is_empty() {
+            return;
+        }
+        let before = self.joins.clone();
+        self.joins.expire(now_ms, timeout);
+        if self.joins != before {
+            self.touch(PartKey::Joins);
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{Conversation, State};
 use crate::mls::MemberId;
-use crate::protocol::consensus::{Ballot, ProposalKind};
+use crate::protocol::ballot_box::{Ballot, ProposalKind};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProposalView {
@@ -35,11 +35,11 @@ pub struct ConversationView {
 impl Conversation {
     pub fn proposal_view(&self, b: &Ballot) -> ProposalView {
         ProposalView {
-            proposal_id: b.id,
-            kind: b.kind(),
-            target: b.action.target(),
-            proposer: b.owner,
-            expires_at_ms: b.expires_at_ms,
+            proposal_id: b.id(),
+            kind: b.action().kind(),
+            target: Some(b.action().target()),
+            proposer: b.owner(),
+            expires_at_ms: b.expires_at_ms(),
         }
     }
 
@@ -48,7 +48,7 @@ impl Conversation {
         let members = self
             .members
             .iter()
-            .map(|m| MemberView {
+            .map(|(m, _)| MemberView {
                 member_id: *m,
                 score: self
                     .scores
@@ -57,11 +57,16 @@ impl Conversation {
                 is_steward: stewards.contains(m),
             })
             .collect();
+        // The member that leads the epoch's first round: the epoch steward when its slot is
+        // held, else the first of the leader order.
         let epoch_steward = if self.is_member_state() {
-            self.stewards.epoch_steward(self.epoch)
+            self.leaders.first().copied()
         } else {
             None
         };
+        let mut open_proposals: Vec<ProposalView> =
+            self.ballots.open().map(|b| self.proposal_view(b)).collect();
+        open_proposals.sort_by_key(|p| (p.expires_at_ms, p.proposal_id));
         ConversationView {
             conversation_id: self.id.clone(),
             state: self.state,
@@ -69,16 +74,7 @@ impl Conversation {
             members,
             stewards,
             epoch_steward,
-            open_proposals: self
-                .ballots
-                .values()
-                .filter(|b| b.decision.is_none())
-                .map(|b| self.proposal_view(b))
-                .collect(),
+            open_proposals,
         }
-    }
-
-    pub fn state(&self) -> State {
-        self.state
     }
 }

@@ -1,0 +1,270 @@
+//! Commits of a [`Group`]: creating one (kept pending until merged or cleared), staging a
+//! received one to check it without changing anything, and merging the one a certificate
+//! chose.
+
+use super::*;
+
+/// Result of [`Group::create_commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitOutput {
+    /// The commit, a serialized `MlsMessage` (`PublicMessage`).
+    pub commit: Vec<u8>,
+    /// The Welcome for the added members, a serialized `MlsMessage`, if members were added.
+    pub welcome: Option<Vec<u8>>,
+}
+
+/// A verified commit that has not been merged yet. Dropping it discards the candidate.
+pub struct StagedCommitInfo {
+    /// The member that created the commit.
+    pub committer: MemberId,
+    /// The epoch the commit applies to (the group advances to `epoch + 1` when merging).
+    pub epoch: u64,
+    /// Members added by the commit, in proposal order.
+    pub added: Vec<MemberId>,
+    /// Members removed by the commit, in proposal order.
+    pub removed: Vec<MemberId>,
+    /// Whether the local member is removed by the commit.
+    pub self_removed: bool,
+    staged: Staged,
+}
+
+enum Staged {
+    /// A commit of another member.
+    Remote(Box<StagedCommit>),
+    /// Our own pending commit, identified by the confirmed transcript hash it produces.
+    OwnPending(Vec<u8>),
+}
+
+impl std::fmt::Debug for StagedCommitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedCommitInfo")
+            .field("committer", &self.committer)
+            .field("epoch", &self.epoch)
+            .field("added", &self.added)
+            .field("removed", &self.removed)
+            .field("self_removed", &self.self_removed)
+            .field("own", &matches!(self.staged, Staged::OwnPending(_)))
+            .finish()
+    }
+}
+
+impl Group {
+    /// Creates a commit adding the members of the given serialized key packages (validated
+    /// with [`super::validate_key_package`]) and removing the given members. The commit stays
+    /// pending until [`Group::merge_pending_commit`] or [`Group::clear_pending_commit`]; an
+    /// earlier pending commit is cleared first.
+    pub fn create_commit(
+        &mut self,
+        p: &MlsProvider,
+        id: &Identity,
+        adds: &[Vec<u8>],
+        removes: &[MemberId],
+    ) -> Result<CommitOutput, MlsError> {
+        self.ensure_active()?;
+        let mut key_packages = Vec::with_capacity(adds.len());
+        let mut added: Vec<MemberId> = Vec::with_capacity(adds.len());
+        for bytes in adds {
+            let (kp, info) = check_key_package(p, bytes)?;
+            if self.contains(&info.member_id) || added.contains(&info.member_id) {
+                return Err(MlsError::InvalidKeyPackage(format!(
+                    "{:?} is already a member or added twice",
+                    info.member_id
+                )));
+            }
+            added.push(info.member_id);
+            key_packages.push(kp);
+        }
+        let own = self.inner.own_leaf_index();
+        let mut leaves: Vec<LeafNodeIndex> = Vec::with_capacity(removes.len());
+        for member in removes {
+            let leaf = self
+                .leaf_index(member)
+                .ok_or(MlsError::UnknownMember(*member))?;
+            if leaf == own {
+                return Err(MlsError::InvalidCommit(
+                    "a committer cannot remove itself".into(),
+                ));
+            }
+            if !leaves.contains(&leaf) {
+                leaves.push(leaf);
+            }
+        }
+        self.clear_pending_commit(p)?;
+        let bundle = self
+            .inner
+            .commit_builder()
+            .propose_adds(key_packages)
+            .propose_removals(leaves)
+            .load_psks(p.storage())
+            .map_err(|e| MlsError::Storage(e.to_string()))?
+            .build(p.rand(), p.crypto(), &id.signer(), |_| true)
+            .map_err(|e| MlsError::InvalidCommit(e.to_string()))?
+            .stage_commit(p)
+            .map_err(|e| MlsError::InvalidCommit(e.to_string()))?;
+        let (commit, welcome, _group_info) = bundle.into_messages();
+        Ok(CommitOutput {
+            commit: commit.to_bytes().map_err(MlsError::internal)?,
+            welcome: welcome
+                .map(|w| w.to_bytes())
+                .transpose()
+                .map_err(MlsError::internal)?,
+        })
+    }
+
+    /// Merges our pending commit, advancing the epoch.
+    pub fn merge_pending_commit(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
+        if !self.has_pending_commit() {
+            return Err(MlsError::NoPendingCommit);
+        }
+        self.inner
+            .merge_pending_commit(p)
+            .map_err(|e| MlsError::InvalidCommit(e.to_string()))
+    }
+
+    /// Drops our pending commit (another candidate won). No-op without a pending commit.
+    pub fn clear_pending_commit(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
+        self.inner
+            .clear_pending_commit(p.storage())
+            .map_err(|e| MlsError::Storage(e.to_string()))
+    }
+
+    /// Verifies a serialized commit of the current epoch without changing the group.
+    ///
+    /// Only Add and Remove proposals are accepted, every added leaf must carry a valid
+    /// member-id credential, and the committer may not change its own identity. Our own pending
+    /// commit, received back from the network, is recognised and merged as such.
+    pub fn stage_commit(
+        &mut self,
+        p: &MlsProvider,
+        commit: &[u8],
+    ) -> Result<StagedCommitInfo, MlsError> {
+        self.ensure_active()?;
+        let bad = |m: String| MlsError::InvalidCommit(m);
+        let msg = parse_message(commit)?;
+        let pm = match msg.extract() {
+            MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
+            _ => return Err(MlsError::NotACommit),
+        };
+        if pm.content_type() != ContentType::Commit {
+            return Err(MlsError::NotACommit);
+        }
+        if pm.group_id() != self.inner.group_id() {
+            return Err(MlsError::WrongGroup);
+        }
+        let epoch = self.epoch();
+        if pm.epoch().as_u64() != epoch {
+            return Err(MlsError::WrongEpoch {
+                message_epoch: pm.epoch().as_u64(),
+                group_epoch: epoch,
+            });
+        }
+        let processed = self.inner.process_message(p, pm).map_err(|e| match e {
+            ProcessMessageError::StorageError(e) => MlsError::Storage(e.to_string()),
+            e => bad(e.to_string()),
+        })?;
+        let committer = credential_member_id(processed.credential())?;
+        let (sc, staged) = match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(sc) => {
+                if let Some(leaf) = sc.update_path_leaf_node() {
+                    let id = leaf_member_id(leaf.credential(), leaf.signature_key().as_slice())
+                        .map_err(|e| bad(e.to_string()))?;
+                    if id != committer {
+                        return Err(bad("committer changed its identity".into()));
+                    }
+                }
+                for add in sc.add_proposals() {
+                    let leaf = add.add_proposal().key_package().leaf_node();
+                    leaf_member_id(leaf.credential(), leaf.signature_key().as_slice())
+                        .map_err(|e| bad(format!("added member: {e}")))?;
+                }
+                let (added, removed) = self.describe(&sc)?;
+                (sc, (added, removed))
+            }
+            ProcessedMessageContent::OwnPendingCommit => {
+                let sc = self
+                    .inner
+                    .pending_commit()
+                    .ok_or(MlsError::NoPendingCommit)?;
+                let (added, removed) = self.describe(sc)?;
+                let fingerprint = sc.group_context().confirmed_transcript_hash().to_vec();
+                return Ok(StagedCommitInfo {
+                    committer,
+                    epoch,
+                    added,
+                    removed,
+                    self_removed: sc.self_removed(),
+                    staged: Staged::OwnPending(fingerprint),
+                });
+            }
+            _ => return Err(MlsError::NotACommit),
+        };
+        let (added, removed) = staged;
+        Ok(StagedCommitInfo {
+            committer,
+            epoch,
+            added,
+            removed,
+            self_removed: sc.self_removed(),
+            staged: Staged::Remote(sc),
+        })
+    }
+
+    /// Merges a commit staged by [`Group::stage_commit`] in the current epoch.
+    pub fn merge_staged(
+        &mut self,
+        p: &MlsProvider,
+        staged: StagedCommitInfo,
+    ) -> Result<(), MlsError> {
+        if staged.epoch != self.epoch() {
+            return Err(MlsError::WrongEpoch {
+                message_epoch: staged.epoch,
+                group_epoch: self.epoch(),
+            });
+        }
+        match staged.staged {
+            Staged::Remote(sc) => self
+                .inner
+                .merge_staged_commit(p, *sc)
+                .map_err(|e| MlsError::InvalidCommit(e.to_string())),
+            Staged::OwnPending(fingerprint) => {
+                let current = self
+                    .inner
+                    .pending_commit()
+                    .map(|sc| sc.group_context().confirmed_transcript_hash().to_vec());
+                if current.as_deref() != Some(fingerprint.as_slice()) {
+                    return Err(MlsError::NoPendingCommit);
+                }
+                self.merge_pending_commit(p)
+            }
+        }
+    }
+
+    /// Checks the proposal types of a commit and names the added and removed members.
+    fn describe(&self, sc: &StagedCommit) -> Result<(Vec<MemberId>, Vec<MemberId>), MlsError> {
+        let bad = |m: String| MlsError::InvalidCommit(m);
+        for qp in sc.queued_proposals() {
+            if !matches!(qp.proposal(), Proposal::Add(_) | Proposal::Remove(_)) {
+                return Err(bad(format!(
+                    "unsupported proposal {:?}",
+                    qp.proposal().proposal_type()
+                )));
+            }
+        }
+        let mut added = Vec::new();
+        for add in sc.add_proposals() {
+            added.push(credential_member_id(
+                add.add_proposal().key_package().leaf_node().credential(),
+            )?);
+        }
+        let mut removed = Vec::new();
+        for rm in sc.remove_proposals() {
+            let leaf = rm.remove_proposal().removed();
+            let member = self
+                .inner
+                .member_at(leaf)
+                .ok_or_else(|| bad(format!("removes empty leaf {}", leaf.u32())))?;
+            removed.push(credential_member_id(&member.credential)?);
+        }
+        Ok((added, removed))
+    }
+}

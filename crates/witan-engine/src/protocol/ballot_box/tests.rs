@@ -1,0 +1,404 @@
+//! Tests of the ballot box: votes counted once and bound to their proposal and conversation,
+//! equivocation kept as proof, the group's rules for proposals, late proposals, bounds, and
+//! the evidence check that decides whether a member signs a resolution.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+const CONV: &str = "conversation";
+
+fn ident(n: u8) -> Identity {
+    Identity::from_secret(&[n; 32]).unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        vote_timeout_ms: 10_000,
+        max_clock_skew_ms: 1_000,
+        ..Settings::default()
+    }
+}
+
+struct Fixture {
+    ids: Vec<Identity>,
+    members: BTreeSet<MemberId>,
+    settings: Settings,
+}
+
+fn fixture(n: u8) -> Fixture {
+    let ids: Vec<Identity> = (1..=n).map(ident).collect();
+    let members = ids.iter().map(Identity::member_id).collect();
+    Fixture {
+        ids,
+        members,
+        settings: settings(),
+    }
+}
+
+impl Fixture {
+    fn scope(&self, now_ms: u64) -> Scope<'_> {
+        Scope {
+            conversation: CONV,
+            members: &self.members,
+            now_ms,
+            settings: &self.settings,
+        }
+    }
+
+    fn proposal(&self, owner: usize, now_ms: u64) -> wire::Proposal {
+        let target = ident(99).member_id();
+        let cx = ProposalContext {
+            conversation: CONV,
+            epoch: 3,
+            members: self.members.len(),
+            now_ms,
+            settings: &self.settings,
+        };
+        new_proposal(&self.ids[owner], &Action::Remove { member: target }, &cx)
+    }
+
+    fn vote(&self, voter: usize, p: &wire::Proposal, approve: bool) -> wire::Vote {
+        self.vote_at(voter, p, approve, p.timestamp + 1)
+    }
+
+    fn vote_at(&self, voter: usize, p: &wire::Proposal, approve: bool, at: u64) -> wire::Vote {
+        let d = wire::proposal_digest(CONV, p);
+        let mut header = p.clone();
+        header.votes.truncate(1);
+        new_vote(&self.ids[voter], CONV, &d, &header, approve, at)
+    }
+
+    fn member(&self, i: usize) -> MemberId {
+        self.ids[i].member_id()
+    }
+}
+
+#[test]
+fn a_vote_counts_once_and_only_from_its_owner_and_a_member() {
+    let f = fixture(3);
+    let mut b = BallotBox::default();
+    let p = f.proposal(0, 1_000);
+    let (d, new) = b.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    assert!(new);
+    let v = f.vote(1, &p, true);
+    assert_eq!(
+        b.add_vote(&v, Some(f.member(1)), &f.scope(1_001)),
+        Ok(VoteOutcome::Counted)
+    );
+    assert_eq!(
+        b.add_vote(&v, Some(f.member(1)), &f.scope(1_002)),
+        Ok(VoteOutcome::Duplicate)
+    );
+    assert!(matches!(
+        b.add_vote(&v, Some(f.member(2)), &f.scope(1_002)),
+        Err(BallotError::Vote(_))
+    ));
+    let outsider = Identity::from_secret(&[50; 32]).unwrap();
+    let mut header = p.clone();
+    header.votes.truncate(1);
+    let foreign = new_vote(&outsider, CONV, &d, &header, true, 1_003);
+    assert_eq!(
+        b.add_vote(&foreign, None, &f.scope(1_003)),
+        Err(BallotError::NotVoter)
+    );
+    assert_eq!(
+        b.get(&d).unwrap().tentative(&f.scope(1_004)),
+        Some(Tentative {
+            approved: true,
+            at_expiry: false
+        })
+    );
+}
+
+#[test]
+fn a_vote_is_bound_to_its_conversation_and_to_the_whole_proposal() {
+    let f = fixture(3);
+    let p = f.proposal(0, 1_000);
+    let d = wire::proposal_digest(CONV, &p);
+    let mut header = p.clone();
+    header.votes.truncate(1);
+    // Signed in another conversation, or for a proposal with another digest (same id).
+    for (conv, digest) in [("other", d), (CONV, [7u8; 32])] {
+        let v = new_vote(&f.ids[1], conv, &digest, &header, true, 1_001);
+        assert!(votes::verify(CONV, &d, &header, &v).is_err());
+    }
+    let mut tampered = f.vote(1, &p, true);
+    tampered.vote = false;
+    assert!(votes::verify(CONV, &d, &header, &tampered).is_err());
+    let mut forged = f.vote(1, &p, true);
+    forged.signature[0] ^= 1;
+    assert!(votes::verify(CONV, &d, &header, &forged).is_err());
+}
+
+#[test]
+fn a_changed_vote_becomes_a_proof_that_voids_the_voter() {
+    let f = fixture(4);
+    let mut b = BallotBox::default();
+    let p = f.proposal(0, 1_000);
+    let (d, _) = b.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    b.add_vote(&f.vote(1, &p, true), None, &f.scope(1_001))
+        .unwrap();
+    let outcome = b
+        .add_vote(&f.vote(1, &p, false), None, &f.scope(1_002))
+        .unwrap();
+    let VoteOutcome::Equivocation(proof) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let ballot = b.get(&d).unwrap();
+    assert!(
+        ballot.votes().all(|(m, _)| *m != f.member(1)),
+        "its votes no longer count"
+    );
+    assert_eq!(
+        verify_proof(CONV, &d, ballot.header(), &proof),
+        Ok(f.member(1))
+    );
+    // Another member learns it from the proof alone.
+    let mut other = BallotBox::default();
+    other.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    other
+        .add_vote(&f.vote(1, &p, true), None, &f.scope(1_001))
+        .unwrap();
+    assert_eq!(other.add_proof(&proof, &f.scope(1_003)), Ok(true));
+    assert!(
+        other
+            .get(&d)
+            .unwrap()
+            .votes()
+            .all(|(m, _)| *m != f.member(1))
+    );
+}
+
+#[test]
+fn a_proposal_must_follow_the_groups_rules() {
+    let f = fixture(3);
+    let mut b = BallotBox::default();
+    let mut window = f.proposal(0, 1_000);
+    window.expiration_timestamp += 1;
+    assert!(matches!(
+        b.receive(&window, f.member(0), &f.scope(1_000)),
+        Err(BallotError::Malformed(_) | BallotError::Vote(_) | BallotError::Rules(_))
+    ));
+    let mut s = settings();
+    s.liveness_criteria_yes = false;
+    let strict = Fixture {
+        settings: s,
+        ..fixture(3)
+    };
+    let p = f.proposal(0, 1_000);
+    assert!(matches!(
+        b.receive(&p, f.member(0), &strict.scope(1_000)),
+        Err(BallotError::Rules(_))
+    ));
+    // From the future beyond the allowed skew, whoever sends it.
+    let future = f.proposal(0, 5_000);
+    for sender in [0, 1] {
+        assert!(matches!(
+            b.receive(&future, f.member(sender), &f.scope(3_000)),
+            Err(BallotError::Refused(_))
+        ));
+    }
+    // Sent by an owner that is not a member; passed on by a member, it is taken (its owner
+    // signed it, and may have left since it was made).
+    let outsider = fixture(4);
+    let theirs = outsider.proposal(3, 1_000);
+    assert!(matches!(
+        b.receive(&theirs, outsider.member(3), &f.scope(1_000)),
+        Err(BallotError::Refused(_))
+    ));
+    assert!(b.receive(&theirs, f.member(1), &f.scope(1_000)).is_ok());
+    // Once resolved, it cannot be registered again (here or carried in a candidate).
+    let (d, _) = b.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    b.close(&d, p.proposal_id, p.timestamp);
+    assert!(matches!(
+        b.receive(&p, f.member(0), &f.scope(1_500)),
+        Err(BallotError::Refused(_))
+    ));
+    assert!(matches!(
+        b.learn(&p, &f.scope(1_500)),
+        Err(BallotError::Refused(_))
+    ));
+    // Too old.
+    let old = f.proposal(1, 1_000);
+    assert!(matches!(
+        b.learn(&old, &f.scope(1_000 + MAX_PROPOSAL_AGE_MS + 1)),
+        Err(BallotError::Refused(_))
+    ));
+}
+
+#[test]
+fn a_proposal_learned_late_is_not_decided_by_silence_before_a_full_window_here() {
+    let f = fixture(4);
+    let mut b = BallotBox::default();
+    let p = f.proposal(0, 1_000);
+    // Learned 20 s after it was made (its window closed 10 s ago).
+    let (d, _) = b.learn(&p, &f.scope(21_000)).unwrap();
+    let ballot = b.get(&d).unwrap();
+    assert_eq!(ballot.tentative(&f.scope(25_000)), None);
+    assert_eq!(ballot.silence_at(&f.settings), 31_000);
+    assert_eq!(
+        ballot.tentative(&f.scope(31_000)),
+        Some(Tentative {
+            approved: true,
+            at_expiry: true
+        })
+    );
+    // Learned in time: its own window.
+    let mut b = BallotBox::default();
+    let (d, _) = b.learn(&f.proposal(1, 1_000), &f.scope(1_500)).unwrap();
+    assert_eq!(b.get(&d).unwrap().silence_at(&f.settings), 11_000);
+}
+
+#[test]
+fn one_owner_cannot_fill_the_box_and_orphans_are_bounded() {
+    let f = fixture(3);
+    let mut b = BallotBox::default();
+    for k in 0..MAX_OPEN_PER_OWNER as u64 {
+        b.receive(&f.proposal(0, 1_000 + k), f.member(0), &f.scope(1_000 + k))
+            .unwrap();
+    }
+    let one_more = f.proposal(0, 2_000);
+    assert_eq!(
+        b.receive(&one_more, f.member(0), &f.scope(2_000)),
+        Err(BallotError::Full("of this owner"))
+    );
+    b.receive(&f.proposal(1, 2_000), f.member(1), &f.scope(2_000))
+        .unwrap();
+    // Votes for unknown proposals wait, a bounded number per carrier.
+    let unknown = f.proposal(2, 3_000);
+    for k in 0..(MAX_ORPHANS_PER_CARRIER + 10) {
+        let v = f.vote_at(1, &unknown, true, 3_000 + k as u64);
+        assert_eq!(
+            b.add_vote(&v, Some(f.member(1)), &f.scope(3_000)),
+            Ok(VoteOutcome::Orphan)
+        );
+    }
+    assert_eq!(b.orphans.len(), MAX_ORPHANS_PER_CARRIER);
+    // They count once their proposal arrives.
+    let (d, _) = b.receive(&unknown, f.member(2), &f.scope(3_001)).unwrap();
+    assert!(b.get(&d).unwrap().has_voted(&f.member(1)));
+}
+
+#[test]
+fn a_resolution_contradicted_by_votes_held_here_is_refused() {
+    // The lost NO vote: the leader holds owner YES and one NO; this member also holds a
+    // second NO. With four members and silent voters counting YES, the leader decides YES at
+    // expiry; here the result is a tie, which rejects.
+    let f = fixture(4);
+    let p = f.proposal(0, 1_000);
+    let mut leader = BallotBox::default();
+    let (d, _) = leader.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    leader
+        .add_vote(&f.vote(2, &p, false), None, &f.scope(1_001))
+        .unwrap();
+    let t = leader.get(&d).unwrap().tentative(&f.scope(11_000)).unwrap();
+    assert_eq!(
+        t,
+        Tentative {
+            approved: true,
+            at_expiry: true
+        }
+    );
+    let res = leader.resolution(&d, t, false, &f.scope(11_000)).unwrap();
+
+    let mut signer = BallotBox::default();
+    signer.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    signer
+        .add_vote(&f.vote(2, &p, false), None, &f.scope(1_001))
+        .unwrap();
+    signer
+        .add_vote(&f.vote(3, &p, false), None, &f.scope(1_002))
+        .unwrap();
+    assert!(matches!(
+        signer.check(&res, &f.scope(11_000)),
+        Ok(ResolutionCheck::Refuse(_))
+    ));
+    // A member holding nothing more agrees.
+    let mut agreeing = BallotBox::default();
+    agreeing.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    assert_eq!(
+        agreeing.check(&res, &f.scope(11_000)),
+        Ok(ResolutionCheck::Accept)
+    );
+    // But not before the window closed on its own clock.
+    let mut early = BallotBox::default();
+    early.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    assert!(matches!(
+        early.check(&res, &f.scope(9_000)),
+        Ok(ResolutionCheck::Refuse(_))
+    ));
+    // A member that never saw the proposal learns it and does not sign this time.
+    let mut stranger = BallotBox::default();
+    assert_eq!(
+        stranger.check(&res, &f.scope(11_000)),
+        Ok(ResolutionCheck::Learned(d))
+    );
+    assert!(stranger.get(&d).is_some());
+}
+
+#[test]
+fn forged_evidence_makes_the_resolution_invalid() {
+    let f = fixture(4);
+    let p = f.proposal(0, 1_000);
+    let mut leader = BallotBox::default();
+    let (d, _) = leader.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    for i in [1, 2] {
+        leader
+            .add_vote(&f.vote(i, &p, true), None, &f.scope(1_001))
+            .unwrap();
+    }
+    let t = leader.get(&d).unwrap().tentative(&f.scope(1_002)).unwrap();
+    assert_eq!(
+        t,
+        Tentative {
+            approved: true,
+            at_expiry: false
+        }
+    );
+    let good = leader.resolution(&d, t, false, &f.scope(1_002)).unwrap();
+    let mut signer = BallotBox::default();
+    assert_eq!(
+        signer.check(&good, &f.scope(1_003)),
+        Ok(ResolutionCheck::Accept)
+    );
+    let mut bad = good.clone();
+    bad.votes[0].signature[3] ^= 1;
+    let mut signer = BallotBox::default();
+    assert!(signer.check(&bad, &f.scope(1_003)).is_err());
+    // Approval claimed from too few votes: one YES of four is not decided early.
+    let mut thin = good.clone();
+    thin.votes.truncate(0);
+    let mut signer = BallotBox::default();
+    signer.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    assert!(matches!(
+        signer.check(&thin, &f.scope(1_003)),
+        Ok(ResolutionCheck::Refuse(_))
+    ));
+    // A rejection cannot be dropped.
+    let mut dropped = good;
+    dropped.approved = false;
+    dropped.dropped = true;
+    assert!(signer.check(&dropped, &f.scope(1_003)).is_err());
+}
+
+#[test]
+fn a_proposal_a_commit_made_moot_is_forgotten_not_resolved() {
+    let f = fixture(3);
+    let mut b = BallotBox::default();
+    // The fixture's proposals remove a non-member: moot from the start for this member set.
+    let p = f.proposal(0, 1_000);
+    let (digest, _) = b.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    let mut with_target = f.members.clone();
+    with_target.insert(ident(99).member_id());
+    assert_eq!(
+        b.forget_moot(&with_target),
+        0,
+        "not moot while the target is a member"
+    );
+    assert_eq!(b.forget_moot(&f.members), 1);
+    assert!(b.get(&digest).is_none() && !b.is_resolved(&digest));
+    // Moot here is not moot everywhere: it may come back, and only a commit resolves it.
+    let (again, new) = b.receive(&p, f.member(1), &f.scope(1_001)).unwrap();
+    assert!(new && again == digest);
+}

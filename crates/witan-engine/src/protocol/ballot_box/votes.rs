@@ -1,0 +1,100 @@
+//! Signed votes on proposals: signing, the checks a vote must pass before it counts, and
+//! proofs of equivocation (one member's two opposite votes on one proposal).
+//!
+//! A vote signs `wire::vote_hash(conversation, proposal digest, vote)`, so it counts for one
+//! whole proposal of one conversation. A proposal's first vote is its owner's YES; every other
+//! vote links to it through `received_hash` (the spec's chain of received votes, kept as a
+//! star rooted at the owner's vote). A member votes once: a second vote with the other value
+//! is not refused silently but kept with the first as a proof, which voids both.
+
+use super::{BallotError, Digest};
+use crate::mls::{Identity, MemberId, verify_signature};
+use witan_wire as wire;
+
+/// Fills in `vote_hash` and signs it.
+pub(crate) fn sign_vote(
+    identity: &Identity,
+    conversation: &str,
+    digest: &Digest,
+    mut vote: wire::Vote,
+) -> wire::Vote {
+    vote.vote_hash = wire::vote_hash(conversation, digest, &vote).to_vec();
+    vote.signature = identity.sign(&vote.vote_hash);
+    vote
+}
+
+/// This member's vote on the proposal `header` (whose digest is `digest`).
+pub fn new_vote(
+    identity: &Identity,
+    conversation: &str,
+    digest: &Digest,
+    header: &wire::Proposal,
+    approve: bool,
+    now_ms: u64,
+) -> wire::Vote {
+    let received_hash = header
+        .votes
+        .first()
+        .map(|v| wire::vote_digest(v).to_vec())
+        .unwrap_or_default();
+    let vote = wire::Vote {
+        vote_id: 1,
+        vote_owner: identity.public_key().to_vec(),
+        proposal_id: header.proposal_id,
+        timestamp: now_ms,
+        vote: approve,
+        parent_hash: Vec::new(),
+        received_hash,
+        ..wire::Vote::default()
+    };
+    sign_vote(identity, conversation, digest, vote)
+}
+
+/// Checks a vote against its proposal: the id, the hash over the conversation and the
+/// proposal digest, the signature and the link to the owner's vote. Returns the voter.
+pub fn verify(
+    conversation: &str,
+    digest: &Digest,
+    header: &wire::Proposal,
+    vote: &wire::Vote,
+) -> Result<MemberId, BallotError> {
+    if vote.proposal_id != header.proposal_id {
+        return Err(BallotError::Vote("vote is for another proposal"));
+    }
+    if wire::vote_hash(conversation, digest, vote).as_slice() != vote.vote_hash.as_slice() {
+        return Err(BallotError::Vote("vote hash does not match its fields"));
+    }
+    if !verify_signature(&vote.vote_owner, &vote.vote_hash, &vote.signature) {
+        return Err(BallotError::Vote("vote signature does not verify"));
+    }
+    let first = header
+        .votes
+        .first()
+        .ok_or_else(|| BallotError::Malformed("no owner vote".into()))?;
+    if vote.vote_hash == first.vote_hash {
+        if !vote.received_hash.is_empty() || !vote.parent_hash.is_empty() {
+            return Err(BallotError::Vote("the owner's vote links to nothing"));
+        }
+    } else if vote.received_hash != wire::vote_digest(first).to_vec() {
+        return Err(BallotError::Vote("vote does not link to the owner's vote"));
+    }
+    Ok(MemberId::from_public_key(&vote.vote_owner))
+}
+
+/// Checks a proof of equivocation on the proposal: two verified votes of one voter with
+/// opposite values. Returns the voter.
+pub fn verify_proof(
+    conversation: &str,
+    digest: &Digest,
+    header: &wire::Proposal,
+    proof: &wire::EquivocationProof,
+) -> Result<MemberId, BallotError> {
+    let (Some(a), Some(b)) = (&proof.first, &proof.second) else {
+        return Err(BallotError::Vote("a proof needs two votes"));
+    };
+    let voter = verify(conversation, digest, header, a)?;
+    if verify(conversation, digest, header, b)? != voter || a.vote == b.vote {
+        return Err(BallotError::Vote("the proof's votes do not conflict"));
+    }
+    Ok(voter)
+}

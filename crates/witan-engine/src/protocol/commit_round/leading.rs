@@ -1,0 +1,208 @@
+//! The leader's side of a round, and the NewRound messages: a leader of a later round
+//! collects NewRound messages (with the locks they carry) and proposes the newest locked
+//! value or its own; it collects the prevotes and precommits for the value it proposed into
+//! a polka and a certificate. Any member moves ahead on NewRound messages from more than f
+//! members (see the module doc of `commit_round`).
+
+use super::*;
+
+impl CommitRound {
+    pub(super) fn new_round_message(&self, round: u32) -> wire::NewRound {
+        wire::NewRound {
+            epoch: self.epoch,
+            round,
+            lock: self.lock.as_ref().map(|l| l.polka.clone()),
+            locked: self.lock.as_ref().map(|l| l.candidate.clone()),
+        }
+    }
+
+    /// As leader of a later round: proposes once a quorum of members is in the round and the
+    /// collection window is over (`window_over`), or every member is.
+    pub(super) fn maybe_propose(
+        &mut self,
+        ctx: &RoundCtx<'_>,
+        window_over: bool,
+    ) -> Vec<RoundEffect> {
+        let round = self.round;
+        if round == 0 || !ctx.leads(round) || self.proposed.is_some_and(|p| p >= round) {
+            return Vec::new();
+        }
+        let have = self.new_rounds.len();
+        let over = window_over || self.collect_until.is_none_or(|at| at <= ctx.now_ms);
+        let late = self.fallback_at.is_some_and(|at| at <= ctx.now_ms);
+        if !(have >= ctx.n() || (have >= ctx.quorum() && over) || late) {
+            return Vec::new();
+        }
+        let newest = self
+            .new_rounds
+            .values()
+            .flatten()
+            .max_by_key(|l| l.round())
+            .cloned();
+        let value = match newest {
+            Some(l) => Some((l.candidate, Some(l.polka))),
+            None => self.own.clone().map(|c| (c, None)),
+        };
+        vec![RoundEffect::Propose { round, value }]
+    }
+
+    /// The dispatcher proposed `c` in its round (`built` now, or proposed again and found
+    /// `valid` here): it is sent, and this member treats it as received from the leader.
+    pub fn proposed(
+        &mut self,
+        c: wire::Candidate,
+        built: bool,
+        valid: bool,
+        ctx: &RoundCtx<'_>,
+    ) -> Vec<RoundEffect> {
+        self.proposed = Some(c.round);
+        self.collect_until = None;
+        self.fallback_at = None;
+        if built {
+            let mut own = c.clone();
+            own.round = 0;
+            own.pol = None;
+            self.own = Some(own);
+        }
+        self.on_candidate(c, valid, ctx)
+    }
+
+    /// The leader of the current round has nothing to propose: it passes its turn.
+    pub fn pass(&mut self, ctx: &RoundCtx<'_>) -> Vec<RoundEffect> {
+        let round = self.round;
+        self.proposed = Some(round);
+        let next = round.saturating_add(1);
+        let mut out = vec![RoundEffect::NewRound {
+            to: None,
+            message: self.new_round_message(next),
+        }];
+        out.extend(self.advance_to(next, ctx));
+        out.retain(|e| !matches!(e, RoundEffect::NewRound { to: Some(_), .. }));
+        out
+    }
+
+    /// As leader: a prevote for one of this member's rounds.
+    pub fn on_prevote(&mut self, v: wire::RoundVote, ctx: &RoundCtx<'_>) -> Vec<RoundEffect> {
+        let Some(sigs) = self.collect(RoundVoteKind::Prevote, &v, ctx) else {
+            return Vec::new();
+        };
+        if sigs.len() < ctx.quorum() || self.polka_sent.contains(&v.round) {
+            return Vec::new();
+        }
+        let Ok(digest) = Digest::try_from(v.digest.as_slice()) else {
+            return Vec::new();
+        };
+        self.polka_sent.insert(v.round);
+        let polka = wire::Polka {
+            epoch: self.epoch,
+            round: v.round,
+            digest: digest.to_vec(),
+            signatures: signatures(&sigs),
+        };
+        let mut out = vec![RoundEffect::Polka(polka.clone())];
+        out.extend(self.on_polka(polka, true, ctx));
+        out
+    }
+
+    /// As leader: a precommit for one of this member's rounds.
+    pub fn on_precommit(&mut self, v: wire::RoundVote, ctx: &RoundCtx<'_>) -> Vec<RoundEffect> {
+        let Some(sigs) = self.collect(RoundVoteKind::Precommit, &v, ctx) else {
+            return Vec::new();
+        };
+        if sigs.len() < ctx.quorum() || self.certified_sent {
+            return Vec::new();
+        }
+        let Some(candidate) = self.candidate(ctx, &v.digest).cloned() else {
+            return Vec::new();
+        };
+        self.certified_sent = true;
+        let mut candidate = candidate;
+        candidate.pol = None;
+        vec![RoundEffect::Certified(wire::CertifiedCommit {
+            candidate: Some(candidate),
+            round: v.round,
+            signatures: signatures(&sigs),
+        })]
+    }
+
+    /// Verifies and stores a vote addressed to this member as leader of its round, for the
+    /// value this member proposed there. Returns the signatures held for that value.
+    fn collect(
+        &mut self,
+        kind: RoundVoteKind,
+        v: &wire::RoundVote,
+        ctx: &RoundCtx<'_>,
+    ) -> Option<Collected> {
+        if v.epoch != self.epoch || !ctx.leads(v.round) || v.digest.is_empty() {
+            return None;
+        }
+        let proposed = self.candidates.get(&v.round).map(|c| digest_of(ctx, c));
+        if proposed.as_ref().map(|d| d.as_slice()) != Some(v.digest.as_slice()) {
+            return None;
+        }
+        verify_vote(kind, ctx.conversation, v, ctx.signers).ok()?;
+        let key: [u8; 32] = v.voter_key.as_slice().try_into().ok()?;
+        let table = match kind {
+            RoundVoteKind::Prevote => &mut self.prevotes,
+            RoundVoteKind::Precommit => &mut self.precommits,
+        };
+        let sigs = table.entry((v.round, v.digest.clone())).or_default();
+        sigs.insert(key, v.signature.clone());
+        Some(sigs.clone())
+    }
+
+    /// A NewRound from `from` (its lock, if any, verified here).
+    pub fn on_new_round(
+        &mut self,
+        from: MemberId,
+        m: wire::NewRound,
+        ctx: &RoundCtx<'_>,
+    ) -> Vec<RoundEffect> {
+        if m.epoch != self.epoch || !ctx.leaders.contains(&from) {
+            return Vec::new();
+        }
+        let lock = self.verified_lock(&m, ctx);
+        let mut out = Vec::new();
+        // The leader of this round passing its turn, or members ahead of this one.
+        let passing =
+            m.round == self.round.saturating_add(1) && ctx.leader(self.round) == Some(from);
+        if m.round > self.round && m.round <= self.round.saturating_add(MAX_ROUNDS_AHEAD) {
+            let ahead = self.ahead.entry(m.round).or_default();
+            ahead.insert(from, lock.clone());
+            if passing || ahead.len() > max_faulty(ctx.n()) {
+                out.extend(self.advance_to(m.round, ctx));
+            }
+        }
+        if m.round == self.round && ctx.leads(m.round) {
+            self.new_rounds.insert(from, lock);
+            out.extend(self.maybe_propose(ctx, false));
+        }
+        out
+    }
+
+    fn verified_lock(&self, m: &wire::NewRound, ctx: &RoundCtx<'_>) -> Option<Lock> {
+        let (polka, candidate) = (m.lock.clone()?, m.locked.clone()?);
+        let digest = digest_of(ctx, &candidate);
+        let ok = polka.epoch == self.epoch
+            && candidate.epoch == self.epoch
+            && polka.digest.as_slice() == digest.as_slice()
+            && verify_quorum(
+                RoundVoteKind::Prevote,
+                ctx.conversation,
+                (self.epoch, polka.round, &digest),
+                &polka.signatures,
+                ctx.signers,
+            )
+            .is_ok();
+        ok.then_some(Lock { polka, candidate })
+    }
+}
+
+fn signatures(sigs: &Collected) -> Vec<wire::RoundSignature> {
+    sigs.iter()
+        .map(|(k, s)| wire::RoundSignature {
+            voter_key: k.to_vec(),
+            signature: s.clone(),
+        })
+        .collect()
+}

@@ -1,0 +1,263 @@
+//! Unit tests of the commit round: timeouts, the prevote rule with locks and polkas, the
+//! leader's aggregation into a polka and a certificate, moving rounds.
+
+use super::*;
+
+const CONV: &str = "c";
+
+struct Group {
+    ids: Vec<Identity>,
+    members: Vec<MemberId>,
+    signers: Signers,
+}
+
+fn group(n: u8) -> Group {
+    let ids: Vec<Identity> = (1..=n)
+        .map(|i| Identity::from_secret(&[i; 32]).unwrap())
+        .collect();
+    let members = ids.iter().map(Identity::member_id).collect();
+    let signers = ids
+        .iter()
+        .map(|i| (i.public_key(), i.member_id()))
+        .collect();
+    Group {
+        ids,
+        members,
+        signers,
+    }
+}
+
+const TIMING: Timing = Timing {
+    first_round_ms: 3_000,
+    round_ms: 1_000,
+    commit_delay_ms: 100,
+    collect_ms: 200,
+};
+
+impl Group {
+    fn ctx(&self, i: usize, now_ms: u64) -> RoundCtx<'_> {
+        RoundCtx {
+            conversation: CONV,
+            epoch: 1,
+            identity: &self.ids[i],
+            leaders: &self.members,
+            signers: &self.signers,
+            now_ms,
+            timing: TIMING,
+        }
+    }
+
+    fn candidate(&self, value: u8, round: u32) -> wire::Candidate {
+        let leader = self.members[round as usize % self.members.len()];
+        wire::Candidate {
+            epoch: 1,
+            round,
+            proposer: leader.as_bytes().to_vec(),
+            commit: vec![value],
+            ..wire::Candidate::default()
+        }
+    }
+
+    fn polka(&self, c: &wire::Candidate, round: u32, signers: &[usize]) -> wire::Polka {
+        let d = wire::candidate_digest(CONV, c);
+        wire::Polka {
+            epoch: 1,
+            round,
+            digest: d.to_vec(),
+            signatures: signers
+                .iter()
+                .map(|&i| {
+                    let v = sign(
+                        &self.ids[i],
+                        RoundVoteKind::Prevote,
+                        CONV,
+                        1,
+                        round,
+                        Some(&d),
+                    );
+                    wire::RoundSignature {
+                        voter_key: v.voter_key,
+                        signature: v.signature,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+fn prevotes(effects: &[RoundEffect]) -> Vec<&wire::RoundVote> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            RoundEffect::SendVote {
+                content: wire::group_payload::Content::Prevote(v),
+                ..
+            } => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn round_timeouts_start_with_the_inactivity_window_then_double_up_to_a_cap() {
+    let t: Vec<u64> = (0..10).map(|r| TIMING.timeout(r)).collect();
+    assert_eq!(&t[..5], &[3_000, 1_000, 2_000, 4_000, 8_000]);
+    assert_eq!(t[7], 64_000);
+    assert_eq!(t[9], 64_000, "capped");
+}
+
+#[test]
+fn a_locked_member_prevotes_another_value_only_with_a_newer_polka() {
+    let g = group(4);
+    // Member 3 leads none of rounds 0 to 2.
+    let mut member = CommitRound::new(1);
+    let a = g.candidate(1, 0);
+    member.on_candidate(a.clone(), true, &g.ctx(3, 0));
+    let lock = g.polka(&a, 0, &[0, 1, 2]);
+    member.on_polka(lock, true, &g.ctx(3, 0));
+    assert_eq!(member.lock().map(Lock::round), Some(0));
+    // Round 1: another value without a polka is not prevoted.
+    member.poll(&g.ctx(3, 10_000));
+    assert_eq!(member.round(), 1);
+    let b = g.candidate(2, 1);
+    assert!(prevotes(&member.on_candidate(b.clone(), true, &g.ctx(3, 10_001))).is_empty());
+    // Round 2: the same value with a polka of round 1 (after the lock) is.
+    member.poll(&g.ctx(3, 20_000));
+    assert_eq!(member.round(), 2);
+    let mut b2 = g.candidate(2, 2);
+    b2.pol = Some(g.polka(&b, 1, &[0, 1, 2]));
+    let out = member.on_candidate(b2.clone(), true, &g.ctx(3, 20_001));
+    assert_eq!(prevotes(&out).len(), 1);
+    // And once per round only.
+    assert!(member.on_candidate(b2, true, &g.ctx(3, 20_002)).is_empty());
+}
+
+#[test]
+fn an_invalid_candidate_gets_no_prevote_and_a_forged_polka_no_lock() {
+    let g = group(4);
+    let mut member = CommitRound::new(1);
+    let a = g.candidate(1, 0);
+    assert!(prevotes(&member.on_candidate(a.clone(), false, &g.ctx(1, 0))).is_empty());
+    // Two signatures are not a quorum of four; a member's signature counts once.
+    member.on_polka(g.polka(&a, 0, &[0, 1]), true, &g.ctx(1, 0));
+    member.on_polka(g.polka(&a, 0, &[0, 1, 1]), true, &g.ctx(1, 0));
+    assert!(member.lock().is_none());
+}
+
+#[test]
+fn the_leader_turns_a_quorum_of_prevotes_into_a_polka_and_of_precommits_into_a_certificate() {
+    let g = group(4);
+    let mut leader = CommitRound::new(1);
+    leader.note_work(&g.ctx(0, 0));
+    let effects = leader.poll(&g.ctx(0, 100));
+    assert!(matches!(
+        effects[..],
+        [RoundEffect::Propose {
+            round: 0,
+            value: None
+        }]
+    ));
+    let c = g.candidate(9, 0);
+    let d = wire::candidate_digest(CONV, &c);
+    assert!(
+        leader
+            .proposed(c.clone(), true, true, &g.ctx(0, 100))
+            .is_empty()
+    );
+    assert!(leader.own().is_some());
+    let vote = |i: usize, kind| sign(&g.ids[i], kind, CONV, 1, 0, Some(&d));
+    assert!(
+        leader
+            .on_prevote(vote(1, RoundVoteKind::Prevote), &g.ctx(0, 101))
+            .is_empty()
+    );
+    let out = leader.on_prevote(vote(2, RoundVoteKind::Prevote), &g.ctx(0, 102));
+    assert!(matches!(out.first(), Some(RoundEffect::Polka(p)) if p.signatures.len() == 3));
+    assert!(leader.lock().is_some(), "the leader locks on its own polka");
+    // Its own precommit is counted; two more make the certificate.
+    assert!(
+        leader
+            .on_precommit(vote(1, RoundVoteKind::Precommit), &g.ctx(0, 103))
+            .is_empty()
+    );
+    let out = leader.on_precommit(vote(3, RoundVoteKind::Precommit), &g.ctx(0, 104));
+    let Some(RoundEffect::Certified(cc)) = out.first() else {
+        panic!("no certificate: {out:?}");
+    };
+    assert_eq!(leader.verify_certificate(cc, &g.ctx(2, 105)), Ok(d));
+    // A prevote signed for another round or value is not counted.
+    let stray = sign(
+        &g.ids[3],
+        RoundVoteKind::Prevote,
+        CONV,
+        1,
+        0,
+        Some(&[0; 32]),
+    );
+    assert!(leader.on_prevote(stray, &g.ctx(0, 106)).is_empty());
+}
+
+#[test]
+fn a_member_moves_ahead_on_f_plus_one_new_rounds_or_when_the_leader_passes() {
+    let g = group(4);
+    let mut member = CommitRound::new(1);
+    member.note_work(&g.ctx(3, 0));
+    let nr = |round| wire::NewRound {
+        epoch: 1,
+        round,
+        lock: None,
+        locked: None,
+    };
+    // f = 1: one NewRound for round 2 is not enough, two are.
+    member.on_new_round(g.members[0], nr(2), &g.ctx(3, 10));
+    assert_eq!(member.round(), 0);
+    member.on_new_round(g.members[1], nr(2), &g.ctx(3, 11));
+    assert_eq!(member.round(), 2);
+    // The leader of round 2 (member 2) passes its turn.
+    member.on_new_round(g.members[2], nr(3), &g.ctx(3, 12));
+    assert_eq!(member.round(), 3);
+}
+
+#[test]
+fn a_later_leader_waits_for_a_quorum_and_proposes_the_newest_lock() {
+    let g = group(4);
+    let mut leader = CommitRound::new(1);
+    leader.note_work(&g.ctx(1, 0));
+    // Round 0 times out; member 1 leads round 1.
+    let out = leader.poll(&g.ctx(1, 3_000));
+    assert!(out.is_empty(), "{out:?}");
+    let a = g.candidate(5, 0);
+    let lock = wire::NewRound {
+        epoch: 1,
+        round: 1,
+        lock: Some(g.polka(&a, 0, &[0, 2, 3])),
+        locked: Some(a.clone()),
+    };
+    assert!(
+        leader
+            .on_new_round(g.members[2], lock, &g.ctx(1, 3_001))
+            .is_empty()
+    );
+    let plain = wire::NewRound {
+        epoch: 1,
+        round: 1,
+        lock: None,
+        locked: None,
+    };
+    // A quorum (3), but the collection window is still open.
+    assert!(
+        leader
+            .on_new_round(g.members[3], plain, &g.ctx(1, 3_002))
+            .is_empty()
+    );
+    let out = leader.poll(&g.ctx(1, 3_300));
+    let Some(RoundEffect::Propose {
+        round: 1,
+        value: Some((c, Some(p))),
+    }) = out.first()
+    else {
+        panic!("{out:?}");
+    };
+    assert_eq!(c.commit, a.commit);
+    assert_eq!(p.round, 0);
+}

@@ -1,0 +1,418 @@
+//! A certified commit, applied, and a joiner's first epoch.
+//!
+//! Applying a certified commit changes, at every member alike and from the certified data
+//! alone: the MLS group (the author's pending commit merged, anyone else's pending commit
+//! dropped and the commit staged and merged), the resolutions (`ProposalResolved` — final),
+//! membership, scores (the author rewarded, the leaders of the rounds that failed before it
+//! penalised once each and dropped from the steward list, equivocators penalised, emergencies
+//! settled), the steward list (renewed when used up), the next epoch's leader order. A member
+//! the commit removes applies it too and learns it left. Whoever formed the certificate sends
+//! the welcome of the members it adds, with the group's view and the certified commit, so
+//! the joiner can check the certificate itself.
+
+use std::collections::BTreeSet;
+
+use prost::Message;
+
+use super::{Conversation, PartKey, State};
+use crate::mls::{Group, MemberId};
+use crate::protocol::ballot_box::{Action, parse};
+use crate::protocol::commit_round::{CommitRound, Signers, max_faulty, quorum, verify_one};
+use crate::protocol::score_book::{ScoreBook, ScoreEvent};
+use crate::protocol::settings::Settings;
+use crate::protocol::steward_schedule::StewardSchedule;
+use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError, topics};
+use witan_wire::{self as wire, RoundVoteKind, group_payload::Content};
+
+impl Conversation {
+    /// Applies a certified commit of the current epoch (its certificate already verified).
+    pub(super) fn apply_certified(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        certified: wire::CertifiedCommit,
+        packet: Option<Vec<u8>>,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let candidate = certified.candidate.clone().ok_or_else(|| {
+            ProtocolError::InvalidInput("certified commit without a candidate".into())
+        })?;
+        let before = self.members();
+        let failed = self.failed_leaders(certified.round);
+        let staged = group.stage_commit(ctx.provider, &candidate.commit)?;
+        let author = staged.committer;
+        let mine = author == self.me;
+        if !mine && group.has_pending_commit() {
+            group.clear_pending_commit(ctx.provider)?;
+        }
+        group.merge_staged(ctx.provider, staged)?;
+        self.archive(candidate.epoch, packet);
+        self.caught_up();
+        self.resolve(&candidate, author, &failed, out)?;
+        let removed_me = !group.is_active();
+        if removed_me {
+            return self.leave_removed(out);
+        }
+        self.enter_epoch(ctx, group)?;
+        let ids = self.members();
+        let stewards_before = self.stewards.active();
+        self.stewards
+            .on_epoch(&self.id, self.epoch, &ids, &self.settings);
+        self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
+        self.ballots.forget_voters(&self.member_set());
+        let moot = self.ballots.forget_moot(&self.member_set());
+        if moot > 0 {
+            tracing::debug!(conversation = %self.id, moot, "proposals made moot forgotten");
+        }
+        let added: Vec<MemberId> = ids
+            .iter()
+            .copied()
+            .filter(|m| !before.contains(m))
+            .collect();
+        let removed: Vec<MemberId> = before
+            .iter()
+            .copied()
+            .filter(|m| !ids.contains(m))
+            .collect();
+        for m in &added {
+            self.joins.remove(m);
+        }
+        tracing::info!(conversation = %self.id, epoch = self.epoch, author = %author.short(), round = certified.round, added = added.len(), removed = removed.len(), resolutions = candidate.resolutions.len(), "certified commit applied");
+        out.epoch_advanced = true;
+        out.events.push(Event::MembershipChanged {
+            epoch: self.epoch,
+            added: added.clone(),
+            removed,
+        });
+        if self.stewards.active() != stewards_before {
+            out.events
+                .push(Event::StewardsChanged(self.stewards.active()));
+        }
+        self.set_state(State::Working, out);
+        if !added.is_empty() && candidate.proposer.as_slice() == self.me.as_bytes() {
+            self.send_welcome(ctx, group, &candidate, &certified, &added, out)?;
+        }
+        self.propose_due_joins(ctx, group, out)?;
+        self.raise_emergencies(ctx, group, out)?;
+        self.note_work(ctx, group, out)
+    }
+
+    /// The distinct leaders of the rounds before `round`.
+    fn failed_leaders(&self, round: u32) -> Vec<MemberId> {
+        let n = self.leaders.len().max(1);
+        let rounds = (round as usize).min(n);
+        let mut failed: Vec<MemberId> = Vec::new();
+        for r in 0..rounds {
+            if let Some(m) = self.leaders.get(r % n)
+                && !failed.contains(m)
+            {
+                failed.push(*m);
+            }
+        }
+        failed
+    }
+
+    /// The certified resolutions and their score effects, in the candidate's order.
+    fn resolve(
+        &mut self,
+        candidate: &wire::Candidate,
+        author: MemberId,
+        failed: &[MemberId],
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let s = self.settings.clone();
+        self.touch(PartKey::Ballots);
+        self.touch(PartKey::Scores);
+        self.touch(PartKey::Stewards);
+        let mut equivocators: BTreeSet<MemberId> = BTreeSet::new();
+        for res in &candidate.resolutions {
+            let p = res.proposal.as_ref().ok_or_else(|| {
+                ProtocolError::Internal("a certified resolution without its proposal".into())
+            })?;
+            let parsed = parse(&self.id, p)?;
+            self.ballots
+                .close(&parsed.digest, p.proposal_id, p.timestamp);
+            out.events.push(Event::ProposalResolved {
+                proposal_id: p.proposal_id,
+                approved: res.approved,
+            });
+            for proof in &res.proofs {
+                if let Some(v) = &proof.first {
+                    equivocators.insert(MemberId::from_public_key(&v.vote_owner));
+                }
+            }
+            match (&parsed.action, res.approved) {
+                (Action::Emergency { member, .. }, true) => {
+                    self.scores.adjust(
+                        &parsed.owner,
+                        s.score_emergency_reward,
+                        ScoreEvent::EmergencyRewarded,
+                        &s,
+                    );
+                    self.scores.adjust(
+                        member,
+                        -s.score_invalid_candidate_penalty,
+                        ScoreEvent::EmergencyUpheld,
+                        &s,
+                    );
+                }
+                (Action::Emergency { member, .. }, false) => {
+                    self.scores.clear_suspicion(member);
+                    self.scores.adjust(
+                        &parsed.owner,
+                        -s.score_rejected_emergency_penalty,
+                        ScoreEvent::EmergencyRejected,
+                        &s,
+                    );
+                }
+                (Action::Leave { member }, false) if *member == self.me => {
+                    self.leaving = false;
+                    self.touch(PartKey::Core);
+                }
+                (Action::Add { member, .. }, _) => self.joins.remove(member),
+                _ => {}
+            }
+        }
+        for m in &equivocators {
+            self.scores.adjust(
+                m,
+                -s.score_invalid_candidate_penalty,
+                ScoreEvent::Equivocation,
+                &s,
+            );
+        }
+        self.scores.adjust(
+            &author,
+            s.score_commit_reward,
+            ScoreEvent::CommitCertified,
+            &s,
+        );
+        for m in failed.iter().filter(|m| **m != author) {
+            self.scores.adjust(
+                m,
+                -s.score_missed_commit_penalty,
+                ScoreEvent::MissedCommit,
+                &s,
+            );
+            self.stewards.drop_member(m);
+        }
+        Ok(())
+    }
+
+    /// The certified commit removed this member.
+    fn leave_removed(&mut self, out: &mut Output) -> Result<(), ProtocolError> {
+        let reason = if self.leaving {
+            LeaveReason::SelfLeave
+        } else {
+            LeaveReason::Removed
+        };
+        tracing::info!(conversation = %self.id, ?reason, "removed by a certified commit");
+        out.epoch_advanced = true;
+        out.events.push(Event::Left(reason));
+        self.round = CommitRound::new(self.epoch);
+        self.touch(PartKey::Round);
+        self.set_state(State::Left, out);
+        Ok(())
+    }
+
+    /// The view a joiner starts from, with the certified commit that adds it.
+    fn sync(&self, certified: &wire::CertifiedCommit) -> wire::ConversationSync {
+        let slots = self.stewards.slots();
+        wire::ConversationSync {
+            settings: Some(self.settings.to_wire()),
+            stewards: slots
+                .iter()
+                .map(|s| {
+                    s.map(|m| m.as_bytes().to_vec())
+                        .unwrap_or_else(|| vec![0; 20])
+                })
+                .collect(),
+            scores: self
+                .scores
+                .iter()
+                .map(|(m, s)| wire::PeerScore {
+                    member_id: m.as_bytes().to_vec(),
+                    score: *s,
+                })
+                .collect(),
+            steward_base_epoch: self.stewards.base_epoch(),
+            certified: Some(certified.clone()),
+        }
+    }
+
+    fn send_welcome(
+        &self,
+        ctx: &Ctx,
+        group: &mut Group,
+        candidate: &wire::Candidate,
+        certified: &wire::CertifiedCommit,
+        added: &[MemberId],
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let plaintext = wire::GroupPayload {
+            content: Some(Content::Sync(self.sync(certified))),
+        }
+        .encode_to_vec();
+        let sync = group.encrypt(ctx.provider, ctx.identity, &plaintext)?;
+        let packet = wire::WelcomePacket {
+            welcome: candidate.welcome.clone(),
+            sync,
+            joiners: added.iter().map(|m| m.as_bytes().to_vec()).collect(),
+        };
+        self.emit(
+            out,
+            topics::welcome(&self.id),
+            wire::PacketKind::Welcome,
+            wire::encode(&packet),
+            None,
+        );
+        Ok(())
+    }
+
+    /// A welcome while waiting to join.
+    pub(super) fn on_welcome(
+        &mut self,
+        ctx: &Ctx,
+        packet: wire::WelcomePacket,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        if !packet
+            .joiners
+            .iter()
+            .any(|j| j.as_slice() == self.me.as_bytes())
+        {
+            return Ok(());
+        }
+        let mut group = Group::join(ctx.provider, &packet.welcome, self.id.as_bytes())?;
+        let decrypted = group.decrypt(ctx.provider, &packet.sync)?;
+        let payload = wire::decode_group_payload(&decrypted.plaintext)?;
+        let Some(Content::Sync(sync)) = payload.content else {
+            return Err(ProtocolError::InvalidInput(
+                "welcome without a conversation sync".into(),
+            ));
+        };
+        let certified = sync.certified.clone().ok_or_else(|| {
+            ProtocolError::InvalidInput("sync without its certified commit".into())
+        })?;
+        let candidate = certified.candidate.clone().unwrap_or_default();
+        if candidate.proposer.as_slice() != decrypted.sender.as_bytes() {
+            return Err(ProtocolError::InvalidInput(
+                "the sync does not come from the certified commit's leader".into(),
+            ));
+        }
+        if candidate.welcome != packet.welcome || candidate.epoch.saturating_add(1) != group.epoch()
+        {
+            return Err(ProtocolError::InvalidInput(
+                "the welcome is not the certified one".into(),
+            ));
+        }
+        let settings = sync
+            .settings
+            .as_ref()
+            .ok_or_else(|| ProtocolError::InvalidInput("sync without settings".into()))
+            .and_then(Settings::from_wire)?;
+        check_joiner_certificate(&self.id, &group, &certified, &candidate, &packet.joiners)?;
+        self.adopt_sync(ctx, &group, &sync, &candidate, settings)?;
+        self.since_epoch = self.epoch;
+        out.epoch_advanced = true;
+        out.events.push(Event::Joined);
+        self.set_state(State::Working, out);
+        out.events
+            .push(Event::StewardsChanged(self.stewards.active()));
+        self.note_work(ctx, &mut group, out)
+    }
+
+    fn adopt_sync(
+        &mut self,
+        ctx: &Ctx,
+        group: &Group,
+        sync: &wire::ConversationSync,
+        candidate: &wire::Candidate,
+        settings: Settings,
+    ) -> Result<(), ProtocolError> {
+        self.settings = settings;
+        self.pending_join_until = None;
+        let members: Vec<MemberId> = group.member_keys().into_iter().map(|(m, _)| m).collect();
+        let mut slots = Vec::with_capacity(sync.stewards.len());
+        for s in &sync.stewards {
+            let id = MemberId::from_slice(s)?;
+            slots.push(members.contains(&id).then_some(id));
+        }
+        self.stewards = StewardSchedule {
+            slots,
+            base_epoch: sync.steward_base_epoch,
+        };
+        let mut entries = Vec::with_capacity(sync.scores.len());
+        for s in &sync.scores {
+            entries.push((MemberId::from_slice(&s.member_id)?, s.score));
+        }
+        self.scores = ScoreBook::from_sync(&entries, &members, self.settings.default_peer_score);
+        self.enter_epoch(ctx, group)?;
+        self.leaders = self
+            .stewards
+            .leader_order(&self.id, self.epoch, &self.members());
+        for res in &candidate.resolutions {
+            if let Some(p) = &res.proposal
+                && let Ok(parsed) = parse(&self.id, p)
+            {
+                self.ballots
+                    .close(&parsed.digest, p.proposal_id, p.timestamp);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A joiner's check of the certificate of the commit that adds it. It sees the members of
+/// the new tree, not those the commit removed, so it counts the valid precommits of the
+/// members it sees (the joiners excluded) and needs a quorum of the previous epoch less the
+/// members removed — and always more than that epoch's byzantine bound.
+fn check_joiner_certificate(
+    conversation: &str,
+    group: &Group,
+    certified: &wire::CertifiedCommit,
+    candidate: &wire::Candidate,
+    joiners: &[Vec<u8>],
+) -> Result<(), ProtocolError> {
+    let signers: Signers = group
+        .member_keys()
+        .into_iter()
+        .filter(|(m, _)| !joiners.iter().any(|j| j.as_slice() == m.as_bytes()))
+        .map(|(m, k)| (k, m))
+        .collect();
+    let removed = candidate
+        .resolutions
+        .iter()
+        .filter(|r| r.approved && !r.dropped)
+        .filter_map(|r| r.proposal.as_ref())
+        .filter_map(|p| parse(conversation, p).ok())
+        .filter(|p| p.action.removes().is_some())
+        .count();
+    let before = signers.len() + removed;
+    let need = quorum(before)
+        .saturating_sub(removed)
+        .max(max_faulty(before) + 1);
+    let digest = wire::candidate_digest(conversation, candidate);
+    let signed: BTreeSet<MemberId> = certified
+        .signatures
+        .iter()
+        .filter_map(|s| {
+            verify_one(
+                RoundVoteKind::Precommit,
+                conversation,
+                (candidate.epoch, certified.round, &digest),
+                &s.voter_key,
+                &s.signature,
+                &signers,
+            )
+            .ok()
+        })
+        .collect();
+    if signed.len() < need {
+        return Err(ProtocolError::InvalidInput(format!(
+            "the welcome's certificate has {} signatures of members, {need} are needed",
+            signed.len()
+        )));
+    }
+    Ok(())
+}

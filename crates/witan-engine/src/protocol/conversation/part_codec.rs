@@ -1,0 +1,318 @@
+//! The parts' values, one function each way: a part's state to its stored message
+//! (`schema`) and back, every field checked on the way in (see `persist`).
+
+use std::collections::BTreeMap;
+
+use super::catch_up::{Archive, Archived};
+use super::persist::{StateError, check_version, digest, err, member};
+use super::schema::*;
+use crate::mls::MemberId;
+use crate::protocol::ballot_box::{Ballot, BallotBox, Resolved, parse};
+use crate::protocol::commit_round::{CollectedByValue, CommitRound, Lock};
+use crate::protocol::join_queue::{JoinQueue, JoinRequest};
+use crate::protocol::score_book::ScoreBook;
+use crate::protocol::steward_schedule::StewardSchedule;
+use witan_wire as wire;
+
+pub(super) fn ballots_part(b: &BallotBox) -> BallotsPart {
+    BallotsPart {
+        version: PART_VERSION,
+        open: b
+            .open
+            .values()
+            .map(|x| StoredBallot {
+                header: Some(x.header.clone()),
+                first_seen_ms: x.first_seen_ms,
+                votes: x.votes.values().cloned().collect(),
+                proofs: x.proofs.values().cloned().collect(),
+                relayed: x.relayed,
+                held: x.held,
+            })
+            .collect(),
+        resolved: b
+            .resolved
+            .iter()
+            .map(|(d, r)| StoredResolved {
+                digest: d.to_vec(),
+                id: r.id,
+                created_at_ms: r.created_at_ms,
+            })
+            .collect(),
+        floor_ms: b.floor_ms,
+        orphans: b
+            .orphans
+            .iter()
+            .map(|(c, v)| StoredOrphan {
+                carrier: c.as_bytes().to_vec(),
+                vote: Some(v.clone()),
+            })
+            .collect(),
+        auto_votes: b
+            .auto_votes
+            .iter()
+            .map(|(d, at)| StoredDeadline {
+                digest: d.to_vec(),
+                at_ms: *at,
+            })
+            .collect(),
+        checked_at_ms: b.checked_at_ms,
+    }
+}
+
+pub(super) fn ballots_from(conversation: &str, p: BallotsPart) -> Result<BallotBox, StateError> {
+    check_version(p.version, "ballots")?;
+    let mut b = BallotBox {
+        floor_ms: p.floor_ms,
+        checked_at_ms: p.checked_at_ms,
+        ..BallotBox::default()
+    };
+    for s in p.open {
+        let header = s
+            .header
+            .ok_or_else(|| err("a ballot without its proposal"))?;
+        let parsed = parse(conversation, &header).map_err(|e| err(e.to_string()))?;
+        let votes = s
+            .votes
+            .into_iter()
+            .map(|v| (MemberId::from_public_key(&v.vote_owner), v))
+            .collect();
+        let proofs = s
+            .proofs
+            .into_iter()
+            .filter_map(|p| {
+                let voter = p
+                    .first
+                    .as_ref()
+                    .map(|v| MemberId::from_public_key(&v.vote_owner))?;
+                Some((voter, p))
+            })
+            .collect();
+        let ballot = Ballot {
+            id: header.proposal_id,
+            digest: parsed.digest,
+            action: parsed.action,
+            owner: parsed.owner,
+            made_in: parsed.epoch,
+            created_at_ms: header.timestamp,
+            expires_at_ms: header.expiration_timestamp,
+            first_seen_ms: s.first_seen_ms,
+            header: parsed.header,
+            votes,
+            proofs,
+            relayed: s.relayed,
+            held: s.held,
+        };
+        b.ids.insert(ballot.id, ballot.digest);
+        b.open.insert(ballot.digest, ballot);
+    }
+    for r in p.resolved {
+        let resolved = Resolved {
+            id: r.id,
+            created_at_ms: r.created_at_ms,
+        };
+        b.resolved.insert(digest(&r.digest)?, resolved);
+    }
+    for o in p.orphans {
+        let vote = o.vote.ok_or_else(|| err("an orphan without its vote"))?;
+        b.orphans.push((member(&o.carrier)?, vote));
+    }
+    for a in p.auto_votes {
+        b.auto_votes.insert(digest(&a.digest)?, a.at_ms);
+    }
+    Ok(b)
+}
+
+pub(super) fn lock_part(l: &Lock) -> StoredLock {
+    StoredLock {
+        polka: Some(l.polka.clone()),
+        candidate: Some(l.candidate.clone()),
+    }
+}
+
+pub(super) fn lock_from(l: Option<StoredLock>) -> Result<Option<Lock>, StateError> {
+    let Some(l) = l else { return Ok(None) };
+    match (l.polka, l.candidate) {
+        (Some(polka), Some(candidate)) => Ok(Some(Lock { polka, candidate })),
+        _ => Err(err("a lock without its polka or candidate")),
+    }
+}
+
+pub(super) fn round_part(r: &CommitRound) -> RoundPart {
+    let collected = |t: &CollectedByValue| {
+        t.iter()
+            .map(|((round, d), sigs)| StoredCollected {
+                round: *round,
+                digest: d.clone(),
+                signatures: sigs
+                    .iter()
+                    .map(|(k, s)| wire::RoundSignature {
+                        voter_key: k.to_vec(),
+                        signature: s.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+    let new_round = |round: u32, m: &MemberId, l: &Option<Lock>| StoredNewRound {
+        round,
+        member: m.as_bytes().to_vec(),
+        lock: l.as_ref().map(lock_part),
+    };
+    RoundPart {
+        version: PART_VERSION,
+        epoch: r.epoch,
+        round: r.round,
+        started: r.started,
+        deadline: r.deadline,
+        commit_at: r.commit_at,
+        lock: r.lock.as_ref().map(lock_part),
+        prevoted: r.prevoted,
+        precommitted: r.precommitted,
+        own: r.own.clone(),
+        proposed: r.proposed,
+        candidates: r.candidates.values().cloned().collect(),
+        early_polkas: r.early_polkas.values().cloned().collect(),
+        prevotes: collected(&r.prevotes),
+        precommits: collected(&r.precommits),
+        new_rounds: r
+            .new_rounds
+            .iter()
+            .map(|(m, l)| new_round(r.round, m, l))
+            .collect(),
+        collect_until: r.collect_until,
+        ahead: r
+            .ahead
+            .iter()
+            .flat_map(|(round, ms)| ms.iter().map(move |(m, l)| new_round(*round, m, l)))
+            .collect(),
+        polka_sent: r.polka_sent.iter().copied().collect(),
+        certified_sent: r.certified_sent,
+        valid: r.valid.iter().cloned().collect(),
+        fallback_at: r.fallback_at,
+    }
+}
+
+pub(super) fn round_from(p: RoundPart) -> Result<CommitRound, StateError> {
+    check_version(p.version, "round")?;
+    let mut r = CommitRound {
+        epoch: p.epoch,
+        round: p.round,
+        started: p.started,
+        deadline: p.deadline,
+        commit_at: p.commit_at,
+        lock: lock_from(p.lock)?,
+        prevoted: p.prevoted,
+        precommitted: p.precommitted,
+        own: p.own,
+        proposed: p.proposed,
+        collect_until: p.collect_until,
+        fallback_at: p.fallback_at,
+        certified_sent: p.certified_sent,
+        polka_sent: p.polka_sent.into_iter().collect(),
+        valid: p.valid.into_iter().collect(),
+        ..CommitRound::default()
+    };
+    for c in p.candidates {
+        r.candidates.insert(c.round, c);
+    }
+    for polka in p.early_polkas {
+        r.early_polkas.insert(polka.digest.clone(), polka);
+    }
+    for (from, to) in [
+        (p.prevotes, &mut r.prevotes),
+        (p.precommits, &mut r.precommits),
+    ] {
+        for c in from {
+            let mut sigs = BTreeMap::new();
+            for s in c.signatures {
+                let key: [u8; 32] = s
+                    .voter_key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| err("a signer key is not 32 bytes"))?;
+                sigs.insert(key, s.signature);
+            }
+            to.insert((c.round, c.digest), sigs);
+        }
+    }
+    for n in p.new_rounds {
+        r.new_rounds.insert(member(&n.member)?, lock_from(n.lock)?);
+    }
+    for n in p.ahead {
+        r.ahead
+            .entry(n.round)
+            .or_default()
+            .insert(member(&n.member)?, lock_from(n.lock)?);
+    }
+    Ok(r)
+}
+
+pub(super) fn stewards_from(p: StewardsPart) -> Result<StewardSchedule, StateError> {
+    check_version(p.version, "stewards")?;
+    let slots = p
+        .slots
+        .iter()
+        .map(|s| {
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                member(s).map(Some)
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(StewardSchedule {
+        slots,
+        base_epoch: p.base_epoch,
+    })
+}
+
+pub(super) fn scores_from(p: ScoresPart) -> Result<ScoreBook, StateError> {
+    check_version(p.version, "scores")?;
+    let table = |entries: Vec<wire::PeerScore>| -> Result<BTreeMap<MemberId, i64>, StateError> {
+        entries
+            .into_iter()
+            .map(|e| Ok((member(&e.member_id)?, e.score)))
+            .collect()
+    };
+    Ok(ScoreBook {
+        scores: table(p.scores)?,
+        suspicion: table(p.suspicion)?,
+    })
+}
+
+pub(super) fn joins_from(p: JoinsPart) -> Result<JoinQueue, StateError> {
+    check_version(p.version, "joins")?;
+    let mut q = JoinQueue::default();
+    for r in p.requests {
+        q.requests.insert(
+            member(&r.member)?,
+            JoinRequest {
+                key_package: r.key_package,
+                seen_at_ms: r.seen_at_ms,
+            },
+        );
+    }
+    Ok(q)
+}
+
+pub(super) fn archive_from(p: ArchivePart) -> Result<Archive, StateError> {
+    check_version(p.version, "archive")?;
+    let mut a = Archive::default();
+    for e in p.entries {
+        let keys = e
+            .keys
+            .iter()
+            .map(|k| {
+                k.as_slice()
+                    .try_into()
+                    .map_err(|_| err("an archived key is not 32 bytes"))
+            })
+            .collect::<Result<_, _>>()?;
+        a.entries.push(Archived {
+            epoch: e.epoch,
+            packet: e.packet,
+            keys,
+        });
+    }
+    Ok(a)
+}

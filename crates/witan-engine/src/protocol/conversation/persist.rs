@@ -1,0 +1,318 @@
+//! Persistence in parts: each part of a conversation encodes to its own value (`schema`), the
+//! engine reports which parts a step changed ([`Conversation::dirty_parts`]), and a store may
+//! keep them under separate keys or, with [`Conversation::to_bytes`], in one value. Reading
+//! checks every field: a damaged value is refused with a [`StateError`], never misread.
+//! Values stored by versions before the parts existed are migrated (`legacy`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use prost::Message;
+
+use super::part_codec::*;
+use super::schema::*;
+use super::{Conversation, State};
+use crate::mls::MemberId;
+use crate::protocol::ballot_box::{BallotBox, Digest};
+use crate::protocol::commit_round::CommitRound;
+use crate::protocol::settings::Settings;
+use witan_wire as wire;
+
+/// The first byte of a conversation stored in one value (never the first byte of the
+/// row codec or of JSON, which earlier versions wrote).
+pub const STORED_MAGIC: u8 = 0xC2;
+
+/// The parts of a conversation's state, each stored under its own key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PartKey {
+    Core,
+    Ballots,
+    Round,
+    Stewards,
+    Scores,
+    Joins,
+    Archive,
+}
+
+impl PartKey {
+    pub const ALL: &'static [PartKey] = &[
+        PartKey::Core,
+        PartKey::Ballots,
+        PartKey::Round,
+        PartKey::Stewards,
+        PartKey::Scores,
+        PartKey::Joins,
+        PartKey::Archive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartKey::Core => "core",
+            PartKey::Ballots => "ballots",
+            PartKey::Round => "round",
+            PartKey::Stewards => "stewards",
+            PartKey::Scores => "scores",
+            PartKey::Joins => "joins",
+            PartKey::Archive => "archive",
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<PartKey> {
+        PartKey::ALL.iter().copied().find(|k| k.as_str() == key)
+    }
+}
+
+/// A stored state that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored conversation state: {0}")]
+pub struct StateError(pub String);
+
+pub(super) fn err(what: impl Into<String>) -> StateError {
+    StateError(what.into())
+}
+
+pub(super) fn member(bytes: &[u8]) -> Result<MemberId, StateError> {
+    MemberId::from_slice(bytes).map_err(|e| err(e.to_string()))
+}
+
+pub(super) fn digest(bytes: &[u8]) -> Result<Digest, StateError> {
+    bytes
+        .try_into()
+        .map_err(|_| err("a digest is not 32 bytes"))
+}
+
+fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, StateError> {
+    M::decode(bytes).map_err(|e| err(format!("{what}: {e}")))
+}
+
+pub(super) fn check_version(version: u32, what: &str) -> Result<(), StateError> {
+    if version != PART_VERSION {
+        return Err(err(format!(
+            "{what} has version {version}, {PART_VERSION} is read"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn state_code(s: State) -> i32 {
+    match s {
+        State::PendingJoin => 1,
+        State::Working => 2,
+        State::Freezing => 3,
+        State::Selection => 4,
+        State::Reelection => 5,
+        State::Left => 6,
+    }
+}
+
+fn state_from(code: i32) -> Result<State, StateError> {
+    Ok(match code {
+        1 => State::PendingJoin,
+        2 => State::Working,
+        3 => State::Freezing,
+        4 => State::Selection,
+        5 => State::Reelection,
+        6 => State::Left,
+        other => return Err(err(format!("unknown state {other}"))),
+    })
+}
+
+impl Conversation {
+    /// The parts changed since the state was loaded or the dirty marks were cleared.
+    pub fn dirty_parts(&self) -> Vec<PartKey> {
+        self.dirty.iter().copied().collect()
+    }
+
+    pub fn clear_dirty(&mut self) {
+        self.dirty.clear();
+    }
+
+    /// One part, encoded.
+    pub fn encode_part(&self, key: PartKey) -> Vec<u8> {
+        match key {
+            PartKey::Core => self.core_part().encode_to_vec(),
+            PartKey::Ballots => ballots_part(&self.ballots).encode_to_vec(),
+            PartKey::Round => round_part(&self.round).encode_to_vec(),
+            PartKey::Stewards => StewardsPart {
+                version: PART_VERSION,
+                slots: self
+                    .stewards
+                    .slots
+                    .iter()
+                    .map(|s| s.map(|m| m.as_bytes().to_vec()).unwrap_or_default())
+                    .collect(),
+                base_epoch: self.stewards.base_epoch,
+            }
+            .encode_to_vec(),
+            PartKey::Scores => {
+                let entries = |t: &BTreeMap<MemberId, i64>| {
+                    t.iter()
+                        .map(|(m, s)| wire::PeerScore {
+                            member_id: m.as_bytes().to_vec(),
+                            score: *s,
+                        })
+                        .collect()
+                };
+                ScoresPart {
+                    version: PART_VERSION,
+                    scores: entries(&self.scores.scores),
+                    suspicion: entries(&self.scores.suspicion),
+                }
+                .encode_to_vec()
+            }
+            PartKey::Joins => JoinsPart {
+                version: PART_VERSION,
+                requests: self
+                    .joins
+                    .requests
+                    .iter()
+                    .map(|(m, r)| StoredJoin {
+                        member: m.as_bytes().to_vec(),
+                        key_package: r.key_package.clone(),
+                        seen_at_ms: r.seen_at_ms,
+                    })
+                    .collect(),
+            }
+            .encode_to_vec(),
+            PartKey::Archive => ArchivePart {
+                version: PART_VERSION,
+                entries: self
+                    .archive
+                    .entries
+                    .iter()
+                    .map(|e| StoredArchived {
+                        epoch: e.epoch,
+                        packet: e.packet.clone(),
+                        keys: e.keys.iter().map(|k| k.to_vec()).collect(),
+                    })
+                    .collect(),
+            }
+            .encode_to_vec(),
+        }
+    }
+
+    fn core_part(&self) -> CorePart {
+        CorePart {
+            version: PART_VERSION,
+            id: self.id.clone(),
+            me: self.me.as_bytes().to_vec(),
+            state: state_code(self.state),
+            settings: Some(self.settings.to_wire()),
+            epoch: self.epoch,
+            members: self
+                .members
+                .iter()
+                .map(|(m, k)| MemberKey {
+                    member: m.as_bytes().to_vec(),
+                    key: k.to_vec(),
+                })
+                .collect(),
+            leaders: self.leaders.iter().map(|m| m.as_bytes().to_vec()).collect(),
+            tag: self.tag.clone(),
+            pending_join_until: self.pending_join_until,
+            leaving: self.leaving,
+            sent_count: self.sent_count,
+            rejoin_required: self.rejoin_required,
+            since_epoch: self.since_epoch,
+            catch_up_at: self.catch_up_at,
+            catch_up_tries: self.catch_up_tries,
+            gone: self.gone.iter().map(|m| m.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    /// Every part in one value.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let stored = StoredConversation {
+            version: PART_VERSION,
+            parts: PartKey::ALL
+                .iter()
+                .map(|k| StoredPart {
+                    key: k.as_str().to_string(),
+                    bytes: self.encode_part(*k),
+                })
+                .collect(),
+        };
+        let mut out = vec![STORED_MAGIC];
+        stored.encode(&mut out).unwrap_or_default();
+        out
+    }
+
+    /// A conversation stored in one value: by [`Conversation::to_bytes`], or by an earlier
+    /// version (migrated).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Conversation, StateError> {
+        match bytes.split_first() {
+            Some((&STORED_MAGIC, rest)) => {
+                let stored: StoredConversation = decode(rest, "stored conversation")?;
+                check_version(stored.version, "the stored conversation")?;
+                let mut parts = BTreeMap::new();
+                for p in stored.parts {
+                    let key = PartKey::parse(&p.key)
+                        .ok_or_else(|| err(format!("unknown part {:?}", p.key)))?;
+                    parts.insert(key, p.bytes);
+                }
+                Conversation::from_parts(&parts)
+            }
+            _ => super::legacy::migrate(bytes),
+        }
+    }
+
+    /// A conversation from its parts (every part is needed).
+    pub fn from_parts(parts: &BTreeMap<PartKey, Vec<u8>>) -> Result<Conversation, StateError> {
+        let get = |k: PartKey| {
+            parts
+                .get(&k)
+                .ok_or_else(|| err(format!("the {} part is missing", k.as_str())))
+        };
+        let core: CorePart = decode(get(PartKey::Core)?, "core")?;
+        check_version(core.version, "core")?;
+        let settings = core
+            .settings
+            .as_ref()
+            .ok_or_else(|| err("no settings"))
+            .and_then(|s| Settings::from_wire(s).map_err(|e| err(e.to_string())))?;
+        let mut members = Vec::with_capacity(core.members.len());
+        for m in &core.members {
+            let key: [u8; 32] = m
+                .key
+                .as_slice()
+                .try_into()
+                .map_err(|_| err("a member key is not 32 bytes"))?;
+            members.push((member(&m.member)?, key));
+        }
+        let mut conv = Conversation {
+            me: member(&core.me)?,
+            state: state_from(core.state)?,
+            epoch: core.epoch,
+            members,
+            leaders: core
+                .leaders
+                .iter()
+                .map(|m| member(m))
+                .collect::<Result<_, _>>()?,
+            tag: core.tag,
+            pending_join_until: core.pending_join_until,
+            leaving: core.leaving,
+            sent_count: core.sent_count,
+            rejoin_required: core.rejoin_required,
+            since_epoch: core.since_epoch,
+            catch_up_at: core.catch_up_at,
+            catch_up_tries: core.catch_up_tries,
+            gone: core
+                .gone
+                .iter()
+                .map(|m| member(m))
+                .collect::<Result<_, _>>()?,
+            ballots: BallotBox::default(),
+            round: CommitRound::default(),
+            stewards: stewards_from(decode(get(PartKey::Stewards)?, "stewards")?)?,
+            scores: scores_from(decode(get(PartKey::Scores)?, "scores")?)?,
+            joins: joins_from(decode(get(PartKey::Joins)?, "joins")?)?,
+            archive: archive_from(decode(get(PartKey::Archive)?, "archive")?)?,
+            dirty: BTreeSet::new(),
+            settings,
+            id: core.id,
+        };
+        conv.ballots = ballots_from(&conv.id, decode(get(PartKey::Ballots)?, "ballots")?)?;
+        conv.round = round_from(decode(get(PartKey::Round)?, "round")?)?;
+        Ok(conv)
+    }
+}

@@ -1,0 +1,75 @@
+//! A read-only look inside a conversation's parts, for tests and simulators (the `testing`
+//! feature): nothing here can change the state, and none of it is part of the host's API.
+
+use std::collections::BTreeSet;
+
+use super::Conversation;
+use crate::mls::MemberId;
+use crate::protocol::ballot_box::{Ballot, BallotBox, Scope, Tentative};
+use crate::protocol::commit_round::CommitRound;
+use crate::protocol::join_queue::JoinQueue;
+use crate::protocol::score_book::ScoreBook;
+use crate::protocol::steward_schedule::StewardSchedule;
+
+impl Conversation {
+    pub fn me(&self) -> MemberId {
+        self.me
+    }
+    pub fn ballots(&self) -> &BallotBox {
+        &self.ballots
+    }
+    pub fn commit_round(&self) -> &CommitRound {
+        &self.round
+    }
+    pub fn stewards(&self) -> &StewardSchedule {
+        &self.stewards
+    }
+    pub fn scores(&self) -> &ScoreBook {
+        &self.scores
+    }
+    pub fn joins(&self) -> &JoinQueue {
+        &self.joins
+    }
+    /// The epoch's leader order.
+    pub fn leaders(&self) -> &[MemberId] {
+        &self.leaders
+    }
+    /// This member's recipient tag in the epoch.
+    pub fn recipient_tag(&self) -> &[u8] {
+        &self.tag
+    }
+    pub fn is_leaving(&self) -> bool {
+        self.leaving
+    }
+    /// The certified commits kept for members behind: (epoch, packet) oldest first.
+    pub fn archived(&self) -> Vec<(u64, &[u8])> {
+        self.archive
+            .entries
+            .iter()
+            .map(|e| (e.epoch, e.packet.as_slice()))
+            .collect()
+    }
+    /// When this member next asks to catch up.
+    pub fn catch_up_at(&self) -> Option<u64> {
+        self.catch_up_at
+    }
+
+    /// The same state under another conversation id (benches fill a database with copies).
+    pub fn renamed(&self, id: &str) -> Conversation {
+        let mut c = self.clone();
+        c.id = id.to_string();
+        c
+    }
+
+    /// This member's tentative result of an open proposal at `now_ms`.
+    pub fn tentative(&self, b: &Ballot, now_ms: u64) -> Option<Tentative> {
+        let members: BTreeSet<MemberId> = self.members().into_iter().collect();
+        let scope = Scope {
+            conversation: &self.id,
+            members: &members,
+            now_ms,
+            settings: &self.settings,
+        };
+        b.tentative(&scope)
+    }
+}

@@ -1,0 +1,140 @@
+//! Deadlines. Every deadline is an absolute time in the parts' state, so a member that slept
+//! past several fires them on its next poll, earliest first: a join that expired, automatic
+//! votes, relays of held votes, join requests whose takeover window passed, proposals whose
+//! voting window closed (work for the commit round), and the round's own timers.
+//!
+//! Timers drive liveness only; no safety property depends on when they fire. In the
+//! extension role only the join expiry fires: the rest waits for the app.
+
+use super::{Conversation, PartKey, State};
+use crate::protocol::{Ctx, Event, Output, ProtocolError};
+
+/// Rounds of firing per poll at most (a guard against a bug looping in the host).
+const MAX_FIRINGS: usize = 1_000;
+
+impl Conversation {
+    /// Fires every deadline due at `ctx.now_ms`.
+    pub fn poll(&mut self, ctx: &Ctx) -> Result<Output, ProtocolError> {
+        self.refresh_epoch_facts(ctx)?;
+        let mut out = Output::default();
+        self.fire_due(ctx, &mut out)?;
+        self.settle_state(&mut out);
+        Ok(out)
+    }
+
+    /// The earliest deadline this conversation has.
+    pub fn next_deadline(&self) -> Option<u64> {
+        if self.state == State::Left {
+            return None;
+        }
+        let mut next = self.pending_join_until;
+        if self.is_member_state() {
+            for at in [
+                self.ballots.next_deadline(&self.me, &self.settings),
+                self.round.next_deadline(),
+                self.join_deadline(),
+                self.catch_up_at,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        next
+    }
+
+    pub(super) fn fire_due(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
+        if self.pending_join_until.is_some_and(|at| at <= ctx.now_ms) {
+            self.pending_join_until = None;
+            self.touch(PartKey::Core);
+            if self.state == State::PendingJoin {
+                out.events.push(Event::JoinExpired);
+                self.set_state(State::Left, out);
+            }
+        }
+        if !self.is_member_state() || ctx.defer_governance {
+            return Ok(());
+        }
+        self.expire_joins(ctx.now_ms);
+        if self.catch_up_at.is_some_and(|at| at <= ctx.now_ms) {
+            self.ask_to_catch_up(ctx, out);
+        }
+        let mut group = self.load_group(ctx)?;
+        for _ in 0..MAX_FIRINGS {
+            let epoch = self.epoch;
+            let fired = self.fire_ballots(ctx, &mut group, out)?;
+            let released = self.release_held(ctx, &mut group, out)?;
+            if !self.is_member_state() {
+                return Ok(());
+            }
+            self.propose_due_joins(ctx, &mut group, out)?;
+            self.note_work(ctx, &mut group, out)?;
+            if self.round.timed_out(ctx.now_ms) {
+                if self.has_work(ctx) {
+                    // The round's leader may lack it: shared once per round run out.
+                    self.share_work(ctx, &mut group, out)?;
+                } else {
+                    // Nothing to commit here: rounds rest rather than run on for ever.
+                    self.touch(PartKey::Round);
+                    self.round.rest();
+                }
+            }
+            let round_fired = self.poll_round(ctx, &mut group, out)?;
+            if !fired && !released && !round_fired && self.epoch == epoch {
+                self.raise_emergencies(ctx, &mut group, out)?;
+                if self.ballots.prune(ctx.now_ms) {
+                    self.touch(PartKey::Ballots);
+                }
+                return Ok(());
+            }
+        }
+        Err(ProtocolError::Internal("deadlines did not settle".into()))
+    }
+
+    /// Fires the round's due timers, if any; returns whether they asked for something.
+    pub(super) fn poll_round(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut crate::mls::Group,
+        out: &mut Output,
+    ) -> Result<bool, ProtocolError> {
+        if self.round.next_deadline().is_none_or(|at| at > ctx.now_ms) {
+            return Ok(false);
+        }
+        let effects = self.with_round(ctx, |r, rcx| r.poll(rcx));
+        let fired = !effects.is_empty();
+        self.drive(ctx, group, effects, out)?;
+        Ok(fired)
+    }
+
+    /// Fires due automatic votes and relays; returns whether any fired.
+    fn fire_ballots(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut crate::mls::Group,
+        out: &mut Output,
+    ) -> Result<bool, ProtocolError> {
+        let now = ctx.now_ms;
+        let due_votes: Vec<_> = self
+            .ballots
+            .auto_votes
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(d, _)| *d)
+            .collect();
+        let due_relays: Vec<_> = self
+            .ballots
+            .open()
+            .filter(|b| !b.relayed && b.has_voted(&self.me) && b.relay_at() <= now)
+            .map(|b| *b.digest())
+            .collect();
+        for d in &due_votes {
+            self.auto_vote(ctx, group, d, out)?;
+        }
+        for d in &due_relays {
+            self.relay(ctx, group, d, out)?;
+        }
+        Ok(!due_votes.is_empty() || !due_relays.is_empty())
+    }
+}

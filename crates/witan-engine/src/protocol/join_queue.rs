@@ -1,0 +1,184 @@
+//! Outsiders' join requests, kept by every member until an add proposal for them exists or
+//! they expire, and the takeover windows that decide who proposes them.
+//!
+//! The leader of round 0 (the epoch steward) proposes an add as soon as it sees the request;
+//! the member at position k of the epoch's leader order proposes it if, `k` takeover windows
+//! after the request arrived, no add proposal for that member exists. So a sleeping epoch
+//! steward blocks no join, and several members rarely propose the same one (duplicates are
+//! harmless: a commit adds a member once and resolves the other adds as well).
+//!
+//! Requests come from anyone who can publish on the welcome topic, so they are bounded in
+//! number and bytes; the oldest goes first.
+
+use std::collections::BTreeMap;
+
+use crate::mls::MemberId;
+
+/// Requests kept at most.
+pub const MAX_REQUESTS: usize = 256;
+/// Bytes of key packages kept at most.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub(crate) key_package: Vec<u8>,
+    pub(crate) seen_at_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JoinQueue {
+    pub(crate) requests: BTreeMap<MemberId, JoinRequest>,
+}
+
+impl JoinQueue {
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    pub fn get(&self, member: &MemberId) -> Option<&JoinRequest> {
+        self.requests.get(member)
+    }
+
+    /// Keeps a validated request (a newer key package of the same member replaces the older).
+    /// Returns whether it is new.
+    pub fn add(&mut self, member: MemberId, key_package: Vec<u8>, now_ms: u64) -> bool {
+        if self
+            .requests
+            .get(&member)
+            .is_some_and(|r| r.key_package == key_package)
+        {
+            return false;
+        }
+        self.requests.insert(
+            member,
+            JoinRequest {
+                key_package,
+                seen_at_ms: now_ms,
+            },
+        );
+        self.bound();
+        self.requests.contains_key(&member)
+    }
+
+    fn bound(&mut self) {
+        let bytes = |q: &BTreeMap<MemberId, JoinRequest>| -> usize {
+            q.values().map(|r| r.key_package.len()).sum()
+        };
+        while self.requests.len() > MAX_REQUESTS || bytes(&self.requests) > MAX_REQUEST_BYTES {
+            let oldest = self
+                .requests
+                .iter()
+                .min_by_key(|(m, r)| (r.seen_at_ms, **m))
+                .map(|(m, _)| *m);
+            match oldest {
+                Some(m) => self.requests.remove(&m),
+                None => break,
+            };
+        }
+    }
+
+    pub fn remove(&mut self, member: &MemberId) {
+        self.requests.remove(member);
+    }
+
+    /// Drops requests older than `timeout_ms` (their joiner gave up).
+    pub fn expire(&mut self, now_ms: u64, timeout_ms: u64) {
+        self.requests
+            .retain(|_, r| r.seen_at_ms.saturating_add(timeout_ms) > now_ms);
+    }
+
+    /// When this member proposes the add of a request, at position `rank` of the leader
+    /// order with `window_ms` per position.
+    pub fn due_at(request: &JoinRequest, rank: usize, window_ms: u64) -> u64 {
+        let k = u64::try_from(rank).unwrap_or(u64::MAX);
+        request
+            .seen_at_ms
+            .saturating_add(k.saturating_mul(window_ms))
+    }
+
+    /// The requests this member must propose now, oldest first, given which members already
+    /// have an add proposal.
+    pub fn due(
+        &self,
+        now_ms: u64,
+        rank: usize,
+        window_ms: u64,
+        proposed: impl Fn(&MemberId) -> bool,
+    ) -> Vec<(MemberId, Vec<u8>)> {
+        let mut due: Vec<(u64, MemberId, Vec<u8>)> = self
+            .requests
+            .iter()
+            .filter(|(m, r)| Self::due_at(r, rank, window_ms) <= now_ms && !proposed(m))
+            .map(|(m, r)| (r.seen_at_ms, *m, r.key_package.clone()))
+            .collect();
+        due.sort();
+        due.into_iter().map(|(_, m, kp)| (m, kp)).collect()
+    }
+
+    /// The next time a request not yet proposed becomes due for this member.
+    pub fn next_deadline(
+        &self,
+        rank: usize,
+        window_ms: u64,
+        proposed: impl Fn(&MemberId) -> bool,
+    ) -> Option<u64> {
+        self.requests
+            .iter()
+            .filter(|(m, _)| !proposed(m))
+            .map(|(_, r)| Self::due_at(r, rank, window_ms))
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(i: u8) -> MemberId {
+        MemberId([i; 20])
+    }
+
+    #[test]
+    fn requests_are_due_by_rank_and_skipped_once_proposed() {
+        let mut q = JoinQueue::default();
+        assert!(q.add(id(1), vec![1; 10], 1_000));
+        assert!(!q.add(id(1), vec![1; 10], 2_000), "the same request again");
+        assert!(q.add(id(2), vec![2; 10], 1_500));
+        // The epoch steward (rank 0) proposes at once, rank 2 after two windows.
+        assert_eq!(q.due(1_500, 0, 500, |_| false).len(), 2);
+        assert!(q.due(1_999, 2, 500, |_| false).is_empty());
+        assert_eq!(q.due(2_000, 2, 500, |_| false), vec![(id(1), vec![1; 10])]);
+        assert!(
+            q.due(9_000, 2, 500, |m| *m == id(1))
+                .iter()
+                .all(|(m, _)| *m == id(2))
+        );
+        assert_eq!(q.next_deadline(2, 500, |_| false), Some(2_000));
+        assert_eq!(q.next_deadline(2, 500, |m| *m == id(1)), Some(2_500));
+    }
+
+    #[test]
+    fn outsiders_cannot_grow_the_queue_without_bound() {
+        let mut q = JoinQueue::default();
+        for i in 0..(MAX_REQUESTS + 10) {
+            let mut m = [0u8; 20];
+            m[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            q.add(MemberId(m), vec![0; 100], i as u64);
+        }
+        assert_eq!(q.len(), MAX_REQUESTS);
+        let mut big = JoinQueue::default();
+        for i in 0..100u8 {
+            big.add(id(i), vec![0; 64 * 1024], u64::from(i));
+        }
+        let bytes: usize = big.requests.values().map(|r| r.key_package.len()).sum();
+        assert!(bytes <= MAX_REQUEST_BYTES);
+        assert!(big.get(&id(99)).is_some(), "the newest is kept");
+        assert!(big.get(&id(0)).is_none(), "the oldest goes first");
+        big.expire(1_000, 10);
+        assert!(big.is_empty());
+    }
+}

@@ -1,0 +1,161 @@
+//! Peer scores (spec "Peer Scoring"): the group's table, changed only by certified commits,
+//! and this member's own suspicion, kept apart.
+//!
+//! Every change to the group's table comes from a certified commit, so all members of an
+//! epoch hold the same table: the author of the certified commit is rewarded, the leaders of
+//! the rounds that failed before it are penalised once each (a missed commit), members
+//! proven to have voted both ways are penalised, and resolved emergencies reward or penalise
+//! as the spec says. Rewards never lift a score above the default, so good behaviour heals
+//! past faults but banks no credit. What a member finds wrong with a candidate on its own
+//! (unauthorized, forged evidence, a broken commit) is its *suspicion*: counted with the
+//! group's score when it raises and votes on emergency removals, which turns local evidence
+//! into a group decision.
+
+use std::collections::BTreeMap;
+
+use crate::mls::MemberId;
+use crate::protocol::settings::Settings;
+
+/// Why a score changes (logs and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScoreEvent {
+    CommitCertified,
+    MissedCommit,
+    Equivocation,
+    EmergencyUpheld,
+    EmergencyRewarded,
+    EmergencyRejected,
+    InvalidCandidate,
+    UnauthorizedLeader,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScoreBook {
+    pub(crate) scores: BTreeMap<MemberId, i64>,
+    pub(crate) suspicion: BTreeMap<MemberId, i64>,
+}
+
+impl ScoreBook {
+    /// The group's score of `member`, if it is a member.
+    pub fn get(&self, member: &MemberId) -> Option<i64> {
+        self.scores.get(member).copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&MemberId, &i64)> {
+        self.scores.iter()
+    }
+
+    /// Keeps exactly `members` in the table, newcomers at the default score.
+    pub fn set_members(&mut self, members: &[MemberId], default: i64) {
+        self.scores.retain(|m, _| members.contains(m));
+        self.suspicion.retain(|m, _| members.contains(m));
+        for m in members {
+            self.scores.entry(*m).or_insert(default);
+        }
+    }
+
+    /// A joiner's table, as the sync gives it: members only, the rest at the default.
+    pub fn from_sync(entries: &[(MemberId, i64)], members: &[MemberId], default: i64) -> Self {
+        let mut book = ScoreBook::default();
+        for (m, s) in entries {
+            if members.contains(m) {
+                book.scores.insert(*m, *s);
+            }
+        }
+        book.set_members(members, default);
+        book
+    }
+
+    /// A certified change. Rewards are capped at the default score. Returns true when the
+    /// score crossed below the removal threshold with it.
+    pub fn adjust(&mut self, member: &MemberId, delta: i64, why: ScoreEvent, s: &Settings) -> bool {
+        let Some(score) = self.scores.get_mut(member) else {
+            return false;
+        };
+        let before = *score;
+        *score = if delta > 0 {
+            before
+                .saturating_add(delta)
+                .min(s.default_peer_score.max(before))
+        } else {
+            before.saturating_add(delta)
+        };
+        tracing::debug!(member = %member.short(), delta, ?why, "score changed");
+        before >= s.removal_threshold && *score < s.removal_threshold
+    }
+
+    /// This member's own observation against `member`.
+    pub fn suspect(&mut self, member: &MemberId, delta: i64, why: ScoreEvent) {
+        if !self.scores.contains_key(member) {
+            return;
+        }
+        let entry = self.suspicion.entry(*member).or_insert(0);
+        *entry = entry.saturating_add(delta);
+        tracing::debug!(member = %member.short(), delta, ?why, "local penalty");
+    }
+
+    /// The group's score with this member's suspicion counted: what it acts on when it
+    /// raises and votes on emergency removals.
+    pub fn local_score(&self, member: &MemberId) -> Option<i64> {
+        let agreed = self.get(member)?;
+        Some(agreed.saturating_add(self.suspicion.get(member).copied().unwrap_or(0)))
+    }
+
+    /// The group judged `member` in an emergency vote: local evidence against it is spent.
+    pub fn clear_suspicion(&mut self, member: &MemberId) {
+        self.suspicion.remove(member);
+    }
+
+    /// Members whose local score is below the removal threshold.
+    pub fn below_threshold(&self, s: &Settings) -> Vec<MemberId> {
+        self.scores
+            .keys()
+            .filter(|m| self.local_score(m).is_some_and(|x| x < s.removal_threshold))
+            .copied()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn penalties_cross_the_threshold_once_and_rewards_are_capped() {
+        let s = Settings::default();
+        let m = MemberId([1; 20]);
+        let mut book = ScoreBook::default();
+        book.set_members(&[m], s.default_peer_score);
+        assert!(!book.adjust(&m, -60, ScoreEvent::MissedCommit, &s));
+        assert_eq!(book.get(&m), Some(40));
+        assert!(book.adjust(&m, -60, ScoreEvent::MissedCommit, &s));
+        assert!(!book.adjust(&m, -60, ScoreEvent::MissedCommit, &s));
+        book.adjust(&m, 500, ScoreEvent::CommitCertified, &s);
+        assert_eq!(book.get(&m), Some(100));
+    }
+
+    #[test]
+    fn suspicion_is_local_and_counted_only_for_members() {
+        let s = Settings::default();
+        let (a, b) = (MemberId([1; 20]), MemberId([2; 20]));
+        let mut book = ScoreBook::default();
+        book.set_members(&[a], s.default_peer_score);
+        book.suspect(&a, -150, ScoreEvent::InvalidCandidate);
+        book.suspect(&b, -150, ScoreEvent::InvalidCandidate);
+        assert_eq!(book.get(&a), Some(100));
+        assert_eq!(book.local_score(&a), Some(-50));
+        assert_eq!(book.local_score(&b), None);
+        assert_eq!(book.below_threshold(&s), vec![a]);
+        book.clear_suspicion(&a);
+        assert!(book.below_threshold(&s).is_empty());
+    }
+
+    #[test]
+    fn a_synced_table_keeps_members_only() {
+        let (a, b, c) = (MemberId([1; 20]), MemberId([2; 20]), MemberId([3; 20]));
+        let book = ScoreBook::from_sync(&[(a, 40), (c, -5)], &[a, b], 100);
+        assert_eq!(book.get(&a), Some(40));
+        assert_eq!(book.get(&b), Some(100));
+        assert_eq!(book.get(&c), None);
+    }
+}
