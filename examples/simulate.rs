@@ -12,7 +12,8 @@
 //!
 //! The default run is `Config::full(12)`: every bounded fault family, one chaos round. Options
 //! apply in order: `--ci` (the CI sweep's shape: 5 members, two rounds, keeping the
-//! families; with the default families it is the CI sweep), `--ci-churn` / `--ci-steady`
+//! families; with the default families it is the CI sweep), `--ci-bounded` (the CI sweep with
+//! the bounded families, whatever the defaults), `--ci-churn` / `--ci-steady`
 //! (the reduced fault sets of the first CI sweep, kept to compare with its reports), `--only LIST`
 //! (exactly these families), `--seeds N` (run seeds `start..start+N`), `--start S`, `--seed N`
 //! (one seed), `--members M`, `--rounds R`, `--chaos-ms T`, `--settle-ms T`, `--faults LIST`
@@ -59,6 +60,7 @@ fn parse() -> Result<Args, String> {
             "--seed" => args.single = Some(num(value("--seed")?)?),
             "--members" => args.cfg.members = num(value("--members")?)? as usize,
             "--ci" => args.cfg = Config::ci(args.cfg.faults),
+            "--ci-bounded" => args.cfg = Config::ci(Faults::bounded()),
             "--ci-churn" => args.cfg = Config::ci(Faults::ci_churn()),
             "--ci-steady" => args.cfg = Config::ci(Faults::ci_steady()),
             "--only" => {

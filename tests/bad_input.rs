@@ -226,3 +226,43 @@ fn late_traffic_of_the_previous_epoch_is_delivered_once_and_a_left_member_refuse
     assert_eq!(net.snapshot(3), before);
     let _ = CONV;
 }
+
+#[test]
+#[ignore = "fails before the fix of F22"]
+fn a_resolved_proposal_replayed_to_a_member_that_joined_later_is_refused() {
+    let mut net = Net::new(4);
+    net.create(0, fast_settings());
+    for i in 1..3 {
+        net.request_join(i);
+    }
+    net.run_for(30_000);
+    // Member 0 proposes removing member 1; the group commits it.
+    let removal = net.make_proposal(
+        0,
+        witan::protocol::Action::Remove {
+            member: net.nodes[1].id(),
+        },
+    );
+    let packet = net.craft(0, Content::Proposal(removal.clone()));
+    for i in 1..3 {
+        net.receive(i, &packet).unwrap();
+    }
+    net.run_for(30_000);
+    assert!(!net.nodes[0].conv().members().contains(&net.nodes[1].id()));
+    net.request_join(3);
+    net.run_for(30_000);
+    assert!(net.nodes[3].conv().is_member_state());
+    // Member 2 replays the old proposal, with its votes, in the current epoch.
+    let replay = net.craft(2, Content::Proposal(removal));
+    let before = net.snapshot(3);
+    let err = net.receive(3, &replay).unwrap_err();
+    assert!(
+        err.to_string().contains("before this member joined"),
+        "{err}"
+    );
+    assert_eq!(net.snapshot(3), before);
+    // A member that saw it resolved refuses it too.
+    let before = net.snapshot(0);
+    assert!(net.receive(0, &replay).is_err());
+    assert_eq!(net.snapshot(0), before);
+}

@@ -304,3 +304,24 @@ fn removing_the_epoch_steward_is_committed_by_its_backup_without_waiting() {
         );
     }
 }
+
+#[test]
+fn a_leave_only_its_member_saw_decided_is_shared_and_committed_by_another() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    // Node 3's leave reaches nobody; at expiry it alone considers it decided, and it cannot
+    // commit its own removal.
+    for to in 0..3 {
+        net.cut.insert((3, to));
+    }
+    net.act(3, |c, ctx| c.leave(ctx)).unwrap();
+    net.run_for(fast_settings().vote_timeout_ms + 100);
+    assert!(net.nodes[0].conv().ballots().open().next().is_none());
+    net.cut.clear();
+    // Its rounds run out or it passes its turn: it shares the work, the others vote and one
+    // of them commits it.
+    net.run_for(60_000);
+    net.assert_agree(&[0, 1, 2]);
+    assert_eq!(net.nodes[0].conv().members().len(), 3);
+    assert_eq!(net.nodes[3].conv().state(), witan::protocol::State::Left);
+}

@@ -325,7 +325,10 @@ impl Sim {
         let crafted =
             byzantine::craft(&path, &secret, &conv, byzantine::equivocation(now_local))
                 .map_err(|e| self.violation("setup", format!("m{m} equivocation failed: {e}")))?;
-        let Some(c) = crafted else { return Ok(()) };
+        // Nothing to equivocate on (only its own removal is decided, say).
+        let Some(c) = crafted.filter(|c| !c.packets.is_empty()) else {
+            return Ok(());
+        };
         if let Some(b) = self.members[m].byz.as_mut() {
             b.equivocated = Some((c.epoch, c.round));
         }

@@ -68,10 +68,19 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Every bounded family: what the engine is meant to survive (the simulator's default and
-    /// the CI sweep). Unbounded delays, long partitions, slow restarts and equivocation are
-    /// left out: the protocol's freeze rounds assume deliveries well inside its windows and a
-    /// connected majority, and equivocation is a known open problem (docs/simulation.md).
+    /// Every family: the bounded ones with unbounded delays, long partitions, slow restarts
+    /// and an equivocating leader.
+    pub fn all() -> Faults {
+        Faults {
+            slow_network: true,
+            long_partitions: true,
+            slow_restart: true,
+            equivocation: true,
+            ..Faults::bounded()
+        }
+    }
+
+    /// Every bounded family: the simulator's default and the CI sweep.
     pub fn bounded() -> Faults {
         Faults {
             churn: true,
