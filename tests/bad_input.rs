@@ -228,7 +228,6 @@ fn late_traffic_of_the_previous_epoch_is_delivered_once_and_a_left_member_refuse
 }
 
 #[test]
-#[ignore = "fails before the fix of F22"]
 fn a_resolved_proposal_replayed_to_a_member_that_joined_later_is_refused() {
     let mut net = Net::new(4);
     net.create(0, fast_settings());

@@ -308,16 +308,24 @@ fn f19_a_moot_proposal_is_forgotten_not_resolved() {
 /// Fixed: the leaders penalised are those ahead of the value's author in the epoch's order,
 /// a function of the value alone.
 #[test]
-#[ignore = "fails before the fix of F20"]
 fn f20_penalties_depend_on_the_certified_value_not_its_round() {
     assert_all_passes(147);
+}
+
+/// F21: a leader could only propose its first value of an epoch again (one MLS commit per
+/// epoch); once an emergency opened, the others refused it for ever: no round ended. Fixed:
+/// a value without a polka is valid only from its author, so an author that saw no polka
+/// for its value knows it cannot be certified and builds a fresh one.
+#[test]
+#[ignore = "fails before the fix of F21"]
+fn f21_a_leader_replaces_a_stale_value_nobody_locked() {
+    assert_all_passes(152);
 }
 
 /// F22: a member that had left and joined again took a byzantine member's replay of its own
 /// old leave proposal (resolved long before it re-joined) as open work, and its rounds
 /// never ended. Fixed: a member refuses proposals made before it joined.
 #[test]
-#[ignore = "fails before the fix of F22"]
 fn f22_a_rejoined_member_refuses_proposals_older_than_its_membership() {
     assert_all_passes(156);
 }

@@ -3,7 +3,7 @@
 //! Applying a certified commit changes, at every member alike and from the certified data
 //! alone: the MLS group (the author's pending commit merged, anyone else's pending commit
 //! dropped and the commit staged and merged), the resolutions (`ProposalResolved` — final),
-//! membership, scores (the author rewarded, the leaders of the rounds that failed before it
+//! membership, scores (the author rewarded, the leaders ahead of the author in the epoch's order
 //! penalised once each and dropped from the steward list, equivocators penalised, emergencies
 //! settled), the steward list (renewed when used up), the next epoch's leader order. A member
 //! the commit removes applies it too and learns it left. Whoever formed the certificate sends
@@ -38,9 +38,9 @@ impl Conversation {
             ProtocolError::InvalidInput("certified commit without a candidate".into())
         })?;
         let before = self.members();
-        let failed = self.failed_leaders(certified.round);
         let staged = group.stage_commit(ctx.provider, &candidate.commit)?;
         let author = staged.committer;
+        let failed = self.failed_leaders(author);
         let mine = author == self.me;
         if !mine && group.has_pending_commit() {
             group.clear_pending_commit(ctx.provider)?;
@@ -97,19 +97,12 @@ impl Conversation {
         self.note_work(ctx, group, out)
     }
 
-    /// The distinct leaders of the rounds before `round`.
-    fn failed_leaders(&self, round: u32) -> Vec<MemberId> {
-        let n = self.leaders.len().max(1);
-        let rounds = (round as usize).min(n);
-        let mut failed: Vec<MemberId> = Vec::new();
-        for r in 0..rounds {
-            if let Some(m) = self.leaders.get(r % n)
-                && !failed.contains(m)
-            {
-                failed.push(*m);
-            }
-        }
-        failed
+    /// The leaders ahead of the commit's author in the epoch's order: they had their turn
+    /// and did not commit. A function of the certified value alone (one value may be
+    /// certified in several rounds, and members may apply different certificates of it).
+    fn failed_leaders(&self, author: MemberId) -> Vec<MemberId> {
+        let ahead = self.leaders.iter().position(|m| *m == author).unwrap_or(0);
+        self.leaders[..ahead].to_vec()
     }
 
     /// The certified resolutions and their score effects, in the candidate's order.

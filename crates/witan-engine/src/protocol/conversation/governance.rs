@@ -200,22 +200,19 @@ impl Conversation {
         mut p: wire::Proposal,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        let (action, _) = parse_payload(&p)?;
+        let (action, made_in) = parse_payload(&p)?;
         let owner = MemberId::from_public_key(&p.proposal_owner);
         let shared = owner != sender;
-        let registered = self.check_action(ctx, &action, owner).and_then(|()| {
-            self.with_ballots(ctx.now_ms, |b, scope| b.receive(&p, sender, scope))
-                .map_err(ProtocolError::from)
-        });
-        let (digest, new) = match registered {
-            Ok(r) => r,
-            // Shared work this member resolved already, or no longer takes: nothing to do.
-            Err(e) if shared => {
-                tracing::debug!(conversation = %self.id, error = %e, "shared proposal skipped");
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
+        if made_in < self.since_epoch {
+            // Made before this member joined: whether a commit it did not see resolved it is
+            // unknown here (a replay). A commit that resolves it still shows it.
+            return Err(ProtocolError::InvalidInput(
+                "the proposal was made before this member joined".into(),
+            ));
+        }
+        self.check_action(ctx, &action, owner)?;
+        let (digest, new) =
+            self.with_ballots(ctx.now_ms, |b, scope| b.receive(&p, sender, scope))?;
         if new {
             self.welcome_proposal(ctx, &digest, out);
         }
