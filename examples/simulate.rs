@@ -10,10 +10,11 @@
 //! cargo run --release --example simulate -- --ci --only churn,network --exact --seed 2 --trace
 //! ```
 //!
-//! The default run is `Config::full(12)`: every bounded fault family, one chaos round. Options
+//! The default run is `Config::full(12)`: every fault family, one chaos round. Options
 //! apply in order: `--ci` (the CI sweep's shape: 5 members, two rounds, keeping the
-//! families; with the default families it is the CI sweep), `--ci-bounded` (the CI sweep with
-//! the bounded families, whatever the defaults), `--ci-churn` / `--ci-steady`
+//! families; with the default families it is the CI sweep), `--ci-bounded` (the CI sweep's
+//! mix before commits were certified: no slow network, long partitions, slow restarts or
+//! equivocation; regressions F11–F17 are pinned to its seeds), `--ci-churn` / `--ci-steady`
 //! (the reduced fault sets of the first CI sweep, kept to compare with its reports), `--only LIST`
 //! (exactly these families), `--seeds N` (run seeds `start..start+N`), `--start S`, `--seed N`
 //! (one seed), `--members M`, `--rounds R`, `--chaos-ms T`, `--settle-ms T`, `--faults LIST`

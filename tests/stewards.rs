@@ -144,3 +144,74 @@ fn an_emergency_voted_down_costs_its_proposer_score() {
         assert!(net.nodes[i].conv().members().contains(&net.nodes[3].id()));
     }
 }
+
+#[test]
+fn another_members_value_proposed_without_its_polka_is_not_prevoted() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let ids: Vec<_> = net.nodes.iter().map(|n| n.id()).collect();
+    let order: Vec<usize> = net.nodes[0]
+        .conv()
+        .leaders()
+        .iter()
+        .map(|m| ids.iter().position(|x| x == m).unwrap())
+        .collect();
+    let (first, second) = (order[0], order[1]);
+    let rest: Vec<usize> = (0..4).filter(|i| *i != first && *i != second).collect();
+    let (c, d) = (rest[0], rest[1]);
+    // The round-0 and round-1 leaders' packets are lost; c proposes removing d.
+    net.muted.insert(first);
+    net.muted.insert(second);
+    let target = net.nodes[d].id();
+    net.act(c, |conv, ctx| {
+        conv.propose_removal(ctx, target).map(|(_, o)| o)
+    })
+    .unwrap();
+    net.run_for(500);
+    let value = net.nodes[first]
+        .conv()
+        .commit_round()
+        .own()
+        .cloned()
+        .expect("the round-0 leader built its value");
+    let prevoted = |net: &Net, from: usize, reader: usize| {
+        net.in_flight_from(from, reader)
+            .iter()
+            .any(|m| matches!(m, Content::Prevote(_)))
+    };
+    // From its author, in its round, the value is prevoted.
+    net.drop_in_flight();
+    let own = net.craft(first, Content::Candidate(value.clone()));
+    net.receive(d, &own).unwrap();
+    assert!(prevoted(&net, d, first), "its author's value is prevoted");
+    net.drop_in_flight();
+    // c decides at the window's end and its rounds run: in a later round led by another
+    // member, that leader proposes the same value as its own, without a polka.
+    net.run_for(fast_settings().vote_timeout_ms + 3_000);
+    let at = |net: &Net| {
+        let round = net.nodes[c].conv().commit_round().round();
+        (round, order[round as usize % 4])
+    };
+    let (mut round, mut leader) = at(&net);
+    for _ in 0..200 {
+        if leader != first && leader != c {
+            break;
+        }
+        net.run_for(200);
+        (round, leader) = at(&net);
+    }
+    assert!(round > 0 && leader != first && leader != c, "round {round}");
+    net.drop_in_flight();
+    let again = wire::Candidate {
+        round,
+        proposer: net.nodes[leader].id().as_bytes().to_vec(),
+        pol: None,
+        ..value
+    };
+    let packet = net.craft(leader, Content::Candidate(again));
+    net.receive(c, &packet).unwrap();
+    assert!(
+        !prevoted(&net, c, leader),
+        "prevoted another member's value"
+    );
+}

@@ -68,8 +68,9 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Every family: the bounded ones with unbounded delays, long partitions, slow restarts
-    /// and an equivocating leader.
+    /// Every family: what the engine is meant to survive (the simulator's default and the CI
+    /// sweep) — since commits are certified, unbounded delays, long partitions, slow restarts
+    /// and an equivocating leader included.
     pub fn all() -> Faults {
         Faults {
             slow_network: true,
@@ -80,7 +81,8 @@ impl Faults {
         }
     }
 
-    /// Every bounded family: the simulator's default and the CI sweep.
+    /// The bounded families: the CI sweep's mix before commits were certified (the
+    /// regressions found in it are pinned to its seeds).
     pub fn bounded() -> Faults {
         Faults {
             churn: true,
@@ -101,7 +103,7 @@ impl Faults {
     }
 
     /// A reduced set of the first CI sweep (churn without network faults, crashes or
-    /// byzantine candidates), kept to compare with its reports; CI now runs `bounded`.
+    /// byzantine candidates), kept to compare with its reports; CI now runs `all`.
     pub fn ci_churn() -> Faults {
         Faults {
             churn: true,
@@ -114,7 +116,7 @@ impl Faults {
     }
 
     /// The other reduced set of the first CI sweep (no churn, no bogus candidates), kept to
-    /// compare with its reports; CI now runs `bounded`.
+    /// compare with its reports; CI now runs `all`.
     pub fn ci_steady() -> Faults {
         Faults {
             network: true,
@@ -192,14 +194,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// The command line's default: `members` members, every bounded family, one round.
+    /// The command line's default: `members` members, every family, one round.
     pub fn full(members: usize) -> Config {
         Config {
             members,
             rounds: 1,
             chaos_ms: 25_000,
             settle_ms: 60_000,
-            faults: Faults::bounded(),
+            faults: Faults::all(),
             check_scores: true,
             mix_chance: 0.6,
             trace: false,

@@ -438,6 +438,30 @@ impl Net {
         bytes
     }
 
+    /// What node `from` has in flight, decrypted as node `reader` would (on a copy of its
+    /// storage: nothing changes); packets it cannot decrypt are left out.
+    pub fn in_flight_from(&self, from: usize, reader: usize) -> Vec<wire::group_payload::Content> {
+        let kv = self.nodes[reader].kv.clone();
+        let provider = MlsProvider::new(&kv);
+        let Ok(Some(mut group)) = Group::load(&provider, CONV.as_bytes()) else {
+            return Vec::new();
+        };
+        self.queue
+            .iter()
+            .filter(|(f, _, _)| *f == from)
+            .filter_map(|(_, _, payload)| {
+                let env = wire::decode_envelope(payload).ok()?;
+                let d = group.decrypt(&provider, &env.body).ok()?;
+                wire::decode_group_payload(&d.plaintext).ok()?.content
+            })
+            .collect()
+    }
+
+    /// Drops everything in flight.
+    pub fn drop_in_flight(&mut self) {
+        self.queue.clear();
+    }
+
     /// The serialized engine state of node `i`, to prove a rejected input changed nothing.
     pub fn snapshot(&self, i: usize) -> (Vec<u8>, usize) {
         (self.nodes[i].conv().to_bytes(), self.nodes[i].kv.len())

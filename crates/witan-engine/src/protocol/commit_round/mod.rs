@@ -196,9 +196,9 @@ pub struct CommitRound {
     /// Rounds whose polka / certificate this member (as leader) already sent.
     pub(crate) polka_sent: BTreeSet<u32>,
     pub(crate) certified_sent: bool,
-    /// Values this member checked and found valid this epoch (checking one stages its MLS
-    /// commit, which is not repeated).
-    pub(crate) valid: BTreeSet<Vec<u8>>,
+    /// Values this member checked and found valid this epoch, with the author of their MLS
+    /// commit (checking one stages its commit, which is not repeated).
+    pub(crate) valid: BTreeMap<Vec<u8>, MemberId>,
 }
 
 fn digest_of(ctx: &RoundCtx<'_>, c: &wire::Candidate) -> Digest {
@@ -234,15 +234,38 @@ impl CommitRound {
         self.proposed.is_some_and(|p| p >= round)
     }
 
-    /// Whether the value with this digest was found valid here before.
-    pub fn known_valid(&self, digest: &[u8]) -> bool {
-        self.valid.contains(digest)
+    /// The author of the value with this digest, if it was found valid here before.
+    pub fn known_valid(&self, digest: &[u8]) -> Option<MemberId> {
+        self.valid.get(digest).copied()
     }
 
-    pub fn mark_valid(&mut self, digest: &[u8]) {
+    pub fn mark_valid(&mut self, digest: &[u8], committer: MemberId) {
         if self.valid.len() < MAX_CANDIDATES {
-            self.valid.insert(digest.to_vec());
+            self.valid.insert(digest.to_vec(), committer);
         }
+    }
+
+    /// Whether this member's own value may be certified: a polka for it exists. The first
+    /// polka for a value can only be formed by its author (a value without a polka is valid
+    /// only from its author), as the leader of a round it proposed it in — so an author that
+    /// formed or saw none knows there is none, and may build a new value instead (its MLS
+    /// commit replacing the old one, which can then never be certified).
+    pub fn own_may_be_certified(&self, ctx: &RoundCtx<'_>) -> bool {
+        let Some(own) = &self.own else {
+            return false;
+        };
+        let digest = digest_of(ctx, own);
+        let polka_here = self.polka_sent.iter().any(|r| {
+            self.candidates
+                .get(r)
+                .is_some_and(|c| digest_of(ctx, c) == digest)
+        });
+        polka_here
+            || self
+                .lock
+                .as_ref()
+                .is_some_and(|l| l.digest() == digest.as_slice())
+            || self.early_polkas.contains_key(digest.as_slice())
     }
 
     /// The candidate with this digest, if seen this epoch.

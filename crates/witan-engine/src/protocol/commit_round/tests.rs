@@ -261,3 +261,36 @@ fn a_later_leader_waits_for_a_quorum_and_proposes_the_newest_lock() {
     assert_eq!(c.commit, a.commit);
     assert_eq!(p.round, 0);
 }
+
+#[test]
+fn an_author_knows_its_value_may_be_certified_only_once_a_polka_for_it_exists() {
+    let g = group(4);
+    let mut leader = CommitRound::new(1);
+    leader.note_work(&g.ctx(0, 0));
+    leader.poll(&g.ctx(0, 100));
+    let c = g.candidate(9, 0);
+    let d = wire::candidate_digest(CONV, &c);
+    leader.proposed(c.clone(), true, true, &g.ctx(0, 100));
+    assert!(
+        !leader.own_may_be_certified(&g.ctx(0, 100)),
+        "proposed, no prevotes: no polka anywhere"
+    );
+    let prevote = |i: usize| sign(&g.ids[i], RoundVoteKind::Prevote, CONV, 1, 0, Some(&d));
+    leader.on_prevote(prevote(1), &g.ctx(0, 101));
+    assert!(
+        !leader.own_may_be_certified(&g.ctx(0, 101)),
+        "short of a quorum"
+    );
+    leader.on_prevote(prevote(2), &g.ctx(0, 102));
+    assert!(
+        leader.own_may_be_certified(&g.ctx(0, 102)),
+        "it formed the polka"
+    );
+    // Another member's lock on it (a polka it saw) counts the same.
+    let mut other = CommitRound::new(1);
+    other.own = Some(c.clone());
+    other.on_candidate(c.clone(), true, &g.ctx(1, 0));
+    assert!(!other.own_may_be_certified(&g.ctx(1, 0)));
+    other.on_polka(g.polka(&c, 0, &[0, 1, 2]), true, &g.ctx(1, 1));
+    assert!(other.own_may_be_certified(&g.ctx(1, 1)));
+}

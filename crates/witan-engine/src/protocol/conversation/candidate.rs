@@ -22,16 +22,18 @@ use std::collections::BTreeSet;
 use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MemberId};
 use crate::protocol::ballot_box::{Action, Digest, ResolutionCheck, parse};
+use crate::protocol::commit_round::verify_quorum;
 use crate::protocol::score_book::ScoreEvent;
 use crate::protocol::{Ctx, Output, ProtocolError};
-use witan_wire::{self as wire, group_payload::Content};
+use witan_wire::{self as wire, RoundVoteKind, group_payload::Content};
 
 /// Bytes of resolutions one candidate carries at most (well under the envelope limit).
 const MAX_CANDIDATE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What a member makes of a candidate.
 enum Verdict {
-    Valid,
+    /// Valid, with the author of its MLS commit.
+    Valid(MemberId),
     /// Its own view differs (votes it holds, its clock, proposals it had not seen).
     Disagree(String),
     /// The candidate cannot be right for anyone.
@@ -146,7 +148,8 @@ impl Conversation {
         }))
     }
 
-    /// Whether this member finds `c` valid (see the module doc); remembers a valid value.
+    /// Whether this member finds `c`'s value valid (see the module doc); remembers a valid
+    /// value with its author.
     pub(super) fn check_candidate(
         &mut self,
         ctx: &Ctx,
@@ -154,20 +157,69 @@ impl Conversation {
         c: &wire::Candidate,
         out: &mut Output,
     ) -> Result<bool, ProtocolError> {
-        let digest = wire::candidate_digest(&self.id, c);
-        if self.round.known_valid(&digest) {
+        Ok(self.value_author(ctx, group, c, out)?.is_some())
+    }
+
+    /// Whether this member prevotes `c` as its round's candidate: its value is valid, and it
+    /// is its proposer's own commit or comes with a polka of an earlier round (another
+    /// leader proposing it again). A new value only from its author is what lets an author
+    /// that saw no polka for its value replace it (`CommitRound::own_may_be_certified`).
+    pub(super) fn check_proposed(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        c: &wire::Candidate,
+        out: &mut Output,
+    ) -> Result<bool, ProtocolError> {
+        let Some(author) = self.value_author(ctx, group, c, out)? else {
+            return Ok(false);
+        };
+        if author.as_bytes() == c.proposer.as_slice() {
             return Ok(true);
+        }
+        let digest = wire::candidate_digest(&self.id, c);
+        let signers = self.signers();
+        let polka = c.pol.as_ref().is_some_and(|p| {
+            p.round < c.round
+                && p.epoch == self.epoch
+                && p.digest.as_slice() == digest.as_slice()
+                && verify_quorum(
+                    RoundVoteKind::Prevote,
+                    &self.id,
+                    (self.epoch, p.round, &digest),
+                    &p.signatures,
+                    &signers,
+                )
+                .is_ok()
+        });
+        if !polka {
+            tracing::info!(conversation = %self.id, epoch = self.epoch, round = c.round, "not signing a candidate: another member's value without a polka");
+        }
+        Ok(polka)
+    }
+
+    /// The author of `c`'s MLS commit if this member finds its value valid.
+    fn value_author(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        c: &wire::Candidate,
+        out: &mut Output,
+    ) -> Result<Option<MemberId>, ProtocolError> {
+        let digest = wire::candidate_digest(&self.id, c);
+        if let Some(author) = self.round.known_valid(&digest) {
+            return Ok(Some(author));
         }
         let proposer = MemberId::from_slice(&c.proposer).ok();
         match self.judge(ctx, group, c, out)? {
-            Verdict::Valid => {
+            Verdict::Valid(author) => {
                 self.touch(PartKey::Round);
-                self.round.mark_valid(&digest);
-                Ok(true)
+                self.round.mark_valid(&digest, author);
+                Ok(Some(author))
             }
             Verdict::Disagree(why) => {
                 tracing::info!(conversation = %self.id, epoch = self.epoch, round = c.round, "not signing a candidate: {why}");
-                Ok(false)
+                Ok(None)
             }
             Verdict::Forged(why) => {
                 if let Some(p) = proposer {
@@ -178,7 +230,7 @@ impl Conversation {
                         out,
                     );
                 }
-                Ok(false)
+                Ok(None)
             }
         }
     }
@@ -277,6 +329,7 @@ impl Conversation {
         if changes.removes.contains(&staged.committer) {
             return Ok(Verdict::Forged("the commit's author removes itself".into()));
         }
+        let author = staged.committer;
         let want_adds: BTreeSet<MemberId> = changes.adds.iter().map(|(m, _)| *m).collect();
         let want_removes: BTreeSet<MemberId> = changes.removes.iter().copied().collect();
         let got_adds: BTreeSet<MemberId> = staged.added.iter().copied().collect();
@@ -291,7 +344,7 @@ impl Conversation {
             if !c.welcome.is_empty() {
                 return Ok(Verdict::Forged("a welcome without adds".into()));
             }
-            return Ok(Verdict::Valid);
+            return Ok(Verdict::Valid(author));
         }
         let recipients: BTreeSet<[u8; 32]> = match Group::welcome_recipients(&c.welcome) {
             Ok(r) => r.into_iter().collect(),
@@ -309,7 +362,7 @@ impl Conversation {
                 "the welcome is not for the added members".into(),
             ));
         }
-        Ok(Verdict::Valid)
+        Ok(Verdict::Valid(author))
     }
 
     /// Sends this member's vote (already counted) on a proposal.

@@ -187,7 +187,14 @@ pub(super) fn round_part(r: &CommitRound) -> RoundPart {
             .collect(),
         polka_sent: r.polka_sent.iter().copied().collect(),
         certified_sent: r.certified_sent,
-        valid: r.valid.iter().cloned().collect(),
+        valid: r
+            .valid
+            .iter()
+            .map(|(d, m)| StoredValid {
+                digest: d.clone(),
+                committer: m.as_bytes().to_vec(),
+            })
+            .collect(),
         fallback_at: r.fallback_at,
     }
 }
@@ -209,9 +216,11 @@ pub(super) fn round_from(p: RoundPart) -> Result<CommitRound, StateError> {
         fallback_at: p.fallback_at,
         certified_sent: p.certified_sent,
         polka_sent: p.polka_sent.into_iter().collect(),
-        valid: p.valid.into_iter().collect(),
         ..CommitRound::default()
     };
+    for v in p.valid {
+        r.valid.insert(v.digest, member(&v.committer)?);
+    }
     for c in p.candidates {
         r.candidates.insert(c.round, c);
     }

@@ -72,7 +72,7 @@ impl Conversation {
             }
             RoundEffect::Propose { round, value } => self.lead(ctx, group, round, value, out),
             RoundEffect::Consider(c) => {
-                let valid = self.check_candidate(ctx, group, &c, out)?;
+                let valid = self.check_proposed(ctx, group, &c, out)?;
                 Ok(self.with_round(ctx, |r, rcx| r.on_candidate(c, valid, rcx)))
             }
         }
@@ -92,6 +92,15 @@ impl Conversation {
             // a leader proposes once per round, in its current round.
             return Ok(Vec::new());
         }
+        // Its own value again only if it may be certified: otherwise a fresh value, from what
+        // this member considers decided now (its old value may have gone stale).
+        let own_again = |v: &Option<(wire::Candidate, Option<wire::Polka>)>| matches!(v, Some((c, None)) if self.round.own().is_some_and(|o| o.commit == c.commit));
+        let value =
+            if own_again(&value) && !self.read_round(ctx, |r, rcx| r.own_may_be_certified(rcx)) {
+                None
+            } else {
+                value
+            };
         let (mut candidate, built) = match value {
             Some((c, pol)) => (wire::Candidate { pol, ..c }, false),
             None => match self.build_candidate(ctx, group, round)? {
@@ -145,7 +154,7 @@ impl Conversation {
         let joined = self.with_round(ctx, |r, rcx| r.join_if_idle(c.round, rcx));
         self.drive(ctx, group, joined, out)?;
         let effects = if self.round.placement(c.round) == std::cmp::Ordering::Equal {
-            let valid = self.check_candidate(ctx, group, &c, out)?;
+            let valid = self.check_proposed(ctx, group, &c, out)?;
             self.with_round(ctx, |r, rcx| r.on_candidate(c, valid, rcx))
         } else {
             self.with_round(ctx, |r, _| r.hold(c))

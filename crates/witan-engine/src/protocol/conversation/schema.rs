@@ -160,10 +160,19 @@ pub struct RoundPart {
     pub polka_sent: Vec<u32>,
     #[prost(bool, tag = "20")]
     pub certified_sent: bool,
-    #[prost(bytes = "vec", repeated, tag = "21")]
-    pub valid: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "23")]
+    pub valid: Vec<StoredValid>,
     #[prost(uint64, optional, tag = "22")]
     pub fallback_at: Option<u64>,
+}
+
+/// A value found valid, with the author of its MLS commit.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredValid {
+    #[prost(bytes = "vec", tag = "1")]
+    pub digest: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub committer: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
