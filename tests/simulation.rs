@@ -329,3 +329,24 @@ fn f21_a_leader_replaces_a_stale_value_nobody_locked() {
 fn f22_a_rejoined_member_refuses_proposals_older_than_its_membership() {
     assert_all_passes(156);
 }
+
+/// F23: the members a commit added never got their welcome when the value was certified in
+/// a later round than the one it was first proposed in: the certificate named the first
+/// proposer (silent by then), and only a certificate's proposer sends the welcome. The group
+/// listed a member that never arrived. Fixed: a certificate carries the candidate as its
+/// former proposed it (round and proposer), so whoever formed it sends the welcome.
+#[test]
+#[ignore = "fails before the fix of F23"]
+fn f23_whoever_forms_a_certificate_welcomes_the_members_it_adds() {
+    assert_all_passes(1042);
+}
+
+/// F24: round timeouts doubled; after a few rounds that failed (a leader whose proposals
+/// others had not seen, one that passed, a byzantine one) the next took a minute to start,
+/// and the group had not committed when the network had long healed. Fixed: timeouts grow
+/// linearly (freeze window × round), capped.
+#[test]
+#[ignore = "fails before the fix of F24"]
+fn f24_rounds_after_a_few_failed_ones_do_not_take_minutes() {
+    assert_all_passes(2432);
+}
