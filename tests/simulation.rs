@@ -336,7 +336,6 @@ fn f22_a_rejoined_member_refuses_proposals_older_than_its_membership() {
 /// listed a member that never arrived. Fixed: a certificate carries the candidate as its
 /// former proposed it (round and proposer), so whoever formed it sends the welcome.
 #[test]
-#[ignore = "fails before the fix of F23"]
 fn f23_whoever_forms_a_certificate_welcomes_the_members_it_adds() {
     assert_all_passes(1042);
 }
@@ -346,7 +345,6 @@ fn f23_whoever_forms_a_certificate_welcomes_the_members_it_adds() {
 /// and the group had not committed when the network had long healed. Fixed: timeouts grow
 /// linearly (freeze window × round), capped.
 #[test]
-#[ignore = "fails before the fix of F24"]
 fn f24_rounds_after_a_few_failed_ones_do_not_take_minutes() {
     assert_all_passes(2432);
 }

@@ -67,18 +67,18 @@ impl CommitRound {
         self.on_candidate(c, valid, ctx)
     }
 
-    /// The leader of the current round has nothing to propose: it passes its turn.
-    pub fn pass(&mut self, ctx: &RoundCtx<'_>) -> Vec<RoundEffect> {
+    /// The leader of the current round has nothing to propose: it passes its turn, telling
+    /// everyone so that members in its round move on at once. It moves on itself only when
+    /// its round runs out (or with the others, see `on_new_round`): a passer that moved at
+    /// once would run ahead of members still in an earlier round, and the more often it
+    /// passed the further ahead it would be, never in a round with them.
+    pub fn pass(&mut self, _ctx: &RoundCtx<'_>) -> Vec<RoundEffect> {
         let round = self.round;
         self.proposed = Some(round);
-        let next = round.saturating_add(1);
-        let mut out = vec![RoundEffect::NewRound {
+        vec![RoundEffect::NewRound {
             to: None,
-            message: self.new_round_message(next),
-        }];
-        out.extend(self.advance_to(next, ctx));
-        out.retain(|e| !matches!(e, RoundEffect::NewRound { to: Some(_), .. }));
-        out
+            message: self.new_round_message(round.saturating_add(1)),
+        }]
     }
 
     /// As leader: a prevote for one of this member's rounds.
@@ -112,11 +112,13 @@ impl CommitRound {
         if sigs.len() < ctx.quorum() || self.certified_sent {
             return Vec::new();
         }
-        let Some(candidate) = self.candidate(ctx, &v.digest).cloned() else {
+        // The candidate as this member proposed it in that round: it names this member as
+        // its proposer, who sends the welcome of the members it adds (a value proposed again
+        // keeps its digest, not its first proposer).
+        let Some(mut candidate) = self.candidates.get(&v.round).cloned() else {
             return Vec::new();
         };
         self.certified_sent = true;
-        let mut candidate = candidate;
         candidate.pol = None;
         vec![RoundEffect::Certified(wire::CertifiedCommit {
             candidate: Some(candidate),

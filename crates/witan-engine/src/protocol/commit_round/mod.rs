@@ -14,7 +14,7 @@
 //!    polka's round, precommits the value if it is valid here;
 //! 4. applies any valid certificate of its epoch, of any round (the dispatcher does);
 //! 5. moves to the next round when the round times out (round 0 after the commit inactivity
-//!    window, round r after `freeze_window × 2^(r−1)`, capped), telling the next leader its
+//!    window, round r after `freeze_window × r`, capped), telling the next leader its
 //!    lock in a [`wire::NewRound`]; it moves further only on a polka (a quorum is there) or
 //!    on NewRound messages from more than f members;
 //! 6. leads round r > 0 once it holds NewRound messages from a quorum and a short collection
@@ -54,15 +54,17 @@ pub use quorum::{
 const MAX_CANDIDATES: usize = 32;
 /// Candidates of future rounds are held only this many rounds ahead.
 const MAX_ROUNDS_AHEAD: u32 = 8;
-/// Round timeouts double up to this many times.
-const MAX_DOUBLINGS: u32 = 6;
+/// Round timeouts grow linearly (as Tendermint's do: every delay is eventually exceeded,
+/// and a few failed rounds — a silent or byzantine leader each — cost little) up to this
+/// many windows.
+const MAX_WINDOWS: u32 = 32;
 
 /// The timing of the rounds, from the group's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
     /// How long round 0 lasts from when a member sees work (`commit_inactivity_ms`).
     pub first_round_ms: u64,
-    /// Round r > 0 lasts `round_ms × 2^(r−1)` (`freeze_window_ms`), capped.
+    /// Round r > 0 lasts `round_ms × r` (`freeze_window_ms`), capped.
     pub round_ms: u64,
     /// How long the round-0 leader lets work accumulate (`commit_delay_ms`).
     pub commit_delay_ms: u64,
@@ -75,8 +77,8 @@ impl Timing {
         if round == 0 {
             return self.first_round_ms;
         }
-        let doublings = (round - 1).min(MAX_DOUBLINGS);
-        self.round_ms.saturating_mul(1u64 << doublings)
+        self.round_ms
+            .saturating_mul(u64::from(round.min(MAX_WINDOWS)))
     }
 }
 

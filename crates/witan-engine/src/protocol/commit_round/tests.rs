@@ -99,11 +99,11 @@ fn prevotes(effects: &[RoundEffect]) -> Vec<&wire::RoundVote> {
 }
 
 #[test]
-fn round_timeouts_start_with_the_inactivity_window_then_double_up_to_a_cap() {
-    let t: Vec<u64> = (0..10).map(|r| TIMING.timeout(r)).collect();
-    assert_eq!(&t[..5], &[3_000, 1_000, 2_000, 4_000, 8_000]);
-    assert_eq!(t[7], 64_000);
-    assert_eq!(t[9], 64_000, "capped");
+fn round_timeouts_start_with_the_inactivity_window_then_grow_linearly_up_to_a_cap() {
+    let t: Vec<u64> = (0..6).map(|r| TIMING.timeout(r)).collect();
+    assert_eq!(t, [3_000, 1_000, 2_000, 3_000, 4_000, 5_000]);
+    assert_eq!(TIMING.timeout(32), 32_000);
+    assert_eq!(TIMING.timeout(1_000), 32_000, "capped");
 }
 
 #[test]
