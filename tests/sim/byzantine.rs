@@ -14,10 +14,8 @@
 //! Encrypting advances the member's sender ratchet, so the crafting step persists its MLS
 //! writes (including the commits it created and discarded) but never the engine state.
 
-use std::collections::BTreeSet;
-
 use witan::mls::{Group, Identity, MemberId, MlsProvider};
-use witan::protocol::ballot_box::{Action, ProposalContext, Scope, new_proposal, parse_payload};
+use witan::protocol::ballot_box::{Action, ProposalContext, new_proposal, parse_payload};
 use witan::protocol::{Conversation, State};
 use witan::store::{Database, StoreOptions};
 use witan::wire::{self, group_payload::Content};
@@ -170,23 +168,6 @@ pub fn replay<'b>(pool: &'b mut Pool, picks: [u64; 3]) -> Box<Builder<'b>> {
     })
 }
 
-/// The resolutions the member would commit now (its tentative decisions, with evidence).
-fn resolutions(conv: &Conversation, now_ms: u64) -> Vec<wire::Resolution> {
-    let members: BTreeSet<MemberId> = conv.members().into_iter().collect();
-    let scope = Scope {
-        conversation: conv.id(),
-        members: &members,
-        now_ms,
-        settings: conv.settings(),
-    };
-    let ballots = conv.ballots();
-    ballots
-        .decided(&scope)
-        .into_iter()
-        .filter_map(|(d, t)| ballots.resolution(&d, t, false, &scope))
-        .collect()
-}
-
 /// Whether the member leads the current round and has work decided.
 pub fn can_equivocate(conv: &Conversation, me: MemberId, now_ms: u64) -> bool {
     let round = conv.commit_round().round();
@@ -194,7 +175,7 @@ pub fn can_equivocate(conv: &Conversation, me: MemberId, now_ms: u64) -> bool {
     conv.state() != State::Left
         && !leaders.is_empty()
         && leaders[round as usize % leaders.len()] == me
-        && !resolutions(conv, now_ms).is_empty()
+        && !conv.resolutions_at(now_ms).is_empty()
 }
 
 /// Two candidates for the current round over the same resolutions with different MLS
@@ -206,7 +187,7 @@ pub fn equivocation(now_ms: u64) -> Box<Builder<'static>> {
             return Ok(Vec::new());
         }
         let members = conv.members();
-        let mut resolutions = resolutions(conv, now_ms);
+        let mut resolutions = conv.resolutions_at(now_ms);
         let mut adds: Vec<Vec<u8>> = Vec::new();
         let mut added: Vec<MemberId> = Vec::new();
         let mut removes: Vec<MemberId> = Vec::new();

@@ -4,11 +4,9 @@
 //! addressed to chosen members.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
-
-use witan::mls::{Group, Identity, MemberId, MlsProvider};
+use witan::mls::{Group, Identity, MlsProvider};
 use witan::protocol::Conversation;
-use witan::protocol::ballot_box::{Action, Scope};
+use witan::protocol::ballot_box::Action;
 use witan::store::{Database, StoreOptions};
 use witan::wire::{self, group_payload::Content};
 
@@ -61,29 +59,12 @@ pub fn seal(
     wire::encode(&env)
 }
 
-/// The resolutions member `conv` would commit now (its tentative decisions, with evidence).
-pub fn resolutions(conv: &Conversation, now_ms: u64) -> Vec<wire::Resolution> {
-    let members: BTreeSet<MemberId> = conv.members().into_iter().collect();
-    let scope = Scope {
-        conversation: conv.id(),
-        members: &members,
-        now_ms,
-        settings: conv.settings(),
-    };
-    let ballots = conv.ballots();
-    ballots
-        .decided(&scope)
-        .into_iter()
-        .filter_map(|(d, t)| ballots.resolution(&d, t, false, &scope))
-        .collect()
-}
-
 /// Two different, individually valid candidates of member `i` (the leader of round 0, with
 /// work decided) for the current epoch, as encoded group packets.
 pub fn two_commits(w: &World, i: usize) -> (Vec<u8>, Vec<u8>) {
     let now = w.now();
     let mut packets = with_member(w, i, |conv, group, provider, identity| {
-        let resolutions = resolutions(conv, now);
+        let resolutions = conv.resolutions_at(now);
         assert!(!resolutions.is_empty(), "the steward has work decided");
         let mut removes = Vec::new();
         for r in &resolutions {

@@ -61,6 +61,17 @@ impl Conversation {
         c
     }
 
+    /// The resolutions this member would put in a candidate at `now_ms`: its tentative
+    /// decisions with the evidence it holds (byzantine scenarios forge candidates from them).
+    pub fn resolutions_at(&self, now_ms: u64) -> Vec<witan_wire::Resolution> {
+        self.read_ballots(now_ms, |b, scope| {
+            b.decided(scope)
+                .into_iter()
+                .filter_map(|(d, t)| b.resolution(&d, t, false, scope))
+                .collect()
+        })
+    }
+
     /// This member's tentative result of an open proposal at `now_ms`.
     pub fn tentative(&self, b: &Ballot, now_ms: u64) -> Option<Tentative> {
         let members: BTreeSet<MemberId> = self.members().into_iter().collect();
