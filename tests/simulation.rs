@@ -353,7 +353,6 @@ fn f24_rounds_after_a_few_failed_ones_do_not_take_minutes() {
 /// left with it, so nobody welcomed the member the commit added. Fixed: a leader passes its
 /// turn rather than propose a value that removes it.
 #[test]
-#[ignore = "fails before the fix of F25"]
 fn f25_a_leader_does_not_certify_its_own_removal() {
     assert_all_passes(525);
 }
@@ -363,7 +362,6 @@ fn f25_a_leader_does_not_certify_its_own_removal() {
 /// members it can see even when the commit removed most of the signers. Fixed: distinct
 /// removed members, and a quorum less the removed members, at least one.
 #[test]
-#[ignore = "fails before the fix of F26"]
 fn f26_a_joiner_checks_the_certificate_against_the_members_it_can_see() {
     assert_all_passes(951);
 }
@@ -373,7 +371,6 @@ fn f26_a_joiner_checks_the_certificate_against_the_members_it_can_see() {
 /// committed it, and the member could never arrive. Fixed: members remember the key packages
 /// commits used, refuse them, and resolve an approved add of one as dropped.
 #[test]
-#[ignore = "fails before the fix of F27"]
 fn f27_a_used_key_package_is_never_added_again() {
     assert_all_passes(543);
 }
@@ -383,7 +380,6 @@ fn f27_a_used_key_package_is_never_added_again() {
 /// everyone, so a member still in an earlier round moves on once more than f members are
 /// ahead.
 #[test]
-#[ignore = "fails before the fix of F28"]
 fn f28_members_whose_rounds_drifted_apart_meet_again() {
     assert_all_passes(2001);
 }

@@ -9,6 +9,11 @@
 //!
 //! Requests come from anyone who can publish on the welcome topic, so they are bounded in
 //! number and bytes; the oldest goes first.
+//!
+//! A key package can welcome its member once (its private key is gone after the join), so
+//! the queue also remembers, by hash, the key packages certified commits added: a request or
+//! an add proposal carrying one again (a backlog read late, a replay) is refused rather than
+//! committed into a member that can never arrive.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +23,8 @@ use crate::mls::MemberId;
 pub const MAX_REQUESTS: usize = 256;
 /// Bytes of key packages kept at most.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Spent key packages remembered at most (the oldest are forgotten first).
+pub const MAX_SPENT: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinRequest {
@@ -28,9 +35,34 @@ pub struct JoinRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JoinQueue {
     pub(crate) requests: BTreeMap<MemberId, JoinRequest>,
+    /// Hashes of the key packages certified commits added, oldest first.
+    pub(crate) spent: Vec<[u8; 32]>,
+}
+
+/// The hash a spent key package is remembered by.
+pub fn key_package_hash(key_package: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key_package).into()
 }
 
 impl JoinQueue {
+    /// A certified commit added the member of this key package.
+    pub fn spend(&mut self, key_package: &[u8]) {
+        let h = key_package_hash(key_package);
+        if !self.spent.contains(&h) {
+            self.spent.push(h);
+        }
+        if self.spent.len() > MAX_SPENT {
+            self.spent.remove(0);
+        }
+        self.requests.retain(|_, r| r.key_package != key_package);
+    }
+
+    /// Whether a certified commit already added the member of this key package.
+    pub fn is_spent(&self, key_package: &[u8]) -> bool {
+        self.spent.contains(&key_package_hash(key_package))
+    }
+
     pub fn len(&self) -> usize {
         self.requests.len()
     }
@@ -46,6 +78,9 @@ impl JoinQueue {
     /// Keeps a validated request (a newer key package of the same member replaces the older).
     /// Returns whether it is new.
     pub fn add(&mut self, member: MemberId, key_package: Vec<u8>, now_ms: u64) -> bool {
+        if self.is_spent(&key_package) {
+            return false;
+        }
         if self
             .requests
             .get(&member)
@@ -159,6 +194,21 @@ mod tests {
         );
         assert_eq!(q.next_deadline(2, 500, |_| false), Some(2_000));
         assert_eq!(q.next_deadline(2, 500, |m| *m == id(1)), Some(2_500));
+    }
+
+    #[test]
+    fn a_key_package_a_commit_used_is_refused_and_the_memory_is_bounded() {
+        let mut q = JoinQueue::default();
+        assert!(q.add(id(1), vec![1; 10], 1_000));
+        q.spend(&[1; 10]);
+        assert!(q.is_spent(&[1; 10]) && q.get(&id(1)).is_none());
+        assert!(!q.add(id(1), vec![1; 10], 2_000), "a request read late");
+        assert!(q.add(id(1), vec![9; 10], 2_000), "a fresh key package");
+        for i in 0..(MAX_SPENT as u32 + 5) {
+            q.spend(&i.to_be_bytes());
+        }
+        assert_eq!(q.spent.len(), MAX_SPENT);
+        assert!(!q.is_spent(&[1; 10]), "the oldest is forgotten first");
     }
 
     #[test]

@@ -392,11 +392,11 @@ fn a_proposal_a_commit_made_moot_is_forgotten_not_resolved() {
     let mut with_target = f.members.clone();
     with_target.insert(ident(99).member_id());
     assert_eq!(
-        b.forget_moot(&with_target),
+        b.forget_moot(&with_target, |_| false),
         0,
         "not moot while the target is a member"
     );
-    assert_eq!(b.forget_moot(&f.members), 1);
+    assert_eq!(b.forget_moot(&f.members, |_| false), 1);
     assert!(b.get(&digest).is_none() && !b.is_resolved(&digest));
     // Moot here is not moot everywhere: it may come back, and only a commit resolves it.
     let (again, new) = b.receive(&p, f.member(1), &f.scope(1_001)).unwrap();

@@ -78,15 +78,24 @@ impl BallotBox {
         any || self.resolved.len() != resolved
     }
 
-    /// Forgets the open proposals a new epoch made moot (see [`Action::is_moot`]): they are
-    /// not resolved (only a certified commit resolves), so one that stops being moot — its
-    /// member removed again — may arrive and be decided again. Members learn a proposal at
-    /// different epochs, so what is moot here may not be elsewhere. Returns how many went.
-    pub fn forget_moot(&mut self, members: &BTreeSet<MemberId>) -> usize {
+    /// Forgets the open proposals a new epoch made moot (see [`Action::is_moot`]), and the
+    /// adds of key packages already `spent` (a certified commit added their member once):
+    /// they are not resolved (only a certified commit resolves), so one that stops being moot
+    /// — its member removed again — may arrive and be decided again. Members learn a
+    /// proposal at different epochs, so what is moot here may not be elsewhere. Returns how
+    /// many went.
+    pub fn forget_moot(
+        &mut self,
+        members: &BTreeSet<MemberId>,
+        spent: impl Fn(&[u8]) -> bool,
+    ) -> usize {
         let moot: Vec<Digest> = self
             .open
             .values()
-            .filter(|b| b.action.is_moot(members))
+            .filter(|b| {
+                b.action.is_moot(members)
+                    || matches!(&b.action, Action::Add { key_package, .. } if spent(key_package))
+            })
             .map(|b| b.digest)
             .collect();
         for d in &moot {

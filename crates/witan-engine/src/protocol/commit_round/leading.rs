@@ -169,8 +169,14 @@ impl CommitRound {
         let passing =
             m.round == self.round.saturating_add(1) && ctx.leader(self.round) == Some(from);
         if m.round > self.round && m.round <= self.round.saturating_add(MAX_ROUNDS_AHEAD) {
+            // Only the round's leader needs the locks; others count the members ahead.
+            let kept = if ctx.leads(m.round) {
+                lock.clone()
+            } else {
+                None
+            };
             let ahead = self.ahead.entry(m.round).or_default();
-            ahead.insert(from, lock.clone());
+            ahead.insert(from, kept);
             if passing || ahead.len() > max_faulty(ctx.n()) {
                 out.extend(self.advance_to(m.round, ctx));
             }

@@ -14,15 +14,17 @@
 //!    polka's round, precommits the value if it is valid here;
 //! 4. applies any valid certificate of its epoch, of any round (the dispatcher does);
 //! 5. moves to the next round when the round times out (round 0 after the commit inactivity
-//!    window, round r after `freeze_window × r`, capped), telling the next leader its
-//!    lock in a [`wire::NewRound`]; it moves further only on a polka (a quorum is there) or
-//!    on NewRound messages from more than f members;
+//!    window, round r after `freeze_window × r`, capped), telling everyone in a
+//!    [`wire::NewRound`] (with its lock, for the next leader); it moves further only on a
+//!    polka (a quorum is there), on NewRound messages of one later round from more than f
+//!    members, or when its round's leader passes its turn;
 //! 6. leads round r > 0 once it holds NewRound messages from a quorum and a short collection
 //!    window passed (or from every member), or, failing a quorum, half way through the round
 //!    (members that saw no work send no NewRound; a candidate shows them the work): it
 //!    proposes again the value of the newest polka reported, else its own value of this
-//!    epoch (one MLS commit per epoch), else a new one; a leader with nothing to propose
-//!    says so (a NewRound for the next round) instead of letting the round run out.
+//!    epoch if a polka for it may exist (one pending MLS commit per member), else a new one;
+//!    a leader with nothing to propose says so (a NewRound for the next round, to everyone)
+//!    instead of letting the others wait for its round to run out.
 //!
 //! Rounds start when there is work: the round-0 leader proposes `commit_delay` after it sees
 //! work, and a member that sees work, or receives a candidate, starts its round timers (one
@@ -388,8 +390,10 @@ impl CommitRound {
             self.fallback_at = Some(ctx.now_ms.saturating_add(ctx.timing.timeout(round) / 2));
             out.extend(self.maybe_propose(ctx, false));
         } else {
+            // To everyone: the leader collects them (with their locks), and members still in
+            // an earlier round move on once more than f are ahead of them.
             out.push(RoundEffect::NewRound {
-                to: ctx.leader(round),
+                to: None,
                 message: self.new_round_message(round),
             });
         }

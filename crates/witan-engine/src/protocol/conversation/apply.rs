@@ -17,7 +17,7 @@ use prost::Message;
 use super::{Conversation, PartKey, State};
 use crate::mls::{Group, MemberId};
 use crate::protocol::ballot_box::{Action, parse};
-use crate::protocol::commit_round::{CommitRound, Signers, max_faulty, quorum, verify_one};
+use crate::protocol::commit_round::{CommitRound, Signers, quorum, verify_one};
 use crate::protocol::score_book::{ScoreBook, ScoreEvent};
 use crate::protocol::settings::Settings;
 use crate::protocol::steward_schedule::StewardSchedule;
@@ -60,7 +60,10 @@ impl Conversation {
             .on_epoch(&self.id, self.epoch, &ids, &self.settings);
         self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
         self.ballots.forget_voters(&self.member_set());
-        let moot = self.ballots.forget_moot(&self.member_set());
+        let joins = &self.joins;
+        let moot = self
+            .ballots
+            .forget_moot(&self.member_set(), |kp| joins.is_spent(kp));
         if moot > 0 {
             tracing::debug!(conversation = %self.id, moot, "proposals made moot forgotten");
         }
@@ -162,7 +165,18 @@ impl Conversation {
                     self.leaving = false;
                     self.touch(PartKey::Core);
                 }
-                (Action::Add { member, .. }, _) => self.joins.remove(member),
+                (
+                    Action::Add {
+                        member,
+                        key_package,
+                    },
+                    approved,
+                ) => {
+                    self.joins.remove(member);
+                    if approved && !res.dropped {
+                        self.joins.spend(key_package);
+                    }
+                }
                 _ => {}
             }
         }
@@ -357,9 +371,12 @@ impl Conversation {
 }
 
 /// A joiner's check of the certificate of the commit that adds it. It sees the members of
-/// the new tree, not those the commit removed, so it counts the valid precommits of the
-/// members it sees (the joiners excluded) and needs a quorum of the previous epoch less the
-/// members removed — and always more than that epoch's byzantine bound.
+/// the new tree, not those the commit removed (their keys are not in its welcome), so it
+/// counts the valid precommits of the members it sees (the joiners excluded) and needs a
+/// quorum of the previous epoch less the members removed, at least one. The check is
+/// partial: a commit that removes many members may carry few signatures the joiner can see.
+/// What it cannot see cannot fork the group — a welcome into a commit the members never
+/// certified leaves the joiner alone with its author, never the members apart.
 fn check_joiner_certificate(
     conversation: &str,
     group: &Group,
@@ -373,18 +390,20 @@ fn check_joiner_certificate(
         .filter(|(m, _)| !joiners.iter().any(|j| j.as_slice() == m.as_bytes()))
         .map(|(m, k)| (k, m))
         .collect();
+    // The members the commit removed: the distinct targets of its approved removals (several
+    // proposals may remove one member), none of them in the new tree.
     let removed = candidate
         .resolutions
         .iter()
         .filter(|r| r.approved && !r.dropped)
         .filter_map(|r| r.proposal.as_ref())
         .filter_map(|p| parse(conversation, p).ok())
-        .filter(|p| p.action.removes().is_some())
-        .count();
+        .filter_map(|p| p.action.removes())
+        .filter(|m| !signers.values().any(|s| s == m))
+        .collect::<BTreeSet<MemberId>>()
+        .len();
     let before = signers.len() + removed;
-    let need = quorum(before)
-        .saturating_sub(removed)
-        .max(max_faulty(before) + 1);
+    let need = quorum(before).saturating_sub(removed).max(1);
     let digest = wire::candidate_digest(conversation, candidate);
     let signed: BTreeSet<MemberId> = certified
         .signatures

@@ -6,8 +6,8 @@
 //! the next epoch); a resolution that would remove the leader itself is left for another
 //! leader (MLS does not let a member commit its own removal). Its MLS commit adds exactly the
 //! approved adds of non-members and removes exactly the approved removals of members. An
-//! approved add whose key package can no longer be committed (its lifetime is over) is
-//! resolved but *dropped*, so it never blocks later commits.
+//! approved add whose key package can no longer be committed (its lifetime is over, or an
+//! earlier commit used it) is resolved but *dropped*, so it never blocks later commits.
 //!
 //! A member finds a candidate valid when every resolution passes the ballot box's check
 //! (`ballot_box::evidence`), the MLS commit stages cleanly on its group and changes exactly
@@ -49,10 +49,13 @@ struct Changes {
 }
 
 impl Conversation {
-    /// Whether an add's key package can no longer be committed: it does not validate (OpenMLS
-    /// checks its lifetime with the system clock) or its lifetime ends within `margin_ms` of
-    /// this member's (injected) clock.
+    /// Whether an add's key package can no longer be committed: a certified commit already
+    /// used it, it does not validate (OpenMLS checks its lifetime with the system clock), or
+    /// its lifetime ends within `margin_ms` of this member's (injected) clock.
     fn expired_key_package(&self, ctx: &Ctx, key_package: &[u8], margin_ms: u64) -> bool {
+        if self.joins.is_spent(key_package) {
+            return true;
+        }
         match mls::validate_key_package(ctx.provider, key_package) {
             Ok(info) => info.not_after_ms <= ctx.now_ms.saturating_add(margin_ms),
             Err(_) => true,

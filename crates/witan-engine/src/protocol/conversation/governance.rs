@@ -173,6 +173,11 @@ impl Conversation {
                 if self.is_member(member) {
                     return Err(ProtocolError::InvalidInput("already a member".into()));
                 }
+                if self.joins.is_spent(key_package) {
+                    return Err(ProtocolError::InvalidInput(
+                        "the key package was used by an earlier commit".into(),
+                    ));
+                }
             }
             Action::Remove { member } | Action::Emergency { member, .. } => {
                 if !self.is_member(member) {

@@ -301,6 +301,9 @@ pub(super) fn joins_from(p: JoinsPart) -> Result<JoinQueue, StateError> {
             },
         );
     }
+    for h in p.spent {
+        q.spent.push(digest(&h)?);
+    }
     Ok(q)
 }
 

@@ -171,6 +171,7 @@ impl Conversation {
                         seen_at_ms: r.seen_at_ms,
                     })
                     .collect(),
+                spent: self.joins.spent.iter().map(|h| h.to_vec()).collect(),
             }
             .encode_to_vec(),
             PartKey::Archive => ArchivePart {

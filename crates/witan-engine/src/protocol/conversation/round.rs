@@ -102,6 +102,13 @@ impl Conversation {
                 value
             };
         let (mut candidate, built) = match value {
+            // A value that removes this member: whoever certifies it welcomes the members it
+            // adds in the new epoch, which this member will not be in — the next leader
+            // proposes it.
+            Some((c, _)) if self.removes_me(&c) => {
+                tracing::debug!(conversation = %self.id, epoch = self.epoch, round, "passing the round: the value removes this member");
+                return Ok(self.with_round(ctx, |r, rcx| r.pass(rcx)));
+            }
             Some((c, pol)) => (wire::Candidate { pol, ..c }, false),
             None => match self.build_candidate(ctx, group, round)? {
                 Some(c) => (c, true),
@@ -125,6 +132,16 @@ impl Conversation {
         tracing::info!(conversation = %self.id, epoch = self.epoch, round, resolutions = candidate.resolutions.len(), again = !built, "proposing a candidate");
         self.send(ctx, group, Content::Candidate(candidate.clone()), None, out)?;
         Ok(self.with_round(ctx, |r, rcx| r.proposed(candidate, built, valid, rcx)))
+    }
+
+    /// Whether a value's approved resolutions remove this member.
+    fn removes_me(&self, c: &wire::Candidate) -> bool {
+        c.resolutions
+            .iter()
+            .filter(|r| r.approved && !r.dropped)
+            .filter_map(|r| r.proposal.as_ref())
+            .filter_map(|p| crate::protocol::ballot_box::parse_payload(p).ok())
+            .any(|(action, _)| action.removes() == Some(self.me))
     }
 
     /// A candidate from `sender`, which must be the leader of its round.

@@ -230,6 +230,9 @@ pub struct JoinsPart {
     pub version: u32,
     #[prost(message, repeated, tag = "2")]
     pub requests: Vec<StoredJoin>,
+    /// Hashes (32 bytes) of the key packages certified commits added, oldest first.
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub spent: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
