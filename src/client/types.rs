@@ -74,53 +74,13 @@ pub struct ConversationSettings {
 
 impl From<Settings> for ConversationSettings {
     fn from(s: Settings) -> Self {
-        ConversationSettings {
-            steward_list_min: s.steward_list_min,
-            steward_list_max: s.steward_list_max,
-            pending_join_timeout_ms: s.pending_join_timeout_ms,
-            commit_inactivity_ms: s.commit_inactivity_ms,
-            recovery_inactivity_ms: s.recovery_inactivity_ms,
-            freeze_window_ms: s.freeze_window_ms,
-            vote_timeout_ms: s.vote_timeout_ms,
-            auto_vote_delay_ms: s.auto_vote_delay_ms,
-            default_peer_score: s.default_peer_score,
-            removal_threshold: s.removal_threshold,
-            score_commit_reward: s.score_commit_reward,
-            score_missed_commit_penalty: s.score_missed_commit_penalty,
-            score_invalid_candidate_penalty: s.score_invalid_candidate_penalty,
-            score_rejected_emergency_penalty: s.score_rejected_emergency_penalty,
-            score_emergency_reward: s.score_emergency_reward,
-            max_commit_proposals: s.max_commit_proposals,
-            commit_delay_ms: s.commit_delay_ms,
-            liveness_criteria_yes: s.liveness_criteria_yes,
-            max_clock_skew_ms: s.max_clock_skew_ms,
-        }
+        witan_engine::copy_settings!(s, ConversationSettings)
     }
 }
 
 impl From<ConversationSettings> for Settings {
     fn from(s: ConversationSettings) -> Self {
-        Settings {
-            steward_list_min: s.steward_list_min,
-            steward_list_max: s.steward_list_max,
-            pending_join_timeout_ms: s.pending_join_timeout_ms,
-            commit_inactivity_ms: s.commit_inactivity_ms,
-            recovery_inactivity_ms: s.recovery_inactivity_ms,
-            freeze_window_ms: s.freeze_window_ms,
-            vote_timeout_ms: s.vote_timeout_ms,
-            auto_vote_delay_ms: s.auto_vote_delay_ms,
-            default_peer_score: s.default_peer_score,
-            removal_threshold: s.removal_threshold,
-            score_commit_reward: s.score_commit_reward,
-            score_missed_commit_penalty: s.score_missed_commit_penalty,
-            score_invalid_candidate_penalty: s.score_invalid_candidate_penalty,
-            score_rejected_emergency_penalty: s.score_rejected_emergency_penalty,
-            score_emergency_reward: s.score_emergency_reward,
-            max_commit_proposals: s.max_commit_proposals,
-            commit_delay_ms: s.commit_delay_ms,
-            liveness_criteria_yes: s.liveness_criteria_yes,
-            max_clock_skew_ms: s.max_clock_skew_ms,
-        }
+        witan_engine::copy_settings!(s, Settings)
     }
 }
 

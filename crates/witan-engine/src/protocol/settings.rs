@@ -8,6 +8,29 @@ use super::ProtocolError;
 use witan_wire as wire;
 
 /// Settings of one conversation. See `default()` for the production values.
+/// The settings' fields, listed once: every copy between the engine's [`Settings`], the wire's
+/// `SyncSettings` (what joiners receive) and the client's record is generated from this list
+/// with [`copy_settings!`], so a field added to one struct and not to the others, or to the
+/// list, does not compile.
+#[macro_export]
+macro_rules! settings_fields {
+    ($($callback:ident)::+ ! ( $($args:tt)* )) => {
+        $($callback)::+!($($args)* ; steward_list_min, steward_list_max, pending_join_timeout_ms, commit_inactivity_ms, recovery_inactivity_ms, freeze_window_ms, vote_timeout_ms, auto_vote_delay_ms, default_peer_score, removal_threshold, score_commit_reward, score_missed_commit_penalty, score_invalid_candidate_penalty, score_rejected_emergency_penalty, score_emergency_reward, max_commit_proposals, commit_delay_ms, liveness_criteria_yes, max_clock_skew_ms)
+    };
+}
+
+/// `copy_settings!(value, Target)`: a `Target` (a struct name in scope) whose every settings
+/// field (see [`settings_fields!`]) is copied from `value`.
+#[macro_export]
+macro_rules! copy_settings {
+    ($from:expr, $to:ident) => {
+        $crate::settings_fields!($crate::copy_settings!(@copy $from, $to))
+    };
+    (@copy $from:expr, $to:ident ; $($field:ident),*) => {
+        $to { $($field: $from.$field),* }
+    };
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     pub steward_list_min: u32,
@@ -105,51 +128,12 @@ impl Settings {
     }
 
     pub fn to_wire(&self) -> wire::SyncSettings {
-        wire::SyncSettings {
-            steward_list_min: self.steward_list_min,
-            steward_list_max: self.steward_list_max,
-            pending_join_timeout_ms: self.pending_join_timeout_ms,
-            commit_inactivity_ms: self.commit_inactivity_ms,
-            recovery_inactivity_ms: self.recovery_inactivity_ms,
-            freeze_window_ms: self.freeze_window_ms,
-            vote_timeout_ms: self.vote_timeout_ms,
-            auto_vote_delay_ms: self.auto_vote_delay_ms,
-            default_peer_score: self.default_peer_score,
-            removal_threshold: self.removal_threshold,
-            score_commit_reward: self.score_commit_reward,
-            score_missed_commit_penalty: self.score_missed_commit_penalty,
-            score_invalid_candidate_penalty: self.score_invalid_candidate_penalty,
-            score_rejected_emergency_penalty: self.score_rejected_emergency_penalty,
-            score_emergency_reward: self.score_emergency_reward,
-            max_commit_proposals: self.max_commit_proposals,
-            commit_delay_ms: self.commit_delay_ms,
-            liveness_criteria_yes: self.liveness_criteria_yes,
-            max_clock_skew_ms: self.max_clock_skew_ms,
-        }
+        use wire::SyncSettings;
+        copy_settings!(self, SyncSettings)
     }
 
     pub fn from_wire(w: &wire::SyncSettings) -> Result<Self, ProtocolError> {
-        let s = Settings {
-            steward_list_min: w.steward_list_min,
-            steward_list_max: w.steward_list_max,
-            pending_join_timeout_ms: w.pending_join_timeout_ms,
-            commit_inactivity_ms: w.commit_inactivity_ms,
-            recovery_inactivity_ms: w.recovery_inactivity_ms,
-            freeze_window_ms: w.freeze_window_ms,
-            vote_timeout_ms: w.vote_timeout_ms,
-            auto_vote_delay_ms: w.auto_vote_delay_ms,
-            default_peer_score: w.default_peer_score,
-            removal_threshold: w.removal_threshold,
-            score_commit_reward: w.score_commit_reward,
-            score_missed_commit_penalty: w.score_missed_commit_penalty,
-            score_invalid_candidate_penalty: w.score_invalid_candidate_penalty,
-            score_rejected_emergency_penalty: w.score_rejected_emergency_penalty,
-            score_emergency_reward: w.score_emergency_reward,
-            max_commit_proposals: w.max_commit_proposals,
-            commit_delay_ms: w.commit_delay_ms,
-            liveness_criteria_yes: w.liveness_criteria_yes,
-            max_clock_skew_ms: w.max_clock_skew_ms,
-        };
+        let s: Settings = copy_settings!(w, Settings);
         s.validate()?;
         Ok(s)
     }

@@ -209,6 +209,13 @@ impl Conversation {
         self.members.iter().map(|(m, _)| *m).collect()
     }
 
+    /// This member's blinded recipient tag in the current epoch: packets addressed to another
+    /// member carry another tag in their envelope, so a client may drop them unread (the
+    /// engine drops them too).
+    pub fn recipient_tag(&self) -> &[u8] {
+        &self.tag
+    }
+
     /// The member was told it fell too far behind and must join again.
     pub fn rejoin_required(&self) -> bool {
         self.rejoin_required

@@ -34,10 +34,6 @@ impl Conversation {
     pub fn leaders(&self) -> &[MemberId] {
         &self.leaders
     }
-    /// This member's recipient tag in the epoch.
-    pub fn recipient_tag(&self) -> &[u8] {
-        &self.tag
-    }
     pub fn is_leaving(&self) -> bool {
         self.leaving
     }
