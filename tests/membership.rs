@@ -325,3 +325,53 @@ fn a_leave_only_its_member_saw_decided_is_shared_and_committed_by_another() {
     assert_eq!(net.nodes[0].conv().members().len(), 3);
     assert_eq!(net.nodes[3].conv().state(), witan::protocol::State::Left);
 }
+
+#[test]
+fn a_sleeping_epoch_steward_blocks_no_join() {
+    let mut net = Net::new(7);
+    net.create(0, fast_settings());
+    for i in 1..6 {
+        net.request_join(i);
+    }
+    net.run_for(30_000);
+    // The epoch steward (the next round-0 leader) sleeps; a seventh device asks to join.
+    let steward = net.nodes[0].conv().leaders()[0];
+    let asleep = net.nodes.iter().position(|n| n.id() == steward).unwrap();
+    net.offline.insert(asleep);
+    net.muted.insert(asleep);
+    net.request_join(6);
+    net.run_for(30_000);
+    assert!(net.nodes[6].conv().is_member_state(), "the joiner got in");
+    let awake: Vec<usize> = (0..7).filter(|i| *i != asleep).collect();
+    net.assert_agree(&awake);
+    assert!(!net.nodes[6].events.contains(&Event::JoinExpired));
+}
+
+#[test]
+fn with_every_steward_asleep_a_join_still_completes() {
+    let settings = witan::protocol::Settings {
+        steward_list_min: 2,
+        steward_list_max: 2,
+        ..fast_settings()
+    };
+    let mut net = Net::new(8);
+    net.create(0, settings);
+    for i in 1..7 {
+        net.request_join(i);
+    }
+    net.run_for(30_000);
+    let stewards = net.nodes[0].conv().stewards().active();
+    assert_eq!(stewards.len(), 2);
+    let asleep: Vec<usize> = (0..7)
+        .filter(|i| stewards.contains(&net.nodes[*i].id()))
+        .collect();
+    for &i in &asleep {
+        net.offline.insert(i);
+        net.muted.insert(i);
+    }
+    net.request_join(7);
+    net.run_for(60_000);
+    assert!(net.nodes[7].conv().is_member_state(), "the joiner got in");
+    let awake: Vec<usize> = (0..8).filter(|i| !asleep.contains(i)).collect();
+    net.assert_agree(&awake);
+}
