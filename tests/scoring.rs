@@ -303,3 +303,38 @@ fn a_member_whose_lost_commit_nobody_keeps_is_told_to_rejoin() {
     assert!(net.nodes[4].conv().rejoin_required());
     net.assert_agree(&[0, 1, 2, 3]);
 }
+
+/// In a group of two (or three) one member answers a catch-up request: the first of the
+/// leader order. When that member is the one asking, the other must answer in its place.
+#[test]
+fn in_a_group_of_two_a_member_first_in_the_order_that_lost_a_commit_is_answered() {
+    let mut asked_first_in_order = false;
+    for away in [0usize, 1] {
+        let other = 1 - away;
+        let mut net = Net::form(3, fast_settings());
+        let before = net.nodes[other].conv().epoch();
+        // Member 2 is removed while `away` is offline; its backlog is then lost.
+        net.offline.insert(away);
+        let leaving = net.nodes[2].id();
+        net.act(other, |c, ctx| Ok(c.propose_removal(ctx, leaving)?.1))
+            .unwrap();
+        net.run_for(30_000);
+        let conv = net.nodes[other].conv().clone();
+        assert_eq!(conv.epoch(), before + 1, "the removal committed without {away}");
+        let mut members = conv.members();
+        members.sort();
+        assert_eq!(members, net.ids(&[0, 1]));
+        asked_first_in_order |= conv.leaders().first() == Some(&net.nodes[away].id());
+        net.mailbox.remove(&away);
+        net.offline.remove(&away);
+        net.send(other, b"newer epoch");
+        net.deliver();
+        net.run_for(60_000);
+        assert!(!net.nodes[away].events.contains(&Event::RejoinRequired));
+        net.assert_agree(&[0, 1]);
+    }
+    assert!(
+        asked_first_in_order,
+        "one of the two runs has the member first in the order ask"
+    );
+}
