@@ -145,9 +145,12 @@ impl Conversation {
         }
         match self.archive.entries.iter().position(|e| e.epoch == c.epoch) {
             Some(i) if self.archive.entries[i].keys.contains(&key) => {
+                // The first f + 1 members of the order, the asker left out (in a group of two
+                // the other member answers).
                 let rank = self
                     .leaders
                     .iter()
+                    .filter(|m| **m != sender)
                     .position(|m| *m == self.me)
                     .unwrap_or(usize::MAX);
                 if rank <= max_faulty(self.leaders.len()) {
