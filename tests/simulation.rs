@@ -383,3 +383,14 @@ fn f27_a_used_key_package_is_never_added_again() {
 fn f28_members_whose_rounds_drifted_apart_meet_again() {
     assert_all_passes(2001);
 }
+
+/// F29: two honest members ran a full round behind the third (a silent byzantine member in
+/// the fourth seat, so the three are a quorum only together). The leader ahead formed the
+/// polka of its round from the late prevotes, but it had moved on by then and precommitted
+/// only in its current round: two precommits, never three. Fixed: a member precommits the
+/// polka of a round it has left as long as it has prevoted in no later round (which keeps
+/// every certificate's precommits ahead of its signers' later prevotes, see docs/safety.md).
+#[test]
+fn f29_a_member_that_moved_on_precommits_a_late_polka_of_its_round() {
+    assert_all_passes(5152);
+}

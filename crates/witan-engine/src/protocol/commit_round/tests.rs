@@ -294,3 +294,80 @@ fn an_author_knows_its_value_may_be_certified_only_once_a_polka_for_it_exists() 
     other.on_polka(g.polka(&c, 0, &[0, 1, 2]), true, &g.ctx(1, 1));
     assert!(other.own_may_be_certified(&g.ctx(1, 1)));
 }
+
+fn precommits(effects: &[RoundEffect]) -> Vec<&wire::RoundVote> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            RoundEffect::SendVote {
+                content: wire::group_payload::Content::Precommit(v),
+                ..
+            } => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_member_past_a_round_precommits_its_late_polka_if_it_signed_nothing_after_it() {
+    let g = group(4);
+    // Member 3 prevotes value a in round 0, then its round times out before the polka comes.
+    let mut member = CommitRound::new(1);
+    let a = g.candidate(1, 0);
+    assert_eq!(
+        prevotes(&member.on_candidate(a.clone(), true, &g.ctx(3, 0))).len(),
+        1
+    );
+    member.poll(&g.ctx(3, 10_000));
+    assert_eq!(member.round(), 1);
+    let out = member.on_polka(g.polka(&a, 0, &[0, 1, 3]), true, &g.ctx(3, 10_001));
+    let late = precommits(&out);
+    assert_eq!(late.len(), 1, "{out:?}");
+    assert_eq!(late[0].round, 0);
+    assert_eq!(member.lock().map(Lock::round), Some(0));
+
+    // A member that prevoted in round 1 signs nothing more for round 0: a precommit there
+    // could complete a certificate the round-1 prevote already ignored.
+    let mut other = CommitRound::new(1);
+    other.on_candidate(a.clone(), true, &g.ctx(2, 0));
+    other.poll(&g.ctx(2, 10_000));
+    let b = g.candidate(2, 1);
+    assert_eq!(
+        prevotes(&other.on_candidate(b, true, &g.ctx(2, 10_001))).len(),
+        1
+    );
+    let out = other.on_polka(g.polka(&a, 0, &[0, 1, 3]), true, &g.ctx(2, 10_002));
+    assert!(precommits(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_leader_counts_a_lock_it_took_after_entering_its_round() {
+    let g = group(4);
+    // Member 1 prevotes a in round 0 and leads round 1 without a lock.
+    let mut leader = CommitRound::new(1);
+    let a = g.candidate(5, 0);
+    leader.on_candidate(a.clone(), true, &g.ctx(1, 0));
+    assert!(leader.poll(&g.ctx(1, 3_000)).is_empty());
+    assert_eq!(leader.round(), 1);
+    // The polka of round 0 arrives late: the leader locks on a.
+    leader.on_polka(g.polka(&a, 0, &[0, 2, 3]), true, &g.ctx(1, 3_001));
+    assert_eq!(leader.lock().map(Lock::round), Some(0));
+    let plain = || wire::NewRound {
+        epoch: 1,
+        round: 1,
+        lock: None,
+        locked: None,
+    };
+    leader.on_new_round(g.members[2], plain(), &g.ctx(1, 3_002));
+    leader.on_new_round(g.members[3], plain(), &g.ctx(1, 3_003));
+    let out = leader.poll(&g.ctx(1, 3_300));
+    let Some(RoundEffect::Propose {
+        round: 1,
+        value: Some((c, Some(p))),
+    }) = out.first()
+    else {
+        panic!("the leader does not propose its lock: {out:?}");
+    };
+    assert_eq!(c.commit, a.commit);
+    assert_eq!(p.round, 0);
+}
