@@ -320,7 +320,11 @@ fn in_a_group_of_two_a_member_first_in_the_order_that_lost_a_commit_is_answered(
             .unwrap();
         net.run_for(30_000);
         let conv = net.nodes[other].conv().clone();
-        assert_eq!(conv.epoch(), before + 1, "the removal committed without {away}");
+        assert_eq!(
+            conv.epoch(),
+            before + 1,
+            "the removal committed without {away}"
+        );
         let mut members = conv.members();
         members.sort();
         assert_eq!(members, net.ids(&[0, 1]));

@@ -37,6 +37,8 @@ impl CommitRound {
             .new_rounds
             .values()
             .flatten()
+            // Its own lock as it is now: it may have locked since it entered the round.
+            .chain(self.lock.iter())
             .max_by_key(|l| l.round())
             .cloned();
         let value = match newest {

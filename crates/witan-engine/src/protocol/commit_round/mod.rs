@@ -10,8 +10,9 @@
 //! 2. prevotes a valid candidate of its round's leader if it is not locked, is locked on the
 //!    same value, or the candidate carries a polka for it from a round at or after its lock;
 //!    otherwise it does not prevote;
-//! 3. on a valid polka locks on it (a newer polka replaces an older lock) and, in the
-//!    polka's round, precommits the value if it is valid here;
+//! 3. on a valid polka locks on it (a newer polka replaces an older lock) and precommits the
+//!    value if it is valid here, in the polka's round or after it as long as it has prevoted
+//!    in no later round;
 //! 4. applies any valid certificate of its epoch, of any round (the dispatcher does);
 //! 5. moves to the next round when the round times out (round 0 after the commit inactivity
 //!    window, round r after `freeze_window × r`, capped), telling everyone in a
@@ -565,7 +566,16 @@ impl CommitRound {
             // A quorum prevoted in that round: honest members are there.
             out.extend(self.advance_to(p.round, ctx));
         }
-        if p.round == self.round && valid && self.precommitted.is_none_or(|r| r < p.round) {
+        // A polka of this round, or of one this member left before the polka reached it: it
+        // precommits if it has prevoted in no later round (so every precommit of a
+        // certificate comes before its signer's prevotes of later rounds, which is what the
+        // locks need; docs/safety.md). Without it, members a round apart never certify.
+        let prevoted_later = self.prevoted.is_some_and(|r| r > p.round);
+        if p.round <= self.round
+            && !prevoted_later
+            && valid
+            && self.precommitted.is_none_or(|r| r < p.round)
+        {
             self.precommitted = Some(p.round);
             out.extend(self.vote(RoundVoteKind::Precommit, p.round, &digest, ctx));
         }
