@@ -1,7 +1,7 @@
 //! A guided tour of witan: six members, each a `WitanClient` with its own SQLite file, linked
 //! by an in-process topic router and driven by a virtual clock, live through the life of a
 //! group chat — formation by vote, chat, a member voted out while the epoch steward has
-//! crashed (the others freeze and commit a live steward's candidate instead), the crashed
+//! crashed (its round runs out and the next steward leads the commit instead), the crashed
 //! steward removed — and finish with a summary table and an agreement
 //! check (the process exits with status 1 if the honest members disagree).
 //!
@@ -137,8 +137,8 @@ fn main() -> ExitCode {
         d.print_events(true);
     }
     d.say(&format!(
-        "nobody commits: {} is gone; after {} s the members freeze, the live stewards send \
-         candidates, one is chosen",
+        "nobody commits: {} is gone; after {} s its round runs out and the next steward \
+         leads the commit, certified by a quorum of the members",
         NAMES[steward],
         settings().commit_inactivity_ms / 1000
     ));
