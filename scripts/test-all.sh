@@ -6,9 +6,10 @@
 #   4. cargo test                           (all Rust tests)
 #   5. bindings/generate.sh --check         (checked-in bindings match the code)
 #   6. scripts/test-kotlin.sh               (Kotlin bindings on the JVM)
-#   7. scripts/test-swift.sh                (Swift bindings on Linux)
+#   7. scripts/test-r8.sh                   (the same tests shrunk by R8 with the consumer rules)
+#   8. scripts/test-swift.sh                (Swift bindings on Linux)
 # .ci/run calls this. Each step's time is printed; on failure the step is named and the
-# script exits with its code. Settings for steps 5-7: scripts/lib/common.sh.
+# script exits with its code. Settings for steps 5-8: scripts/lib/common.sh.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/.." && pwd -P)
@@ -42,11 +43,12 @@ step "bindings up to date (bindings/generate.sh --check)" "$REPO/bindings/genera
 # generate.sh has just built the library; the test scripts need not build it again.
 export WITAN_SKIP_BUILD=1
 step "Kotlin bindings on the JVM (scripts/test-kotlin.sh)" "$HERE/test-kotlin.sh"
+step "Kotlin bindings shrunk by R8 (scripts/test-r8.sh)" "$HERE/test-r8.sh"
 step "Swift bindings on Linux (scripts/test-swift.sh)" "$HERE/test-swift.sh"
 echo "test-all: every check passed in $(( $(date +%s) - TOTAL_START )) s"
 # One closing line over Rust, Kotlin and Swift.
 rust_passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
 rust_failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
-lang_passed=$(sed -n 's/^\(kotlin\|swift\): \([0-9]*\) passed.*/\2/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
-lang_failed=$(sed -n 's/^\(kotlin\|swift\): [0-9]* passed, \([0-9]*\) failed.*/\2/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
+lang_passed=$(sed -n 's/^\(kotlin\|r8\|swift\): \([0-9]*\) passed.*/\2/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
+lang_failed=$(sed -n 's/^\(kotlin\|r8\|swift\): [0-9]* passed, \([0-9]*\) failed.*/\2/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
 echo "all: $(( ${rust_passed:-0} + ${lang_passed:-0} )) passed, $(( ${rust_failed:-0} + ${lang_failed:-0} )) failed"
