@@ -1,29 +1,56 @@
 // swift-tools-version:5.9
-// Witan — the Swift package of the witan SDK.
+// Witan — the Swift package of the witan SDK. It lives at the repository root so that an app
+// can add the repository by URL in SwiftPM or Xcode.
 //
 // Targets:
-//   WitanFFI   the C side of the UniFFI bindings (header + module map). On Apple platforms
-//              it is the XCFramework made by ios/build-xcframework.sh when
-//              build/WitanFFI.xcframework exists; otherwise a system library whose
-//              Sources/WitanFFI holds WitanFFI.h and module.modulemap copied from
-//              bindings/swift by ios/sync-bindings.sh, linked against libwitan from the
-//              linker search path (Linux host tests: scripts/test-swift.sh).
-//   Witan      the generated Swift API (Sources/Witan/Witan.swift, copied the same way).
-//   WitanTests XCTest tests of the bindings.
+//   WitanFFI   the C side of the UniFFI bindings, in the first of these forms that applies:
+//              1. ios/build/WitanFFI.xcframework, when ios/build-xcframework.sh has made one
+//                 in this checkout (development on a Mac);
+//              2. the released XCFramework (`releasedXCFramework` below: the zip's URL and
+//                 its SwiftPM checksum, written by `ios/build-xcframework.sh --release-url`
+//                 and committed with the release tag);
+//              3. otherwise, and always on Linux, a system library: the header and module map
+//                 in ios/Sources/WitanFFI, linked against libwitan from the linker search path
+//                 (the Linux host tests, scripts/test-swift.sh).
+//              The XCFramework holds a static library; SQLCipher in it uses CommonCrypto and
+//              Security (SecRandomCopyBytes), which a static library cannot bring along, so
+//              the Witan target links those frameworks itself.
+//   Witan      the generated Swift API (ios/Sources/Witan/Witan.swift, written by
+//              bindings/generate.sh; the only copy) and the privacy manifest of the native code
+//              (ios/Sources/Witan/PrivacyInfo.xcprivacy).
+//   WitanTests XCTest and Swift Testing tests of the bindings (ios/Tests/WitanTests).
 import Foundation
 import PackageDescription
 
-let xcframeworkPath = "build/WitanFFI.xcframework"
-let useXCFramework = FileManager.default.fileExists(
-    atPath: Context.packageDirectory + "/" + xcframeworkPath)
+/// The released XCFramework zip and its `swift package compute-checksum`; nil until the first
+/// release. `ios/build-xcframework.sh --release-url URL` rewrites this line.
+let releasedXCFramework: (url: String, checksum: String)? = nil
 
-let ffiTarget: Target = useXCFramework
-    ? .binaryTarget(name: "WitanFFI", path: xcframeworkPath)
-    : .systemLibrary(name: "WitanFFI", path: "Sources/WitanFFI")
+let localXCFramework = "ios/build/WitanFFI.xcframework"
+let appleFrameworks: [LinkerSetting] = [.linkedFramework("Security"), .linkedFramework("CoreFoundation")]
+
+#if os(Linux)
+let ffiTarget: Target = .systemLibrary(name: "WitanFFI", path: "ios/Sources/WitanFFI")
+let witanLinkerSettings: [LinkerSetting] = [.linkedLibrary("witan")]
+#else
+let ffiTarget: Target
+let witanLinkerSettings: [LinkerSetting]
+if FileManager.default.fileExists(atPath: Context.packageDirectory + "/" + localXCFramework) {
+    ffiTarget = .binaryTarget(name: "WitanFFI", path: localXCFramework)
+    witanLinkerSettings = appleFrameworks
+} else if let release = releasedXCFramework {
+    ffiTarget = .binaryTarget(name: "WitanFFI", url: release.url, checksum: release.checksum)
+    witanLinkerSettings = appleFrameworks
+} else {
+    ffiTarget = .systemLibrary(name: "WitanFFI", path: "ios/Sources/WitanFFI")
+    witanLinkerSettings = [.linkedLibrary("witan")]
+}
+#endif
 
 let package = Package(
     name: "Witan",
-    platforms: [.iOS(.v15), .macOS(.v12)],
+    // The XCFramework has iOS slices only (device, and simulator for arm64 and x86_64).
+    platforms: [.iOS(.v15)],
     products: [
         .library(name: "Witan", targets: ["Witan"]),
     ],
@@ -32,13 +59,14 @@ let package = Package(
         .target(
             name: "Witan",
             dependencies: ["WitanFFI"],
-            path: "Sources/Witan",
-            linkerSettings: useXCFramework ? [] : [.linkedLibrary("witan")]
+            path: "ios/Sources/Witan",
+            resources: [.copy("PrivacyInfo.xcprivacy")],
+            linkerSettings: witanLinkerSettings
         ),
         .testTarget(
             name: "WitanTests",
             dependencies: ["Witan", "WitanFFI"],
-            path: "Tests/WitanTests"
+            path: "ios/Tests/WitanTests"
         ),
     ]
 )
