@@ -8,8 +8,10 @@
 #   6. scripts/test-kotlin.sh               (Kotlin bindings on the JVM)
 #   7. scripts/test-r8.sh                   (the same tests shrunk by R8 with the consumer rules)
 #   8. scripts/test-swift.sh                (Swift bindings on Linux)
+#   9. scripts/test-cross.sh                (cargo check for Android and iOS; aarch64 cross
+#                                            build, 16 KiB alignment, smoke test under qemu)
 # .ci/run calls this. Each step's time is printed; on failure the step is named and the
-# script exits with its code. Settings for steps 5-8: scripts/lib/common.sh.
+# script exits with its code. Settings for steps 5-9: scripts/lib/common.sh.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/.." && pwd -P)
@@ -45,6 +47,7 @@ export WITAN_SKIP_BUILD=1
 step "Kotlin bindings on the JVM (scripts/test-kotlin.sh)" "$HERE/test-kotlin.sh"
 step "Kotlin bindings shrunk by R8 (scripts/test-r8.sh)" "$HERE/test-r8.sh"
 step "Swift bindings on Linux (scripts/test-swift.sh)" "$HERE/test-swift.sh"
+step "cross checks for Android, iOS and aarch64 (scripts/test-cross.sh)" "$HERE/test-cross.sh"
 echo "test-all: every check passed in $(( $(date +%s) - TOTAL_START )) s"
 # One closing line over Rust, Kotlin and Swift.
 rust_passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')

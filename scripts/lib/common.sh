@@ -62,3 +62,13 @@ witan_hash_files() {
     sha256sum <"$f"
   done | sha256sum | cut -c1-16
 }
+
+# Checks that every LOAD segment of an ELF library is aligned to exactly ALIGN (e.g. 0x4000
+# for Android's 16 KiB pages); prints the alignments found and fails otherwise.
+witan_check_page_align() { # lib align [readelf]
+  local aligns
+  aligns=$("${3:-readelf}" -lW "$1" | awk '$1 == "LOAD" {print $NF}' | sort -u | tr '\n' ' ')
+  aligns=${aligns% }
+  echo "$(basename "$1"): LOAD alignment ${aligns:-none}"
+  [ "$aligns" = "$2" ]
+}
