@@ -23,7 +23,7 @@
 # Prints `r8: N passed, N failed` and exits non-zero when a test fails, none ran, or anything
 # before that fails. JVM bytecode stands in for DEX here: what R8 keeps or strips is decided
 # before DEX is written, but ART itself is not run (no ART runs on this machine).
-# Settings: scripts/lib/common.sh; R8_VERSION (default 8.7.18, the R8 of AGP 8.7),
+# Settings: scripts/lib/common.sh; R8_VERSION (default 8.7.18, of the 8.7 line that AGP 8.7 uses),
 # JNA_VERSION (default 5.17.0), WITAN_R8_RULES (default android/consumer-rules.pro).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
