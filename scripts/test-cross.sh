@@ -64,8 +64,13 @@ check_target() { # target
   log=$TARGET_DIR/check-only-cc-$t.log
   : >"$log"
   forget_own "$t"
+  # The cc crate reruns the C build scripts when CC_<triple> changes, so the stand-in is
+  # called from a path that is the same for every clone.
+  mkdir -p "$TARGET_DIR/bin"
+  cmp -s "$HERE/lib/check-only-cc" "$TARGET_DIR/bin/check-only-cc" \
+    || install -m 755 "$HERE/lib/check-only-cc" "$TARGET_DIR/bin/check-only-cc"
   local -a env=(
-    "CC_$(triple_env "$t")=$HERE/lib/check-only-cc"
+    "CC_$(triple_env "$t")=$TARGET_DIR/bin/check-only-cc"
     "AR_$(triple_env "$t")=ar"
     "WITAN_CHECK_ONLY_CC_LOG=$log"
   )
