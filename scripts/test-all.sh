@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test-all.sh — every check of the witan repository, in order, stopping at the first failure:
 #   1. scripts/setup-toolchains.sh          (idempotent; fast when everything is installed)
-#   2. cargo fmt --check
-#   3. cargo clippy --all-targets -- -D warnings
-#   4. cargo test                           (all Rust tests)
+#   2. cargo fmt --all --check
+#   3. cargo clippy --workspace --all-targets -- -D warnings
+#   4. cargo test --workspace              (all Rust tests)
 #   5. bindings/generate.sh --check         (checked-in bindings match the code)
 #   6. scripts/test-kotlin.sh               (Kotlin bindings on the JVM)
 #   7. scripts/test-r8.sh                   (the same tests shrunk by R8 with the consumer rules)
@@ -38,9 +38,9 @@ step() { # name command...
 }
 
 step "toolchains (scripts/setup-toolchains.sh)" "$HERE/setup-toolchains.sh"
-step "cargo fmt --check" cargo fmt --check
-step "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
-step "cargo test" cargo test
+step "cargo fmt --check" cargo fmt --all --check
+step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test --workspace" cargo test --workspace
 step "bindings up to date (bindings/generate.sh --check)" "$REPO/bindings/generate.sh" --check
 # generate.sh has just built the library; the test scripts need not build it again.
 export WITAN_SKIP_BUILD=1

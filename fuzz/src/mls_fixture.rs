@@ -1,4 +1,4 @@
-//! A fixed small MLS group built once per process over `MemoryKv` (as in `src/mls/tests.rs`):
+//! A fixed small MLS group built once per process over `MemoryKv` (as in `crates/witan-engine/src/mls/tests.rs`):
 //! alice creates it and adds bob (epoch 1); alice then sends an application message and
 //! creates two commits for epoch 1 (adding carol, removing bob); carol keeps the key package
 //! the add's Welcome is addressed to; dave holds a spare key package. Targets run every

@@ -2,9 +2,9 @@
 //! votes, proposals and their payloads, commit candidates, syncs, vote bundles).
 
 use super::*;
-use crate::wire::encode;
-use crate::wire::messages::*;
-use crate::wire::testutil::*;
+use crate::encode;
+use crate::messages::*;
+use crate::testutil::*;
 
 fn group_err(content: Content) -> WireError {
     decode_group_payload(&encode(&GroupPayload::new(content))).unwrap_err()

@@ -28,7 +28,7 @@ use super::steward_list::StewardList;
 use super::timers::{self, Timer};
 use super::{ChatRecord, Ctx, Event, LeaveReason, Outbound, Output, ProtocolError, topics};
 use crate::mls::{self, CachedGroup, Group, MemberId, MlsError};
-use crate::wire::{self, group_payload::Content};
+use witan_wire::{self as wire, group_payload::Content};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {

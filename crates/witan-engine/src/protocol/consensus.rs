@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::mls::{Identity, MemberId, verify_signature};
-use crate::wire;
+use witan_wire as wire;
 
 /// What a proposal asks the group to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

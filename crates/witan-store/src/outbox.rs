@@ -111,7 +111,7 @@ impl Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{memory_db, query_plan};
-    use crate::store::StoreError;
+    use crate::StoreError;
 
     fn ids(rows: &[super::OutboxRow]) -> Vec<&str> {
         rows.iter().map(|r| r.packet_id.as_str()).collect()

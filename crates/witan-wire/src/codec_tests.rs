@@ -2,9 +2,9 @@
 //! welcome rules, and the pre-scan against memory amplification.
 
 use super::*;
-use crate::wire::encode;
-use crate::wire::messages::*;
-use crate::wire::testutil::*;
+use crate::encode;
+use crate::messages::*;
+use crate::testutil::*;
 
 type Decoder = fn(&[u8]) -> Result<(), WireError>;
 type Refuses = fn(&[u8]) -> bool;
@@ -163,7 +163,7 @@ fn envelope_rules_are_enforced() {
     e.body.push(0);
     assert_eq!(field_of(err(&e)), "envelope.packet_id");
     let e = Envelope {
-        packet_id: crate::wire::packet_id(&base.body)[..15].to_vec(),
+        packet_id: crate::packet_id(&base.body)[..15].to_vec(),
         ..base.clone()
     };
     assert_eq!(field_of(err(&e)), "envelope.packet_id");

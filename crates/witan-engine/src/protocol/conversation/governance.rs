@@ -15,7 +15,7 @@ use crate::mls::{self, Group, MemberId};
 use crate::protocol::consensus::{self, Action, Ballot, Class};
 use crate::protocol::scoring::ScoreEvent;
 use crate::protocol::{Ctx, Event, Output, ProtocolError};
-use crate::wire::{self, group_payload::Content};
+use witan_wire::{self as wire, group_payload::Content};
 
 impl Conversation {
     /// A local removal proposal. Returns its proposal id.

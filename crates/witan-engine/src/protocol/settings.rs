@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ProtocolError;
-use crate::wire;
+use witan_wire as wire;
 
 /// Settings of one conversation. See `default()` for the production values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -98,7 +98,7 @@ impl Step<'_> {
 mod tests {
     use super::super::test_support::{memory_db, query_plan};
     use super::NewMessage;
-    use crate::store::StoreError;
+    use crate::StoreError;
 
     fn msg<'a>(conv: &'a str, id: &'a str, body: &'a [u8]) -> NewMessage<'a> {
         NewMessage {

@@ -15,7 +15,7 @@ use crate::protocol::scoring::Scores;
 use crate::protocol::settings::Settings;
 use crate::protocol::steward_list::{self, StewardList};
 use crate::protocol::{Ctx, Event, Output, ProtocolError};
-use crate::wire::{self, group_payload::Content};
+use witan_wire::{self as wire, group_payload::Content};
 
 impl Conversation {
     pub(super) fn on_join_request(

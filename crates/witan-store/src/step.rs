@@ -1,6 +1,6 @@
 //! `Step`: one database transaction, the unit of durability. It also owns the
 //! small singleton data (identity secret, meta values) and the OpenMLS
-//! key-value rows, and implements [`crate::mls::KvSource`] over them.
+//! key-value rows, and implements [`witan_engine::mls::KvSource`] over them.
 //!
 //! The other tables' accessors live next to their tables (`conversations.rs`,
 //! `inbound.rs`, `outbox.rs`, `history.rs`) as further `impl Step` blocks.
@@ -131,7 +131,7 @@ impl<'c> Step<'c> {
     }
 }
 
-impl crate::mls::KvSource for Step<'_> {
+impl witan_engine::mls::KvSource for Step<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
         self.mls_get(key).map_err(|e| e.to_string())
     }
@@ -140,7 +140,7 @@ impl crate::mls::KvSource for Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{file_db, memory_db};
-    use crate::mls::KvSource;
+    use witan_engine::mls::KvSource;
 
     #[test]
     fn identity_and_meta_round_trip() {

@@ -79,7 +79,7 @@ impl Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{memory_db, query_plan};
-    use crate::store::StoreError;
+    use crate::StoreError;
 
     #[test]
     fn save_load_and_replace() {

@@ -21,7 +21,7 @@ pub use conversation::{Conversation, ConversationView, MemberView, ProposalView,
 pub use settings::Settings;
 
 use crate::mls::{Identity, MemberId, MlsError, MlsProvider};
-use crate::wire::WireError;
+use witan_wire::WireError;
 
 /// What the engine needs from its driver for one step.
 pub struct Ctx<'a, 'p> {

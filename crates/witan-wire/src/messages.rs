@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn envelope_new_sets_version_kind_and_packet_id() {
         let e = Envelope::new("conv", [7u8; 20], PacketKind::Group, b"hello".to_vec());
-        assert_eq!(e.version, crate::wire::WIRE_VERSION);
+        assert_eq!(e.version, crate::WIRE_VERSION);
         assert_eq!(e.kind(), PacketKind::Group);
         assert_eq!(e.sender, vec![7u8; 20]);
         let full = Sha256::digest(b"hello");

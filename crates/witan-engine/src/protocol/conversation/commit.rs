@@ -26,7 +26,7 @@ use crate::protocol::consensus::{self, Action};
 use crate::protocol::freeze::{self, Candidate};
 use crate::protocol::scoring::ScoreEvent;
 use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError, topics};
-use crate::wire::{self, group_payload::Content};
+use witan_wire::{self as wire, group_payload::Content};
 
 /// A candidate's ballots with their digests, in commit order.
 type Sequence = (Vec<u64>, Vec<[u8; 32]>);

@@ -92,7 +92,7 @@ pub fn proposal_digest(p: &Proposal) -> [u8; HASH_BYTES] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::testutil::{sample_proposal, sample_vote};
+    use crate::testutil::{sample_proposal, sample_vote};
 
     /// The canonical encoding written out by hand, to pin the documented format.
     fn manual_vote_hash(v: &Vote) -> [u8; 32] {
