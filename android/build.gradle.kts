@@ -91,6 +91,7 @@ val cargoBuild by tasks.registering(Exec::class) {
         "--ndk-version", android.ndkVersion,
     )
     inputs.dir("../src")
+    inputs.dir("../crates")
     inputs.files("../Cargo.toml", "../Cargo.lock", "../build.rs", "../rust-toolchain.toml", "build-rust.sh")
     outputs.dir(rustJniLibs)
 }
