@@ -128,7 +128,8 @@ pub fn parse_peer_address(text: &str) -> Result<(PeerId, Multiaddr), String> {
         .trim()
         .parse()
         .map_err(|e| format!("address {text:?}: {e}"))?;
-    let peer = peer_id_of(&address).ok_or_else(|| format!("address {text:?} names no /p2p/ peer id"))?;
+    let peer =
+        peer_id_of(&address).ok_or_else(|| format!("address {text:?} names no /p2p/ peer id"))?;
     Ok((peer, address))
 }
 
@@ -187,7 +188,10 @@ mod tests {
             sequence_number: None,
             topic: gossipsub::TopicHash::from_raw("/waku/2/rs/66/0"),
         };
-        assert_eq!(message_id(&message).0, waku.hash("/waku/2/rs/66/0").to_vec());
+        assert_eq!(
+            message_id(&message).0,
+            waku.hash("/waku/2/rs/66/0").to_vec()
+        );
         let junk = gossipsub::Message {
             data: vec![0xff; 3],
             ..message

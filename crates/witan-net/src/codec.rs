@@ -81,7 +81,9 @@ pub async fn read_frame<T: AsyncRead + Unpin>(io: &mut T, limit: usize) -> io::R
     let len = read_varint(io).await?;
     let len = usize::try_from(len).map_err(invalid)?;
     if len > limit {
-        return Err(invalid(format!("frame of {len} bytes over the limit of {limit}")));
+        return Err(invalid(format!(
+            "frame of {len} bytes over the limit of {limit}"
+        )));
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;

@@ -101,7 +101,10 @@ mod tests {
             store.set("/waku/2/rs/66/2", &a).unwrap();
         }
         let store = CursorStore::open(Some(&path)).unwrap();
-        assert_eq!(store.get("/waku/2/rs/66/1").unwrap().unwrap().timestamp_ns, 6);
+        assert_eq!(
+            store.get("/waku/2/rs/66/1").unwrap().unwrap().timestamp_ns,
+            6
+        );
         assert_eq!(store.get("/waku/2/rs/66/2").unwrap(), Some(a));
         let memory = CursorStore::open(None).unwrap();
         assert_eq!(memory.get("/waku/2/rs/66/1").unwrap(), None);

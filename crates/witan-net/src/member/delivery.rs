@@ -140,9 +140,13 @@ impl Inner {
             let response = self.query(request)?;
             if response.status_code == Some(status::CURSOR_NOT_FOUND) && time_start.is_none() {
                 // The store pruned (or never had) the cursor's message: go on by time.
-                let from = cursor.as_ref().map(|c| c.timestamp_ns - LOST_CURSOR_MARGIN_NS);
+                let from = cursor
+                    .as_ref()
+                    .map(|c| c.timestamp_ns - LOST_CURSOR_MARGIN_NS);
                 self.emit(NetEvent::Warning {
-                    message: format!("the store lost the cursor of {relay_topic}; catching up by time"),
+                    message: format!(
+                        "the store lost the cursor of {relay_topic}; catching up by time"
+                    ),
                 });
                 cursor = None;
                 time_start = Some(from.unwrap_or(0));
@@ -234,7 +238,8 @@ impl Inner {
 impl CatchUpReport {
     fn note(&mut self, notifications: Vec<Notification>, next_wakeup_at_ms: Option<u64>) {
         let room = MAX_REPORTED_NOTIFICATIONS.saturating_sub(self.notifications.len());
-        self.notifications.extend(notifications.into_iter().take(room));
+        self.notifications
+            .extend(notifications.into_iter().take(room));
         self.next_wakeup_at_ms = match (self.next_wakeup_at_ms, next_wakeup_at_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -86,10 +86,19 @@ impl Default for NetConfig {
 /// What happened on the network, for hosts that want to show or log it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetEvent {
-    Listening { address: Multiaddr },
-    Dialing { address: Multiaddr },
-    Connected { peer: PeerId, address: Multiaddr },
-    Disconnected { peer: PeerId },
+    Listening {
+        address: Multiaddr,
+    },
+    Dialing {
+        address: Multiaddr,
+    },
+    Connected {
+        peer: PeerId,
+        address: Multiaddr,
+    },
+    Disconnected {
+        peer: PeerId,
+    },
     /// Live packets went to `receive`.
     Delivered {
         packets: u32,
@@ -97,8 +106,13 @@ pub enum NetEvent {
         duplicates: u32,
         rejected: u32,
     },
-    CaughtUp { pages: u32, packets: u32 },
-    Warning { message: String },
+    CaughtUp {
+        pages: u32,
+        packets: u32,
+    },
+    Warning {
+        message: String,
+    },
 }
 
 /// What one catch-up did.
@@ -195,7 +209,9 @@ impl NetTransport {
                     .enable_all()
                     .build();
                 match runtime {
-                    Ok(rt) => rt.block_on(swarm_task::run(setup, commands_rx, shutdown_rx, ready_tx)),
+                    Ok(rt) => {
+                        rt.block_on(swarm_task::run(setup, commands_rx, shutdown_rx, ready_tx))
+                    }
                     Err(e) => {
                         let _ = ready_tx.send(Err(format!("runtime: {e}")));
                     }

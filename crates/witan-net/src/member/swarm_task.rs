@@ -184,12 +184,20 @@ impl Task {
                 let _ = reply.send(result);
             }
             Command::Join(topic) => {
-                if let Err(e) = self.swarm.behaviour_mut().relay.subscribe(&IdentTopic::new(&topic)) {
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .relay
+                    .subscribe(&IdentTopic::new(&topic))
+                {
                     tracing::warn!(%topic, error = ?e, "cannot join the relay topic");
                 }
             }
             Command::Leave(topic) => {
-                self.swarm.behaviour_mut().relay.unsubscribe(&IdentTopic::new(&topic));
+                self.swarm
+                    .behaviour_mut()
+                    .relay
+                    .unsubscribe(&IdentTopic::new(&topic));
             }
             Command::Query { request, reply } => self.query(request, reply),
             Command::RedialNow => {
@@ -215,7 +223,11 @@ impl Task {
             let _ = reply.send(Err("too many store queries in flight".into()));
             return;
         }
-        let id = self.swarm.behaviour_mut().store.send_request(&peer, request);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .store
+            .send_request(&peer, request);
         self.queries.insert(id, reply);
     }
 
@@ -311,33 +323,33 @@ impl Task {
         else {
             return;
         };
-        let acceptance = match WakuMessage::decode_checked(&message.data, self.limits.max_packet_bytes) {
-            Ok(waku) => {
-                if self.shared.wants(&waku.content_topic) {
-                    let packet = InboundPacket {
-                        topic: waku.content_topic,
-                        payload: waku.payload,
-                    };
-                    match self.delivery.try_send(Delivery::Live(packet)) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
-                            self.shared.missed.store(true, Ordering::Relaxed);
+        let acceptance =
+            match WakuMessage::decode_checked(&message.data, self.limits.max_packet_bytes) {
+                Ok(waku) => {
+                    if self.shared.wants(&waku.content_topic) {
+                        let packet = InboundPacket {
+                            topic: waku.content_topic,
+                            payload: waku.payload,
+                        };
+                        match self.delivery.try_send(Delivery::Live(packet)) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(_)) => {
+                                self.shared.missed.store(true, Ordering::Relaxed);
+                            }
+                            Err(TrySendError::Disconnected(_)) => {}
                         }
-                        Err(TrySendError::Disconnected(_)) => {}
                     }
+                    gossipsub::MessageAcceptance::Accept
                 }
-                gossipsub::MessageAcceptance::Accept
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "relayed message refused");
-                gossipsub::MessageAcceptance::Reject
-            }
-        };
-        self.swarm.behaviour_mut().relay.report_message_validation_result(
-            &message_id,
-            &propagation_source,
-            acceptance,
-        );
+                Err(e) => {
+                    tracing::debug!(error = %e, "relayed message refused");
+                    gossipsub::MessageAcceptance::Reject
+                }
+            };
+        self.swarm
+            .behaviour_mut()
+            .relay
+            .report_message_validation_result(&message_id, &propagation_source, acceptance);
     }
 
     fn store_event(

@@ -68,7 +68,9 @@ impl Shared {
     pub fn by_relay_topic(&self) -> BTreeMap<String, BTreeSet<String>> {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (content, pubsub) in lock(&self.topics).iter() {
-            out.entry(pubsub.clone()).or_default().insert(content.clone());
+            out.entry(pubsub.clone())
+                .or_default()
+                .insert(content.clone());
         }
         out
     }
@@ -100,14 +102,20 @@ mod tests {
     #[test]
     fn a_relay_topic_is_joined_with_its_first_content_topic_and_left_with_its_last() {
         let shared = Shared::new(Sharding::new(1, 1).unwrap());
-        assert_eq!(shared.add("/witan/1/a/app").as_deref(), Some("/waku/2/rs/1/0"));
+        assert_eq!(
+            shared.add("/witan/1/a/app").as_deref(),
+            Some("/waku/2/rs/1/0")
+        );
         assert_eq!(shared.add("/witan/1/a/welcome"), None);
         assert!(shared.wants("/witan/1/a/app"));
         assert!(!shared.wants("/witan/1/b/app"));
         assert_eq!(shared.by_relay_topic()["/waku/2/rs/1/0"].len(), 2);
         assert_eq!(shared.remove("/witan/1/a/app"), None);
         assert_eq!(shared.remove("/witan/1/b/app"), None);
-        assert_eq!(shared.remove("/witan/1/a/welcome").as_deref(), Some("/waku/2/rs/1/0"));
+        assert_eq!(
+            shared.remove("/witan/1/a/welcome").as_deref(),
+            Some("/waku/2/rs/1/0")
+        );
         assert!(shared.by_relay_topic().is_empty());
     }
 }

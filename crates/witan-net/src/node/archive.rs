@@ -15,7 +15,9 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use crate::error::NetError;
 use crate::limits::{MAX_LOOKUP_HASHES, MAX_PAGE_SIZE, MAX_QUERY_TOPICS, RESPONSE_BUDGET_BYTES};
 use crate::waku::WakuMessage;
-use crate::waku::store_query::{StoreQueryRequest, StoreQueryResponse, WakuMessageKeyValue, status};
+use crate::waku::store_query::{
+    StoreQueryRequest, StoreQueryResponse, WakuMessageKeyValue, status,
+};
 
 /// How long and how much the archive keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +74,9 @@ impl Archive {
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, NetError> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -128,7 +132,9 @@ impl Archive {
     }
 
     pub fn len(&self) -> Result<u64, NetError> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM message", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM message", [], |r| r.get(0))?;
         Ok(n.max(0) as u64)
     }
 
@@ -155,13 +161,18 @@ impl Archive {
     }
 
     /// `None` when the cursor is unknown.
-    fn run_query(&self, request: &StoreQueryRequest) -> Result<Option<StoreQueryResponse>, NetError> {
+    fn run_query(
+        &self,
+        request: &StoreQueryRequest,
+    ) -> Result<Option<StoreQueryResponse>, NetError> {
         let cursor_seq = match &request.pagination_cursor {
             Some(hash) => match self
                 .conn
-                .query_row("SELECT seq FROM message WHERE hash = ?1", params![hash], |r| {
-                    r.get::<_, i64>(0)
-                })
+                .query_row(
+                    "SELECT seq FROM message WHERE hash = ?1",
+                    params![hash],
+                    |r| r.get::<_, i64>(0),
+                )
                 .optional()?
             {
                 Some(seq) => Some(seq),
@@ -169,9 +180,9 @@ impl Archive {
             },
             None => None,
         };
-        let limit = request
-            .pagination_limit
-            .map_or(MAX_PAGE_SIZE, |l| l.clamp(1, u64::from(MAX_PAGE_SIZE)) as u32);
+        let limit = request.pagination_limit.map_or(MAX_PAGE_SIZE, |l| {
+            l.clamp(1, u64::from(MAX_PAGE_SIZE)) as u32
+        });
         let (sql, values) = select_sql(request, cursor_seq, limit);
         let mut statement = self.conn.prepare(&sql)?;
         let mut rows = statement.query(params_from_iter(values))?;
@@ -182,7 +193,9 @@ impl Archive {
             let hash: Vec<u8> = row.get(0)?;
             let pubsub_topic: String = row.get(1)?;
             let encoded: Vec<u8> = row.get(2)?;
-            if messages.len() as u32 == limit || (bytes > 0 && bytes + encoded.len() > RESPONSE_BUDGET_BYTES) {
+            if messages.len() as u32 == limit
+                || (bytes > 0 && bytes + encoded.len() > RESPONSE_BUDGET_BYTES)
+            {
                 more = true;
                 break;
             }
@@ -245,7 +258,11 @@ fn check_request(request: &StoreQueryRequest) -> Result<(), String> {
 
 /// The SELECT of one page and its parameters: one row more than the limit tells whether
 /// more match.
-fn select_sql(request: &StoreQueryRequest, cursor_seq: Option<i64>, limit: u32) -> (String, Vec<Value>) {
+fn select_sql(
+    request: &StoreQueryRequest,
+    cursor_seq: Option<i64>,
+    limit: u32,
+) -> (String, Vec<Value>) {
     let mut sql = String::from("SELECT hash, pubsub_topic, message FROM message WHERE 1 = 1");
     let mut values = Vec::new();
     if let Some(topic) = &request.pubsub_topic {
@@ -272,10 +289,18 @@ fn select_sql(request: &StoreQueryRequest, cursor_seq: Option<i64>, limit: u32) 
     }
     let forward = request.pagination_forward;
     if let Some(seq) = cursor_seq {
-        sql.push_str(if forward { " AND seq > ?" } else { " AND seq < ?" });
+        sql.push_str(if forward {
+            " AND seq > ?"
+        } else {
+            " AND seq < ?"
+        });
         values.push(Value::Integer(seq));
     }
-    sql.push_str(if forward { " ORDER BY seq ASC" } else { " ORDER BY seq DESC" });
+    sql.push_str(if forward {
+        " ORDER BY seq ASC"
+    } else {
+        " ORDER BY seq DESC"
+    });
     sql.push_str(" LIMIT ?");
     values.push(Value::Integer(i64::from(limit) + 1));
     (sql, values)

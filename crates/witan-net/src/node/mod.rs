@@ -63,22 +63,33 @@ impl Default for NodeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeEvent {
     /// A listen address, ending in `/p2p/<peer id>`.
-    Listening { address: Multiaddr },
-    Connected { peer: PeerId, address: Multiaddr },
-    Disconnected { peer: PeerId },
+    Listening {
+        address: Multiaddr,
+    },
+    Connected {
+        peer: PeerId,
+        address: Multiaddr,
+    },
+    Disconnected {
+        peer: PeerId,
+    },
     Stored {
         relay_topic: String,
         content_topic: String,
         bytes: usize,
         hash: [u8; 32],
     },
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Answered {
         peer: PeerId,
         messages: usize,
         status: u32,
     },
-    Pruned { messages: usize },
+    Pruned {
+        messages: usize,
+    },
 }
 
 struct Node {
@@ -95,8 +106,7 @@ pub async fn run(
 ) -> Result<(), NetError> {
     let archive = Archive::open(config.archive_path.as_deref())?;
     let key = node_key(&archive)?;
-    let mut swarm =
-        behaviour::swarm(key, &config.limits, Role::Node).map_err(NetError::Config)?;
+    let mut swarm = behaviour::swarm(key, &config.limits, Role::Node).map_err(NetError::Config)?;
     for topic in config.sharding.all_topics() {
         swarm
             .behaviour_mut()
@@ -174,17 +184,17 @@ impl Node {
                 message,
             })) => {
                 let acceptance = self.keep(&message, on_event);
-                self.swarm.behaviour_mut().relay.report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    acceptance,
-                );
+                self.swarm
+                    .behaviour_mut()
+                    .relay
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Store(request_response::Event::Message {
                 peer,
-                message: request_response::Message::Request {
-                    request, channel, ..
-                },
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
                 ..
             })) => {
                 let response = self.answer(&request);
@@ -194,7 +204,11 @@ impl Node {
                     status: response.status_code.unwrap_or(0),
                 });
                 // The member may have given up waiting; nothing to do then.
-                let _ = self.swarm.behaviour_mut().store.send_response(channel, response);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .store
+                    .send_response(channel, response);
             }
             _ => {}
         }
@@ -207,15 +221,16 @@ impl Node {
         on_event: &mut impl FnMut(NodeEvent),
     ) -> gossipsub::MessageAcceptance {
         let relay_topic = message.topic.as_str();
-        let waku = match WakuMessage::decode_checked(&message.data, self.config.limits.max_packet_bytes) {
-            Ok(waku) => waku,
-            Err(e) => {
-                on_event(NodeEvent::Refused {
-                    reason: e.to_string(),
-                });
-                return gossipsub::MessageAcceptance::Reject;
-            }
-        };
+        let waku =
+            match WakuMessage::decode_checked(&message.data, self.config.limits.max_packet_bytes) {
+                Ok(waku) => waku,
+                Err(e) => {
+                    on_event(NodeEvent::Refused {
+                        reason: e.to_string(),
+                    });
+                    return gossipsub::MessageAcceptance::Reject;
+                }
+            };
         match self.archive.insert(relay_topic, &waku, now_ms()) {
             Ok(true) => on_event(NodeEvent::Stored {
                 relay_topic: relay_topic.to_string(),
@@ -308,7 +323,10 @@ impl NodeHandle {
 
     /// The first listen address (there is at least one).
     pub fn address(&self) -> Multiaddr {
-        self.addresses.first().cloned().unwrap_or_else(Multiaddr::empty)
+        self.addresses
+            .first()
+            .cloned()
+            .unwrap_or_else(Multiaddr::empty)
     }
 }
 

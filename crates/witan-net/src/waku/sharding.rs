@@ -33,7 +33,9 @@ impl Sharding {
     /// Refuses a shard count of 0 or above [`MAX_SHARDS`].
     pub fn new(cluster: u16, shards: u16) -> Result<Sharding, String> {
         if shards == 0 || shards > MAX_SHARDS {
-            return Err(format!("shard count must be 1..={MAX_SHARDS}, not {shards}"));
+            return Err(format!(
+                "shard count must be 1..={MAX_SHARDS}, not {shards}"
+            ));
         }
         Ok(Sharding { cluster, shards })
     }

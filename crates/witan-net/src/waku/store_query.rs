@@ -112,7 +112,10 @@ mod tests {
         let bytes = request.encode_to_vec();
         // Field 51 (cursor) is a two-byte tag: (51 << 3 | 2) as a varint is 0x9a 0x03.
         assert!(bytes.windows(3).any(|w| w == [0x9a, 0x03, 32]));
-        assert_eq!(StoreQueryRequest::decode(bytes.as_slice()).unwrap(), request);
+        assert_eq!(
+            StoreQueryRequest::decode(bytes.as_slice()).unwrap(),
+            request
+        );
 
         let response = StoreQueryResponse {
             request_id: "r1".into(),
@@ -126,7 +129,10 @@ mod tests {
             pagination_cursor: None,
         };
         let bytes = response.encode_to_vec();
-        assert_eq!(StoreQueryResponse::decode(bytes.as_slice()).unwrap(), response);
+        assert_eq!(
+            StoreQueryResponse::decode(bytes.as_slice()).unwrap(),
+            response
+        );
         assert!(response.is_ok());
         assert!(!StoreQueryResponse::failed("r", status::BAD_REQUEST, "no").is_ok());
     }

@@ -12,7 +12,10 @@ fn filled(n: u8) -> Archive {
     let a = Archive::open(None).unwrap();
     for i in 0..n {
         let topic = if i % 2 == 0 { APP } else { WELCOME };
-        assert!(a.insert(RELAY, &message(topic, i, 1_000 + i64::from(i)), 10).unwrap());
+        assert!(
+            a.insert(RELAY, &message(topic, i, 1_000 + i64::from(i)), 10)
+                .unwrap()
+        );
     }
     a
 }
@@ -70,7 +73,8 @@ fn a_late_message_with_an_earlier_timestamp_comes_after_a_cursor_handed_out_befo
 #[test]
 fn content_and_time_filters_select_the_matching_messages() {
     let a = filled(6);
-    a.insert("/waku/2/rs/66/2", &message(APP, 50, 1_001), 10).unwrap();
+    a.insert("/waku/2/rs/66/2", &message(APP, 50, 1_001), 10)
+        .unwrap();
     let mut only_app = request(None, 100);
     only_app.content_topics = vec![APP.into()];
     assert_eq!(payload_bytes(&a.query(&only_app)), vec![0, 2, 4]);
@@ -137,9 +141,13 @@ fn bad_requests_and_unknown_cursors_get_error_statuses_and_change_nothing() {
 fn page_size_is_capped_and_duplicates_and_ephemeral_messages_are_not_kept() {
     let a = filled(0);
     for i in 0..=MAX_PAGE_SIZE {
-        a.insert(RELAY, &message(APP, (i % 250) as u8, i64::from(i)), 1).unwrap();
+        a.insert(RELAY, &message(APP, (i % 250) as u8, i64::from(i)), 1)
+            .unwrap();
     }
-    assert_eq!(a.query(&request(None, 10_000)).messages.len(), MAX_PAGE_SIZE as usize);
+    assert_eq!(
+        a.query(&request(None, 10_000)).messages.len(),
+        MAX_PAGE_SIZE as usize
+    );
     assert!(!a.insert(RELAY, &message(APP, 0, 0), 2).unwrap());
     let mut ephemeral = message(APP, 1, 77);
     ephemeral.ephemeral = Some(true);
@@ -151,7 +159,8 @@ fn page_size_is_capped_and_duplicates_and_ephemeral_messages_are_not_kept() {
 fn retention_prunes_by_age_and_count_and_a_pruned_cursor_is_reported() {
     let a = Archive::open(None).unwrap();
     for i in 0..10u8 {
-        a.insert(RELAY, &message(APP, i, i64::from(i)), u64::from(i) * 1_000).unwrap();
+        a.insert(RELAY, &message(APP, i, i64::from(i)), u64::from(i) * 1_000)
+            .unwrap();
     }
     let cursor = a.query(&request(None, 1)).pagination_cursor;
     let retention = Retention {
