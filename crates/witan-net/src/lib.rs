@@ -16,11 +16,13 @@
 //! for it.
 
 pub mod behaviour;
+pub mod cli;
 pub mod codec;
 pub mod error;
 pub mod limits;
 pub mod member;
 pub mod node;
+pub mod story;
 pub mod waku;
 
 pub use error::NetError;

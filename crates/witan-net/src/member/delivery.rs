@@ -67,7 +67,9 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Delivery>) {
         if !live.is_empty() {
             inner.feed_live(live);
         }
-        if catch_up || inner.shared.missed.swap(false, Ordering::Relaxed) {
+        let wanted = catch_up || inner.shared.missed.swap(false, Ordering::Relaxed);
+        // Before a client is attached there is no one to catch up for (attaching asks again).
+        if wanted && inner.client().is_some() {
             // Failures are reported as events; the next trigger tries again.
             let _ = inner.catch_up();
         }
