@@ -13,7 +13,8 @@
 
 use std::process::Command;
 
-fn main() {
+// `pub`: crates/witan-net-ffi's build script runs this one for its own cdylib.
+pub fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
     let host = std::env::var("HOST").unwrap_or_default();

@@ -2,7 +2,9 @@
 
 use witan::client::WitanError;
 
+/// Kotlin and Swift see one exception class per variant, carrying this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Error), uniffi(flat_error))]
 pub enum NetError {
     /// A setting or address that cannot be used.
     #[error("configuration: {0}")]

@@ -12,13 +12,20 @@
 //! - [`cli`]: the `witan-member` and `witan-node` programs; [`story`]: the group story run
 //!   as separate processes (the `witan-story` binary and the multi-process test).
 //!
+//! - `ffi` (cargo feature `ffi`): the UniFFI export of the transport for Kotlin and Swift.
+//!
 //! The `witan` crate knows nothing of this one: apps that bring their own network do not pay
 //! for it.
+
+#[cfg(feature = "ffi")]
+uniffi::setup_scaffolding!();
 
 pub mod behaviour;
 pub mod cli;
 pub mod codec;
 pub mod error;
+#[cfg(feature = "ffi")]
+pub mod ffi;
 pub mod limits;
 pub mod member;
 pub mod node;

@@ -117,6 +117,7 @@ pub enum NetEvent {
 
 /// What one catch-up did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct CatchUpReport {
     /// Store responses read.
     pub pages: u32,
