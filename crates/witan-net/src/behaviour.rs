@@ -14,7 +14,10 @@ use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, identify, noise, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, connection_limits, identify, noise,
+    tcp, yamux,
+};
 use sha2::{Digest, Sha256};
 
 use crate::codec::StoreCodec;
@@ -37,8 +40,20 @@ pub enum Role {
     Node,
 }
 
+/// Connections to one peer at most (a redial racing an old connection needs two).
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Incoming connections a member accepts at most (it is dialled by few, if any).
+const MAX_MEMBER_INCOMING: u32 = 64;
+/// Incoming connections a service node accepts at most.
+const MAX_NODE_INCOMING: u32 = 8_192;
+/// A service node is the hub of a star: it keeps up to this many members of a shard in its
+/// relay mesh (so each gets every message pushed, not gossiped), where a member keeps
+/// gossipsub's default of 12 peers at most.
+const NODE_MESH_HIGH: usize = 256;
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
     pub relay: gossipsub::Behaviour,
     pub store: request_response::Behaviour<StoreCodec>,
     pub identify: identify::Behaviour,
@@ -60,8 +75,16 @@ fn message_id(message: &gossipsub::Message) -> MessageId {
     }
 }
 
-fn relay_config(limits: &Limits) -> Result<gossipsub::Config, String> {
-    gossipsub::ConfigBuilder::default()
+fn relay_config(limits: &Limits, role: Role) -> Result<gossipsub::Config, String> {
+    let mut config = gossipsub::ConfigBuilder::default();
+    if role == Role::Node {
+        config
+            .mesh_n_low(4)
+            .mesh_n(64)
+            .mesh_n_high(NODE_MESH_HIGH)
+            .mesh_outbound_min(2);
+    }
+    config
         .protocol_id(RELAY_PROTOCOL, Version::V1_1)
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
@@ -73,12 +96,19 @@ fn relay_config(limits: &Limits) -> Result<gossipsub::Config, String> {
 
 /// The behaviour for one peer.
 pub fn behaviour(key: &Keypair, limits: &Limits, role: Role) -> Result<Behaviour, String> {
-    let relay = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, relay_config(limits)?)
-        .map_err(|e| format!("relay: {e}"))?;
-    let support = match role {
-        Role::Member => ProtocolSupport::Outbound,
-        Role::Node => ProtocolSupport::Inbound,
+    let relay =
+        gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, relay_config(limits, role)?)
+            .map_err(|e| format!("relay: {e}"))?;
+    let (support, incoming) = match role {
+        Role::Member => (ProtocolSupport::Outbound, MAX_MEMBER_INCOMING),
+        Role::Node => (ProtocolSupport::Inbound, MAX_NODE_INCOMING),
     };
+    let limits_behaviour = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+            .with_max_established_incoming(Some(incoming))
+            .with_max_pending_incoming(Some(incoming)),
+    );
     let store = request_response::Behaviour::with_codec(
         StoreCodec {
             max_response_bytes: limits.max_response_bytes(),
@@ -91,6 +121,7 @@ pub fn behaviour(key: &Keypair, limits: &Limits, role: Role) -> Result<Behaviour
             .with_agent_version(format!("witan-net/{}", env!("CARGO_PKG_VERSION"))),
     );
     Ok(Behaviour {
+        limits: limits_behaviour,
         relay,
         store,
         identify,
@@ -197,6 +228,7 @@ mod tests {
             ..message
         };
         assert_eq!(message_id(&junk).0.len(), 32);
-        assert!(relay_config(&Limits::default()).is_ok());
+        assert!(relay_config(&Limits::default(), Role::Member).is_ok());
+        assert!(relay_config(&Limits::default(), Role::Node).is_ok());
     }
 }

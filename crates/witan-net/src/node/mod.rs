@@ -11,12 +11,14 @@
 pub mod archive;
 
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm};
@@ -49,7 +51,11 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a valid address")],
+            listen: vec![
+                Multiaddr::empty()
+                    .with(Protocol::Ip4(Ipv4Addr::LOCALHOST))
+                    .with(Protocol::Tcp(0)),
+            ],
             peers: Vec::new(),
             archive_path: None,
             retention: Retention::default(),

@@ -121,7 +121,7 @@ pub fn drive_until(members: &[&Member], limit: Duration, what: &str, done: impl 
 }
 
 /// Waits (without polling anyone) until `done` holds; panics after `limit`.
-pub fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
