@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # test-all.sh — every check of the witan repository, in order, stopping at the first failure:
 #   1. scripts/setup-toolchains.sh          (idempotent; fast when everything is installed)
-#   2. cargo fmt --check
-#   3. cargo clippy --all-targets -- -D warnings
-#   4. cargo test                           (all Rust tests)
+#   2. cargo fmt --all --check
+#   3. cargo clippy --workspace --all-targets -- -D warnings
+#   4. cargo test --workspace               (all Rust tests, witan-net's multi-process test too)
 #   5. bindings/generate.sh --check         (checked-in bindings match the code)
 #   6. scripts/test-kotlin.sh               (Kotlin bindings on the JVM)
 #   7. scripts/test-swift.sh                (Swift bindings on Linux)
+#   8. crates/witan-net-ffi/test.sh         (witan-net's bindings, Kotlin and Swift)
 # .ci/run calls this. Each step's time is printed; on failure the step is named and the
 # script exits with its code. Settings for steps 5-7: scripts/lib/common.sh.
 set -uo pipefail
@@ -35,14 +36,16 @@ step() { # name command...
 }
 
 step "toolchains (scripts/setup-toolchains.sh)" "$HERE/setup-toolchains.sh"
-step "cargo fmt --check" cargo fmt --check
-step "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
-step "cargo test" cargo test
+step "cargo fmt --all --check" cargo fmt --all --check
+step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test --workspace" cargo test --workspace
 step "bindings up to date (bindings/generate.sh --check)" "$REPO/bindings/generate.sh" --check
 # generate.sh has just built the library; the test scripts need not build it again.
 export WITAN_SKIP_BUILD=1
 step "Kotlin bindings on the JVM (scripts/test-kotlin.sh)" "$HERE/test-kotlin.sh"
 step "Swift bindings on Linux (scripts/test-swift.sh)" "$HERE/test-swift.sh"
+unset WITAN_SKIP_BUILD
+step "witan-net bindings, Kotlin and Swift (crates/witan-net-ffi/test.sh)" "$REPO/crates/witan-net-ffi/test.sh"
 echo "test-all: every check passed in $(( $(date +%s) - TOTAL_START )) s"
 # One closing line over Rust, Kotlin and Swift.
 rust_passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')

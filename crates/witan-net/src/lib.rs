@@ -29,6 +29,7 @@ pub mod ffi;
 pub mod limits;
 pub mod member;
 pub mod node;
+mod sqlite;
 pub mod story;
 pub mod waku;
 

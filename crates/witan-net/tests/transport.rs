@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -18,6 +19,24 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 fn node() -> NodeHandle {
     NodeHandle::spawn(NodeConfig::default()).expect("the node starts")
+}
+
+/// Alice creates the conversation, bob joins it, and bob's catch-ups have settled.
+fn pair(dir: &Path, n: &NodeHandle) -> (Member, Member) {
+    let alice = Member::open(dir, "alice", &n.address(), |_| {});
+    let bob = Member::open(dir, "bob", &n.address(), |_| {});
+    alice
+        .client
+        .create_conversation(CONV.into(), settings())
+        .unwrap();
+    bob.client.request_to_join(CONV.into()).unwrap();
+    drive_until(&[&alice, &bob], LIMIT, "bob joined", || {
+        bob.state() == Some(ConversationState::Working)
+    });
+    drive_until(&[&alice, &bob], LIMIT, "bob's catch-ups settled", || {
+        bob.net.catch_up().is_ok_and(|r| r.packets == 0)
+    });
+    (alice, bob)
 }
 
 #[test]
@@ -82,19 +101,11 @@ fn a_packet_over_the_size_limit_is_refused_and_stays_in_the_outbox() {
 fn members_talk_through_the_node_and_one_that_was_away_catches_up_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let n = node();
-    let alice = Member::open(dir.path(), "alice", &n.address(), |_| {});
-    let bob = Member::open(dir.path(), "bob", &n.address(), |_| {});
-    wait_until(LIMIT, "both connected", || {
-        alice.net.connected_peers() == 1 && bob.net.connected_peers() == 1
-    });
-    alice
-        .client
-        .create_conversation(CONV.into(), settings())
-        .unwrap();
-    bob.client.request_to_join(CONV.into()).unwrap();
-    drive_until(&[&alice, &bob], LIMIT, "bob joined", || {
-        bob.state() == Some(ConversationState::Working)
-    });
+    let (alice, bob) = pair(dir.path(), &n);
+    assert_eq!(
+        (alice.net.connected_peers(), bob.net.connected_peers()),
+        (1, 1)
+    );
     alice
         .client
         .send_message(CONV.into(), b"live".to_vec())
@@ -131,19 +142,7 @@ fn members_talk_through_the_node_and_one_that_was_away_catches_up_from_the_store
 fn a_page_the_client_refuses_leaves_the_cursor_and_comes_again() {
     let dir = tempfile::tempdir().unwrap();
     let n = node();
-    let alice = Member::open(dir.path(), "alice", &n.address(), |_| {});
-    let bob = Member::open(dir.path(), "bob", &n.address(), |_| {});
-    alice
-        .client
-        .create_conversation(CONV.into(), settings())
-        .unwrap();
-    bob.client.request_to_join(CONV.into()).unwrap();
-    drive_until(&[&alice, &bob], LIMIT, "bob joined", || {
-        bob.state() == Some(ConversationState::Working)
-    });
-    drive_until(&[&alice, &bob], LIMIT, "bob's catch-ups settled", || {
-        bob.net.catch_up().is_ok_and(|r| r.packets == 0)
-    });
+    let (alice, bob) = pair(dir.path(), &n);
 
     // Bob stops hearing the relay (his transport is replaced by one with no relay peer,
     // catching up from the same cursors), and alice sends two chats.
@@ -184,20 +183,9 @@ fn a_page_the_client_refuses_leaves_the_cursor_and_comes_again() {
 fn live_packets_the_client_refused_are_caught_up_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let n = node();
-    let alice = Member::open(dir.path(), "alice", &n.address(), |_| {});
-    let bob = Member::open(dir.path(), "bob", &n.address(), |_| {});
+    let (alice, bob) = pair(dir.path(), &n);
+    // Bob's network events from now on (older ones are dropped).
     let events = bob.net.events().unwrap();
-    alice
-        .client
-        .create_conversation(CONV.into(), settings())
-        .unwrap();
-    bob.client.request_to_join(CONV.into()).unwrap();
-    drive_until(&[&alice, &bob], LIMIT, "bob joined", || {
-        bob.state() == Some(ConversationState::Working)
-    });
-    drive_until(&[&alice, &bob], LIMIT, "bob's catch-ups settled", || {
-        bob.net.catch_up().is_ok_and(|r| r.packets == 0)
-    });
     while events.try_recv().is_ok() {}
 
     // Bob's database is held by another connection when alice's chat arrives: the live

@@ -15,8 +15,6 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use serde_json::json;
-
 use super::args::Args;
 use super::lines;
 use crate::limits::{DEFAULT_MAX_PACKET_BYTES, Limits};
@@ -37,13 +35,7 @@ const SWITCHES: &[&str] = &["until-stdin-closes"];
 
 /// The program; `args` without the program name.
 pub fn main(args: Vec<String>) -> ExitCode {
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            lines::print(&json!({"error": e}));
-            ExitCode::FAILURE
-        }
-    }
+    super::exit(run(args))
 }
 
 fn config(args: &Args) -> Result<NodeConfig, String> {

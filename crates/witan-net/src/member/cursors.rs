@@ -28,15 +28,7 @@ impl CursorStore {
     /// Opens (or creates) the file; `None` keeps the cursors in memory (catch-up then starts
     /// from the store's oldest message after every start).
     pub fn open(path: Option<&Path>) -> Result<CursorStore, NetError> {
-        let conn = match path {
-            Some(p) => Connection::open(p)?,
-            None => Connection::open_in_memory()?,
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        if path.is_some() {
-            let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-        }
+        let conn = crate::sqlite::open(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS cursor (
                  pubsub_topic TEXT PRIMARY KEY,

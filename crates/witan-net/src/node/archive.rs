@@ -44,15 +44,7 @@ pub struct Archive {
 impl Archive {
     /// Opens (or creates) the archive; `None` keeps it in memory.
     pub fn open(path: Option<&Path>) -> Result<Archive, NetError> {
-        let conn = match path {
-            Some(p) => Connection::open(p)?,
-            None => Connection::open_in_memory()?,
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        if path.is_some() {
-            let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-        }
+        let conn = crate::sqlite::open(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS message (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -97,13 +97,7 @@ struct Options {
 
 /// The program; `args` without the program name.
 pub fn main(args: Vec<String>) -> ExitCode {
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            lines::print(&json!({"error": e}));
-            ExitCode::FAILURE
-        }
-    }
+    super::exit(run(args))
 }
 
 fn options(args: Vec<String>) -> Result<Options, String> {
