@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use super::args::Args;
 use super::lines;
 use crate::limits::{DEFAULT_MAX_PACKET_BYTES, Limits};
-use crate::node::{self, NodeConfig, Retention};
+use crate::node::{self, NodeConfig, NodeEvent, Retention};
 use crate::waku::sharding::Sharding;
 
 const VALUES: &[&str] = &[
@@ -97,7 +97,19 @@ fn run(args: Vec<String>) -> Result<(), String> {
     runtime
         .block_on(node::run(
             config,
-            |event| lines::print(&lines::node(&event)),
+            |event| {
+                // Empty answers are the members' routine catch-ups: no news.
+                if !matches!(
+                    event,
+                    NodeEvent::Answered {
+                        messages: 0,
+                        status: 200,
+                        ..
+                    }
+                ) {
+                    lines::print(&lines::node(&event));
+                }
+            },
             async {
                 let _ = closed_rx.await;
             },

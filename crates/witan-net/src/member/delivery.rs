@@ -104,6 +104,8 @@ impl Inner {
         let cursors = self.lock_cursors();
         let result = self.catch_up_locked(&cursors);
         match &result {
+            // An empty catch-up is no news (the member program runs one every few seconds).
+            Ok(report) if report.packets == 0 => {}
             Ok(report) => self.emit(NetEvent::CaughtUp {
                 pages: report.pages,
                 packets: report.packets,
