@@ -116,18 +116,7 @@ fn members_talk_through_the_node_and_one_that_was_away_catches_up_from_the_store
 
     // Bob goes away (transport and client dropped); alice goes on talking.
     drop(bob);
-    for text in ["while", "you", "were", "away"] {
-        alice
-            .client
-            .send_message(CONV.into(), text.as_bytes().to_vec())
-            .unwrap();
-    }
-    drive_until(
-        &[&alice],
-        Duration::from_secs(2),
-        "alice's outbox empty",
-        || alice.client.poll().unwrap().outbox_pending == 0,
-    );
+    alice.send_all(&["while", "you", "were", "away"]);
     let bob = Member::open(dir.path(), "bob", &n.address(), |_| {});
     drive_until(&[&alice, &bob], LIMIT, "bob caught up", || {
         bob.bodies().len() == 5
@@ -148,20 +137,7 @@ fn a_page_the_client_refuses_leaves_the_cursor_and_comes_again() {
     // catching up from the same cursors), and alice sends two chats.
     let bob_db = dir.path().join("bob.db");
     drop(bob);
-    alice
-        .client
-        .send_message(CONV.into(), b"one".to_vec())
-        .unwrap();
-    alice
-        .client
-        .send_message(CONV.into(), b"two".to_vec())
-        .unwrap();
-    drive_until(
-        &[&alice],
-        Duration::from_secs(2),
-        "alice's outbox empty",
-        || alice.client.poll().unwrap().outbox_pending == 0,
-    );
+    alice.send_all(&["one", "two"]);
     // Another connection holds bob's database while he comes back (with no relay peer: he
     // can only catch up): handle_wakeup fails (busy) and the cursor must not move. The
     // catch-up that attaching starts in the background fails the same way.

@@ -93,6 +93,19 @@ impl Member {
             .map(|c| c.state)
     }
 
+    /// Sends each text, then waits (2 s at most) until the outbox has handed them all to
+    /// the relay.
+    pub fn send_all(&self, texts: &[&str]) {
+        for text in texts {
+            self.client
+                .send_message(CONV.into(), text.as_bytes().to_vec())
+                .expect("the chat is sent");
+        }
+        drive_until(&[self], Duration::from_secs(2), "the outbox empty", || {
+            self.client.poll().is_ok_and(|r| r.outbox_pending == 0)
+        });
+    }
+
     pub fn bodies(&self) -> Vec<String> {
         self.client
             .messages(CONV.into(), None, 1_000)
