@@ -29,7 +29,8 @@ const ANDROID_PAGE_ALIGN: u32 = 16 * 1024;
 /// The target CI cross-builds in place of arm64-v8a (see the module doc).
 const ANDROID_ARM64_STAND_IN: &str = "aarch64-unknown-linux-gnu";
 
-fn main() {
+// `pub`: crates/witan-net-ffi's build script runs this one for its own cdylib.
+pub fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
     let host = std::env::var("HOST").unwrap_or_default();

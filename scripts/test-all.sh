@@ -3,15 +3,16 @@
 #   1. scripts/setup-toolchains.sh          (idempotent; fast when everything is installed)
 #   2. cargo fmt --all --check
 #   3. cargo clippy --workspace --all-targets -- -D warnings
-#   4. cargo test --workspace              (all Rust tests)
+#   4. cargo test --workspace               (all Rust tests, witan-net's multi-process test too)
 #   5. bindings/generate.sh --check         (checked-in bindings match the code)
 #   6. scripts/test-kotlin.sh               (Kotlin bindings on the JVM)
 #   7. scripts/test-r8.sh                   (the same tests shrunk by R8 with the consumer rules)
 #   8. scripts/test-swift.sh                (Swift bindings on Linux)
 #   9. scripts/test-cross.sh                (cargo check for Android and iOS; aarch64 cross
 #                                            build, 16 KiB alignment, smoke test under qemu)
+#  10. crates/witan-net-ffi/test.sh         (witan-net's bindings, Kotlin and Swift)
 # .ci/run calls this. Each step's time is printed; on failure the step is named and the
-# script exits with its code. Settings for steps 5-9: scripts/lib/common.sh.
+# script exits with its code. Settings for steps 5-10: scripts/lib/common.sh.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/.." && pwd -P)
@@ -38,7 +39,7 @@ step() { # name command...
 }
 
 step "toolchains (scripts/setup-toolchains.sh)" "$HERE/setup-toolchains.sh"
-step "cargo fmt --check" cargo fmt --all --check
+step "cargo fmt --all --check" cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace" cargo test --workspace
 step "bindings up to date (bindings/generate.sh --check)" "$REPO/bindings/generate.sh" --check
@@ -48,6 +49,8 @@ step "Kotlin bindings on the JVM (scripts/test-kotlin.sh)" "$HERE/test-kotlin.sh
 step "Kotlin bindings shrunk by R8 (scripts/test-r8.sh)" "$HERE/test-r8.sh"
 step "Swift bindings on Linux (scripts/test-swift.sh)" "$HERE/test-swift.sh"
 step "cross checks for Android, iOS and aarch64 (scripts/test-cross.sh)" "$HERE/test-cross.sh"
+unset WITAN_SKIP_BUILD
+step "witan-net bindings, Kotlin and Swift (crates/witan-net-ffi/test.sh)" "$REPO/crates/witan-net-ffi/test.sh"
 echo "test-all: every check passed in $(( $(date +%s) - TOTAL_START )) s"
 # One closing line over Rust, Kotlin and Swift.
 rust_passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$SUMMARY_LOG" | awk '{s+=$1} END {print s+0}')
