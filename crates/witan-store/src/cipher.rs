@@ -296,6 +296,26 @@ mod tests {
         assert_eq!(read_marker(&mut db).as_deref(), Some(MARKER));
     }
 
+    /// Read without its key, an encrypted file's first page is random bytes behind a plain
+    /// SQLite header; SQLite then reports "not a database", "unsupported file format" or —
+    /// for some of those random pages — "malformed". Every one of them must come out as a
+    /// key error, so the test opens many freshly encrypted files.
+    #[test]
+    fn an_encrypted_file_read_without_or_with_a_wrong_key_is_always_a_key_error() {
+        for round in 0..64u8 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = db_path(&dir);
+            write_marker(&mut Database::open(&path, &keyed(7)).unwrap());
+            let missing = Database::open(&path, &StoreOptions::default()).unwrap_err();
+            assert!(
+                matches!(&missing, StoreError::Key(_)),
+                "round {round}: {missing:?}"
+            );
+            let wrong = Database::open(&path, &keyed(8)).unwrap_err();
+            assert!(matches!(&wrong, StoreError::Key(_)), "round {round}: {wrong:?}");
+        }
+    }
+
     #[test]
     fn a_key_of_the_wrong_length_is_refused() {
         for len in [0, 16, 31, 33, 64] {
