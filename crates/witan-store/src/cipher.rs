@@ -101,15 +101,19 @@ pub fn probe(
     path: &str,
     key: Option<&DatabaseKey>,
 ) -> Result<Probe, StoreError> {
-    // A key that does not fit shows up as the first read failing: SQLITE_NOTADB, or plain
-    // SQLITE_ERROR ("unsupported file format") when the plain header of an encrypted file
-    // is read without its key.
+    // A key that does not fit shows up as the first read failing: SQLITE_NOTADB, plain
+    // SQLITE_ERROR ("unsupported file format"), or — when the random bytes of an encrypted
+    // first page happen to parse as a b-tree page — SQLITE_CORRUPT. Which one depends on those
+    // bytes, so a "malformed" answer is only a corrupt database when the header says the
+    // file is not encrypted (see `reserves_cipher_space`).
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     }) {
         Ok(_) => return Ok(Probe::Readable),
         Err(rusqlite::Error::SqliteFailure(f, _))
             if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::Unknown) => {}
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == ErrorCode::DatabaseCorrupt && reserves_cipher_space(path) => {}
         Err(e) => return Err(e.into()),
     }
     if !starts_like_sqlite(path) {
@@ -134,6 +138,16 @@ fn starts_like_sqlite(path: &str) -> bool {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
         .is_ok_and(|()| &header == SQLITE_MAGIC)
+}
+
+/// Whether the plain header reserves space at the end of every page (byte 20 of the SQLite
+/// header), as SQLCipher does for its IV and MAC; witan's plain databases reserve none.
+fn reserves_cipher_space(path: &str) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 21];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| &header[..16] == SQLITE_MAGIC && header[20] > 0)
 }
 
 fn opens_without_key(path: &str) -> bool {
@@ -312,7 +326,10 @@ mod tests {
                 "round {round}: {missing:?}"
             );
             let wrong = Database::open(&path, &keyed(8)).unwrap_err();
-            assert!(matches!(&wrong, StoreError::Key(_)), "round {round}: {wrong:?}");
+            assert!(
+                matches!(&wrong, StoreError::Key(_)),
+                "round {round}: {wrong:?}"
+            );
         }
     }
 
