@@ -103,6 +103,9 @@ impl Database {
         // Steps that only take in packets are relaxed (`relaxed_step`) and sync
         // the log (`sync_log`) before anything they queued is published.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // On Apple platforms a plain fsync leaves the data in the drive's cache, so a power
+        // cut could still lose a "synced" commit: ask for F_FULLFSYNC there.
+        durability::flush_drive_caches(&conn)?;
 
         // SQLite leaves foreign key enforcement off per connection; turn it
         // on so that every REFERENCES clause a migration declares is enforced
@@ -308,6 +311,14 @@ mod tests {
         assert!(get("cache_size").contains("Integer(-1024)"));
         assert!(get("secure_delete").contains("Integer(1)"));
         assert!(get("busy_timeout").contains("Integer(5000)"));
+        // Apple's fsync leaves data in the drive's cache; witan asks for F_FULLFSYNC there.
+        let full = if cfg!(target_vendor = "apple") {
+            "Integer(1)"
+        } else {
+            "Integer(0)"
+        };
+        assert!(get("fullfsync").contains(full));
+        assert!(get("checkpoint_fullfsync").contains(full));
         // In-memory databases open too (no WAL).
         let _ = memory_db();
     }
