@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 
 use crate::mls::kv::OverlayKv;
 use crate::mls::storage::codec;
-use crate::mls::{GroupCache, Identity, MlsProvider, with_key_cache};
+use crate::mls::{GroupCache, Identity, MemberId, MlsProvider, with_key_cache};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{NewMessage, Step};
 use crate::wire;
@@ -387,7 +387,8 @@ impl StepEnv<'_, '_> {
             step.outbox_push(&o.packet_id, &o.topic, &o.payload, self.now_ms)?;
             step.mark_seen(&Sha256::digest(&o.payload), self.now_ms)?;
         }
-        let mut stored: BTreeMap<&str, StoredMessage> = BTreeMap::new();
+        // A message is its sender's: ids are chosen by senders.
+        let mut stored: BTreeMap<(MemberId, &str), StoredMessage> = BTreeMap::new();
         for m in &out.messages {
             let sender = m.sender.to_hex();
             let new = NewMessage {
@@ -400,7 +401,7 @@ impl StepEnv<'_, '_> {
             };
             if let Some(seq) = step.append_message(&new)? {
                 stored.insert(
-                    &m.message_id,
+                    (m.sender, &m.message_id),
                     StoredMessage {
                         conversation_id: id.to_string(),
                         message_id: m.message_id.clone(),
@@ -439,7 +440,7 @@ impl StepEnv<'_, '_> {
             match e {
                 // Only a message stored for the first time is announced.
                 Event::MessageReceived(m) => {
-                    if let Some(message) = stored.remove(m.message_id.as_str()) {
+                    if let Some(message) = stored.remove(&(m.sender, m.message_id.as_str())) {
                         self.effects.events.push(WitanEvent::MessageReceived {
                             conversation_id: id.to_string(),
                             message,

@@ -87,6 +87,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UNIQUE (conversation_id, message_id)
     ) STRICT;
     "#,
+    // Version 2: a message is one sender's: history de-duplicates on the sender and the id, so
+    // that a member cannot shadow another member's message by sending its id first.
+    r#"
+    ALTER TABLE messages RENAME TO messages_v1;
+    CREATE TABLE messages (
+        conversation_id TEXT NOT NULL,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        message_id      TEXT NOT NULL,
+        sender          TEXT NOT NULL,
+        body            BLOB NOT NULL,
+        sent_at_ms      INTEGER NOT NULL,
+        own             INTEGER NOT NULL CHECK (own IN (0, 1)),
+        PRIMARY KEY (conversation_id, seq),
+        UNIQUE (conversation_id, sender, message_id)
+    ) STRICT;
+    INSERT INTO messages
+        SELECT conversation_id, seq, message_id, sender, body, sent_at_ms, own FROM messages_v1;
+    DROP TABLE messages_v1;
+    "#,
 ];
 
 /// The schema version this build writes and understands.
@@ -171,6 +190,59 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 1);
+    }
+
+    /// A database left at `version` by an earlier build.
+    pub(crate) fn database_at(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(CREATE_VERSION_TABLE).unwrap();
+        conn.execute(
+            "INSERT INTO schema_version (id, version) VALUES (1, ?1)",
+            [version as i64],
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn version_2_keeps_the_history_and_tells_senders_apart() {
+        let mut conn = database_at(1);
+        conn.execute_batch(
+            "INSERT INTO messages VALUES ('c', 1, 'm1', 'alice', x'01', 5, 0);
+             INSERT INTO messages VALUES ('c', 2, 'm2', 'bob', x'02', 6, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let kept: Vec<(i64, String, String)> = conn
+            .prepare("SELECT seq, message_id, sender FROM messages ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            kept,
+            [
+                (1, "m1".into(), "alice".into()),
+                (2, "m2".into(), "bob".into())
+            ]
+        );
+        // The same id from another sender is another message; from the same sender it is not.
+        conn.execute(
+            "INSERT INTO messages VALUES ('c', 3, 'm1', 'mallory', x'03', 7, 0)",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO messages VALUES ('c', 4, 'm1', 'alice', x'04', 8, 0)",
+                []
+            )
+            .is_err()
+        );
     }
 
     #[test]
