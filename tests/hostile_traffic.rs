@@ -62,6 +62,24 @@ fn craft_chat(w: &World, i: usize, message_id: &[u8], body: &[u8]) -> Vec<u8> {
     ))
 }
 
+/// `genuine` (a group packet of the current epoch) with its unauthenticated MLS epoch set to
+/// `epoch`, re-wrapped so that its packet id is valid: what anyone who knows the
+/// conversation id can make.
+fn with_claimed_epoch(genuine: &[u8], epoch: u64) -> Vec<u8> {
+    let env = wire::decode_envelope(genuine).unwrap();
+    let mut body = env.body.clone();
+    // MlsMessage: version (2) and wire format (2), then the group id (one length byte and the
+    // conversation id), then the 8-byte big-endian epoch.
+    let at = 4 + 1 + CONV.len();
+    body[at..at + 8].copy_from_slice(&epoch.to_be_bytes());
+    wire::encode(&wire::Envelope::new(
+        CONV,
+        env.sender.clone(),
+        wire::PacketKind::Group,
+        body,
+    ))
+}
+
 #[test]
 fn a_member_reusing_another_members_message_id_does_not_shadow_it() {
     let (alice, mallory, carol) = (0, 1, 2);
@@ -91,5 +109,66 @@ fn a_member_reusing_another_members_message_id_does_not_shadow_it() {
             .iter()
             .any(|m| m.sender == alice_id && m.body == b"meet at noon"),
         "alice's message is in carol's history under alice's name"
+    );
+}
+
+/// Members of a formed group of four, the two that are not its epoch steward first.
+fn quiet_group_of_four(w: &mut World) -> (usize, usize, usize) {
+    w.form(0, &[1, 2, 3]);
+    w.run_for(10_000);
+    w.assert_agree(&[0, 1, 2, 3]);
+    let info = w.info(0);
+    let steward = w
+        .index_of_member(info.epoch_steward.as_deref().unwrap())
+        .unwrap();
+    let others: Vec<usize> = (0..4).filter(|i| *i != steward).collect();
+    (others[0], others[1], steward)
+}
+
+#[test]
+fn forged_future_epoch_packets_do_not_crowd_out_genuine_traffic() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    let (victim, target, steward) = quiet_group_of_four(&mut w);
+    w.send(steward, "a genuine chat to copy");
+    let genuine = take_in_flight(&w);
+    let epoch = w.info(victim).epoch;
+
+    // An outsider who knows the conversation id floods the victim with packets claiming far
+    // epochs, enough to fill any buffer bounded by a count.
+    let flood: Vec<Vec<u8>> = (0..1100u64)
+        .map(|k| with_claimed_epoch(&genuine[0], epoch + 1000 + k))
+        .collect();
+    for chunk in flood.chunks(256) {
+        receive(&w, victim, chunk);
+    }
+
+    // A real epoch change happens while the victim is away; the first chat of the new epoch
+    // reaches it before the commit candidate.
+    w.close(victim);
+    let target_id = w.c(target).member_id();
+    w.c(steward)
+        .propose_removal(CONV.into(), target_id)
+        .unwrap();
+    for _ in 0..200 {
+        if w.info(steward).epoch > epoch {
+            break;
+        }
+        w.run_for(100);
+    }
+    assert_eq!(w.info(steward).epoch, epoch + 1);
+    w.send(steward, "first words of the new epoch");
+    let chat = take_in_flight(&w);
+    assert_eq!(chat.len(), 1);
+    let backlog = w.mailbox.remove(&victim).unwrap();
+    w.reopen_quietly(victim);
+    receive(&w, victim, &chat);
+    receive(&w, victim, &backlog);
+
+    assert_eq!(w.info(victim).epoch, epoch + 1);
+    assert!(
+        w.bodies(victim)
+            .contains(&"first words of the new epoch".to_string()),
+        "{:?}",
+        w.bodies(victim)
     );
 }
