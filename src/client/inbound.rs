@@ -23,7 +23,7 @@ use crate::wire;
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::step::{Durability, Effects, Finish, MAX_BUFFERED_PER_CONVERSATION, StepEnv};
+use super::step::{Durability, Effects, FUTURE_EPOCH_BUFFER, Finish, StepEnv};
 use super::types::{InboundPacket, ReceiveReport, WitanEvent};
 
 /// Packets applied in one transaction at most: bounds how long the write lock is held (the
@@ -228,11 +228,13 @@ fn apply_packet(
     // `StepEnv::refeed`): traffic of epoch 0 is not worth storing.
     let useless = applied.state == State::PendingJoin && applied.buffer_for_epoch == Some(0);
     if let Some(epoch) = applied.buffer_for_epoch.filter(|_| !useless) {
-        let stored =
-            env.step
-                .buffer_inbound(id, epoch, d.payload, now, MAX_BUFFERED_PER_CONVERSATION)?;
+        let stored = env
+            .step
+            .buffer_inbound(id, epoch, d.payload, now, FUTURE_EPOCH_BUFFER)?;
         if !stored {
-            fate = Fate::Rejected(format!("buffer for future epochs of {id:?} is full"));
+            fate = Fate::Rejected(format!(
+                "buffer for future epochs of {id:?} is full of nearer epochs"
+            ));
         }
     }
     if matches!(fate, Fate::Accepted) {

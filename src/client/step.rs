@@ -43,19 +43,24 @@ use crate::mls::kv::OverlayKv;
 use crate::mls::storage::codec;
 use crate::mls::{GroupCache, Identity, MemberId, MlsProvider, with_key_cache};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
-use crate::store::{NewMessage, Step};
+use crate::store::{BufferBounds, NewMessage, Step};
 use crate::wire;
 
 use super::error::WitanError;
 use super::subscriptions;
 use super::types::{StoredMessage, WitanEvent};
 
-/// At most this many packets wait per conversation for a future epoch.
-pub(crate) const MAX_BUFFERED_PER_CONVERSATION: u32 = 1024;
+/// What one conversation may keep for future epochs: anyone who knows its id can send
+/// packets claiming one, so the bound holds in bytes too (two envelopes of the largest size),
+/// and a full buffer evicts the farthest claims first (`witan_store::BufferBounds`).
+pub(crate) const FUTURE_EPOCH_BUFFER: BufferBounds = BufferBounds {
+    packets: 1024,
+    bytes: 2 * wire::limits::MAX_ENVELOPE_BYTES as u64,
+};
 
-/// Replays of buffered packets stop after this many epoch advances in one step (a guard
-/// against a bug looping inside the host's process).
-const MAX_REFEED_ROUNDS: usize = 256;
+/// Replays of buffered packets stop after this many in one step (more than a buffer holds: a
+/// guard against a bug looping inside the host's process).
+const MAX_REFED_PACKETS: u32 = 2 * FUTURE_EPOCH_BUFFER.packets;
 
 /// What the host hears after a step committed.
 #[derive(Debug, Default)]
@@ -478,9 +483,9 @@ impl StepEnv<'_, '_> {
         })
     }
 
-    /// Replays the packets of conversation `id` buffered for epochs up to the current one,
-    /// while the epoch keeps advancing. A replayed packet the engine refuses is dropped; one
-    /// still for a future epoch is buffered again.
+    /// Replays the packets of conversation `id` buffered for epochs up to the current one, in
+    /// order, following the epoch as it advances. A replayed packet the engine refuses is
+    /// dropped; one still for a future epoch is buffered again.
     pub fn refeed(&mut self, id: &str, mut applied: Applied) -> Result<(), WitanError> {
         if applied.joined {
             // A member holds the secrets of the epoch it joined in, never of earlier ones:
@@ -495,40 +500,33 @@ impl StepEnv<'_, '_> {
                 );
             }
         }
-        for _ in 0..MAX_REFEED_ROUNDS {
+        for _ in 0..MAX_REFED_PACKETS {
             if matches!(applied.state, State::PendingJoin | State::Left) {
                 return Ok(());
             }
-            let packets = self.step.take_buffered(id, applied.epoch)?;
-            if packets.is_empty() {
+            // One at a time: memory holds one buffered packet, however full the buffer.
+            let Some(payload) = self.step.take_next_buffered(id, applied.epoch)? else {
                 return Ok(());
-            }
-            let mut advanced = false;
-            for payload in packets {
-                let Ok(env) = wire::decode_envelope(&payload) else {
-                    continue;
-                };
-                match self.handle_packet(&env)? {
-                    Ok(((), a)) => {
-                        if let Some(epoch) = a.buffer_for_epoch {
-                            self.step.buffer_inbound(
-                                id,
-                                epoch,
-                                &payload,
-                                self.now_ms,
-                                MAX_BUFFERED_PER_CONVERSATION,
-                            )?;
-                        }
-                        advanced |= a.epoch_advanced;
-                        applied = a;
+            };
+            let Ok(env) = wire::decode_envelope(&payload) else {
+                continue;
+            };
+            match self.handle_packet(&env)? {
+                Ok(((), a)) => {
+                    if let Some(epoch) = a.buffer_for_epoch {
+                        self.step.buffer_inbound(
+                            id,
+                            epoch,
+                            &payload,
+                            self.now_ms,
+                            FUTURE_EPOCH_BUFFER,
+                        )?;
                     }
-                    Err(e) => {
-                        tracing::debug!(conversation = id, error = %e, "buffered packet dropped")
-                    }
+                    applied = a;
                 }
-            }
-            if !advanced {
-                return Ok(());
+                Err(e) => {
+                    tracing::debug!(conversation = id, error = %e, "buffered packet dropped")
+                }
             }
         }
         Err(WitanError::internal("buffered packets did not settle"))

@@ -59,7 +59,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         payload         BLOB NOT NULL,
         received_ms     INTEGER NOT NULL
     ) STRICT;
-    -- Serves the per-conversation count and take_buffered() in (epoch, arrival) order.
+    -- Serves the per-conversation totals and take_next_buffered() in (epoch, arrival) order.
     CREATE INDEX pending_inbound_by_conversation
         ON pending_inbound (conversation_id, epoch, id);
 
