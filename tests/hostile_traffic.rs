@@ -80,6 +80,13 @@ fn with_claimed_epoch(genuine: &[u8], epoch: u64) -> Vec<u8> {
     ))
 }
 
+/// Rows of a table in member `i`'s database.
+fn rows(w: &World, i: usize, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(w.path(i)).unwrap();
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
 #[test]
 fn a_member_reusing_another_members_message_id_does_not_shadow_it() {
     let (alice, mallory, carol) = (0, 1, 2);
@@ -171,4 +178,26 @@ fn forged_future_epoch_packets_do_not_crowd_out_genuine_traffic() {
         "{:?}",
         w.bodies(victim)
     );
+}
+
+#[test]
+fn forged_future_epoch_packets_do_not_grow_the_seen_packet_table() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    let (victim, _, steward) = quiet_group_of_four(&mut w);
+    w.send(steward, "a genuine chat to copy");
+    let genuine = take_in_flight(&w);
+    let epoch = w.info(victim).epoch;
+    let seen_before = rows(&w, victim, "seen_packets");
+
+    let flood: Vec<Vec<u8>> = (0..600u64)
+        .map(|k| with_claimed_epoch(&genuine[0], epoch + 1 + k))
+        .collect();
+    for chunk in flood.chunks(256) {
+        receive(&w, victim, chunk);
+    }
+    // The same forgeries again are duplicates, whatever became of them.
+    let again = receive(&w, victim, &flood[..100]);
+    assert_eq!(again.accepted, 0, "{again:?}");
+
+    assert_eq!(rows(&w, victim, "seen_packets"), seen_before);
 }
