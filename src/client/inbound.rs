@@ -4,8 +4,8 @@
 //! packet for a conversation this client does not have, and a packet the engine refuses are
 //! counted as rejected and change nothing. A packet seen before — including this client's own
 //! packets echoed by the transport — is a duplicate and changes nothing. An accepted packet is
-//! marked seen together with what it changed; one for a future epoch is buffered (bounded)
-//! with it and replayed once the epoch is reached.
+//! marked seen together with what it changed; one for a future epoch is buffered (bounded,
+//! de-duplicated there) and replayed once the epoch is reached, and only then marked seen.
 //!
 //! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one fsync), in
 //! order; each is one part of it (a savepoint), applied or undone alone, so the outcome is the
@@ -19,6 +19,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::protocol::State;
+use crate::store::Buffered;
 use crate::wire;
 
 use super::WitanClient;
@@ -222,24 +223,32 @@ fn apply_packet(
         Err(e) => return Ok(Finish::Rollback(Fate::Rejected(e.to_string()))),
     };
     let id = d.envelope.conversation_id.as_str();
-    let mut fate = Fate::Accepted;
     // A welcome comes with the commit that adds its joiners, so a joiner joins at epoch 1 at
     // the earliest, and what it kept from below its epoch is dropped unread then (see
     // `StepEnv::refeed`): traffic of epoch 0 is not worth storing.
     let useless = applied.state == State::PendingJoin && applied.buffer_for_epoch == Some(0);
-    if let Some(epoch) = applied.buffer_for_epoch.filter(|_| !useless) {
-        let stored = env
-            .step
-            .buffer_inbound(id, epoch, d.payload, now, FUTURE_EPOCH_BUFFER)?;
-        if !stored {
-            fate = Fate::Rejected(format!(
-                "buffer for future epochs of {id:?} is full of nearer epochs"
-            ));
+    // A packet kept for a future epoch is unauthenticated: the buffer de-duplicates it, and it
+    // is marked seen only once applied, so forgeries cannot grow the seen table.
+    let fate = match applied.buffer_for_epoch {
+        Some(_) if useless => Fate::Accepted,
+        Some(epoch) => {
+            let packet = (&d.hash, d.payload);
+            match env
+                .step
+                .buffer_inbound(id, epoch, packet, now, FUTURE_EPOCH_BUFFER)?
+            {
+                Buffered::Stored => Fate::Accepted,
+                Buffered::Already => Fate::Duplicate,
+                Buffered::Refused => Fate::Rejected(format!(
+                    "buffer for future epochs of {id:?} is full of nearer epochs"
+                )),
+            }
         }
-    }
-    if matches!(fate, Fate::Accepted) {
-        env.step.mark_seen(&d.hash, now)?;
-    }
+        None => {
+            env.step.mark_seen(&d.hash, now)?;
+            Fate::Accepted
+        }
+    };
     if applied.epoch_advanced {
         env.refeed(id, applied)?;
     }

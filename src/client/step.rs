@@ -513,14 +513,19 @@ impl StepEnv<'_, '_> {
             };
             match self.handle_packet(&env)? {
                 Ok(((), a)) => {
-                    if let Some(epoch) = a.buffer_for_epoch {
-                        self.step.buffer_inbound(
-                            id,
-                            epoch,
-                            &payload,
-                            self.now_ms,
-                            FUTURE_EPOCH_BUFFER,
-                        )?;
+                    let hash: [u8; 32] = Sha256::digest(&payload).into();
+                    match a.buffer_for_epoch {
+                        Some(epoch) => {
+                            let packet = (&hash, payload.as_slice());
+                            self.step.buffer_inbound(
+                                id,
+                                epoch,
+                                packet,
+                                self.now_ms,
+                                FUTURE_EPOCH_BUFFER,
+                            )?;
+                        }
+                        None => self.step.mark_seen(&hash, self.now_ms)?,
                     }
                     applied = a;
                 }

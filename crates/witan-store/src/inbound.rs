@@ -2,6 +2,13 @@
 //! handled) and `pending_inbound` (packets for a future epoch, buffered until
 //! the conversation reaches it).
 //!
+//! Both fill up from traffic anyone can send, so both are bounded. `seen_packets` keeps the
+//! last [`SEEN_PACKETS_KEPT`] hashes (and none older than the caller's retention): a packet
+//! forgotten that way is applied again if it comes back, which the engine and MLS refuse or
+//! absorb (a consumed message key, a past epoch, a known proposal). A packet kept for a
+//! future epoch is de-duplicated in the buffer, by its hash, and marked seen only once
+//! applied.
+//!
 //! The epoch a packet claims is read from its unauthenticated framing, so anyone who knows a
 //! conversation's id can fill its buffer. The buffer is therefore bounded per conversation in
 //! packets and in bytes ([`BufferBounds`]), and a full buffer makes room by evicting the
@@ -26,13 +33,22 @@ impl Step<'_> {
     }
 
     /// Marks a packet hash as seen at `now_ms`. Marking it again refreshes the
-    /// time, so a packet that keeps being replayed stays de-duplicated.
+    /// time, so a packet that keeps being replayed stays de-duplicated. Beyond
+    /// [`SEEN_PACKETS_KEPT`] hashes the oldest are forgotten (checked every
+    /// [`SEEN_PRUNE_EVERY`] marks, so the table exceeds the bound by less than that).
     pub fn mark_seen(&self, hash: &[u8], now_ms: u64) -> Result<(), StoreError> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO seen_packets (hash, seen_ms) VALUES (?1, ?2)
-             ON CONFLICT (hash) DO UPDATE SET seen_ms = max(seen_ms, excluded.seen_ms)",
+             ON CONFLICT (hash) DO UPDATE SET seen_ms = max(seen_ms, excluded.seen_ms)
+             RETURNING seq",
         )?;
-        stmt.execute(rusqlite::params![hash, from_u64(now_ms)])?;
+        let seq: i64 = stmt.query_row(rusqlite::params![hash, from_u64(now_ms)], |r| r.get(0))?;
+        if seq % SEEN_PRUNE_EVERY == 0 {
+            let mut prune = self
+                .tx
+                .prepare_cached("DELETE FROM seen_packets WHERE seq <= ?1")?;
+            prune.execute([seq.saturating_sub(SEEN_PACKETS_KEPT)])?;
+        }
         Ok(())
     }
 
@@ -47,19 +63,31 @@ impl Step<'_> {
 
     /// Buffers a packet for epoch `epoch` of conversation `conv`, within `bounds`: packets
     /// claiming epochs at least as far are evicted to make room (see the module doc).
-    /// Returns `false` (and changes nothing) when the packet cannot fit: it is larger than
-    /// the byte bound, or every buffered packet claims a nearer epoch.
+    /// `packet` is the payload with its hash (`SHA256(payload)`), by which the buffer
+    /// de-duplicates. [`Buffered::Refused`] (and nothing changed) when the packet cannot fit:
+    /// it is larger than the byte bound, or every buffered packet claims a nearer epoch.
     pub fn buffer_inbound(
         &self,
         conv: &str,
         epoch: u64,
-        payload: &[u8],
+        packet: (&[u8; 32], &[u8]),
         now_ms: u64,
         bounds: BufferBounds,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Buffered, StoreError> {
+        let (hash, payload) = packet;
+        let mut known = self.tx.prepare_cached(
+            "SELECT 1 FROM pending_inbound WHERE conversation_id = ?1 AND hash = ?2",
+        )?;
+        if known
+            .query_row(rusqlite::params![conv, &hash[..]], |_| Ok(()))
+            .optional()?
+            .is_some()
+        {
+            return Ok(Buffered::Already);
+        }
         let size = u64::try_from(payload.len()).unwrap_or(u64::MAX);
         if size > bounds.bytes || bounds.packets == 0 {
-            return Ok(false);
+            return Ok(Buffered::Refused);
         }
         let mut totals = self.tx.prepare_cached(
             "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM pending_inbound
@@ -74,7 +102,7 @@ impl Step<'_> {
             .saturating_sub(bounds.bytes);
         if excess_packets > 0 || excess_bytes > 0 {
             let Some(victims) = self.eviction(conv, epoch, excess_packets, excess_bytes)? else {
-                return Ok(false);
+                return Ok(Buffered::Refused);
             };
             let mut delete = self
                 .tx
@@ -89,16 +117,17 @@ impl Step<'_> {
             );
         }
         let mut insert = self.tx.prepare_cached(
-            "INSERT INTO pending_inbound (conversation_id, epoch, payload, received_ms)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO pending_inbound (conversation_id, epoch, payload, received_ms, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         insert.execute(rusqlite::params![
             conv,
             from_u64(epoch),
             payload,
-            from_u64(now_ms)
+            from_u64(now_ms),
+            &hash[..]
         ])?;
-        Ok(true)
+        Ok(Buffered::Stored)
     }
 
     /// The buffered packets of `conv` to evict so that `packets` more rows and `bytes` more
@@ -166,6 +195,23 @@ impl Step<'_> {
     }
 }
 
+/// Hashes of seen packets kept at most (about 9 MB of rows and index on disk).
+pub const SEEN_PACKETS_KEPT: i64 = 100_000;
+
+/// The seen-packet bound is enforced once per this many marks.
+pub const SEEN_PRUNE_EVERY: i64 = 256;
+
+/// What [`Step::buffer_inbound`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffered {
+    /// Kept, evicting packets of farther epochs if the buffer was full.
+    Stored,
+    /// The same packet is buffered already.
+    Already,
+    /// Nothing was evicted for it: it is too large or claims the farthest epoch.
+    Refused,
+}
+
 /// How much one conversation may buffer for future epochs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferBounds {
@@ -177,6 +223,8 @@ pub struct BufferBounds {
 
 #[cfg(test)]
 mod tests {
+    use sha2::Digest;
+
     use super::super::test_support::memory_db;
     use super::*;
 
@@ -201,9 +249,63 @@ mod tests {
         BufferBounds { packets, bytes }
     }
 
+    /// Buffers `payload` (its hash computed here); whether it was stored.
+    fn put(step: &Step<'_>, conv: &str, epoch: u64, payload: &[u8], bounds: BufferBounds) -> bool {
+        let hash: [u8; 32] = sha2::Sha256::digest(payload).into();
+        step.buffer_inbound(conv, epoch, (&hash, payload), 1, bounds)
+            .unwrap()
+            == Buffered::Stored
+    }
+
     /// Every packet of `conv` up to `epoch`, taken one at a time.
     fn take_all(step: &Step<'_>, conv: &str, epoch: u64) -> Vec<Vec<u8>> {
         std::iter::from_fn(|| step.take_next_buffered(conv, epoch).unwrap()).collect()
+    }
+
+    #[test]
+    fn the_seen_table_keeps_the_newest_hashes_within_its_bound() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        let marks = SEEN_PACKETS_KEPT + 2 * SEEN_PRUNE_EVERY;
+        for i in 0..marks {
+            step.mark_seen(&i.to_le_bytes(), 1).unwrap();
+        }
+        let rows: i64 = step
+            .tx
+            .query_row("SELECT COUNT(*) FROM seen_packets", [], |r| r.get(0))
+            .unwrap();
+        assert!(rows <= SEEN_PACKETS_KEPT + SEEN_PRUNE_EVERY, "{rows}");
+        assert!(rows >= SEEN_PACKETS_KEPT, "{rows}");
+        assert!(!step.is_seen(&0i64.to_le_bytes()).unwrap());
+        assert!(step.is_seen(&(marks - 1).to_le_bytes()).unwrap());
+    }
+
+    #[test]
+    fn a_packet_is_buffered_once() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        let roomy = bounds(9, 1 << 20);
+        let hash = [7; 32];
+        let first = step
+            .buffer_inbound("a", 3, (&hash, b"p"), 1, roomy)
+            .unwrap();
+        let again = step
+            .buffer_inbound("a", 3, (&hash, b"p"), 2, roomy)
+            .unwrap();
+        let elsewhere = step
+            .buffer_inbound("b", 3, (&hash, b"p"), 2, roomy)
+            .unwrap();
+        assert_eq!(
+            (first, again, elsewhere),
+            (Buffered::Stored, Buffered::Already, Buffered::Stored)
+        );
+        assert_eq!(take_all(&step, "a", 3), [b"p".to_vec()]);
+        // Once taken it may be buffered again.
+        assert_eq!(
+            step.buffer_inbound("a", 3, (&hash, b"p"), 3, roomy)
+                .unwrap(),
+            Buffered::Stored
+        );
     }
 
     #[test]
@@ -218,10 +320,7 @@ mod tests {
             ("b", 5, "b5"),
             ("a", 7, "a7"),
         ] {
-            assert!(
-                step.buffer_inbound(conv, epoch, payload.as_bytes(), 1, roomy)
-                    .unwrap()
-            );
+            assert!(put(&step, conv, epoch, payload.as_bytes(), roomy));
         }
         assert_eq!(take_all(&step, "a", 3), Vec::<Vec<u8>>::new());
         assert_eq!(take_all(&step, "a", 4), [b"a4".to_vec()]);
@@ -231,8 +330,8 @@ mod tests {
         );
         assert_eq!(take_all(&step, "b", u64::MAX), [b"b5".to_vec()]);
 
-        assert!(step.buffer_inbound("c", 2, b"c2", 7, roomy).unwrap());
-        assert!(step.buffer_inbound("c", 3, b"c3", 7, roomy).unwrap());
+        assert!(put(&step, "c", 2, b"c2", roomy));
+        assert!(put(&step, "c", 3, b"c3", roomy));
         assert_eq!(step.drop_buffered_below("c", 3).unwrap(), 1);
         assert_eq!(take_all(&step, "c", u64::MAX), [b"c3".to_vec()]);
     }
@@ -242,34 +341,20 @@ mod tests {
         let mut db = memory_db();
         let step = db.step().unwrap();
         let three = bounds(3, 1 << 20);
-        assert!(
-            step.buffer_inbound("a", 1000, b"far-old", 1, three)
-                .unwrap()
-        );
-        assert!(
-            step.buffer_inbound("a", 1000, b"far-new", 2, three)
-                .unwrap()
-        );
-        assert!(step.buffer_inbound("a", 5, b"near", 3, three).unwrap());
+        assert!(put(&step, "a", 1000, b"far-old", three));
+        assert!(put(&step, "a", 1000, b"far-new", three));
+        assert!(put(&step, "a", 5, b"near", three));
         // Full: a packet farther than everything buffered is refused...
-        assert!(
-            !step
-                .buffer_inbound("a", 2000, b"farther", 4, three)
-                .unwrap()
-        );
+        assert!(!put(&step, "a", 2000, b"farther", three));
         // ...a nearer one displaces the farthest, the oldest of them first.
-        assert!(step.buffer_inbound("a", 6, b"next", 5, three).unwrap());
+        assert!(put(&step, "a", 6, b"next", three));
         // Another conversation has its own room.
-        assert!(step.buffer_inbound("b", 9, b"b", 6, three).unwrap());
+        assert!(put(&step, "b", 9, b"b", three));
         assert_eq!(
             take_all(&step, "a", u64::MAX),
             [b"near".to_vec(), b"next".to_vec(), b"far-new".to_vec()]
         );
-        assert!(
-            !step
-                .buffer_inbound("c", 1, b"c", 7, bounds(0, 1 << 20))
-                .unwrap()
-        );
+        assert!(!put(&step, "c", 1, b"c", bounds(0, 1 << 20)));
     }
 
     #[test]
@@ -277,15 +362,15 @@ mod tests {
         let mut db = memory_db();
         let step = db.step().unwrap();
         let small = bounds(100, 10);
-        assert!(!step.buffer_inbound("a", 1, &[0; 11], 1, small).unwrap());
-        assert!(step.buffer_inbound("a", 9, &[9; 4], 1, small).unwrap());
-        assert!(step.buffer_inbound("a", 8, &[8; 4], 1, small).unwrap());
+        assert!(!put(&step, "a", 1, &[0; 11], small));
+        assert!(put(&step, "a", 9, &[9; 4], small));
+        assert!(put(&step, "a", 8, &[8; 4], small));
         // Four bytes must go: the packet of the farthest epoch is enough.
-        assert!(step.buffer_inbound("a", 2, &[2; 6], 1, small).unwrap());
+        assert!(put(&step, "a", 2, &[2; 6], small));
         assert_eq!(take_all(&step, "a", u64::MAX), [vec![2; 6], vec![8; 4]]);
         // Nothing nearer can be evicted for a farther packet.
-        assert!(step.buffer_inbound("a", 2, &[2; 8], 1, small).unwrap());
-        assert!(!step.buffer_inbound("a", 3, &[3; 4], 1, small).unwrap());
+        assert!(put(&step, "a", 2, &[2; 8], small));
+        assert!(!put(&step, "a", 3, &[3; 4], small));
         assert_eq!(take_all(&step, "a", u64::MAX), [vec![2; 8]]);
     }
 }

@@ -106,6 +106,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT conversation_id, seq, message_id, sender, body, sent_at_ms, own FROM messages_v1;
     DROP TABLE messages_v1;
     "#,
+    // Version 3: bounded de-duplication. `seen_packets` gets an insertion sequence so that
+    // the oldest hashes beyond a row bound can be dropped in one range delete; buffered
+    // packets are de-duplicated in the buffer by their hash (they are marked seen only once
+    // applied).
+    r#"
+    ALTER TABLE seen_packets RENAME TO seen_packets_v2;
+    DROP INDEX seen_packets_by_time;
+    CREATE TABLE seen_packets (
+        seq     INTEGER PRIMARY KEY,
+        hash    BLOB NOT NULL UNIQUE,
+        seen_ms INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO seen_packets (hash, seen_ms)
+        SELECT hash, seen_ms FROM seen_packets_v2 ORDER BY seen_ms;
+    DROP TABLE seen_packets_v2;
+    -- Serves prune_seen().
+    CREATE INDEX seen_packets_by_time ON seen_packets (seen_ms);
+
+    ALTER TABLE pending_inbound ADD COLUMN hash BLOB;
+    CREATE UNIQUE INDEX pending_inbound_by_hash ON pending_inbound (conversation_id, hash);
+    "#,
 ];
 
 /// The schema version this build writes and understands.
@@ -243,6 +264,35 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn version_3_keeps_the_seen_hashes_in_time_order() {
+        let mut conn = database_at(2);
+        conn.execute_batch(
+            "INSERT INTO seen_packets VALUES (x'02', 20);
+             INSERT INTO seen_packets VALUES (x'01', 10);
+             INSERT INTO pending_inbound (conversation_id, epoch, payload, received_ms)
+                 VALUES ('c', 3, x'33', 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let seen: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT seq, hash FROM seen_packets ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(seen, [(1, vec![1]), (2, vec![2])]);
+        let buffered: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pending_inbound WHERE hash IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(buffered, 1);
     }
 
     #[test]
