@@ -256,7 +256,7 @@ impl WitanClient {
     ) -> Result<Vec<StoredMessage>, WitanError> {
         self.with_db(|db| {
             let step = db.read()?;
-            if step.load_conversation(&conversation_id)?.is_none() {
+            if !step.has_conversation(&conversation_id)? {
                 return Err(WitanError::not_found(format!(
                     "conversation {conversation_id:?}"
                 )));

@@ -313,10 +313,7 @@ impl StepEnv<'_, '_> {
                 continue;
             }
             if let Some(conv) = &cached.conv {
-                let state = codec::to_vec(conv)
-                    .map_err(|e| WitanError::internal(format!("state encoding: {e}")))?;
-                self.step
-                    .save_conversation(id, &state, conv.next_deadline())?;
+                save(self.step, id, conv)?;
             }
             cached.dirty = false;
         }
@@ -538,24 +535,38 @@ impl StepEnv<'_, '_> {
     }
 }
 
+/// The part of the engine state that holds today's whole `Conversation` (the engine's state
+/// is one part until the engine splits it).
+pub(crate) const CONVERSATION_PART: &str = "conversation";
+
+/// Stores conversation `id`'s state and next deadline.
+fn save(step: &Step<'_>, id: &str, conv: &Conversation) -> Result<(), WitanError> {
+    let state =
+        codec::to_vec(conv).map_err(|e| WitanError::internal(format!("state encoding: {e}")))?;
+    step.save_conversation(id, conv.next_deadline())?;
+    step.save_engine_part(id, CONVERSATION_PART, &state)?;
+    Ok(())
+}
+
 /// The stored state of conversation `id`, if any.
 pub(crate) fn load(step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
-    match step.load_conversation(id)? {
-        // Written in the row codec; JSON by versions before it.
-        Some(bytes) if codec::is_encoded(&bytes) => {
-            codec::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| WitanError::Storage {
-                    reason: format!("stored state of {id:?} is unreadable: {e}"),
-                })
-        }
-        Some(bytes) => codec::from_legacy_json(&bytes)
-            .map(Some)
-            .map_err(|e| WitanError::Storage {
-                reason: format!("stored state of {id:?} is unreadable: {e}"),
-            }),
-        None => Ok(None),
-    }
+    let unreadable = |e: &dyn std::fmt::Display| WitanError::Storage {
+        reason: format!("stored state of {id:?} is unreadable: {e}"),
+    };
+    let parts = step.engine_parts(id)?;
+    let Some((_, bytes)) = parts.iter().find(|(part, _)| part == CONVERSATION_PART) else {
+        return match step.has_conversation(id)? {
+            true => Err(unreadable(&"its state is missing")),
+            false => Ok(None),
+        };
+    };
+    // Written in the row codec; JSON by versions before it.
+    let conv = if codec::is_encoded(bytes) {
+        codec::from_slice(bytes)
+    } else {
+        codec::from_legacy_json(bytes)
+    };
+    conv.map(Some).map_err(|e| unreadable(&e))
 }
 
 #[cfg(test)]
@@ -615,18 +626,22 @@ mod tests {
         .unwrap();
         env.flush().unwrap();
         drop(env);
-        let stored = step.load_conversation("c").unwrap().unwrap();
-        assert!(codec::is_encoded(&stored));
+        let parts = step.engine_parts("c").unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].0, CONVERSATION_PART);
+        assert!(codec::is_encoded(&parts[0].1));
         let conv = load(&step, "c").unwrap().unwrap();
-        step.save_conversation("c", &serde_json::to_vec(&conv).unwrap(), None)
+        step.save_engine_part("c", CONVERSATION_PART, &serde_json::to_vec(&conv).unwrap())
             .unwrap();
         let from_json = load(&step, "c").unwrap().unwrap();
         assert_eq!(
             serde_json::to_value(&from_json).unwrap(),
             serde_json::to_value(&conv).unwrap()
         );
-        step.save_conversation("c", &[codec::MAGIC, 0xEE], None)
+        step.save_engine_part("c", CONVERSATION_PART, &[codec::MAGIC, 0xEE])
             .unwrap();
+        assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
+        step.delete_engine_part("c", CONVERSATION_PART).unwrap();
         assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
     }
 

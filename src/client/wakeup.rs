@@ -140,12 +140,9 @@ impl WitanClient {
                     }
                     Err(e) => {
                         // Keep the state as it was; only move its deadline back.
-                        if let Some(state) = env.step.load_conversation(id)? {
-                            env.step.save_conversation(
-                                id,
-                                &state,
-                                Some(now.saturating_add(FAILED_POLL_RETRY_MS)),
-                            )?;
+                        if env.step.has_conversation(id)? {
+                            let retry = now.saturating_add(FAILED_POLL_RETRY_MS);
+                            env.step.save_conversation(id, Some(retry))?;
                         }
                         Ok(Finish::Commit(Some(e)))
                     }

@@ -1,7 +1,7 @@
 //! The store layer: one SQLite database per client (rusqlite, bundled SQLite).
 //!
 //! It owns the schema and its forward migrations, the OpenMLS key-value rows,
-//! each conversation's serialized engine state and next deadline, inbound
+//! each conversation's engine state (in named parts) and next deadline, inbound
 //! de-duplication and future-epoch buffering, the outbox, and the message
 //! history. Every protocol step runs in one [`Step`] (`BEGIN IMMEDIATE`), so
 //! MLS state, protocol state, outbox and history move together or not at all;

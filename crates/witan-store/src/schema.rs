@@ -127,6 +127,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE pending_inbound ADD COLUMN hash BLOB;
     CREATE UNIQUE INDEX pending_inbound_by_hash ON pending_inbound (conversation_id, hash);
     "#,
+    // Version 4: the engine's state in parts. The engine may keep a conversation's state in
+    // several named parts, so that a step rewrites only the parts it changed; the state
+    // stored so far becomes the part `conversation`. `conversations` keeps the row that
+    // names a conversation and its next deadline.
+    r#"
+    CREATE TABLE engine_state (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        part            TEXT NOT NULL,
+        value           BLOB NOT NULL,
+        PRIMARY KEY (conversation_id, part)
+    ) STRICT;
+    INSERT INTO engine_state (conversation_id, part, value)
+        SELECT id, 'conversation', state FROM conversations;
+    ALTER TABLE conversations DROP COLUMN state;
+    "#,
 ];
 
 /// The schema version this build writes and understands.
@@ -293,6 +308,39 @@ mod tests {
             )
             .unwrap();
         assert_eq!(buffered, 1);
+    }
+
+    #[test]
+    fn version_4_moves_each_state_into_its_first_part() {
+        let mut conn = database_at(3);
+        conn.execute_batch(
+            "INSERT INTO conversations VALUES ('a', x'0a0b', 77);
+             INSERT INTO conversations VALUES ('b', x'', NULL);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let parts: Vec<(String, String, Vec<u8>)> = conn
+            .prepare("SELECT conversation_id, part, value FROM engine_state ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            parts,
+            [
+                ("a".into(), "conversation".into(), vec![0x0a, 0x0b]),
+                ("b".into(), "conversation".into(), vec![])
+            ]
+        );
+        let deadline: Option<i64> = conn
+            .query_row(
+                "SELECT next_deadline_ms FROM conversations WHERE id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(deadline, Some(77));
     }
 
     #[test]

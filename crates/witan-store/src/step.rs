@@ -208,14 +208,16 @@ mod tests {
             step.set_identity_secret(&[7; 32]).unwrap();
             step.apply_mls_changes(&[(b"k".to_vec(), Some(b"v".to_vec()))])
                 .unwrap();
-            step.save_conversation("c", b"state", Some(10)).unwrap();
+            step.save_conversation("c", Some(10)).unwrap();
+            step.save_engine_part("c", "state", b"state").unwrap();
             step.commit().unwrap();
 
             let step = db.step().unwrap();
             step.meta_set("dropped", b"x").unwrap();
             step.apply_mls_changes(&[(b"k".to_vec(), None)]).unwrap();
             step.outbox_push("p", "t", b"x", 0).unwrap();
-            step.save_conversation("c2", b"s", Some(1)).unwrap();
+            step.save_conversation("c2", Some(1)).unwrap();
+            step.save_engine_part("c2", "state", b"s").unwrap();
             drop(step);
         }
         let mut db = file_db(&dir);
@@ -223,8 +225,8 @@ mod tests {
         assert_eq!(step.identity_secret().unwrap(), Some(vec![7; 32]));
         assert_eq!(step.get(b"k").unwrap(), Some(b"v".to_vec()));
         assert_eq!(
-            step.load_conversation("c").unwrap(),
-            Some(b"state".to_vec())
+            step.engine_parts("c").unwrap(),
+            [("state".to_string(), b"state".to_vec())]
         );
         assert_eq!(step.meta_get("dropped").unwrap(), None);
         assert_eq!(step.outbox_len().unwrap(), 0);
