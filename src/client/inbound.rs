@@ -7,9 +7,10 @@
 //! marked seen together with what it changed; one for a future epoch is buffered (bounded,
 //! de-duplicated there) and replayed once the epoch is reached, and only then marked seen.
 //!
-//! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one fsync), in
-//! order; each is one part of it (a savepoint), applied or undone alone, so the outcome is the
-//! same as one step per packet. The host hears about the batch once it is committed.
+//! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one commit), in
+//! order; a packet the engine refuses writes nothing, so the outcome is the same as one step
+//! per packet. The host hears about the batch once it is committed. A database failure drops
+//! the whole batch's step (nothing of it is applied, and feeding it again applies it).
 //!
 //! A batch first runs with MLS message secrets deferred (written once per step rather than
 //! once per packet; see `client::step`). If that step is lost (a packet failed after others
@@ -24,7 +25,7 @@ use crate::wire;
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::step::{Durability, Effects, FUTURE_EPOCH_BUFFER, Finish, StepEnv};
+use super::step::{Durability, Effects, FUTURE_EPOCH_BUFFER, StepEnv};
 use super::types::{InboundPacket, ReceiveReport, WitanEvent};
 
 /// Packets applied in one transaction at most: bounds how long the write lock is held (the
@@ -38,13 +39,10 @@ enum Fate {
     Rejected(String),
 }
 
-/// What one batch did: the fate of each packet up to a database failure (if any: the
-/// packets before it are committed, the failure is returned last), and the effects if the
-/// step committed.
+/// What one batch did: the fate of each packet, and the effects if the step committed.
 struct Batch {
     fates: Vec<Fate>,
     effects: Option<Effects>,
-    failure: Option<WitanError>,
 }
 
 /// A packet ready for the database: decoded, with its hash.
@@ -57,7 +55,8 @@ struct Decoded<'p> {
 impl WitanClient {
     /// Feeds packets that arrived on subscribed topics. Idempotent: a packet seen before is
     /// counted as a duplicate and changes nothing. Only a database failure is an error; the
-    /// packets before it stay applied (feeding them again counts them as duplicates).
+    /// batches of packets before it stay applied (feeding them again counts them as
+    /// duplicates), the batch it happened in is not.
     ///
     /// On return the packets are stored: an app kill cannot lose them. Their commit does not
     /// wait for an fsync, so a power cut in the next moments may roll it back (the packets
@@ -75,11 +74,7 @@ impl WitanClient {
     ) -> Result<ReceiveReport, WitanError> {
         let mut report = ReceiveReport::default();
         for batch in packets.chunks(MAX_PACKETS_PER_STEP) {
-            let Batch {
-                fates,
-                effects,
-                failure,
-            } = self.receive_batch(batch)?;
+            let Batch { fates, effects } = self.receive_batch(batch)?;
             for (fate, packet) in fates.into_iter().zip(batch) {
                 let counter = match fate {
                     Fate::Accepted => &mut report.accepted,
@@ -93,9 +88,6 @@ impl WitanClient {
             }
             if let Some(effects) = effects {
                 delivered.extend(self.after_commit(effects));
-            }
-            if let Some(e) = failure {
-                return Err(e);
             }
         }
         Ok(report)
@@ -142,51 +134,23 @@ impl WitanClient {
             return Ok(Batch {
                 fates,
                 effects: None,
-                failure: None,
             });
         }
         let now = self.clock.now_ms();
-        let ((fates, failure), effects) =
+        let (fates, effects) =
             self.in_step_then(now, Durability::SyncedBeforePublishing, |env| {
                 if lost.is_some() {
                     env.defer_message_secrets();
                 }
                 let mut fates = Vec::with_capacity(decoded.len());
-                let mut failure = None;
-                let mut changed = false;
                 for d in decoded {
                     if env.is_lost() {
                         break;
                     }
-                    let d = match d {
-                        Ok(d) => d,
-                        Err(reason) => {
-                            fates.push(Fate::Rejected(reason));
-                            continue;
-                        }
-                    };
-                    if let Err(e) = env.begin_part() {
-                        failure = Some(e);
-                        break;
-                    }
-                    match apply_packet(env, &d, now) {
-                        Ok(Finish::Commit(fate)) => {
-                            env.keep_part()?;
-                            changed = true;
-                            fates.push(fate);
-                        }
-                        Ok(Finish::Rollback(fate)) => {
-                            env.undo_part()?;
-                            fates.push(fate);
-                        }
-                        Err(e) => {
-                            // The packets before this one stay applied; if even undoing this
-                            // one fails, the whole step is dropped.
-                            env.undo_part()?;
-                            failure = Some(e);
-                            break;
-                        }
-                    }
+                    fates.push(match d {
+                        Ok(d) => apply_packet(env, &d, now)?,
+                        Err(reason) => Fate::Rejected(reason),
+                    });
                 }
                 if env.is_lost() {
                     if let Some(lost) = lost {
@@ -194,33 +158,23 @@ impl WitanClient {
                     }
                     return Err(WitanError::internal("deferred MLS secrets were lost"));
                 }
-                Ok(if changed {
-                    Finish::Commit((fates, failure))
-                } else {
-                    Finish::Rollback((fates, failure))
-                })
+                Ok(fates)
             })?;
         Ok(Batch {
             fates,
-            effects,
-            failure,
+            effects: Some(effects),
         })
     }
 }
 
-/// One packet as one part of the step: `Rollback` means "leave no trace" (a duplicate, a
-/// packet the engine refused).
-fn apply_packet(
-    env: &mut StepEnv<'_, '_>,
-    d: &Decoded<'_>,
-    now: u64,
-) -> Result<Finish<Fate>, WitanError> {
+/// One packet of the step. A duplicate or a packet the engine refuses writes nothing.
+fn apply_packet(env: &mut StepEnv<'_, '_>, d: &Decoded<'_>, now: u64) -> Result<Fate, WitanError> {
     if env.step.is_seen(&d.hash)? {
-        return Ok(Finish::Rollback(Fate::Duplicate));
+        return Ok(Fate::Duplicate);
     }
     let ((), applied) = match env.handle_packet(&d.envelope)? {
         Ok(done) => done,
-        Err(e) => return Ok(Finish::Rollback(Fate::Rejected(e.to_string()))),
+        Err(e) => return Ok(Fate::Rejected(e.to_string())),
     };
     let id = d.envelope.conversation_id.as_str();
     // A welcome comes with the commit that adds its joiners, so a joiner joins at epoch 1 at
@@ -252,5 +206,5 @@ fn apply_packet(
     if applied.epoch_advanced {
         env.refeed(id, applied)?;
     }
-    Ok(Finish::Commit(fate))
+    Ok(fate)
 }
