@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
-use crate::mls::{GroupCache, Identity, Layer, MemberId, MlsProvider, with_key_cache};
+use crate::mls::{GroupCache, Identity, Layer, MemberId, MlsProvider};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{BufferBounds, NewMessage, Step};
 use crate::wire;
@@ -230,8 +230,7 @@ impl StepEnv<'_, '_> {
             now_ms: self.now_ms,
             defer_governance: self.defer_governance,
         };
-        let run = || op(before, &ctx);
-        let (mut conv, value, out) = match with_key_cache(self.identity.key_cache(), run) {
+        let (mut conv, value, out) = match op(before, &ctx) {
             Ok(done) => done,
             Err(e) => return Ok(Err(e)),
         };

@@ -30,7 +30,6 @@ pub mod storage;
 mod tests;
 
 pub use cache::{CachedGroup, GroupCache, Layer};
-pub use crypto::{KeyCache, with_key_cache};
 pub use error::MlsError;
 pub use group::{
     CommitOutput, Decrypted, Group, MAX_PAST_EPOCHS, MAXIMUM_FORWARD_DISTANCE,
