@@ -28,7 +28,7 @@ use witan::client::{
     TransportError, WitanClient, WitanEvent,
 };
 
-use witan::mls::storage::codec;
+use witan::codec;
 use witan::protocol::Conversation;
 
 use super::measure::{Meter, peak_rss_mib};

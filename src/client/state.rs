@@ -2,8 +2,8 @@
 //!
 //! The store keeps the engine's state as named parts (`witan_store::Step::engine_parts`). The
 //! engine's `Conversation` is one part today, [`CONVERSATION_PART`], in the row codec of
-//! `mls::storage::codec` (states stored as JSON by earlier versions are still read); a part is
-//! rewritten only when its bytes changed.
+//! `witan_engine::codec` (states stored as JSON by earlier versions were migrated once, by the
+//! store); a part is rewritten only when its bytes changed.
 //!
 //! A step decodes a conversation's state the first time it needs it and keeps it
 //! ([`States`]); the engine runs of the step work on that copy, and [`States::flush`] writes
@@ -14,8 +14,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::codec;
 use crate::mls::Layer;
-use crate::mls::storage::codec;
 use crate::protocol::Conversation;
 use crate::store::Step;
 
@@ -130,13 +130,7 @@ fn save(
 }
 
 fn decode(id: &str, bytes: &[u8]) -> Result<Conversation, WitanError> {
-    // Written in the row codec; JSON by versions before it.
-    let conv = if codec::is_encoded(bytes) {
-        codec::from_slice(bytes)
-    } else {
-        codec::from_legacy_json(bytes)
-    };
-    conv.map_err(|e| unreadable(id, &e))
+    codec::from_slice(bytes).map_err(|e| unreadable(id, &e))
 }
 
 fn unreadable(id: &str, e: &dyn std::fmt::Display) -> WitanError {

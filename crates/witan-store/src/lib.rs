@@ -8,7 +8,8 @@
 //! a kill at any instant loses nothing and forks nothing.
 //!
 //! Files: `db.rs` (open, pragmas, transactions), `cipher.rs` (encryption at
-//! rest: keys, wrong-key detection, encrypting a plain file), `schema.rs` (migrations), `spool.rs` (packets an
+//! rest: keys, wrong-key detection, encrypting a plain file), `schema.rs` (migrations),
+//! `legacy.rs` (the one-time migration of rows written as JSON), `spool.rs` (packets an
 //! extension kept aside for the app),
 //! `step.rs` (the transaction, identity, meta, OpenMLS rows), and one file per
 //! table group: `conversations.rs`, `inbound.rs`, `outbox.rs`, `history.rs`.
@@ -20,6 +21,7 @@ mod durability;
 mod error;
 mod history;
 mod inbound;
+mod legacy;
 mod outbox;
 mod schema;
 mod spool;

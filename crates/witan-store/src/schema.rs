@@ -11,6 +11,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::StoreError;
+use super::legacy;
 
 /// Forward migrations; entry `i` moves the schema from version `i` to `i + 1`.
 ///
@@ -18,9 +19,10 @@ use super::error::StoreError;
 /// Small key-value tables are `WITHOUT ROWID`; tables whose rows can be large
 /// (OpenMLS group state, message bodies, packets) keep a rowid, as SQLite
 /// recommends.
-pub(crate) const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[Migration] = &[
     // Version 1: the initial schema.
-    r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY NOT NULL,
         value BLOB NOT NULL
@@ -87,9 +89,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UNIQUE (conversation_id, message_id)
     ) STRICT;
     "#,
+    ),
     // Version 2: a message is one sender's: history de-duplicates on the sender and the id, so
     // that a member cannot shadow another member's message by sending its id first.
-    r#"
+    Migration::Sql(
+        r#"
     ALTER TABLE messages RENAME TO messages_v1;
     CREATE TABLE messages (
         conversation_id TEXT NOT NULL,
@@ -106,11 +110,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT conversation_id, seq, message_id, sender, body, sent_at_ms, own FROM messages_v1;
     DROP TABLE messages_v1;
     "#,
+    ),
     // Version 3: bounded de-duplication. `seen_packets` gets an insertion sequence so that
     // the oldest hashes beyond a row bound can be dropped in one range delete; buffered
     // packets are de-duplicated in the buffer by their hash (they are marked seen only once
     // applied).
-    r#"
+    Migration::Sql(
+        r#"
     ALTER TABLE seen_packets RENAME TO seen_packets_v2;
     DROP INDEX seen_packets_by_time;
     CREATE TABLE seen_packets (
@@ -127,11 +133,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE pending_inbound ADD COLUMN hash BLOB;
     CREATE UNIQUE INDEX pending_inbound_by_hash ON pending_inbound (conversation_id, hash);
     "#,
+    ),
     // Version 4: the engine's state in parts. The engine may keep a conversation's state in
     // several named parts, so that a step rewrites only the parts it changed; the state
     // stored so far becomes the part `conversation`. `conversations` keeps the row that
     // names a conversation and its next deadline.
-    r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE engine_state (
         conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
         part            TEXT NOT NULL,
@@ -142,7 +150,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT id, 'conversation', state FROM conversations;
     ALTER TABLE conversations DROP COLUMN state;
     "#,
+    ),
+    // Version 5: OpenMLS rows and engine states written as JSON by versions before the row
+    // codec are transcoded to it, once (see `legacy.rs`), so that nothing reads JSON after.
+    Migration::Code(legacy::transcode_json_rows),
 ];
+
+/// One forward migration.
+pub(crate) enum Migration {
+    /// Statements run as one batch.
+    Sql(&'static str),
+    /// Code run in the migration's transaction, for data SQL cannot transform.
+    Code(fn(&Connection) -> Result<(), StoreError>),
+}
+
+impl Migration {
+    fn apply(&self, conn: &Connection) -> Result<(), StoreError> {
+        match self {
+            Migration::Sql(sql) => Ok(conn.execute_batch(sql)?),
+            Migration::Code(f) => f(conn),
+        }
+    }
+}
 
 /// The schema version this build writes and understands.
 pub(crate) fn latest_version() -> i64 {
@@ -193,8 +222,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     let applied = usize::try_from(current)
         .map_err(|_| StoreError::Corrupt(format!("negative schema version {current}")))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        tx.execute_batch(sql).map_err(|e| {
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        migration.apply(&tx).map_err(|e| {
             StoreError::Migration(format!("migration to version {}: {e}", index + 1))
         })?;
     }
@@ -208,7 +237,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -231,8 +260,8 @@ mod tests {
     /// A database left at `version` by an earlier build.
     pub(crate) fn database_at(version: usize) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..version] {
-            conn.execute_batch(sql).unwrap();
+        for migration in &MIGRATIONS[..version] {
+            migration.apply(&conn).unwrap();
         }
         conn.execute_batch(CREATE_VERSION_TABLE).unwrap();
         conn.execute(

@@ -8,11 +8,12 @@
 //! it failed. Nothing is undone here; rolling back is the transaction's job.
 //!
 //! Row layout: key = `"mls1/" + label + "/" + serde_json(key)`, value = the entity in the
-//! binary row codec (`storage/codec.rs`: serde's JSON data model, byte strings raw — about a
-//! third of the JSON size and several times faster to read and write). Values written as JSON
-//! by earlier versions are still read; they are rewritten in the codec when OpenMLS next
-//! writes them. Lists (own leaf nodes, proposal queue references) are one row holding an
-//! array, so that appends and removals are writes like any other.
+//! binary row codec (`crate::codec`: serde's JSON data model, byte strings raw — about a
+//! third of the JSON size and several times faster to read and write; OpenMLS supports only
+//! self-describing formats for its storage). Rows written as JSON by earlier versions are
+//! transcoded once, when the store opens the database. Lists (own leaf nodes, proposal queue
+//! references) are one row holding an array, so that appends and removals are writes like
+//! any other.
 //!
 //! Deferred message secrets: OpenMLS rewrites a group's whole message secrets (a row that
 //! grows with the group) after every message it processes. A storage told to
@@ -28,13 +29,11 @@ use openmls_traits::storage::{CURRENT_VERSION, StorageProvider, traits};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec;
+
 use super::cache::GroupCache;
 use super::error::MlsError;
 use super::kv::KvSource;
-
-pub mod codec;
-mod de;
-mod ser;
 
 /// Errors of [`MlsStorage`].
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +58,10 @@ impl From<codec::CodecError> for MlsStorageError {
     }
 }
 
-/// Decodes a stored value: the row codec, or JSON for rows written before it.
+/// Decodes a stored value (rows written as JSON by earlier versions were migrated once:
+/// `codec::transcode_json`).
 fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
-    if codec::is_encoded(bytes) {
-        Ok(codec::from_slice(bytes)?)
-    } else {
-        Ok(codec::from_legacy_json(bytes)?)
-    }
+    Ok(codec::from_slice(bytes)?)
 }
 
 type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -211,7 +207,7 @@ impl<'a> MlsStorage<'a> {
         Ok(self.get(label, key)?.unwrap_or_default())
     }
 
-    /// Appends `item` to the list row (a codec sequence; a legacy JSON list stays JSON).
+    /// Appends `item` to the list row (a codec sequence).
     fn list_push<K: Serialize + ?Sized, V: Serialize + ?Sized>(
         &self,
         label: &str,
@@ -220,12 +216,6 @@ impl<'a> MlsStorage<'a> {
     ) -> Result<(), MlsStorageError> {
         let row = Self::row_key(label, key)?;
         let stored = self.raw_get(&row)?;
-        if let Some(json) = stored.as_deref().filter(|b| !codec::is_encoded(b)) {
-            let mut list: Vec<serde_json::Value> = serde_json::from_slice(json)?;
-            list.push(serde_json::to_value(item)?);
-            self.raw_set(row, Some(serde_json::to_vec(&list)?));
-            return Ok(());
-        }
         let mut items = match &stored {
             Some(bytes) => codec::split_list(bytes)?,
             None => Vec::new(),
@@ -244,30 +234,17 @@ impl<'a> MlsStorage<'a> {
         item: &V,
     ) -> Result<(), MlsStorageError> {
         let row = Self::row_key(label, key)?;
-        let stored = self.raw_get(&row)?;
-        let remaining = match stored.as_deref() {
-            None => None,
-            Some(json) if !codec::is_encoded(json) => {
-                let mut list: Vec<serde_json::Value> = serde_json::from_slice(json)?;
-                let item = serde_json::to_value(item)?;
-                if let Some(pos) = list.iter().position(|v| *v == item) {
-                    list.remove(pos);
-                }
-                (!list.is_empty())
-                    .then(|| serde_json::to_vec(&list))
-                    .transpose()?
-            }
-            Some(bytes) => {
-                let mut items = codec::split_list(bytes)?;
-                let item = codec::to_item(item)?;
-                if let Some(pos) = items.iter().position(|v| *v == item.as_slice()) {
-                    items.remove(pos);
-                }
-                (!items.is_empty())
-                    .then(|| codec::join_list(&items))
-                    .transpose()?
-            }
+        let Some(stored) = self.raw_get(&row)? else {
+            return Ok(());
         };
+        let mut items = codec::split_list(&stored)?;
+        let item = codec::to_item(item)?;
+        if let Some(pos) = items.iter().position(|v| *v == item.as_slice()) {
+            items.remove(pos);
+        }
+        let remaining = (!items.is_empty())
+            .then(|| codec::join_list(&items))
+            .transpose()?;
         self.raw_set(row, remaining);
         Ok(())
     }
