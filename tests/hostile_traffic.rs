@@ -132,22 +132,28 @@ fn quiet_group_of_four(w: &mut World) -> (usize, usize, usize) {
     (others[0], others[1], steward)
 }
 
+/// Forges `count` packets from a genuine chat of `sender`'s (never delivered), claiming the
+/// epochs `first_epoch..`, and feeds them to `victim`; returns them.
+fn flood(w: &World, sender: usize, victim: usize, first_epoch: u64, count: u64) -> Vec<Vec<u8>> {
+    w.send(sender, "a genuine chat to copy");
+    let genuine = take_in_flight(w);
+    let forged: Vec<Vec<u8>> = (0..count)
+        .map(|k| with_claimed_epoch(&genuine[0], first_epoch + k))
+        .collect();
+    for chunk in forged.chunks(256) {
+        receive(w, victim, chunk);
+    }
+    forged
+}
+
 #[test]
 fn forged_future_epoch_packets_do_not_crowd_out_genuine_traffic() {
     let mut w = World::new(&["alice", "bob", "carol", "dave"]);
     let (victim, target, steward) = quiet_group_of_four(&mut w);
-    w.send(steward, "a genuine chat to copy");
-    let genuine = take_in_flight(&w);
     let epoch = w.info(victim).epoch;
-
     // An outsider who knows the conversation id floods the victim with packets claiming far
     // epochs, enough to fill any buffer bounded by a count.
-    let flood: Vec<Vec<u8>> = (0..1100u64)
-        .map(|k| with_claimed_epoch(&genuine[0], epoch + 1000 + k))
-        .collect();
-    for chunk in flood.chunks(256) {
-        receive(&w, victim, chunk);
-    }
+    flood(&w, steward, victim, epoch + 1000, 1100);
 
     // A real epoch change happens while the victim is away; the first chat of the new epoch
     // reaches it before the commit candidate.
@@ -184,19 +190,11 @@ fn forged_future_epoch_packets_do_not_crowd_out_genuine_traffic() {
 fn forged_future_epoch_packets_do_not_grow_the_seen_packet_table() {
     let mut w = World::new(&["alice", "bob", "carol", "dave"]);
     let (victim, _, steward) = quiet_group_of_four(&mut w);
-    w.send(steward, "a genuine chat to copy");
-    let genuine = take_in_flight(&w);
     let epoch = w.info(victim).epoch;
     let seen_before = rows(&w, victim, "seen_packets");
-
-    let flood: Vec<Vec<u8>> = (0..600u64)
-        .map(|k| with_claimed_epoch(&genuine[0], epoch + 1 + k))
-        .collect();
-    for chunk in flood.chunks(256) {
-        receive(&w, victim, chunk);
-    }
+    let forged = flood(&w, steward, victim, epoch + 1, 600);
     // The same forgeries again are duplicates, whatever became of them.
-    let again = receive(&w, victim, &flood[..100]);
+    let again = receive(&w, victim, &forged[..100]);
     assert_eq!(again.accepted, 0, "{again:?}");
 
     assert_eq!(rows(&w, victim, "seen_packets"), seen_before);
