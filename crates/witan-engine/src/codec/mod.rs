@@ -33,7 +33,7 @@
 //! (its join configuration is read through `#[serde(untagged)]`, which postcard and bincode
 //! refuse), and the self-describing ones were measured in witan's bench in place of this
 //! codec: CBOR (ciborium) writes byte strings as arrays of small integers (+49 % row bytes)
-//! and costs 7–13 % on the push wake-up, JSON up to 21 % CPU (docs/bench.md).
+//! and costs 9–14 % on the push wake-up, JSON up to 21 % CPU (docs/bench.md).
 
 mod de;
 mod ser;

@@ -12,9 +12,9 @@
 //! small order, `R == [s]B - [k]A` compared as encodings — done in [`verify_strict`] without
 //! decoding `R`, another square root: dalek decodes `R` only to test its order, and when the
 //! encodings are equal `R` is the recomputed point, whose order can be tested directly.
-//! Calling dalek's own `verify_strict` costs 6–13 % more CPU on the bench's chat and removal
-//! rows (docs/bench.md), so the check stays here, with a differential test against dalek
-//! over 10,000 random keys, messages and signatures (genuine and damaged).
+//! Calling dalek's own `verify_strict` costs 6–14 % more CPU on the bench's formation, chat
+//! and removal rows (docs/bench.md), so the check stays here, with a differential test
+//! against dalek over 10,000 random keys, messages and signatures (genuine and damaged).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
