@@ -4,15 +4,16 @@
 #   2. cargo fmt --all --check
 #   3. cargo clippy --workspace --all-targets -- -D warnings
 #   4. cargo test --workspace               (all Rust tests, witan-net's multi-process test too)
-#   5. bindings/generate.sh --check         (checked-in bindings match the code)
-#   6. scripts/test-kotlin.sh               (Kotlin bindings on the JVM)
-#   7. scripts/test-r8.sh                   (the same tests shrunk by R8 with the consumer rules)
-#   8. scripts/test-swift.sh                (Swift bindings on Linux)
-#   9. scripts/test-cross.sh                (cargo check for Android and iOS; aarch64 cross
+#   5. cargo test --workspace, caches off   (WITAN_CACHE_OFF=all: no cache may change a result)
+#   6. bindings/generate.sh --check         (checked-in bindings match the code)
+#   7. scripts/test-kotlin.sh               (Kotlin bindings on the JVM)
+#   8. scripts/test-r8.sh                   (the same tests shrunk by R8 with the consumer rules)
+#   9. scripts/test-swift.sh                (Swift bindings on Linux)
+#  10. scripts/test-cross.sh                (cargo check for Android and iOS; aarch64 cross
 #                                            build, 16 KiB alignment, smoke test under qemu)
-#  10. crates/witan-net-ffi/test.sh         (witan-net's bindings, Kotlin and Swift)
+#  11. crates/witan-net-ffi/test.sh         (witan-net's bindings, Kotlin and Swift)
 # .ci/run calls this. Each step's time is printed; on failure the step is named and the
-# script exits with its code. Settings for steps 5-10: scripts/lib/common.sh.
+# script exits with its code. Settings for steps 6-11: scripts/lib/common.sh.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/.." && pwd -P)
@@ -42,6 +43,8 @@ step "toolchains (scripts/setup-toolchains.sh)" "$HERE/setup-toolchains.sh"
 step "cargo fmt --all --check" cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace" cargo test --workspace
+# The same tests and binaries again with every cache layer switched off (mls::Layer).
+step "cargo test --workspace with every cache off (WITAN_CACHE_OFF=all)" env WITAN_CACHE_OFF=all cargo test --workspace
 step "bindings up to date (bindings/generate.sh --check)" "$REPO/bindings/generate.sh" --check
 # generate.sh has just built the library; the test scripts need not build it again.
 export WITAN_SKIP_BUILD=1

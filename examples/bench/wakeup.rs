@@ -28,7 +28,7 @@ use witan::client::{
     TransportError, WitanClient, WitanEvent,
 };
 
-use witan::mls::storage::codec;
+use witan::codec;
 use witan::protocol::Conversation;
 
 use super::measure::{Meter, peak_rss_mib};
@@ -198,7 +198,7 @@ fn checkpoint(path: &Path) -> BenchResult<()> {
 fn conversation_state(db: &Path) -> BenchResult<Conversation> {
     let conn = rusqlite::Connection::open(db)?;
     let state: Vec<u8> = conn.query_row(
-        "SELECT state FROM conversations WHERE id = ?1",
+        "SELECT value FROM engine_state WHERE conversation_id = ?1 AND part = 'conversation'",
         [CONV],
         |r| r.get(0),
     )?;
@@ -225,7 +225,12 @@ fn add_filler(
             let mut s = state.clone();
             s.id = id.clone();
             tx.execute(
-                "INSERT INTO conversations (id, state, next_deadline_ms) VALUES (?1, ?2, NULL)",
+                "INSERT INTO conversations (id, next_deadline_ms) VALUES (?1, NULL)",
+                [&id],
+            )?;
+            tx.execute(
+                "INSERT INTO engine_state (conversation_id, part, value)
+                 VALUES (?1, 'conversation', ?2)",
                 rusqlite::params![id, codec::to_vec(&s)?],
             )?;
             let topics = serde_json::to_vec(&[

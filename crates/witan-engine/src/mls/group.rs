@@ -122,6 +122,9 @@ impl std::fmt::Debug for StagedCommitInfo {
 #[derive(Debug)]
 pub struct Group {
     inner: MlsGroup,
+    /// An OpenMLS operation on this group failed: it may have changed the group in memory
+    /// without writing its rows, so the group must not be kept in place of the rows.
+    failed: bool,
 }
 
 impl Group {
@@ -140,14 +143,32 @@ impl Group {
             id.credential_with_key(),
         )
         .map_err(MlsError::internal)?;
-        Ok(Group { inner })
+        Ok(Group::new(inner))
+    }
+
+    fn new(inner: MlsGroup) -> Group {
+        Group {
+            inner,
+            failed: false,
+        }
+    }
+
+    /// Records a failed OpenMLS operation (see `failed`).
+    fn note<T, E>(&mut self, result: &Result<T, E>) {
+        self.failed |= result.is_err();
+    }
+
+    /// Whether the group is still what its rows say: no OpenMLS operation on it failed (a
+    /// cache keeps only such groups; see `mls::cache`).
+    pub(crate) fn is_current(&self) -> bool {
+        !self.failed
     }
 
     /// Loads a group persisted in the provider's storage.
     pub fn load(p: &MlsProvider, group_id: &[u8]) -> Result<Option<Group>, MlsError> {
         let inner = MlsGroup::load(p.storage(), &GroupId::from_slice(group_id))
             .map_err(|e| MlsError::Storage(e.to_string()))?;
-        Ok(inner.map(|inner| Group { inner }))
+        Ok(inner.map(Group::new))
     }
 
     /// Joins a group from a serialized Welcome addressed to one of our stored key packages
@@ -180,7 +201,7 @@ impl Group {
             leaf_member_id(&m.credential, &m.signature_key).map_err(|e| bad(e.to_string()))?;
         }
         let inner = staged.into_group(p).map_err(|e| bad(e.to_string()))?;
-        Ok(Group { inner })
+        Ok(Group::new(inner))
     }
 
     /// Removes all state of this group from the provider's storage.
@@ -196,9 +217,9 @@ impl Group {
     /// the group's own).
     pub(crate) fn rewrite_message_secrets(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
         let policy = self.inner.past_epoch_deletion_policy().clone();
-        self.inner
-            .set_past_epoch_deletion_policy(p, policy)
-            .map_err(|e| MlsError::Storage(e.to_string()))
+        let written = self.inner.set_past_epoch_deletion_policy(p, policy);
+        self.note(&written);
+        written.map_err(|e| MlsError::Storage(e.to_string()))
     }
 
     /// The MLS group id.
@@ -250,10 +271,9 @@ impl Group {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, MlsError> {
         self.ensure_active()?;
-        let msg = self
-            .inner
-            .create_message(p, &id.signer(), plaintext)
-            .map_err(MlsError::internal)?;
+        let msg = self.inner.create_message(p, &id.signer(), plaintext);
+        self.note(&msg);
+        let msg = msg.map_err(MlsError::internal)?;
         msg.to_bytes().map_err(MlsError::internal)
     }
 
@@ -284,7 +304,9 @@ impl Group {
         if message_epoch > group_epoch {
             return Err(wrong_epoch);
         }
-        let processed = self.inner.process_message(p, pm).map_err(|e| match e {
+        let processed = self.inner.process_message(p, pm);
+        self.note(&processed);
+        let processed = processed.map_err(|e| match e {
             ProcessMessageError::ValidationError(
                 ValidationError::WrongEpoch | ValidationError::NoPastEpochData,
             ) => wrong_epoch.clone(),
@@ -356,18 +378,20 @@ impl Group {
             }
         }
         self.clear_pending_commit(p)?;
-        let bundle = self
-            .inner
-            .commit_builder()
-            .propose_adds(key_packages)
-            .propose_removals(leaves)
-            .load_psks(p.storage())
-            .map_err(|e| MlsError::Storage(e.to_string()))?
-            .build(p.rand(), p.crypto(), &id.signer(), |_| true)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))?
-            .stage_commit(p)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))?;
-        let (commit, welcome, _group_info) = bundle.into_messages();
+        let bundle = (|| {
+            self.inner
+                .commit_builder()
+                .propose_adds(key_packages)
+                .propose_removals(leaves)
+                .load_psks(p.storage())
+                .map_err(|e| MlsError::Storage(e.to_string()))?
+                .build(p.rand(), p.crypto(), &id.signer(), |_| true)
+                .map_err(|e| MlsError::InvalidCommit(e.to_string()))?
+                .stage_commit(p)
+                .map_err(|e| MlsError::InvalidCommit(e.to_string()))
+        })();
+        self.note(&bundle);
+        let (commit, welcome, _group_info) = bundle?.into_messages();
         Ok(CommitOutput {
             commit: commit.to_bytes().map_err(MlsError::internal)?,
             welcome: welcome
@@ -382,16 +406,16 @@ impl Group {
         if !self.has_pending_commit() {
             return Err(MlsError::NoPendingCommit);
         }
-        self.inner
-            .merge_pending_commit(p)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))
+        let merged = self.inner.merge_pending_commit(p);
+        self.note(&merged);
+        merged.map_err(|e| MlsError::InvalidCommit(e.to_string()))
     }
 
     /// Drops our pending commit (another candidate won). No-op without a pending commit.
     pub fn clear_pending_commit(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
-        self.inner
-            .clear_pending_commit(p.storage())
-            .map_err(|e| MlsError::Storage(e.to_string()))
+        let cleared = self.inner.clear_pending_commit(p.storage());
+        self.note(&cleared);
+        cleared.map_err(|e| MlsError::Storage(e.to_string()))
     }
 
     /// Verifies a serialized commit of the current epoch without changing the group.
@@ -424,7 +448,9 @@ impl Group {
                 group_epoch: epoch,
             });
         }
-        let processed = self.inner.process_message(p, pm).map_err(|e| match e {
+        let processed = self.inner.process_message(p, pm);
+        self.note(&processed);
+        let processed = processed.map_err(|e| match e {
             ProcessMessageError::StorageError(e) => MlsError::Storage(e.to_string()),
             e => bad(e.to_string()),
         })?;
@@ -488,10 +514,11 @@ impl Group {
             });
         }
         match staged.staged {
-            Staged::Remote(sc) => self
-                .inner
-                .merge_staged_commit(p, *sc)
-                .map_err(|e| MlsError::InvalidCommit(e.to_string())),
+            Staged::Remote(sc) => {
+                let merged = self.inner.merge_staged_commit(p, *sc);
+                self.note(&merged);
+                merged.map_err(|e| MlsError::InvalidCommit(e.to_string()))
+            }
             Staged::OwnPending(fingerprint) => {
                 let current = self
                     .inner
