@@ -37,9 +37,12 @@ cp "$OUT"/all/swift/WitanNet* "$OUT/net/swift/"
 # witan's part of the library must be exactly what the checked-in bindings expect.
 diff -q "$OUT/all/kotlin/dev/witan/witan.kt" "$REPO/bindings/kotlin/dev/witan/witan.kt" >/dev/null \
   || die "witan's Kotlin bindings from libwitan_net_ffi differ from bindings/; run bindings/generate.sh"
-for f in Witan.swift WitanFFI.h WitanFFI.modulemap; do
-  diff -q "$OUT/all/swift/$f" "$REPO/bindings/swift/$f" >/dev/null \
-    || die "witan's $f from libwitan_net_ffi differs from bindings/swift; run bindings/generate.sh"
+# The one checked-in copy of witan's Swift lives in the Swift package (ios/Sources).
+for pair in Witan.swift:Witan/Witan.swift WitanFFI.h:WitanFFI/WitanFFI.h \
+  WitanFFI.modulemap:WitanFFI/module.modulemap; do
+  f=${pair%%:*}
+  diff -q "$OUT/all/swift/$f" "$REPO/ios/Sources/${pair#*:}" >/dev/null \
+    || die "witan's $f from libwitan_net_ffi differs from ios/Sources; run bindings/generate.sh"
 done
 
 if [ "$CHECK" = 1 ]; then

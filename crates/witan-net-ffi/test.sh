@@ -28,7 +28,9 @@ WITAN_BINDINGS_DIR=$STAGE/kotlin-bindings WITAN_KOTLIN_TESTS=$HERE/kotlin-tests 
   "$REPO/scripts/test-kotlin.sh"
 
 PKG=$HERE/swift
-copy "$REPO/bindings/swift/Witan.swift" "$PKG/Sources/WitanNet/Witan.swift"
-copy "$REPO/bindings/swift/WitanFFI.h" "$PKG/Sources/WitanFFI/WitanFFI.h"
-copy "$REPO/bindings/swift/WitanFFI.modulemap" "$PKG/Sources/WitanFFI/module.modulemap"
-WITAN_BINDINGS_DIR=$HERE/bindings WITAN_SWIFT_PACKAGE=$PKG "$REPO/scripts/test-swift.sh"
+copy "$REPO/ios/Sources/Witan/Witan.swift" "$PKG/Sources/WitanNet/Witan.swift"
+copy "$REPO/ios/Sources/WitanFFI/WitanFFI.h" "$PKG/Sources/WitanFFI/WitanFFI.h"
+copy "$REPO/ios/Sources/WitanFFI/module.modulemap" "$PKG/Sources/WitanFFI/module.modulemap"
+# witan-net's generated Swift (WitanNet.swift, WitanNetFFI.h, its module map) in the same layout.
+"$REPO/ios/sync-bindings.sh" "$HERE/bindings/swift" "$PKG/Sources"
+WITAN_SWIFT_PACKAGE=$PKG "$REPO/scripts/test-swift.sh"
