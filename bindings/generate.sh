@@ -4,14 +4,14 @@
 # Builds the `uniffi-bindgen` tool (cargo feature `bindgen`) and the library with the given
 # profile, then runs uniffi-bindgen in library mode on target/<profile>/lib<name>.so.
 # Names come from uniffi.toml next to Cargo.toml (Kotlin package dev.witan, Swift module
-# Witan with the C module WitanFFI). Output, at stable paths:
+# Witan with the C module WitanFFI). Output, at stable paths (one copy of each file):
 #   bindings/kotlin/dev/witan/witan.kt
-#   bindings/swift/Witan.swift, WitanFFI.h, WitanFFI.modulemap
-# and the Swift package ios/ gets copies (ios/sync-bindings.sh).
+#   ios/Sources/Witan/Witan.swift, ios/Sources/WitanFFI/WitanFFI.h and module.modulemap
+#   (the Swift package's layout, placed by ios/sync-bindings.sh)
 #
 # usage: bindings/generate.sh [--check] [--profile PROFILE]
 #   --check   regenerate into a temporary directory and fail if the checked-in bindings
-#             (or the copies in the Swift package) differ from it.
+#             differ from it.
 # Other settings: see scripts/lib/common.sh (WITAN_CRATE_DIR, WITAN_LIB_NAME, ...).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     --check) CHECK=1 ;;
     --profile) WITAN_PROFILE=${2:?--profile needs a value}; shift ;;
     --profile=*) WITAN_PROFILE=${1#--profile=} ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "generate.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -52,27 +52,19 @@ ls "$OUT"/swift/*.swift >/dev/null 2>&1 || die "no Swift file generated"
 
 if [ "$CHECK" = 1 ]; then
   drift=0
-  for lang in kotlin swift; do
-    if ! diff -ru "$WITAN_BINDINGS_DIR/$lang" "$OUT/$lang" >"$OUT/$lang.diff" 2>&1; then
-      drift=1
-      echo "generate.sh: bindings/$lang is out of date:" >&2
-      head -n 40 "$OUT/$lang.diff" >&2
-    fi
-  done
-  if [ -f "$WITAN_SWIFT_PACKAGE/Package.swift" ]; then
-    "$WITAN_REPO/ios/sync-bindings.sh" --check "$OUT/swift" "$WITAN_SWIFT_PACKAGE" || drift=1
+  if ! diff -ru "$WITAN_BINDINGS_DIR/kotlin" "$OUT/kotlin" >"$OUT/kotlin.diff" 2>&1; then
+    drift=1
+    echo "generate.sh: bindings/kotlin is out of date:" >&2
+    head -n 40 "$OUT/kotlin.diff" >&2
   fi
+  "$WITAN_REPO/ios/sync-bindings.sh" --check "$OUT/swift" "$WITAN_SWIFT_SOURCES" || drift=1
   [ "$drift" = 0 ] || die "generated bindings differ from the checked-in ones; run bindings/generate.sh"
   echo "generate.sh: bindings are up to date ($(basename "$WITAN_LIB_PATH"), profile $WITAN_PROFILE)"
   exit 0
 fi
 
 mkdir -p "$WITAN_BINDINGS_DIR"
-for lang in kotlin swift; do
-  rm -rf "${WITAN_BINDINGS_DIR:?}/$lang"
-  cp -R "$OUT/$lang" "$WITAN_BINDINGS_DIR/$lang"
-done
-if [ -f "$WITAN_SWIFT_PACKAGE/Package.swift" ]; then
-  "$WITAN_REPO/ios/sync-bindings.sh" "$WITAN_BINDINGS_DIR/swift" "$WITAN_SWIFT_PACKAGE"
-fi
-echo "generate.sh: wrote $(cd "$WITAN_BINDINGS_DIR" && find kotlin swift -type f | sort | tr '\n' ' ')"
+rm -rf "${WITAN_BINDINGS_DIR:?}/kotlin"
+cp -R "$OUT/kotlin" "$WITAN_BINDINGS_DIR/kotlin"
+"$WITAN_REPO/ios/sync-bindings.sh" "$OUT/swift" "$WITAN_SWIFT_SOURCES"
+echo "generate.sh: wrote $(cd "$WITAN_BINDINGS_DIR" && find kotlin -type f | sort | tr '\n' ' ')and the Swift sources in $WITAN_SWIFT_SOURCES"

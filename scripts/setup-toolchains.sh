@@ -7,12 +7,17 @@
 #   - kotlinc (the full compiler distribution of the npm package `kotlin-compiler`) in
 #     $WITAN_CACHE/kotlinc; its lib/ also provides kotlinx-coroutines-core-jvm 1.8.0;
 #   - Swift 6 (Debian trixie's `swiftlang`) in a trixie chroot at $WITAN_CACHE/swift-trixie,
-#     created by scripts/swift-chroot.sh --ensure.
+#     created by scripts/swift-chroot.sh --ensure;
+#   - for the mobile packaging checks (scripts/test-r8.sh, scripts/test-cross.sh): Maven
+#     (R8 and JNA are fetched with it), Debian's aarch64 cross gcc with its glibc, qemu-user,
+#     the Rust toolchain pinned in rust-toolchain.toml, and its std for the Android ABIs,
+#     aarch64-apple-ios and aarch64-unknown-linux-gnu (`rustup target add`).
 # Everything is checked first, so a second run costs well under a second. Output of apt,
 # npm and debootstrap goes to $WITAN_SETUP_LOG, not the console. Run as root on Debian 12.
 #
 # Environment: WITAN_CACHE (default /var/cache/witan), KOTLIN_VERSION (default 2.4.20),
-# WITAN_SETUP_LOG (default $WITAN_CACHE/setup.log), WITAN_SKIP_SWIFT=1 / WITAN_SKIP_KOTLIN=1.
+# WITAN_SETUP_LOG (default $WITAN_CACHE/setup.log), WITAN_SKIP_SWIFT=1 / WITAN_SKIP_KOTLIN=1 /
+# WITAN_SKIP_CROSS=1.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -47,6 +52,12 @@ command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 for p in libjna-java junit5 debootstrap; do
   installed "$p" || missing+=("$p")
 done
+command -v mvn >/dev/null || missing+=(maven)
+if [ "${WITAN_SKIP_CROSS:-0}" != 1 ]; then
+  for p in gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; do
+    installed "$p" || missing+=("$p")
+  done
+fi
 if [ "${WITAN_SKIP_KOTLIN:-0}" != 1 ] && ! command -v npm >/dev/null; then
   missing+=(nodejs npm)
 fi
@@ -83,6 +94,36 @@ fi
 if [ "${WITAN_SKIP_SWIFT:-0}" != 1 ]; then
   SWIFT_ROOT=${SWIFT_ROOT:-$CACHE/swift-trixie} "$HERE/swift-chroot.sh" --ensure \
     || die "creating the Swift chroot failed"
+fi
+
+# --- Rust toolchain pinned in rust-toolchain.toml ---------------------------------------
+# rustup picks the pinned toolchain from rust-toolchain.toml for every cargo call in the
+# repository; installed here when missing (this machine's image already has it).
+PINNED=$(sed -n 's/^channel *= *"\([^"]*\)".*/\1/p' "$HERE/../rust-toolchain.toml" 2>/dev/null | head -n 1)
+if [ -n "$PINNED" ] && command -v rustup >/dev/null \
+   && ! rustup toolchain list | grep -q "^$PINNED-"; then
+  say "installing Rust $PINNED, pinned in rust-toolchain.toml (log: $LOG)"
+  (cd / && rustup toolchain install "$PINNED" --profile minimal -c rustfmt -c clippy) >>"$LOG" 2>&1 \
+    || die "rustup toolchain install $PINNED failed"
+fi
+
+# --- Rust std for the cross checks ------------------------------------------------------
+# The Android ABIs (android/build-rust.sh), iOS devices and 64-bit ARM Linux (the last
+# two and arm64-v8a and armeabi-v7a are checked by scripts/test-cross.sh). The simulator
+# targets of iOS are not among them: the dist server reachable here does not serve their std.
+CROSS_TARGETS=(aarch64-linux-android armv7-linux-androideabi i686-linux-android x86_64-linux-android
+  aarch64-apple-ios aarch64-unknown-linux-gnu)
+if [ "${WITAN_SKIP_CROSS:-0}" != 1 ] && command -v rustup >/dev/null; then
+  have=$(cd "$HERE/.." && rustup target list --installed)
+  want=()
+  for t in "${CROSS_TARGETS[@]}"; do
+    grep -qx "$t" <<<"$have" || want+=("$t")
+  done
+  if [ ${#want[@]} -gt 0 ]; then
+    say "adding rustup targets: ${want[*]} (log: $LOG)"
+    (cd "$HERE/.." && rustup target add "${want[@]}") >>"$LOG" 2>&1 \
+      || die "rustup target add ${want[*]} failed"
+  fi
 fi
 
 # --- Rust components used by the checks ------------------------------------------------

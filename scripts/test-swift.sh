@@ -2,16 +2,16 @@
 # test-swift.sh — runs the Swift package's tests (`swift test`, XCTest and Swift Testing) on
 # Linux against the Rust library, inside the Swift chroot (scripts/swift-chroot.sh).
 #
-# Copies the generated bindings into the package (ios/sync-bindings.sh), links the tests
-# against target/<profile>/lib<name>.so with -L and an rpath, and keeps SwiftPM's build
-# directory in the cargo target directory (target/witan-host-tests/swift/), so the
-# package directory stays clean.
+# The package is the repository's Package.swift (its generated sources are checked by
+# bindings/generate.sh --check). Links the tests against target/<profile>/lib<name>.so with
+# -L and an rpath, and keeps SwiftPM's build directory in the cargo target directory
+# (target/witan-host-tests/swift/), so the package directory stays clean.
 #
 # Prints `swift: N passed, N failed` (from XCTest's `Executed N tests, with M failures` and
 # Swift Testing's `Test run with N tests ...`) and exits non-zero when a test fails, none
 # ran, or anything before that fails.
-# Settings: scripts/lib/common.sh (WITAN_CRATE_DIR, WITAN_LIB_NAME, WITAN_BINDINGS_DIR,
-# WITAN_SWIFT_PACKAGE, WITAN_PROFILE, WITAN_SKIP_BUILD); SWIFT_ROOT for the chroot.
+# Settings: scripts/lib/common.sh (WITAN_CRATE_DIR, WITAN_LIB_NAME, WITAN_SWIFT_PACKAGE,
+# WITAN_PROFILE, WITAN_SKIP_BUILD); SWIFT_ROOT for the chroot.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 # shellcheck source=scripts/lib/common.sh
@@ -21,11 +21,9 @@ fail() { echo "test-swift: $*" >&2; echo "swift: 0 passed, 1 failed"; exit 1; }
 
 [ -f "$WITAN_SWIFT_PACKAGE/Package.swift" ] || fail "no Package.swift in $WITAN_SWIFT_PACKAGE"
 witan_build_lib || fail "the Rust library could not be built"
-"$WITAN_REPO/ios/sync-bindings.sh" "$WITAN_BINDINGS_DIR/swift" "$WITAN_SWIFT_PACKAGE" \
-  || fail "copying the bindings into $WITAN_SWIFT_PACKAGE failed; run bindings/generate.sh"
 
 TARGET=$(witan_target_dir)
-SCRATCH=$TARGET/witan-host-tests/swift/$(basename "$WITAN_SWIFT_PACKAGE")
+SCRATCH=$TARGET/witan-host-tests/swift/package
 mkdir -p "$SCRATCH"
 PKG=$(cd "$WITAN_SWIFT_PACKAGE" && pwd -P)
 LOG=$SCRATCH/swift-test.log

@@ -5,8 +5,8 @@
 //! the ones before it in this list:
 //!
 //! 1. [`wire`] (`witan-wire`) — protobuf messages on the wire, versioned envelope, size limits.
-//! 2. [`mls`] and [`protocol`] (`witan-engine`) — the OpenMLS wrapper and the sans-IO de-MLS
-//!    engine for one conversation.
+//! 2. [`mls`], [`protocol`] and [`codec`] (`witan-engine`) — the OpenMLS wrapper, the sans-IO
+//!    de-MLS engine for one conversation, and the encoding of what they store.
 //! 3. [`store`] (`witan-store`) — SQLite: schema, OpenMLS key-value rows, engine state,
 //!    outbox, history.
 //! 4. [`client`] — `WitanClient`: one durable transaction per step, outbox delivery, events.
@@ -19,6 +19,6 @@ pub mod client;
 pub mod ffi;
 pub mod logging;
 
-pub use witan_engine::{mls, protocol};
+pub use witan_engine::{codec, mls, protocol};
 pub use witan_store as store;
 pub use witan_wire as wire;

@@ -29,6 +29,7 @@ use witan::client::{
 };
 
 use witan::protocol::Conversation;
+use witan::protocol::conversation::PartKey;
 
 use super::measure::{Meter, peak_rss_mib};
 use super::workloads::CONV;
@@ -196,12 +197,15 @@ fn checkpoint(path: &Path) -> BenchResult<()> {
 /// The stored engine state of the real conversation.
 fn conversation_state(db: &Path) -> BenchResult<Conversation> {
     let conn = rusqlite::Connection::open(db)?;
-    let state: Vec<u8> = conn.query_row(
-        "SELECT state FROM conversations WHERE id = ?1",
-        [CONV],
-        |r| r.get(0),
-    )?;
-    Ok(Conversation::from_bytes(&state)?)
+    let mut stmt =
+        conn.prepare("SELECT part, value FROM engine_state WHERE conversation_id = ?1")?;
+    let mut parts = std::collections::BTreeMap::new();
+    for row in stmt.query_map([CONV], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (name, value) = row?;
+        let key = PartKey::parse(&name).ok_or_else(|| format!("unknown part {name:?}"))?;
+        parts.insert(key, value);
+    }
+    Ok(Conversation::from_parts(&parts)?)
 }
 
 fn filler_id(i: usize) -> String {
@@ -223,9 +227,15 @@ fn add_filler(
             let id = filler_id(i);
             let s = state.renamed(&id);
             tx.execute(
-                "INSERT INTO conversations (id, state, next_deadline_ms) VALUES (?1, ?2, NULL)",
-                rusqlite::params![id, s.to_bytes()],
+                "INSERT INTO conversations (id, next_deadline_ms) VALUES (?1, NULL)",
+                [&id],
             )?;
+            for part in PartKey::ALL {
+                tx.execute(
+                    "INSERT INTO engine_state (conversation_id, part, value) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![id, part.as_str(), s.encode_part(*part)],
+                )?;
+            }
             let topics = serde_json::to_vec(&[
                 witan::protocol::topics::app(&id),
                 witan::protocol::topics::welcome(&id),

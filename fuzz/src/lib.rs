@@ -1,6 +1,7 @@
 //! Shared pieces of witan's fuzz targets (one file per target in `fuzz_targets/`, each a thin
 //! call into this crate): the properties checked per target ([`checks`] for the wire
-//! decoders, [`mls_checks`], [`client_checks`]), valid sample messages ([`samples`]), byte
+//! decoders, [`mls_checks`], [`client_checks`], [`stored_checks`] for state read back from the
+//! database), valid sample messages ([`samples`]), byte
 //! patches on valid messages ([`mutate`]), seed corpus writing ([`seeds`]), a detector for
 //! `internal` rejections ([`watch`]), and the fixtures built once per process: a small MLS
 //! group over `MemoryKv` ([`mls_fixture`]) and a live `WitanClient` member of a formed
@@ -14,6 +15,7 @@ pub mod mls_fixture;
 pub mod mutate;
 pub mod samples;
 pub mod seeds;
+pub mod stored_checks;
 pub mod watch;
 
 /// Whether `WITAN_FUZZ_DEBUG` is set: targets then print what each input led to (to check

@@ -6,8 +6,10 @@
 #   WITAN_CRATE_DIR     the crate to build (default: the repository root)
 #   WITAN_LIB_NAME      the cdylib's name, `lib<name>.so` (default: witan)
 #   WITAN_PROFILE       cargo profile of the library (default: dev, i.e. target/debug)
-#   WITAN_BINDINGS_DIR  generated bindings, with kotlin/ and swift/ below (default: <repo>/bindings)
-#   WITAN_SWIFT_PACKAGE the Swift package tested on Linux (default: <repo>/ios)
+#   WITAN_BINDINGS_DIR  generated Kotlin bindings, in kotlin/ below (default: <repo>/bindings)
+#   WITAN_SWIFT_PACKAGE the Swift package tested on Linux (default: <repo>, Package.swift)
+#   WITAN_SWIFT_SOURCES where the generated Swift goes, <Module>/ and <FFI>/ below
+#                       (default: <repo>/ios/Sources)
 #   WITAN_KOTLIN_TESTS  the Kotlin JVM host tests (default: <repo>/android/host-tests)
 #   WITAN_CACHE         toolchain cache (default: /var/cache/witan)
 #   WITAN_SKIP_BUILD=1  use the library as it is in the target directory
@@ -18,7 +20,8 @@ WITAN_CRATE_DIR=$(cd "${WITAN_CRATE_DIR:-$WITAN_REPO}" && pwd -P)
 WITAN_LIB_NAME=${WITAN_LIB_NAME:-witan}
 WITAN_PROFILE=${WITAN_PROFILE:-dev}
 WITAN_BINDINGS_DIR=${WITAN_BINDINGS_DIR:-$WITAN_REPO/bindings}
-WITAN_SWIFT_PACKAGE=${WITAN_SWIFT_PACKAGE:-$WITAN_REPO/ios}
+WITAN_SWIFT_PACKAGE=${WITAN_SWIFT_PACKAGE:-$WITAN_REPO}
+WITAN_SWIFT_SOURCES=${WITAN_SWIFT_SOURCES:-$WITAN_REPO/ios/Sources}
 WITAN_KOTLIN_TESTS=${WITAN_KOTLIN_TESTS:-$WITAN_REPO/android/host-tests}
 WITAN_CACHE=${WITAN_CACHE:-/var/cache/witan}
 KOTLIN_HOME=${KOTLIN_HOME:-$WITAN_CACHE/kotlinc/node_modules/kotlin-compiler}
@@ -58,4 +61,14 @@ witan_hash_files() {
     printf '%s\n' "$f"
     sha256sum <"$f"
   done | sha256sum | cut -c1-16
+}
+
+# Checks that every LOAD segment of an ELF library is aligned to exactly ALIGN (e.g. 0x4000
+# for Android's 16 KiB pages); prints the alignments found and fails otherwise.
+witan_check_page_align() { # lib align [readelf]
+  local aligns
+  aligns=$("${3:-readelf}" -lW "$1" | awk '$1 == "LOAD" {print $NF}' | sort -u | tr '\n' ' ')
+  aligns=${aligns% }
+  echo "$(basename "$1"): LOAD alignment ${aligns:-none}"
+  [ "$aligns" = "$2" ]
 }

@@ -4,12 +4,13 @@
 //! packet for a conversation this client does not have, and a packet the engine refuses are
 //! counted as rejected and change nothing. A packet seen before — including this client's own
 //! packets echoed by the transport — is a duplicate and changes nothing. An accepted packet is
-//! marked seen together with what it changed; one for a future epoch is buffered (bounded)
-//! with it and replayed once the epoch is reached.
+//! marked seen together with what it changed; one for a future epoch is buffered (bounded,
+//! de-duplicated there) and replayed once the epoch is reached, and only then marked seen.
 //!
-//! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one fsync), in
-//! order; each is one part of it (a savepoint), applied or undone alone, so the outcome is the
-//! same as one step per packet. The host hears about the batch once it is committed.
+//! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one commit), in
+//! order; a packet the engine refuses writes nothing, so the outcome is the same as one step
+//! per packet. The host hears about the batch once it is committed. A database failure drops
+//! the whole batch's step (nothing of it is applied, and feeding it again applies it).
 //!
 //! A batch first runs with MLS message secrets deferred (written once per step rather than
 //! once per packet; see `client::step`). If that step is lost (a packet failed after others
@@ -19,11 +20,12 @@
 use sha2::{Digest, Sha256};
 
 use crate::protocol::State;
+use crate::store::Buffered;
 use crate::wire;
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::step::{Durability, Effects, Finish, MAX_BUFFERED_PER_CONVERSATION, StepEnv};
+use super::step::{Durability, Effects, FUTURE_EPOCH_BUFFER, StepEnv};
 use super::types::{InboundPacket, ReceiveReport, WitanEvent};
 
 /// Packets applied in one transaction at most: bounds how long the write lock is held (the
@@ -37,13 +39,10 @@ enum Fate {
     Rejected(String),
 }
 
-/// What one batch did: the fate of each packet up to a database failure (if any: the
-/// packets before it are committed, the failure is returned last), and the effects if the
-/// step committed.
+/// What one batch did: the fate of each packet, and the effects if the step committed.
 struct Batch {
     fates: Vec<Fate>,
     effects: Option<Effects>,
-    failure: Option<WitanError>,
 }
 
 /// A packet ready for the database: decoded, with its hash.
@@ -56,7 +55,8 @@ struct Decoded<'p> {
 impl WitanClient {
     /// Feeds packets that arrived on subscribed topics. Idempotent: a packet seen before is
     /// counted as a duplicate and changes nothing. Only a database failure is an error; the
-    /// packets before it stay applied (feeding them again counts them as duplicates).
+    /// batches of packets before it stay applied (feeding them again counts them as
+    /// duplicates), the batch it happened in is not.
     ///
     /// On return the packets are stored: an app kill cannot lose them. Their commit does not
     /// wait for an fsync, so a power cut in the next moments may roll it back (the packets
@@ -74,11 +74,7 @@ impl WitanClient {
     ) -> Result<ReceiveReport, WitanError> {
         let mut report = ReceiveReport::default();
         for batch in packets.chunks(MAX_PACKETS_PER_STEP) {
-            let Batch {
-                fates,
-                effects,
-                failure,
-            } = self.receive_batch(batch)?;
+            let Batch { fates, effects } = self.receive_batch(batch)?;
             for (fate, packet) in fates.into_iter().zip(batch) {
                 let counter = match fate {
                     Fate::Accepted => &mut report.accepted,
@@ -92,9 +88,6 @@ impl WitanClient {
             }
             if let Some(effects) = effects {
                 delivered.extend(self.after_commit(effects));
-            }
-            if let Some(e) = failure {
-                return Err(e);
             }
         }
         Ok(report)
@@ -141,51 +134,23 @@ impl WitanClient {
             return Ok(Batch {
                 fates,
                 effects: None,
-                failure: None,
             });
         }
         let now = self.clock.now_ms();
-        let ((fates, failure), effects) =
+        let (fates, effects) =
             self.in_step_then(now, Durability::SyncedBeforePublishing, |env| {
                 if lost.is_some() {
                     env.defer_message_secrets();
                 }
                 let mut fates = Vec::with_capacity(decoded.len());
-                let mut failure = None;
-                let mut changed = false;
                 for d in decoded {
                     if env.is_lost() {
                         break;
                     }
-                    let d = match d {
-                        Ok(d) => d,
-                        Err(reason) => {
-                            fates.push(Fate::Rejected(reason));
-                            continue;
-                        }
-                    };
-                    if let Err(e) = env.begin_part() {
-                        failure = Some(e);
-                        break;
-                    }
-                    match apply_packet(env, &d, now) {
-                        Ok(Finish::Commit(fate)) => {
-                            env.keep_part()?;
-                            changed = true;
-                            fates.push(fate);
-                        }
-                        Ok(Finish::Rollback(fate)) => {
-                            env.undo_part()?;
-                            fates.push(fate);
-                        }
-                        Err(e) => {
-                            // The packets before this one stay applied; if even undoing this
-                            // one fails, the whole step is dropped.
-                            env.undo_part()?;
-                            failure = Some(e);
-                            break;
-                        }
-                    }
+                    fates.push(match d {
+                        Ok(d) => apply_packet(env, &d, now)?,
+                        Err(reason) => Fate::Rejected(reason),
+                    });
                 }
                 if env.is_lost() {
                     if let Some(lost) = lost {
@@ -193,53 +158,53 @@ impl WitanClient {
                     }
                     return Err(WitanError::internal("deferred MLS secrets were lost"));
                 }
-                Ok(if changed {
-                    Finish::Commit((fates, failure))
-                } else {
-                    Finish::Rollback((fates, failure))
-                })
+                Ok(fates)
             })?;
         Ok(Batch {
             fates,
-            effects,
-            failure,
+            effects: Some(effects),
         })
     }
 }
 
-/// One packet as one part of the step: `Rollback` means "leave no trace" (a duplicate, a
-/// packet the engine refused).
-fn apply_packet(
-    env: &mut StepEnv<'_, '_>,
-    d: &Decoded<'_>,
-    now: u64,
-) -> Result<Finish<Fate>, WitanError> {
+/// One packet of the step. A duplicate or a packet the engine refuses writes nothing.
+fn apply_packet(env: &mut StepEnv<'_, '_>, d: &Decoded<'_>, now: u64) -> Result<Fate, WitanError> {
     if env.step.is_seen(&d.hash)? {
-        return Ok(Finish::Rollback(Fate::Duplicate));
+        return Ok(Fate::Duplicate);
     }
     let ((), applied) = match env.handle_packet(&d.envelope)? {
         Ok(done) => done,
-        Err(e) => return Ok(Finish::Rollback(Fate::Rejected(e.to_string()))),
+        Err(e) => return Ok(Fate::Rejected(e.to_string())),
     };
     let id = d.envelope.conversation_id.as_str();
-    let mut fate = Fate::Accepted;
     // A welcome comes with the commit that adds its joiners, so a joiner joins at epoch 1 at
     // the earliest, and what it kept from below its epoch is dropped unread then (see
     // `StepEnv::refeed`): traffic of epoch 0 is not worth storing.
     let useless = applied.state == State::PendingJoin && applied.buffer_for_epoch == Some(0);
-    if let Some(epoch) = applied.buffer_for_epoch.filter(|_| !useless) {
-        let stored =
-            env.step
-                .buffer_inbound(id, epoch, d.payload, now, MAX_BUFFERED_PER_CONVERSATION)?;
-        if !stored {
-            fate = Fate::Rejected(format!("buffer for future epochs of {id:?} is full"));
+    // A packet kept for a future epoch is unauthenticated: the buffer de-duplicates it, and it
+    // is marked seen only once applied, so forgeries cannot grow the seen table.
+    let fate = match applied.buffer_for_epoch {
+        Some(_) if useless => Fate::Accepted,
+        Some(epoch) => {
+            let packet = (&d.hash, d.payload);
+            match env
+                .step
+                .buffer_inbound(id, epoch, packet, now, FUTURE_EPOCH_BUFFER)?
+            {
+                Buffered::Stored => Fate::Accepted,
+                Buffered::Already => Fate::Duplicate,
+                Buffered::Refused => Fate::Rejected(format!(
+                    "buffer for future epochs of {id:?} is full of nearer epochs"
+                )),
+            }
         }
-    }
-    if matches!(fate, Fate::Accepted) {
-        env.step.mark_seen(&d.hash, now)?;
-    }
+        None => {
+            env.step.mark_seen(&d.hash, now)?;
+            Fate::Accepted
+        }
+    };
     if applied.epoch_advanced {
         env.refeed(id, applied)?;
     }
-    Ok(Finish::Commit(fate))
+    Ok(fate)
 }

@@ -11,7 +11,7 @@ use crate::protocol::Conversation;
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::step;
+use super::state;
 
 impl WitanClient {
     /// The epoch authenticator of the conversation's current MLS epoch. `NotFound` when this
@@ -38,7 +38,7 @@ impl WitanClient {
     ) -> Result<Option<Conversation>, WitanError> {
         self.with_db(|db| {
             let step = db.read()?;
-            step::load(&step, &conversation_id)
+            state::load(&step, &conversation_id)
         })
     }
 }

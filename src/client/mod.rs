@@ -1,24 +1,26 @@
 //! `WitanClient`: the durable driver of the engine, with the synchronous methods of the public
-//! API (`API.md`; the `ffi` layer wraps them for Kotlin and Swift).
+//! API (`docs/api.md`; the `ffi` layer wraps them for Kotlin and Swift).
 //!
 //! Every step — one batch of received packets, one fired conversation deadline, one local
 //! action — is one store transaction (`BEGIN IMMEDIATE`): the conversation's state is loaded
 //! inside it, the engine runs over an MLS provider reading the same transaction, and MLS
 //! rows, state, next deadline, outbox, history, de-duplication and buffered packets are
-//! written together (see `step.rs`). Within a batch each packet is its own part (a
-//! savepoint): a packet the engine refuses is undone alone and changes nothing. After the
-//! commit, and with the database lock released, the client tells the transport about topic
-//! changes, publishes the outbox (`outbox.rs`) and delivers events to the listener — so a host
+//! written together (see `step.rs`). Within a batch a packet the engine refuses changes
+//! nothing: an engine run's outputs are written only when it succeeds. After the commit, and
+//! with the database lock released, the client tells the transport about topic changes,
+//! publishes the outbox (`outbox.rs`) and delivers events to the listener — so a host
 //! callback may call the client again, and an event is only heard once it is durable.
 //!
-//! No conversation state is cached in memory: two processes (the app and its notification
-//! extension) may drive the same file, and each step sees what the other committed. Memory
+//! Between steps the client keeps only what the store vouches for: the decoded MLS group of
+//! its last committed step, while no other process wrote the file (the app and its
+//! notification extension may drive the same file; see `witan_store::Database`). Memory
 //! grows with the work of a step, not with the number of conversations.
 //!
 //! Files: `types.rs` (API records), `error.rs`, `callbacks.rs` (host interfaces), `step.rs`
-//! (one engine run in one transaction), `inbound.rs` (`receive`), `outbox.rs` (publishing),
-//! `wakeup.rs` (`poll`, `handle_wakeup`), `subscriptions.rs` (topic bookkeeping), `inspect.rs`
-//! (read-only accessors for Rust callers, not exported to foreign languages).
+//! (one engine run in one transaction), `state.rs` (the engine state a step works on),
+//! `inbound.rs` (`receive`), `outbox.rs` (publishing), `wakeup.rs` (`poll`,
+//! `handle_wakeup`), `subscriptions.rs` (topic bookkeeping), `inspect.rs` (read-only
+//! accessors for Rust callers, not exported to foreign languages).
 
 mod callbacks;
 mod error;
@@ -26,6 +28,7 @@ mod inbound;
 mod inspect;
 mod outbox;
 mod spool;
+mod state;
 mod step;
 mod subscriptions;
 mod types;
@@ -33,7 +36,7 @@ mod wakeup;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::mls::{GroupCache, Identity, MemberId};
+use crate::mls::{Identity, MemberId};
 use crate::protocol::{Conversation, Ctx, Output, ProtocolError, Settings, State};
 use crate::store::{Database, DatabaseKey, StoreOptions};
 
@@ -41,7 +44,7 @@ pub use callbacks::{Clock, EventListener, SystemClock, Transport};
 pub use error::{TransportError, WitanError};
 pub use types::*;
 
-use step::{Durability, Effects, EngineResult, Finish, StepEnv};
+use step::{Durability, Effects, EngineResult, StepEnv};
 
 /// Meta row holding the member id the database belongs to (guards against opening one
 /// member's database with another member's identity).
@@ -55,9 +58,6 @@ pub struct WitanClient {
     store_options: StoreOptions,
     role: ClientRole,
     db: Mutex<Option<Database>>,
-    /// The MLS group the last committed step left decoded (see [`KeptGroup`]). Locked only
-    /// while `db` is.
-    kept_group: Mutex<KeptGroup>,
     identity: Identity,
     transport: Arc<dyn Transport>,
     listener: Arc<dyn EventListener>,
@@ -115,7 +115,6 @@ impl WitanClient {
             store_options,
             role,
             db: Mutex::new(Some(db)),
-            kept_group: Mutex::new(KeptGroup::default()),
             identity,
             transport,
             listener,
@@ -228,7 +227,7 @@ impl WitanClient {
             let step = db.read()?;
             let mut infos = Vec::new();
             for id in step.conversation_ids()? {
-                if let Some(c) = step::load(&step, &id)? {
+                if let Some(c) = state::load(&step, &id)? {
                     infos.push(ConversationInfo::from(&c.view()));
                 }
             }
@@ -243,7 +242,7 @@ impl WitanClient {
     ) -> Result<Option<ConversationInfo>, WitanError> {
         self.with_db(|db| {
             let step = db.read()?;
-            Ok(step::load(&step, &conversation_id)?.map(|c| ConversationInfo::from(&c.view())))
+            Ok(state::load(&step, &conversation_id)?.map(|c| ConversationInfo::from(&c.view())))
         })
     }
 
@@ -256,7 +255,7 @@ impl WitanClient {
     ) -> Result<Vec<StoredMessage>, WitanError> {
         self.with_db(|db| {
             let step = db.read()?;
-            if step.load_conversation(&conversation_id)?.is_none() {
+            if !step.has_conversation(&conversation_id)? {
                 return Err(WitanError::not_found(format!(
                     "conversation {conversation_id:?}"
                 )));
@@ -273,7 +272,6 @@ impl WitanClient {
             return;
         }
         *self.lock_db() = None;
-        self.lock_kept_group().forget();
     }
 
     /// Reopens the database after `suspend` (a no-op when it is open).
@@ -291,18 +289,6 @@ impl WitanClient {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn lock_kept_group(&self) -> MutexGuard<'_, KeptGroup> {
-        match self.kept_group.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => {
-                // A panic mid-step: what the cache holds cannot be vouched for.
-                let mut guard = poisoned.into_inner();
-                guard.forget();
-                guard
-            }
-        }
-    }
-
     /// Runs `f` with the open database (reopening it after `suspend`). The lock is held only
     /// for `f`: never call into the host from inside.
     fn with_db<T>(
@@ -312,8 +298,6 @@ impl WitanClient {
         let mut guard = self.lock_db();
         if guard.is_none() {
             *guard = Some(Database::open(&self.database_path, &self.store_options)?);
-            // A new connection: `data_version` starts over.
-            self.lock_kept_group().forget();
         }
         match guard.as_mut() {
             Some(db) => f(db),
@@ -328,29 +312,18 @@ impl WitanClient {
         now_ms: u64,
         f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<T, WitanError>,
     ) -> Result<(T, Effects), WitanError> {
-        let (value, effects) =
-            self.in_step_then(now_ms, Durability::Synced, |env| f(env).map(Finish::Commit))?;
-        Ok((value, effects.unwrap_or_default()))
+        self.in_step_then(now_ms, Durability::Synced, f)
     }
 
-    /// Runs `f` in one step; commits or rolls back as `f` decides. The effects are `None`
-    /// after a rollback (there is nothing to tell the host).
+    /// [`WitanClient::in_step`] with the given durability.
     fn in_step_then<T>(
         &self,
         now_ms: u64,
         durability: Durability,
-        f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<Finish<T>, WitanError>,
-    ) -> Result<(T, Option<Effects>), WitanError> {
+        f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<T, WitanError>,
+    ) -> Result<(T, Effects), WitanError> {
         self.with_db(|db| {
-            let mut kept = self.lock_kept_group();
-            let committed = self.run_step(db, &mut kept, now_ms, durability, f);
-            let (value, effects, must_sync) = match committed {
-                Ok(done) => done,
-                Err(e) => {
-                    kept.forget();
-                    return Err(e);
-                }
-            };
+            let (value, effects, must_sync) = self.run_step(db, now_ms, durability, f)?;
             if must_sync {
                 db.sync_queued_outbox()?;
             }
@@ -359,48 +332,28 @@ impl WitanClient {
     }
 
     /// The body of [`WitanClient::in_step_then`]: the step itself. Also says whether the
-    /// log must be synced before what it queued is published.
+    /// log must be synced before what it queued is published. Dropping the step on an error
+    /// rolls it back (and the store forgets the group it lent).
     fn run_step<T>(
         &self,
         db: &mut Database,
-        kept: &mut KeptGroup,
         now_ms: u64,
         durability: Durability,
-        f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<Finish<T>, WitanError>,
-    ) -> Result<(T, Option<Effects>, bool), WitanError> {
+        f: impl FnOnce(&mut StepEnv<'_, '_>) -> Result<T, WitanError>,
+    ) -> Result<(T, Effects, bool), WitanError> {
         let step = match durability {
             Durability::Synced => db.step()?,
             Durability::SyncedBeforePublishing => db.relaxed_step()?,
         };
-        // Read under the write lock, so that no other connection can commit until this step
-        // ends: the version checked is the one of the rows the step sees.
-        let version = step.data_version()?;
-        kept.check(version);
-        let mut env = StepEnv::new(&step, &self.identity, now_ms, &kept.cache);
+        let mut env = StepEnv::new(&step, &self.identity, now_ms);
         env.defer_governance = self.role == ClientRole::NotificationExtension;
-        match f(&mut env)? {
-            Finish::Commit(value) => {
-                env.flush()?;
-                let effects = std::mem::take(&mut env.effects);
-                let must_sync =
-                    durability == Durability::SyncedBeforePublishing && env.queued_packets;
-                drop(env);
-                step.commit()?;
-                if kept.cache.is_settled() {
-                    kept.committed(version);
-                } else {
-                    kept.forget();
-                }
-                Ok((value, Some(effects), must_sync))
-            }
-            // Dropping the step rolls it back, and with it whatever the cached group did.
-            Finish::Rollback(value) => {
-                drop(env);
-                drop(step);
-                kept.forget();
-                Ok((value, None, false))
-            }
-        }
+        let value = f(&mut env)?;
+        env.flush()?;
+        let effects = std::mem::take(&mut env.effects);
+        let must_sync = durability == Durability::SyncedBeforePublishing && env.queued_packets;
+        drop(env);
+        step.commit()?;
+        Ok((value, effects, must_sync))
     }
 
     /// A local action as one step: the engine runs on the stored conversation (if any), the
@@ -456,37 +409,6 @@ impl WitanClient {
             self.listener.on_event(event.clone());
         }
         effects.events
-    }
-}
-
-/// The decoded MLS group a client keeps between steps, so that consecutive steps on one
-/// conversation (a chat's receive batches) do not decode it again. It is only kept while it
-/// is exactly the group's rows: after a step that committed with the cache settled, and
-/// until another connection (the other process) commits — SQLite's `data_version` tells.
-/// Anything else (a rollback, an error, a reopened connection) forgets it.
-#[derive(Debug, Default)]
-struct KeptGroup {
-    cache: GroupCache,
-    /// `data_version` when the cache was last known to match the rows.
-    version: Option<i64>,
-}
-
-impl KeptGroup {
-    /// Keeps the cache only if nothing was committed by others since it matched the rows.
-    fn check(&mut self, version: i64) {
-        if self.version != Some(version) {
-            self.forget();
-        }
-    }
-
-    fn committed(&mut self, version: i64) {
-        // This connection's own commits do not change `data_version`.
-        self.version = Some(version);
-    }
-
-    fn forget(&mut self) {
-        self.cache.reset();
-        self.version = None;
     }
 }
 

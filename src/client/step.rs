@@ -2,35 +2,28 @@
 //!
 //! [`StepEnv::run_engine`] takes the conversation's state (loaded inside the transaction the
 //! first time the step needs it), builds the MLS provider over the step's rows, runs the
-//! engine, and — only if the engine succeeded — records in that transaction: the MLS rows,
-//! the state and its next deadline, outbound packets (queued in the outbox and marked seen, so
-//! our own echo is a duplicate), chat messages (appended to the history), and the
-//! conversation's topics. What the host must hear goes into [`Effects`], delivered by the
-//! caller after the commit.
+//! engine, and — only if the engine succeeded — writes its outputs to that transaction: the
+//! MLS rows, the state (kept for the step and written back by [`StepEnv::flush`]; see
+//! `state.rs`), outbound packets (queued in the outbox and marked seen, so our own echo is a
+//! duplicate), chat messages (appended to the history), and the conversation's topics. What
+//! the host must hear goes into [`Effects`], delivered by the caller after the commit.
 //!
-//! A conversation's state is the engine's schema in parts (`protocol::conversation::persist`),
-//! stored here in one value per conversation ([`Conversation::to_bytes`]); states stored by
-//! earlier versions are migrated when read. A run that changed no part (a chat received)
-//! rewrites nothing.
+//! The store's transaction is the only undo: a run that fails writes nothing (its outputs
+//! are dropped with it), and a step that fails is rolled back whole. What is kept in memory
+//! across runs — the decoded MLS group the store lends out (`mls::GroupCache`), the decoded
+//! conversation states — is only ever what a successful run left, and the group is dropped
+//! whenever a run fails.
 //!
-//! A step may run the engine many times (a batch of received packets). The MLS rows and the
-//! conversation states it reads and writes are kept in memory ([`OverlayKv`] and a small map)
-//! and written to the database once, by [`StepEnv::flush`] just before the commit, so a
-//! conversation is decoded and encoded once per step, not once per packet. To undo one
-//! packet alone, a step is cut into parts ([`StepEnv::begin_part`]): a part is a savepoint
-//! for the rows written directly and a journal for the rows kept in memory, and is kept or
-//! undone as a whole.
-//!
-//! Two kinds of failure are kept apart: the engine refusing the input (the inner error: nothing
-//! was written, the caller may carry on with the same step) and a database write failing
-//! (the outer error: the step or part is half-written and must be dropped).
+//! Two kinds of failure are kept apart: the engine refusing the input (the inner error:
+//! nothing was written, the caller may carry on with the same step) and a database write
+//! failing (the outer error: the step must be dropped).
 //!
 //! A step may let the MLS storage defer the message secrets OpenMLS rewrites after every
-//! message ([`StepEnv::defer_message_secrets`]; see `mls::cache`): the decoded group kept
-//! between runs then carries them, and they are written once, before the commit or before a
-//! run on another conversation. If a group carrying deferred secrets has to be dropped (a
-//! run failed after others succeeded), the step is lost ([`StepEnv::is_lost`]): it must be
-//! dropped, and may be redone without deferring.
+//! message ([`StepEnv::defer_message_secrets`]; see `mls::cache`): the decoded group then
+//! carries them, and they are written once, before the commit or before a run on another
+//! conversation. If a group carrying deferred secrets has to be dropped (a run failed after
+//! others succeeded), the step is lost ([`StepEnv::is_lost`]): it must be dropped, and may
+//! be redone without deferring.
 //!
 //! [`StepEnv::refeed`] feeds packets buffered for a future epoch back to the engine once the
 //! conversation reached that epoch. It runs inside the step that advanced the epoch: the
@@ -41,22 +34,27 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
-use crate::mls::kv::OverlayKv;
-use crate::mls::{GroupCache, Identity, MlsProvider, with_key_cache};
+use crate::mls::{GroupCache, Identity, Layer, MemberId, MlsProvider};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
-use crate::store::{NewMessage, Step};
+use crate::store::{BufferBounds, NewMessage, Step};
 use crate::wire;
 
 use super::error::WitanError;
+use super::state::States;
 use super::subscriptions;
 use super::types::{StoredMessage, WitanEvent};
 
-/// At most this many packets wait per conversation for a future epoch.
-pub(crate) const MAX_BUFFERED_PER_CONVERSATION: u32 = 1024;
+/// What one conversation may keep for future epochs: anyone who knows its id can send
+/// packets claiming one, so the bound holds in bytes too (two envelopes of the largest size),
+/// and a full buffer evicts the farthest claims first (`witan_store::BufferBounds`).
+pub(crate) const FUTURE_EPOCH_BUFFER: BufferBounds = BufferBounds {
+    packets: 1024,
+    bytes: 2 * wire::limits::MAX_ENVELOPE_BYTES as u64,
+};
 
-/// Replays of buffered packets stop after this many epoch advances in one step (a guard
-/// against a bug looping inside the host's process).
-const MAX_REFEED_ROUNDS: usize = 256;
+/// Replays of buffered packets stop after this many in one step (more than a buffer holds: a
+/// guard against a bug looping inside the host's process).
+const MAX_REFED_PACKETS: u32 = 2 * FUTURE_EPOCH_BUFFER.packets;
 
 /// What the host hears after a step committed.
 #[derive(Debug, Default)]
@@ -78,13 +76,6 @@ impl Effects {
             self.unsubscribe.insert(t);
         }
     }
-}
-
-/// How a step ends.
-pub(crate) enum Finish<T> {
-    Commit(T),
-    /// Leave no trace (the value still reaches the caller).
-    Rollback(T),
 }
 
 /// When a step's commit waits for the disk.
@@ -117,27 +108,6 @@ pub(crate) type EngineResult<T> = Result<(Conversation, T, Output), WitanError>;
 /// written).
 pub(crate) type RunResult<T> = Result<Result<(T, Applied), WitanError>, WitanError>;
 
-/// A conversation state as the step knows it.
-struct Cached {
-    /// `None`: not stored.
-    conv: Option<Conversation>,
-    /// Changed since it was loaded or last flushed.
-    dirty: bool,
-}
-
-/// What an open part changed in memory, to undo it.
-#[derive(Default)]
-struct Part {
-    /// Conversation states the part replaced (`None`: not cached before), in order.
-    replaced: Vec<(String, Option<Cached>)>,
-    /// The step's effects before the part.
-    effects: Effects,
-    /// Whether the cached group was newer than the rows when the part began.
-    deferred_before: bool,
-    /// An engine run of the part succeeded (the cached group may hold what it did).
-    ran: bool,
-}
-
 /// The environment of one step.
 pub(crate) struct StepEnv<'s, 'c> {
     pub step: &'s Step<'c>,
@@ -146,14 +116,10 @@ pub(crate) struct StepEnv<'s, 'c> {
     /// Extension role: the engine leaves governance work for the app (`Ctx`).
     pub defer_governance: bool,
     pub effects: Effects,
-    /// The step's MLS rows: read through, written back by `flush`.
-    mls: OverlayKv<'s>,
     /// The step's conversation states: loaded once, written back by `flush`.
-    conversations: BTreeMap<String, Cached>,
-    /// The last MLS group the engine used, decoded: valid while `mls` only changes through
-    /// it; cleared when a run fails or a part is undone.
-    groups: &'s GroupCache,
-    part: Option<Part>,
+    states: States,
+    /// The decoded MLS group the store lends the step (`None`: the cache is off).
+    groups: Option<&'c GroupCache>,
     /// Some run queued packets to publish (a relaxed step must then sync before they leave).
     pub queued_packets: bool,
     /// Whether MLS message secrets may be deferred (see the module doc).
@@ -161,24 +127,15 @@ pub(crate) struct StepEnv<'s, 'c> {
 }
 
 impl<'s, 'c> StepEnv<'s, 'c> {
-    /// `groups` may hold the group its rows had when the client's last step committed (see
-    /// `GroupCache`); the caller resets it when that cannot be vouched for.
-    pub fn new(
-        step: &'s Step<'c>,
-        identity: &'s Identity,
-        now_ms: u64,
-        groups: &'s GroupCache,
-    ) -> Self {
+    pub fn new(step: &'s Step<'c>, identity: &'s Identity, now_ms: u64) -> Self {
         StepEnv {
             step,
             identity,
             now_ms,
             defer_governance: false,
             effects: Effects::default(),
-            mls: OverlayKv::new(step),
-            conversations: BTreeMap::new(),
-            groups,
-            part: None,
+            states: States::default(),
+            groups: step.groups().filter(|_| Layer::Group.enabled()),
             queued_packets: false,
             defer_secrets: false,
         }
@@ -186,137 +143,41 @@ impl<'s, 'c> StepEnv<'s, 'c> {
 }
 
 impl StepEnv<'_, '_> {
-    /// The state of conversation `id` as this step sees it (a copy).
-    fn conversation(&mut self, id: &str) -> Result<Option<Conversation>, WitanError> {
-        if let Some(cached) = self.conversations.get(id) {
-            return Ok(cached.conv.clone());
-        }
-        let conv = load(self.step, id)?;
-        self.conversations.insert(
-            id.to_string(),
-            Cached {
-                conv: conv.clone(),
-                dirty: false,
-            },
-        );
-        Ok(conv)
-    }
-
-    fn replace_conversation(&mut self, id: &str, conv: Conversation) {
-        let previous = self.conversations.insert(
-            id.to_string(),
-            Cached {
-                conv: Some(conv),
-                dirty: true,
-            },
-        );
-        if let Some(part) = &mut self.part {
-            part.replaced.push((id.to_string(), previous));
-        }
-    }
-
     /// Lets the engine runs of this step defer MLS message secrets (see the module doc).
     pub fn defer_message_secrets(&mut self) {
-        self.defer_secrets = true;
+        self.defer_secrets = Layer::Secrets.enabled();
     }
 
     /// A group carrying deferred message secrets was dropped: the step must be dropped.
     pub fn is_lost(&self) -> bool {
-        self.groups.is_lost()
+        self.groups.is_some_and(GroupCache::is_lost)
     }
 
     /// Writes the message secrets the cached group carries to the step's rows.
     fn write_deferred(&mut self) -> Result<(), WitanError> {
-        if !self.groups.is_deferred() {
+        let Some(groups) = self.groups.filter(|g| g.is_ahead()) else {
             return Ok(());
-        }
-        let provider = MlsProvider::new(&self.mls);
-        self.groups
+        };
+        let provider = MlsProvider::new(self.step);
+        groups
             .write_deferred(&provider)
             .map_err(|e| WitanError::Storage {
                 reason: e.to_string(),
             })?;
         let changes = provider.storage().take_changes();
         drop(provider);
-        self.mls
-            .apply(changes)
-            .map_err(|reason| WitanError::Storage { reason })
-    }
-
-    /// Starts a part of the step (see the module doc). Parts do not nest.
-    pub fn begin_part(&mut self) -> Result<(), WitanError> {
-        self.step.savepoint()?;
-        self.mls.begin_part();
-        self.part = Some(Part {
-            replaced: Vec::new(),
-            effects: std::mem::take(&mut self.effects),
-            deferred_before: self.groups.is_deferred(),
-            ran: false,
-        });
+        self.step.apply_mls_changes(&changes)?;
         Ok(())
     }
 
-    /// Ends the open part, keeping what it did.
-    pub fn keep_part(&mut self) -> Result<(), WitanError> {
-        let Some(part) = self.part.take() else {
-            return Ok(());
-        };
-        self.mls.keep_part();
-        let mut effects = part.effects;
-        effects.merge(std::mem::take(&mut self.effects));
-        self.effects = effects;
-        self.step.release_savepoint()?;
-        Ok(())
-    }
-
-    /// Ends the open part, undoing everything it did. An error leaves the step unusable.
-    pub fn undo_part(&mut self) -> Result<(), WitanError> {
-        let Some(part) = self.part.take() else {
-            return Ok(());
-        };
-        if part.ran {
-            // The cached group may hold what the part did.
-            self.groups.discard(part.deferred_before);
-        } else {
-            // The group is as it was; the rows go back to what they were.
-            self.groups.restore_deferred(part.deferred_before);
-        }
-        self.mls.undo_part();
-        for (id, previous) in part.replaced.into_iter().rev() {
-            match previous {
-                Some(cached) => self.conversations.insert(id, cached),
-                None => self.conversations.remove(&id),
-            };
-        }
-        self.effects = part.effects;
-        self.step.rollback_savepoint()?;
-        Ok(())
-    }
-
-    /// Writes the MLS rows and conversation states changed in memory to the step. Runs before
-    /// the step commits (and before any direct write of a conversation row).
+    /// Writes what the step still holds in memory (deferred message secrets, changed
+    /// conversation states) to the step. Runs before the step commits.
     pub fn flush(&mut self) -> Result<(), WitanError> {
         self.write_deferred()?;
-        if self.groups.is_lost() {
+        if self.is_lost() {
             return Err(WitanError::internal("deferred MLS secrets were lost"));
         }
-        let changes = self.mls.take_changes();
-        if !changes.is_empty() {
-            self.step.apply_mls_changes(&changes)?;
-        }
-        for (id, cached) in &mut self.conversations {
-            if !cached.dirty {
-                continue;
-            }
-            if let Some(conv) = &mut cached.conv {
-                let state = conv.to_bytes();
-                self.step
-                    .save_conversation(id, &state, conv.next_deadline())?;
-                conv.clear_dirty();
-            }
-            cached.dirty = false;
-        }
-        Ok(())
+        self.states.flush(self.step)
     }
 
     /// Runs `op` on conversation `id`; see the module doc.
@@ -325,15 +186,19 @@ impl StepEnv<'_, '_> {
         id: &str,
         op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
     ) -> RunResult<T> {
-        if self.groups.is_deferred() && !self.groups.holds(id.as_bytes()) {
+        if self
+            .groups
+            .is_some_and(|g| g.is_ahead() && !g.holds(id.as_bytes()))
+        {
             // The run will use another group: the one held is written before it goes.
             self.write_deferred()?;
         }
-        let deferred_before = self.groups.is_deferred();
         let result = self.run_engine_once(id, op);
-        if !matches!(result, Ok(Ok(_))) {
+        if !matches!(result, Ok(Ok(_)))
+            && let Some(groups) = self.groups
+        {
             // Nothing of a failed run is kept: neither may the group it left in memory be.
-            self.groups.discard(deferred_before);
+            groups.run_failed();
         }
         result
     }
@@ -344,19 +209,20 @@ impl StepEnv<'_, '_> {
         op: impl FnOnce(Option<Conversation>, &Ctx) -> EngineResult<T>,
     ) -> RunResult<T> {
         let step = self.step;
-        let before = match self.conversation(id) {
+        let before = match self.states.get(step, id) {
             Ok(before) => before,
             Err(e) => return Ok(Err(e)),
         };
         // Topics are a function of the conversation's id and state: only a run that changes
         // the state (or creates the conversation) can change them.
         let before_state = before.as_ref().map(|c| c.state());
-        let before_deadline = before.as_ref().and_then(|c| c.next_deadline());
         let was_pending = before_state == Some(State::PendingJoin);
-        let provider = if self.defer_secrets {
-            MlsProvider::deferring_message_secrets(&self.mls, self.groups)
-        } else {
-            MlsProvider::with_group_cache(&self.mls, self.groups)
+        let provider = match self.groups {
+            Some(groups) if self.defer_secrets => {
+                MlsProvider::deferring_message_secrets(step, groups)
+            }
+            Some(groups) => MlsProvider::with_group_cache(step, groups),
+            None => MlsProvider::new(step),
         };
         let ctx = Ctx {
             provider: &provider,
@@ -364,14 +230,10 @@ impl StepEnv<'_, '_> {
             now_ms: self.now_ms,
             defer_governance: self.defer_governance,
         };
-        let run = || op(before, &ctx);
-        let (conv, value, out) = match with_key_cache(self.identity.key_cache(), run) {
+        let (conv, value, out) = match op(before, &ctx) {
             Ok(done) => done,
             Err(e) => return Ok(Err(e)),
         };
-        if let Some(part) = &mut self.part {
-            part.ran = true;
-        }
         if conv.id() != id {
             return Ok(Err(WitanError::internal(
                 "engine returned another conversation",
@@ -380,16 +242,17 @@ impl StepEnv<'_, '_> {
         let changes = provider.storage().take_changes();
         drop(provider);
 
-        // From here on every failure is a failed write: the caller drops the step (or part).
-        self.mls
-            .apply(changes)
-            .map_err(|reason| WitanError::Storage { reason })?;
+        // From here on every failure is a failed write: the caller drops the step.
+        if !changes.is_empty() {
+            step.apply_mls_changes(&changes)?;
+        }
         self.queued_packets |= !out.outbound.is_empty();
         for o in &out.outbound {
             step.outbox_push(&o.packet_id, &o.topic, &o.payload, self.now_ms)?;
             step.mark_seen(&Sha256::digest(&o.payload), self.now_ms)?;
         }
-        let mut stored: BTreeMap<&str, StoredMessage> = BTreeMap::new();
+        // A message is its sender's: ids are chosen by senders.
+        let mut stored: BTreeMap<(MemberId, &str), StoredMessage> = BTreeMap::new();
         for m in &out.messages {
             let sender = m.sender.to_hex();
             let new = NewMessage {
@@ -402,7 +265,7 @@ impl StepEnv<'_, '_> {
             };
             if let Some(seq) = step.append_message(&new)? {
                 stored.insert(
-                    &m.message_id,
+                    (m.sender, &m.message_id),
                     StoredMessage {
                         conversation_id: id.to_string(),
                         message_id: m.message_id.clone(),
@@ -435,7 +298,7 @@ impl StepEnv<'_, '_> {
             match e {
                 // Only a message stored for the first time is announced.
                 Event::MessageReceived(m) => {
-                    if let Some(message) = stored.remove(m.message_id.as_str()) {
+                    if let Some(message) = stored.remove(&(m.sender, m.message_id.as_str())) {
                         self.effects.events.push(WitanEvent::MessageReceived {
                             conversation_id: id.to_string(),
                             message,
@@ -455,13 +318,7 @@ impl StepEnv<'_, '_> {
             state: conv.state(),
             joined: was_pending && conv.is_member_state(),
         };
-        // A run that changed no part and no deadline (a chat received) rewrites nothing.
-        let changed = before_state.is_none()
-            || !conv.dirty_parts().is_empty()
-            || conv.next_deadline() != before_deadline;
-        if changed {
-            self.replace_conversation(id, conv);
-        }
+        self.states.replace(step, id, conv)?;
         Ok(Ok((value, applied)))
     }
 
@@ -479,9 +336,9 @@ impl StepEnv<'_, '_> {
         })
     }
 
-    /// Replays the packets of conversation `id` buffered for epochs up to the current one,
-    /// while the epoch keeps advancing. A replayed packet the engine refuses is dropped; one
-    /// still for a future epoch is buffered again.
+    /// Replays the packets of conversation `id` buffered for epochs up to the current one, in
+    /// order, following the epoch as it advances. A replayed packet the engine refuses is
+    /// dropped; one still for a future epoch is buffered again.
     pub fn refeed(&mut self, id: &str, mut applied: Applied) -> Result<(), WitanError> {
         if applied.joined {
             // A member holds the secrets of the epoch it joined in, never of earlier ones:
@@ -496,64 +353,49 @@ impl StepEnv<'_, '_> {
                 );
             }
         }
-        for _ in 0..MAX_REFEED_ROUNDS {
+        for _ in 0..MAX_REFED_PACKETS {
             if matches!(applied.state, State::PendingJoin | State::Left) {
                 return Ok(());
             }
-            let packets = self.step.take_buffered(id, applied.epoch)?;
-            if packets.is_empty() {
+            // One at a time: memory holds one buffered packet, however full the buffer.
+            let Some(payload) = self.step.take_next_buffered(id, applied.epoch)? else {
                 return Ok(());
-            }
-            let mut advanced = false;
-            for payload in packets {
-                let Ok(env) = wire::decode_envelope(&payload) else {
-                    continue;
-                };
-                match self.handle_packet(&env)? {
-                    Ok(((), a)) => {
-                        if let Some(epoch) = a.buffer_for_epoch {
+            };
+            let Ok(env) = wire::decode_envelope(&payload) else {
+                continue;
+            };
+            match self.handle_packet(&env)? {
+                Ok(((), a)) => {
+                    let hash: [u8; 32] = Sha256::digest(&payload).into();
+                    match a.buffer_for_epoch {
+                        Some(epoch) => {
+                            let packet = (&hash, payload.as_slice());
                             self.step.buffer_inbound(
                                 id,
                                 epoch,
-                                &payload,
+                                packet,
                                 self.now_ms,
-                                MAX_BUFFERED_PER_CONVERSATION,
+                                FUTURE_EPOCH_BUFFER,
                             )?;
                         }
-                        advanced |= a.epoch_advanced;
-                        applied = a;
+                        None => self.step.mark_seen(&hash, self.now_ms)?,
                     }
-                    Err(e) => {
-                        tracing::debug!(conversation = id, error = %e, "buffered packet dropped")
-                    }
+                    applied = a;
                 }
-            }
-            if !advanced {
-                return Ok(());
+                Err(e) => {
+                    tracing::debug!(conversation = id, error = %e, "buffered packet dropped")
+                }
             }
         }
         Err(WitanError::internal("buffered packets did not settle"))
     }
 }
 
-/// The stored state of conversation `id`, if any (migrated if an earlier version wrote it).
-pub(crate) fn load(step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
-    match step.load_conversation(id)? {
-        Some(bytes) => {
-            Conversation::from_bytes(&bytes)
-                .map(Some)
-                .map_err(|e| WitanError::Storage {
-                    reason: format!("stored state of {id:?} is unreadable: {e}"),
-                })
-        }
-        None => Ok(None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Settings;
+    use crate::client::state::load;
+    use crate::protocol::{PartKey, Settings};
     use crate::store::{Database, StoreOptions};
 
     fn db() -> Database {
@@ -564,9 +406,8 @@ mod tests {
     fn a_successful_run_persists_state_topics_and_events() {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
-        let groups = GroupCache::new();
         let step = db.step().unwrap();
-        let mut env = StepEnv::new(&step, &identity, 1_000, &groups);
+        let mut env = StepEnv::new(&step, &identity, 1_000);
         let result = env
             .run_engine("c", |_, ctx| {
                 let (conv, out) = Conversation::create(ctx, "c", Settings::default())
@@ -581,8 +422,9 @@ mod tests {
             e,
             WitanEvent::StateChanged { conversation_id, .. } if conversation_id == "c"
         )));
-        // Kept in memory until flushed.
-        assert_eq!(step.conversation_ids().unwrap(), Vec::<String>::new());
+        // Kept in memory until flushed (written at once with the state cache off).
+        let written = step.conversation_ids().unwrap();
+        assert_eq!(written.is_empty(), Layer::State.enabled(), "{written:?}");
         env.flush().unwrap();
         drop(env);
         step.commit().unwrap();
@@ -592,12 +434,11 @@ mod tests {
     }
 
     #[test]
-    fn state_is_stored_in_parts_and_damaged_states_are_refused() {
+    fn state_is_stored_in_parts_and_a_damaged_state_is_a_storage_error() {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
-        let groups = GroupCache::new();
         let step = db.step().unwrap();
-        let mut env = StepEnv::new(&step, &identity, 1_000, &groups);
+        let mut env = StepEnv::new(&step, &identity, 1_000);
         env.run_engine("c", |_, ctx| {
             let (conv, out) = Conversation::create(ctx, "c", Settings::default())
                 .map_err(|e| WitanError::from_protocol(e, State::Working))?;
@@ -607,24 +448,78 @@ mod tests {
         .unwrap();
         env.flush().unwrap();
         drop(env);
-        let stored = step.load_conversation("c").unwrap().unwrap();
-        let conv = load(&step, "c").unwrap().unwrap();
-        assert_eq!(conv.to_bytes(), stored);
-        assert_eq!(conv.members().len(), 1);
-        step.save_conversation("c", &stored[..stored.len() / 2], None)
+        let parts = step.engine_parts("c").unwrap();
+        let mut names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort();
+        let mut all: Vec<&str> = PartKey::ALL.iter().map(|k| k.as_str()).collect();
+        all.sort();
+        assert_eq!(names, all);
+        assert_eq!(load(&step, "c").unwrap().unwrap().id(), "c");
+        let core = PartKey::Core.as_str();
+        let (_, bytes) = parts.iter().find(|(n, _)| n == core).unwrap();
+        step.save_engine_part("c", core, &bytes[..bytes.len() / 2])
             .unwrap();
         assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
-        step.save_conversation("c", b"{\"id\": 3}", None).unwrap();
+        step.save_engine_part("c", core, bytes).unwrap();
+        step.save_engine_part("c", "surprise", b"x").unwrap();
         assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
+        for (name, _) in step.engine_parts("c").unwrap() {
+            step.delete_engine_part("c", &name).unwrap();
+        }
+        assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
+    }
+
+    #[test]
+    fn a_run_writes_only_the_parts_it_changed() {
+        let mut db = db();
+        let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 1_000);
+        env.run_engine("c", |_, ctx| {
+            let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+            Ok((conv, (), out))
+        })
+        .unwrap()
+        .unwrap();
+        env.flush().unwrap();
+        drop(env);
+        // A part the next run does not change is not rewritten: a marker left in it (a field
+        // the engine does not know, which it would not write again) stays.
+        let archive = PartKey::Archive.as_str();
+        let (_, mut kept) = step
+            .engine_parts("c")
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == archive)
+            .unwrap();
+        kept.extend_from_slice(&[15 << 3, 1]);
+        step.save_engine_part("c", archive, &kept).unwrap();
+        assert!(load(&step, "c").unwrap().is_some());
+        let mut env = StepEnv::new(&step, &identity, 2_000);
+        env.run_engine("c", |conv, ctx| {
+            let mut conv = conv.unwrap();
+            let (_, out) = conv
+                .send_message(ctx, b"hello")
+                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+            assert!(!conv.dirty_parts().contains(&PartKey::Archive));
+            Ok((conv, (), out))
+        })
+        .unwrap()
+        .unwrap();
+        env.flush().unwrap();
+        drop(env);
+        let after = step.engine_parts("c").unwrap();
+        assert!(after.iter().any(|(n, v)| n == archive && *v == kept));
+        assert!(load(&step, "c").unwrap().is_some());
     }
 
     #[test]
     fn a_refused_run_writes_nothing() {
         let mut db = db();
         let identity = Identity::from_secret(&[7; 32]).unwrap();
-        let groups = GroupCache::new();
         let step = db.step().unwrap();
-        let mut env = StepEnv::new(&step, &identity, 1_000, &groups);
+        let mut env = StepEnv::new(&step, &identity, 1_000);
         let result: Result<_, _> = env
             .run_engine("c", |_, ctx| {
                 let (conv, out) = Conversation::create(ctx, "c", Settings::default())

@@ -8,7 +8,7 @@
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::step::{Durability, Finish};
+use super::step::Durability;
 use super::types::{ClientRole, InboundPacket, Notification, PollReport, WakeupReport, WitanEvent};
 
 /// How long a conversation whose poll failed waits before it is fired again.
@@ -120,7 +120,7 @@ impl WitanClient {
 
     /// Fires the due deadlines of one conversation in one step.
     fn fire(&self, id: &str, now: u64, delivered: &mut Vec<WitanEvent>) -> Result<(), WitanError> {
-        let (failure, effects) =
+        let (failure, mut effects) =
             self.in_step_then(now, Durability::SyncedBeforePublishing, |env| {
                 let result = env.run_engine(id, |conv, ctx| {
                     let mut conv =
@@ -136,22 +136,19 @@ impl WitanClient {
                         if applied.epoch_advanced {
                             env.refeed(id, applied)?;
                         }
-                        Ok(Finish::Commit(None))
+                        Ok(None)
                     }
                     Err(e) => {
                         // Keep the state as it was; only move its deadline back.
-                        if let Some(state) = env.step.load_conversation(id)? {
-                            env.step.save_conversation(
-                                id,
-                                &state,
-                                Some(now.saturating_add(FAILED_POLL_RETRY_MS)),
-                            )?;
+                        if env.step.has_conversation(id)? {
+                            let retry = now.saturating_add(FAILED_POLL_RETRY_MS);
+                            env.step.save_conversation(id, Some(retry))?;
                         }
-                        Ok(Finish::Commit(Some(e)))
+                        Ok(Some(e))
                     }
                 }
             })?;
-        let mut effects = effects.unwrap_or_default();
+
         if let Some(e) = failure {
             tracing::warn!(conversation = id, error = %e, "deadline failed; retried later");
             effects.events.push(WitanEvent::Warning {

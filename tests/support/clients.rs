@@ -156,6 +156,8 @@ pub struct World {
     pub mailbox: BTreeMap<usize, Vec<Vec<u8>>>,
     /// Each member's clock offset from the shared clock (ms).
     pub offsets: Vec<Arc<AtomicI64>>,
+    /// Database keys of the members whose files are encrypted (SQLCipher).
+    pub keys: BTreeMap<usize, Vec<u8>>,
 }
 
 pub const START_MS: u64 = 1_700_000_000_000;
@@ -163,6 +165,15 @@ pub const START_MS: u64 = 1_700_000_000_000;
 impl World {
     /// Local members named `names`, each opened on its own file.
     pub fn new(names: &[&str]) -> World {
+        World::with_keys(names, false)
+    }
+
+    /// Like [`World::new`], but each member's file is encrypted with a key of its own.
+    pub fn new_encrypted(names: &[&str]) -> World {
+        World::with_keys(names, true)
+    }
+
+    fn with_keys(names: &[&str], encrypted: bool) -> World {
         let mut w = World {
             dir: tempfile::tempdir().unwrap(),
             router: Arc::new(Router::default()),
@@ -172,9 +183,13 @@ impl World {
             listeners: Vec::new(),
             mailbox: BTreeMap::new(),
             offsets: Vec::new(),
+            keys: BTreeMap::new(),
         };
         for name in names {
             let i = w.add_slot(name, Slot::Local(None));
+            if encrypted {
+                w.keys.insert(i, vec![0xa0 ^ i as u8; 32]);
+            }
             w.open(i);
         }
         w
@@ -258,7 +273,7 @@ impl World {
             ClientConfig {
                 database_path: self.path(i),
                 identity_secret: None,
-                database_key: None,
+                database_key: self.keys.get(&i).cloned(),
                 role: None,
             },
             Arc::new(NodeTransport {

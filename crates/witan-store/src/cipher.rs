@@ -101,15 +101,19 @@ pub fn probe(
     path: &str,
     key: Option<&DatabaseKey>,
 ) -> Result<Probe, StoreError> {
-    // A key that does not fit shows up as the first read failing: SQLITE_NOTADB, or plain
-    // SQLITE_ERROR ("unsupported file format") when the plain header of an encrypted file
-    // is read without its key.
+    // A key that does not fit shows up as the first read failing: SQLITE_NOTADB, plain
+    // SQLITE_ERROR ("unsupported file format"), or — when the random bytes of an encrypted
+    // first page happen to parse as a b-tree page — SQLITE_CORRUPT. Which one depends on those
+    // bytes, so a "malformed" answer is only a corrupt database when the header says the
+    // file is not encrypted (see `reserves_cipher_space`).
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     }) {
         Ok(_) => return Ok(Probe::Readable),
         Err(rusqlite::Error::SqliteFailure(f, _))
             if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::Unknown) => {}
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == ErrorCode::DatabaseCorrupt && reserves_cipher_space(path) => {}
         Err(e) => return Err(e.into()),
     }
     if !starts_like_sqlite(path) {
@@ -134,6 +138,16 @@ fn starts_like_sqlite(path: &str) -> bool {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
         .is_ok_and(|()| &header == SQLITE_MAGIC)
+}
+
+/// Whether the plain header reserves space at the end of every page (byte 20 of the SQLite
+/// header), as SQLCipher does for its IV and MAC; witan's plain databases reserve none.
+fn reserves_cipher_space(path: &str) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 21];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| &header[..16] == SQLITE_MAGIC && header[20] > 0)
 }
 
 fn opens_without_key(path: &str) -> bool {
@@ -294,6 +308,29 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), before);
         let mut db = Database::open(&path, &keyed(7)).unwrap();
         assert_eq!(read_marker(&mut db).as_deref(), Some(MARKER));
+    }
+
+    /// Read without its key, an encrypted file's first page is random bytes behind a plain
+    /// SQLite header; SQLite then reports "not a database", "unsupported file format" or —
+    /// for some of those random pages — "malformed". Every one of them must come out as a
+    /// key error, so the test opens many freshly encrypted files.
+    #[test]
+    fn an_encrypted_file_read_without_or_with_a_wrong_key_is_always_a_key_error() {
+        for round in 0..64u8 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = db_path(&dir);
+            write_marker(&mut Database::open(&path, &keyed(7)).unwrap());
+            let missing = Database::open(&path, &StoreOptions::default()).unwrap_err();
+            assert!(
+                matches!(&missing, StoreError::Key(_)),
+                "round {round}: {missing:?}"
+            );
+            let wrong = Database::open(&path, &keyed(8)).unwrap_err();
+            assert!(
+                matches!(&wrong, StoreError::Key(_)),
+                "round {round}: {wrong:?}"
+            );
+        }
     }
 
     #[test]

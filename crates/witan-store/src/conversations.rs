@@ -1,6 +1,8 @@
-//! The `conversations` table: each conversation's serialized engine state and
-//! its next absolute deadline, indexed so that waking up finds due work
-//! without loading every conversation.
+//! The `conversations` table (one row per conversation: its id and its next absolute
+//! deadline, indexed so that waking up finds due work without loading every conversation)
+//! and `engine_state`, the engine's state of each conversation as named parts: the engine
+//! may split its state so that a step rewrites only the parts it changed. The store keeps
+//! the parts as opaque bytes.
 
 use rusqlite::OptionalExtension;
 
@@ -8,28 +10,56 @@ use super::error::{StoreError, from_u64, to_u64};
 use super::step::Step;
 
 impl Step<'_> {
-    /// The serialized engine state of one conversation.
-    pub fn load_conversation(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Whether conversation `id` is stored.
+    pub fn has_conversation(&self, id: &str) -> Result<bool, StoreError> {
         let mut stmt = self
             .tx
-            .prepare_cached("SELECT state FROM conversations WHERE id = ?1")?;
-        Ok(stmt.query_row([id], |r| r.get(0)).optional()?)
+            .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1")?;
+        Ok(stmt.query_row([id], |_| Ok(())).optional()?.is_some())
     }
 
-    /// Saves (or replaces) a conversation's state and its next deadline
-    /// (`None`: nothing scheduled).
+    /// Stores conversation `id` (if new) with its next deadline (`None`: nothing scheduled).
     pub fn save_conversation(
         &self,
         id: &str,
-        state: &[u8],
         next_deadline_ms: Option<u64>,
     ) -> Result<(), StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO conversations (id, state, next_deadline_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET
-                 state = excluded.state, next_deadline_ms = excluded.next_deadline_ms",
+            "INSERT INTO conversations (id, next_deadline_ms) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET next_deadline_ms = excluded.next_deadline_ms",
         )?;
-        stmt.execute(rusqlite::params![id, state, next_deadline_ms.map(from_u64)])?;
+        stmt.execute(rusqlite::params![id, next_deadline_ms.map(from_u64)])?;
+        Ok(())
+    }
+
+    /// Every stored part of conversation `id`'s engine state, by part name.
+    pub fn engine_parts(&self, id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT part, value FROM engine_state WHERE conversation_id = ?1 ORDER BY part",
+        )?;
+        let parts = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<(String, Vec<u8>)>, _>>()?;
+        Ok(parts)
+    }
+
+    /// Saves (or replaces) one part of conversation `id`'s engine state; the conversation
+    /// must be stored ([`Step::save_conversation`]).
+    pub fn save_engine_part(&self, id: &str, part: &str, value: &[u8]) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO engine_state (conversation_id, part, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conversation_id, part) DO UPDATE SET value = excluded.value",
+        )?;
+        stmt.execute(rusqlite::params![id, part, value])?;
+        Ok(())
+    }
+
+    /// Deletes one part of conversation `id`'s engine state (a no-op if there is none).
+    pub fn delete_engine_part(&self, id: &str, part: &str) -> Result<(), StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM engine_state WHERE conversation_id = ?1 AND part = ?2")?;
+        stmt.execute(rusqlite::params![id, part])?;
         Ok(())
     }
 
@@ -82,14 +112,29 @@ mod tests {
     use crate::StoreError;
 
     #[test]
-    fn save_load_and_replace() {
+    fn engine_parts_are_saved_replaced_listed_and_deleted() {
         let mut db = memory_db();
         let step = db.step().unwrap();
-        assert_eq!(step.load_conversation("a").unwrap(), None);
-        step.save_conversation("a", b"s1", None).unwrap();
-        step.save_conversation("a", b"s2", Some(5)).unwrap();
-        assert_eq!(step.load_conversation("a").unwrap(), Some(b"s2".to_vec()));
-        assert_eq!(step.conversation_ids().unwrap(), vec!["a".to_string()]);
+        assert!(!step.has_conversation("a").unwrap());
+        assert!(step.engine_parts("a").unwrap().is_empty());
+        // A part needs its conversation.
+        assert!(step.save_engine_part("a", "p", b"x").is_err());
+        step.save_conversation("a", None).unwrap();
+        step.save_engine_part("a", "roster", b"r1").unwrap();
+        step.save_engine_part("a", "ballots", b"b1").unwrap();
+        step.save_engine_part("a", "roster", b"r2").unwrap();
+        step.save_conversation("b", Some(5)).unwrap();
+        step.save_engine_part("b", "roster", b"other").unwrap();
+        let part = |name: &str, value: &[u8]| (name.to_string(), value.to_vec());
+        assert_eq!(
+            step.engine_parts("a").unwrap(),
+            [part("ballots", b"b1"), part("roster", b"r2")]
+        );
+        step.delete_engine_part("a", "ballots").unwrap();
+        step.delete_engine_part("a", "missing").unwrap();
+        assert_eq!(step.engine_parts("a").unwrap(), [part("roster", b"r2")]);
+        assert!(step.has_conversation("a").unwrap());
+        assert_eq!(step.conversation_ids().unwrap(), ["a", "b"]);
     }
 
     #[test]
@@ -97,11 +142,11 @@ mod tests {
         let mut db = memory_db();
         let step = db.step().unwrap();
         assert_eq!(step.next_deadline().unwrap(), None);
-        step.save_conversation("late", b"", Some(300)).unwrap();
-        step.save_conversation("none", b"", None).unwrap();
-        step.save_conversation("b-early", b"", Some(100)).unwrap();
-        step.save_conversation("a-early", b"", Some(100)).unwrap();
-        step.save_conversation("mid", b"", Some(200)).unwrap();
+        step.save_conversation("late", Some(300)).unwrap();
+        step.save_conversation("none", None).unwrap();
+        step.save_conversation("b-early", Some(100)).unwrap();
+        step.save_conversation("a-early", Some(100)).unwrap();
+        step.save_conversation("mid", Some(200)).unwrap();
         assert_eq!(step.next_deadline().unwrap(), Some(100));
         assert_eq!(step.due_conversations(99).unwrap(), vec![]);
         assert_eq!(
@@ -113,8 +158,8 @@ mod tests {
             ]
         );
         // Clearing deadlines moves next_deadline on.
-        step.save_conversation("a-early", b"", None).unwrap();
-        step.save_conversation("b-early", b"", Some(400)).unwrap();
+        step.save_conversation("a-early", None).unwrap();
+        step.save_conversation("b-early", Some(400)).unwrap();
         assert_eq!(step.next_deadline().unwrap(), Some(200));
         assert_eq!(
             step.conversation_ids().unwrap(),
@@ -146,7 +191,7 @@ mod tests {
         let step = db.step().unwrap();
         step.tx
             .execute(
-                "INSERT INTO conversations (id, state, next_deadline_ms) VALUES ('x', x'', -5)",
+                "INSERT INTO conversations (id, next_deadline_ms) VALUES ('x', -5)",
                 [],
             )
             .unwrap();

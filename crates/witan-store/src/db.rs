@@ -6,15 +6,17 @@
 //! at the same time, and an iOS notification extension has about 24 MiB of
 //! memory in total.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
+use witan_engine::mls::{GroupCache, Layer};
 
 use super::cipher::{self, DatabaseKey, Probe};
 use super::durability;
 use super::error::StoreError;
 use super::schema;
-use super::step::Step;
+use super::step::{self, Step};
 
 /// Capacity of the per-connection prepared statement cache. Every statement
 /// the store runs repeatedly goes through `prepare_cached`; there are fewer
@@ -45,8 +47,17 @@ impl Default for StoreOptions {
 
 /// One connection to the witan database. A client owns one; a second process
 /// (the notification extension) opens its own on the same file.
+///
+/// It also keeps the MLS group its last write step left decoded ([`Step::groups`]), for the
+/// next step, while that group is exactly its rows: the step that left it committed with
+/// the cache settled, and no other connection committed since (SQLite's `data_version`,
+/// read by the next step under its write lock, says so). Anything else — a rollback, a
+/// commit by the other process, a reopened connection — starts the next step empty.
 pub struct Database {
     conn: Connection,
+    groups: GroupCache,
+    /// `data_version` when `groups` last matched the rows (`None`: it may not).
+    groups_version: Cell<Option<i64>>,
     /// `synchronous` is currently NORMAL (set by [`Database::relaxed_step`]); the next
     /// [`Database::step`] puts it back to FULL first.
     relaxed: bool,
@@ -103,6 +114,9 @@ impl Database {
         // Steps that only take in packets are relaxed (`relaxed_step`) and sync
         // the log (`sync_log`) before anything they queued is published.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // On Apple platforms a plain fsync leaves the data in the drive's cache, so a power
+        // cut could still lose a "synced" commit: ask for F_FULLFSYNC there.
+        durability::flush_drive_caches(&conn)?;
 
         // SQLite leaves foreign key enforcement off per connection; turn it
         // on so that every REFERENCES clause a migration declares is enforced
@@ -122,6 +136,8 @@ impl Database {
         schema::migrate(&mut conn)?;
         Ok(Database {
             conn,
+            groups: GroupCache::new(),
+            groups_version: Cell::new(None),
             relaxed: false,
             unsynced_outbox: false,
         })
@@ -167,10 +183,22 @@ impl Database {
     /// with a lock upgrade conflict. Dropping the step rolls it back.
     pub fn step(&mut self) -> Result<Step<'_>, StoreError> {
         self.set_relaxed(false)?;
+        self.write_step()
+    }
+
+    /// `BEGIN IMMEDIATE`, with the group cache vouched for or emptied (see [`Database`]).
+    fn write_step(&mut self) -> Result<Step<'_>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok(Step::new(tx))
+        // Read under the write lock: no other connection can commit until this step ends, so
+        // this is the version of the rows the step sees.
+        let version = step::data_version(&tx)?;
+        if self.groups_version.get() != Some(version) || !Layer::Kept.enabled() {
+            self.groups.reset();
+        }
+        self.groups_version.set(None);
+        Ok(Step::write(tx, &self.groups, version, &self.groups_version))
     }
 
     /// Starts a read-write step that commits with `synchronous = NORMAL`, i.e. without
@@ -184,10 +212,7 @@ impl Database {
     /// waits for [`Database::sync_log`].
     pub fn relaxed_step(&mut self) -> Result<Step<'_>, StoreError> {
         self.set_relaxed(true)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok(Step::new(tx))
+        self.write_step()
     }
 
     /// Syncs the log after a relaxed step committed packets to the outbox: they must not be
@@ -235,7 +260,7 @@ impl Database {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        Ok(Step::new(tx))
+        Ok(Step::read(tx))
     }
 }
 
@@ -308,6 +333,14 @@ mod tests {
         assert!(get("cache_size").contains("Integer(-1024)"));
         assert!(get("secure_delete").contains("Integer(1)"));
         assert!(get("busy_timeout").contains("Integer(5000)"));
+        // Apple's fsync leaves data in the drive's cache; witan asks for F_FULLFSYNC there.
+        let full = if cfg!(target_vendor = "apple") {
+            "Integer(1)"
+        } else {
+            "Integer(0)"
+        };
+        assert!(get("fullfsync").contains(full));
+        assert!(get("checkpoint_fullfsync").contains(full));
         // In-memory databases open too (no WAL).
         let _ = memory_db();
     }

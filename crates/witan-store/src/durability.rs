@@ -7,11 +7,35 @@
 //! that outside a commit. The connection's own handle on the log file does:
 //! `SQLITE_FCNTL_JOURNAL_POINTER` yields it, and its `xSync` is the same call a FULL commit
 //! makes on it.
+//!
+//! On Apple platforms `fsync(2)` hands the data to the drive but does not make the drive
+//! write its cache out; only `fcntl(F_FULLFSYNC)` does, and SQLite uses it when
+//! `PRAGMA fullfsync` (commits) and `PRAGMA checkpoint_fullfsync` (checkpoints) are on.
+//! [`flush_drive_caches`] turns both on there, and [`sync_journal`] asks the VFS for the same
+//! full sync, so that "synced" means on the medium on iOS too.
 
 use rusqlite::Connection;
 use rusqlite::ffi;
 
 use super::error::StoreError;
+
+/// The sync a commit makes on this platform: a full sync (`F_FULLFSYNC`) on Apple platforms,
+/// where a plain `fsync` leaves the data in the drive's cache (see the module doc).
+const JOURNAL_SYNC: std::ffi::c_int = if cfg!(target_vendor = "apple") {
+    ffi::SQLITE_SYNC_FULL
+} else {
+    ffi::SQLITE_SYNC_NORMAL
+};
+
+/// Makes commits and checkpoints flush the drive's cache on Apple platforms (see the module
+/// doc); elsewhere SQLite's default `fsync` already does. A no-op off Apple platforms.
+pub(super) fn flush_drive_caches(conn: &Connection) -> Result<(), StoreError> {
+    if cfg!(target_vendor = "apple") {
+        conn.pragma_update(None, "fullfsync", true)?;
+        conn.pragma_update(None, "checkpoint_fullfsync", true)?;
+    }
+    Ok(())
+}
 
 /// Syncs the journal (in WAL mode, the write-ahead log) of `conn`'s main database. A
 /// database without a journal file open (in memory, or nothing written yet) has nothing to
@@ -42,8 +66,8 @@ pub(super) fn sync_journal(conn: &Connection) -> Result<(), StoreError> {
         return Ok(());
     };
     // SAFETY: `file` is open (its methods are set) and only this connection uses it; the
-    // flag is the one SQLite passes for a WAL commit without `fullfsync`.
-    let rc = unsafe { x_sync(file, ffi::SQLITE_SYNC_NORMAL) };
+    // flag is the one SQLite passes for a WAL commit with this platform's `fullfsync`.
+    let rc = unsafe { x_sync(file, JOURNAL_SYNC) };
     if rc != ffi::SQLITE_OK {
         return Err(failure(rc, "cannot sync the database log"));
     }

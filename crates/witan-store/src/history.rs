@@ -1,6 +1,7 @@
 //! The `messages` table: each conversation's chat history with sequence
 //! numbers 1, 2, 3, ... per conversation, assigned inside the step that
-//! stores the message, and de-duplicated by message id.
+//! stores the message, and de-duplicated by sender and message id (a message id is chosen by
+//! its sender, so another member could otherwise take it first and shadow the message).
 
 use rusqlite::OptionalExtension;
 
@@ -33,8 +34,8 @@ pub struct MessageRow {
 }
 
 impl Step<'_> {
-    /// Appends a message and returns its sequence number, or `None` when a
-    /// message with the same id is already stored in that conversation.
+    /// Appends a message and returns its sequence number, or `None` when the
+    /// same sender's message with that id is already stored in that conversation.
     ///
     /// The step holds the write lock, so `MAX(seq) + 1` (read from the
     /// primary key index) cannot race with another writer.
@@ -44,7 +45,7 @@ impl Step<'_> {
                  (conversation_id, seq, message_id, sender, body, sent_at_ms, own)
              SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6
                  FROM messages WHERE conversation_id = ?1
-             ON CONFLICT (conversation_id, message_id) DO NOTHING
+             ON CONFLICT (conversation_id, sender, message_id) DO NOTHING
              RETURNING seq",
         )?;
         let seq: Option<i64> = stmt
@@ -128,14 +129,20 @@ mod tests {
             step.append_message(&msg("a", "m1", b"again")).unwrap(),
             None
         );
-        assert_eq!(step.append_message(&msg("a", "m3", b"3")).unwrap(), Some(3));
+        // Another sender's message with the same id is a message of its own.
+        let shadow = NewMessage {
+            sender: "mallory",
+            ..msg("a", "m1", b"shadow")
+        };
+        assert_eq!(step.append_message(&shadow).unwrap(), Some(3));
+        assert_eq!(step.append_message(&msg("a", "m3", b"3")).unwrap(), Some(4));
         assert_eq!(
             step.append_message(&msg("b", "m2", b"b2")).unwrap(),
             Some(2)
         );
 
         let a = step.messages("a", None, 100).unwrap();
-        assert_eq!(a.len(), 3);
+        assert_eq!(a.len(), 4);
         assert_eq!(a[0].body, b"1"); // the duplicate did not overwrite it
         assert_eq!(a[0].sender, "alice");
         assert_eq!(a[0].sent_at_ms, 42);
@@ -143,7 +150,10 @@ mod tests {
         assert!(a[1].own);
         assert_eq!(a[1].conversation_id, "a");
         assert_eq!(a[1].message_id, "own2");
-        assert_eq!(a.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            a.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
     }
 
     #[test]

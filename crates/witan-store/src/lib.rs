@@ -1,14 +1,15 @@
 //! The store layer: one SQLite database per client (rusqlite, bundled SQLite).
 //!
 //! It owns the schema and its forward migrations, the OpenMLS key-value rows,
-//! each conversation's serialized engine state and next deadline, inbound
+//! each conversation's engine state (in named parts) and next deadline, inbound
 //! de-duplication and future-epoch buffering, the outbox, and the message
 //! history. Every protocol step runs in one [`Step`] (`BEGIN IMMEDIATE`), so
 //! MLS state, protocol state, outbox and history move together or not at all;
 //! a kill at any instant loses nothing and forks nothing.
 //!
 //! Files: `db.rs` (open, pragmas, transactions), `cipher.rs` (encryption at
-//! rest: keys, wrong-key detection, encrypting a plain file), `schema.rs` (migrations), `spool.rs` (packets an
+//! rest: keys, wrong-key detection, encrypting a plain file), `schema.rs` (migrations),
+//! `legacy.rs` (the one-time migration of rows written as JSON), `spool.rs` (packets an
 //! extension kept aside for the app),
 //! `step.rs` (the transaction, identity, meta, OpenMLS rows), and one file per
 //! table group: `conversations.rs`, `inbound.rs`, `outbox.rs`, `history.rs`.
@@ -20,6 +21,7 @@ mod durability;
 mod error;
 mod history;
 mod inbound;
+mod legacy;
 mod outbox;
 mod schema;
 mod spool;
@@ -29,6 +31,7 @@ pub use cipher::{DatabaseKey, KEY_LEN};
 pub use db::{Database, StoreOptions};
 pub use error::StoreError;
 pub use history::{MessageRow, NewMessage};
+pub use inbound::{BufferBounds, Buffered, SEEN_PACKETS_KEPT};
 pub use outbox::OutboxRow;
 pub use spool::{MAX_SPOOLED, Spool, SpooledPacket};
 pub use step::Step;

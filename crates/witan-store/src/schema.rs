@@ -11,6 +11,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::StoreError;
+use super::legacy;
 
 /// Forward migrations; entry `i` moves the schema from version `i` to `i + 1`.
 ///
@@ -18,9 +19,10 @@ use super::error::StoreError;
 /// Small key-value tables are `WITHOUT ROWID`; tables whose rows can be large
 /// (OpenMLS group state, message bodies, packets) keep a rowid, as SQLite
 /// recommends.
-pub(crate) const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[Migration] = &[
     // Version 1: the initial schema.
-    r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY NOT NULL,
         value BLOB NOT NULL
@@ -59,7 +61,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         payload         BLOB NOT NULL,
         received_ms     INTEGER NOT NULL
     ) STRICT;
-    -- Serves the per-conversation count and take_buffered() in (epoch, arrival) order.
+    -- Serves the per-conversation totals and take_next_buffered() in (epoch, arrival) order.
     CREATE INDEX pending_inbound_by_conversation
         ON pending_inbound (conversation_id, epoch, id);
 
@@ -87,7 +89,93 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UNIQUE (conversation_id, message_id)
     ) STRICT;
     "#,
+    ),
+    // Version 2: a message is one sender's: history de-duplicates on the sender and the id, so
+    // that a member cannot shadow another member's message by sending its id first.
+    Migration::Sql(
+        r#"
+    ALTER TABLE messages RENAME TO messages_v1;
+    CREATE TABLE messages (
+        conversation_id TEXT NOT NULL,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        message_id      TEXT NOT NULL,
+        sender          TEXT NOT NULL,
+        body            BLOB NOT NULL,
+        sent_at_ms      INTEGER NOT NULL,
+        own             INTEGER NOT NULL CHECK (own IN (0, 1)),
+        PRIMARY KEY (conversation_id, seq),
+        UNIQUE (conversation_id, sender, message_id)
+    ) STRICT;
+    INSERT INTO messages
+        SELECT conversation_id, seq, message_id, sender, body, sent_at_ms, own FROM messages_v1;
+    DROP TABLE messages_v1;
+    "#,
+    ),
+    // Version 3: bounded de-duplication. `seen_packets` gets an insertion sequence so that
+    // the oldest hashes beyond a row bound can be dropped in one range delete; buffered
+    // packets are de-duplicated in the buffer by their hash (they are marked seen only once
+    // applied).
+    Migration::Sql(
+        r#"
+    ALTER TABLE seen_packets RENAME TO seen_packets_v2;
+    DROP INDEX seen_packets_by_time;
+    CREATE TABLE seen_packets (
+        seq     INTEGER PRIMARY KEY,
+        hash    BLOB NOT NULL UNIQUE,
+        seen_ms INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO seen_packets (hash, seen_ms)
+        SELECT hash, seen_ms FROM seen_packets_v2 ORDER BY seen_ms;
+    DROP TABLE seen_packets_v2;
+    -- Serves prune_seen().
+    CREATE INDEX seen_packets_by_time ON seen_packets (seen_ms);
+
+    ALTER TABLE pending_inbound ADD COLUMN hash BLOB;
+    CREATE UNIQUE INDEX pending_inbound_by_hash ON pending_inbound (conversation_id, hash);
+    "#,
+    ),
+    // Version 4: the engine's state in parts. The engine may keep a conversation's state in
+    // several named parts, so that a step rewrites only the parts it changed; the state
+    // stored so far becomes the part `conversation`. `conversations` keeps the row that
+    // names a conversation and its next deadline.
+    Migration::Sql(
+        r#"
+    CREATE TABLE engine_state (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        part            TEXT NOT NULL,
+        value           BLOB NOT NULL,
+        PRIMARY KEY (conversation_id, part)
+    ) STRICT;
+    INSERT INTO engine_state (conversation_id, part, value)
+        SELECT id, 'conversation', state FROM conversations;
+    ALTER TABLE conversations DROP COLUMN state;
+    "#,
+    ),
+    // Version 5: OpenMLS rows and engine states written as JSON by versions before the row
+    // codec are transcoded to it, once (see `legacy.rs`), so that nothing reads JSON after.
+    Migration::Code(legacy::transcode_json_rows),
+    // Version 6: engine states stored whole (the part `conversation`) are split into the
+    // engine's parts by the engine's own migration (see `legacy.rs`), so that a step rewrites
+    // only the parts it changed.
+    Migration::Code(legacy::split_engine_states),
 ];
+
+/// One forward migration.
+pub(crate) enum Migration {
+    /// Statements run as one batch.
+    Sql(&'static str),
+    /// Code run in the migration's transaction, for data SQL cannot transform.
+    Code(fn(&Connection) -> Result<(), StoreError>),
+}
+
+impl Migration {
+    fn apply(&self, conn: &Connection) -> Result<(), StoreError> {
+        match self {
+            Migration::Sql(sql) => Ok(conn.execute_batch(sql)?),
+            Migration::Code(f) => f(conn),
+        }
+    }
+}
 
 /// The schema version this build writes and understands.
 pub(crate) fn latest_version() -> i64 {
@@ -138,8 +226,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     let applied = usize::try_from(current)
         .map_err(|_| StoreError::Corrupt(format!("negative schema version {current}")))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        tx.execute_batch(sql).map_err(|e| {
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        migration.apply(&tx).map_err(|e| {
             StoreError::Migration(format!("migration to version {}: {e}", index + 1))
         })?;
     }
@@ -153,7 +241,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -171,6 +259,121 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 1);
+    }
+
+    /// A database left at `version` by an earlier build.
+    pub(crate) fn database_at(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..version] {
+            migration.apply(&conn).unwrap();
+        }
+        conn.execute_batch(CREATE_VERSION_TABLE).unwrap();
+        conn.execute(
+            "INSERT INTO schema_version (id, version) VALUES (1, ?1)",
+            [version as i64],
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn version_2_keeps_the_history_and_tells_senders_apart() {
+        let mut conn = database_at(1);
+        conn.execute_batch(
+            "INSERT INTO messages VALUES ('c', 1, 'm1', 'alice', x'01', 5, 0);
+             INSERT INTO messages VALUES ('c', 2, 'm2', 'bob', x'02', 6, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let kept: Vec<(i64, String, String)> = conn
+            .prepare("SELECT seq, message_id, sender FROM messages ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            kept,
+            [
+                (1, "m1".into(), "alice".into()),
+                (2, "m2".into(), "bob".into())
+            ]
+        );
+        // The same id from another sender is another message; from the same sender it is not.
+        conn.execute(
+            "INSERT INTO messages VALUES ('c', 3, 'm1', 'mallory', x'03', 7, 0)",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO messages VALUES ('c', 4, 'm1', 'alice', x'04', 8, 0)",
+                []
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn version_3_keeps_the_seen_hashes_in_time_order() {
+        let mut conn = database_at(2);
+        conn.execute_batch(
+            "INSERT INTO seen_packets VALUES (x'02', 20);
+             INSERT INTO seen_packets VALUES (x'01', 10);
+             INSERT INTO pending_inbound (conversation_id, epoch, payload, received_ms)
+                 VALUES ('c', 3, x'33', 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let seen: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT seq, hash FROM seen_packets ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(seen, [(1, vec![1]), (2, vec![2])]);
+        let buffered: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pending_inbound WHERE hash IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(buffered, 1);
+    }
+
+    #[test]
+    fn version_4_moves_each_state_into_its_first_part() {
+        let mut conn = database_at(3);
+        conn.execute_batch(
+            "INSERT INTO conversations VALUES ('a', x'0a0b', 77);
+             INSERT INTO conversations VALUES ('b', x'', NULL);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let parts: Vec<(String, String, Vec<u8>)> = conn
+            .prepare("SELECT conversation_id, part, value FROM engine_state ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            parts,
+            [
+                ("a".into(), "conversation".into(), vec![0x0a, 0x0b]),
+                ("b".into(), "conversation".into(), vec![])
+            ]
+        );
+        let deadline: Option<i64> = conn
+            .query_row(
+                "SELECT next_deadline_ms FROM conversations WHERE id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(deadline, Some(77));
     }
 
     #[test]

@@ -1,11 +1,18 @@
-//! `Step`: one database transaction, the unit of durability. It also owns the
-//! small singleton data (identity secret, meta values) and the OpenMLS
-//! key-value rows, and implements [`witan_engine::mls::KvSource`] over them.
+//! `Step`: one database transaction, the unit of durability and the one undo mechanism of
+//! witan: whatever a step wrote is kept by [`Step::commit`] and rolled back otherwise. A
+//! write step also lends out the decoded MLS group its connection keeps
+//! ([`Step::groups`]), and drops that group whenever the transaction does not commit, so
+//! that memory never holds what the rows no longer say.
 //!
-//! The other tables' accessors live next to their tables (`conversations.rs`,
-//! `inbound.rs`, `outbox.rs`, `history.rs`) as further `impl Step` blocks.
+//! It also owns the small singleton data (identity secret, meta values) and the OpenMLS
+//! key-value rows, and implements [`witan_engine::mls::KvSource`] over them. The other
+//! tables' accessors live next to their tables (`conversations.rs`, `inbound.rs`,
+//! `outbox.rs`, `history.rs`) as further `impl Step` blocks.
+
+use std::cell::Cell;
 
 use rusqlite::{OptionalExtension, Transaction};
+use witan_engine::mls::GroupCache;
 
 use super::error::StoreError;
 
@@ -13,6 +20,31 @@ use super::error::StoreError;
 /// dropping the step without committing rolls all of them back.
 pub struct Step<'c> {
     pub(super) tx: Transaction<'c>,
+    /// The connection's group cache, for a write step.
+    groups: Option<KeptGroups<'c>>,
+}
+
+/// The group cache a write step lends out, and what becomes of it when the step ends.
+struct KeptGroups<'c> {
+    cache: &'c GroupCache,
+    /// `data_version` of the rows this step started from.
+    version: i64,
+    /// Where the connection records the version its cache matches.
+    kept_at: &'c Cell<Option<i64>>,
+    committed: bool,
+}
+
+impl Drop for KeptGroups<'_> {
+    fn drop(&mut self) {
+        // Not committed, or committed with a group newer than its rows: start over.
+        if self.committed && self.cache.is_settled() {
+            // This connection's own commits do not change `data_version`.
+            self.kept_at.set(Some(self.version));
+        } else {
+            self.cache.reset();
+            self.kept_at.set(None);
+        }
+    }
 }
 
 impl std::fmt::Debug for Step<'_> {
@@ -21,46 +53,58 @@ impl std::fmt::Debug for Step<'_> {
     }
 }
 
+/// `PRAGMA data_version` as `tx` sees it: it changes whenever another connection commits,
+/// never with this connection's own commits.
+pub(super) fn data_version(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    let mut stmt = tx.prepare_cached("PRAGMA data_version")?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
+
 impl<'c> Step<'c> {
-    pub(super) fn new(tx: Transaction<'c>) -> Self {
-        Step { tx }
+    pub(super) fn read(tx: Transaction<'c>) -> Self {
+        Step { tx, groups: None }
+    }
+
+    pub(super) fn write(
+        tx: Transaction<'c>,
+        cache: &'c GroupCache,
+        version: i64,
+        kept_at: &'c Cell<Option<i64>>,
+    ) -> Self {
+        let groups = KeptGroups {
+            cache,
+            version,
+            kept_at,
+            committed: false,
+        };
+        Step {
+            tx,
+            groups: Some(groups),
+        }
+    }
+
+    /// The decoded MLS group the connection keeps between steps (see `mls::GroupCache`), for
+    /// the engine runs of a write step (`None` for a read step). It is emptied when the step
+    /// ends without committing.
+    pub fn groups(&self) -> Option<&'c GroupCache> {
+        self.groups.as_ref().map(|g| g.cache)
     }
 
     /// Commits the transaction (durably: `synchronous = FULL`).
     pub fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit()?)
+        let Step { tx, mut groups } = self;
+        tx.commit()?;
+        if let Some(groups) = &mut groups {
+            groups.committed = true;
+        }
+        Ok(())
     }
 
     /// `PRAGMA data_version` as this step sees it: it changes whenever another connection
     /// commits, never with this connection's own commits. Read under the write lock (a
     /// read-write step), it names exactly the rows the step works on.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        let mut stmt = self.tx.prepare_cached("PRAGMA data_version")?;
-        Ok(stmt.query_row([], |r| r.get(0))?)
-    }
-
-    /// Opens a savepoint inside the step, so that a part of it (one packet of a batch) can be
-    /// undone alone: [`Step::release_savepoint`] keeps its writes in the step,
-    /// [`Step::rollback_savepoint`] discards them. Savepoints do not nest.
-    pub fn savepoint(&self) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached("SAVEPOINT witan_part")?
-            .execute([])?;
-        Ok(())
-    }
-
-    /// Ends the savepoint, keeping its writes (they commit or roll back with the step).
-    pub fn release_savepoint(&self) -> Result<(), StoreError> {
-        self.tx.prepare_cached("RELEASE witan_part")?.execute([])?;
-        Ok(())
-    }
-
-    /// Ends the savepoint, discarding every write made since [`Step::savepoint`].
-    pub fn rollback_savepoint(&self) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached("ROLLBACK TO witan_part")?
-            .execute([])?;
-        self.release_savepoint()
+        data_version(&self.tx)
     }
 
     /// The stored identity secret, if one was ever saved.
@@ -140,7 +184,7 @@ impl witan_engine::mls::KvSource for Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{file_db, memory_db};
-    use witan_engine::mls::KvSource;
+    use witan_engine::mls::{CachedGroup, Group, Identity, KvSource, MlsProvider};
 
     #[test]
     fn identity_and_meta_round_trip() {
@@ -174,29 +218,48 @@ mod tests {
         step.commit().unwrap();
     }
 
+    /// A write step on `db` that loads group `gid` through the step's cache and commits.
+    fn load_group_and_commit(db: &mut super::super::Database, gid: &[u8]) {
+        let step = db.step().unwrap();
+        let p = MlsProvider::with_group_cache(&step, step.groups().unwrap());
+        CachedGroup::load(&p, gid).unwrap().unwrap();
+        drop(p);
+        step.commit().unwrap();
+    }
+
     #[test]
-    fn savepoints_keep_or_discard_a_part_of_the_step() {
+    fn the_group_cache_outlives_only_committed_steps_no_other_connection_followed() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = file_db(&dir);
+        let gid = b"g";
         let step = db.step().unwrap();
-        step.savepoint().unwrap();
-        step.meta_set("kept", b"1").unwrap();
-        step.release_savepoint().unwrap();
-        step.savepoint().unwrap();
-        step.meta_set("discarded", b"2").unwrap();
-        step.apply_mls_changes(&[(b"k".to_vec(), Some(b"v".to_vec()))])
-            .unwrap();
-        step.rollback_savepoint().unwrap();
-        assert_eq!(step.meta_get("discarded").unwrap(), None);
-        step.savepoint().unwrap();
-        step.meta_set("also kept", b"3").unwrap();
-        step.release_savepoint().unwrap();
+        let identity = Identity::from_secret(&[1; 32]).unwrap();
+        let p = MlsProvider::new(&step);
+        Group::create(&p, &identity, gid).unwrap();
+        let changes = p.storage().take_changes();
+        drop(p);
+        step.apply_mls_changes(&changes).unwrap();
         step.commit().unwrap();
-        let step = db.read().unwrap();
-        assert_eq!(step.meta_get("kept").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(step.meta_get("also kept").unwrap(), Some(b"3".to_vec()));
-        assert_eq!(step.meta_get("discarded").unwrap(), None);
-        assert_eq!(step.get(b"k").unwrap(), None);
+        let held =
+            |db: &mut super::super::Database| db.step().unwrap().groups().unwrap().holds(gid);
+
+        // Kept after a commit (unless the `kept` cache layer is switched off).
+        let kept = witan_engine::mls::Layer::Kept.enabled();
+        load_group_and_commit(&mut db, gid);
+        assert_eq!(held(&mut db), kept);
+        // `held` itself rolled its step back: that empties the cache.
+        assert!(!held(&mut db));
+        load_group_and_commit(&mut db, gid);
+        // Another connection commits: this one cannot vouch for its group any more.
+        let mut other = file_db(&dir);
+        let step = other.step().unwrap();
+        step.meta_set("other", b"1").unwrap();
+        step.commit().unwrap();
+        assert!(!held(&mut db));
+        // A read step leaves it alone.
+        load_group_and_commit(&mut db, gid);
+        assert!(db.read().unwrap().groups().is_none());
+        assert_eq!(held(&mut db), kept);
     }
 
     #[test]
@@ -208,14 +271,16 @@ mod tests {
             step.set_identity_secret(&[7; 32]).unwrap();
             step.apply_mls_changes(&[(b"k".to_vec(), Some(b"v".to_vec()))])
                 .unwrap();
-            step.save_conversation("c", b"state", Some(10)).unwrap();
+            step.save_conversation("c", Some(10)).unwrap();
+            step.save_engine_part("c", "state", b"state").unwrap();
             step.commit().unwrap();
 
             let step = db.step().unwrap();
             step.meta_set("dropped", b"x").unwrap();
             step.apply_mls_changes(&[(b"k".to_vec(), None)]).unwrap();
             step.outbox_push("p", "t", b"x", 0).unwrap();
-            step.save_conversation("c2", b"s", Some(1)).unwrap();
+            step.save_conversation("c2", Some(1)).unwrap();
+            step.save_engine_part("c2", "state", b"s").unwrap();
             drop(step);
         }
         let mut db = file_db(&dir);
@@ -223,8 +288,8 @@ mod tests {
         assert_eq!(step.identity_secret().unwrap(), Some(vec![7; 32]));
         assert_eq!(step.get(b"k").unwrap(), Some(b"v".to_vec()));
         assert_eq!(
-            step.load_conversation("c").unwrap(),
-            Some(b"state".to_vec())
+            step.engine_parts("c").unwrap(),
+            [("state".to_string(), b"state".to_vec())]
         );
         assert_eq!(step.meta_get("dropped").unwrap(), None);
         assert_eq!(step.outbox_len().unwrap(), 0);

@@ -83,6 +83,9 @@ pub struct Decrypted {
 #[derive(Debug)]
 pub struct Group {
     inner: MlsGroup,
+    /// An OpenMLS operation on this group failed: it may have changed the group in memory
+    /// without writing its rows, so the group must not be kept in place of the rows.
+    failed: bool,
 }
 
 impl Group {
@@ -101,14 +104,32 @@ impl Group {
             id.credential_with_key(),
         )
         .map_err(MlsError::internal)?;
-        Ok(Group { inner })
+        Ok(Group::new(inner))
+    }
+
+    fn new(inner: MlsGroup) -> Group {
+        Group {
+            inner,
+            failed: false,
+        }
+    }
+
+    /// Records a failed OpenMLS operation (see `failed`).
+    fn note<T, E>(&mut self, result: &Result<T, E>) {
+        self.failed |= result.is_err();
+    }
+
+    /// Whether the group is still what its rows say: no OpenMLS operation on it failed (a
+    /// cache keeps only such groups; see `mls::cache`).
+    pub(crate) fn is_current(&self) -> bool {
+        !self.failed
     }
 
     /// Loads a group persisted in the provider's storage.
     pub fn load(p: &MlsProvider, group_id: &[u8]) -> Result<Option<Group>, MlsError> {
         let inner = MlsGroup::load(p.storage(), &GroupId::from_slice(group_id))
             .map_err(|e| MlsError::Storage(e.to_string()))?;
-        Ok(inner.map(|inner| Group { inner }))
+        Ok(inner.map(Group::new))
     }
 
     /// Joins a group from a serialized Welcome addressed to one of our stored key packages
@@ -149,7 +170,7 @@ impl Group {
             leaf_member_id(&m.credential, &m.signature_key).map_err(|e| bad(e.to_string()))?;
         }
         let inner = staged.into_group(p).map_err(|e| bad(e.to_string()))?;
-        Ok(Group { inner })
+        Ok(Group::new(inner))
     }
 
     /// Removes all state of this group from the provider's storage.
@@ -165,9 +186,9 @@ impl Group {
     /// the group's own).
     pub(crate) fn rewrite_message_secrets(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
         let policy = self.inner.past_epoch_deletion_policy().clone();
-        self.inner
-            .set_past_epoch_deletion_policy(p, policy)
-            .map_err(|e| MlsError::Storage(e.to_string()))
+        let written = self.inner.set_past_epoch_deletion_policy(p, policy);
+        self.note(&written);
+        written.map_err(|e| MlsError::Storage(e.to_string()))
     }
 
     /// The MLS group id.
@@ -247,10 +268,9 @@ impl Group {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, MlsError> {
         self.ensure_active()?;
-        let msg = self
-            .inner
-            .create_message(p, &id.signer(), plaintext)
-            .map_err(MlsError::internal)?;
+        let msg = self.inner.create_message(p, &id.signer(), plaintext);
+        self.note(&msg);
+        let msg = msg.map_err(MlsError::internal)?;
         msg.to_bytes().map_err(MlsError::internal)
     }
 
@@ -281,7 +301,9 @@ impl Group {
         if message_epoch > group_epoch {
             return Err(wrong_epoch);
         }
-        let processed = self.inner.process_message(p, pm).map_err(|e| match e {
+        let processed = self.inner.process_message(p, pm);
+        self.note(&processed);
+        let processed = processed.map_err(|e| match e {
             ProcessMessageError::ValidationError(
                 ValidationError::WrongEpoch | ValidationError::NoPastEpochData,
             ) => wrong_epoch.clone(),

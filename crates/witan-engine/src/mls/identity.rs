@@ -6,14 +6,12 @@
 //! de-MLS votes and proposals.
 
 use std::fmt;
-use std::sync::Arc;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use openmls::prelude::{BasicCredential, CredentialWithKey, SignatureScheme};
 use openmls_basic_credential::SignatureKeyPair;
 use sha2::{Digest, Sha256};
 
-use super::crypto::KeyCache;
 use super::error::MlsError;
 
 /// Length of a [`MemberId`] in bytes.
@@ -99,8 +97,6 @@ impl<'de> serde::Deserialize<'de> for MemberId {
 #[derive(Clone)]
 pub struct Identity {
     key: SigningKey,
-    /// The peers' public keys this client decoded (see `mls::crypto`).
-    keys: Arc<KeyCache>,
 }
 
 impl Identity {
@@ -111,7 +107,6 @@ impl Identity {
         })?;
         Ok(Identity {
             key: SigningKey::from_bytes(&seed),
-            keys: Arc::default(),
         })
     }
 
@@ -121,13 +116,7 @@ impl Identity {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
         Identity {
             key: SigningKey::from_bytes(&seed),
-            keys: Arc::default(),
         }
-    }
-
-    /// The cache of decoded peer keys of this identity's client (see `mls::crypto`).
-    pub fn key_cache(&self) -> &Arc<KeyCache> {
-        &self.keys
     }
 
     /// The 32-byte seed (store it encrypted at rest).

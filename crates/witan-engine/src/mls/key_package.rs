@@ -149,7 +149,7 @@ pub(crate) mod tests {
         let p = MlsProvider::new(&kv);
         let id = Identity::from_secret(&[3u8; 32]).unwrap();
         let bytes = new_key_package(&p, &id).unwrap();
-        // the private keys went to the overlay
+        // the private keys went to the storage's writes
         assert!(p.storage().has_changes());
         let info = validate_key_package(&p, &bytes).unwrap();
         assert_eq!(info.member_id, id.member_id());

@@ -1,16 +1,17 @@
-//! `mls`: a thin, policy-fixing wrapper over OpenMLS.
+//! `mls`: a policy-fixing wrapper over OpenMLS, with the storage and caches it runs on.
 //!
 //! - [`identity`]: the Ed25519 [`Identity`] (MLS signatures and votes) and the 20-byte
 //!   [`MemberId`] = `SHA256(public key)[..20]`, which is also every leaf's basic credential.
 //! - [`kv`]: [`KvSource`], the read side of the key-value rows, and [`MemoryKv`].
-//! - [`storage`]: [`MlsStorage`], OpenMLS persistence over key-value rows with a write overlay
-//!   that the caller commits in its own transaction ([`MemoryKv`] for tests).
+//! - [`storage`]: [`MlsStorage`], OpenMLS persistence over key-value rows; it collects each
+//!   run's writes, which the caller writes to its own transaction ([`MemoryKv`] for tests).
 //! - [`provider`]: [`MlsProvider`], the OpenMLS provider (RustCrypto + [`MlsStorage`]).
 //! - [`key_package`]: creating and validating key packages.
 //! - [`group`]: [`Group`], one conversation's MLS group: create, join, encrypt/decrypt,
 //!   create/stage/merge commits.
-//! - [`cache`]: [`GroupCache`], a decoded group kept between the engine runs of one
-//!   transaction.
+//! - [`cache`]: [`GroupCache`], a decoded group kept between engine runs, and the switches
+//!   ([`Layer`]) that turn every cache of witan off.
+//! - [`crypto`]: signature checks with decoded public keys kept.
 //!
 //! Nothing here panics on data from the network or the database; every failure is an
 //! [`MlsError`].
@@ -28,8 +29,7 @@ pub mod storage;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{CachedGroup, GroupCache};
-pub use crypto::{KeyCache, with_key_cache};
+pub use cache::{CachedGroup, GroupCache, Layer};
 pub use error::MlsError;
 pub use group::{
     CommitOutput, Decrypted, Group, MAX_PAST_EPOCHS, MAXIMUM_FORWARD_DISTANCE,

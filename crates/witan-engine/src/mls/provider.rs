@@ -17,7 +17,7 @@ use super::storage::MlsStorage;
 /// The only ciphersuite witan uses.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
-/// OpenMLS provider over a [`KvSource`] with a write overlay.
+/// OpenMLS provider over a [`KvSource`] collecting the writes of one run.
 pub struct MlsProvider<'a> {
     crypto: WitanCrypto,
     storage: MlsStorage<'a>,
@@ -63,7 +63,7 @@ impl<'a> MlsProvider<'a> {
     pub(crate) fn forget_cached_groups(&self) {
         self.storage.stop_deferring();
         if let Some(cache) = self.group_cache {
-            cache.clear();
+            cache.forget();
         }
     }
 

@@ -1,24 +1,25 @@
 //! OpenMLS persistence over plain key-value rows.
 //!
 //! [`MlsStorage`] implements OpenMLS' `StorageProvider<CURRENT_VERSION>` on top of a read-only
-//! [`KvSource`] (the database rows) plus an in-memory write overlay. OpenMLS writes and deletes
-//! only touch the overlay; reads see the overlay first. The caller persists the result of a step
-//! with [`MlsStorage::take_changes`] inside its own transaction, or drops the storage to discard
-//! everything (e.g. when the step fails).
+//! [`KvSource`] (the database rows of the caller's transaction) for one engine run: OpenMLS
+//! writes and deletes collect in the storage, and reads see them first. They are an output of
+//! the run like its others: the caller writes them to its transaction with
+//! [`MlsStorage::take_changes`] when the run succeeded, and drops them with the storage when
+//! it failed. Nothing is undone here; rolling back is the transaction's job.
 //!
 //! Row layout: key = `"mls1/" + label + "/" + serde_json(key)`, value = the entity in the
-//! binary row codec (`storage/codec.rs`: serde's JSON data model, byte strings raw — about a
-//! third of the JSON size and several times faster to read and write). Values written as JSON
-//! by earlier versions are still read; they are rewritten in the codec when OpenMLS next
-//! writes them. Lists (own leaf nodes, proposal queue references) are one row holding an
-//! array, so that appends and removals go through the overlay like any other write.
+//! binary row codec (`crate::codec`: serde's JSON data model, byte strings raw — about a
+//! third of the JSON size and several times faster to read and write; OpenMLS supports only
+//! self-describing formats for its storage). Rows written as JSON by earlier versions are
+//! transcoded once, when the store opens the database. Lists (own leaf nodes, proposal queue
+//! references) are one row holding an array, so that appends and removals are writes like
+//! any other.
 //!
 //! Deferred message secrets: OpenMLS rewrites a group's whole message secrets (a row that
 //! grows with the group) after every message it processes. A storage told to
-//! ([`MlsStorage::defer_message_secrets`]) skips those writes for the group that the
-//! [`GroupCache`] lent out and marks the cache instead: the group kept in memory then holds
-//! secrets newer than the rows, and its owner writes them once, before the rows are read or
-//! committed (see the module doc of `cache`).
+//! ([`MlsStorage::defer_message_secrets`]) skips those writes for the one group that the
+//! [`GroupCache`] lent out, which the cache then holds ahead of its rows until its owner
+//! writes them (see the module doc of `cache`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -28,12 +29,11 @@ use openmls_traits::storage::{CURRENT_VERSION, StorageProvider, traits};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::cache::GroupCache;
-use super::kv::KvSource;
+use crate::codec;
 
-pub mod codec;
-mod de;
-mod ser;
+use super::cache::GroupCache;
+use super::error::MlsError;
+use super::kv::KvSource;
 
 /// Errors of [`MlsStorage`].
 #[derive(Debug, thiserror::Error)]
@@ -58,21 +58,19 @@ impl From<codec::CodecError> for MlsStorageError {
     }
 }
 
-/// Decodes a stored value: the row codec, or JSON for rows written before it.
+/// Decodes a stored value (rows written as JSON by earlier versions were migrated once:
+/// `codec::transcode_json`).
 fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
-    if codec::is_encoded(bytes) {
-        Ok(codec::from_slice(bytes)?)
-    } else {
-        Ok(codec::from_legacy_json(bytes)?)
-    }
+    Ok(codec::from_slice(bytes)?)
 }
 
 type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// OpenMLS `StorageProvider<CURRENT_VERSION>` over a [`KvSource`] with a write overlay.
+/// OpenMLS `StorageProvider<CURRENT_VERSION>` over a [`KvSource`] with the writes of one run.
 pub struct MlsStorage<'a> {
     source: &'a dyn KvSource,
-    overlay: RefCell<Changes>,
+    /// The run's writes so far (`None`: delete).
+    writes: RefCell<Changes>,
     /// The cache told about deferred writes, when this storage may defer them.
     deferral: Option<&'a GroupCache>,
     /// The message-secrets row whose writes are deferred (that of the group lent out).
@@ -80,11 +78,11 @@ pub struct MlsStorage<'a> {
 }
 
 impl<'a> MlsStorage<'a> {
-    /// A storage reading from `source`, with an empty overlay.
+    /// A storage reading from `source`, with no writes yet.
     pub fn new(source: &'a dyn KvSource) -> Self {
         MlsStorage {
             source,
-            overlay: RefCell::new(BTreeMap::new()),
+            writes: RefCell::new(BTreeMap::new()),
             deferral: None,
             deferred_row: RefCell::new(None),
         }
@@ -111,16 +109,24 @@ impl<'a> MlsStorage<'a> {
         self.deferred_row.borrow_mut().take();
     }
 
-    /// Drains the overlay: the rows to write (`Some`) or delete (`None`), ordered by key.
+    /// Drains the writes of the run: the rows to write (`Some`) or delete (`None`), ordered by key.
     pub fn take_changes(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        std::mem::take(&mut *self.overlay.borrow_mut())
+        std::mem::take(&mut *self.writes.borrow_mut())
             .into_iter()
             .collect()
     }
 
-    /// Whether the overlay holds changes not yet taken.
+    /// Whether the run wrote `group_id`'s message secrets (to check that
+    /// rewriting deferred secrets wrote them).
+    pub(crate) fn holds_message_secrets_of(&self, group_id: &[u8]) -> Result<bool, MlsError> {
+        let row = Self::row_key(MESSAGE_SECRETS, &GroupId::from_slice(group_id))
+            .map_err(|e| MlsError::Storage(e.to_string()))?;
+        Ok(matches!(self.writes.borrow().get(&row), Some(Some(_))))
+    }
+
+    /// Whether the run wrote anything not yet taken.
     pub fn has_changes(&self) -> bool {
-        !self.overlay.borrow().is_empty()
+        !self.writes.borrow().is_empty()
     }
 
     fn row_key<K: Serialize + ?Sized>(label: &str, key: &K) -> Result<Vec<u8>, MlsStorageError> {
@@ -130,14 +136,14 @@ impl<'a> MlsStorage<'a> {
     }
 
     fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MlsStorageError> {
-        if let Some(v) = self.overlay.borrow().get(key) {
+        if let Some(v) = self.writes.borrow().get(key) {
             return Ok(v.clone());
         }
         self.source.get(key).map_err(MlsStorageError::Source)
     }
 
     fn raw_set(&self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.overlay.borrow_mut().insert(key, value);
+        self.writes.borrow_mut().insert(key, value);
     }
 
     fn put<K: Serialize + ?Sized, V: Serialize + ?Sized>(
@@ -161,10 +167,9 @@ impl<'a> MlsStorage<'a> {
     ) -> Result<(), MlsStorageError> {
         if let Some(cache) = self.deferral {
             let row = Self::row_key(label, key)?;
-            if self.deferred_row.borrow().as_ref() == Some(&row) {
+            if self.deferred_row.borrow().as_ref() == Some(&row) && cache.defer_write() {
                 // The lent group holds these secrets; an earlier write of this run is older.
-                cache.mark_deferred();
-                self.overlay.borrow_mut().remove(&row);
+                self.writes.borrow_mut().remove(&row);
                 return Ok(());
             }
         }
@@ -177,7 +182,7 @@ impl<'a> MlsStorage<'a> {
         key: &K,
     ) -> Result<Option<V>, MlsStorageError> {
         let key = Self::row_key(label, key)?;
-        if let Some(row) = self.overlay.borrow().get(&key) {
+        if let Some(row) = self.writes.borrow().get(&key) {
             return row.as_deref().map(decode).transpose();
         }
         // Decode straight from the source's copy of the row.
@@ -202,7 +207,7 @@ impl<'a> MlsStorage<'a> {
         Ok(self.get(label, key)?.unwrap_or_default())
     }
 
-    /// Appends `item` to the list row (a codec sequence; a legacy JSON list stays JSON).
+    /// Appends `item` to the list row (a codec sequence).
     fn list_push<K: Serialize + ?Sized, V: Serialize + ?Sized>(
         &self,
         label: &str,
@@ -211,12 +216,6 @@ impl<'a> MlsStorage<'a> {
     ) -> Result<(), MlsStorageError> {
         let row = Self::row_key(label, key)?;
         let stored = self.raw_get(&row)?;
-        if let Some(json) = stored.as_deref().filter(|b| !codec::is_encoded(b)) {
-            let mut list: Vec<serde_json::Value> = serde_json::from_slice(json)?;
-            list.push(serde_json::to_value(item)?);
-            self.raw_set(row, Some(serde_json::to_vec(&list)?));
-            return Ok(());
-        }
         let mut items = match &stored {
             Some(bytes) => codec::split_list(bytes)?,
             None => Vec::new(),
@@ -235,30 +234,17 @@ impl<'a> MlsStorage<'a> {
         item: &V,
     ) -> Result<(), MlsStorageError> {
         let row = Self::row_key(label, key)?;
-        let stored = self.raw_get(&row)?;
-        let remaining = match stored.as_deref() {
-            None => None,
-            Some(json) if !codec::is_encoded(json) => {
-                let mut list: Vec<serde_json::Value> = serde_json::from_slice(json)?;
-                let item = serde_json::to_value(item)?;
-                if let Some(pos) = list.iter().position(|v| *v == item) {
-                    list.remove(pos);
-                }
-                (!list.is_empty())
-                    .then(|| serde_json::to_vec(&list))
-                    .transpose()?
-            }
-            Some(bytes) => {
-                let mut items = codec::split_list(bytes)?;
-                let item = codec::to_item(item)?;
-                if let Some(pos) = items.iter().position(|v| *v == item.as_slice()) {
-                    items.remove(pos);
-                }
-                (!items.is_empty())
-                    .then(|| codec::join_list(&items))
-                    .transpose()?
-            }
+        let Some(stored) = self.raw_get(&row)? else {
+            return Ok(());
         };
+        let mut items = codec::split_list(&stored)?;
+        let item = codec::to_item(item)?;
+        if let Some(pos) = items.iter().position(|v| *v == item.as_slice()) {
+            items.remove(pos);
+        }
+        let remaining = (!items.is_empty())
+            .then(|| codec::join_list(&items))
+            .transpose()?;
         self.raw_set(row, remaining);
         Ok(())
     }

@@ -383,7 +383,7 @@ fn garbage_never_panics() {
 }
 
 #[test]
-fn discarded_overlay_leaves_the_source_unchanged() {
+fn dropped_run_writes_leave_the_source_unchanged() {
     let mut a = Member::new(9);
     {
         let p = MlsProvider::new(&a.kv);
@@ -427,7 +427,7 @@ fn deferred_message_secrets_end_in_the_rows_the_plain_path_writes() {
     for m in &msgs {
         b.decrypt(m).unwrap();
     }
-    let cache = GroupCache::new();
+    let cache = GroupCache::keeping(true);
     for (i, m) in msgs.iter().enumerate() {
         let p = MlsProvider::deferring_message_secrets(&rows, &cache);
         let d = {
@@ -438,14 +438,14 @@ fn deferred_message_secrets_end_in_the_rows_the_plain_path_writes() {
         let changes = p.storage().take_changes();
         drop(p);
         rows.apply(changes);
-        assert!(cache.is_deferred());
+        assert!(cache.is_ahead());
     }
     assert_ne!(
         rows, b.kv,
         "the rows miss the secrets the cached group holds"
     );
     write_deferred_into(&cache, &mut rows);
-    assert!(!cache.is_deferred() && !cache.is_lost());
+    assert!(cache.is_settled());
     assert_eq!(rows, b.kv);
 }
 

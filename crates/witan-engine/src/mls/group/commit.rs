@@ -90,18 +90,20 @@ impl Group {
             }
         }
         self.clear_pending_commit(p)?;
-        let bundle = self
-            .inner
-            .commit_builder()
-            .propose_adds(key_packages)
-            .propose_removals(leaves)
-            .load_psks(p.storage())
-            .map_err(|e| MlsError::Storage(e.to_string()))?
-            .build(p.rand(), p.crypto(), &id.signer(), |_| true)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))?
-            .stage_commit(p)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))?;
-        let (commit, welcome, _group_info) = bundle.into_messages();
+        let bundle = (|| {
+            self.inner
+                .commit_builder()
+                .propose_adds(key_packages)
+                .propose_removals(leaves)
+                .load_psks(p.storage())
+                .map_err(|e| MlsError::Storage(e.to_string()))?
+                .build(p.rand(), p.crypto(), &id.signer(), |_| true)
+                .map_err(|e| MlsError::InvalidCommit(e.to_string()))?
+                .stage_commit(p)
+                .map_err(|e| MlsError::InvalidCommit(e.to_string()))
+        })();
+        self.note(&bundle);
+        let (commit, welcome, _group_info) = bundle?.into_messages();
         Ok(CommitOutput {
             commit: commit.to_bytes().map_err(MlsError::internal)?,
             welcome: welcome
@@ -116,16 +118,16 @@ impl Group {
         if !self.has_pending_commit() {
             return Err(MlsError::NoPendingCommit);
         }
-        self.inner
-            .merge_pending_commit(p)
-            .map_err(|e| MlsError::InvalidCommit(e.to_string()))
+        let merged = self.inner.merge_pending_commit(p);
+        self.note(&merged);
+        merged.map_err(|e| MlsError::InvalidCommit(e.to_string()))
     }
 
     /// Drops our pending commit (another candidate won). No-op without a pending commit.
     pub fn clear_pending_commit(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
-        self.inner
-            .clear_pending_commit(p.storage())
-            .map_err(|e| MlsError::Storage(e.to_string()))
+        let cleared = self.inner.clear_pending_commit(p.storage());
+        self.note(&cleared);
+        cleared.map_err(|e| MlsError::Storage(e.to_string()))
     }
 
     /// Verifies a serialized commit of the current epoch without changing the group.
@@ -158,7 +160,9 @@ impl Group {
                 group_epoch: epoch,
             });
         }
-        let processed = self.inner.process_message(p, pm).map_err(|e| match e {
+        let processed = self.inner.process_message(p, pm);
+        self.note(&processed);
+        let processed = processed.map_err(|e| match e {
             ProcessMessageError::StorageError(e) => MlsError::Storage(e.to_string()),
             e => bad(e.to_string()),
         })?;
@@ -222,10 +226,11 @@ impl Group {
             });
         }
         match staged.staged {
-            Staged::Remote(sc) => self
-                .inner
-                .merge_staged_commit(p, *sc)
-                .map_err(|e| MlsError::InvalidCommit(e.to_string())),
+            Staged::Remote(sc) => {
+                let merged = self.inner.merge_staged_commit(p, *sc);
+                self.note(&merged);
+                merged.map_err(|e| MlsError::InvalidCommit(e.to_string()))
+            }
             Staged::OwnPending(fingerprint) => {
                 let current = self
                     .inner

@@ -1,9 +1,9 @@
-//! Tests of `MlsStorage`: the overlay, lists (codec and legacy JSON rows), errors.
+//! Tests of `MlsStorage`: a run's writes, list rows, errors.
 use super::*;
 use crate::mls::kv::MemoryKv;
 
 #[test]
-fn overlay_reads_writes_and_discards() {
+fn a_runs_writes_are_read_back_taken_or_dropped() {
     let mut kv = MemoryKv::new();
     kv.apply(vec![(b"a".to_vec(), Some(b"1".to_vec()))]);
     {
@@ -31,7 +31,7 @@ fn overlay_reads_writes_and_discards() {
 }
 
 #[test]
-fn lists_work_through_the_overlay() {
+fn lists_round_trip_through_the_rows() {
     let mut kv = MemoryKv::new();
     let s = MlsStorage::new(&kv);
     s.list_push("l", &1u8, &"x").unwrap();
@@ -79,15 +79,19 @@ fn source_errors_and_corrupt_rows_are_errors() {
 }
 
 #[test]
-fn values_are_written_in_the_codec_and_legacy_json_rows_still_read() {
+fn values_are_written_in_the_codec_and_json_rows_are_not_read() {
     let mut kv = MemoryKv::new();
-    let legacy_key = MlsStorage::row_key("x", &1u8).unwrap();
+    let json_key = MlsStorage::row_key("x", &1u8).unwrap();
     kv.apply(vec![(
-        legacy_key,
+        json_key,
         Some(serde_json::to_vec(&vec![1u8, 2, 3]).unwrap()),
     )]);
     let s = MlsStorage::new(&kv);
-    assert_eq!(s.get::<_, Vec<u8>>("x", &1u8).unwrap(), Some(vec![1, 2, 3]));
+    // JSON rows of earlier versions are migrated by the store before anything reads them.
+    assert!(matches!(
+        s.get::<_, Vec<u8>>("x", &1u8),
+        Err(MlsStorageError::Serde(_))
+    ));
     s.put("x", &2u8, &vec![4u8, 5]).unwrap();
     let changes = s.take_changes();
     let written = changes[0].1.as_ref().unwrap();
@@ -100,29 +104,19 @@ fn values_are_written_in_the_codec_and_legacy_json_rows_still_read() {
 }
 
 #[test]
-fn legacy_json_lists_stay_json_and_codec_lists_stay_codec() {
+fn list_rows_push_and_remove_items() {
     #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     struct Item {
         vec: Vec<u8>,
     }
     let item = |b: u8| Item { vec: vec![b; 3] };
-    let mut kv = MemoryKv::new();
-    let legacy = MlsStorage::row_key("l", &1u8).unwrap();
-    kv.apply(vec![(
-        legacy.clone(),
-        Some(serde_json::to_vec(&vec![item(1)]).unwrap()),
-    )]);
+    let kv = MemoryKv::new();
     let s = MlsStorage::new(&kv);
-    s.list_push("l", &1u8, &item(2)).unwrap();
-    assert!(!codec::is_encoded(&s.raw_get(&legacy).unwrap().unwrap()));
-    s.list_remove("l", &1u8, &item(1)).unwrap();
-    assert_eq!(s.get_list::<_, Item>("l", &1u8).unwrap(), vec![item(2)]);
-
     s.list_push("l", &2u8, &item(7)).unwrap();
     s.list_push("l", &2u8, &item(8)).unwrap();
     s.list_push("l", &2u8, &item(7)).unwrap();
-    let fresh = MlsStorage::row_key("l", &2u8).unwrap();
-    assert!(codec::is_encoded(&s.raw_get(&fresh).unwrap().unwrap()));
+    let row = MlsStorage::row_key("l", &2u8).unwrap();
+    assert!(codec::is_encoded(&s.raw_get(&row).unwrap().unwrap()));
     s.list_remove("l", &2u8, &item(7)).unwrap();
     s.list_remove("l", &2u8, &item(9)).unwrap(); // absent: no change
     assert_eq!(
@@ -131,33 +125,7 @@ fn legacy_json_lists_stay_json_and_codec_lists_stay_codec() {
     );
     s.list_remove("l", &2u8, &item(8)).unwrap();
     s.list_remove("l", &2u8, &item(7)).unwrap();
-    assert_eq!(s.raw_get(&fresh).unwrap(), None);
+    assert_eq!(s.raw_get(&row).unwrap(), None);
     s.list_remove("l", &3u8, &item(1)).unwrap(); // no row at all
     assert!(s.get_list::<_, Item>("l", &3u8).unwrap().is_empty());
-}
-
-#[test]
-fn a_group_stored_as_json_by_an_earlier_version_still_loads() {
-    use crate::mls::{Group, Identity, MlsProvider};
-    let id = Identity::from_secret(&[3; 32]).unwrap();
-    let mut kv = MemoryKv::new();
-    let p = MlsProvider::new(&kv);
-    let mut group = Group::create(&p, &id, b"legacy").unwrap();
-    let sealed = group.encrypt(&p, &id, b"hello").unwrap();
-    let changes = p.storage().take_changes();
-    let authenticator = group.epoch_authenticator();
-    drop(p);
-    kv.apply(changes);
-    // Rewrite every row the way the JSON storage wrote it.
-    let mut legacy = MemoryKv::new();
-    for (k, v) in &kv.0 {
-        assert!(codec::is_encoded(v));
-        let value: serde_json::Value = codec::from_slice(v).unwrap();
-        legacy.apply(vec![(k.clone(), Some(serde_json::to_vec(&value).unwrap()))]);
-    }
-    let p = MlsProvider::new(&legacy);
-    let loaded = Group::load(&p, b"legacy").unwrap().unwrap();
-    assert_eq!(loaded.epoch_authenticator(), authenticator);
-    assert_eq!(loaded.members(), vec![id.member_id()]);
-    assert!(!sealed.is_empty());
 }

@@ -1,5 +1,6 @@
 //! States stored before the engine was split into parts: the whole `Conversation` in the row
-//! codec of `mls::storage::codec` (or, earlier still, JSON), read once and migrated.
+//! row codec (`crate::codec`), read once and migrated. States stored as JSON before the codec
+//! are transcoded to it first, by the store (its schema version 5).
 //!
 //! What carries over: the conversation's identity, its settings, state, epoch and members,
 //! the steward list, the scores and this member's suspicion, the join requests, and the
@@ -16,8 +17,8 @@ use serde::Deserialize;
 
 use super::persist::StateError;
 use super::{Conversation, PartKey, State};
+use crate::codec;
 use crate::mls::MemberId;
-use crate::mls::storage::codec;
 use crate::protocol::commit_round::CommitRound;
 use crate::protocol::settings::Settings;
 use crate::protocol::steward_schedule::StewardSchedule;
@@ -70,14 +71,10 @@ struct LegacyJoinRequest {
     seen_at_ms: u64,
 }
 
-/// Reads a state of an earlier version (row codec, or JSON before it) and migrates it.
+/// Reads a state of an earlier version (row codec) and migrates it.
 pub(super) fn migrate(bytes: &[u8]) -> Result<Conversation, StateError> {
-    let legacy: LegacyConversation = if codec::is_encoded(bytes) {
-        codec::from_slice(bytes)
-    } else {
-        codec::from_legacy_json(bytes)
-    }
-    .map_err(|e| StateError(format!("an earlier version's state: {e}")))?;
+    let legacy: LegacyConversation = codec::from_slice(bytes)
+        .map_err(|e| StateError(format!("an earlier version's state: {e}")))?;
     legacy
         .settings
         .validate()
@@ -148,7 +145,9 @@ mod tests {
 
     #[test]
     fn a_state_stored_before_the_parts_migrates() {
-        for bytes in [CODEC, JSON] {
+        // JSON reaches the engine transcoded to the codec (the store's schema version 5).
+        let json = codec::transcode_json(JSON).unwrap();
+        for bytes in [CODEC, &json[..]] {
             let conv = Conversation::from_bytes(bytes).unwrap();
             assert_eq!(conv.id(), "test-conversation");
             assert_eq!(conv.me, id("3afdf80f64c06a6421807221d2d4ad47c0c2e7ab"));

@@ -28,7 +28,7 @@ class ClientApiTest {
     }
 
     @Test
-    fun badInputThrowsTypedExceptions() = runBlocking {
+    fun badInputThrowsTypedExceptions(): Unit = runBlocking {
         TestNet(2).use { net ->
             val a = net[0].c
             val notFound = assertFailsWith<WitanException.NotFound> {

@@ -8,7 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::ser::{self, Serialize};
 
-use super::codec::{self, CodecError};
+use super::{self as codec, CodecError};
 
 pub(super) struct Encoder {
     out: Vec<u8>,

@@ -7,7 +7,7 @@
 use serde::de::value::{BorrowedStrDeserializer, U8Deserializer};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::codec::{self, CodecError, MAX_DEPTH};
+use super::{self as codec, CodecError, MAX_DEPTH};
 
 pub(super) struct Decoder<'de> {
     input: &'de [u8],

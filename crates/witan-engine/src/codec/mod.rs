@@ -1,0 +1,155 @@
+//! The binary encoding of stored values ("row codec"): OpenMLS storage values and, until the
+//! engine has a versioned schema of its own, the engine's conversation state.
+//!
+//! OpenMLS hands its storage provider serde values. JSON spells a byte string (keys, secrets,
+//! signatures — most of a ratchet tree) as an array of decimal numbers: about 3.6 characters
+//! per byte, parsed one number at a time. This codec keeps serde's JSON data model — structs
+//! and maps with their keys, enums by variant name (a unit variant as its name, the others as
+//! a one-entry map), `Option` and newtypes as JSON has them — so every type that round-trips
+//! through JSON round-trips here, and a field added to an OpenMLS type later is read the same
+//! way. It differs where it matters: a sequence of `u8` is stored as raw bytes, numbers in
+//! fixed width, strings with a length prefix.
+//!
+//! A value starts with [`MAGIC`], a byte that never starts a JSON text, which is how rows
+//! written as JSON by earlier versions are told apart (and migrated once: [`transcode_json`]).
+//! The format has no version of its own: the magic byte names it, and a different encoding
+//! would need another.
+//!
+//! Encoding, after the magic byte, one tag per value:
+//! `NONE` | `SOME` v | `UNIT` | `FALSE` | `TRUE` | `U8` b | `U16`/`U32`/`U64`/`U128` le |
+//! `I8`..`I128` le | `F32`/`F64` le | `CHAR` u32 le | `STR` len utf8 | `BYTES` len raw |
+//! `SEQ` n v* | `MAP` n (k v)* | `NAME` len utf8 | `NAME_REF` id, where len and n are u32 le
+//! and id is u16 le. A struct field or enum variant name is a `NAME` the first time it occurs
+//! in a value — it gets the next id, from 0 — and a `NAME_REF` to that id after, so repeated
+//! structs (the leaves of a tree) do not repeat their field names. A name reads as a string.
+//! The elements of a list row ([`join_list`]) are written without names ids, so that each
+//! element stands alone.
+//!
+//! Decoding never panics and never allocates more than the input can fill; nesting is bounded
+//! by [`MAX_DEPTH`]. A corrupted row is input too: `fuzz/stored_state` fuzzes decoding, and
+//! `property_tests.rs` checks the codec against serde_json.
+//!
+//! Why not a standard format: OpenMLS supports only self-describing formats for its storage
+//! (its join configuration is read through `#[serde(untagged)]`, which postcard and bincode
+//! refuse), and the self-describing ones were measured in witan's bench in place of this
+//! codec: CBOR (ciborium) writes byte strings as arrays of small integers (+49 % row bytes)
+//! and costs 9–14 % on the push wake-up, JSON up to 21 % CPU (docs/bench.md).
+
+mod de;
+mod ser;
+
+use de::Decoder;
+use ser::Encoder;
+
+/// First byte of every value in this encoding (not a valid first byte of JSON).
+pub const MAGIC: u8 = 0xB1;
+/// Deepest nesting accepted when decoding.
+pub const MAX_DEPTH: usize = 128;
+
+pub(super) const NONE: u8 = 0x00;
+pub(super) const SOME: u8 = 0x01;
+pub(super) const UNIT: u8 = 0x02;
+pub(super) const FALSE: u8 = 0x03;
+pub(super) const TRUE: u8 = 0x04;
+pub(super) const U8: u8 = 0x05;
+pub(super) const U16: u8 = 0x06;
+pub(super) const U32: u8 = 0x07;
+pub(super) const U64: u8 = 0x08;
+pub(super) const U128: u8 = 0x09;
+pub(super) const I8: u8 = 0x0A;
+pub(super) const I16: u8 = 0x0B;
+pub(super) const I32: u8 = 0x0C;
+pub(super) const I64: u8 = 0x0D;
+pub(super) const I128: u8 = 0x0E;
+pub(super) const F32: u8 = 0x0F;
+pub(super) const F64: u8 = 0x10;
+pub(super) const CHAR: u8 = 0x11;
+pub(super) const STR: u8 = 0x12;
+pub(super) const BYTES: u8 = 0x13;
+pub(super) const SEQ: u8 = 0x14;
+pub(super) const MAP: u8 = 0x15;
+pub(super) const NAME: u8 = 0x16;
+pub(super) const NAME_REF: u8 = 0x17;
+
+/// Errors of the codec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("row codec: {0}")]
+pub struct CodecError(pub String);
+
+impl serde::ser::Error for CodecError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        CodecError(msg.to_string())
+    }
+}
+
+impl serde::de::Error for CodecError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        CodecError(msg.to_string())
+    }
+}
+
+/// Encodes `value`, magic byte first.
+pub fn to_vec<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut encoder = Encoder::with_magic();
+    value.serialize(&mut encoder)?;
+    Ok(encoder.into_bytes())
+}
+
+/// Decodes a value written by [`to_vec`]; the whole input must be used.
+pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let rest = match bytes.split_first() {
+        Some((&MAGIC, rest)) => rest,
+        _ => return Err(CodecError("not a row-codec value".into())),
+    };
+    let mut decoder = Decoder::new(rest);
+    let value = T::deserialize(&mut decoder)?;
+    decoder.finish()?;
+    Ok(value)
+}
+
+/// The value of a JSON text (a row written as JSON by versions before this codec) in this
+/// codec: the one-time migration of such rows (`witan_store`'s schema version 5). It works
+/// on any JSON, whatever type it was written from, because the codec keeps JSON's data
+/// model; map keys that JSON wrote as strings of digits decode as integers (see
+/// `de.rs`), as the JSON decoder reads them.
+pub fn transcode_json(json: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| CodecError(format!("JSON: {e}")))?;
+    to_vec(&value)
+}
+
+/// Encodes one element of a list row (no magic byte): see [`join_list`].
+pub fn to_item<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut encoder = Encoder::bare();
+    value.serialize(&mut encoder)?;
+    Ok(encoder.into_bytes())
+}
+
+/// A list row: a sequence of elements encoded by [`to_item`]; it decodes as a `Vec` of them.
+pub fn join_list(items: &[&[u8]]) -> Result<Vec<u8>, CodecError> {
+    let count = u32::try_from(items.len()).map_err(|_| CodecError("list too long".into()))?;
+    let mut out = vec![MAGIC, SEQ];
+    out.extend_from_slice(&count.to_le_bytes());
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    Ok(out)
+}
+
+/// The encoded elements of a list row (a value that is a sequence).
+pub fn split_list(bytes: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
+    match bytes.split_first() {
+        Some((&MAGIC, rest)) => de::split_seq(rest),
+        _ => Err(CodecError("not a row-codec value".into())),
+    }
+}
+
+/// Whether `bytes` is a value of this codec (rather than legacy JSON).
+pub fn is_encoded(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&MAGIC)
+}
+
+#[cfg(test)]
+mod property_tests;
+#[cfg(test)]
+mod tests;

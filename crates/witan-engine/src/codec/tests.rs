@@ -1,0 +1,239 @@
+//! Tests of the row codec: the data model, names, raw bytes, lists, JSON, bad input.
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Bytes {
+    vec: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Kind {
+    Unit,
+    Newtype(u32),
+    Tuple(u8, String),
+    Struct { a: i64, b: Option<Bytes> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Newtype(Vec<u16>);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct UnitStruct;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Everything {
+    flag: bool,
+    small: u8,
+    numbers: (u16, u32, u64, u128, i8, i16, i32, i64, i128),
+    floats: (f32, f64),
+    letter: char,
+    text: String,
+    empty: Vec<u8>,
+    bytes: Bytes,
+    nested: Vec<Vec<u8>>,
+    kinds: Vec<Kind>,
+    by_id: BTreeMap<u32, Kind>,
+    by_name: HashMap<String, Option<Newtype>>,
+    tuple_key: BTreeMap<(u8, u8), ()>,
+    unit: UnitStruct,
+    maybe: Option<Option<bool>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    skipped: Option<u8>,
+    mixed: Vec<serde_json::Value>,
+}
+
+fn sample() -> Everything {
+    Everything {
+        flag: true,
+        small: 200,
+        numbers: (
+            65_535,
+            4_000_000_000,
+            u64::MAX,
+            u128::MAX,
+            -128,
+            -3,
+            i32::MIN,
+            i64::MIN,
+            -1,
+        ),
+        floats: (1.5, -2.25e300),
+        letter: 'é',
+        text: "gärten".into(),
+        empty: Vec::new(),
+        bytes: Bytes {
+            vec: (0..=255).collect(),
+        },
+        nested: vec![vec![1, 2], vec![], vec![255]],
+        kinds: vec![
+            Kind::Unit,
+            Kind::Newtype(7),
+            Kind::Tuple(1, "x".into()),
+            Kind::Struct {
+                a: -9,
+                b: Some(Bytes { vec: vec![9; 40] }),
+            },
+            Kind::Struct { a: 0, b: None },
+        ],
+        by_id: [(1, Kind::Unit), (2, Kind::Newtype(3))].into(),
+        by_name: [
+            ("a".to_string(), Some(Newtype(vec![1, 300]))),
+            ("b".to_string(), None),
+        ]
+        .into(),
+        tuple_key: [((1, 2), ())].into(),
+        unit: UnitStruct,
+        maybe: Some(None),
+        skipped: None,
+        mixed: vec![
+            serde_json::json!(1),
+            serde_json::json!("two"),
+            serde_json::json!([3, 300, -4]),
+            serde_json::json!({"k": null}),
+        ],
+    }
+}
+
+#[test]
+fn round_trips_the_whole_data_model() {
+    let value = sample();
+    let bytes = to_vec(&value).unwrap();
+    assert!(is_encoded(&bytes));
+    assert_eq!(from_slice::<Everything>(&bytes).unwrap(), value);
+    let mut with_skipped = value.clone();
+    with_skipped.skipped = Some(4);
+    let bytes = to_vec(&with_skipped).unwrap();
+    assert_eq!(from_slice::<Everything>(&bytes).unwrap(), with_skipped);
+}
+
+#[test]
+fn decodes_into_a_self_describing_value_like_json() {
+    // JSON has no numbers beyond 64 bits.
+    let mut value = sample();
+    value.numbers.3 = 5;
+    // JSON turns map keys into strings; the codec keeps them as they are, so a map with
+    // other keys is no JSON object.
+    value.by_id.clear();
+    value.tuple_key.clear();
+    let from_codec: serde_json::Value = from_slice(&to_vec(&value).unwrap()).unwrap();
+    assert_eq!(from_codec, serde_json::to_value(&value).unwrap());
+    value.by_id.insert(1, Kind::Unit);
+    assert!(from_slice::<serde_json::Value>(&to_vec(&value).unwrap()).is_err());
+}
+
+#[test]
+fn repeated_names_are_written_once() {
+    let many: Vec<Kind> = (0..100).map(|a| Kind::Struct { a, b: None }).collect();
+    let bytes = to_vec(&many).unwrap();
+    let occurrences = bytes.windows(6).filter(|w| w == b"Struct").count();
+    assert_eq!(occurrences, 1);
+    assert_eq!(from_slice::<Vec<Kind>>(&bytes).unwrap(), many);
+    // A reference to a name never defined is an error.
+    assert!(from_slice::<String>(&[MAGIC, NAME_REF, 3, 0]).is_err());
+}
+
+#[test]
+fn byte_strings_are_stored_raw() {
+    let value = Bytes { vec: vec![7; 1000] };
+    let bytes = to_vec(&value).unwrap();
+    assert!(bytes.len() < 1020, "{}", bytes.len());
+    assert!(serde_json::to_vec(&value).unwrap().len() > 2000);
+}
+
+#[test]
+fn a_sequence_that_starts_with_bytes_and_goes_on_otherwise_still_round_trips() {
+    let value = vec![
+        serde_json::json!(1),
+        serde_json::json!(2),
+        serde_json::json!("three"),
+    ];
+    // `Value` numbers are u64, not u8: build a sequence whose first elements are u8.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum E {
+        Byte(u8),
+        Text(String),
+    }
+    let mixed = vec![E::Byte(1), E::Byte(2), E::Text("three".into())];
+    let decoded: Vec<serde_json::Value> = from_slice(&to_vec(&mixed).unwrap()).unwrap();
+    assert_eq!(decoded, value);
+    let back: Vec<E> = from_slice(&to_vec(&mixed).unwrap()).unwrap();
+    assert_eq!(back, mixed);
+}
+
+#[test]
+fn json_transcodes_to_the_value_json_decodes_to() {
+    let mut value = sample();
+    value.numbers.3 = 5; // JSON has no numbers beyond 64 bits,
+    value.tuple_key.clear(); // no keys but strings,
+    value.maybe = Some(Some(true)); // and no Some(None).
+    let json = serde_json::to_vec(&value).unwrap();
+    assert_eq!(
+        from_slice::<Everything>(&transcode_json(&json).unwrap()).unwrap(),
+        value
+    );
+    assert!(transcode_json(b"{").is_err());
+    let transcoded = |json: &[u8]| transcode_json(json).unwrap();
+    assert!(from_slice::<BTreeMap<u8, ()>>(&transcoded(br#"{"x": null}"#)).is_err());
+    assert!(from_slice::<BTreeMap<u8, ()>>(&transcoded(br#"{"300": null}"#)).is_err());
+    assert_eq!(
+        from_slice::<BTreeMap<i16, ()>>(&transcoded(br#"{"-3": null}"#)).unwrap(),
+        [(-3, ())].into()
+    );
+}
+
+#[test]
+fn list_rows_split_and_join() {
+    let items = vec![Bytes { vec: vec![1, 2] }, Bytes { vec: vec![] }];
+    let encoded: Vec<Vec<u8>> = items.iter().map(|i| to_item(i).unwrap()).collect();
+    let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    let row = join_list(&refs).unwrap();
+    assert_eq!(from_slice::<Vec<Bytes>>(&row).unwrap(), items);
+    assert_eq!(split_list(&row).unwrap(), refs);
+    // Elements stand alone: no name ids across them.
+    assert!(!encoded[1].contains(&NAME_REF));
+    assert!(split_list(&to_vec(&5u32).unwrap()).is_err());
+    assert!(split_list(b"[1]").is_err());
+    // A byte string is a list too.
+    assert_eq!(
+        split_list(&to_vec(&vec![7u8, 8]).unwrap()).unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn bad_input_is_an_error_never_a_panic() {
+    let good = to_vec(&sample()).unwrap();
+    assert!(from_slice::<Everything>(&[]).is_err());
+    assert!(from_slice::<Everything>(b"{\"json\":1}").is_err());
+    for cut in 0..good.len() {
+        assert!(
+            from_slice::<Everything>(&good[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut flipped = good.clone();
+    for i in 1..flipped.len() {
+        flipped[i] ^= 0xFF;
+        let _ = from_slice::<Everything>(&flipped);
+        let _ = from_slice::<serde_json::Value>(&flipped);
+        flipped[i] ^= 0xFF;
+    }
+    let mut trailing = good;
+    trailing.push(0);
+    assert!(from_slice::<Everything>(&trailing).is_err());
+    // Huge claimed lengths do not allocate.
+    let huge = [MAGIC, SEQ, 0xFF, 0xFF, 0xFF, 0xFF];
+    assert!(from_slice::<Vec<u64>>(&huge).is_err());
+    // Deep nesting is refused.
+    let mut deep = vec![MAGIC];
+    for _ in 0..10_000 {
+        deep.extend_from_slice(&[SEQ, 1, 0, 0, 0]);
+    }
+    deep.push(UNIT);
+    assert!(from_slice::<serde_json::Value>(&deep).is_err());
+}

@@ -1,0 +1,183 @@
+//! Tests of the signature checks: the same outcome as ed25519-dalek's `verify_strict` on
+//! 10,000 random cases, strictness, and the kept keys changing nothing.
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::mls::Identity;
+
+/// `sig` with `s` replaced by `s + l` (l = 2^252 + 27742317777372353535851937790883648493,
+/// the group order): the same point equation holds, but the encoding is not canonical.
+fn non_canonical_s(sig: &[u8; 64]) -> [u8; 64] {
+    let mut l = [0u8; 32];
+    l[..16].copy_from_slice(&[
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14,
+    ]);
+    l[31] = 0x10;
+    let mut big = *sig;
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = u16::from(sig[32 + i]) + u16::from(l[i]) + carry;
+        big[32 + i] = v as u8;
+        carry = v >> 8;
+    }
+    big
+}
+
+/// A signature of `msg` under `sk` whose R is the identity (a point of small order), with an
+/// `s` that satisfies the cofactorless equation: plain verification accepts it.
+fn small_order_r_forgery(sk: &SigningKey, msg: &[u8]) -> [u8; 64] {
+    let a = sk.to_scalar();
+    let pk = sk.verifying_key().to_bytes();
+    assert_eq!((a * ED25519_BASEPOINT_POINT).compress().to_bytes(), pk);
+    let r = EdwardsPoint::default().compress().to_bytes();
+    let mut h = Sha512::new();
+    h.update(r);
+    h.update(pk);
+    h.update(msg);
+    let s = Scalar::from_hash(h) * a;
+    let mut forged = [0u8; 64];
+    forged[..32].copy_from_slice(&r);
+    forged[32..].copy_from_slice(s.as_bytes());
+    forged
+}
+
+/// ed25519-dalek's own strict check, the reference (`None`: the key does not decode).
+fn dalek_strict(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> Option<bool> {
+    let key = VerifyingKey::from_bytes(pk).ok()?;
+    Some(key.verify_strict(msg, &Signature::from_bytes(sig)).is_ok())
+}
+
+fn ours(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> Option<bool> {
+    let key = VerifyingKey::from_bytes(pk).ok()?;
+    Some(verify_strict(&key, msg, sig))
+}
+
+/// One random case: a fresh key signs a random message, and the signature, key or message
+/// is then left alone or damaged in one of the ways a strict check must see through.
+fn random_case(rng: &mut rand::rngs::StdRng) -> ([u8; 32], Vec<u8>, [u8; 64]) {
+    let sk = SigningKey::from_bytes(&rng.r#gen());
+    let mut pk = sk.verifying_key().to_bytes();
+    let mut msg: Vec<u8> = (0..rng.gen_range(0..80)).map(|_| rng.r#gen()).collect();
+    let mut sig = sk.sign(&msg).to_bytes();
+    match rng.gen_range(0..9) {
+        0 | 1 => {}
+        2 => sig[rng.gen_range(0..64)] ^= 1 << rng.gen_range(0..8),
+        3 => pk[rng.gen_range(0..32)] ^= 1 << rng.gen_range(0..8),
+        4 => msg.push(rng.r#gen()),
+        5 => sig = non_canonical_s(&sig),
+        6 => sig = small_order_r_forgery(&sk, &msg),
+        7 => rng.fill(&mut sig[..]),
+        _ => rng.fill(&mut pk[..]),
+    }
+    (pk, msg, sig)
+}
+
+#[test]
+fn the_strict_check_agrees_with_ed25519_dalek_on_10000_random_cases() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5717);
+    let mut accepted = 0;
+    for i in 0..10_000 {
+        let (pk, msg, sig) = random_case(&mut rng);
+        let want = dalek_strict(&pk, &msg, &sig);
+        assert_eq!(
+            ours(&pk, &msg, &sig),
+            want,
+            "case {i}: pk {pk:?} sig {sig:?}"
+        );
+        accepted += usize::from(want == Some(true));
+    }
+    // Genuine cases are two in nine; every damage is refused (a flipped message bit or key
+    // bit could in principle still verify, with negligible probability).
+    assert!((2000..2500).contains(&accepted), "{accepted} accepted");
+}
+
+#[test]
+fn only_genuine_canonical_signatures_by_sound_keys_pass() {
+    for seed in 0..8u8 {
+        let sk = SigningKey::from_bytes(&[seed; 32]);
+        let pk = sk.verifying_key().to_bytes();
+        let msg = vec![seed; seed as usize * 7];
+        let sig = sk.sign(&msg).to_bytes();
+        assert!(verify_ed25519(&pk, &msg, &sig));
+        let mut other = msg.clone();
+        other.push(1);
+        assert!(!verify_ed25519(&pk, &other, &sig));
+        for bit in 0..512 {
+            let mut bad = sig;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(!verify_ed25519(&pk, &msg, &bad), "bit {bit}");
+        }
+        assert!(!verify_ed25519(&pk, &msg, &non_canonical_s(&sig)));
+        let forged = small_order_r_forgery(&sk, &msg);
+        let key = VerifyingKey::from_bytes(&pk).unwrap();
+        assert!(
+            key.verify(&msg, &Signature::from_bytes(&forged)).is_ok(),
+            "the cofactorless check accepts the small-order R"
+        );
+        assert!(!verify_ed25519(&pk, &msg, &forged));
+    }
+    // Small-order keys: the identity, a point of order 2, and the all-zero encoding.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut order2 = [0u8; 32];
+    order2[0] = 0xEC;
+    order2[1..31].fill(0xFF);
+    order2[31] = 0x7F;
+    for pk in [identity, order2, [0u8; 32]] {
+        let mut sig = [0u8; 64];
+        assert!(!verify_ed25519(&pk, b"m", &sig));
+        sig[..32].copy_from_slice(&identity);
+        assert!(!verify_ed25519(&pk, b"m", &sig));
+    }
+}
+
+#[test]
+fn the_provider_and_rust_crypto_agree_and_kept_keys_change_nothing() {
+    let id = Identity::from_secret(&[5; 32]).unwrap();
+    let other = Identity::from_secret(&[6; 32]).unwrap();
+    let sig = id.sign(b"message");
+    let pk = id.public_key();
+    let crypto = WitanCrypto::default();
+    let check = |pk: &[u8], msg: &[u8], sig: &[u8]| {
+        (
+            verify_ed25519(pk, msg, sig),
+            crypto
+                .verify_signature(SignatureScheme::ED25519, msg, pk, sig)
+                .map_err(|e| format!("{e:?}")),
+            crypto
+                .0
+                .verify_signature(SignatureScheme::ED25519, msg, pk, sig)
+                .map_err(|e| format!("{e:?}")),
+        )
+    };
+    let cases: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = vec![
+        (pk.to_vec(), b"message".to_vec(), sig.clone()),
+        (pk.to_vec(), b"other".to_vec(), sig.clone()),
+        (
+            other.public_key().to_vec(),
+            b"message".to_vec(),
+            sig.clone(),
+        ),
+        (pk.to_vec(), b"message".to_vec(), sig[..63].to_vec()),
+        (vec![0xFF; 32], b"message".to_vec(), sig.clone()),
+        (pk[..31].to_vec(), b"message".to_vec(), sig.clone()),
+    ];
+    // Three rounds: the later ones read every valid key from the kept ones.
+    let rounds: Vec<Vec<_>> = (0..3)
+        .map(|_| cases.iter().map(|(p, m, s)| check(p, m, s)).collect())
+        .collect();
+    assert!(rounds.windows(2).all(|w| w[0] == w[1]));
+    for (verified, via_openmls, rust_crypto) in &rounds[0] {
+        assert_eq!(via_openmls, rust_crypto);
+        assert_eq!(*verified, rust_crypto.is_ok());
+    }
+    assert!(rounds[0][0].0);
+    assert_eq!(
+        rounds[0].iter().filter(|c| c.0).count(),
+        1,
+        "only the genuine case passes"
+    );
+}

@@ -1,0 +1,114 @@
+//! The `witan-member` program on its own: a script creates a conversation, says something,
+//! asks for the status and leaves; the program prints each answer and event as a JSON line,
+//! refuses a bad command with an error line and goes on, and stops at `quit`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use witan_net::story::procs::{Proc, Program};
+
+fn program(path: &str) -> Program {
+    Program {
+        path: PathBuf::from(path),
+        prefix: Vec::new(),
+    }
+}
+
+fn wait_for(p: &Proc, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((_, line)) = p.find(0, &matches) {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no {what}: {:?}",
+            p.name,
+            p.lines_from(0)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_scripted_member_creates_says_reports_its_status_and_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Proc::spawn(
+        "node",
+        &program(env!("CARGO_BIN_EXE_witan-node")),
+        &["--until-stdin-closes".to_string()],
+        None,
+    )
+    .unwrap();
+    let listening = wait_for(&node, "listen address", |v| v["node"] == "listening");
+    let address = listening["address"].as_str().unwrap().to_string();
+
+    let script = dir.path().join("script.txt");
+    std::fs::write(
+        &script,
+        "# a member alone\ncreate notes\nsay notes first line\ndance\nstatus notes\n\
+         leave notes\nsleep 200\nquit\n",
+    )
+    .unwrap();
+    let db = dir.path().join("solo.db").to_string_lossy().into_owned();
+    let args: Vec<String> = [
+        "--db",
+        &db,
+        "--node",
+        &address,
+        "--script",
+        &script.to_string_lossy(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut member = Proc::spawn(
+        "solo",
+        &program(env!("CARGO_BIN_EXE_witan-member")),
+        &args,
+        None,
+    )
+    .unwrap();
+
+    wait_for(&member, "ready line", |v| {
+        v["ready"]["member_id"].is_string()
+    });
+    wait_for(&member, "create answer", |v| v["ok"] == "create");
+    let said = wait_for(&member, "say answer", |v| v["ok"] == "say");
+    let refused = wait_for(&member, "error for the bad command", |v| {
+        v.get("error").is_some()
+    });
+    assert!(
+        refused["error"].as_str().unwrap().contains("dance"),
+        "{refused}"
+    );
+    let status = wait_for(&member, "status", |v| v.get("status").is_some());
+    assert_eq!(status["status"]["messages"][0]["text"], "first line");
+    assert_eq!(
+        status["status"]["messages"][0]["message_id"],
+        said["message_id"]
+    );
+    wait_for(&member, "left event", |v| v["event"] == "left");
+    // The node stored what the member published.
+    wait_for(&node, "stored message", |v| v["node"] == "stored");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !member.exited() {
+        assert!(Instant::now() < deadline, "the member did not stop at quit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A restart reads the same file: the conversation is there, left.
+    let mut again = Proc::spawn(
+        "solo-again",
+        &program(env!("CARGO_BIN_EXE_witan-member")),
+        &args[..4],
+        None,
+    )
+    .unwrap();
+    again.send("status notes").unwrap();
+    let status = wait_for(&again, "status after restart", |v| {
+        v.get("status").is_some()
+    });
+    assert_eq!(status["status"]["state"], "Left");
+    again.close(Duration::from_secs(5));
+}

@@ -1,0 +1,195 @@
+//! A conversation's engine state in the store, and the copy a step works on.
+//!
+//! The engine keeps a conversation's state in parts (`protocol::PartKey`: core, ballots,
+//! round, stewards, scores, joins, archive), each encoded on its own, and reports which parts
+//! a run changed ([`Conversation::dirty_parts`]). The store keeps each part as one row of
+//! its engine state table (`witan_store::Step::engine_parts`), under the part's name, so a
+//! step writes only the parts that changed: a chat received rewrites nothing. States stored
+//! before the parts existed (one part named `conversation`) were split by the store's schema
+//! version 6, through the engine's own migration.
+//!
+//! A step decodes a conversation's state the first time it needs it and keeps it
+//! ([`States`]); the engine runs of the step work on that copy, and [`States::flush`] writes
+//! back what they changed before the step commits. Nothing here is undone: only a successful
+//! engine run replaces a state, and a step that fails is rolled back by the store, this copy
+//! with it. With the `state` cache layer off, every run reads its state from the store and
+//! writes it back at once.
+
+use std::collections::BTreeMap;
+
+use crate::mls::Layer;
+use crate::protocol::{Conversation, PartKey};
+use crate::store::Step;
+
+use super::error::WitanError;
+
+/// The parts of a state as stored, by key (empty: not stored).
+type Parts = BTreeMap<PartKey, Vec<u8>>;
+
+/// A conversation state as the step holds it.
+enum Held {
+    /// As stored (`None`: not stored), with its parts as stored.
+    Stored(Option<Conversation>, Parts),
+    /// Replaced by an engine run of this step and not written yet, with its parts as stored.
+    Changed(Conversation, Parts),
+}
+
+/// The conversation states of one step (see the module doc).
+#[derive(Default)]
+pub(crate) struct States {
+    held: BTreeMap<String, Held>,
+}
+
+impl States {
+    /// Conversation `id`'s state as this step sees it (a copy for the engine to change).
+    pub fn get(&mut self, step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
+        if !Layer::State.enabled() {
+            return load(step, id);
+        }
+        if let Some(held) = self.held.get(id) {
+            return Ok(match held {
+                Held::Stored(conv, _) => conv.clone(),
+                Held::Changed(conv, _) => Some(conv.clone()),
+            });
+        }
+        let parts = stored_parts(step, id)?;
+        let conv = decode(id, &parts)?;
+        self.held
+            .insert(id.to_string(), Held::Stored(conv.clone(), parts));
+        Ok(conv)
+    }
+
+    /// Replaces conversation `id`'s state with what a successful engine run returned.
+    pub fn replace(
+        &mut self,
+        step: &Step<'_>,
+        id: &str,
+        mut conv: Conversation,
+    ) -> Result<(), WitanError> {
+        if !Layer::State.enabled() {
+            let stored = stored_parts(step, id)?;
+            return save(step, id, &mut conv, stored).map(drop);
+        }
+        let stored = match self.held.remove(id) {
+            Some(Held::Stored(_, parts) | Held::Changed(_, parts)) => parts,
+            None => stored_parts(step, id)?,
+        };
+        self.held
+            .insert(id.to_string(), Held::Changed(conv, stored));
+        Ok(())
+    }
+
+    /// Writes every changed state to the step; they stay readable.
+    pub fn flush(&mut self, step: &Step<'_>) -> Result<(), WitanError> {
+        for (id, held) in &mut self.held {
+            let Held::Changed(mut conv, stored) =
+                std::mem::replace(held, Held::Stored(None, Parts::new()))
+            else {
+                continue;
+            };
+            let parts = save(step, id, &mut conv, stored)?;
+            *held = Held::Stored(Some(conv), parts);
+        }
+        Ok(())
+    }
+}
+
+/// The stored state of conversation `id`, if any.
+pub(crate) fn load(step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
+    decode(id, &stored_parts(step, id)?)
+}
+
+/// The stored parts of conversation `id`'s state (empty: no such conversation).
+fn stored_parts(step: &Step<'_>, id: &str) -> Result<Parts, WitanError> {
+    let mut parts = Parts::new();
+    for (name, bytes) in step.engine_parts(id)? {
+        let key = PartKey::parse(&name)
+            .ok_or_else(|| unreadable(id, &format!("unknown part {name:?}")))?;
+        parts.insert(key, bytes);
+    }
+    if parts.is_empty() && step.has_conversation(id)? {
+        return Err(unreadable(id, &"its state is missing"));
+    }
+    Ok(parts)
+}
+
+/// Writes the parts of `conv` the engine changed (every part of a new conversation) whose
+/// bytes differ from `stored`, and the conversation's next deadline with them; returns the
+/// parts as stored now.
+fn save(
+    step: &Step<'_>,
+    id: &str,
+    conv: &mut Conversation,
+    mut stored: Parts,
+) -> Result<Parts, WitanError> {
+    let new = stored.is_empty();
+    let changed: Vec<PartKey> = if new {
+        PartKey::ALL.to_vec()
+    } else {
+        conv.dirty_parts()
+    };
+    if cfg!(debug_assertions) {
+        check_unchanged(conv, &stored, &changed)?;
+    }
+    let mut written = Vec::new();
+    for key in changed {
+        let bytes = conv.encode_part(key);
+        if stored.get(&key) != Some(&bytes) {
+            written.push((key, bytes));
+        }
+    }
+    if new || !written.is_empty() {
+        // The conversation's row first: its parts refer to it.
+        step.save_conversation(id, conv.next_deadline())?;
+    }
+    for (key, bytes) in written {
+        step.save_engine_part(id, key.as_str(), &bytes)?;
+        stored.insert(key, bytes);
+    }
+    conv.clear_dirty();
+    Ok(stored)
+}
+
+/// Debug builds check the engine's change marks: a part it did not mark is as loaded (a
+/// missed mark would lose that part's change). Stored bytes are compared as the engine
+/// encodes them, so bytes another version wrote differently do not count as a change.
+fn check_unchanged(
+    conv: &Conversation,
+    stored: &Parts,
+    changed: &[PartKey],
+) -> Result<(), WitanError> {
+    let unchanged: Vec<PartKey> = PartKey::ALL
+        .iter()
+        .copied()
+        .filter(|k| !changed.contains(k))
+        .collect();
+    if unchanged.is_empty() {
+        return Ok(());
+    }
+    let loaded = Conversation::from_parts(stored)
+        .map_err(|e| WitanError::internal(format!("stored parts: {e}")))?;
+    for key in unchanged {
+        if loaded.encode_part(key) != conv.encode_part(key) {
+            return Err(WitanError::internal(format!(
+                "the engine changed its {} part without marking it",
+                key.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn decode(id: &str, parts: &Parts) -> Result<Option<Conversation>, WitanError> {
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Conversation::from_parts(parts)
+        .map(Some)
+        .map_err(|e| unreadable(id, &e))
+}
+
+fn unreadable(id: &str, e: &dyn std::fmt::Display) -> WitanError {
+    WitanError::Storage {
+        reason: format!("stored state of {id:?} is unreadable: {e}"),
+    }
+}
