@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use support::{Net, fast_settings};
-use witan::protocol::{Conversation, PartKey};
+use witan::protocol::{Conversation, PartKey, State};
 use witan::wire::{self, group_payload::Content};
 
 #[test]
@@ -97,4 +97,95 @@ fn every_part_reads_back_as_it_was_written() {
         }
         assert!(Conversation::from_parts(&damaged).is_err());
     }
+}
+
+/// The parts of every node, encoded.
+fn encoded(net: &Net) -> Vec<Option<BTreeMap<PartKey, Vec<u8>>>> {
+    net.nodes
+        .iter()
+        .map(|n| {
+            n.conv.as_ref().map(|c| {
+                PartKey::ALL
+                    .iter()
+                    .map(|k| (*k, c.encode_part(*k)))
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+/// Runs `act` with every node's change marks cleared, then checks that every part that
+/// changed at a node is marked: a store rewrites only the marked parts.
+fn checked(net: &mut Net, what: &str, act: impl FnOnce(&mut Net)) {
+    for n in &mut net.nodes {
+        if let Some(c) = n.conv.as_mut() {
+            c.clear_dirty();
+        }
+    }
+    let before = encoded(net);
+    act(net);
+    for (i, (b, a)) in before.iter().zip(encoded(net)).enumerate() {
+        let (Some(b), Some(a)) = (b, a) else { continue };
+        let dirty = net.nodes[i].conv().dirty_parts();
+        for k in PartKey::ALL {
+            assert!(
+                b[k] == a[k] || dirty.contains(k),
+                "{what}: node {i} changed its {} part without marking it",
+                k.as_str()
+            );
+        }
+    }
+}
+
+/// Like `Net::run_for`, one delivery or poll at a time, each `checked`.
+fn run_checked(net: &mut Net, horizon_ms: u64) {
+    let end = net.now + horizon_ms;
+    loop {
+        let mut delivered = true;
+        while delivered {
+            checked(net, "a delivery", |net| delivered = net.deliver_one());
+        }
+        for i in 0..net.nodes.len() {
+            checked(net, "a poll", |net| net.poll(i));
+        }
+        let mut more = false;
+        checked(net, "a delivery", |net| more = net.deliver_one());
+        match net.next_deadline() {
+            Some(at) if at <= end => net.now = net.now.max(at),
+            _ if more => {}
+            _ => return,
+        }
+    }
+}
+
+#[test]
+fn every_part_a_step_changes_is_marked_through_joins_commits_and_removals() {
+    let mut net = Net::new(6);
+    net.create(0, fast_settings());
+    for i in 1..4 {
+        net.request_join(i);
+    }
+    run_checked(&mut net, 30_000);
+    net.request_join(4);
+    run_checked(&mut net, 30_000);
+    assert!(net.nodes[0].conv().members().contains(&net.nodes[4].id()));
+    // One commit adds a requested member and removes another: the removed member applies it
+    // too (and learns it left).
+    // The member removed is last in the leader order (the first leader proposes both).
+    let target = *net.nodes[0].conv().leaders().last().unwrap();
+    let t = net.nodes.iter().position(|n| n.id() == target).unwrap();
+    let proposer = (0..5).find(|i| *i != t).unwrap();
+    net.request_join(5);
+    checked(&mut net, "a proposal", |net| {
+        net.act(proposer, |c, ctx| {
+            c.propose_removal(ctx, target).map(|(_, o)| o)
+        })
+        .unwrap();
+    });
+    run_checked(&mut net, 30_000);
+    let members = net.nodes[0].conv().members();
+    assert!(!members.contains(&target) && members.contains(&net.nodes[5].id()));
+    assert_eq!(net.nodes[t].conv().state(), State::Left);
+    let rest: Vec<usize> = (0..6).filter(|i| *i != t).collect();
+    net.assert_agree(&rest);
 }
