@@ -77,6 +77,9 @@ impl Conversation {
             .copied()
             .filter(|m| !ids.contains(m))
             .collect();
+        if !added.is_empty() {
+            self.touch(PartKey::Joins);
+        }
         for m in &added {
             self.joins.remove(m);
         }
@@ -172,6 +175,7 @@ impl Conversation {
                     },
                     approved,
                 ) => {
+                    self.touch(PartKey::Joins);
                     self.joins.remove(member);
                     if approved && !res.dropped {
                         self.joins.spend(key_package);
