@@ -1,5 +1,6 @@
 //! `wire` owns witan's bytes on the network: the protobuf messages (hand-written `prost`
-//! derives; see *Messages* below), the versioned [`Envelope`], the size
+//! derives, declared for other implementations in `proto/witan_wire.proto`; see *Messages*
+//! below), the versioned [`Envelope`], the size
 //! [`limits`], decoding that never panics ([`decode_envelope`] and friends, returning
 //! [`WireError`]), and the hashes that votes and commits are built on.
 //!
@@ -81,6 +82,8 @@ mod scan;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod proto_tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 

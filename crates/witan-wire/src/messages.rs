@@ -1,5 +1,6 @@
-//! The protobuf messages witan puts on the wire, written by hand as `prost` derives (no
-//! `.proto` file, no build script).
+//! The protobuf messages witan puts on the wire, written by hand as `prost` derives (no build
+//! script). `proto/witan_wire.proto` declares them for other implementations; the tests in
+//! `proto_tests` check that these types encode exactly what it declares.
 //!
 //! Field tags are part of the wire format and never change. `Proposal` and `Vote` keep the tags
 //! of the hashgraph-like consensus spec (10–19 and 20–28). Every other message numbers its
