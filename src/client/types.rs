@@ -1,4 +1,4 @@
-//! The records and enums of the public API (`API.md`), with their conversions from the
+//! The records and enums of the public API (`docs/api.md`), with their conversions from the
 //! engine's types. They derive the UniFFI traits here so the `ffi` layer exports them as they
 //! are, without copies. Identifiers cross the boundary as strings: member ids as 40 lowercase
 //! hex characters, conversation ids as the creator chose them.
@@ -344,7 +344,7 @@ pub enum WitanEvent {
         reason: LeaveReason,
     },
     /// This member fell too far behind to catch up: leave and `request_to_join` again with a
-    /// fresh key package. (An extension of API.md.)
+    /// fresh key package. (See docs/api.md.)
     RejoinRequired {
         conversation_id: String,
     },

@@ -3392,7 +3392,7 @@ public enum WitanEvent: Equatable, Hashable {
     )
     /**
      * This member fell too far behind to catch up: leave and `request_to_join` again with a
-     * fresh key package. (An extension of API.md.)
+     * fresh key package. (See docs/api.md.)
      */
     case rejoinRequired(conversationId: String
     )

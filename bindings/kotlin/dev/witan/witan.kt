@@ -4527,7 +4527,7 @@ sealed class WitanEvent {
     
     /**
      * This member fell too far behind to catch up: leave and `request_to_join` again with a
-     * fresh key package. (An extension of API.md.)
+     * fresh key package. (See docs/api.md.)
      */
     data class RejoinRequired(
         val `conversationId`: kotlin.String) : WitanEvent()
