@@ -30,7 +30,7 @@ use openmls_traits::types::{
 };
 use sha2::{Digest, Sha512};
 
-use super::cache::Layer;
+use super::switches::Layer;
 
 /// Keys kept at most; a full map starts over (a client meets few distinct peers).
 const MAX_KEYS: usize = 4096;

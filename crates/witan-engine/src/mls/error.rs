@@ -5,7 +5,7 @@
 //! flattened into a readable `String` here so that higher layers can match on the variant and
 //! log the message without depending on OpenMLS types.
 
-use super::identity::MemberId;
+use super::member_id::{BadMemberId, MemberId};
 
 /// Errors of the `mls` layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,5 +74,11 @@ impl MlsError {
     /// Wraps any displayable error as [`MlsError::Internal`].
     pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         MlsError::Internal(e.to_string())
+    }
+}
+
+impl From<BadMemberId> for MlsError {
+    fn from(e: BadMemberId) -> Self {
+        MlsError::InvalidIdentity(e.0)
     }
 }

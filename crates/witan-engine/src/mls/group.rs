@@ -29,8 +29,9 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 
 use super::error::MlsError;
-use super::identity::{Identity, MemberId};
+use super::identity::Identity;
 use super::key_package::{check_key_package, credential_member_id, leaf_member_id, parse_message};
+use super::member_id::MemberId;
 use super::provider::{CIPHERSUITE, MlsProvider};
 
 mod commit;

@@ -11,7 +11,8 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 
 use super::error::MlsError;
-use super::identity::{Identity, MemberId};
+use super::identity::Identity;
+use super::member_id::MemberId;
 use super::provider::{CIPHERSUITE, MlsProvider};
 
 /// Upper bound on the size of any MLS message accepted by this layer.
@@ -117,7 +118,7 @@ pub(crate) fn leaf_member_id(
 pub(crate) fn credential_member_id(credential: &Credential) -> Result<MemberId, MlsError> {
     let basic = BasicCredential::try_from(credential.clone())
         .map_err(|e| MlsError::InvalidIdentity(e.to_string()))?;
-    MemberId::from_slice(basic.identity())
+    Ok(MemberId::from_slice(basic.identity())?)
 }
 
 /// Parses a serialized `MlsMessage` without ever panicking: size-bounded, exact (no trailing

@@ -1,7 +1,8 @@
 //! `mls`: a policy-fixing wrapper over OpenMLS, with the storage and caches it runs on.
 //!
-//! - [`identity`]: the Ed25519 [`Identity`] (MLS signatures and votes) and the 20-byte
-//!   [`MemberId`] = `SHA256(public key)[..20]`, which is also every leaf's basic credential.
+//! - [`member_id`]: the 20-byte [`MemberId`] = `SHA256(public key)[..20]`, which is also
+//!   every leaf's basic credential.
+//! - [`identity`]: the Ed25519 [`Identity`] (MLS signatures and votes).
 //! - [`kv`]: [`KvSource`], the read side of the key-value rows, and [`MemoryKv`].
 //! - [`storage`]: [`MlsStorage`], OpenMLS persistence over key-value rows; it collects each
 //!   run's writes, which the caller writes to its own transaction ([`MemoryKv`] for tests).
@@ -9,8 +10,8 @@
 //! - [`key_package`]: creating and validating key packages.
 //! - [`group`]: [`Group`], one conversation's MLS group: create, join, encrypt/decrypt,
 //!   create/stage/merge commits.
-//! - [`cache`]: [`GroupCache`], a decoded group kept between engine runs, and the switches
-//!   ([`Layer`]) that turn every cache of witan off.
+//! - [`cache`]: [`GroupCache`], a decoded group kept between engine runs.
+//! - [`switches`]: [`Layer`], the switches that turn every cache of witan off.
 //! - [`crypto`]: signature checks with decoded public keys kept.
 //!
 //! Nothing here panics on data from the network or the database; every failure is an
@@ -23,22 +24,26 @@ pub mod group;
 pub mod identity;
 pub mod key_package;
 pub mod kv;
+pub mod member_id;
 pub mod provider;
 pub mod storage;
+pub mod switches;
 
 #[cfg(test)]
 mod tests;
 
-pub use cache::{CachedGroup, GroupCache, Layer};
+pub use cache::{CachedGroup, GroupCache};
 pub use error::MlsError;
 pub use group::{
     CommitOutput, Decrypted, Group, MAX_PAST_EPOCHS, MAXIMUM_FORWARD_DISTANCE,
     OUT_OF_ORDER_TOLERANCE, StagedCommitInfo,
 };
-pub use identity::{Identity, MEMBER_ID_LEN, MemberId, verify_signature};
+pub use identity::{Identity, verify_signature};
 pub use key_package::{
     KeyPackageInfo, MAX_MLS_MESSAGE_BYTES, new_key_package, validate_key_package,
 };
 pub use kv::{KvSource, MemoryKv};
+pub use member_id::{BadMemberId, MEMBER_ID_LEN, MemberId};
 pub use provider::{CIPHERSUITE, MlsProvider};
 pub use storage::{MlsStorage, MlsStorageError};
+pub use switches::Layer;

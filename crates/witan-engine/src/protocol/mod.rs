@@ -106,6 +106,12 @@ pub struct Output {
     pub epoch_advanced: bool,
 }
 
+impl From<crate::mls::BadMemberId> for ProtocolError {
+    fn from(e: crate::mls::BadMemberId) -> Self {
+        ProtocolError::Mls(e.into())
+    }
+}
+
 impl From<commit_round::QuorumError> for ProtocolError {
     fn from(e: commit_round::QuorumError) -> Self {
         ProtocolError::InvalidInput(e.to_string())

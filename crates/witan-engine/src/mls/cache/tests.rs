@@ -243,17 +243,3 @@ fn without_a_cache_every_load_decodes_the_rows() {
     let g = CachedGroup::load(&p, GID).unwrap().unwrap();
     assert_eq!(g.epoch(), 0);
 }
-
-#[test]
-fn the_cache_switches_read_names_and_all() {
-    assert!(switched_off("").is_empty());
-    assert_eq!(switched_off("keys"), [Layer::Keys]);
-    assert_eq!(switched_off(" state , keys"), [Layer::Keys, Layer::State]);
-    assert_eq!(
-        switched_off("group"),
-        [Layer::Group, Layer::Kept, Layer::Secrets]
-    );
-    let all = switched_off("all");
-    assert!(Layer::ALL.iter().all(|l| all.contains(l)));
-    assert!(switched_off("nonsense").is_empty());
-}
