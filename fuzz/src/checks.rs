@@ -27,11 +27,11 @@ pub fn decoder<M>(
 /// Seeds for the decoder targets: the samples, plus the MLS fixture's real messages wrapped
 /// in the messages that carry them.
 pub fn decoder_seeds() -> Vec<Vec<u8>> {
-    let mut v = crate::samples::all_encoded();
+    let mut v = witan_wire::samples::all_encoded();
     let fx = crate::mls_fixture::get();
     let welcome = wire::WelcomePacket {
         welcome: fx.welcome.clone(),
-        sync: wire::encode(&crate::samples::sync()),
+        sync: wire::encode(&witan_wire::samples::sync()),
         joiners: vec![vec![9; 20]],
     };
     let join = wire::JoinRequest {

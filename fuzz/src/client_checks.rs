@@ -94,7 +94,7 @@ pub fn structured_seeds() -> Vec<Vec<u8>> {
         sent_at_ms: fx.now_ms,
     }));
     v.push([&[1u8][..], &wire::encode(&chat)].concat());
-    for p in crate::samples::group_payloads() {
+    for p in witan_wire::samples::group_payloads() {
         v.push([&[1u8][..], &wire::encode(&p)].concat());
     }
     v

@@ -1,9 +1,8 @@
 //! Shared pieces of witan's fuzz targets (one file per target in `fuzz_targets/`, each a thin
 //! call into this crate): the properties checked per target ([`checks`] for the wire
 //! decoders, [`mls_checks`], [`client_checks`], [`stored_checks`] for state read back from the
-//! database), valid sample messages ([`samples`]), byte
-//! patches on valid messages ([`mutate`]), seed corpus writing ([`seeds`]), a detector for
-//! `internal` rejections ([`watch`]), and the fixtures built once per process: a small MLS
+//! database), byte patches on the valid sample messages of `witan_wire::samples` ([`mutate`]),
+//! seed corpus writing ([`seeds`]), a detector for `internal` rejections ([`watch`]), and the fixtures built once per process: a small MLS
 //! group over `MemoryKv` ([`mls_fixture`]) and a live `WitanClient` member of a formed
 //! conversation ([`client_fixture`]). See docs/fuzzing.md.
 
@@ -13,7 +12,6 @@ pub mod client_fixture;
 pub mod mls_checks;
 pub mod mls_fixture;
 pub mod mutate;
-pub mod samples;
 pub mod seeds;
 pub mod stored_checks;
 pub mod watch;

@@ -101,7 +101,8 @@ pub fn stage_commit(data: &[u8]) {
 pub fn join(data: &[u8]) {
     let fx = mls_fixture::get();
     let bytes = input(data, &fx.messages());
-    let r = mls_fixture::with_carol(|p| Group::join(p, &bytes, mls_fixture::GID).map(|g| g.members()));
+    let r =
+        mls_fixture::with_carol(|p| Group::join(p, &bytes, mls_fixture::GID).map(|g| g.members()));
     crate::debug(|| format!("join: {r:?}"));
     no_internal(&r);
     if let Ok(members) = r {

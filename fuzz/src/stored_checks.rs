@@ -97,7 +97,12 @@ fn mls_row(replace: bool, data: &[u8]) {
     rows.0.insert((*key).clone(), damaged);
     let p = MlsProvider::new(&rows);
     let loaded = Group::load(&p, GID);
-    crate::debug(|| format!("load over a damaged row: {:?}", loaded.as_ref().map(|g| g.is_some())));
+    crate::debug(|| {
+        format!(
+            "load over a damaged row: {:?}",
+            loaded.as_ref().map(|g| g.is_some())
+        )
+    });
     if let Err(MlsError::Internal(e)) = &loaded {
         panic!("internal MLS error on a stored row: {e}");
     }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::encode;
 use crate::messages::*;
+use crate::samples;
 use crate::testutil::*;
 
 type Decoder = fn(&[u8]) -> Result<(), WireError>;
@@ -11,20 +12,20 @@ type Refuses = fn(&[u8]) -> bool;
 
 #[test]
 fn every_message_round_trips() {
-    let e = sample_envelope();
+    let e = samples::envelope();
     assert_eq!(decode_envelope(&encode(&e)).unwrap(), e);
     assert_eq!(decode_envelope(&e.to_bytes()).unwrap(), e);
-    for p in sample_group_payloads() {
+    for p in samples::group_payloads() {
         assert_eq!(decode_group_payload(&encode(&p)).unwrap(), p);
     }
-    let j = sample_join_request();
+    let j = samples::join_request();
     assert_eq!(decode_join_request(&encode(&j)).unwrap(), j);
-    let w = sample_welcome();
+    let w = samples::welcome();
     assert_eq!(decode_welcome_packet(&encode(&w)).unwrap(), w);
     let s = decode_conversation_sync(&w.sync).unwrap();
-    assert_eq!(s, sample_sync());
+    assert_eq!(s, samples::sync());
     for i in 0..4 {
-        let p = ProposalPayload::new(u64::from(i), sample_action(i));
+        let p = ProposalPayload::new(u64::from(i), samples::action(i));
         assert_eq!(decode_proposal_payload(&encode(&p)).unwrap(), p);
     }
     for kind in [
@@ -35,11 +36,11 @@ fn every_message_round_trips() {
         let e = Envelope::new("c", vec![1; 20], kind, vec![]);
         assert_eq!(decode_envelope(&encode(&e)).unwrap().kind(), kind);
     }
-    let mut settings = sample_settings();
+    let mut settings = samples::settings();
     settings.auto_vote_delay_ms = None;
     let s = ConversationSync {
         settings: Some(settings),
-        ..sample_sync()
+        ..samples::sync()
     };
     assert_eq!(decode_conversation_sync(&encode(&s)).unwrap(), s);
 }
@@ -86,7 +87,7 @@ fn smallest_valid_encodings_match_the_scan_minimums() {
     assert_eq!(encode(&resolution).len(), MIN_RESOLUTION_BYTES);
     let candidate = Candidate {
         resolutions: vec![resolution],
-        ..sample_candidate()
+        ..samples::candidate()
     };
     decode_group_payload(&encode(&GroupPayload::new(Content::Candidate(candidate)))).unwrap();
     let proof = EquivocationProof {
@@ -132,14 +133,16 @@ fn oversized_inputs_are_refused_before_decoding() {
 #[test]
 fn truncated_bytes_are_refused() {
     let inputs: Vec<(Vec<u8>, Refuses)> = vec![
-        (encode(&sample_envelope()), |b| decode_envelope(b).is_err()),
-        (encode(&sample_join_request()), |b| {
+        (encode(&samples::envelope()), |b| {
+            decode_envelope(b).is_err()
+        }),
+        (encode(&samples::join_request()), |b| {
             decode_join_request(b).is_err()
         }),
-        (encode(&sample_welcome()), |b| {
+        (encode(&samples::welcome()), |b| {
             decode_welcome_packet(b).is_err()
         }),
-        (encode(&sample_group_payloads()[3]), |b| {
+        (encode(&samples::group_payloads()[3]), |b| {
             decode_group_payload(b).is_err()
         }),
     ];
@@ -153,7 +156,7 @@ fn truncated_bytes_are_refused() {
 
 #[test]
 fn envelope_rules_are_enforced() {
-    let base = sample_envelope();
+    let base = samples::envelope();
     let err = |e: &Envelope| decode_envelope(&encode(e)).unwrap_err();
 
     let e = Envelope {
@@ -258,7 +261,7 @@ fn join_request_and_welcome_rules_are_enforced() {
     j(vec![1; MAX_KEY_PACKAGE_BYTES]).unwrap();
 
     let w = |f: fn(&mut WelcomePacket)| {
-        let mut w = sample_welcome();
+        let mut w = samples::welcome();
         f(&mut w);
         field_of(decode_welcome_packet(&encode(&w)).unwrap_err())
     };
@@ -292,7 +295,7 @@ fn empty_repeated_elements_cannot_inflate_memory() {
     let err = decode_group_payload(&payload).unwrap_err();
     assert_eq!(field_of(err), "vote_bundle.votes");
     // Same for empty joiner ids in a welcome packet.
-    let mut welcome = encode(&sample_welcome());
+    let mut welcome = encode(&samples::welcome());
     for _ in 0..1000 {
         welcome.extend_from_slice(&[0x1a, 0x00]);
     }

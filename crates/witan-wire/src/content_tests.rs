@@ -4,6 +4,7 @@
 use super::*;
 use crate::encode;
 use crate::messages::*;
+use crate::samples;
 use crate::testutil::*;
 
 fn group_err(content: Content) -> WireError {
@@ -33,18 +34,18 @@ fn group_payload_needs_content_and_chat_rules_hold() {
     for message_id in [vec![], vec![1; 15], vec![1; 17]] {
         let chat = Chat {
             message_id,
-            ..sample_chat()
+            ..samples::chat()
         };
         assert_eq!(field_of(group_err(Content::Chat(chat))), "chat.message_id");
     }
     let chat = Chat {
         body: vec![0; MAX_CHAT_BODY_BYTES + 1],
-        ..sample_chat()
+        ..samples::chat()
     };
     assert_eq!(field_of(group_err(Content::Chat(chat))), "chat.body");
     let chat = Chat {
         body: vec![0; MAX_CHAT_BODY_BYTES],
-        ..sample_chat()
+        ..samples::chat()
     };
     validate_chat(&chat).unwrap();
 }
@@ -52,7 +53,7 @@ fn group_payload_needs_content_and_chat_rules_hold() {
 #[test]
 fn vote_field_lengths_are_enforced() {
     let v = |f: fn(&mut Vote)| {
-        let mut v = sample_vote(1);
+        let mut v = samples::vote(1);
         f(&mut v);
         v
     };
@@ -84,7 +85,7 @@ fn vote_field_lengths_are_enforced() {
 #[test]
 fn proposal_rules_are_enforced_recursively() {
     let p = |f: fn(&mut Proposal)| {
-        let mut p = sample_proposal(1);
+        let mut p = samples::proposal(1);
         f(&mut p);
         p
     };
@@ -119,10 +120,10 @@ fn proposal_rules_are_enforced_recursively() {
         proposal_err(p(|p| p.votes[1].signature.push(0))),
         "vote.signature"
     );
-    let too_many = p(|p| p.votes = vec![sample_vote(0); MAX_VOTES_PER_PROPOSAL + 1]);
+    let too_many = p(|p| p.votes = vec![samples::vote(0); MAX_VOTES_PER_PROPOSAL + 1]);
     assert_eq!(proposal_err(too_many), "proposal.votes");
     validate_proposal(&p(|p| {
-        p.votes = vec![sample_vote(0); MAX_VOTES_PER_PROPOSAL]
+        p.votes = vec![samples::vote(0); MAX_VOTES_PER_PROPOSAL]
     }))
     .unwrap();
 }
@@ -186,7 +187,7 @@ fn proposal_payload_rules_are_enforced() {
 #[test]
 fn candidate_rules_are_enforced_recursively() {
     let c = |f: fn(&mut Candidate)| {
-        let mut c = sample_candidate();
+        let mut c = samples::candidate();
         f(&mut c);
         field_of(group_err(Content::Candidate(c)))
     };
@@ -238,12 +239,12 @@ fn candidate_rules_are_enforced_recursively() {
     assert_eq!(
         c(|c| c.pol = Some(Polka {
             digest: vec![1; 31],
-            ..sample_polka()
+            ..samples::polka()
         })),
         "polka.digest"
     );
-    let mut many = sample_candidate();
-    many.resolutions = vec![sample_resolution(1); MAX_RESOLUTIONS_PER_CANDIDATE + 1];
+    let mut many = samples::candidate();
+    many.resolutions = vec![samples::resolution(1); MAX_RESOLUTIONS_PER_CANDIDATE + 1];
     assert_eq!(
         field_of(validate_candidate(&many).unwrap_err()),
         "candidate.resolutions"
@@ -253,7 +254,7 @@ fn candidate_rules_are_enforced_recursively() {
 #[test]
 fn round_messages_are_checked() {
     let v = |f: fn(&mut RoundVote)| {
-        let mut v = sample_round_vote();
+        let mut v = samples::round_vote();
         f(&mut v);
         field_of(group_err(Content::Prevote(v)))
     };
@@ -263,14 +264,14 @@ fn round_messages_are_checked() {
         v(|v| v.signature.pop().map(drop).unwrap()),
         "round_vote.signature"
     );
-    let mut polka = sample_polka();
+    let mut polka = samples::polka();
     polka.signatures[1].signature.push(0);
     assert_eq!(
         field_of(group_err(Content::Polka(polka))),
         "round_signature.signature"
     );
-    let mut polka = sample_polka();
-    polka.signatures = sample_signatures(1)
+    let mut polka = samples::polka();
+    polka.signatures = samples::signatures(1)
         .into_iter()
         .cycle()
         .take(MAX_ROUND_SIGNATURES + 1)
@@ -279,23 +280,23 @@ fn round_messages_are_checked() {
         field_of(validate_polka(&polka).unwrap_err()),
         "polka.signatures"
     );
-    let mut certified = sample_certified();
+    let mut certified = samples::certified();
     certified.candidate = None;
     assert_eq!(
         field_of(group_err(Content::Certified(certified))),
         "certified_commit.candidate"
     );
-    let mut certified = sample_certified();
+    let mut certified = samples::certified();
     certified.signatures[0].voter_key.clear();
     assert_eq!(
         field_of(group_err(Content::Certified(certified))),
         "certified_commit.signatures"
     );
-    let mut n = sample_new_round();
+    let mut n = samples::new_round();
     n.locked = None;
     assert_eq!(field_of(group_err(Content::NewRound(n))), "new_round.lock");
     let proof = EquivocationProof {
-        first: Some(sample_vote(1)),
+        first: Some(samples::vote(1)),
         second: None,
     };
     assert_eq!(
@@ -307,7 +308,7 @@ fn round_messages_are_checked() {
 #[test]
 fn sync_and_bundle_rules_are_enforced() {
     let s = |f: fn(&mut ConversationSync)| {
-        let mut s = sample_sync();
+        let mut s = samples::sync();
         f(&mut s);
         field_of(decode_conversation_sync(&encode(&s)).unwrap_err())
     };
@@ -328,7 +329,7 @@ fn sync_and_bundle_rules_are_enforced() {
         s(|s| s.scores[0].member_id.clear()),
         "conversation_sync.scores"
     );
-    let mut big = sample_sync();
+    let mut big = samples::sync();
     big.scores = vec![
         PeerScore {
             member_id: vec![1; 20],
@@ -341,7 +342,7 @@ fn sync_and_bundle_rules_are_enforced() {
         "conversation_sync.scores"
     );
     // The same checks apply to a sync inside a group payload.
-    let mut bad = sample_sync();
+    let mut bad = samples::sync();
     bad.settings = None;
     assert_eq!(
         field_of(group_err(Content::Sync(bad))),
@@ -350,14 +351,14 @@ fn sync_and_bundle_rules_are_enforced() {
     assert_eq!(s(|s| s.certified = None), "conversation_sync.certified");
 
     let bundle = VoteBundle {
-        votes: vec![sample_vote(1); MAX_VOTES_PER_BUNDLE + 1],
+        votes: vec![samples::vote(1); MAX_VOTES_PER_BUNDLE + 1],
     };
     assert_eq!(
         field_of(group_err(Content::Votes(bundle))),
         "vote_bundle.votes"
     );
     let mut bundle = VoteBundle {
-        votes: vec![sample_vote(1); 3],
+        votes: vec![samples::vote(1); 3],
     };
     bundle.votes[2].vote_hash.pop();
     assert_eq!(

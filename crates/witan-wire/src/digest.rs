@@ -199,7 +199,7 @@ pub fn catch_up_hash(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{sample_candidate, sample_polka, sample_proposal, sample_vote};
+    use crate::samples;
 
     const CONV: &str = "conversation";
     const DIGEST: [u8; 32] = [5; 32];
@@ -226,13 +226,13 @@ mod tests {
 
     #[test]
     fn vote_hash_matches_the_documented_encoding() {
-        let v = sample_vote(3);
+        let v = samples::vote(3);
         assert_eq!(vote_hash(CONV, &DIGEST, &v), manual_vote_hash(&v));
     }
 
     #[test]
     fn vote_hash_covers_every_signed_field_and_nothing_else() {
-        let base = sample_vote(1);
+        let base = samples::vote(1);
         let h = vote_hash(CONV, &DIGEST, &base);
         assert_ne!(
             vote_hash("other", &DIGEST, &base),
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn length_prefixes_prevent_field_boundary_shifts() {
-        let mut a = sample_vote(1);
+        let mut a = samples::vote(1);
         a.parent_hash = vec![];
         a.received_hash = vec![5; 32];
         let mut b = a.clone();
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn vote_digest_is_sha256_of_the_encoding_and_covers_the_signature() {
-        let v = sample_vote(2);
+        let v = samples::vote(2);
         let expected: [u8; 32] = Sha256::digest(v.encode_to_vec()).into();
         assert_eq!(vote_digest(&v), expected);
         let mut w = v.clone();
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn proposal_digest_ignores_votes_and_round_only() {
-        let base = sample_proposal(2);
+        let base = samples::proposal(2);
         let d = proposal_digest(CONV, &base);
         assert_ne!(
             proposal_digest("other", &base),
@@ -320,13 +320,13 @@ mod tests {
 
     #[test]
     fn candidate_digest_covers_the_value_and_not_the_round_proposer_or_polka() {
-        let base = sample_candidate();
+        let base = samples::candidate();
         let d = candidate_digest(CONV, &base);
         assert_ne!(candidate_digest("other", &base), d);
         let mut same = base.clone();
         same.round += 3;
         same.proposer = vec![9; 20];
-        same.pol = Some(sample_polka());
+        same.pol = Some(samples::polka());
         assert_eq!(candidate_digest(CONV, &same), d);
         let changes: Vec<fn(&mut crate::Candidate)> = vec![
             |c| c.epoch += 1,

@@ -1,6 +1,7 @@
 //! Robustness tests: random garbage and mutated valid encodings must decode to `Ok` or a
 //! `WireError`, never panic, and anything that decodes must re-validate.
 
+use super::samples;
 use super::testutil::*;
 use super::*;
 
@@ -59,13 +60,13 @@ fn garbage_built_from_protobuf_keys_never_panics() {
 #[test]
 fn mutated_valid_messages_never_panic() {
     let mut seeds: Vec<Vec<u8>> = vec![
-        encode(&sample_envelope()),
-        encode(&sample_join_request()),
-        encode(&sample_welcome()),
-        encode(&sample_sync()),
+        encode(&samples::envelope()),
+        encode(&samples::join_request()),
+        encode(&samples::welcome()),
+        encode(&samples::sync()),
     ];
-    seeds.extend(sample_group_payloads().iter().map(encode));
-    seeds.extend((0..5).map(|i| encode(&ProposalPayload::new(1, sample_action(i)))));
+    seeds.extend(samples::group_payloads().iter().map(encode));
+    seeds.extend((0..5).map(|i| encode(&ProposalPayload::new(1, samples::action(i)))));
     let mut rng = XorShift(0xdead_beef_cafe_f00d);
     for round in 0..3000 {
         let mut bytes = seeds[round % seeds.len()].clone();

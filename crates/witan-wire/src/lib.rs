@@ -84,6 +84,8 @@ mod scan;
 mod fuzz_tests;
 #[cfg(test)]
 mod proto_tests;
+#[cfg(any(test, feature = "samples"))]
+pub mod samples;
 #[cfg(test)]
 pub(crate) mod testutil;
 

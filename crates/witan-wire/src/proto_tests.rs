@@ -12,7 +12,7 @@ use prost_reflect::{
 };
 
 use super::messages::*;
-use super::testutil::*;
+use super::samples;
 
 const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
 const PROTO_FILE: &str = "witan_wire.proto";
@@ -181,15 +181,15 @@ fn collect_fields(msg: &DynamicMessage, seen: &mut BTreeSet<(String, u32)>) {
 /// Samples of every message with every field set somewhere: the shared samples plus the
 /// fields they leave at their defaults.
 fn rust_samples() -> Vec<(&'static str, Vec<u8>)> {
-    let mut vote = sample_vote(1);
+    let mut vote = samples::vote(1);
     vote.parent_hash = vec![9; 32];
     vote.vote = true;
-    let mut candidate = sample_candidate();
+    let mut candidate = samples::candidate();
     candidate.pol = Some(Polka {
         round: 1,
-        ..sample_polka()
+        ..samples::polka()
     });
-    let mut resolution = sample_resolution(6);
+    let mut resolution = samples::resolution(6);
     resolution.dropped = true;
     candidate.resolutions.push(resolution);
     let catch_up = CatchUp {
@@ -202,20 +202,20 @@ fn rust_samples() -> Vec<(&'static str, Vec<u8>)> {
     let mut samples: Vec<(&'static str, Vec<u8>)> = vec![
         (
             "Envelope",
-            sample_envelope().addressed(vec![5; 16]).encode_to_vec(),
+            samples::envelope().addressed(vec![5; 16]).encode_to_vec(),
         ),
         ("CatchUp", catch_up.encode_to_vec()),
-        ("JoinRequest", sample_join_request().encode_to_vec()),
-        ("WelcomePacket", sample_welcome().encode_to_vec()),
+        ("JoinRequest", samples::join_request().encode_to_vec()),
+        ("WelcomePacket", samples::welcome().encode_to_vec()),
         ("Vote", vote.encode_to_vec()),
         ("Candidate", candidate.encode_to_vec()),
-        ("ConversationSync", sample_sync().encode_to_vec()),
+        ("ConversationSync", samples::sync().encode_to_vec()),
     ];
-    for p in sample_group_payloads() {
+    for p in samples::group_payloads() {
         samples.push(("GroupPayload", p.encode_to_vec()));
     }
     for i in 0..4 {
-        let payload = ProposalPayload::new(7, sample_action(i));
+        let payload = ProposalPayload::new(7, samples::action(i));
         samples.push(("ProposalPayload", payload.encode_to_vec()));
     }
     samples
