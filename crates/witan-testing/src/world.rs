@@ -257,6 +257,21 @@ impl<L: EventListener + 'static> World<L> {
         self.open(i);
     }
 
+    /// Reopens a closed member and hands it the packets that arrived meanwhile.
+    pub fn reopen(&mut self, i: usize) {
+        self.open(i);
+        self.deliver_mailbox(i);
+    }
+
+    /// Every member's publishes fail from now on (`false`: they work again); what the
+    /// clients could not publish waits in their outboxes.
+    pub fn set_network_down(&self, down: bool) {
+        let mode = if down { Mode::Refuse } else { Mode::Normal };
+        for t in &self.transports {
+            t.set_mode(mode);
+        }
+    }
+
     /// Member `i`'s process stops: it is no longer polled or delivered to, and what it
     /// publishes is lost; its client stays readable.
     pub fn crash(&mut self, i: usize) {
