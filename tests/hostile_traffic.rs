@@ -170,7 +170,10 @@ fn forged_future_epoch_packets_do_not_crowd_out_genuine_traffic() {
         .into_iter()
         .map(|p| p.payload)
         .collect();
-    assert!(!backlog.is_empty(), "the victim's mailbox kept what it missed");
+    assert!(
+        !backlog.is_empty(),
+        "the victim's mailbox kept what it missed"
+    );
     w.reopen_quietly(victim);
     receive(&w, victim, &chat);
     receive(&w, victim, &backlog);

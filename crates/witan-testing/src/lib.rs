@@ -28,7 +28,9 @@ pub mod world;
 pub use clock::{START_MS, SkewedClock, VirtualClock};
 pub use links::{DelayFn, InFlight, Links};
 pub use listener::{Ignore, Recorder};
-pub use net::{MODE_NORMAL, MODE_REFUSE, MODE_SWALLOW, MemberTransport, Mode, Network, Packet, Tap};
+pub use net::{
+    MODE_NORMAL, MODE_REFUSE, MODE_SWALLOW, MemberTransport, Mode, Network, Packet, Tap,
+};
 pub use run::min_opt;
 pub use story::{fast_settings, member_set};
 pub use world::{Dir, ListenerFn, MemberSpec, ReceiveStats, Remote, Slot, World};

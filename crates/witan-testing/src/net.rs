@@ -111,7 +111,9 @@ impl Network {
     }
 
     pub fn is_subscribed(&self, member: usize, topic: &str) -> bool {
-        lock(&self.subs).get(&member).is_some_and(|t| t.contains(topic))
+        lock(&self.subs)
+            .get(&member)
+            .is_some_and(|t| t.contains(topic))
     }
 
     /// Member `member`'s topics.

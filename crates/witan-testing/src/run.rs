@@ -65,7 +65,10 @@ impl<L: EventListener + 'static> World<L> {
                     let subscribed = subs.get(&i).is_some_and(|s| s.contains(&packet.topic));
                     match &self.slots[i] {
                         Slot::Remote(_) => {
-                            for_remotes.entry(i).or_default().push(packet.payload.clone());
+                            for_remotes
+                                .entry(i)
+                                .or_default()
+                                .push(packet.payload.clone());
                         }
                         _ if !subscribed || self.crashed.contains(&i) => {}
                         Slot::Local(_) => self.links.route(now, i, packet.clone()),
@@ -122,8 +125,7 @@ impl<L: EventListener + 'static> World<L> {
                 .filter(|p| p.from != i && topics.contains(&p.topic));
             match &self.slots[i] {
                 Slot::Local(Some(c)) => {
-                    let packets: Vec<InboundPacket> =
-                        mine.cloned().map(inbound).collect();
+                    let packets: Vec<InboundPacket> = mine.cloned().map(inbound).collect();
                     if packets.is_empty() {
                         continue;
                     }

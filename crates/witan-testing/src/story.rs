@@ -86,7 +86,11 @@ impl<L: EventListener + 'static> World<L> {
             assert_eq!(member_set(&info), member_set(&reference), "{who}");
             assert_eq!(info.stewards, reference.stewards, "{who}");
             let a = self.c(i).epoch_authenticator(self.conv.clone());
-            assert_eq!(a.expect("it reads its epoch authenticator"), auth, "{who} forked");
+            assert_eq!(
+                a.expect("it reads its epoch authenticator"),
+                auth,
+                "{who} forked"
+            );
         }
     }
 }

@@ -42,8 +42,15 @@ fn a_crashed_member_hears_nothing_and_is_not_heard() {
     w.send(0, "not for cat");
     w.run_for(500);
     assert_eq!(w.bodies(1), vec!["not for cat".to_string()]);
-    assert_eq!(w.bodies(2), vec!["lost".to_string()], "its own message only");
-    assert!(w.mailbox[2].is_empty(), "a crash loses packets, no mailbox keeps them");
+    assert_eq!(
+        w.bodies(2),
+        vec!["lost".to_string()],
+        "its own message only"
+    );
+    assert!(
+        w.mailbox[2].is_empty(),
+        "a crash loses packets, no mailbox keeps them"
+    );
 }
 
 #[test]
@@ -69,7 +76,11 @@ fn delivery_rounds_leave_out_the_publisher_and_count_receive_calls() {
     assert_eq!(w.deliver_round().unwrap(), 1);
     assert_eq!(w.receive.calls - before.calls, 2, "ben and cat, not ann");
     assert_eq!(w.receive.packets - before.packets, 2);
-    assert_eq!(w.deliver_round().unwrap(), 0, "nothing was published meanwhile");
+    assert_eq!(
+        w.deliver_round().unwrap(),
+        0,
+        "nothing was published meanwhile"
+    );
     assert_eq!(w.bodies(2), vec!["round".to_string()]);
 }
 

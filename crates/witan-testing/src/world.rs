@@ -20,7 +20,7 @@ use witan::client::{ClientConfig, EventListener, WitanClient, WitanError, WitanE
 use crate::clock::{SkewedClock, VirtualClock};
 use crate::links::Links;
 use crate::listener::Recorder;
-use crate::net::{Mode, MemberTransport, Network, Packet, Tap};
+use crate::net::{MemberTransport, Mode, Network, Packet, Tap};
 
 /// Where the members' files live.
 pub enum Dir {
