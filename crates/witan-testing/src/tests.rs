@@ -113,3 +113,46 @@ fn engine_members_form_a_conversation_and_agree() {
         assert_eq!(net.history_bodies(i).len(), 1, "node {i}");
     }
 }
+
+/// A remote that keeps what it is handed and asks to run at a fixed time.
+struct Keeper {
+    got: std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>,
+    wake_at: u64,
+}
+
+impl crate::Remote for Keeper {
+    fn receive(&mut self, _now: u64, packets: Vec<Vec<u8>>) {
+        self.got.borrow_mut().extend(packets);
+    }
+    fn poll(&mut self, _now: u64) -> Option<u64> {
+        Some(self.wake_at)
+    }
+    fn take_published(&mut self) -> Vec<(String, Vec<u8>)> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn a_remote_member_gets_every_packet_and_its_wake_up_counts() {
+    let mut w = World::new(&["ann", "ben"]);
+    w.form(0, &[1]);
+    let got = std::rc::Rc::default();
+    let wake_at = w.now() + 7;
+    let remote = w.add_remote(
+        "far",
+        Box::new(Keeper {
+            got: std::rc::Rc::clone(&got),
+            wake_at,
+        }),
+    );
+    w.send(0, "to everyone");
+    let published = w.net.last().expect("the chat is in flight").payload;
+    w.deliver();
+    assert_eq!(*got.borrow(), vec![published]);
+    assert_eq!(
+        w.poll_all(),
+        Some(wake_at),
+        "the remote's wake-up is the earliest"
+    );
+    assert!(w.client(remote).is_none());
+}
