@@ -4,10 +4,17 @@ use std::sync::Arc;
 
 use crate::{Dir, Ignore, MemberSpec, World, engine, secret_of};
 
+/// Members `names`, the first the creator, all admitted by vote.
+fn formed(names: &[&str]) -> World {
+    let mut w = World::new(names);
+    let joiners: Vec<usize> = (1..names.len()).collect();
+    w.form(0, &joiners);
+    w
+}
+
 #[test]
 fn members_form_a_conversation_by_vote_and_agree() {
-    let mut w = World::new(&["ann", "ben", "cat"]);
-    w.form(0, &[1, 2]);
+    let mut w = formed(&["ann", "ben", "cat"]);
     w.assert_agree(&[0, 1, 2]);
     assert_eq!(w.info(0).members.len(), 3);
     w.send(1, "hello");
@@ -20,8 +27,7 @@ fn members_form_a_conversation_by_vote_and_agree() {
 
 #[test]
 fn a_closed_member_gets_what_it_missed_from_its_mailbox() {
-    let mut w = World::new(&["ann", "ben", "cat"]);
-    w.form(0, &[1, 2]);
+    let mut w = formed(&["ann", "ben", "cat"]);
     w.close(2);
     w.send(0, "while you were away");
     w.deliver();
@@ -35,8 +41,7 @@ fn a_closed_member_gets_what_it_missed_from_its_mailbox() {
 
 #[test]
 fn a_crashed_member_hears_nothing_and_is_not_heard() {
-    let mut w = World::new(&["ann", "ben", "cat"]);
-    w.form(0, &[1, 2]);
+    let mut w = formed(&["ann", "ben", "cat"]);
     w.crash(2);
     w.send(2, "lost");
     w.send(0, "not for cat");
@@ -55,8 +60,7 @@ fn a_crashed_member_hears_nothing_and_is_not_heard() {
 
 #[test]
 fn a_cut_link_loses_packets_until_it_is_restored() {
-    let mut w = World::new(&["ann", "ben"]);
-    w.form(0, &[1]);
+    let mut w = formed(&["ann", "ben"]);
     w.cut(0, 1);
     w.send(0, "one");
     w.run_for(500);
@@ -69,8 +73,7 @@ fn a_cut_link_loses_packets_until_it_is_restored() {
 
 #[test]
 fn delivery_rounds_leave_out_the_publisher_and_count_receive_calls() {
-    let mut w = World::new(&["ann", "ben", "cat"]);
-    w.form(0, &[1, 2]);
+    let mut w = formed(&["ann", "ben", "cat"]);
     let before = w.receive;
     w.send(0, "round");
     assert_eq!(w.deliver_round().unwrap(), 1);
@@ -134,8 +137,7 @@ impl crate::Remote for Keeper {
 
 #[test]
 fn a_remote_member_gets_every_packet_and_its_wake_up_counts() {
-    let mut w = World::new(&["ann", "ben"]);
-    w.form(0, &[1]);
+    let mut w = formed(&["ann", "ben"]);
     let got = std::rc::Rc::default();
     let wake_at = w.now() + 7;
     let remote = w.add_remote(
