@@ -3,205 +3,48 @@
 //! three members, bad and duplicate input, typed errors, restart from the file, deadlines that
 //! expired while a client was closed, and a failing transport.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use witan::client::{
-    ClientConfig, Clock, ConversationState, InboundPacket, OutboundPacket, Transport,
-    TransportError, WitanClient, WitanError, WitanEvent,
+    ClientConfig, ConversationState, InboundPacket, WitanClient, WitanError, WitanEvent,
 };
 use witan::wire;
 
 #[path = "support/clients.rs"]
 mod clients;
 
-use clients::{CONV, Listener, ManualClock, fast_settings};
+use clients::{CONV, Listener, NodeTransport, fast_settings};
 
-/// Topic router: FIFO queue of published packets, per-node subscriptions that survive a
-/// client restart, and a mailbox for nodes whose client is closed.
-#[derive(Default)]
-struct Router {
-    queue: Mutex<VecDeque<(String, Vec<u8>)>>,
-    subs: Mutex<BTreeMap<usize, BTreeSet<String>>>,
-    down: AtomicBool,
-    log: Mutex<Vec<OutboundPacket>>,
-}
+/// The harness's world of members `member-<i>` with this file's helpers.
+struct World(clients::World);
 
-struct NodeTransport {
-    router: Arc<Router>,
-    node: usize,
-}
-
-impl Transport for NodeTransport {
-    fn publish(&self, packet: OutboundPacket) -> Result<(), TransportError> {
-        if self.router.down.load(Ordering::SeqCst) {
-            return Err(TransportError::Unavailable {
-                reason: "offline".into(),
-            });
-        }
-        self.router.log.lock().unwrap().push(packet.clone());
-        self.router
-            .queue
-            .lock()
-            .unwrap()
-            .push_back((packet.topic, packet.payload));
-        Ok(())
-    }
-    fn subscribe(&self, topic: String) {
-        let mut subs = self.router.subs.lock().unwrap();
-        subs.entry(self.node).or_default().insert(topic);
-    }
-    fn unsubscribe(&self, topic: String) {
-        let mut subs = self.router.subs.lock().unwrap();
-        subs.entry(self.node).or_default().remove(&topic);
+impl std::ops::Deref for World {
+    type Target = clients::World;
+    fn deref(&self) -> &clients::World {
+        &self.0
     }
 }
 
-struct World {
-    dir: tempfile::TempDir,
-    router: Arc<Router>,
-    clock: Arc<ManualClock>,
-    clients: Vec<Option<Arc<WitanClient>>>,
-    listeners: Vec<Arc<Listener>>,
-    mailbox: BTreeMap<usize, Vec<Vec<u8>>>,
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut clients::World {
+        &mut self.0
+    }
 }
 
 impl World {
     fn new(n: usize) -> World {
-        let mut w = World {
-            dir: tempfile::tempdir().unwrap(),
-            router: Arc::new(Router::default()),
-            clock: Arc::new(ManualClock(AtomicU64::new(1_700_000_000_000))),
-            clients: (0..n).map(|_| None).collect(),
-            listeners: (0..n).map(|_| Arc::new(Listener::default())).collect(),
-            mailbox: BTreeMap::new(),
-        };
-        for i in 0..n {
-            w.open(i);
-        }
+        let names: Vec<String> = (0..n).map(|i| format!("member-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        World(clients::World::new(&names))
+    }
+
+    /// Creator 0, members 1..n join by request and vote.
+    fn form(n: usize) -> World {
+        let mut w = World::new(n);
+        let joiners: Vec<usize> = (1..n).collect();
+        w.0.form(0, &joiners);
         w
-    }
-
-    fn path(&self, i: usize) -> String {
-        self.dir
-            .path()
-            .join(format!("member-{i}.db"))
-            .to_str()
-            .unwrap()
-            .to_string()
-    }
-
-    fn open(&mut self, i: usize) {
-        let client = WitanClient::open_with_clock(
-            ClientConfig {
-                database_path: self.path(i),
-                identity_secret: None,
-                database_key: None,
-                role: None,
-            },
-            Arc::new(NodeTransport {
-                router: self.router.clone(),
-                node: i,
-            }),
-            self.listeners[i].clone(),
-            self.clock.clone(),
-        )
-        .unwrap();
-        self.clients[i] = Some(client);
-    }
-
-    /// Reopens a closed client and hands it the packets that arrived meanwhile.
-    fn reopen(&mut self, i: usize) {
-        self.open(i);
-        let backlog = self.mailbox.remove(&i).unwrap_or_default();
-        let packets = backlog
-            .into_iter()
-            .map(|payload| InboundPacket {
-                topic: String::new(),
-                payload,
-            })
-            .collect();
-        self.c(i).receive(packets).unwrap();
-    }
-
-    fn close(&mut self, i: usize) {
-        self.clients[i] = None;
-    }
-
-    fn c(&self, i: usize) -> &WitanClient {
-        self.clients[i].as_ref().expect("client is open")
-    }
-
-    fn now(&self) -> u64 {
-        self.clock.now_ms()
-    }
-
-    /// Delivers everything in flight to every subscribed node, the sender included (its echo
-    /// must be a duplicate).
-    fn deliver(&mut self) {
-        loop {
-            let next = self.router.queue.lock().unwrap().pop_front();
-            let Some((topic, payload)) = next else { return };
-            let subs = self.router.subs.lock().unwrap().clone();
-            for i in 0..self.clients.len() {
-                if !subs.get(&i).is_some_and(|s| s.contains(&topic)) {
-                    continue;
-                }
-                match &self.clients[i] {
-                    Some(c) => {
-                        c.receive(vec![InboundPacket {
-                            topic: topic.clone(),
-                            payload: payload.clone(),
-                        }])
-                        .unwrap();
-                    }
-                    None => self.mailbox.entry(i).or_default().push(payload.clone()),
-                }
-            }
-        }
-    }
-
-    /// Polls every open client; returns the earliest wake-up they asked for.
-    fn poll_all(&mut self) -> Option<u64> {
-        let mut next: Option<u64> = None;
-        for c in self.clients.iter().flatten() {
-            if let Some(at) = c.poll().unwrap().next_wakeup_at_ms {
-                next = Some(next.map_or(at, |n| n.min(at)));
-            }
-        }
-        next
-    }
-
-    /// Delivers and polls, jumping the clock to the next wake-up, for `horizon_ms`.
-    fn run_for(&mut self, horizon_ms: u64) {
-        let end = self.now() + horizon_ms;
-        for _ in 0..100_000 {
-            self.deliver();
-            let next = self.poll_all();
-            self.deliver();
-            let next = match (next, self.poll_all()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            match next {
-                Some(at) if at <= end && at > self.now() => {
-                    self.clock.0.store(at, Ordering::SeqCst);
-                }
-                Some(at) if at <= self.now() => {}
-                _ => {
-                    self.clock.0.store(end, Ordering::SeqCst);
-                    self.poll_all();
-                    self.deliver();
-                    return;
-                }
-            }
-        }
-        panic!("the world did not settle");
-    }
-
-    fn events(&self, i: usize) -> Vec<WitanEvent> {
-        self.listeners[i].0.lock().unwrap().clone()
     }
 
     fn received(&self, i: usize) -> Vec<Vec<u8>> {
@@ -221,19 +64,6 @@ impl World {
             .into_iter()
             .map(|m| m.body)
             .collect()
-    }
-
-    /// Creator 0, members 1..n join by request and vote.
-    fn form(n: usize) -> World {
-        let mut w = World::new(n);
-        w.c(0)
-            .create_conversation(CONV.into(), fast_settings())
-            .unwrap();
-        for i in 1..n {
-            w.c(i).request_to_join(CONV.into()).unwrap();
-        }
-        w.run_for(30_000);
-        w
     }
 
     fn assert_formed(&self, members: &[usize]) {
@@ -305,7 +135,7 @@ fn three_members_join_by_vote_and_chat() {
 fn duplicates_and_garbage_change_nothing() {
     let mut w = World::form(2);
     w.c(0).send_message(CONV.into(), b"once".to_vec()).unwrap();
-    let chat = w.router.log.lock().unwrap().last().unwrap().clone();
+    let chat = w.net.last().unwrap();
     w.deliver();
     assert_eq!(w.received(1), vec![b"once".to_vec()]);
     let before = (
@@ -363,9 +193,9 @@ fn a_packet_refused_after_decrypting_is_undone_alone_within_its_batch() {
     let mut sent = Vec::new();
     for text in [b"first".to_vec(), b"second".to_vec()] {
         w.c(0).send_message(CONV.into(), text).unwrap();
-        sent.push(w.router.log.lock().unwrap().last().unwrap().clone());
+        sent.push(w.net.last().unwrap());
     }
-    w.router.queue.lock().unwrap().clear();
+    w.net.clear();
     let genuine = wire::decode_envelope(&sent[0].payload).unwrap();
     let forged = wire::encode(&wire::Envelope::new(
         CONV,
@@ -481,13 +311,13 @@ fn a_deadline_that_expired_while_closed_fires_on_the_next_poll() {
     let info = w.c(0).conversation(CONV.into()).unwrap().unwrap();
     assert_eq!(info.state, ConversationState::Left);
     assert!(w.c(0).subscriptions().is_empty());
-    assert!(w.router.subs.lock().unwrap()[&0].is_empty());
+    assert!(w.net.subscriptions()[&0].is_empty());
 }
 
 #[test]
 fn a_failed_publish_stays_in_the_outbox_until_a_later_poll_sends_it() {
     let mut w = World::form(2);
-    w.router.down.store(true, Ordering::SeqCst);
+    w.set_network_down(true);
     w.c(0)
         .send_message(CONV.into(), b"queued".to_vec())
         .unwrap();
@@ -499,7 +329,7 @@ fn a_failed_publish_stays_in_the_outbox_until_a_later_poll_sends_it() {
     let retry_at = report.next_wakeup_at_ms.unwrap();
     assert!(retry_at > w.now() && retry_at <= w.now() + 1_000);
 
-    w.router.down.store(false, Ordering::SeqCst);
+    w.set_network_down(false);
     // Not due yet: nothing is sent before the backoff elapsed.
     assert_eq!(w.c(0).poll().unwrap().sent, 0);
     w.clock.0.store(retry_at, Ordering::SeqCst);
@@ -516,14 +346,11 @@ fn handle_wakeup_returns_the_new_messages_for_the_notification() {
     w.c(0).send_message(CONV.into(), b"ping".to_vec()).unwrap();
     w.deliver();
     w.open(1);
-    let packets = w
-        .mailbox
-        .remove(&1)
-        .unwrap_or_default()
+    let packets = std::mem::take(&mut w.mailbox[1])
         .into_iter()
-        .map(|payload| InboundPacket {
+        .map(|p| InboundPacket {
             topic: String::new(),
-            payload,
+            payload: p.payload,
         })
         .collect::<Vec<_>>();
     let report = w.c(1).handle_wakeup(packets.clone()).unwrap();
@@ -564,7 +391,10 @@ fn traffic_that_arrives_before_the_welcome_is_buffered_and_replayed() {
     // It comes back and gets the chat first, the welcome after it: the chat waits in the
     // buffer (stored in the same step, so it survives a kill) and is replayed on joining.
     w.open(2);
-    let mut backlog = w.mailbox.remove(&2).unwrap_or_default();
+    let mut backlog: Vec<Vec<u8>> = std::mem::take(&mut w.mailbox[2])
+        .into_iter()
+        .map(|p| p.payload)
+        .collect();
     let chat = backlog.pop().unwrap();
     let first = w
         .c(2)
@@ -617,10 +447,7 @@ fn two_clients_on_one_file_see_each_others_steps() {
             database_key: None,
             role: None,
         },
-        Arc::new(NodeTransport {
-            router: w.router.clone(),
-            node: 1,
-        }),
+        Arc::new(NodeTransport::new(w.net.clone(), 1)),
         Arc::new(Listener::default()),
         w.clock.clone(),
     )

@@ -216,7 +216,7 @@ fn open_dave_here(w: &mut World) {
     w.slots[DAVE] = Slot::Local(None);
     w.open(DAVE);
     // Packets to dave in flight or spooled were drained by the last run.
-    assert!(w.mailbox.get(&DAVE).is_none_or(|m| m.is_empty()));
+    assert!(w.mailbox.get(DAVE).is_none_or(|m| m.is_empty()));
 }
 
 #[test]
@@ -423,7 +423,7 @@ fn a_round_that_timed_out_while_closed_moves_on_at_the_next_poll() {
     let (target, proposer, sleeper) = (others[0], others[1], others[2]);
 
     // The epoch steward crashes for good; a removal is approved; round 0 times out.
-    w.router.muted.lock().unwrap().insert(steward);
+    w.mute(steward, true);
     w.close(steward);
     let target_id = w.c(target).member_id();
     w.c(proposer)
@@ -537,10 +537,7 @@ fn two_clients_creating_one_database_at_once_both_open() {
                             database_key: None,
                             role: None,
                         },
-                        Arc::new(clients::NodeTransport {
-                            router: Arc::default(),
-                            node: 0,
-                        }),
+                        Arc::new(clients::NodeTransport::new(Arc::default(), 0)),
                         Arc::new(clients::Listener::default()),
                         Arc::new(clients::ManualClock(clients::START_MS.into())),
                     )

@@ -15,13 +15,7 @@ use witan::wire::{self, group_payload::Content};
 
 /// The packets in flight, taken off the router (nobody receives them).
 fn take_in_flight(w: &World) -> Vec<Vec<u8>> {
-    w.router
-        .queue
-        .lock()
-        .unwrap()
-        .drain(..)
-        .map(|(_, _, payload)| payload)
-        .collect()
+    w.net.take_all().into_iter().map(|p| p.payload).collect()
 }
 
 fn receive(w: &World, i: usize, payloads: &[Vec<u8>]) -> witan::client::ReceiveReport {
@@ -172,7 +166,14 @@ fn forged_future_epoch_packets_do_not_crowd_out_genuine_traffic() {
     w.send(steward, "first words of the new epoch");
     let chat = take_in_flight(&w);
     assert_eq!(chat.len(), 1);
-    let backlog = w.mailbox.remove(&victim).unwrap();
+    let backlog: Vec<Vec<u8>> = std::mem::take(&mut w.mailbox[victim])
+        .into_iter()
+        .map(|p| p.payload)
+        .collect();
+    assert!(
+        !backlog.is_empty(),
+        "the victim's mailbox kept what it missed"
+    );
     w.reopen_quietly(victim);
     receive(&w, victim, &chat);
     receive(&w, victim, &backlog);

@@ -68,13 +68,11 @@ fn extension(w: &World, member: usize) -> (Arc<WitanClient>, Arc<Recorder>) {
 }
 
 fn mailbox(w: &mut World, member: usize) -> Vec<InboundPacket> {
-    w.mailbox
-        .remove(&member)
-        .unwrap_or_default()
+    std::mem::take(&mut w.mailbox[member])
         .into_iter()
-        .map(|payload| InboundPacket {
+        .map(|p| InboundPacket {
             topic: String::new(),
-            payload,
+            payload: p.payload,
         })
         .collect()
 }

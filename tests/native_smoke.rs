@@ -53,10 +53,7 @@ fn two_members_on_encrypted_databases_exchange_a_message_that_stays_unreadable_o
             database_key: Some(vec![0x5a; 32]),
             role: None,
         },
-        Arc::new(NodeTransport {
-            router: w.router.clone(),
-            node: 1,
-        }),
+        Arc::new(NodeTransport::new(w.net.clone(), 1)),
         Arc::new(Listener::default()),
     )
     .unwrap_err();

@@ -154,7 +154,7 @@ fn an_epoch_steward_that_sends_two_different_valid_commits_to_two_halves_does_no
     let honest: Vec<usize> = (0..5).filter(|i| *i != steward).collect();
     let target = honest[3];
     // The epoch steward turns byzantine: nothing it sends honestly reaches anyone.
-    w.router.muted.lock().unwrap().insert(steward);
+    w.mute(steward, true);
     w.c(honest[0])
         .propose_removal(CONV.into(), member_id(&w, target))
         .unwrap();
@@ -236,7 +236,7 @@ fn deliveries_slower_than_the_freeze_window_do_not_fork_the_group() {
         1_200 + ((from as u64 * 31 + to as u64 * 17 + seq * 7) % 2_800)
     })));
     // The epoch steward is silent, so the others must commit the removal among themselves.
-    w.router.muted.lock().unwrap().insert(steward);
+    w.mute(steward, true);
     let target = member_id(&w, others[3]);
     w.c(others[0])
         .propose_removal(CONV.into(), target.clone())
@@ -247,7 +247,7 @@ fn deliveries_slower_than_the_freeze_window_do_not_fork_the_group() {
         "committed without the epoch steward"
     );
     w.set_delay(None);
-    w.router.muted.lock().unwrap().remove(&steward);
+    w.mute(steward, false);
     w.run_for(300_000);
     let rest = in_group(&w, &(0..5).collect::<Vec<_>>());
     assert!(rest.len() >= 4, "{rest:?}");

@@ -1,46 +1,27 @@
-//! The bench's world: N `WitanClient`s in one process, each with its own SQLite file under
-//! the shipped durability settings, linked by an in-memory topic router and driven by a
-//! virtual clock.
+//! The bench's world: `witan_testing`'s [`World`](witan_testing::World) of N `WitanClient`s,
+//! each with its own SQLite file under the shipped durability settings, with what the bench
+//! measures plugged in: a [`Router`] tap that counts and labels every published packet, and a
+//! [`Listener`] that keeps counts instead of events.
 //!
-//! The router is FIFO and loses nothing. It does not echo a packet to its publisher (a
-//! client's own echo is a duplicate that changes nothing). Delivery goes in rounds: a round
-//! takes every packet in flight and hands each client, in one `receive` call, the ones on its
-//! topics in publication order; packets published meanwhile go to the next round. When
-//! nothing is in flight, every client is polled and the clock jumps to the earliest wake-up
-//! they asked for.
+//! Delivery goes in rounds (`World::deliver_round`: no echo to the publisher, one `receive`
+//! per client and round, its time added up). When nothing is in flight, every client is
+//! polled and the clock jumps to the earliest wake-up they asked for.
 
-use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use witan::client::{
-    ClientConfig, Clock, ConversationInfo, EventListener, InboundPacket, OutboundPacket, Transport,
-    TransportError, WitanClient, WitanEvent,
-};
+use witan::client::{ConversationInfo, EventListener, WitanClient, WitanEvent};
+use witan_testing::{Dir, MemberSpec, Tap};
 
 use super::measure::Meter;
 
+pub use witan_testing::Packet;
+
 pub type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// Virtual time starts here (2023-11-14T22:13:20Z).
-pub const START_MS: u64 = 1_700_000_000_000;
-
-/// One published packet.
-#[derive(Clone, Debug)]
-pub struct Packet {
-    pub from: usize,
-    pub topic: String,
-    pub payload: Vec<u8>,
-    /// What the publisher was doing (see [`Router::set_phase`]).
-    pub phase: &'static str,
-}
-
-/// FIFO topic router with publication counters.
+/// Counts and labels every published packet.
 #[derive(Default)]
 pub struct Router {
-    queue: Mutex<VecDeque<Packet>>,
-    subs: Mutex<Vec<BTreeSet<String>>>,
     phase: Mutex<&'static str>,
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
@@ -55,17 +36,6 @@ impl Router {
         *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = phase;
     }
 
-    pub fn in_flight(&self) -> usize {
-        self.queue.lock().map_or(0, |q| q.len())
-    }
-
-    fn take_all(&self) -> Vec<Packet> {
-        self.queue
-            .lock()
-            .map(|mut q| q.drain(..).collect())
-            .unwrap_or_default()
-    }
-
     /// (packets, bytes) published so far.
     pub fn counters(&self) -> (u64, u64) {
         (
@@ -75,49 +45,15 @@ impl Router {
     }
 }
 
-struct NodeTransport {
-    router: Arc<Router>,
-    node: usize,
-}
-
-impl Transport for NodeTransport {
-    fn publish(&self, packet: OutboundPacket) -> Result<(), TransportError> {
-        let r = &self.router;
-        r.packets.fetch_add(1, Ordering::Relaxed);
-        r.bytes
+impl Tap for Router {
+    fn published(&self, packet: &mut Packet) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-        let phase = *r.phase.lock().unwrap_or_else(|p| p.into_inner());
-        let p = Packet {
-            from: self.node,
-            topic: packet.topic,
-            payload: packet.payload,
-            phase,
-        };
-        if r.record.load(Ordering::Relaxed) {
-            r.log
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(p.clone());
-        }
-        r.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(p);
-        Ok(())
-    }
-
-    fn subscribe(&self, topic: String) {
-        let mut subs = self.router.subs.lock().unwrap_or_else(|p| p.into_inner());
-        if subs.len() <= self.node {
-            subs.resize(self.node + 1, BTreeSet::new());
-        }
-        subs[self.node].insert(topic);
-    }
-
-    fn unsubscribe(&self, topic: String) {
-        let mut subs = self.router.subs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = subs.get_mut(self.node) {
-            s.remove(&topic);
+        packet.phase = *self.phase.lock().unwrap_or_else(|p| p.into_inner());
+        if self.record.load(Ordering::Relaxed) {
+            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            log.push(packet.clone());
         }
     }
 }
@@ -148,150 +84,59 @@ impl EventListener for Listener {
     }
 }
 
-pub struct VirtualClock(pub AtomicU64);
+/// The harness's world (its fields — `receive`, `listeners`, `mailbox`, … — read through
+/// `Deref`) with the bench's router and fallible calls.
+pub struct World {
+    inner: witan_testing::World<Listener>,
+    pub router: Arc<Router>,
+}
 
-impl Clock for VirtualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+impl std::ops::Deref for World {
+    type Target = witan_testing::World<Listener>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
     }
 }
 
-/// Time spent inside `receive` and how many packets it was handed.
-#[derive(Default, Debug, Clone, Copy)]
-pub struct ReceiveStats {
-    pub time: Duration,
-    pub packets: u64,
-    pub calls: u64,
-}
-
-pub struct World {
-    pub dir: std::path::PathBuf,
-    pub router: Arc<Router>,
-    pub clock: Arc<VirtualClock>,
-    pub clients: Vec<Option<Arc<WitanClient>>>,
-    pub listeners: Vec<Arc<Listener>>,
-    pub receive: ReceiveStats,
-    /// Packets for clients that are closed, in arrival order.
-    pub mailbox: Vec<Vec<Packet>>,
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
 }
 
 impl World {
-    /// Opens `n` clients with files under `dir`.
+    /// Opens `n` clients with files `member-<i>.db` under `dir`.
     pub fn new(n: usize, dir: &std::path::Path) -> BenchResult<World> {
-        let mut w = World {
-            dir: dir.to_path_buf(),
-            router: Arc::new(Router::default()),
-            clock: Arc::new(VirtualClock(AtomicU64::new(START_MS))),
-            clients: (0..n).map(|_| None).collect(),
-            listeners: (0..n).map(|_| Arc::new(Listener::default())).collect(),
-            receive: ReceiveStats::default(),
-            mailbox: vec![Vec::new(); n],
-        };
+        let router = Arc::new(Router::default());
+        let tap: Arc<dyn Tap> = router.clone();
+        let mut inner = witan_testing::World::empty(
+            Dir::Kept(dir.to_path_buf()),
+            Some(tap),
+            Box::new(|_, _| Arc::new(Listener::default())),
+        );
         for i in 0..n {
-            w.open(i)?;
+            inner.add_member(MemberSpec::named(&format!("member-{i}")));
+            inner.try_open(i)?;
         }
-        Ok(w)
-    }
-
-    pub fn n(&self) -> usize {
-        self.clients.len()
-    }
-
-    pub fn path(&self, i: usize) -> String {
-        self.dir
-            .join(format!("member-{i}.db"))
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    pub fn open(&mut self, i: usize) -> BenchResult<()> {
-        let client = WitanClient::open_with_clock(
-            ClientConfig {
-                database_path: self.path(i),
-                identity_secret: None,
-                database_key: None,
-                role: None,
-            },
-            Arc::new(NodeTransport {
-                router: self.router.clone(),
-                node: i,
-            }),
-            self.listeners[i].clone(),
-            self.clock.clone(),
-        )?;
-        self.clients[i] = Some(client);
-        Ok(())
-    }
-
-    /// Drops client `i`: packets for it go to its mailbox until it is opened again.
-    pub fn close(&mut self, i: usize) {
-        self.clients[i] = None;
+        Ok(World { inner, router })
     }
 
     pub fn c(&self, i: usize) -> BenchResult<&WitanClient> {
-        self.clients[i]
-            .as_deref()
-            .ok_or_else(|| format!("client {i} is closed").into())
+        match self.inner.client(i) {
+            Some(c) => Ok(c),
+            None => Err(format!("client {i} is closed").into()),
+        }
     }
 
-    pub fn now(&self) -> u64 {
-        self.clock.now_ms()
-    }
-
-    pub fn set_now(&self, at: u64) {
-        self.clock.0.store(at, Ordering::SeqCst);
-    }
-
-    /// Delivers one round (see the module doc); returns how many packets were taken.
+    /// Delivers one round; returns how many packets were taken.
     pub fn deliver_round(&mut self) -> BenchResult<usize> {
-        let batch = self.router.take_all();
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let subs = self
-            .router
-            .subs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for i in 0..self.n() {
-            let Some(topics) = subs.get(i) else { continue };
-            let mine = batch
-                .iter()
-                .filter(|p| p.from != i && topics.contains(&p.topic));
-            match &self.clients[i] {
-                Some(c) => {
-                    let packets: Vec<InboundPacket> = mine
-                        .map(|p| InboundPacket {
-                            topic: p.topic.clone(),
-                            payload: p.payload.clone(),
-                        })
-                        .collect();
-                    if packets.is_empty() {
-                        continue;
-                    }
-                    let count = packets.len() as u64;
-                    let started = Instant::now();
-                    c.receive(packets)?;
-                    self.receive.time += started.elapsed();
-                    self.receive.packets += count;
-                    self.receive.calls += 1;
-                }
-                None => self.mailbox[i].extend(mine.cloned()),
-            }
-        }
-        Ok(batch.len())
+        Ok(self.inner.deliver_round()?)
     }
 
     /// Polls every open client; the earliest wake-up they asked for.
-    pub fn poll_all(&self) -> BenchResult<Option<u64>> {
+    pub fn poll_all(&mut self) -> BenchResult<Option<u64>> {
         self.router.set_phase("poll");
-        let mut next: Option<u64> = None;
-        for c in self.clients.iter().flatten() {
-            if let Some(at) = c.poll()?.next_wakeup_at_ms {
-                next = Some(next.map_or(at, |n: u64| n.min(at)));
-            }
-        }
+        let next = self.inner.try_poll_all()?;
         self.router.set_phase("receive");
         Ok(next)
     }
@@ -328,7 +173,7 @@ impl World {
                 }
             }
             let next = self.poll_all()?;
-            if self.router.in_flight() > 0 {
+            if self.net.in_flight() > 0 {
                 continue;
             }
             if check(self, meter, true)? {

@@ -97,7 +97,7 @@ fn main() -> ExitCode {
          backup {})",
         NAMES[steward], before.epoch, NAMES[backup]
     ));
-    d.net.crashed.lock().unwrap().insert(steward);
+    d.world.crash(steward);
     d.present.remove(&steward);
     let live = d.live();
     let spammer = *live.iter().rev().find(|i| **i != backup).expect("a member");
@@ -185,7 +185,7 @@ fn main() -> ExitCode {
         wall.elapsed().as_secs_f64()
     );
     if keep {
-        let path = d.dir.keep();
+        let path = d.world.dir.keep();
         println!("Databases kept in {}", path.display());
     }
     if ok {
@@ -211,9 +211,9 @@ fn summary(d: &Demo) -> bool {
             .map(|m| m.len())
             .unwrap_or(0);
         let scores: String = d
-            .clients
-            .iter()
-            .map(|c| {
+            .world
+            .open_clients()
+            .map(|(_, c)| {
                 let id = c.member_id();
                 let score = info.members.iter().find(|m| m.member_id == id);
                 format!(

@@ -1,61 +1,17 @@
-//! The demo's world: an in-process topic router (one FIFO queue, per-member subscriptions,
-//! crashed members whose packets are lost), a virtual clock, a listener that records every
-//! event, and [`Demo`], which owns the six clients and runs them — delivering packets and
+//! The demo's world: `witan_testing`'s [`World`] of six clients (one in-process router,
+//! a virtual clock, crashed members whose packets are lost) with a listener that records
+//! every event for the narration, and [`Demo`], which runs them — delivering packets and
 //! polling, and jumping the clock to the earliest wake-up when nothing is in flight.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use witan::client::{
-    ClientConfig, Clock, ConversationInfo, ConversationState, EventListener, InboundPacket,
-    OutboundPacket, Transport, TransportError, WitanClient, WitanEvent,
+    Clock, ConversationInfo, ConversationState, EventListener, WitanClient, WitanEvent,
 };
+use witan_testing::{Dir, MemberSpec, VirtualClock, World};
 
 use crate::{CONV, NAMES, START_MS};
-
-// ----- the in-process network -----
-
-/// Topic router: one FIFO queue, per-member subscriptions, and crashed members whose
-/// packets are lost.
-#[derive(Default)]
-pub struct Net {
-    pub queue: Mutex<VecDeque<(String, Vec<u8>)>>,
-    pub subs: Mutex<BTreeMap<usize, BTreeSet<String>>>,
-    pub crashed: Mutex<BTreeSet<usize>>,
-}
-
-pub struct MemberTransport {
-    net: Arc<Net>,
-    me: usize,
-}
-
-impl Transport for MemberTransport {
-    fn publish(&self, packet: OutboundPacket) -> Result<(), TransportError> {
-        // A crashed member's packets never reach anyone.
-        if !self.net.crashed.lock().unwrap().contains(&self.me) {
-            let mut queue = self.net.queue.lock().unwrap();
-            queue.push_back((packet.topic, packet.payload));
-        }
-        Ok(())
-    }
-    fn subscribe(&self, topic: String) {
-        let mut subs = self.net.subs.lock().unwrap();
-        subs.entry(self.me).or_default().insert(topic);
-    }
-    fn unsubscribe(&self, topic: String) {
-        let mut subs = self.net.subs.lock().unwrap();
-        subs.entry(self.me).or_default().remove(&topic);
-    }
-}
-
-pub struct VirtualClock(pub AtomicU64);
-
-impl Clock for VirtualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// Every event any member hears, with the virtual time and who heard it.
 pub type Log = Arc<Mutex<Vec<(u64, usize, WitanEvent)>>>;
@@ -76,10 +32,7 @@ impl EventListener for Recorder {
 // ----- the demo world -----
 
 pub struct Demo {
-    pub dir: tempfile::TempDir,
-    pub net: Arc<Net>,
-    pub clock: Arc<VirtualClock>,
-    pub clients: Vec<Arc<WitanClient>>,
+    pub world: World<Recorder>,
     pub log: Log,
     pub printed: usize,
     /// Member id (hex) -> name.
@@ -97,47 +50,30 @@ impl Demo {
             .prefix("witan-demo-")
             .tempdir()
             .expect("a temporary directory");
-        let net = Arc::new(Net::default());
-        let clock = Arc::new(VirtualClock(AtomicU64::new(START_MS)));
         let log: Log = Arc::default();
-        let mut clients = Vec::new();
+        let recorders = log.clone();
+        let mut world = World::empty(
+            Dir::Temp(dir),
+            None,
+            Box::new(move |me, clock| {
+                let (log, clock) = (recorders.clone(), clock.clone());
+                Arc::new(Recorder { me, log, clock })
+            }),
+        );
+        world.conv = CONV.to_string();
+        world.set_now(START_MS);
         let mut names = BTreeMap::new();
-        println!("Work directory: {}", dir.path().display());
+        println!("Work directory: {}", world.dir.path().display());
         for (i, name) in NAMES.iter().enumerate() {
-            let path = dir.path().join(format!("{name}.db"));
-            let client = WitanClient::open_with_clock(
-                ClientConfig {
-                    database_path: path.to_str().expect("a UTF-8 path").to_string(),
-                    // Fixed identities keep the story (and the steward order) the same on every run.
-                    identity_secret: Some(vec![i as u8 + 1; 32]),
-                    database_key: None,
-                    role: None,
-                },
-                Arc::new(MemberTransport {
-                    net: net.clone(),
-                    me: i,
-                }),
-                Arc::new(Recorder {
-                    me: i,
-                    log: log.clone(),
-                    clock: clock.clone(),
-                }),
-                clock.clone(),
-            )
-            .expect("the client opens");
-            println!(
-                "  {name:<6} {}  {}",
-                &client.member_id()[..8],
-                path.display()
-            );
-            names.insert(client.member_id(), name.to_string());
-            clients.push(client);
+            // Fixed identities keep the story (and the steward order) the same on every run.
+            world.add_member(MemberSpec::named(name).with_secret(&[i as u8 + 1; 32]));
+            world.open(i);
+            let id = world.c(i).member_id();
+            println!("  {name:<6} {}  {}", &id[..8], world.path(i));
+            names.insert(id, name.to_string());
         }
         Demo {
-            dir,
-            net,
-            clock,
-            clients,
+            world,
             log,
             printed: 0,
             names,
@@ -148,7 +84,7 @@ impl Demo {
     }
 
     pub fn now(&self) -> u64 {
-        self.clock.now_ms()
+        self.world.now()
     }
 
     pub fn name(&self, id: &str) -> String {
@@ -181,51 +117,20 @@ impl Demo {
     }
 
     pub fn c(&self, i: usize) -> &WitanClient {
-        &self.clients[i]
+        self.world.c(i)
     }
 
     pub fn info(&self, i: usize) -> ConversationInfo {
-        self.c(i)
-            .conversation(CONV.into())
-            .expect("the database reads")
-            .expect("the conversation exists")
+        self.world.info(i)
     }
 
     pub fn crashed(&self, i: usize) -> bool {
-        self.net.crashed.lock().unwrap().contains(&i)
+        self.world.is_crashed(i)
     }
 
     /// Hands every packet in flight to every subscribed member that has not crashed.
     pub fn deliver(&mut self) {
-        loop {
-            let next = self.net.queue.lock().unwrap().pop_front();
-            let Some((topic, payload)) = next else { return };
-            let subs = self.net.subs.lock().unwrap().clone();
-            for (i, client) in self.clients.iter().enumerate() {
-                if self.crashed(i) || !subs.get(&i).is_some_and(|s| s.contains(&topic)) {
-                    continue;
-                }
-                let packet = InboundPacket {
-                    topic: topic.clone(),
-                    payload: payload.clone(),
-                };
-                client.receive(vec![packet]).expect("receive");
-            }
-        }
-    }
-
-    /// Polls every member that has not crashed; returns the earliest wake-up.
-    pub fn poll_all(&mut self) -> Option<u64> {
-        let mut next: Option<u64> = None;
-        for (i, client) in self.clients.iter().enumerate() {
-            if self.crashed(i) {
-                continue;
-            }
-            if let Some(at) = client.poll().expect("poll").next_wakeup_at_ms {
-                next = Some(next.map_or(at, |n| n.min(at)));
-            }
-        }
-        next
+        self.world.deliver();
     }
 
     /// Delivers and polls, jumping the clock to the earliest wake-up, for `ms` of virtual
@@ -233,20 +138,20 @@ impl Demo {
     pub fn run_for(&mut self, ms: u64) {
         let end = self.now() + ms;
         loop {
-            self.deliver();
-            let next = self.poll_all();
+            self.world.deliver();
+            let next = self.world.poll_all();
             self.note_proposals();
             self.print_events(false);
-            if !self.net.queue.lock().unwrap().is_empty() {
+            if self.world.net.in_flight() > 0 {
                 continue;
             }
             match next {
                 Some(at) if at <= self.now() => {}
-                Some(at) if at <= end => self.clock.0.store(at, Ordering::SeqCst),
+                Some(at) if at <= end => self.world.set_now(at),
                 _ => {
-                    self.clock.0.store(end, Ordering::SeqCst);
-                    self.deliver();
-                    self.poll_all();
+                    self.world.set_now(end);
+                    self.world.deliver();
+                    self.world.poll_all();
                     self.print_events(true);
                     return;
                 }

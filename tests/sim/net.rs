@@ -1,4 +1,5 @@
-//! The simulated network and the event queue.
+//! The simulated network's fates and the event queue (the router, the transports, the
+//! recorder and the shared clock are `witan_testing`'s).
 //!
 //! Packets a client publishes during one call form a *batch* per topic. Each subscriber of the
 //! topic (the sender included: pub/sub echoes) gets the batch after its own random delay, so
@@ -14,12 +15,11 @@
 //! while the order of calls and the size of each batch do not.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use witan::client::{Clock, EventListener, OutboundPacket, Transport, TransportError, WitanEvent};
+use witan::client::Clock;
 
 use super::rng::Rng;
 
@@ -189,86 +189,12 @@ impl Partition {
     }
 }
 
-/// Shared between the transports of all members and the world.
-#[derive(Default)]
-pub struct Sink {
-    /// (publisher, topic, payload) since the world last drained it.
-    pub published: Mutex<Vec<(usize, String, Vec<u8>)>>,
-    pub subs: Mutex<BTreeMap<usize, BTreeSet<String>>>,
-}
-
-impl Sink {
-    pub fn subscribers(&self, topic: &str) -> Vec<usize> {
-        let subs = self.subs.lock().unwrap();
-        subs.iter()
-            .filter(|(_, t)| t.contains(topic))
-            .map(|(m, _)| *m)
-            .collect()
-    }
-}
-
-pub const MODE_NORMAL: u8 = 0;
-/// The process is dying: every publish fails (packets stay in the outbox).
-pub const MODE_REFUSE: u8 = 1;
-/// A silent byzantine member: publishes are accepted and thrown away.
-pub const MODE_SWALLOW: u8 = 2;
-
-/// One member's transport (it outlives the member's client across restarts).
-pub struct SimTransport {
-    pub sink: Arc<Sink>,
-    pub member: usize,
-    pub mode: AtomicU8,
-}
-
-impl Transport for SimTransport {
-    fn publish(&self, packet: OutboundPacket) -> Result<(), TransportError> {
-        match self.mode.load(Ordering::SeqCst) {
-            MODE_REFUSE => Err(TransportError::Unavailable {
-                reason: "process is dying".into(),
-            }),
-            MODE_SWALLOW => Ok(()),
-            _ => {
-                self.sink.published.lock().unwrap().push((
-                    self.member,
-                    packet.topic,
-                    packet.payload,
-                ));
-                Ok(())
-            }
-        }
-    }
-    fn subscribe(&self, topic: String) {
-        let mut subs = self.sink.subs.lock().unwrap();
-        subs.entry(self.member).or_default().insert(topic);
-    }
-    fn unsubscribe(&self, topic: String) {
-        let mut subs = self.sink.subs.lock().unwrap();
-        subs.entry(self.member).or_default().remove(&topic);
-    }
-}
-
-/// Collects a member's events until the world drains them after each call.
-#[derive(Default)]
-pub struct Recorder(pub Mutex<Vec<WitanEvent>>);
-
-impl EventListener for Recorder {
-    fn on_event(&self, event: WitanEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-/// The virtual clock all members share.
-#[derive(Default)]
-pub struct SimClock(pub AtomicU64);
-
-impl SimClock {
-    pub fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-    pub fn set(&self, at: u64) {
-        self.0.store(at, Ordering::SeqCst);
-    }
-}
+// The network, the members' transports (with their publishing modes), the event recorder
+// and the shared clock are `witan_testing`'s, under the names the simulator uses.
+pub use witan_testing::MemberTransport as SimTransport;
+pub use witan_testing::Network as Sink;
+pub use witan_testing::VirtualClock as SimClock;
+pub use witan_testing::{MODE_NORMAL, MODE_REFUSE, MODE_SWALLOW, Recorder};
 
 /// A member's view of the clock: the shared time plus its own skew.
 pub struct MemberClock {

@@ -126,12 +126,7 @@ impl Member {
 }
 
 /// The identity secret of member `i` (fixed, so member ids are the same in every run).
-pub fn secret_of(i: usize) -> [u8; 32] {
-    let mut s = [0u8; 32];
-    s[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-    s[8..16].copy_from_slice(b"witansim");
-    s
-}
+pub use witan_testing::secret_of;
 
 impl Sim {
     pub fn open_client(&mut self, m: usize) -> R<()> {
@@ -191,7 +186,7 @@ impl Sim {
 
     fn after_call(&mut self, m: usize, client: &WitanClient) -> R<Vec<Rc<Batch>>> {
         self.refresh_view(m, client)?;
-        let events = std::mem::take(&mut *self.members[m].listener.0.lock().unwrap());
+        let events = self.members[m].listener.take();
         let mark = self.trace.as_ref().map_or(0, Vec::len);
         for e in events {
             self.on_event(m, e)?;
@@ -201,9 +196,15 @@ impl Sim {
         if let Some(t) = self.trace.as_mut() {
             t[mark..].sort();
         }
-        let published = std::mem::take(&mut *self.sink.published.lock().unwrap());
+        let published = self.sink.take_all();
         let mut batches: Vec<Rc<Batch>> = Vec::new();
-        for (from, topic, payload) in published {
+        for witan_testing::Packet {
+            from,
+            topic,
+            payload,
+            ..
+        } in published
+        {
             match batches.last_mut() {
                 Some(b) if b.topic == topic && b.from == from => {
                     if let Some(b) = Rc::get_mut(b) {
