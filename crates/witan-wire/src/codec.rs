@@ -8,24 +8,25 @@
 //!    syncs ([`WireError::BadField`], [`WireError::TooLarge`]).
 //!
 //! The `validate_*` functions are public so that the engine can check messages it builds
-//! itself against the same rules before sending them. They check sizes and shapes only:
+//! itself against the same rules before sending them. The checks of proposals and votes are
+//! in `ballot_codec`, those of the commit round's messages in `round_codec`, the field rules
+//! and the bounded decode both use in `fields`. They check sizes and shapes only:
 //! signatures, hash chains and membership are the protocol layer's business.
 
-use prost::Message;
-
 use super::WIRE_VERSION;
+use super::ballot_codec::{validate_proposal, validate_vote};
 use super::error::WireError;
+use super::fields::{bad, check_max, decode_bounded, exact, member_ids, non_empty};
 use super::limits::*;
 use super::messages::{
-    CatchUp, Chat, ConversationSync, Envelope, GroupPayload, JoinRequest, PacketKind, Proposal,
-    ProposalPayload, Vote, WelcomePacket, group_payload::Content, packet_id,
-    proposal_payload::Action,
+    CatchUp, Chat, ConversationSync, Envelope, GroupPayload, JoinRequest, PacketKind,
+    WelcomePacket, group_payload::Content, packet_id,
 };
 use super::round_codec::{
     validate_candidate, validate_certified, validate_new_round, validate_polka, validate_proof,
     validate_round_vote,
 };
-use super::scan::{self, Shape};
+use super::scan;
 
 /// Decodes and validates an [`Envelope`]: version, conversation id, sender, kind, body size
 /// and `packet_id == SHA256(body)[..16]`.
@@ -79,18 +80,6 @@ pub fn decode_welcome_packet(bytes: &[u8]) -> Result<WelcomePacket, WireError> {
     Ok(packet)
 }
 
-/// Decodes and validates a [`ProposalPayload`] (the bytes of `Proposal::payload`).
-pub fn decode_proposal_payload(bytes: &[u8]) -> Result<ProposalPayload, WireError> {
-    let payload: ProposalPayload = decode_bounded(
-        "proposal_payload",
-        bytes,
-        MAX_PROPOSAL_PAYLOAD_BYTES,
-        Some(&scan::PROPOSAL_PAYLOAD),
-    )?;
-    validate_proposal_payload(&payload)?;
-    Ok(payload)
-}
-
 /// Decodes and validates a [`ConversationSync`] sent on its own (for example the bytes of
 /// `WelcomePacket::sync`, if the sender put an encoded sync there).
 pub fn decode_conversation_sync(bytes: &[u8]) -> Result<ConversationSync, WireError> {
@@ -102,19 +91,6 @@ pub fn decode_conversation_sync(bytes: &[u8]) -> Result<ConversationSync, WireEr
     )?;
     validate_conversation_sync(&sync)?;
     Ok(sync)
-}
-
-fn decode_bounded<M: Message + Default>(
-    what: &'static str,
-    bytes: &[u8],
-    max: usize,
-    shape: Option<&Shape>,
-) -> Result<M, WireError> {
-    check_max(what, bytes.len(), max)?;
-    if let Some(shape) = shape {
-        scan::scan(bytes, shape)?;
-    }
-    M::decode(bytes).map_err(|e| WireError::Malformed(format!("{what}: {e}")))
 }
 
 /// Checks an [`Envelope`]; see [`decode_envelope`].
@@ -182,40 +158,6 @@ pub fn validate_chat(c: &Chat) -> Result<(), WireError> {
     check_max("chat.body", c.body.len(), MAX_CHAT_BODY_BYTES)
 }
 
-/// Checks a [`Proposal`], its payload (decoded with [`decode_proposal_payload`]) and its votes.
-pub fn validate_proposal(p: &Proposal) -> Result<(), WireError> {
-    check_max("proposal.name", p.name.len(), MAX_PROPOSAL_NAME_BYTES)?;
-    check_max(
-        "proposal.payload",
-        p.payload.len(),
-        MAX_PROPOSAL_PAYLOAD_BYTES,
-    )?;
-    decode_proposal_payload(&p.payload)?;
-    exact(
-        "proposal.proposal_owner",
-        &p.proposal_owner,
-        PUBLIC_KEY_BYTES,
-    )?;
-    if p.expected_voters_count == 0 || p.expected_voters_count as usize > MAX_MEMBERS {
-        return Err(bad(
-            "proposal.expected_voters_count",
-            format!("must be 1 to {MAX_MEMBERS}"),
-        ));
-    }
-    check_max("proposal.votes", p.votes.len(), MAX_VOTES_PER_PROPOSAL)?;
-    p.votes.iter().try_for_each(validate_vote)
-}
-
-/// Checks a [`Vote`]: 32-byte owner key and `vote_hash`, 64-byte signature, and 32-byte or
-/// empty `parent_hash` / `received_hash`.
-pub fn validate_vote(v: &Vote) -> Result<(), WireError> {
-    exact("vote.vote_owner", &v.vote_owner, PUBLIC_KEY_BYTES)?;
-    hash_or_empty("vote.parent_hash", &v.parent_hash)?;
-    hash_or_empty("vote.received_hash", &v.received_hash)?;
-    exact("vote.vote_hash", &v.vote_hash, HASH_BYTES)?;
-    exact("vote.signature", &v.signature, SIGNATURE_BYTES)
-}
-
 /// Checks a [`ConversationSync`]: settings and certified commit present, steward list and
 /// score table bounded, every member id 20 bytes.
 pub fn validate_conversation_sync(s: &ConversationSync) -> Result<(), WireError> {
@@ -253,98 +195,6 @@ pub fn validate_welcome_packet(w: &WelcomePacket) -> Result<(), WireError> {
         &w.joiners,
         MAX_JOINERS_PER_WELCOME,
     )
-}
-
-/// Checks a [`ProposalPayload`]: an action present, with well-sized fields.
-pub fn validate_proposal_payload(p: &ProposalPayload) -> Result<(), WireError> {
-    match &p.action {
-        None => Err(bad("proposal_payload.action", "missing or unknown action")),
-        Some(Action::Add(add)) => {
-            non_empty("add_member.key_package", &add.key_package)?;
-            check_max(
-                "add_member.key_package",
-                add.key_package.len(),
-                MAX_KEY_PACKAGE_BYTES,
-            )?;
-            exact("add_member.member_id", &add.member_id, MEMBER_ID_BYTES)
-        }
-        Some(Action::Remove(remove)) => exact(
-            "remove_member.member_id",
-            &remove.member_id,
-            MEMBER_ID_BYTES,
-        ),
-        Some(Action::Leave(leave)) => {
-            exact("self_leave.member_id", &leave.member_id, MEMBER_ID_BYTES)
-        }
-        Some(Action::Emergency(emergency)) => {
-            exact(
-                "emergency_removal.member_id",
-                &emergency.member_id,
-                MEMBER_ID_BYTES,
-            )?;
-            check_max(
-                "emergency_removal.reason",
-                emergency.reason.len(),
-                MAX_REASON_BYTES,
-            )?;
-            check_max(
-                "emergency_removal.evidence",
-                emergency.evidence.len(),
-                MAX_EVIDENCE_BYTES,
-            )
-        }
-    }
-}
-
-pub(super) fn bad(field: &'static str, reason: impl Into<String>) -> WireError {
-    WireError::BadField {
-        field,
-        reason: reason.into(),
-    }
-}
-
-pub(super) fn check_max(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
-    if len > max {
-        return Err(WireError::TooLarge { what, len, max });
-    }
-    Ok(())
-}
-
-pub(super) fn exact(field: &'static str, bytes: &[u8], len: usize) -> Result<(), WireError> {
-    if bytes.len() != len {
-        return Err(bad(
-            field,
-            format!("must be {len} bytes, got {}", bytes.len()),
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn non_empty(field: &'static str, bytes: &[u8]) -> Result<(), WireError> {
-    if bytes.is_empty() {
-        return Err(bad(field, "must not be empty"));
-    }
-    Ok(())
-}
-
-fn hash_or_empty(field: &'static str, bytes: &[u8]) -> Result<(), WireError> {
-    if !bytes.is_empty() && bytes.len() != HASH_BYTES {
-        return Err(bad(
-            field,
-            format!("must be empty or {HASH_BYTES} bytes, got {}", bytes.len()),
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn member_ids(
-    field: &'static str,
-    ids: &[Vec<u8>],
-    max: usize,
-) -> Result<(), WireError> {
-    check_max(field, ids.len(), max)?;
-    ids.iter()
-        .try_for_each(|id| exact(field, id, MEMBER_ID_BYTES))
 }
 
 #[cfg(test)]

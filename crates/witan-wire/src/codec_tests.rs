@@ -2,8 +2,10 @@
 //! welcome rules, and the pre-scan against memory amplification.
 
 use super::*;
+use crate::decode_proposal_payload;
 use crate::encode;
 use crate::messages::*;
+use crate::proposal_payload::Action;
 use crate::samples;
 use crate::testutil::*;
 

@@ -2,8 +2,10 @@
 //! votes, proposals and their payloads, commit candidates, syncs, vote bundles).
 
 use super::*;
+use crate::decode_proposal_payload;
 use crate::encode;
 use crate::messages::*;
+use crate::proposal_payload::Action;
 use crate::samples;
 use crate::testutil::*;
 

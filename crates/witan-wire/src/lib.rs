@@ -71,9 +71,11 @@
 //! encodes a given decoded vote identically everywhere (fields in tag order, default values
 //! omitted, unknown fields dropped), so members that decoded the same vote agree on it.
 
+mod ballot_codec;
 mod codec;
 mod digest;
 mod error;
+mod fields;
 pub mod limits;
 mod messages;
 mod round;
@@ -89,11 +91,13 @@ pub mod samples;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use ballot_codec::{
+    decode_proposal_payload, validate_proposal, validate_proposal_payload, validate_vote,
+};
 pub use codec::{
     decode_catch_up, decode_conversation_sync, decode_envelope, decode_group_payload,
-    decode_join_request, decode_proposal_payload, decode_welcome_packet, validate_catch_up,
-    validate_chat, validate_conversation_sync, validate_envelope, validate_group_payload,
-    validate_join_request, validate_proposal, validate_proposal_payload, validate_vote,
+    decode_join_request, decode_welcome_packet, validate_catch_up, validate_chat,
+    validate_conversation_sync, validate_envelope, validate_group_payload, validate_join_request,
     validate_welcome_packet,
 };
 pub use digest::{

@@ -2,8 +2,9 @@
 //! `decode_group_payload` on everything a payload contains and public for messages built
 //! locally. Sizes and shapes only: signatures, quorums and MLS contents are the engine's.
 
-use super::codec::{bad, check_max, exact, non_empty, validate_proposal, validate_vote};
+use super::ballot_codec::{validate_proposal, validate_vote};
 use super::error::WireError;
+use super::fields::{bad, check_max, exact, non_empty};
 use super::limits::*;
 use super::round::{
     Candidate, CertifiedCommit, EquivocationProof, NewRound, Polka, Resolution, RoundSignature,
