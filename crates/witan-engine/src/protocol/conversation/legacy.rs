@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::persist::StateError;
+use super::stored::StateError;
 use super::{Conversation, PartKey, State};
 use crate::codec;
 use crate::mls::MemberId;
@@ -130,7 +130,7 @@ impl Conversation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::conversation::persist::PartKey;
+    use crate::protocol::conversation::stored::PartKey;
 
     /// A member's state as the engine before the parts stored it (row codec, and the JSON of
     /// versions before the codec): the second member of a formed group of three, with a

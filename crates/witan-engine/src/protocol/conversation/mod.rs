@@ -13,7 +13,8 @@
 //! round's effects), `candidate.rs` (building and checking candidates), `apply.rs` (a
 //! certified commit; joining from a welcome), `catch_up.rs` (certified commits kept for and
 //! asked by members behind), `timers.rs` (deadlines), `view.rs` (the host's view),
-//! `persist.rs` and `part_codec.rs` (the state in parts; its messages in `schema.rs`),
+//! `persist.rs` and `part_codec.rs` (the state in parts; its messages in `schema.rs`, its
+//! vocabulary in `stored.rs`),
 //! `legacy.rs` (states stored before the parts), `testing.rs` (a read-only look inside, for
 //! tests).
 
@@ -27,6 +28,7 @@ mod part_codec;
 mod persist;
 mod round;
 mod schema;
+mod stored;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod timers;
@@ -37,7 +39,7 @@ use std::collections::BTreeSet;
 use prost::Message;
 
 pub use catch_up::{Archive, Archived};
-pub use persist::{PartKey, StateError};
+pub use stored::{PartKey, StateError};
 pub use view::{ConversationView, MemberView, ProposalView};
 
 use super::ballot_box::{BallotBox, Scope};

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::catch_up::{Archive, Archived};
-use super::persist::{StateError, check_version, digest, err, member};
 use super::schema::*;
+use super::stored::{StateError, check_version, digest, err, member};
 use crate::mls::MemberId;
 use crate::protocol::ballot_box::{Ballot, BallotBox, Resolved, parse};
 use crate::protocol::commit_round::{CollectedByValue, CommitRound, Lock};

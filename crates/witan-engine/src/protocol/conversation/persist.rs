@@ -10,9 +10,10 @@ use prost::Message;
 
 use super::part_codec::*;
 use super::schema::*;
+use super::stored::{PartKey, StateError, check_version, err, member};
 use super::{Conversation, State};
 use crate::mls::MemberId;
-use crate::protocol::ballot_box::{BallotBox, Digest};
+use crate::protocol::ballot_box::BallotBox;
 use crate::protocol::commit_round::CommitRound;
 use crate::protocol::settings::Settings;
 use witan_wire as wire;
@@ -21,76 +22,8 @@ use witan_wire as wire;
 /// row codec or of JSON, which earlier versions wrote).
 pub const STORED_MAGIC: u8 = 0xC2;
 
-/// The parts of a conversation's state, each stored under its own key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PartKey {
-    Core,
-    Ballots,
-    Round,
-    Stewards,
-    Scores,
-    Joins,
-    Archive,
-}
-
-impl PartKey {
-    pub const ALL: &'static [PartKey] = &[
-        PartKey::Core,
-        PartKey::Ballots,
-        PartKey::Round,
-        PartKey::Stewards,
-        PartKey::Scores,
-        PartKey::Joins,
-        PartKey::Archive,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PartKey::Core => "core",
-            PartKey::Ballots => "ballots",
-            PartKey::Round => "round",
-            PartKey::Stewards => "stewards",
-            PartKey::Scores => "scores",
-            PartKey::Joins => "joins",
-            PartKey::Archive => "archive",
-        }
-    }
-
-    pub fn parse(key: &str) -> Option<PartKey> {
-        PartKey::ALL.iter().copied().find(|k| k.as_str() == key)
-    }
-}
-
-/// A stored state that cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("stored conversation state: {0}")]
-pub struct StateError(pub String);
-
-pub(super) fn err(what: impl Into<String>) -> StateError {
-    StateError(what.into())
-}
-
-pub(super) fn member(bytes: &[u8]) -> Result<MemberId, StateError> {
-    MemberId::from_slice(bytes).map_err(|e| err(e.to_string()))
-}
-
-pub(super) fn digest(bytes: &[u8]) -> Result<Digest, StateError> {
-    bytes
-        .try_into()
-        .map_err(|_| err("a digest is not 32 bytes"))
-}
-
 fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, StateError> {
     M::decode(bytes).map_err(|e| err(format!("{what}: {e}")))
-}
-
-pub(super) fn check_version(version: u32, what: &str) -> Result<(), StateError> {
-    if version != PART_VERSION {
-        return Err(err(format!(
-            "{what} has version {version}, {PART_VERSION} is read"
-        )));
-    }
-    Ok(())
 }
 
 pub(super) fn state_code(s: State) -> i32 {
