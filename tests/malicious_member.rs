@@ -217,7 +217,6 @@ fn an_already_expired_proposal_gets_a_full_window_and_a_vote_request() {
 /// Audit C2 with the default silent-voter rule (silence counts as YES): an already expired
 /// removal that only its proposer supports. A removal needs votes beyond its proposer's.
 #[test]
-#[ignore = "fails until a removal needs a YES beyond its proposer's (next commit)"]
 fn an_already_expired_removal_backed_only_by_its_proposer_is_not_approved_by_silence() {
     let mut net = Net::form(4, manual(true));
     net.run_for(5_000);
@@ -653,7 +652,6 @@ fn a_conversation_sync_from_a_member_other_than_the_certifier_is_refused() {
 /// Audit H8, D-16, D-17 (T9): while an emergency is open, members vote NO on a removal. The
 /// removal is not decided by silence behind the emergency, and the NO votes count.
 #[test]
-#[ignore = "fails until a removal needs a YES beyond its proposer's (next commit)"]
 fn an_open_emergency_does_not_turn_silence_on_a_removal_into_approval() {
     let mut net = Net::form(5, manual(true));
     net.run_for(5_000);
