@@ -4,8 +4,9 @@
 //! a group of two (so neither member can remove the other while it is offline). For n > 2 a
 //! result is final early only when at least ⌈2n/3⌉ distinct members voted and no completion of
 //! the missing votes could change it; at expiry silent voters count as the group's
-//! `liveness_criteria_yes` says and a tie is rejected (the REJECT tie policy). Arithmetic is in
-//! `u64`, so no count from the network can overflow it.
+//! `liveness_criteria_yes` says and a tie is rejected (the REJECT tie policy). Products are
+//! computed in `u128` and sums saturate, so no count from the network can overflow it or
+//! shrink the quorum.
 //!
 //! A proposal may also need a *backing*: a number of YES votes below which it is never
 //! approved, whatever silence counts for ([`decide_backed`]). A removal of another member
@@ -33,11 +34,11 @@ pub fn decide(n: u64, yes: u64, no: u64, expired: bool, liveness_yes: bool) -> O
         };
         return Some(y > nn);
     }
-    let quorum = n.saturating_mul(2).div_ceil(3);
-    if voted < quorum {
+    let quorum = (u128::from(n) * 2).div_ceil(3);
+    if u128::from(voted) < quorum {
         return None;
     }
-    if yes.saturating_mul(2) > n {
+    if u128::from(yes) * 2 > u128::from(n) {
         return Some(true);
     }
     if yes.saturating_add(missing) <= no {
