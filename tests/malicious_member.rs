@@ -775,7 +775,6 @@ fn vote_counts_and_group_sizes_at_the_integer_limits_do_not_overflow() {
 /// current round's are bounded in bytes, so its state stays inside the notification
 /// extension's budget.
 #[test]
-#[ignore = "fails until the candidates kept are bounded in bytes (next commit)"]
 fn a_leader_of_later_rounds_cannot_fill_the_state_with_huge_candidates() {
     let mut net = Net::form(4, fast_settings());
     net.run_for(5_000);
