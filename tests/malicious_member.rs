@@ -381,11 +381,17 @@ fn a_member_voting_both_ways_leaves_a_proof_and_loses_score() {
 /// A join request of a fresh identity whose key package's lifetime ends at `not_after_s`
 /// (seconds), built with OpenMLS as any outsider can.
 fn short_lived_join_request(now_ms: u64, not_after_s: u64) -> Vec<u8> {
+    join_request_of(&[77; 32], now_ms, Some(not_after_s))
+}
+
+/// A join request of the identity with `secret`, its key package built with OpenMLS (the
+/// default lifetime unless `not_after_s` is given).
+fn join_request_of(secret: &[u8; 32], now_ms: u64, not_after_s: Option<u64>) -> Vec<u8> {
     use openmls::prelude::{
         BasicCredential, CredentialWithKey, KeyPackage, Lifetime, MlsMessageOut, SignatureScheme,
         tls_codec::Serialize as _,
     };
-    let identity = witan::mls::Identity::from_secret(&[77; 32]).unwrap();
+    let identity = witan::mls::Identity::from_secret(secret).unwrap();
     let signer = openmls_basic_credential::SignatureKeyPair::from_raw(
         SignatureScheme::ED25519,
         identity.secret().to_vec(),
@@ -396,8 +402,11 @@ fn short_lived_join_request(now_ms: u64, not_after_s: u64) -> Vec<u8> {
         signature_key: identity.public_key().to_vec().into(),
     };
     let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
-    let bundle = KeyPackage::builder()
-        .key_package_lifetime(Lifetime::init(now_ms / 1000 - 3_600, not_after_s))
+    let mut builder = KeyPackage::builder();
+    if let Some(not_after_s) = not_after_s {
+        builder = builder.key_package_lifetime(Lifetime::init(now_ms / 1000 - 3_600, not_after_s));
+    }
+    let bundle = builder
         .build(witan::mls::CIPHERSUITE, &provider, &signer, credential)
         .unwrap();
     let key_package = MlsMessageOut::from(bundle.key_package().clone())
@@ -804,4 +813,29 @@ fn a_leader_of_later_rounds_cannot_fill_the_state_with_huge_candidates() {
         state <= 9 * 1024 * 1024,
         "{state} bytes of state after {sent} candidates"
     );
+}
+
+/// Audit M1, outsiders: anyone who knows the conversation id floods the welcome topic with
+/// join requests of fresh identities. A member keeps at most 256 of them and 4 MiB of key
+/// packages, the oldest going first, and its state stays far inside the extension's budget.
+#[test]
+fn outsiders_flooding_join_requests_fill_only_the_bounded_join_queue() {
+    use witan::protocol::join_queue::{MAX_REQUEST_BYTES, MAX_REQUESTS};
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(5_000);
+    let conv = net.nodes[0].conv().clone();
+    // The last member of the leader order proposes a join only after its takeover window:
+    // the requests stay in its queue.
+    let victim = index_of(&net, *conv.leaders().last().unwrap());
+    for k in 0..(MAX_REQUESTS as u32 + 44) {
+        let mut secret = [9u8; 32];
+        secret[..4].copy_from_slice(&k.to_be_bytes());
+        let request = join_request_of(&secret, net.now, None);
+        net.receive(victim, &request).unwrap();
+    }
+    let joins = net.nodes[victim].conv().joins();
+    assert!(joins.len() <= MAX_REQUESTS, "{} requests", joins.len());
+    assert!(joins.len() >= MAX_REQUESTS - 8, "{} requests", joins.len());
+    let state = net.nodes[victim].conv().to_bytes().len();
+    assert!(state <= MAX_REQUEST_BYTES + 256 * 1024, "{state} bytes");
 }
