@@ -839,3 +839,66 @@ fn outsiders_flooding_join_requests_fill_only_the_bounded_join_queue() {
     let state = net.nodes[victim].conv().to_bytes().len();
     assert!(state <= MAX_REQUEST_BYTES + 256 * 1024, "{state} bytes");
 }
+
+/// Audit M8, D-33: the round-0 leader proposes a candidate that leaves one of two approved
+/// removals out (censorship by omission), before its own client's honest one. Whether that
+/// value is certified or its round fails, the omitted removal stays open and decided, and a
+/// later leader commits it: both removals end up committed.
+#[test]
+fn a_leader_that_leaves_an_approved_removal_out_does_not_keep_it_out() {
+    let mut net = Net::form(7, fast_settings());
+    net.run_for(10_000);
+    let conv = net.nodes[0].conv().clone();
+    let order: Vec<usize> = conv.leaders().iter().map(|m| index_of(&net, *m)).collect();
+    let leader = order[0];
+    let (x, y) = (order[5], order[6]);
+    for target in [x, y] {
+        let id = net.nodes[target].id();
+        net.act(order[1], |c, ctx| {
+            c.propose_removal(ctx, id).map(|(_, o)| o)
+        })
+        .unwrap();
+    }
+    net.deliver();
+    for i in 0..7 {
+        net.poll(i);
+    }
+    net.deliver();
+    let x_id = net.nodes[x].id();
+    let kept: Vec<wire::Resolution> = net.nodes[leader]
+        .conv()
+        .resolutions_at(net.now)
+        .into_iter()
+        .filter(|r| {
+            r.proposal
+                .as_ref()
+                .and_then(|p| witan::protocol::ballot_box::parse_payload(p).ok())
+                .is_some_and(|(a, _)| a.target() == x_id)
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "both removals are decided, one is kept");
+    let commit = removal_commit(&mut net, leader, x_id);
+    let censored = wire::Candidate {
+        epoch: conv.epoch(),
+        round: 0,
+        proposer: net.nodes[leader].id().as_bytes().to_vec(),
+        commit,
+        welcome: Vec::new(),
+        resolutions: kept,
+        pol: None,
+    };
+    let packet = net.craft(leader, Content::Candidate(censored));
+    for i in (0..7).filter(|i| *i != leader) {
+        let _ = net.receive(i, &packet);
+    }
+    net.run_for(120_000);
+    let rest: Vec<usize> = (0..5).map(|k| order[k]).collect();
+    for &i in &rest {
+        assert!(!is_member(&net, i, x), "node {i}");
+        assert!(
+            !is_member(&net, i, y),
+            "node {i}: the omitted removal was kept out"
+        );
+    }
+    net.assert_agree(&rest);
+}
