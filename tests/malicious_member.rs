@@ -902,3 +902,42 @@ fn a_leader_that_leaves_an_approved_removal_out_does_not_keep_it_out() {
     }
     net.assert_agree(&rest);
 }
+
+/// Audit M13: the other members vote a member's leave down. The member is told (its leave is
+/// resolved not approved), stays a member in the group's view and its own, and may ask again.
+#[test]
+fn a_leave_voted_down_is_reported_and_can_be_asked_again() {
+    let mut net = Net::form(4, manual(false));
+    net.run_for(5_000);
+    let leave_id = |net: &Net| {
+        net.nodes[0]
+            .conv()
+            .ballots()
+            .open()
+            .find(|b| matches!(b.action(), Action::Leave { .. }))
+            .map(|b| b.id())
+            .expect("the leave is open")
+    };
+    net.act(3, |c, ctx| c.leave(ctx)).unwrap();
+    net.deliver();
+    let pid = leave_id(&net);
+    for i in 0..3 {
+        net.act(i, |c, ctx| c.vote(ctx, pid, false)).unwrap();
+        net.deliver();
+    }
+    net.run_for(30_000);
+    assert_eq!(resolved(&net, 3, pid), Some(false));
+    assert!(is_member(&net, 0, 3));
+    assert!(!net.nodes[3].conv().is_leaving());
+    assert_eq!(net.nodes[3].state(), witan::protocol::State::Working);
+    net.act(3, |c, ctx| c.leave(ctx)).unwrap();
+    net.deliver();
+    let again = leave_id(&net);
+    for i in 0..3 {
+        net.act(i, |c, ctx| c.vote(ctx, again, true)).unwrap();
+        net.deliver();
+    }
+    net.run_for(30_000);
+    assert!(!is_member(&net, 0, 3));
+    assert_eq!(net.nodes[3].state(), witan::protocol::State::Left);
+}
