@@ -8,6 +8,7 @@
 //! cargo run --release --example simulate -- --ci --seed 17 --trace   # a CI sweep seed
 //! cargo run --release --example simulate -- --ci --seeds 10000 --jobs 2   # the long sweep
 //! cargo run --release --example simulate -- --ci --only churn,network --exact --seed 2 --trace
+//! cargo run --release --example simulate -- --byzantine-member --seeds 2000 --jobs 2
 //! ```
 //!
 //! The default run is `Config::full(12)`: every fault family, one chaos round. Options
@@ -15,12 +16,14 @@
 //! families; with the default families it is the CI sweep), `--ci-bounded` (the CI sweep's
 //! mix before commits were certified: no slow network, long partitions, slow restarts or
 //! equivocation; regressions F11–F17 are pinned to its seeds), `--ci-churn` / `--ci-steady`
-//! (the reduced fault sets of the first CI sweep, kept to compare with its reports), `--only LIST`
+//! (the reduced fault sets of the first CI sweep, kept to compare with its reports),
+//! `--byzantine-member` (the byzantine-member family's sweep: its attacks, churn and a
+//! bounded hostile network in every run, in the CI sweep's shape), `--only LIST`
 //! (exactly these families), `--seeds N` (run seeds `start..start+N`), `--start S`, `--seed N`
 //! (one seed), `--members M`, `--rounds R`, `--chaos-ms T`, `--settle-ms T`, `--faults LIST`
 //! (`+name` or `-name` per family: network, partitions, long-partitions, crashes, offline, skew, silent,
-//! bogus, replay, equivocation, churn, burst-joins, slow-network, long-partitions,
-//! slow-restart), `--exact` (every enabled family is active in every run, instead of a random
+//! bogus, replay, equivocation, byzantine-member, churn, burst-joins, slow-network,
+//! long-partitions, slow-restart), `--exact` (every enabled family is active in every run, instead of a random
 //! mix), `--no-scores` (do not require agreement on peer scores), `--jobs J` (threads),
 //! `--trace` (print the event trace of a single seed), `--check-determinism` (run each seed
 //! twice and compare traces).
@@ -64,6 +67,12 @@ fn parse() -> Result<Args, String> {
             "--ci-bounded" => args.cfg = Config::ci(Faults::bounded()),
             "--ci-churn" => args.cfg = Config::ci(Faults::ci_churn()),
             "--ci-steady" => args.cfg = Config::ci(Faults::ci_steady()),
+            "--byzantine-member" => {
+                args.cfg = Config {
+                    mix_chance: 1.0,
+                    ..Config::ci(Faults::byzantine_member_family())
+                }
+            }
             "--only" => {
                 args.cfg.faults = Faults::none();
                 for name in value("--only")?.split(',').filter(|s| !s.is_empty()) {

@@ -200,3 +200,29 @@ fn forged_future_epoch_packets_do_not_grow_the_seen_packet_table() {
 
     assert_eq!(rows(&w, victim, "seen_packets"), seen_before);
 }
+
+#[test]
+fn forged_future_epoch_packets_do_not_lead_to_rejoin_required() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    let (victim, other, steward) = quiet_group_of_four(&mut w);
+    let epoch = w.info(victim).epoch;
+    // Packets claiming the next epoch and epochs far ahead: a member that believed them would
+    // think it missed commits and, once nobody could give them to it, that it must re-join.
+    flood(&w, steward, victim, epoch + 1, 3);
+    flood(&w, other, victim, epoch + 1000, 3);
+    // Many catch-up windows of a quiet group (fast settings: 2 × (3 + 1 + 5) s each).
+    w.run_for(20 * 18_000);
+
+    let rejoin = w
+        .events(victim)
+        .iter()
+        .filter(|e| matches!(e, witan::client::WitanEvent::RejoinRequired { .. }))
+        .count();
+    assert_eq!(rejoin, 0);
+    let info = w.info(victim);
+    assert_eq!(info.state, witan::client::ConversationState::Working);
+    assert_eq!(info.epoch, epoch);
+    w.send(other, "still here");
+    w.run_for(1_000);
+    assert!(w.bodies(victim).contains(&"still here".to_string()));
+}

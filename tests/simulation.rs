@@ -2,7 +2,7 @@
 //!
 //! - The CI sweep: 220 seeds, five members, debug build, each seed a random mix of every
 //!   fault family (`Faults::all`), split in four tests so `cargo test` runs
-//!   them on two cores.
+//!   them on two cores; and 100 seeds of the byzantine-member family, in two tests.
 //! - Regression tests, one per bug the simulator caught, each pinned to its seed and its
 //!   fault families (docs/simulation.md, "Findings").
 //! - Self-tests of the checker: a seed replays identically, and a fork is reported.
@@ -14,7 +14,10 @@ mod sim;
 use sim::{Config, Faults, Summary, Violation, run_seed};
 
 fn sweep(name: &str, faults: Faults, seeds: std::ops::Range<u64>) {
-    let cfg = Config::ci(faults);
+    sweep_config(name, Config::ci(faults), seeds);
+}
+
+fn sweep_config(name: &str, cfg: Config, seeds: std::ops::Range<u64>) {
     let failures: Vec<String> = seeds
         .filter_map(|seed| run_seed(seed, &cfg).err())
         .map(|v| v.to_string())
@@ -51,6 +54,28 @@ fn ci_mixed_seeds_110_to_164() {
 #[test]
 fn ci_mixed_seeds_165_to_219() {
     sweep("ci", Faults::all(), 165..220);
+}
+
+// The byzantine-member family (issue #17): in every run one of the five members (fewer than
+// a third) forges vote evidence in candidates, sends proposals with crafted voting windows,
+// floods packets claiming future epochs and sends garbage candidates, with churn and a
+// bounded hostile network. The long sweep: `simulate -- --byzantine-member --seeds 2000`.
+
+fn byzantine_member() -> Config {
+    Config {
+        mix_chance: 1.0,
+        ..Config::ci(Faults::byzantine_member_family())
+    }
+}
+
+#[test]
+fn ci_byzantine_member_seeds_0_to_49() {
+    sweep_config("byzantine-member", byzantine_member(), 0..50);
+}
+
+#[test]
+fn ci_byzantine_member_seeds_50_to_99() {
+    sweep_config("byzantine-member", byzantine_member(), 50..100);
 }
 
 /// Runs `seed` of the bounded families' mix (the CI sweep before commits were certified,

@@ -1,6 +1,6 @@
 //! The random actions of the chaos phase: chats, removals, leaves, re-joins, crashes,
 //! offline periods, partitions, and what byzantine members do (bogus candidates, replayed
-//! traffic, and — behind a flag — equivocation). Actors and targets are drawn when the action
+//! traffic, the byzantine-member family's attacks, and — behind a flag — equivocation). Actors and targets are drawn when the action
 //! happens, from the members' state at that moment.
 
 use std::rc::Rc;
@@ -25,6 +25,15 @@ enum Act {
     Partition,
     Bogus,
     Replay,
+    Malicious,
+}
+
+/// Which byzantine behaviour an action asks of a byzantine member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ByzKind {
+    Bogus,
+    Replay,
+    Malicious,
 }
 
 impl Sim {
@@ -57,6 +66,9 @@ impl Sim {
         }
         if f.replay {
             menu.push((Act::Replay, 4));
+        }
+        if f.byzantine_member {
+            menu.push((Act::Malicious, 15));
         }
         let total: u64 = menu.iter().map(|(_, w)| w).sum();
         let mut pick = self.rng_scn.below(total);
@@ -161,8 +173,9 @@ impl Sim {
                 let a = order[..k].to_vec();
                 self.tr(|| format!("PARTITION {a:?} | rest for {d} ms"));
             }
-            Act::Bogus => self.byzantine_act(true)?,
-            Act::Replay => self.byzantine_act(false)?,
+            Act::Bogus => self.byzantine_act(ByzKind::Bogus)?,
+            Act::Replay => self.byzantine_act(ByzKind::Replay)?,
+            Act::Malicious => self.byzantine_act(ByzKind::Malicious)?,
             _ => {}
         }
         Ok(())
@@ -209,7 +222,9 @@ impl Sim {
             .filter(|t| self.members.iter().any(|x| &x.id == *t && !x.honest()))
             .cloned()
             .collect();
-        let pool = if !byz.is_empty() && self.rng_scn.chance(0.5) {
+        // Other families remove byzantine members half of the time; the byzantine-member
+        // family keeps its attacker in the group (a target like any other).
+        let pool = if !byz.is_empty() && !self.mix.byzantine_member && self.rng_scn.chance(0.5) {
             byz
         } else {
             targets
@@ -233,16 +248,22 @@ impl Sim {
         Ok(())
     }
 
-    /// A byzantine member sends a bogus candidate or replays old traffic.
-    fn byzantine_act(&mut self, bogus: bool) -> R<()> {
+    /// A byzantine member sends a bogus candidate, replays old traffic, or runs one of the
+    /// byzantine-member family's attacks.
+    fn byzantine_act(&mut self, kind: ByzKind) -> R<()> {
         let n = self.members.len();
         let cands: Vec<usize> = (0..n)
             .filter(|i| {
                 let m = &self.members[*i];
                 m.up()
-                    && m.byz
-                        .as_ref()
-                        .is_some_and(|b| b.active && if bogus { b.bogus } else { b.replay })
+                    && m.byz.as_ref().is_some_and(|b| {
+                        b.active
+                            && match kind {
+                                ByzKind::Bogus => b.bogus,
+                                ByzKind::Replay => b.replay,
+                                ByzKind::Malicious => b.malicious,
+                            }
+                    })
             })
             .collect();
         let Some(m) = self.rng_byz.pick(&cands) else {
@@ -258,24 +279,60 @@ impl Sim {
         let Some(conv) = self.engine_state(m)? else {
             return Ok(());
         };
-        let crafted = if bogus {
-            byzantine::craft(
-                &path,
-                &secret,
-                &conv,
-                byzantine::bogus_candidate(picks[0], now_local),
-            )
-        } else {
-            let mut pool = self.members[m]
-                .byz
-                .as_ref()
-                .map(|b| b.pool.clone())
-                .unwrap_or_default();
-            let c = byzantine::craft(&path, &secret, &conv, byzantine::replay(&mut pool, picks));
-            if let Some(b) = self.members[m].byz.as_mut() {
-                b.pool = pool;
+        let attack = byzantine::Attack::pick(picks[2]);
+        let (crafted, what) = match kind {
+            ByzKind::Bogus => (
+                byzantine::craft(
+                    &path,
+                    &secret,
+                    &conv,
+                    byzantine::bogus_candidate(picks[0], now_local),
+                ),
+                "a bogus candidate".to_string(),
+            ),
+            ByzKind::Replay => {
+                let mut pool = self.members[m]
+                    .byz
+                    .as_ref()
+                    .map(|b| b.pool.clone())
+                    .unwrap_or_default();
+                let c =
+                    byzantine::craft(&path, &secret, &conv, byzantine::replay(&mut pool, picks));
+                if let Some(b) = self.members[m].byz.as_mut() {
+                    b.pool = pool;
+                }
+                (c, "replayed traffic".to_string())
             }
-            c
+            ByzKind::Malicious => {
+                let builder = match attack {
+                    byzantine::Attack::ForgedEvidence => {
+                        byzantine::forged_evidence(picks[0], now_local)
+                    }
+                    byzantine::Attack::CraftedWindow => {
+                        byzantine::crafted_window([picks[0], picks[1]], now_local)
+                    }
+                    byzantine::Attack::FutureEpochs => {
+                        byzantine::template_chat(picks[0], now_local)
+                    }
+                    byzantine::Attack::GarbageCandidate => {
+                        byzantine::bogus_candidate(picks[0], now_local)
+                    }
+                };
+                let c = byzantine::craft(&path, &secret, &conv, builder).map(|c| {
+                    c.map(|mut c| {
+                        if matches!(attack, byzantine::Attack::FutureEpochs) {
+                            let first = c.epoch + 1 + picks[1] % 3 * 500;
+                            c.packets = c
+                                .packets
+                                .first()
+                                .map(|p| byzantine::future_epochs(p, first, 1 + picks[0] % 24))
+                                .unwrap_or_default();
+                        }
+                        c
+                    })
+                });
+                (c, format!("{attack:?}"))
+            }
         };
         let crafted =
             crafted.map_err(|e| self.violation("setup", format!("m{m} crafting failed: {e}")))?;
@@ -284,11 +341,6 @@ impl Sim {
             return Ok(());
         }
         self.stats.byzantine_packets += c.packets.len() as u64;
-        let what = if bogus {
-            "a bogus candidate"
-        } else {
-            "replayed traffic"
-        };
         let k = c.packets.len();
         self.tr(|| {
             format!(

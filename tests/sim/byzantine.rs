@@ -248,3 +248,164 @@ pub fn equivocation(now_ms: u64) -> Box<Builder<'static>> {
         Ok(out)
     })
 }
+
+/// The byzantine-member family's attacks (issue #17), each one that survived as a regression
+/// test in `tests/malicious_member.rs` or `tests/hostile_traffic.rs`.
+#[derive(Clone, Copy, Debug)]
+pub enum Attack {
+    /// A candidate whose only resolution is a removal "decided" by its proposer's vote,
+    /// claiming one voter and an epoch far ahead, with a real MLS commit when the member
+    /// holds no pending commit of its own.
+    ForgedEvidence,
+    /// A removal proposal with a voting window or silent-voter rule of its own, or sent
+    /// already expired.
+    CraftedWindow,
+    /// Copies of one of its chats whose unauthenticated MLS framing claims later epochs.
+    FutureEpochs,
+    /// A candidate with a garbage commit (see [`bogus_candidate`]).
+    GarbageCandidate,
+}
+
+impl Attack {
+    pub fn pick(r: u64) -> Attack {
+        match r % 4 {
+            0 => Attack::ForgedEvidence,
+            1 => Attack::CraftedWindow,
+            2 => Attack::FutureEpochs,
+            _ => Attack::GarbageCandidate,
+        }
+    }
+}
+
+fn victim_of(conv: &Conversation, me: MemberId, pick: u64) -> Option<MemberId> {
+    let mut others: Vec<MemberId> = conv.members().into_iter().filter(|m| *m != me).collect();
+    others.sort();
+    others.get(pick as usize % others.len().max(1)).copied()
+}
+
+/// See [`Attack::ForgedEvidence`].
+pub fn forged_evidence(victim_pick: u64, now_ms: u64) -> Box<Builder<'static>> {
+    Box::new(move |conv, group, provider, identity| {
+        let me = identity.member_id();
+        let Some(victim) = victim_of(conv, me, victim_pick) else {
+            return Ok(Vec::new());
+        };
+        let cx = ProposalContext {
+            conversation: CONV,
+            epoch: conv.epoch() + 1000,
+            members: 1,
+            now_ms,
+            settings: conv.settings(),
+        };
+        let p = new_proposal(identity, &Action::Remove { member: victim }, &cx);
+        // A real commit only when it would not discard the member's own pending one.
+        let commit = if group.has_pending_commit() {
+            vec![0xba, 0xd0]
+        } else {
+            let c = group
+                .create_commit(provider, identity, &[], &[victim])
+                .map_err(|e| e.to_string())?;
+            group
+                .clear_pending_commit(provider)
+                .map_err(|e| e.to_string())?;
+            c.commit
+        };
+        Ok(vec![Content::Candidate(wire::Candidate {
+            epoch: conv.epoch(),
+            round: conv.commit_round().round(),
+            proposer: me.as_bytes().to_vec(),
+            commit,
+            welcome: Vec::new(),
+            resolutions: vec![wire::Resolution {
+                proposal: Some(p),
+                approved: true,
+                ..wire::Resolution::default()
+            }],
+            pol: None,
+        })])
+    })
+}
+
+/// See [`Attack::CraftedWindow`]: `picks[0]` chooses the victim, `picks[1]` the trick.
+pub fn crafted_window(picks: [u64; 2], now_ms: u64) -> Box<Builder<'static>> {
+    Box::new(move |conv, _group, _provider, identity| {
+        let Some(victim) = victim_of(conv, identity.member_id(), picks[0]) else {
+            return Ok(Vec::new());
+        };
+        let group_rules = conv.settings().clone();
+        let t = group_rules.vote_timeout_ms;
+        let (rules, at) = match picks[1] % 4 {
+            0 => (
+                witan::protocol::Settings {
+                    vote_timeout_ms: 1,
+                    ..group_rules
+                },
+                now_ms,
+            ),
+            1 => (
+                witan::protocol::Settings {
+                    vote_timeout_ms: t.saturating_mul(1_000),
+                    ..group_rules
+                },
+                now_ms,
+            ),
+            2 => (
+                witan::protocol::Settings {
+                    liveness_criteria_yes: !group_rules.liveness_criteria_yes,
+                    ..group_rules
+                },
+                now_ms,
+            ),
+            _ => (group_rules, now_ms.saturating_sub(2 * t)),
+        };
+        let cx = ProposalContext {
+            conversation: CONV,
+            epoch: conv.epoch(),
+            members: conv.members().len(),
+            now_ms: at,
+            settings: &rules,
+        };
+        let p = new_proposal(identity, &Action::Remove { member: victim }, &cx);
+        Ok(vec![Content::Proposal(p)])
+    })
+}
+
+/// One chat of the member, never sent, to copy in [`future_epochs`].
+pub fn template_chat(pick: u64, now_ms: u64) -> Box<Builder<'static>> {
+    Box::new(move |_conv, _group, _provider, _identity| {
+        let mut message_id = vec![0xfe; 8];
+        message_id.extend_from_slice(&pick.to_be_bytes());
+        Ok(vec![Content::Chat(wire::Chat {
+            message_id,
+            body: b"never sent".to_vec(),
+            sent_at_ms: now_ms,
+        })])
+    })
+}
+
+/// `count` copies of `packet` (a group packet of the member) claiming epochs from `first`
+/// on, re-wrapped so their packet ids are valid: what anyone who knows the conversation id
+/// can make.
+pub fn future_epochs(packet: &[u8], first: u64, count: u64) -> Vec<Vec<u8>> {
+    let Ok(env) = wire::decode_envelope(packet) else {
+        return Vec::new();
+    };
+    // MlsMessage: version (2) and wire format (2), the group id (a one-byte length: the
+    // conversation id is shorter than 64 bytes), then the 8-byte big-endian epoch.
+    let at = 4 + 1 + CONV.len();
+    if env.body.len() < at + 8 {
+        return Vec::new();
+    }
+    (0..count)
+        .map(|k| {
+            let mut body = env.body.clone();
+            body[at..at + 8].copy_from_slice(&first.saturating_add(k).to_be_bytes());
+            wire::encode(&wire::Envelope::new(
+                CONV,
+                env.sender.clone(),
+                wire::PacketKind::Group,
+                body,
+            ))
+        })
+        .collect()
+}

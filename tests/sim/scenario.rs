@@ -62,6 +62,7 @@ impl Sim {
             (cfg.faults.bogus, &mut mix.bogus),
             (cfg.faults.replay, &mut mix.replay),
             (cfg.faults.equivocation, &mut mix.equivocation),
+            (cfg.faults.byzantine_member, &mut mix.byzantine_member),
         ] {
             *slot = on && rng_scn.chance(cfg.mix_chance);
         }
@@ -116,9 +117,10 @@ impl Sim {
                     bogus: mix.bogus && rng_scn.chance(0.7),
                     replay: mix.replay && rng_scn.chance(0.7),
                     equivocate: mix.equivocation,
+                    malicious: mix.byzantine_member,
                     ..Byz::default()
                 };
-                if !(b.silent || b.bogus || b.replay || b.equivocate) {
+                if !(b.silent || b.bogus || b.replay || b.equivocate || b.malicious) {
                     b.silent = mix.silent;
                     b.bogus = !mix.silent && mix.bogus;
                     b.replay = !mix.silent && !mix.bogus;

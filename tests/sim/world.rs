@@ -41,6 +41,8 @@ pub struct Byz {
     pub bogus: bool,
     pub replay: bool,
     pub equivocate: bool,
+    /// Runs the byzantine-member family's attacks (`byzantine::Attack`).
+    pub malicious: bool,
     /// Activated once it is a member and the chaos phase runs.
     pub active: bool,
     /// (epoch, round) it already equivocated in.

@@ -8,7 +8,7 @@
 //! that one it registers, so it can vote on it, and it signs a later round's candidate that
 //! carries its vote.
 
-use super::{BallotBox, BallotError, Digest, Scope, Tentative, VoteOutcome, decide};
+use super::{BallotBox, BallotError, Digest, Scope, Tentative, VoteOutcome, decide_backed};
 use witan_wire as wire;
 
 /// What a member makes of one resolution of a candidate.
@@ -122,7 +122,8 @@ impl BallotBox {
         if res.at_expiry && b.action.class() < super::Class::Emergency && self.emergency_open() {
             return ResolutionCheck::Refuse("an emergency is open: silence does not count".into());
         }
-        let result = decide(n, yes, no, res.at_expiry, liveness);
+        let backing = b.action.backing(&b.owner);
+        let result = decide_backed(n, yes, no, res.at_expiry, liveness, backing);
         if result == Some(res.approved) {
             ResolutionCheck::Accept
         } else {

@@ -37,7 +37,7 @@ pub use proposal::{
     Action, Class, ProposalContext, ProposalKind, check_rules, derive_proposal_id, new_proposal,
     parse, parse_payload,
 };
-pub use tally::decide;
+pub use tally::{decide, decide_backed};
 pub use votes::{new_vote, verify as verify_vote, verify_proof};
 
 /// A SHA-256 digest (of a proposal or a candidate).
@@ -184,14 +184,15 @@ impl Ballot {
         let (yes, no) = self.counts(scope.members);
         let n = scope.members.len() as u64;
         let liveness = scope.settings.liveness_criteria_yes;
-        if let Some(approved) = decide(n, yes, no, false, liveness) {
+        let backing = self.action.backing(&self.owner);
+        if let Some(approved) = decide_backed(n, yes, no, false, liveness, backing) {
             return Some(Tentative {
                 approved,
                 at_expiry: false,
             });
         }
         if scope.now_ms >= self.silence_at(scope.settings) {
-            return decide(n, yes, no, true, liveness).map(|approved| Tentative {
+            return decide_backed(n, yes, no, true, liveness, backing).map(|approved| Tentative {
                 approved,
                 at_expiry: true,
             });

@@ -97,6 +97,16 @@ impl Action {
         }
     }
 
+    /// The YES votes it needs at least, whatever silence counts for: a removal of another
+    /// member needs its proposer's and one more (a safe default: no member is removed on one
+    /// member's word, nor by silence alone); anything else its proposer's.
+    pub fn backing(&self, owner: &MemberId) -> u64 {
+        match self {
+            Action::Remove { member } | Action::Emergency { member, .. } if member != owner => 2,
+            _ => 1,
+        }
+    }
+
     pub fn class(&self) -> Class {
         match self {
             Action::Emergency { .. } => Class::Emergency,

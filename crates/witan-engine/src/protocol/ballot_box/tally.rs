@@ -4,8 +4,13 @@
 //! a group of two (so neither member can remove the other while it is offline). For n > 2 a
 //! result is final early only when at least ⌈2n/3⌉ distinct members voted and no completion of
 //! the missing votes could change it; at expiry silent voters count as the group's
-//! `liveness_criteria_yes` says and a tie is rejected (the REJECT tie policy). Arithmetic is in
-//! `u64`, so no count from the network can overflow it.
+//! `liveness_criteria_yes` says and a tie is rejected (the REJECT tie policy). Products are
+//! computed in `u128` and sums saturate, so no count from the network can overflow it or
+//! shrink the quorum.
+//!
+//! A proposal may also need a *backing*: a number of YES votes below which it is never
+//! approved, whatever silence counts for ([`decide_backed`]). A removal of another member
+//! needs its proposer's vote and one more, so no member is removed on one member's word.
 
 /// The result, if final: `Some(true)` approved, `Some(false)` rejected.
 pub fn decide(n: u64, yes: u64, no: u64, expired: bool, liveness_yes: bool) -> Option<bool> {
@@ -29,11 +34,11 @@ pub fn decide(n: u64, yes: u64, no: u64, expired: bool, liveness_yes: bool) -> O
         };
         return Some(y > nn);
     }
-    let quorum = n.saturating_mul(2).div_ceil(3);
-    if voted < quorum {
+    let quorum = (u128::from(n) * 2).div_ceil(3);
+    if u128::from(voted) < quorum {
         return None;
     }
-    if yes.saturating_mul(2) > n {
+    if u128::from(yes) * 2 > u128::from(n) {
         return Some(true);
     }
     if yes.saturating_add(missing) <= no {
@@ -42,9 +47,49 @@ pub fn decide(n: u64, yes: u64, no: u64, expired: bool, liveness_yes: bool) -> O
     None
 }
 
+/// [`decide`], except that an approval needs at least `backing` YES votes: short of them a
+/// proposal is rejected at expiry and undecided before. An early approval already has more
+/// than n/2 YES votes, so for `backing` ≤ 2 early results never change.
+pub fn decide_backed(
+    n: u64,
+    yes: u64,
+    no: u64,
+    expired: bool,
+    liveness_yes: bool,
+    backing: u64,
+) -> Option<bool> {
+    match decide(n, yes, no, expired, liveness_yes) {
+        Some(true) if yes < backing => expired.then_some(false),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backed_proposal_is_never_approved_by_silence_alone() {
+        // Four members, only the proposer voted: silence would approve, the backing does not.
+        assert_eq!(decide(4, 1, 0, true, true), Some(true));
+        assert_eq!(decide_backed(4, 1, 0, true, true, 2), Some(false));
+        assert_eq!(decide_backed(4, 1, 0, false, true, 2), None);
+        // One more YES is enough at expiry; early results are unchanged.
+        assert_eq!(decide_backed(4, 2, 0, true, true, 2), Some(true));
+        assert_eq!(decide_backed(4, 3, 0, false, true, 2), Some(true));
+        assert_eq!(decide_backed(4, 1, 2, false, true, 2), Some(false));
+        // A removal of another member exists only in groups of two or more.
+        for n in 2..=12u64 {
+            for yes in 0..=n {
+                for no in 0..=(n - yes) {
+                    for liveness in [true, false] {
+                        let early = decide(n, yes, no, false, liveness);
+                        assert_eq!(decide_backed(n, yes, no, false, liveness, 2), early);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn groups_of_one_and_two_need_unanimity_even_at_expiry() {

@@ -232,8 +232,11 @@ fn a_proposal_learned_late_is_not_decided_by_silence_before_a_full_window_here()
     let f = fixture(4);
     let mut b = BallotBox::default();
     let p = f.proposal(0, 1_000);
-    // Learned 20 s after it was made (its window closed 10 s ago).
+    // Learned 20 s after it was made (its window closed 10 s ago), with a second YES (a
+    // removal needs one beyond its proposer's).
     let (d, _) = b.learn(&p, &f.scope(21_000)).unwrap();
+    b.add_vote(&f.vote(1, &p, true), None, &f.scope(21_000))
+        .unwrap();
     let ballot = b.get(&d).unwrap();
     assert_eq!(ballot.tentative(&f.scope(25_000)), None);
     assert_eq!(ballot.silence_at(&f.settings), 31_000);
@@ -282,13 +285,16 @@ fn one_owner_cannot_fill_the_box_and_orphans_are_bounded() {
 
 #[test]
 fn a_resolution_contradicted_by_votes_held_here_is_refused() {
-    // The lost NO vote: the leader holds owner YES and one NO; this member also holds a
-    // second NO. With four members and silent voters counting YES, the leader decides YES at
-    // expiry; here the result is a tie, which rejects.
+    // The lost NO vote: the leader holds the owner's YES, a second YES and one NO; this
+    // member also holds a second NO. With four members and silent voters counting YES, the
+    // leader decides YES at expiry; here the result is a tie, which rejects.
     let f = fixture(4);
     let p = f.proposal(0, 1_000);
     let mut leader = BallotBox::default();
     let (d, _) = leader.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    leader
+        .add_vote(&f.vote(1, &p, true), None, &f.scope(1_001))
+        .unwrap();
     leader
         .add_vote(&f.vote(2, &p, false), None, &f.scope(1_001))
         .unwrap();

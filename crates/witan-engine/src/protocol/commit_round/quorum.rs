@@ -19,7 +19,10 @@ pub fn max_faulty(n: usize) -> usize {
 
 /// Signatures that make a quorum in a group of `n`.
 pub fn quorum(n: usize) -> usize {
-    (n + max_faulty(n)) / 2 + 1
+    // In u128: n + f overflows usize for n near its limit (a panic in debug builds, a tiny
+    // quorum in release ones). The result is at most n.
+    let q = (n as u128 + max_faulty(n) as u128) / 2 + 1;
+    usize::try_from(q).unwrap_or(usize::MAX)
 }
 
 /// The members of an epoch by their Ed25519 key.

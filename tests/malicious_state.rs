@@ -1,0 +1,306 @@
+//! A malicious member or outsider against what a member stores and against joiners (issue
+//! #17, the protocol audit): the ballot box, candidates of other rounds and the join queue
+//! filled to their bounds, an add whose key package expired before its commit, a welcome for
+//! another MLS group and a conversation sync not from the certifier. Packets are crafted with
+//! the crate's public `wire`, `protocol` and `mls` modules (and OpenMLS for key packages);
+//! `docs/security.md` maps the audit's findings to these tests.
+
+#[path = "support/attack.rs"]
+mod attack;
+mod support;
+
+use attack::*;
+use support::{CONV, Net, fast_settings};
+use witan::mls::Group;
+use witan::protocol::{Action, BallotError, Conversation, ProtocolError};
+use witan::wire::{self, group_payload::Content};
+
+/// A join request of a fresh identity whose key package's lifetime ends at `not_after_s`
+/// (seconds), built with OpenMLS as any outsider can.
+fn short_lived_join_request(now_ms: u64, not_after_s: u64) -> Vec<u8> {
+    join_request_of(&[77; 32], now_ms, Some(not_after_s))
+}
+
+/// Audit H5, D-40 (T6): an outsider's add is approved while its key package is valid and
+/// reaches the commit after the key package's lifetime ended. It is resolved but dropped,
+/// and a removal approved beside it is committed: nothing blocks later commits.
+#[test]
+fn an_approved_add_whose_key_package_expired_does_not_block_later_commits() {
+    let mut net = Net::new(4);
+    // Clocks at the real time, so that the key package's lifetime (checked by OpenMLS with
+    // the system clock) can be passed by the injected clock.
+    net.now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    net.create(0, fast_settings());
+    for i in 1..4 {
+        net.request_join(i);
+    }
+    net.run_for(30_000);
+    net.assert_agree(&[0, 1, 2, 3]);
+    let epoch = net.nodes[0].conv().epoch();
+    // The join request arrives; the add is proposed and approved, but not committed yet.
+    let request = short_lived_join_request(net.now, net.now / 1000 + 300);
+    for i in 0..4 {
+        net.receive(i, &request).unwrap();
+    }
+    net.deliver();
+    for i in 0..4 {
+        net.poll(i);
+    }
+    net.deliver();
+    let add = net.nodes[0]
+        .conv()
+        .ballots()
+        .open()
+        .find(|b| matches!(b.action(), Action::Add { .. }))
+        .map(|b| b.id())
+        .expect("the add is proposed");
+    // Ten minutes pass (the key package's lifetime is over); a removal is approved.
+    net.now += 600_000;
+    let target = net.nodes[3].id();
+    net.act(1, |c, ctx| c.propose_removal(ctx, target).map(|(_, o)| o))
+        .unwrap();
+    net.run_for(60_000);
+    for i in 0..3 {
+        assert!(net.nodes[i].conv().epoch() > epoch, "node {i}");
+        assert!(!is_member(&net, i, 3), "node {i}");
+        assert_eq!(net.nodes[i].conv().members().len(), 3, "node {i}");
+        assert_eq!(resolved(&net, i, add), Some(true), "node {i}");
+    }
+    net.assert_agree(&[0, 1, 2]);
+}
+
+/// The join request member `joiner` publishes (its envelope body), from its own step.
+fn join_request_body(net: &mut Net, joiner: usize) -> Vec<u8> {
+    let out = net
+        .step(joiner, |conv, ctx| {
+            let (c, out) = Conversation::request_join(ctx, CONV, fast_settings())?;
+            *conv = Some(c);
+            Ok(out)
+        })
+        .unwrap();
+    let env = wire::decode_envelope(&out.outbound[0].payload).unwrap();
+    env.body
+}
+
+/// Audit H6 (T5): an attacker runs its own group "c2", admits the joiner's key package and
+/// sends the welcome on the joiner's conversation. The welcome is for another MLS group: it
+/// is refused, and the joiner joins the real group later.
+#[test]
+fn a_welcome_for_another_mls_group_is_refused() {
+    let mut net = Net::form(3, fast_settings());
+    net.run_for(5_000);
+    let (joiner, attacker) = (3, 4);
+    net.nodes.push(Net::new(6).nodes.pop().unwrap());
+    net.nodes.push(Net::new(7).nodes.pop().unwrap());
+    net.offline.insert(joiner);
+    let body = join_request_body(&mut net, joiner);
+    net.step(attacker, |conv, ctx| {
+        let (c, out) = Conversation::create(ctx, "c2", fast_settings())?;
+        *conv = Some(c);
+        Ok(out)
+    })
+    .unwrap();
+    let rewrapped = wire::encode(&wire::Envelope::new(
+        "c2",
+        net.nodes[joiner].id().as_bytes(),
+        wire::PacketKind::JoinRequest,
+        body,
+    ));
+    net.receive(attacker, &rewrapped).unwrap();
+    let mut welcome = None;
+    for _ in 0..20 {
+        net.now += 200;
+        let out = net
+            .step(attacker, |conv, ctx| conv.as_mut().unwrap().poll(ctx))
+            .unwrap();
+        for o in out.outbound {
+            let env = wire::decode_envelope(&o.payload).unwrap();
+            if env.kind == wire::PacketKind::Welcome as i32 {
+                welcome = Some(env);
+            }
+        }
+        if welcome.is_some() {
+            break;
+        }
+    }
+    let welcome = welcome.expect("the attacker's group admitted the joiner");
+    let forged = wire::encode(&wire::Envelope::new(
+        CONV,
+        welcome.sender.clone(),
+        wire::PacketKind::Welcome,
+        welcome.body,
+    ));
+    let before = net.snapshot(joiner);
+    assert!(net.receive(joiner, &forged).is_err());
+    assert_eq!(net.snapshot(joiner), before);
+    assert_eq!(
+        net.nodes[joiner].state(),
+        witan::protocol::State::PendingJoin
+    );
+    net.reconnect(joiner);
+    net.run_for(30_000);
+    net.assert_agree(&[0, 1, 2, joiner]);
+}
+
+/// Audit H6: a member other than the certified commit's leader rebuilds a joiner's welcome
+/// with a conversation sync of its own (another steward list). The joiner refuses it and
+/// joins with the genuine one.
+#[test]
+fn a_conversation_sync_from_a_member_other_than_the_certifier_is_refused() {
+    let mut net = Net::form(3, fast_settings());
+    net.run_for(5_000);
+    net.nodes.push(Net::new(6).nodes.pop().unwrap());
+    let joiner = 3;
+    net.offline.insert(joiner);
+    net.request_join(joiner);
+    // The join request reaches the members (the joiner is offline for what comes back).
+    net.run_for(30_000);
+    let backlog = net.mailbox.remove(&joiner).unwrap_or_default();
+    let genuine = backlog
+        .iter()
+        .filter_map(|p| wire::decode_envelope(p).ok())
+        .find(|e| e.kind == wire::PacketKind::Welcome as i32)
+        .expect("a welcome for the joiner");
+    let packet = wire::decode_welcome_packet(&genuine.body).unwrap();
+    let certifier = index_of(
+        &net,
+        witan::mls::MemberId::from_slice(&genuine.sender).unwrap(),
+    );
+    let impostor = (0..3).find(|i| *i != certifier).unwrap();
+    // The impostor reads the genuine sync (it is a member of the new epoch) and sends its own.
+    let mut sync = {
+        let kv = net.nodes[impostor].kv.clone();
+        let provider = witan::mls::MlsProvider::new(&kv);
+        let mut group = Group::load(&provider, CONV.as_bytes()).unwrap().unwrap();
+        let d = group.decrypt(&provider, &packet.sync).unwrap();
+        match wire::decode_group_payload(&d.plaintext).unwrap().content {
+            Some(Content::Sync(s)) => s,
+            other => panic!("not a sync: {other:?}"),
+        }
+    };
+    sync.stewards = vec![net.nodes[impostor].id().as_bytes().to_vec()];
+    let sealed = net.craft(impostor, Content::Sync(sync));
+    let sealed_body = wire::decode_envelope(&sealed).unwrap().body;
+    let forged = wire::encode(&wire::Envelope::new(
+        CONV,
+        net.nodes[impostor].id().as_bytes(),
+        wire::PacketKind::Welcome,
+        wire::encode(&wire::WelcomePacket {
+            sync: sealed_body,
+            ..packet.clone()
+        }),
+    ));
+    let before = net.snapshot(joiner);
+    assert!(net.receive(joiner, &forged).is_err());
+    assert_eq!(net.snapshot(joiner), before);
+    net.offline.remove(&joiner);
+    for p in backlog {
+        let _ = net.receive(joiner, &p);
+    }
+    net.run_for(10_000);
+    net.assert_agree(&[0, 1, 2, joiner]);
+}
+
+/// Audit M1 and HG-16: one member sends proposals without end, each as large as a payload may
+/// be. It gets its share of the ballot box and no more, and the member's stored state stays
+/// far inside the notification extension's 16 MiB budget.
+#[test]
+fn one_member_cannot_open_more_than_its_share_of_proposals() {
+    use witan::protocol::ballot_box::{MAX_OPEN_BYTES, MAX_OPEN_PER_OWNER};
+    let mut net = Net::form(4, manual(false));
+    net.run_for(5_000);
+    let s = net.nodes[0].conv().settings().clone();
+    let epoch = net.nodes[1].conv().epoch();
+    let reason = "x".repeat(1000);
+    let mut refused = 0;
+    for k in 0..(MAX_OPEN_PER_OWNER as u64 + 16) {
+        let p = crafted(
+            &net,
+            1,
+            &Action::Emergency {
+                member: net.nodes[3].id(),
+                reason: reason.clone(),
+            },
+            epoch,
+            4,
+            net.now + k,
+            &s,
+        );
+        let packet = net.craft(1, Content::Proposal(p));
+        match net.receive(2, &packet) {
+            Ok(()) => {}
+            Err(ProtocolError::Vote(BallotError::Full(_))) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let open = net.nodes[2].conv().ballots().open().count();
+    assert!(open <= MAX_OPEN_PER_OWNER, "{open} open");
+    assert!(refused >= 16, "{refused} refused");
+    let state = net.nodes[2].conv().to_bytes().len();
+    assert!(state <= MAX_OPEN_BYTES + 256 * 1024, "{state} bytes");
+    assert!(state < 16 * 1024 * 1024);
+}
+
+/// Audit M1, the commit round's part: a member that leads some of the next rounds sends, for
+/// each, a candidate as large as a packet allows. The candidates a member keeps besides its
+/// current round's are bounded in bytes, so its state stays inside the notification
+/// extension's budget.
+#[test]
+fn a_leader_of_later_rounds_cannot_fill_the_state_with_huge_candidates() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(5_000);
+    let conv = net.nodes[0].conv().clone();
+    let order: Vec<usize> = conv.leaders().iter().map(|m| index_of(&net, *m)).collect();
+    let round = conv.commit_round().round();
+    let (victim, byzantine) = (order[0], order[1]);
+    let mut sent = 0;
+    for r in round + 1..=round + 8 {
+        if order[r as usize % order.len()] != byzantine {
+            continue;
+        }
+        let candidate = wire::Candidate {
+            epoch: conv.epoch(),
+            round: r,
+            proposer: net.nodes[byzantine].id().as_bytes().to_vec(),
+            commit: vec![r as u8; 5 * 1024 * 1024],
+            ..wire::Candidate::default()
+        };
+        let packet = net.craft(byzantine, Content::Candidate(candidate));
+        let _ = net.receive(victim, &packet);
+        sent += 1;
+    }
+    assert!(sent >= 2, "{sent}");
+    let state = net.nodes[victim].conv().to_bytes().len();
+    assert!(
+        state <= 9 * 1024 * 1024,
+        "{state} bytes of state after {sent} candidates"
+    );
+}
+
+/// Audit M1, outsiders: anyone who knows the conversation id floods the welcome topic with
+/// join requests of fresh identities. A member keeps at most 256 of them and 4 MiB of key
+/// packages, the oldest going first, and its state stays far inside the extension's budget.
+#[test]
+fn outsiders_flooding_join_requests_fill_only_the_bounded_join_queue() {
+    use witan::protocol::join_queue::{MAX_REQUEST_BYTES, MAX_REQUESTS};
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(5_000);
+    let conv = net.nodes[0].conv().clone();
+    // The last member of the leader order proposes a join only after its takeover window:
+    // the requests stay in its queue.
+    let victim = index_of(&net, *conv.leaders().last().unwrap());
+    for k in 0..(MAX_REQUESTS as u32 + 44) {
+        let mut secret = [9u8; 32];
+        secret[..4].copy_from_slice(&k.to_be_bytes());
+        let request = join_request_of(&secret, net.now, None);
+        net.receive(victim, &request).unwrap();
+    }
+    let joins = net.nodes[victim].conv().joins();
+    assert!(joins.len() <= MAX_REQUESTS, "{} requests", joins.len());
+    assert!(joins.len() >= MAX_REQUESTS - 8, "{} requests", joins.len());
+    let state = net.nodes[victim].conv().to_bytes().len();
+    assert!(state <= MAX_REQUEST_BYTES + 256 * 1024, "{state} bytes");
+}
