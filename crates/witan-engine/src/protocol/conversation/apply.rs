@@ -56,8 +56,19 @@ impl Conversation {
         self.enter_epoch(ctx, group)?;
         let ids = self.members();
         let stewards_before = self.stewards.active();
+        // Members a certified commit penalised (a round they led failed: asleep, or worse)
+        // are chosen last when the list is renewed; every member holds the same scores.
+        let demoted: Vec<MemberId> = ids
+            .iter()
+            .copied()
+            .filter(|m| {
+                self.scores
+                    .get(m)
+                    .is_some_and(|s| s < self.settings.default_peer_score)
+            })
+            .collect();
         self.stewards
-            .on_epoch(&self.id, self.epoch, &ids, &self.settings);
+            .on_epoch(&self.id, self.epoch, &ids, &demoted, &self.settings);
         self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
         self.ballots.forget_voters(&self.member_set());
         let joins = &self.joins;
