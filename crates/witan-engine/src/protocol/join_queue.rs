@@ -3,9 +3,15 @@
 //!
 //! The leader of round 0 (the epoch steward) proposes an add as soon as it sees the request;
 //! the member at position k of the epoch's leader order proposes it if, `k` takeover windows
-//! after the request arrived, no add proposal for that member exists. So a sleeping epoch
-//! steward blocks no join, and several members rarely propose the same one (duplicates are
-//! harmless: a commit adds a member once and resolves the other adds as well).
+//! after the request arrived — or after this member entered the epoch, whichever is later —
+//! no add proposal for that member exists. So a sleeping epoch steward blocks no join, and
+//! members do not all propose at once when a commit (a new order) finds requests queued:
+//! each epoch's windows start again from its own epoch steward. Duplicates stay harmless (a
+//! commit adds a member once and resolves the other adds as well).
+//!
+//! A request from a member of the group with a fresh key package is a *re-join*: the device
+//! lost its state (`RejoinRequired`) and asks to come back. The same takeover turns it into a
+//! removal of the old leaf first; once committed the request is an ordinary join.
 //!
 //! Requests come from anyone who can publish on the welcome topic, so they are bounded in
 //! number and bytes; the oldest goes first.
@@ -37,6 +43,8 @@ pub struct JoinQueue {
     pub(crate) requests: BTreeMap<MemberId, JoinRequest>,
     /// Hashes of the key packages certified commits added, oldest first.
     pub(crate) spent: Vec<[u8; 32]>,
+    /// When this member's takeover windows of the epoch started (it entered the epoch).
+    pub(crate) windows_from_ms: u64,
 }
 
 /// The hash a spent key package is remembered by.
@@ -126,12 +134,19 @@ impl JoinQueue {
             .retain(|_, r| r.seen_at_ms.saturating_add(timeout_ms) > now_ms);
     }
 
+    /// The takeover windows start again (this member entered a new epoch, with a new leader
+    /// order).
+    pub fn restart_windows(&mut self, now_ms: u64) {
+        self.windows_from_ms = now_ms;
+    }
+
     /// When this member proposes the add of a request, at position `rank` of the leader
     /// order with `window_ms` per position.
-    pub fn due_at(request: &JoinRequest, rank: usize, window_ms: u64) -> u64 {
+    pub fn due_at(&self, request: &JoinRequest, rank: usize, window_ms: u64) -> u64 {
         let k = u64::try_from(rank).unwrap_or(u64::MAX);
         request
             .seen_at_ms
+            .max(self.windows_from_ms)
             .saturating_add(k.saturating_mul(window_ms))
     }
 
@@ -147,7 +162,7 @@ impl JoinQueue {
         let mut due: Vec<(u64, MemberId, Vec<u8>)> = self
             .requests
             .iter()
-            .filter(|(m, r)| Self::due_at(r, rank, window_ms) <= now_ms && !proposed(m))
+            .filter(|(m, r)| self.due_at(r, rank, window_ms) <= now_ms && !proposed(m))
             .map(|(m, r)| (r.seen_at_ms, *m, r.key_package.clone()))
             .collect();
         due.sort();
@@ -164,7 +179,7 @@ impl JoinQueue {
         self.requests
             .iter()
             .filter(|(m, _)| !proposed(m))
-            .map(|(_, r)| Self::due_at(r, rank, window_ms))
+            .map(|(_, r)| self.due_at(r, rank, window_ms))
             .min()
     }
 }
@@ -194,6 +209,11 @@ mod tests {
         );
         assert_eq!(q.next_deadline(2, 500, |_| false), Some(2_000));
         assert_eq!(q.next_deadline(2, 500, |m| *m == id(1)), Some(2_500));
+        // A new epoch: the windows start again from its entry, the epoch steward's at once.
+        q.restart_windows(10_000);
+        assert!(q.due(10_999, 2, 500, |_| false).is_empty());
+        assert_eq!(q.due(10_000, 0, 500, |_| false).len(), 2);
+        assert_eq!(q.next_deadline(2, 500, |_| false), Some(11_000));
     }
 
     #[test]

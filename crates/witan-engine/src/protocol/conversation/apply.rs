@@ -109,6 +109,11 @@ impl Conversation {
         if !added.is_empty() && candidate.proposer.as_slice() == self.me.as_bytes() {
             self.send_welcome(ctx, group, &candidate, &certified, &added, out)?;
         }
+        if !self.joins.is_empty() {
+            // A new leader order: the takeover windows start again from here.
+            self.touch(PartKey::Joins);
+            self.joins.restart_windows(ctx.now_ms);
+        }
         self.propose_due_joins(ctx, group, out)?;
         self.raise_emergencies(ctx, group, out)?;
         self.note_work(ctx, group, out)

@@ -420,7 +420,10 @@ impl Conversation {
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
         let info = mls::validate_key_package(ctx.provider, &req.key_package)?;
-        if self.is_member(&info.member_id) {
+        // A member's request with a key package no commit used is a re-join (the device lost
+        // its state); the key package it joined with is spent, so a replay of its first
+        // request is refused by the queue.
+        if info.member_id == self.me {
             return Ok(());
         }
         self.touch(PartKey::Joins);
@@ -439,17 +442,21 @@ impl Conversation {
             .unwrap_or(self.leaders.len())
     }
 
-    fn add_proposed(&self, member: &MemberId) -> bool {
-        self.ballots
-            .open()
-            .any(|b| matches!(b.action(), Action::Add { member: m, .. } if m == member))
+    /// Whether the next step of `member`'s join request is proposed already: its add, or,
+    /// for a re-join, the removal of its old leaf.
+    fn join_proposed(&self, member: &MemberId) -> bool {
+        let rejoin = self.is_member(member);
+        self.ballots.open().any(|b| match b.action() {
+            Action::Add { member: m, .. } => m == member,
+            a => rejoin && a.removes() == Some(*member),
+        })
     }
 
     /// When this member is next due to propose a join request.
     pub(super) fn join_deadline(&self) -> Option<u64> {
         let window = self.settings.recovery_inactivity_ms;
         self.joins
-            .next_deadline(self.rank(), window, |m| self.add_proposed(m))
+            .next_deadline(self.rank(), window, |m| self.join_proposed(m))
     }
 
     /// Proposes the adds of the join requests whose takeover window for this member passed.
@@ -465,11 +472,16 @@ impl Conversation {
         let window = self.settings.recovery_inactivity_ms;
         let due = self
             .joins
-            .due(ctx.now_ms, self.rank(), window, |m| self.add_proposed(m));
+            .due(ctx.now_ms, self.rank(), window, |m| self.join_proposed(m));
         for (member, key_package) in due {
-            let action = Action::Add {
-                member,
-                key_package,
+            // A re-join replaces the old leaf: its removal first, the add once committed.
+            let action = if self.is_member(&member) {
+                Action::Remove { member }
+            } else {
+                Action::Add {
+                    member,
+                    key_package,
+                }
             };
             match self.propose(ctx, group, action, out) {
                 Ok(_) => {}

@@ -163,6 +163,11 @@ impl Conversation {
         settings: Settings,
     ) -> Result<(Self, Output), ProtocolError> {
         validate_conversation_id(id)?;
+        // A member told to re-join still holds the group it fell out of; the welcome that
+        // brings it back builds the group anew under the same id.
+        if let Some(stale) = Group::load(ctx.provider, id.as_bytes())? {
+            stale.delete(ctx.provider)?;
+        }
         let key_package = mls::new_key_package(ctx.provider, ctx.identity)?;
         let me = ctx.identity.member_id();
         let mut conv = Conversation::blank(id, me, settings, State::PendingJoin);

@@ -304,6 +304,7 @@ pub(super) fn joins_from(p: JoinsPart) -> Result<JoinQueue, StateError> {
     for h in p.spent {
         q.spent.push(digest(&h)?);
     }
+    q.windows_from_ms = p.windows_from_ms;
     Ok(q)
 }
 

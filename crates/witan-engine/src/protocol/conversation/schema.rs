@@ -233,6 +233,10 @@ pub struct JoinsPart {
     /// Hashes (32 bytes) of the key packages certified commits added, oldest first.
     #[prost(bytes = "vec", repeated, tag = "3")]
     pub spent: Vec<Vec<u8>>,
+    /// When this member's takeover windows started (its entry into the epoch); 0 in states
+    /// written before it existed.
+    #[prost(uint64, tag = "4")]
+    pub windows_from_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
