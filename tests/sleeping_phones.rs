@@ -8,10 +8,12 @@
 mod clients;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use clients::{CONV, World, fast_settings};
+use clients::{CONV, NodeTransport, World, fast_settings};
 use witan::client::{
-    ConversationSettings, ConversationState, LeaveReason, ProposalKind, WitanEvent,
+    ClientConfig, ClientRole, ConversationSettings, ConversationState, InboundPacket, LeaveReason,
+    ProposalKind, WitanClient, WitanEvent,
 };
 
 /// A group formed by vote from `creator` and `joiners`, with `settings`.
@@ -354,4 +356,76 @@ fn a_member_told_to_rejoin_comes_back_through_a_vote_with_a_new_leaf_and_keeps_i
         "{bodies:?}"
     );
     assert!(bodies.contains(&"welcome back".to_string()), "{bodies:?}");
+}
+
+/// Wakes sleeping member `i` for a push: its notification extension opens its file, takes
+/// the backlog the push service kept, and closes again.
+fn push_wakeup(w: &mut World, i: usize) {
+    let backlog: Vec<InboundPacket> = w
+        .mailbox
+        .remove(&i)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|payload| InboundPacket {
+            topic: String::new(),
+            payload,
+        })
+        .collect();
+    if backlog.is_empty() {
+        return;
+    }
+    let ext = WitanClient::open_with_clock(
+        ClientConfig {
+            database_path: w.path(i),
+            identity_secret: None,
+            database_key: None,
+            role: Some(ClientRole::NotificationExtension),
+        },
+        Arc::new(NodeTransport {
+            router: w.router.clone(),
+            node: i,
+        }),
+        w.listeners[i].clone(),
+        w.clock.clone(),
+    )
+    .unwrap();
+    ext.handle_wakeup(backlog).unwrap();
+}
+
+#[test]
+fn a_group_of_mostly_sleeping_phones_reaches_its_quorums_from_push_wakeups() {
+    // Silence counts as NO here, so the join passes only with the sleepers' automatic votes;
+    // and three of five members asleep leave the two awake ones short of a quorum (4 of 5)
+    // without the sleepers' prevotes and precommits.
+    let settings = ConversationSettings {
+        liveness_criteria_yes: false,
+        ..fast_settings()
+    };
+    let names = ["ann", "bob", "cat", "dan", "eve", "fay"];
+    let mut w = formed(&names, &[1, 2, 3, 4], settings);
+    w.assert_agree(&[0, 1, 2, 3, 4]);
+    let sleepers = [2, 3, 4];
+    for &i in &sleepers {
+        w.close(i);
+    }
+    w.c(5).request_to_join(CONV.into()).unwrap();
+    for _ in 0..240 {
+        w.run_for(500);
+        for &i in &sleepers {
+            push_wakeup(&mut w, i);
+        }
+        if joined(&w, 5) {
+            break;
+        }
+    }
+    assert!(joined(&w, 5), "the joiner got in while three of five slept");
+    w.run_for(5_000);
+    w.assert_agree(&[0, 1, 5]);
+    // The sleepers' apps open later and find themselves in step.
+    for &i in &sleepers {
+        w.open(i);
+        w.deliver_mailbox(i);
+    }
+    w.run_for(30_000);
+    w.assert_agree(&[0, 1, 2, 3, 4, 5]);
 }
