@@ -429,3 +429,31 @@ fn a_group_of_mostly_sleeping_phones_reaches_its_quorums_from_push_wakeups() {
     w.run_for(30_000);
     w.assert_agree(&[0, 1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn a_join_request_delivered_late_to_a_member_that_joined_with_it_is_not_a_rejoin() {
+    let mut w = World::new(&["ann", "bob", "cat"]);
+    w.c(0)
+        .create_conversation(CONV.into(), fast_settings())
+        .unwrap();
+    // Everything cat sends bob takes 5 s: its join request reaches bob after both were
+    // added by one commit.
+    w.set_delay(Some(Box::new(
+        |from, to, _| {
+            if (from, to) == (2, 1) { 5_000 } else { 0 }
+        },
+    )));
+    w.c(1).request_to_join(CONV.into()).unwrap();
+    w.c(2).request_to_join(CONV.into()).unwrap();
+    w.run_for(60_000);
+    w.assert_agree(&[0, 1, 2]);
+    assert_eq!(w.info(0).members.len(), 3);
+    let removals = (0..3)
+        .flat_map(|i| w.events(i))
+        .filter(|e| {
+            matches!(e, WitanEvent::VoteRequested { proposal, .. }
+                if proposal.kind == ProposalKind::RemoveMember)
+        })
+        .count();
+    assert_eq!(removals, 0, "nobody was asked to remove cat");
+}
