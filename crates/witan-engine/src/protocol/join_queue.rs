@@ -9,9 +9,11 @@
 //! each epoch's windows start again from its own epoch steward. Duplicates stay harmless (a
 //! commit adds a member once and resolves the other adds as well).
 //!
-//! A request from a member of the group with a fresh key package is a *re-join*: the device
-//! lost its state (`RejoinRequired`) and asks to come back. The same takeover turns it into a
-//! removal of the old leaf first; once committed the request is an ordinary join.
+//! A request from a member of the group with a fresh key package, made after this member
+//! entered the group, is a *re-join*: the device lost its state (`RejoinRequired`) and asks
+//! to come back. The same takeover turns it into a removal of the old leaf first; once
+//! committed the request is an ordinary join. (A member's first request, delivered late to
+//! a member that joined with it or after it, is older than that member's membership.)
 //!
 //! Requests come from anyone who can publish on the welcome topic, so they are bounded in
 //! number and bytes; the oldest goes first.
@@ -45,6 +47,9 @@ pub struct JoinQueue {
     pub(crate) spent: Vec<[u8; 32]>,
     /// When this member's takeover windows of the epoch started (it entered the epoch).
     pub(crate) windows_from_ms: u64,
+    /// When this member entered the group: a member's join request made before then is the
+    /// one that brought it in (delivered late), not a re-join.
+    pub(crate) member_since_ms: u64,
 }
 
 /// The hash a spent key package is remembered by.

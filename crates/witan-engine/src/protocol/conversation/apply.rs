@@ -341,6 +341,8 @@ impl Conversation {
         check_joiner_certificate(&self.id, &group, &certified, &candidate, &packet.joiners)?;
         self.adopt_sync(ctx, &group, &sync, &candidate, settings)?;
         self.since_epoch = self.epoch;
+        self.touch(PartKey::Joins);
+        self.joins.member_since_ms = ctx.now_ms;
         out.epoch_advanced = true;
         out.events.push(Event::Joined);
         self.set_state(State::Working, out);

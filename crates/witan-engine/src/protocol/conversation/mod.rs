@@ -149,6 +149,7 @@ impl Conversation {
         let mut conv = Conversation::blank(id, me, settings, State::Working);
         conv.stewards = StewardSchedule::founding(me);
         conv.enter_epoch(ctx, &group)?;
+        conv.joins.member_since_ms = ctx.now_ms;
         let mut out = Output::default();
         out.events.push(Event::StateChanged(State::Working));
         out.events

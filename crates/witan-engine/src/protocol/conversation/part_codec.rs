@@ -305,6 +305,7 @@ pub(super) fn joins_from(p: JoinsPart) -> Result<JoinQueue, StateError> {
         q.spent.push(digest(&h)?);
     }
     q.windows_from_ms = p.windows_from_ms;
+    q.member_since_ms = p.member_since_ms;
     Ok(q)
 }
 

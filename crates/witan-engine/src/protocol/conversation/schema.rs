@@ -237,6 +237,9 @@ pub struct JoinsPart {
     /// written before it existed.
     #[prost(uint64, tag = "4")]
     pub windows_from_ms: u64,
+    /// When this member entered the group (created or welcomed); 0 in older states.
+    #[prost(uint64, tag = "5")]
+    pub member_since_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
