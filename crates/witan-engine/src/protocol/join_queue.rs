@@ -3,16 +3,17 @@
 //!
 //! The leader of round 0 (the epoch steward) proposes an add as soon as it sees the request;
 //! the member at position k of the epoch's leader order proposes it if, `k` takeover windows
-//! after the request arrived — or after this member entered the epoch, whichever is later —
-//! no add proposal for that member exists. So a sleeping epoch steward blocks no join, and
-//! members do not all propose at once when a commit (a new order) finds requests queued:
-//! each epoch's windows start again from its own epoch steward. Duplicates stay harmless (a
-//! commit adds a member once and resolves the other adds as well).
+//! after the request arrived, no add proposal for that member exists. So a sleeping epoch
+//! steward blocks no join, and several members rarely propose the same one (duplicates are
+//! harmless: a commit adds a member once and resolves the other adds as well). The windows do
+//! not start again at each epoch: the members that saw a request may all rank low in a later
+//! epoch, and the request must not expire while they wait.
 //!
 //! A request from a member of the group with a fresh key package, made after this member
 //! entered the group, is a *re-join*: the device lost its state (`RejoinRequired`) and asks
 //! to come back. The same takeover turns it into a removal of the old leaf first; once
-//! committed the request is an ordinary join. (A member's first request, delivered late to
+//! that is committed the request's windows start again (everyone's would have passed, and
+//! all would propose the add at once) and it is an ordinary join. (A member's first request, delivered late to
 //! a member that joined with it or after it, is older than that member's membership.)
 //!
 //! Requests come from anyone who can publish on the welcome topic, so they are bounded in
@@ -45,8 +46,6 @@ pub struct JoinQueue {
     pub(crate) requests: BTreeMap<MemberId, JoinRequest>,
     /// Hashes of the key packages certified commits added, oldest first.
     pub(crate) spent: Vec<[u8; 32]>,
-    /// When this member's takeover windows of the epoch started (it entered the epoch).
-    pub(crate) windows_from_ms: u64,
     /// When this member entered the group: a member's join request made before then is the
     /// one that brought it in (delivered late), not a re-join.
     pub(crate) member_since_ms: u64,
@@ -139,10 +138,12 @@ impl JoinQueue {
             .retain(|_, r| r.seen_at_ms.saturating_add(timeout_ms) > now_ms);
     }
 
-    /// The takeover windows start again (this member entered a new epoch, with a new leader
-    /// order).
-    pub fn restart_windows(&mut self, now_ms: u64) {
-        self.windows_from_ms = now_ms;
+    /// The takeover windows of `member`'s request start again (a commit removed its old
+    /// leaf: the add comes next).
+    pub fn restart_windows(&mut self, member: &MemberId, now_ms: u64) {
+        if let Some(r) = self.requests.get_mut(member) {
+            r.seen_at_ms = now_ms;
+        }
     }
 
     /// When this member proposes the add of a request, at position `rank` of the leader
@@ -151,7 +152,6 @@ impl JoinQueue {
         let k = u64::try_from(rank).unwrap_or(u64::MAX);
         request
             .seen_at_ms
-            .max(self.windows_from_ms)
             .saturating_add(k.saturating_mul(window_ms))
     }
 
@@ -214,11 +214,11 @@ mod tests {
         );
         assert_eq!(q.next_deadline(2, 500, |_| false), Some(2_000));
         assert_eq!(q.next_deadline(2, 500, |m| *m == id(1)), Some(2_500));
-        // A new epoch: the windows start again from its entry, the epoch steward's at once.
-        q.restart_windows(10_000);
-        assert!(q.due(10_999, 2, 500, |_| false).is_empty());
+        // A re-join whose old leaf was just removed: its windows start again.
+        q.restart_windows(&id(1), 10_000);
+        assert_eq!(q.due(10_999, 2, 500, |_| false), vec![(id(2), vec![2; 10])]);
         assert_eq!(q.due(10_000, 0, 500, |_| false).len(), 2);
-        assert_eq!(q.next_deadline(2, 500, |_| false), Some(11_000));
+        assert_eq!(q.next_deadline(2, 500, |m| *m == id(2)), Some(11_000));
     }
 
     #[test]

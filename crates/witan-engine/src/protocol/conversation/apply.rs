@@ -94,6 +94,13 @@ impl Conversation {
         for m in &added {
             self.joins.remove(m);
         }
+        for m in &removed {
+            if self.joins.get(m).is_some() {
+                // A re-join: its old leaf is gone, its add comes next (see `join_queue`).
+                self.touch(PartKey::Joins);
+                self.joins.restart_windows(m, ctx.now_ms);
+            }
+        }
         tracing::info!(conversation = %self.id, epoch = self.epoch, author = %author.short(), round = certified.round, added = added.len(), removed = removed.len(), resolutions = candidate.resolutions.len(), "certified commit applied");
         out.epoch_advanced = true;
         out.events.push(Event::MembershipChanged {
@@ -108,11 +115,6 @@ impl Conversation {
         self.set_state(State::Working, out);
         if !added.is_empty() && candidate.proposer.as_slice() == self.me.as_bytes() {
             self.send_welcome(ctx, group, &candidate, &certified, &added, out)?;
-        }
-        if !self.joins.is_empty() {
-            // A new leader order: the takeover windows start again from here.
-            self.touch(PartKey::Joins);
-            self.joins.restart_windows(ctx.now_ms);
         }
         self.propose_due_joins(ctx, group, out)?;
         self.raise_emergencies(ctx, group, out)?;

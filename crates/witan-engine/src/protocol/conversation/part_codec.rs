@@ -304,7 +304,6 @@ pub(super) fn joins_from(p: JoinsPart) -> Result<JoinQueue, StateError> {
     for h in p.spent {
         q.spent.push(digest(&h)?);
     }
-    q.windows_from_ms = p.windows_from_ms;
     q.member_since_ms = p.member_since_ms;
     Ok(q)
 }

@@ -172,7 +172,6 @@ impl Conversation {
                     })
                     .collect(),
                 spent: self.joins.spent.iter().map(|h| h.to_vec()).collect(),
-                windows_from_ms: self.joins.windows_from_ms,
                 member_since_ms: self.joins.member_since_ms,
             }
             .encode_to_vec(),
