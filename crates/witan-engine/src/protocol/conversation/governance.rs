@@ -9,7 +9,8 @@
 use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MemberId};
 use crate::protocol::ballot_box::{
-    Action, BallotError, Class, Digest, ProposalContext, VoteOutcome, new_proposal, parse_payload,
+    Action, BallotError, Class, Digest, MAX_OPEN_PER_OWNER, ProposalContext, VoteOutcome,
+    new_proposal, parse_payload,
 };
 use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError};
 use witan_wire::{self as wire, group_payload::Content};
@@ -455,8 +456,19 @@ impl Conversation {
         })
     }
 
-    /// When this member is next due to propose a join request.
+    /// Whether this member holds as many open proposals as one owner may: its next join
+    /// proposals wait until a commit resolves some.
+    fn proposals_full(&self) -> bool {
+        let mine = self.ballots.open().filter(|b| b.owner() == self.me).count();
+        mine >= MAX_OPEN_PER_OWNER
+    }
+
+    /// When this member is next due to propose a join request (none while its proposals are
+    /// at their bound: the commit that resolves some proposes the rest).
     pub(super) fn join_deadline(&self) -> Option<u64> {
+        if self.proposals_full() {
+            return None;
+        }
         let window = self.settings.recovery_inactivity_ms;
         self.joins
             .next_deadline(self.rank(), window, |m| self.join_proposed(m))
@@ -486,11 +498,17 @@ impl Conversation {
                     key_package,
                 }
             };
+            if self.proposals_full() {
+                // The rest wait, queued, for the commit that resolves this member's proposals.
+                break;
+            }
             match self.propose(ctx, group, action, out) {
                 Ok(_) => {}
-                // A key package that expired since it was seen, or a full ballot box: the
-                // request is dropped, not retried for ever.
-                Err(ProtocolError::Vote(BallotError::Full(_)) | ProtocolError::Mls(_)) => {
+                // The ballot box as a whole is full: the request waits, queued (it expires
+                // with its joiner's patience).
+                Err(ProtocolError::Vote(BallotError::Full(_))) => break,
+                // A key package that expired since it was seen: the request is dropped.
+                Err(ProtocolError::Mls(_)) => {
                     self.touch(PartKey::Joins);
                     self.joins.remove(&member);
                 }
