@@ -394,3 +394,23 @@ fn f28_members_whose_rounds_drifted_apart_meet_again() {
 fn f29_a_member_that_moved_on_precommits_a_late_polka_of_its_round() {
     assert_all_passes(5152);
 }
+
+/// The sleeping-phones family (`tests/sim/sleeping.rs`): eight phones asleep 90 % of the
+/// time; a join, a removal and a silent epoch steward each complete, and the group stays one.
+#[test]
+fn sleeping_phones_seeds_0_to_5() {
+    let cfg = sim::sleeping::SleepConfig::new(8);
+    let mut failures = Vec::new();
+    for seed in 0..6 {
+        let o = sim::sleeping::check(seed, &cfg);
+        if o.incomplete() || !o.violations.is_empty() {
+            failures.push(format!("{o:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "reproduce with `cargo run --release --example simulate -- --sleeping-phones \
+         --members 8 --seed N`:\n{}",
+        failures.join("\n")
+    );
+}
