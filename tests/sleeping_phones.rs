@@ -287,7 +287,7 @@ fn a_member_told_to_rejoin_comes_back_through_a_vote_with_a_new_leaf_and_keeps_i
     let names = ["ann", "bob", "cat", "dan", "eve"];
     let mut w = World::new(&names);
     w.c(0).create_conversation(CONV.into(), settings).unwrap();
-    for i in 1..5 {
+    for (i, name) in names.iter().enumerate().skip(1) {
         w.c(i).request_to_join(CONV.into()).unwrap();
         w.deliver();
         // Joins need votes by hand here: everyone approves.
@@ -300,7 +300,7 @@ fn a_member_told_to_rejoin_comes_back_through_a_vote_with_a_new_leaf_and_keeps_i
             }
             w.run_for(2_000);
         }
-        assert!(joined(&w, i), "{} joined", names[i]);
+        assert!(joined(&w, i), "{name} joined");
     }
     w.send(0, "before the trip");
     w.run_for(1_000);

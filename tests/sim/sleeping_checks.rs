@@ -217,11 +217,9 @@ fn settle(
                     proposal_id,
                     approved,
                     ..
-                } => {
-                    if *decided.entry(*proposal_id).or_insert(*approved) != *approved {
-                        out.violations
-                            .push(format!("proposal {proposal_id} resolved both ways"));
-                    }
+                } if *decided.entry(*proposal_id).or_insert(*approved) != *approved => {
+                    out.violations
+                        .push(format!("proposal {proposal_id} resolved both ways"));
                 }
                 WitanEvent::RejoinRequired { .. } => {
                     out.violations.push(format!("p{i} was told to re-join"));
