@@ -9,7 +9,15 @@
 //! cargo run --release --example simulate -- --ci --seeds 10000 --jobs 2   # the long sweep
 //! cargo run --release --example simulate -- --ci --only churn,network --exact --seed 2 --trace
 //! cargo run --release --example simulate -- --byzantine-member --seeds 2000 --jobs 2
+//! cargo run --release --example simulate -- --sleeping-phones --members 8 --seeds 1000
 //! ```
+//!
+//! `--sleeping-phones` runs the sleeping-phones family instead (`tests/sim/sleeping.rs`:
+//! phones asleep 90 % of the time, woken by pushes in the extension role, opening the app now
+//! and then) and prints, over the seeds, the median and 99th percentile of the time from
+//! `request_to_join` to `Joined`, from `propose_removal` to the commit and from the epoch
+//! steward falling silent to the commit that takes its slot, the seeds where one of them
+//! never completed, and the safety violations.
 //!
 //! The default run is `Config::full(12)`: every fault family, one chaos round. Options
 //! apply in order: `--ci` (the CI sweep's shape: 5 members, two rounds, keeping the
@@ -43,6 +51,7 @@ struct Args {
     single: Option<u64>,
     jobs: usize,
     check_determinism: bool,
+    sleeping: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -53,6 +62,7 @@ fn parse() -> Result<Args, String> {
         single: None,
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         check_determinism: false,
+        sleeping: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -87,6 +97,7 @@ fn parse() -> Result<Args, String> {
             "--exact" => args.cfg.mix_chance = 1.0,
             "--no-scores" => args.cfg.check_scores = false,
             "--check-determinism" => args.check_determinism = true,
+            "--sleeping-phones" => args.sleeping = true,
             "--faults" => {
                 for item in value("--faults")?.split(',').filter(|s| !s.is_empty()) {
                     let (on, name) = match item.strip_prefix('-') {
@@ -148,6 +159,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.sleeping {
+        sleeping(&args);
+        return;
+    }
     if let Some(seed) = args.single {
         let t = Instant::now();
         match run_seed(seed, &args.cfg) {
@@ -264,4 +279,89 @@ fn main() {
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// The median and 99th percentile of `v` in seconds, and how many values there are.
+fn spread(mut v: Vec<u64>) -> String {
+    if v.is_empty() {
+        return "—".into();
+    }
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    format!(
+        "median {:.1} s, p99 {:.1} s (n = {})",
+        at(0.5),
+        at(0.99),
+        v.len()
+    )
+}
+
+/// The sleeping-phones family over the seeds (see the module doc).
+fn sleeping(args: &Args) {
+    let cfg = sim::sleeping::SleepConfig::new(args.cfg.members);
+    let seeds: Vec<u64> = match args.single {
+        Some(s) => vec![s],
+        None => (args.start..args.start + args.count).collect(),
+    };
+    let t = Instant::now();
+    let jobs = args.jobs.min(seeds.len().max(1));
+    let mut outcomes: Vec<sim::sleeping::Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|j| {
+                let (seeds, cfg) = (&seeds, &cfg);
+                s.spawn(move || {
+                    seeds
+                        .iter()
+                        .skip(j)
+                        .step_by(jobs)
+                        .map(|seed| {
+                            eprint!(".");
+                            sim::sleeping::check(*seed, cfg)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    eprintln!();
+    outcomes.sort_by_key(|o| o.seed);
+    let joins: Vec<u64> = outcomes
+        .iter()
+        .flat_map(|o| o.joins.iter().flatten().copied())
+        .collect();
+    let removals: Vec<u64> = outcomes.iter().filter_map(|o| o.removal).collect();
+    let reelections: Vec<u64> = outcomes.iter().filter_map(|o| o.reelection).collect();
+    let incomplete: Vec<&sim::sleeping::Outcome> =
+        outcomes.iter().filter(|o| o.incomplete()).collect();
+    let violations: usize = outcomes.iter().map(|o| o.violations.len()).sum();
+    for o in incomplete.iter().take(20) {
+        println!("incomplete: {o:?}");
+    }
+    for o in outcomes
+        .iter()
+        .filter(|o| !o.violations.is_empty())
+        .take(20)
+    {
+        println!("violations: seed {} {:?}", o.seed, o.violations);
+    }
+    println!(
+        "sleeping phones, {} members, {} seeds in {:.0} s ({jobs} jobs)",
+        cfg.members,
+        outcomes.len(),
+        t.elapsed().as_secs_f64()
+    );
+    println!("  request_to_join → Joined: {}", spread(joins));
+    println!("  propose_removal → commit: {}", spread(removals));
+    println!(
+        "  silent epoch steward → its slot taken: {}",
+        spread(reelections)
+    );
+    println!(
+        "  seeds where something never completed: {}; safety violations: {violations}",
+        incomplete.len()
+    );
 }

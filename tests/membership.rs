@@ -238,9 +238,15 @@ fn a_lost_vote_is_relayed_so_the_proposal_is_decided_before_expiry() {
     assert!(t.approved && !t.at_expiry);
 }
 
+/// Votes by hand wait for the app (automatic votes, which the extension casts, are off
+/// here: the user votes on every proposal).
 #[test]
 fn in_extension_mode_messages_and_commits_apply_but_voting_waits_for_the_app() {
-    let mut net = Net::form(4, fast_settings());
+    let settings = witan::protocol::Settings {
+        auto_vote_delay_ms: None,
+        ..fast_settings()
+    };
+    let mut net = Net::form(4, settings);
     net.run_for(10_000);
     net.extension.insert(2);
     let target = net.nodes[3].id();
@@ -252,6 +258,10 @@ fn in_extension_mode_messages_and_commits_apply_but_voting_waits_for_the_app() {
     })
     .unwrap();
     net.send(1, b"read me in the extension");
+    net.deliver();
+    for i in [1, 3] {
+        net.act(i, |c, ctx| c.vote(ctx, pid, true)).unwrap();
+    }
     net.deliver();
     // The extension decrypted the message but did not vote.
     assert!(

@@ -167,10 +167,12 @@ impl WitanClient {
     }
 
     /// Publishes this member's key package on the conversation's welcome topic and waits in
-    /// `PendingJoin` for a welcome. A conversation that was left may be joined again.
+    /// `PendingJoin` for a welcome. A conversation that was left, or that told this member
+    /// `RejoinRequired`, may be joined again: the group votes on it (for a re-join, first on
+    /// removing the old leaf), and the stored history stays.
     pub fn request_to_join(&self, conversation_id: String) -> Result<(), WitanError> {
         self.local(&conversation_id, |existing, ctx| {
-            if let Some(c) = existing.filter(|c| c.state() != State::Left) {
+            if let Some(c) = existing.filter(|c| c.state() != State::Left && !c.rejoin_required()) {
                 return Err(WitanError::WrongState {
                     state: c.state().into(),
                     reason: "the conversation already exists".into(),

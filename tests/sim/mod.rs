@@ -13,7 +13,9 @@
 //! Files: `rng.rs` (SplitMix64), `net.rs` (event queue, network, transport, clock),
 //! `world.rs` (members and every call made on them), `actions.rs` (the random actions), `byzantine.rs` (crafted packets),
 //! `invariants.rs` (what is checked), `logs.rs` (engine log lines in the trace), `scenario.rs` (the run: formation, chaos rounds,
-//! healing, settling).
+//! healing, settling). The sleeping-phones family is a run of its own: `sleeping.rs` (phones
+//! that sleep, wake for pushes in the extension role and open the app now and then) and
+//! `sleeping_checks.rs` (what it measures and checks).
 #![allow(dead_code)]
 
 pub mod actions;
@@ -23,6 +25,8 @@ pub mod logs;
 pub mod net;
 pub mod rng;
 pub mod scenario;
+pub mod sleeping;
+pub mod sleeping_checks;
 pub mod world;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

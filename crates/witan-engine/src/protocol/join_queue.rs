@@ -5,7 +5,16 @@
 //! the member at position k of the epoch's leader order proposes it if, `k` takeover windows
 //! after the request arrived, no add proposal for that member exists. So a sleeping epoch
 //! steward blocks no join, and several members rarely propose the same one (duplicates are
-//! harmless: a commit adds a member once and resolves the other adds as well).
+//! harmless: a commit adds a member once and resolves the other adds as well). The windows do
+//! not start again at each epoch: the members that saw a request may all rank low in a later
+//! epoch, and the request must not expire while they wait.
+//!
+//! A request from a member of the group with a fresh key package, made after this member
+//! entered the group, is a *re-join*: the device lost its state (`RejoinRequired`) and asks
+//! to come back. The same takeover turns it into a removal of the old leaf first; once
+//! that is committed the request's windows start again (everyone's would have passed, and
+//! all would propose the add at once) and it is an ordinary join. (A member's first request, delivered late to
+//! a member that joined with it or after it, is older than that member's membership.)
 //!
 //! Requests come from anyone who can publish on the welcome topic, so they are bounded in
 //! number and bytes; the oldest goes first.
@@ -37,6 +46,9 @@ pub struct JoinQueue {
     pub(crate) requests: BTreeMap<MemberId, JoinRequest>,
     /// Hashes of the key packages certified commits added, oldest first.
     pub(crate) spent: Vec<[u8; 32]>,
+    /// When this member entered the group: a member's join request made before then is the
+    /// one that brought it in (delivered late), not a re-join.
+    pub(crate) member_since_ms: u64,
 }
 
 /// The hash a spent key package is remembered by.
@@ -126,9 +138,17 @@ impl JoinQueue {
             .retain(|_, r| r.seen_at_ms.saturating_add(timeout_ms) > now_ms);
     }
 
+    /// The takeover windows of `member`'s request start again (a commit removed its old
+    /// leaf: the add comes next).
+    pub fn restart_windows(&mut self, member: &MemberId, now_ms: u64) {
+        if let Some(r) = self.requests.get_mut(member) {
+            r.seen_at_ms = now_ms;
+        }
+    }
+
     /// When this member proposes the add of a request, at position `rank` of the leader
     /// order with `window_ms` per position.
-    pub fn due_at(request: &JoinRequest, rank: usize, window_ms: u64) -> u64 {
+    pub fn due_at(&self, request: &JoinRequest, rank: usize, window_ms: u64) -> u64 {
         let k = u64::try_from(rank).unwrap_or(u64::MAX);
         request
             .seen_at_ms
@@ -147,7 +167,7 @@ impl JoinQueue {
         let mut due: Vec<(u64, MemberId, Vec<u8>)> = self
             .requests
             .iter()
-            .filter(|(m, r)| Self::due_at(r, rank, window_ms) <= now_ms && !proposed(m))
+            .filter(|(m, r)| self.due_at(r, rank, window_ms) <= now_ms && !proposed(m))
             .map(|(m, r)| (r.seen_at_ms, *m, r.key_package.clone()))
             .collect();
         due.sort();
@@ -164,7 +184,7 @@ impl JoinQueue {
         self.requests
             .iter()
             .filter(|(m, _)| !proposed(m))
-            .map(|(_, r)| Self::due_at(r, rank, window_ms))
+            .map(|(_, r)| self.due_at(r, rank, window_ms))
             .min()
     }
 }
@@ -194,6 +214,11 @@ mod tests {
         );
         assert_eq!(q.next_deadline(2, 500, |_| false), Some(2_000));
         assert_eq!(q.next_deadline(2, 500, |m| *m == id(1)), Some(2_500));
+        // A re-join whose old leaf was just removed: its windows start again.
+        q.restart_windows(&id(1), 10_000);
+        assert_eq!(q.due(10_999, 2, 500, |_| false), vec![(id(2), vec![2; 10])]);
+        assert_eq!(q.due(10_000, 0, 500, |_| false).len(), 2);
+        assert_eq!(q.next_deadline(2, 500, |m| *m == id(2)), Some(11_000));
     }
 
     #[test]

@@ -9,10 +9,14 @@
 //! epoch E is led by `order[r mod n]`. A steward that left, or led a round that failed, loses
 //! its slot (the slot stays, empty, so the others keep theirs).
 //!
-//! When an epoch begins and its slot is past the list's end, or the group is no larger than
-//! `steward_list_min` and not every member is on the list, the list is renewed: members
-//! sorted by `SHA256(domain ‖ conversation ‖ E ‖ member)` (the spec's inputs), the first
-//! `steward_list_max` of them (all of them below `steward_list_min`). A list every member
+//! When an epoch begins and the list is *used up* — its slot is past the list's end, or no
+//! slot from it on is held any more (their stewards left or fell silent) — or the group is no
+//! larger than `steward_list_min` and not every member is on the list, the list is renewed:
+//! members sorted by `SHA256(domain ‖ conversation ‖ E ‖ member)` (the spec's inputs), those
+//! *demoted* (a certified commit penalised them, for instance for a round they led and did
+//! not commit: a sleeping phone) after all the others, the first `steward_list_max` of them
+//! (all of them below `steward_list_min`). A used-up list is replaced without waiting for
+//! other work, so silent stewards are never chosen again while awake members remain. A list every member
 //! derives from certified state needs no vote (a deviation from the spec's voted
 //! elections). The ranking is predictable, so a joiner could pick keys that rank first at a
 //! future epoch; mixing in a secret of the epoch (its MLS authenticator) would stop that,
@@ -50,7 +54,18 @@ pub fn derive(
     members: &[MemberId],
     settings: &Settings,
 ) -> Vec<MemberId> {
-    let mut ranked: Vec<([u8; 32], MemberId)> = members
+    derive_demoting(conversation, epoch, members, &[], settings)
+}
+
+/// The renewed list for epoch `epoch`, the `demoted` members ranked after all the others.
+pub fn derive_demoting(
+    conversation: &str,
+    epoch: u64,
+    members: &[MemberId],
+    demoted: &[MemberId],
+    settings: &Settings,
+) -> Vec<MemberId> {
+    let mut ranked: Vec<(bool, [u8; 32], MemberId)> = members
         .iter()
         .map(|m| {
             let rank = hash(&[
@@ -59,17 +74,17 @@ pub fn derive(
                 &epoch.to_be_bytes(),
                 m.as_bytes(),
             ]);
-            (rank, *m)
+            (demoted.contains(m), rank, *m)
         })
         .collect();
     ranked.sort();
-    ranked.dedup_by(|a, b| a.1 == b.1);
+    ranked.dedup_by(|a, b| a.2 == b.2);
     let size = if ranked.len() < settings.steward_list_min as usize {
         ranked.len()
     } else {
         ranked.len().min(settings.steward_list_max as usize)
     };
-    ranked.into_iter().take(size).map(|(_, m)| m).collect()
+    ranked.into_iter().take(size).map(|(_, _, m)| m).collect()
 }
 
 impl StewardSchedule {
@@ -113,6 +128,14 @@ impl StewardSchedule {
     /// Whether the list has no slot left for `epoch`.
     pub fn exhausted(&self, epoch: u64) -> bool {
         self.index(epoch).is_none_or(|i| i >= self.slots.len())
+    }
+
+    /// Whether no slot from `epoch`'s on is held: the list cannot give `epoch` or any later
+    /// epoch a steward.
+    pub fn used_up(&self, epoch: u64) -> bool {
+        self.index(epoch)
+            .and_then(|i| self.slots.get(i..))
+            .is_none_or(|rest| rest.iter().all(Option::is_none))
     }
 
     /// Stewards that still hold a slot, in slot order.
@@ -169,12 +192,14 @@ impl StewardSchedule {
     }
 
     /// An epoch begins (certified): members that left lose their slots, and the list is
-    /// renewed if it is used up (see the module doc). Returns whether the list changed.
+    /// renewed if it is used up, `demoted` members ranked last (see the module doc). Returns
+    /// whether the list changed.
     pub fn on_epoch(
         &mut self,
         conversation: &str,
         epoch: u64,
         members: &[MemberId],
+        demoted: &[MemberId],
         settings: &Settings,
     ) -> bool {
         let before = self.clone();
@@ -185,8 +210,8 @@ impl StewardSchedule {
         }
         let small = members.len() <= settings.steward_list_min as usize;
         let all_on_list = members.iter().all(|m| self.contains(m));
-        if self.exhausted(epoch) || (small && !all_on_list) {
-            let list = derive(conversation, epoch, members, settings);
+        if self.used_up(epoch) || (small && !all_on_list) {
+            let list = derive_demoting(conversation, epoch, members, demoted, settings);
             *self = StewardSchedule::from_parts(list, epoch);
         }
         *self != before
@@ -257,18 +282,42 @@ mod tests {
         let m = members(7);
         let s = settings(3, 3);
         let mut list = StewardSchedule::from_parts(vec![m[0], m[1], m[2]], 0);
-        assert!(!list.on_epoch("c", 2, &m, &s));
-        assert!(list.on_epoch("c", 3, &m, &s));
+        assert!(!list.on_epoch("c", 2, &m, &[], &s));
+        assert!(list.on_epoch("c", 3, &m, &[], &s));
         assert_eq!(list.base_epoch(), 3);
         assert_eq!(list.active(), derive("c", 3, &m, &s));
         // A group of two grows to three: everyone becomes a steward.
         let mut small = StewardSchedule::from_parts(vec![m[0], m[1]], 0);
-        assert!(small.on_epoch("c", 1, &m[..3], &s));
+        assert!(small.on_epoch("c", 1, &m[..3], &[], &s));
         assert_eq!(small.active().len(), 3);
         // Members that left lose their slots.
         let mut list = StewardSchedule::from_parts(vec![m[0], m[1], m[2]], 0);
         let without: Vec<MemberId> = m.iter().copied().filter(|x| *x != m[1]).collect();
-        assert!(list.on_epoch("c", 0, &without, &s));
+        assert!(list.on_epoch("c", 0, &without, &[], &s));
         assert!(!list.contains(&m[1]));
+    }
+
+    #[test]
+    fn a_list_whose_remaining_slots_were_all_lost_is_renewed_without_the_demoted() {
+        let m = members(7);
+        let s = settings(2, 2);
+        let mut list = StewardSchedule::from_parts(vec![m[0], m[1]], 4);
+        // Both stewards led rounds that failed: their slots are empty but not past the end.
+        list.drop_member(&m[0]);
+        list.drop_member(&m[1]);
+        assert!(!list.exhausted(5) && list.used_up(5));
+        let demoted = [m[0], m[1]];
+        assert!(list.on_epoch("c", 5, &m, &demoted, &s));
+        assert_eq!(list.base_epoch(), 5);
+        assert_eq!(list.active().len(), 2);
+        assert!(list.active().iter().all(|x| !demoted.contains(x)));
+        assert_eq!(list.epoch_steward(5), list.active().first().copied());
+        // A list with a held slot ahead is kept; demoted members still serve when nobody else
+        // is left.
+        let mut held = StewardSchedule::from_parts(vec![m[0], m[1]], 4);
+        held.drop_member(&m[0]);
+        assert!(!held.used_up(4) && !held.on_epoch("c", 4, &m, &[], &s));
+        let all_demoted = derive_demoting("c", 9, &m[..2], &m[..2], &s);
+        assert_eq!(all_demoted.len(), 2);
     }
 }

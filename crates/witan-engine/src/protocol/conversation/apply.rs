@@ -56,8 +56,19 @@ impl Conversation {
         self.enter_epoch(ctx, group)?;
         let ids = self.members();
         let stewards_before = self.stewards.active();
+        // Members a certified commit penalised (a round they led failed: asleep, or worse)
+        // are chosen last when the list is renewed; every member holds the same scores.
+        let demoted: Vec<MemberId> = ids
+            .iter()
+            .copied()
+            .filter(|m| {
+                self.scores
+                    .get(m)
+                    .is_some_and(|s| s < self.settings.default_peer_score)
+            })
+            .collect();
         self.stewards
-            .on_epoch(&self.id, self.epoch, &ids, &self.settings);
+            .on_epoch(&self.id, self.epoch, &ids, &demoted, &self.settings);
         self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
         self.ballots.forget_voters(&self.member_set());
         let joins = &self.joins;
@@ -82,6 +93,13 @@ impl Conversation {
         }
         for m in &added {
             self.joins.remove(m);
+        }
+        for m in &removed {
+            if self.joins.get(m).is_some() {
+                // A re-join: its old leaf is gone, its add comes next (see `join_queue`).
+                self.touch(PartKey::Joins);
+                self.joins.restart_windows(m, ctx.now_ms);
+            }
         }
         tracing::info!(conversation = %self.id, epoch = self.epoch, author = %author.short(), round = certified.round, added = added.len(), removed = removed.len(), resolutions = candidate.resolutions.len(), "certified commit applied");
         out.epoch_advanced = true;
@@ -325,6 +343,8 @@ impl Conversation {
         check_joiner_certificate(&self.id, &group, &certified, &candidate, &packet.joiners)?;
         self.adopt_sync(ctx, &group, &sync, &candidate, settings)?;
         self.since_epoch = self.epoch;
+        self.touch(PartKey::Joins);
+        self.joins.member_since_ms = ctx.now_ms;
         out.epoch_advanced = true;
         out.events.push(Event::Joined);
         self.set_state(State::Working, out);

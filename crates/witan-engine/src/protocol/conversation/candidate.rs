@@ -292,9 +292,7 @@ impl Conversation {
             self.welcome_proposal(ctx, d, out);
         }
         for d in &learned {
-            if !ctx.defer_governance {
-                self.auto_vote(ctx, group, d, out)?;
-            }
+            self.auto_vote(ctx, group, d, out)?;
         }
         if !learned.is_empty() {
             return Ok(Verdict::Disagree(

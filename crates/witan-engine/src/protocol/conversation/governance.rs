@@ -9,7 +9,8 @@
 use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MemberId};
 use crate::protocol::ballot_box::{
-    Action, BallotError, Class, Digest, ProposalContext, VoteOutcome, new_proposal, parse_payload,
+    Action, BallotError, Class, Digest, MAX_OPEN_PER_OWNER, ProposalContext, VoteOutcome,
+    new_proposal, parse_payload,
 };
 use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError};
 use witan_wire::{self as wire, group_payload::Content};
@@ -420,7 +421,13 @@ impl Conversation {
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
         let info = mls::validate_key_package(ctx.provider, &req.key_package)?;
-        if self.is_member(&info.member_id) {
+        // A member's request with a key package no commit used is a re-join (the device lost
+        // its state); the key package it joined with is spent, so a replay of its first
+        // request is refused by the queue.
+        if info.member_id == self.me
+            || (self.is_member(&info.member_id)
+                && req.requested_at_ms <= self.joins.member_since_ms)
+        {
             return Ok(());
         }
         self.touch(PartKey::Joins);
@@ -439,17 +446,32 @@ impl Conversation {
             .unwrap_or(self.leaders.len())
     }
 
-    fn add_proposed(&self, member: &MemberId) -> bool {
-        self.ballots
-            .open()
-            .any(|b| matches!(b.action(), Action::Add { member: m, .. } if m == member))
+    /// Whether the next step of `member`'s join request is proposed already: its add, or,
+    /// for a re-join, the removal of its old leaf.
+    fn join_proposed(&self, member: &MemberId) -> bool {
+        let rejoin = self.is_member(member);
+        self.ballots.open().any(|b| match b.action() {
+            Action::Add { member: m, .. } => m == member,
+            a => rejoin && a.removes() == Some(*member),
+        })
     }
 
-    /// When this member is next due to propose a join request.
+    /// Whether this member holds as many open proposals as one owner may: its next join
+    /// proposals wait until a commit resolves some.
+    fn proposals_full(&self) -> bool {
+        let mine = self.ballots.open().filter(|b| b.owner() == self.me).count();
+        mine >= MAX_OPEN_PER_OWNER
+    }
+
+    /// When this member is next due to propose a join request (none while its proposals are
+    /// at their bound: the commit that resolves some proposes the rest).
     pub(super) fn join_deadline(&self) -> Option<u64> {
+        if self.proposals_full() {
+            return None;
+        }
         let window = self.settings.recovery_inactivity_ms;
         self.joins
-            .next_deadline(self.rank(), window, |m| self.add_proposed(m))
+            .next_deadline(self.rank(), window, |m| self.join_proposed(m))
     }
 
     /// Proposes the adds of the join requests whose takeover window for this member passed.
@@ -465,17 +487,28 @@ impl Conversation {
         let window = self.settings.recovery_inactivity_ms;
         let due = self
             .joins
-            .due(ctx.now_ms, self.rank(), window, |m| self.add_proposed(m));
+            .due(ctx.now_ms, self.rank(), window, |m| self.join_proposed(m));
         for (member, key_package) in due {
-            let action = Action::Add {
-                member,
-                key_package,
+            // A re-join replaces the old leaf: its removal first, the add once committed.
+            let action = if self.is_member(&member) {
+                Action::Remove { member }
+            } else {
+                Action::Add {
+                    member,
+                    key_package,
+                }
             };
+            if self.proposals_full() {
+                // The rest wait, queued, for the commit that resolves this member's proposals.
+                break;
+            }
             match self.propose(ctx, group, action, out) {
                 Ok(_) => {}
-                // A key package that expired since it was seen, or a full ballot box: the
-                // request is dropped, not retried for ever.
-                Err(ProtocolError::Vote(BallotError::Full(_)) | ProtocolError::Mls(_)) => {
+                // The ballot box as a whole is full: the request waits, queued (it expires
+                // with its joiner's patience).
+                Err(ProtocolError::Vote(BallotError::Full(_))) => break,
+                // A key package that expired since it was seen: the request is dropped.
+                Err(ProtocolError::Mls(_)) => {
                     self.touch(PartKey::Joins);
                     self.joins.remove(&member);
                 }

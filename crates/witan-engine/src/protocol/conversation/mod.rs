@@ -151,6 +151,7 @@ impl Conversation {
         let mut conv = Conversation::blank(id, me, settings, State::Working);
         conv.stewards = StewardSchedule::founding(me);
         conv.enter_epoch(ctx, &group)?;
+        conv.joins.member_since_ms = ctx.now_ms;
         let mut out = Output::default();
         out.events.push(Event::StateChanged(State::Working));
         out.events
@@ -165,6 +166,11 @@ impl Conversation {
         settings: Settings,
     ) -> Result<(Self, Output), ProtocolError> {
         validate_conversation_id(id)?;
+        // A member told to re-join still holds the group it fell out of; the welcome that
+        // brings it back builds the group anew under the same id.
+        if let Some(stale) = Group::load(ctx.provider, id.as_bytes())? {
+            stale.delete(ctx.provider)?;
+        }
         let key_package = mls::new_key_package(ctx.provider, ctx.identity)?;
         let me = ctx.identity.member_id();
         let mut conv = Conversation::blank(id, me, settings, State::PendingJoin);

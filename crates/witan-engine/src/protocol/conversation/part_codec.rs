@@ -304,6 +304,7 @@ pub(super) fn joins_from(p: JoinsPart) -> Result<JoinQueue, StateError> {
     for h in p.spent {
         q.spent.push(digest(&h)?);
     }
+    q.member_since_ms = p.member_since_ms;
     Ok(q)
 }
 

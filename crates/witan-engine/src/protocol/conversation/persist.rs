@@ -105,6 +105,7 @@ impl Conversation {
                     })
                     .collect(),
                 spent: self.joins.spent.iter().map(|h| h.to_vec()).collect(),
+                member_since_ms: self.joins.member_since_ms,
             }
             .encode_to_vec(),
             PartKey::Archive => ArchivePart {

@@ -233,6 +233,9 @@ pub struct JoinsPart {
     /// Hashes (32 bytes) of the key packages certified commits added, oldest first.
     #[prost(bytes = "vec", repeated, tag = "3")]
     pub spent: Vec<Vec<u8>>,
+    /// When this member entered the group (created or welcomed); 0 in older states.
+    #[prost(uint64, tag = "5")]
+    pub member_since_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -53,8 +53,11 @@ impl Conversation {
                 self.set_state(State::Left, out);
             }
         }
-        if !self.is_member_state() || ctx.defer_governance {
+        if !self.is_member_state() {
             return Ok(());
+        }
+        if ctx.defer_governance {
+            return self.fire_signing_only(ctx, out);
         }
         self.expire_joins(ctx.now_ms);
         if self.catch_up_at.is_some_and(|at| at <= ctx.now_ms) {
@@ -90,6 +93,28 @@ impl Conversation {
             }
         }
         Err(ProtocolError::Internal("deadlines did not settle".into()))
+    }
+
+    /// The extension's share of the deadlines: the automatic votes that are due (one
+    /// signature each, and the user chose them). Everything else — round timeouts, leading,
+    /// takeovers of join requests, relays, emergencies, catch-up — stays due for the app.
+    fn fire_signing_only(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
+        let now = ctx.now_ms;
+        let due: Vec<_> = self
+            .ballots
+            .auto_votes
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(d, _)| *d)
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut group = self.load_group(ctx)?;
+        for d in &due {
+            self.auto_vote(ctx, &mut group, d, out)?;
+        }
+        Ok(())
     }
 
     /// Fires the round's due timers, if any; returns whether they asked for something.

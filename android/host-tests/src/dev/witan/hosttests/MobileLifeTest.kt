@@ -37,7 +37,8 @@ class MobileLifeTest {
     @Test
     fun theExtensionNotifiesAndLeavesTheVoteToTheApp() = runBlocking {
         TestNet(3).use { net ->
-            net[0].c.createConversation(CONV, fastSettings())
+            // Votes by hand: the extension casts only automatic votes that are due.
+            net[0].c.createConversation(CONV, fastSettings(autoVote = false))
             net[1].c.requestToJoin(CONV)
             net.settle("two members") { net.agree(listOf(0, 1)) }
             // The epoch steward proposes the newcomer; the other member must vote.
@@ -62,13 +63,15 @@ class MobileLifeTest {
             )
             val report = extension.handleWakeup(push)
             assertEquals(listOf("dinner at eight?"), report.notifications.map { it.body.decodeToString() })
-            assertTrue(report.deferredWork, "the vote is left for the app")
+            assertFalse(report.deferredWork, "a vote by hand waits for the user, not a deadline")
             assertEquals(0u, report.spooledPackets)
             assertTrue(transport.published.isEmpty(), "the extension published no vote")
-            assertEquals(1, assertNotNull(extension.conversation(CONV)).openProposals.size)
+            val open = assertNotNull(extension.conversation(CONV)).openProposals
+            assertEquals(1, open.size)
             extension.close()
 
             net[voter].open()
+            net[voter].c.vote(CONV, open[0].proposalId, true)
             net.settle("the newcomer admitted by the app's vote") { net.agree(listOf(0, 1, 2)) }
             assertEquals(listOf("dinner at eight?"), net[voter].historyBodies())
         }
