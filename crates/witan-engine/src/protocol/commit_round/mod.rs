@@ -409,12 +409,29 @@ impl CommitRound {
         out
     }
 
-    /// A candidate of a later round arrived while this member's rounds are not running (it
-    /// saw no work): it joins that round (not further than a few rounds ahead).
-    pub fn join_if_idle(&mut self, round: u32, ctx: &RoundCtx<'_>) -> Vec<RoundEffect> {
+    /// A candidate of a later round arrived from `leader`, that round's leader. A member
+    /// whose rounds are not running (it saw no work) joins that round; one whose rounds run
+    /// counts the leader as a member ahead of it, like a NewRound (a leader sends none for its
+    /// own round), and moves on once more than f are. Either way not further than a few
+    /// rounds ahead. Without this a member that cannot time out (the notification
+    /// extension) would stay behind when the only members awake are the next leader and
+    /// one other, and their rounds would never reach a quorum.
+    pub fn follow_candidate(
+        &mut self,
+        round: u32,
+        leader: MemberId,
+        ctx: &RoundCtx<'_>,
+    ) -> Vec<RoundEffect> {
         let ahead = round > self.round && round <= self.round.saturating_add(MAX_ROUNDS_AHEAD);
-        if self.started || !ahead {
+        if !ahead {
             return Vec::new();
+        }
+        if self.started {
+            let members = self.ahead.entry(round).or_default();
+            members.entry(leader).or_insert(None);
+            if members.len() <= max_faulty(ctx.n()) {
+                return Vec::new();
+            }
         }
         let mut out = self.advance_to(round, ctx);
         // The candidate itself is considered by the caller.

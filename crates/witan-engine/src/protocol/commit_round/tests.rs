@@ -219,6 +219,38 @@ fn a_member_moves_ahead_on_f_plus_one_new_rounds_or_when_the_leader_passes() {
 }
 
 #[test]
+fn a_member_whose_rounds_run_follows_a_later_leaders_candidate_with_one_other_member_ahead() {
+    // Five members, f = 1. This member (4) cannot time out (a notification extension): it
+    // sits in round 0 while members 0 and 3 are awake. Round 3 is led by member 3, which sends
+    // no NewRound for its own round: member 0's NewRound and member 3's candidate are the two
+    // members ahead of it.
+    let g = group(5);
+    let mut member = CommitRound::new(1);
+    member.note_work(&g.ctx(4, 0));
+    assert!(member.started(), "its rounds run");
+    let nr = wire::NewRound {
+        epoch: 1,
+        round: 3,
+        lock: None,
+        locked: None,
+    };
+    member.on_new_round(g.members[0], nr, &g.ctx(4, 10));
+    assert_eq!(member.round(), 0, "one member ahead is not enough");
+    let c = g.candidate(7, 3);
+    member.follow_candidate(3, g.members[3], &g.ctx(4, 11));
+    assert_eq!(
+        member.round(),
+        3,
+        "the leader's candidate is the second member ahead"
+    );
+    let effects = member.on_candidate(c, true, &g.ctx(4, 12));
+    assert_eq!(prevotes(&effects).len(), 1, "and it prevotes the candidate");
+    // The leader alone is not enough to pull a member three rounds further.
+    member.follow_candidate(8, g.members[3], &g.ctx(4, 13));
+    assert_eq!(member.round(), 3);
+}
+
+#[test]
 fn a_later_leader_waits_for_a_quorum_and_proposes_the_newest_lock() {
     let g = group(4);
     let mut leader = CommitRound::new(1);

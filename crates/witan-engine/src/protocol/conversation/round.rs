@@ -168,7 +168,7 @@ impl Conversation {
             );
             return Ok(());
         }
-        let joined = self.with_round(ctx, |r, rcx| r.join_if_idle(c.round, rcx));
+        let joined = self.with_round(ctx, |r, rcx| r.follow_candidate(c.round, sender, rcx));
         self.drive(ctx, group, joined, out)?;
         let effects = if self.round.placement(c.round) == std::cmp::Ordering::Equal {
             let valid = self.check_proposed(ctx, group, &c, out)?;
