@@ -212,6 +212,19 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_of_999_join_requests_is_kept_whole() {
+        // A group of a thousand forms from 999 simultaneous requests (key packages of the
+        // size witan makes, about 300 bytes; 1 KiB here).
+        let mut q = JoinQueue::default();
+        for i in 0..999u64 {
+            let mut m = [0u8; 20];
+            m[..8].copy_from_slice(&i.to_be_bytes());
+            assert!(q.add(MemberId(m), vec![7; 1024], 1_000));
+        }
+        assert_eq!(q.len(), 999);
+    }
+
+    #[test]
     fn outsiders_cannot_grow_the_queue_without_bound() {
         let mut q = JoinQueue::default();
         for i in 0..(MAX_REQUESTS + 10) {
