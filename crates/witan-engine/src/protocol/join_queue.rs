@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 
 use crate::mls::MemberId;
 
-/// Requests kept at most.
-pub const MAX_REQUESTS: usize = 256;
+/// Requests kept at most: a group of a thousand forms from one burst of requests.
+pub const MAX_REQUESTS: usize = 1024;
 /// Bytes of key packages kept at most.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Spent key packages remembered at most (the oldest are forgotten first).
