@@ -5,9 +5,14 @@
 //! The router is FIFO and loses nothing. It does not echo a packet to its publisher (a
 //! client's own echo is a duplicate that changes nothing). Delivery goes in rounds: a round
 //! takes every packet in flight and hands each client, in one `receive` call, the ones on its
-//! topics in publication order; packets published meanwhile go to the next round. When
-//! nothing is in flight, every client is polled and the clock jumps to the earliest wake-up
-//! they asked for.
+//! topics in publication order (or, with [`World::live`], each packet in a `receive` call of
+//! its own, as a live socket delivers them); packets published meanwhile go to the next
+//! round. When nothing is in flight, every client is polled and the clock jumps to the
+//! earliest wake-up they asked for.
+//!
+//! What each client costs is kept per member ([`MemberCost`]): the CPU of the calling thread
+//! inside its calls, the bytes and packets handed to it, and the engine's counters of
+//! signatures checked and certificate bytes read (`witan_engine::metrics`).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +24,9 @@ use witan::client::{
     TransportError, WitanClient, WitanEvent,
 };
 
-use super::measure::Meter;
+use witan_engine::metrics::{self, Counters};
+
+use super::measure::{Meter, thread_cpu};
 
 pub type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -164,6 +171,27 @@ pub struct ReceiveStats {
     pub calls: u64,
 }
 
+/// What one member cost so far (see the module doc).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct MemberCost {
+    pub cpu: Duration,
+    pub bytes_in: u64,
+    pub packets_in: u64,
+    pub counters: Counters,
+}
+
+impl MemberCost {
+    /// What was spent between `earlier` and `self`.
+    pub fn since(&self, earlier: &MemberCost) -> MemberCost {
+        MemberCost {
+            cpu: self.cpu.saturating_sub(earlier.cpu),
+            bytes_in: self.bytes_in - earlier.bytes_in,
+            packets_in: self.packets_in - earlier.packets_in,
+            counters: self.counters.since(&earlier.counters),
+        }
+    }
+}
+
 pub struct World {
     pub dir: std::path::PathBuf,
     pub router: Arc<Router>,
@@ -173,6 +201,10 @@ pub struct World {
     pub receive: ReceiveStats,
     /// Packets for clients that are closed, in arrival order.
     pub mailbox: Vec<Vec<Packet>>,
+    /// Per member (see the module doc).
+    pub costs: Vec<MemberCost>,
+    /// Each packet in a `receive` call of its own (a live socket) instead of a round's batch.
+    pub live: bool,
 }
 
 impl World {
@@ -186,6 +218,8 @@ impl World {
             listeners: (0..n).map(|_| Arc::new(Listener::default())).collect(),
             receive: ReceiveStats::default(),
             mailbox: vec![Vec::new(); n],
+            costs: vec![MemberCost::default(); n],
+            live: false,
         };
         for i in 0..n {
             w.open(i)?;
@@ -228,6 +262,26 @@ impl World {
         self.clients[i] = None;
     }
 
+    /// Runs `f` on client `i`, charging it what the call cost.
+    pub fn charged<T>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&WitanClient) -> Result<T, witan::client::WitanError>,
+    ) -> BenchResult<T> {
+        let client = self.clients[i]
+            .clone()
+            .ok_or_else(|| format!("client {i} is closed"))?;
+        let (cpu0, counters0) = (thread_cpu(), metrics::counters());
+        let result = f(&client);
+        let cost = &mut self.costs[i];
+        cost.cpu += thread_cpu().saturating_sub(cpu0);
+        let spent = metrics::counters().since(&counters0);
+        cost.counters.signatures += spent.signatures;
+        cost.counters.round_signatures += spent.round_signatures;
+        cost.counters.certificate_bytes += spent.certificate_bytes;
+        Ok(result?)
+    }
+
     pub fn c(&self, i: usize) -> BenchResult<&WitanClient> {
         self.clients[i]
             .as_deref()
@@ -260,7 +314,7 @@ impl World {
                 .iter()
                 .filter(|p| p.from != i && topics.contains(&p.topic));
             match &self.clients[i] {
-                Some(c) => {
+                Some(_) => {
                     let packets: Vec<InboundPacket> = mine
                         .map(|p| InboundPacket {
                             topic: p.topic.clone(),
@@ -270,12 +324,14 @@ impl World {
                     if packets.is_empty() {
                         continue;
                     }
-                    let count = packets.len() as u64;
-                    let started = Instant::now();
-                    c.receive(packets)?;
-                    self.receive.time += started.elapsed();
-                    self.receive.packets += count;
-                    self.receive.calls += 1;
+                    let calls: Vec<Vec<InboundPacket>> = if self.live {
+                        packets.into_iter().map(|p| vec![p]).collect()
+                    } else {
+                        vec![packets]
+                    };
+                    for call in calls {
+                        self.receive_call(i, call)?;
+                    }
                 }
                 None => self.mailbox[i].extend(mine.cloned()),
             }
@@ -283,12 +339,29 @@ impl World {
         Ok(batch.len())
     }
 
+    /// Hands client `i` one `receive` call.
+    fn receive_call(&mut self, i: usize, packets: Vec<InboundPacket>) -> BenchResult<()> {
+        let count = packets.len() as u64;
+        let bytes: u64 = packets.iter().map(|p| p.payload.len() as u64).sum();
+        let started = Instant::now();
+        self.charged(i, |c| c.receive(packets))?;
+        self.receive.time += started.elapsed();
+        self.receive.packets += count;
+        self.receive.calls += 1;
+        self.costs[i].bytes_in += bytes;
+        self.costs[i].packets_in += count;
+        Ok(())
+    }
+
     /// Polls every open client; the earliest wake-up they asked for.
-    pub fn poll_all(&self) -> BenchResult<Option<u64>> {
+    pub fn poll_all(&mut self) -> BenchResult<Option<u64>> {
         self.router.set_phase("poll");
         let mut next: Option<u64> = None;
-        for c in self.clients.iter().flatten() {
-            if let Some(at) = c.poll()?.next_wakeup_at_ms {
+        for i in 0..self.n() {
+            if self.clients[i].is_none() {
+                continue;
+            }
+            if let Some(at) = self.charged(i, |c| c.poll())?.next_wakeup_at_ms {
                 next = Some(next.map_or(at, |n: u64| n.min(at)));
             }
         }
