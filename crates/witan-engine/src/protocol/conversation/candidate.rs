@@ -181,7 +181,8 @@ impl Conversation {
             return Ok(true);
         }
         let digest = wire::candidate_digest(&self.id, c);
-        let signers = self.signers();
+        let roster = self.roster();
+        let signers = &roster.signers;
         let polka = c.pol.as_ref().is_some_and(|p| {
             p.round < c.round
                 && p.epoch == self.epoch
