@@ -10,7 +10,11 @@
 //!
 //! A step decodes a conversation's state the first time it needs it and keeps it
 //! ([`States`]); the engine runs of the step work on that copy, and [`States::flush`] writes
-//! back what they changed before the step commits. Nothing here is undone: only a successful
+//! back what they changed before the step commits. A committed step's states, exactly as it
+//! stored them, are handed to the next step of the same connection ([`KeptStates`]) unless
+//! another connection committed in between (`data_version`) or the connection was reopened,
+//! so a step per packet does not decode the state again each time. Memory holds the states
+//! of the last step's conversations only. Nothing here is undone: only a successful
 //! engine run replaces a state, and a step that fails is rolled back by the store, this copy
 //! with it. With the `state` cache layer off, every run reads its state from the store and
 //! writes it back at once.
@@ -45,6 +49,14 @@ enum Held {
     Lent { parts: Parts, changed: bool },
 }
 
+/// The states a committed step left, exactly as stored then, for the next step of the same
+/// connection (see `WitanClient::run_step`: only while no other connection committed).
+pub(crate) struct KeptStates {
+    /// `PRAGMA data_version` of the step that left them.
+    pub version: i64,
+    held: BTreeMap<String, Held>,
+}
+
 /// The conversation states of one step (see the module doc).
 #[derive(Default)]
 pub(crate) struct States {
@@ -56,6 +68,26 @@ pub(crate) struct States {
 }
 
 impl States {
+    /// A step's states, starting from what the previous committed step left.
+    pub fn from_kept(kept: KeptStates) -> States {
+        States {
+            held: kept.held,
+            ..States::default()
+        }
+    }
+
+    /// What a flushed step leaves for the next one (`None` if it holds anything unwritten).
+    pub fn into_kept(self, version: i64) -> Option<KeptStates> {
+        if self.lost || !Layer::State.enabled() {
+            return None;
+        }
+        let all_stored = self.held.values().all(|h| matches!(h, Held::Stored(..)));
+        all_stored.then_some(KeptStates {
+            version,
+            held: self.held,
+        })
+    }
+
     /// Lets engine runs take the held states instead of clones (see the module doc).
     pub fn lend(&mut self) {
         self.lend = true;
@@ -109,6 +141,9 @@ impl States {
     /// A run on conversation `id` failed: a state it was lent is restored from the stored
     /// bytes, or, if it had changes of this step, the step is lost.
     pub fn run_failed(&mut self, id: &str) {
+        if !matches!(self.held.get(id), Some(Held::Lent { .. })) {
+            return;
+        }
         let Some(Held::Lent { parts, changed }) = self.held.remove(id) else {
             return;
         };
@@ -154,6 +189,9 @@ impl States {
             ));
         }
         for (id, held) in &mut self.held {
+            if !matches!(held, Held::Changed(..)) {
+                continue;
+            }
             let Held::Changed(mut conv, stored) =
                 std::mem::replace(held, Held::Stored(None, Parts::new()))
             else {

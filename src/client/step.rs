@@ -143,6 +143,16 @@ impl<'s, 'c> StepEnv<'s, 'c> {
 }
 
 impl StepEnv<'_, '_> {
+    /// Starts from the states a previous committed step left (see `state.rs`).
+    pub fn start_from(&mut self, kept: super::state::KeptStates) {
+        self.states = States::from_kept(kept);
+    }
+
+    /// The step's states, once flushed, for the next step (see `state.rs`).
+    pub fn take_states(&mut self) -> States {
+        std::mem::take(&mut self.states)
+    }
+
     /// Lets the engine runs of this step defer MLS message secrets (see the module doc).
     pub fn defer_message_secrets(&mut self) {
         self.defer_secrets = Layer::Secrets.enabled();
@@ -605,6 +615,42 @@ mod tests {
         fail(&mut env);
         assert_eq!(env.is_lost(), Layer::State.enabled());
         assert_eq!(env.flush().is_err(), Layer::State.enabled());
+    }
+
+    #[test]
+    fn a_state_no_run_changed_stays_readable_after_a_flush() {
+        let mut db = db();
+        let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 1_000);
+        env.run_engine("c", |_, ctx| {
+            let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+            Ok((conv, (), out))
+        })
+        .unwrap()
+        .unwrap();
+        env.flush().unwrap();
+        drop(env);
+        step.commit().unwrap();
+
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 2_000);
+        // Read (a run that is refused), flushed with nothing changed, read again.
+        let refused = env
+            .run_engine("c", |_, _| {
+                Err::<(Conversation, (), Output), _>(WitanError::invalid("no"))
+            })
+            .unwrap();
+        assert!(refused.is_err());
+        env.flush().unwrap();
+        let again = env
+            .run_engine("c", |conv, _| {
+                let conv = conv.ok_or_else(|| WitanError::internal("state gone"))?;
+                Ok((conv, (), Output::default()))
+            })
+            .unwrap();
+        assert!(again.is_ok(), "{again:?}");
     }
 
     #[test]
