@@ -55,12 +55,7 @@ impl PerCommit {
     /// Per-member figures from each member's cost over the workload, divided by `commits`.
     pub fn of(costs: &[MemberCost], commits: u64, latency_ms: u64) -> PerCommit {
         let per = |f: &dyn Fn(&MemberCost) -> f64| {
-            median_max(
-                costs
-                    .iter()
-                    .map(|c| f(c) / commits.max(1) as f64)
-                    .collect(),
-            )
+            median_max(costs.iter().map(|c| f(c) / commits.max(1) as f64).collect())
         };
         let (cpu_median, cpu_max) = per(&|c| c.cpu.as_secs_f64());
         let (bytes_median, bytes_max) = per(&|c| c.bytes_in as f64);

@@ -25,7 +25,9 @@ impl Counters {
     pub fn since(&self, earlier: &Counters) -> Counters {
         Counters {
             signatures: self.signatures.saturating_sub(earlier.signatures),
-            round_signatures: self.round_signatures.saturating_sub(earlier.round_signatures),
+            round_signatures: self
+                .round_signatures
+                .saturating_sub(earlier.round_signatures),
             certificate_bytes: self
                 .certificate_bytes
                 .saturating_sub(earlier.certificate_bytes),

@@ -192,7 +192,7 @@ impl Conversation {
                     &self.id,
                     (self.epoch, p.round, &digest),
                     &p.signatures,
-                    &signers,
+                    signers,
                 )
                 .is_ok()
         });

@@ -25,8 +25,8 @@ mod inbound;
 mod legacy;
 mod part_codec;
 mod persist;
-mod round;
 mod roster;
+mod round;
 mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -58,6 +58,9 @@ mod tests {
         let r = cache.get(&[a, b]);
         assert_eq!(r.set.len(), 2);
         assert_eq!(r.signers.get(&[2; 32]), Some(&MemberId([2; 20])));
-        assert!(RosterCache::default() == cache, "caches never make states differ");
+        assert!(
+            RosterCache::default() == cache,
+            "caches never make states differ"
+        );
     }
 }
