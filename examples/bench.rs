@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Workloads (JSON in the bench format; results: `docs/bench.md`):
-//! (a) `formation`, (b) `chat`, (c) `removal` on N `WitanClient`s with their own SQLite
+//! (a) `formation`, (b) `chat`, (b′) `live` (the chat, one packet per `receive` call),
+//! (c) `removal` on N `WitanClient`s with their own SQLite
 //! files in one process (`bench/world.rs`, `bench/workloads.rs`); (d) `wakeup`, a push
 //! wake-up in a fresh process (`bench/wakeup.rs`); (e) `floor`, the same chat on plain
 //! OpenMLS in memory (`bench/floor.rs`); (f) `size`, the stripped release cdylib. Prints a
@@ -18,6 +19,8 @@ mod floor;
 mod measure;
 #[path = "bench/report.rs"]
 mod report;
+#[path = "bench/scale_report.rs"]
+mod scale_report;
 #[path = "bench/wakeup.rs"]
 mod wakeup;
 #[path = "bench/workloads.rs"]
@@ -31,7 +34,15 @@ use std::path::PathBuf;
 use report::Results;
 use world::{BenchResult, World};
 
-const ALL: [&str; 6] = ["formation", "chat", "removal", "wakeup", "floor", "size"];
+const ALL: [&str; 7] = [
+    "formation",
+    "chat",
+    "live",
+    "removal",
+    "wakeup",
+    "floor",
+    "size",
+];
 
 struct Args {
     ns: Vec<usize>,
@@ -94,8 +105,10 @@ fn main() {
     }
 }
 
-/// Formation runs per group size; the median (by CPU) is reported.
+/// Formation runs per group size up to [`REPEATED_UP_TO`] members; the median (by CPU) is
+/// reported. Larger groups form once: their CPU is many ticks, and a run takes minutes.
 const FORMATION_RUNS: usize = 3;
+const REPEATED_UP_TO: usize = 128;
 
 fn remove_unless_kept(args: &Args, dir: &std::path::Path) -> BenchResult<()> {
     if args.keep.is_none() {
@@ -117,13 +130,18 @@ fn run(args: &Args) -> BenchResult<()> {
     };
     eprintln!("machine: {}", results.machine);
     for &n in &args.ns {
-        if on("formation") || on("chat") || on("removal") {
+        if on("formation") || on("chat") || on("live") || on("removal") {
             // Formation runs FORMATION_RUNS times, each in a fresh world, and the run of median
             // CPU is reported (a few tenths of a second are a few dozen 10 ms ticks); the
             // other workloads continue in the last world.
-            let mut runs = Vec::with_capacity(FORMATION_RUNS);
+            let formation_runs = if n <= REPEATED_UP_TO {
+                FORMATION_RUNS
+            } else {
+                1
+            };
+            let mut runs = Vec::with_capacity(formation_runs);
             let mut world = None;
-            for run in 0..FORMATION_RUNS {
+            for run in 0..formation_runs {
                 let dir = root.join(format!("n{n}-{run}"));
                 if let Some(w) = world.take() {
                     drop(w);
@@ -131,7 +149,7 @@ fn run(args: &Args) -> BenchResult<()> {
                 }
                 std::fs::create_dir_all(&dir)?;
                 let mut w = World::new(n, &dir)?;
-                eprintln!("n={n}: formation (run {} of {FORMATION_RUNS})", run + 1);
+                eprintln!("n={n}: formation (run {} of {formation_runs})", run + 1);
                 runs.push(workloads::formation(&mut w)?);
                 world = Some(w);
             }
@@ -140,23 +158,27 @@ fn run(args: &Args) -> BenchResult<()> {
             };
             runs.sort_by_key(|f| (f.cpu, f.cpu_precise));
             if on("formation")
-                && let Some(f) = runs.into_iter().nth(FORMATION_RUNS / 2)
+                && let Some(f) = runs.into_iter().nth(formation_runs / 2)
             {
                 results.formation.push(f);
             }
-            if on("chat") || on("removal") {
+            if on("chat") || on("live") || on("removal") {
                 w.settle(120_000)?;
             }
             if on("chat") {
                 eprintln!("n={n}: chat");
-                results.chat.push(workloads::chat(&mut w)?);
+                results.chat.push(workloads::chat(&mut w, false)?);
+            }
+            if on("live") {
+                eprintln!("n={n}: live chat");
+                results.chat.push(workloads::chat(&mut w, true)?);
             }
             if on("removal") {
                 eprintln!("n={n}: removal");
                 results.removal.push(workloads::removal(&mut w)?);
             }
             drop(w);
-            remove_unless_kept(args, &root.join(format!("n{n}-{}", FORMATION_RUNS - 1)))?;
+            remove_unless_kept(args, &root.join(format!("n{n}-{}", formation_runs - 1)))?;
         }
         if on("floor") {
             eprintln!("n={n}: floor");

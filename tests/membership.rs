@@ -39,6 +39,17 @@ fn four_joiners_are_batched_into_one_commit() {
 }
 
 #[test]
+fn forty_simultaneous_joiners_are_added_in_one_commit() {
+    // More join requests than one member may hold open proposals of other kinds (32): the
+    // epoch steward proposes an add for each and one commit adds them all.
+    let net = Net::form(41, fast_settings());
+    let all: Vec<usize> = (0..41).collect();
+    net.assert_agree(&all);
+    assert_eq!(net.nodes[0].conv().members().len(), 41);
+    assert_eq!(net.nodes[0].conv().view().epoch, 1, "one commit");
+}
+
+#[test]
 fn sixteen_members_form_and_elect_a_steward_list() {
     let mut net = Net::form(16, fast_settings());
     net.run_for(20_000);

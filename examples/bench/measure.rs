@@ -1,5 +1,5 @@
-//! Process measurements read from `/proc` (no extra crates): CPU time, peak RSS, the machine
-//! description, and [`Meter`], a wall + CPU stopwatch that can be paused so that the bench's
+//! Process measurements read from `/proc`: CPU time, peak RSS, the machine description; the
+//! calling thread's CPU clock ([`thread_cpu`], the only figure that needs `libc`); and [`Meter`], a wall + CPU stopwatch that can be paused so that the bench's
 //! own bookkeeping (checking whether a workload is done) is not charged to witan.
 
 use std::time::{Duration, Instant};
@@ -59,6 +59,22 @@ pub fn process_cpu_precise() -> Duration {
         }
     }
     Duration::from_nanos(total)
+}
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`: nanoseconds, up to date at
+/// the call, unlike `schedstat`, which a running thread updates only at ticks). The bench
+/// drives every client from one thread, so the difference around a call is that call's CPU.
+pub fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; the clock id is a constant Linux defines.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// Peak resident set size of this process (`VmHWM`), in MiB.

@@ -55,7 +55,7 @@ pub struct Results {
     pub size: Option<Size>,
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub fn verdict(ok: bool) -> &'static str {
     if ok { "✅" } else { "❌" }
 }
 
@@ -87,7 +87,7 @@ impl Results {
     fn witan_receive_us(&self, n: usize) -> Option<f64> {
         self.chat
             .iter()
-            .find(|c| c.n == n)
+            .find(|c| c.n == n && !c.live)
             .map(|c| c.us_per_receive)
     }
 
@@ -128,19 +128,20 @@ impl Results {
             }
             s.push('\n');
         }
-        if !self.chat.is_empty() {
+        let batched: Vec<&Chat> = self.chat.iter().filter(|c| !c.live).collect();
+        if let Some(first) = batched.first() {
             let _ = writeln!(
                 s,
                 "### (b) chat ({} rounds, 64-byte messages)\n",
-                self.chat[0].rounds
+                first.rounds
             );
             let _ = writeln!(
                 s,
                 "| n | receives | receives/s | µs/receive | reference µs/receive | target | µs/send | wire bytes/message | chat CPU s |"
             );
             let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-            let smallest = self.chat.iter().filter(|c| c.n >= 4).min_by_key(|c| c.n);
-            for c in &self.chat {
+            let smallest = batched.iter().filter(|c| c.n >= 4).min_by_key(|c| c.n);
+            for c in &batched {
                 let r = reference(c.n);
                 let target = if c.n == 128 {
                     format!(
@@ -164,7 +165,7 @@ impl Results {
                     fmt3(c.cpu.as_secs_f64()),
                 );
             }
-            if let (Some(lo), Some(hi)) = (smallest, self.chat.iter().max_by_key(|c| c.n))
+            if let (Some(lo), Some(hi)) = (smallest, batched.iter().max_by_key(|c| c.n))
                 && hi.n > lo.n
             {
                 let growth = hi.us_per_receive / lo.us_per_receive;
@@ -181,6 +182,7 @@ impl Results {
             }
             s.push('\n');
         }
+        super::scale_report::live(&mut s, &self.chat);
         if !self.removal.is_empty() {
             let _ = writeln!(s, "### (c) removal\n");
             let _ = writeln!(
@@ -205,6 +207,7 @@ impl Results {
             }
             s.push('\n');
         }
+        super::scale_report::per_commit(&mut s, &self.formation, &self.removal);
         if !self.wakeup.is_empty() {
             let _ = writeln!(s, "### (d) push wake-up (fresh process, median of 3)\n");
             let _ = writeln!(
@@ -296,11 +299,12 @@ impl Results {
                 "receive_calls": f.receive_calls, "packets_received": f.packets_received,
                 "process_peak_rss_mib": f.peak_rss_mib,
                 "reference_cpu_s": reference(f.n).map(|r| r.0),
+                "per_commit": super::scale_report::per_commit_json(&f.per_commit),
             }));
         }
         for c in &self.chat {
             runs.push(json!({
-                "workload": "chat", "n": c.n, "rounds": c.rounds,
+                "workload": if c.live { "live_chat" } else { "chat" }, "n": c.n, "rounds": c.rounds,
                 "receives_per_s": c.receives_per_s, "us_per_receive": c.us_per_receive,
                 "us_per_send": c.us_per_send, "bytes_per_message": c.bytes_per_message,
                 "receives": c.receives, "cpu_s": c.cpu.as_secs_f64(),
@@ -314,6 +318,7 @@ impl Results {
                 "cpu_ms_schedstat": r.cpu_precise.as_secs_f64() * 1e3,
                 "packets": r.packets, "bytes": r.bytes, "packets_received": r.packets_received,
                 "reference_cpu_ms": reference(r.n).map(|x| x.2),
+                "per_commit": super::scale_report::per_commit_json(&r.per_commit),
             }));
         }
         for d in &self.wakeup {

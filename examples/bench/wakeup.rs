@@ -4,9 +4,9 @@
 //!
 //! Building the database: the 100-member conversation is formed through the public API (100
 //! clients); member 1 is then closed while the others chat 24 messages, remove member 99 by
-//! vote (the commit) and chat 25 more. Its backlog keeps, in arrival order, the chat packets
-//! and the commit candidate (the votes and the proposal are left out: the candidate carries
-//! the signed votes as evidence). The filler — 1,000 conversations (copies of the real one's
+//! vote (the commit) and chat 25 more. Its backlog is everything its topics carried
+//! meanwhile, in arrival order: the chats and the removal's packets up to its certified
+//! commit. The filler — 1,000 conversations (copies of the real one's
 //! engine state under other ids, in witan's state encoding, with their topic rows, no
 //! deadline and no MLS rows: a wake-up never loads a conversation it has no traffic or
 //! deadline for) and the
@@ -166,21 +166,17 @@ fn build_conversation(dir: &Path) -> BenchResult<(PathBuf, Vec<Vec<u8>>, u64)> {
     }
     chat(&mut w, BACKLOG_CHATS - before, before)?;
 
+    // Everything the sleeper's topics carried while it was closed, in arrival order: the
+    // chats, and the removal's proposal, votes, candidate, polka and certified commit (with
+    // certified commits a member applies the certificate, not the candidate alone).
     let mailbox = std::mem::take(&mut w.mailbox[SLEEPER]);
-    let commits: Vec<&super::world::Packet> =
-        mailbox.iter().filter(|p| p.phase == "poll").collect();
-    if commits.len() != 1 {
-        return Err(format!(
-            "wake-up setup: expected one commit candidate in the backlog, found {}",
-            commits.len()
-        )
-        .into());
+    let chats = mailbox.iter().filter(|p| p.phase == "chat").count();
+    if chats != BACKLOG_CHATS {
+        return Err(
+            format!("wake-up setup: {chats} chats in the backlog, not {BACKLOG_CHATS}").into(),
+        );
     }
-    let backlog: Vec<Vec<u8>> = mailbox
-        .iter()
-        .filter(|p| p.phase == "chat" || p.phase == "poll")
-        .map(|p| p.payload.clone())
-        .collect();
+    let backlog: Vec<Vec<u8>> = mailbox.into_iter().map(|p| p.payload).collect();
     let now = w.now();
     let path = PathBuf::from(w.path(SLEEPER));
     drop(w);

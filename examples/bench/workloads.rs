@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use witan::client::{ConversationSettings, default_conversation_settings};
 
 use super::measure::Meter;
-use super::world::{BenchResult, World};
+use super::world::{BenchResult, MemberCost, World};
 
 pub const CONV: &str = "bench-conversation";
 /// Chat rounds of workload (b).
@@ -23,6 +23,67 @@ pub fn settings() -> ConversationSettings {
     }
 }
 
+/// What one commit cost each member, over the members that took part (see `PerCommit::of`).
+#[derive(Debug, Clone, Default)]
+pub struct PerCommit {
+    pub commits: u64,
+    /// CPU per member per commit: median and maximum over members.
+    pub cpu_median: Duration,
+    pub cpu_max: Duration,
+    /// Bytes received per member per commit (median, maximum).
+    pub bytes_median: f64,
+    pub bytes_max: f64,
+    /// Signatures checked per member per commit (median, maximum), and of those the
+    /// prevote and precommit signatures (the certificate's cost).
+    pub signatures_median: f64,
+    pub signatures_max: f64,
+    pub round_signatures_median: f64,
+    pub round_signatures_max: f64,
+    /// Bytes of polka and certificate signature lists read per member per commit (median).
+    pub certificate_bytes_median: f64,
+    /// Protocol (virtual) time from the first action to every member having applied.
+    pub latency_ms: u64,
+}
+
+fn median_max(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let median = v.get(v.len() / 2).copied().unwrap_or(0.0);
+    (median, v.last().copied().unwrap_or(0.0))
+}
+
+impl PerCommit {
+    /// Per-member figures from each member's cost over the workload, divided by `commits`.
+    pub fn of(costs: &[MemberCost], commits: u64, latency_ms: u64) -> PerCommit {
+        let per = |f: &dyn Fn(&MemberCost) -> f64| {
+            median_max(costs.iter().map(|c| f(c) / commits.max(1) as f64).collect())
+        };
+        let (cpu_median, cpu_max) = per(&|c| c.cpu.as_secs_f64());
+        let (bytes_median, bytes_max) = per(&|c| c.bytes_in as f64);
+        let (signatures_median, signatures_max) = per(&|c| c.counters.signatures as f64);
+        let (round_signatures_median, round_signatures_max) =
+            per(&|c| c.counters.round_signatures as f64);
+        let (certificate_bytes_median, _) = per(&|c| c.counters.certificate_bytes as f64);
+        PerCommit {
+            commits,
+            cpu_median: Duration::from_secs_f64(cpu_median),
+            cpu_max: Duration::from_secs_f64(cpu_max),
+            bytes_median,
+            bytes_max,
+            signatures_median,
+            signatures_max,
+            round_signatures_median,
+            round_signatures_max,
+            certificate_bytes_median,
+            latency_ms,
+        }
+    }
+}
+
+/// Each member's cost since `before`, for the members in `who`.
+fn spent(w: &World, before: &[MemberCost], who: &[usize]) -> Vec<MemberCost> {
+    who.iter().map(|&i| w.costs[i].since(&before[i])).collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct Formation {
     pub n: usize,
@@ -35,10 +96,13 @@ pub struct Formation {
     pub receive_calls: u64,
     pub packets_received: u64,
     pub peak_rss_mib: f64,
+    pub per_commit: PerCommit,
 }
 
 #[derive(Debug, Clone)]
 pub struct Chat {
+    /// Each packet in a `receive` call of its own (b′) rather than a round per call (b).
+    pub live: bool,
     pub n: usize,
     pub rounds: usize,
     pub receives: u64,
@@ -59,6 +123,7 @@ pub struct Removal {
     pub packets: u64,
     pub bytes: u64,
     pub packets_received: u64,
+    pub per_commit: PerCommit,
 }
 
 /// (a) The creator creates; N-1 joiners announce at t=0; done when all N agree on one epoch
@@ -69,11 +134,13 @@ pub fn formation(w: &mut World) -> BenchResult<Formation> {
     let all: Vec<usize> = (0..n).collect();
     let (packets0, bytes0) = w.router.counters();
     let receive0 = w.receive;
+    let costs0 = w.costs.clone();
+    let t0 = w.now();
     let mut meter = Meter::started();
     w.router.set_phase("local");
-    w.c(0)?.create_conversation(CONV.into(), settings())?;
+    w.charged(0, |c| c.create_conversation(CONV.into(), settings()))?;
     for i in 1..n {
-        w.c(i)?.request_to_join(CONV.into())?;
+        w.charged(i, |c| c.request_to_join(CONV.into()))?;
     }
     let done = w.run_until(&mut meter, 3_600_000, true, |w| {
         // Cheap first: the creator must see everyone before the others are asked.
@@ -81,27 +148,42 @@ pub fn formation(w: &mut World) -> BenchResult<Formation> {
     })?;
     let (wall, cpu, cpu_precise) = meter.finish();
     if !done {
-        return Err(format!("formation of {n} did not complete").into());
+        let creator = w.info(0, CONV)?;
+        let joined = (1..n)
+            .filter(|&i| w.info(i, CONV).is_ok_and(|c| c.epoch > 0))
+            .count();
+        return Err(format!(
+            "formation of {n} did not complete: at {} ms the creator is at epoch {} with {} members; {joined} joiners have joined",
+            w.now() - t0,
+            creator.epoch,
+            creator.members.len()
+        )
+        .into());
     }
     let (packets1, bytes1) = w.router.counters();
+    let commits = w.info(0, CONV)?.epoch;
+    let per_commit = PerCommit::of(&spent(w, &costs0, &all), commits, w.now() - t0);
     Ok(Formation {
         n,
         wall,
         cpu,
         cpu_precise,
-        commits: w.info(0, CONV)?.epoch,
+        commits,
         packets: packets1 - packets0,
         bytes: bytes1 - bytes0,
         receive_calls: w.receive.calls - receive0.calls,
         packets_received: w.receive.packets - receive0.packets,
         peak_rss_mib: super::measure::peak_rss_mib(),
+        per_commit,
     })
 }
 
 /// (b) `CHAT_ROUNDS` rounds: every member sends one `CHAT_BODY`-byte message, then every
-/// member receives the others' messages of the round in one `receive` call.
-pub fn chat(w: &mut World) -> BenchResult<Chat> {
+/// member receives the others' messages of the round in one `receive` call — or, `live`
+/// (b′), each of them in a `receive` call of its own.
+pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
     let n = w.n();
+    w.live = live;
     let before: Vec<u64> = w
         .listeners
         .iter()
@@ -125,6 +207,7 @@ pub fn chat(w: &mut World) -> BenchResult<Chat> {
     }
     let wall = started.elapsed();
     let (_, cpu, _) = meter.finish();
+    w.live = false;
     let (_, bytes1) = w.router.counters();
     let receives = w.receive.packets - receive0.packets;
     let receive_time = w.receive.time - receive0.time;
@@ -137,6 +220,7 @@ pub fn chat(w: &mut World) -> BenchResult<Chat> {
     }
     let sends = (CHAT_ROUNDS * n) as f64;
     Ok(Chat {
+        live,
         n,
         rounds: CHAT_ROUNDS,
         receives,
@@ -157,9 +241,11 @@ pub fn removal(w: &mut World) -> BenchResult<Removal> {
     let remaining: Vec<usize> = (0..n - 1).collect();
     let (packets0, bytes0) = w.router.counters();
     let receive0 = w.receive;
+    let costs0 = w.costs.clone();
+    let (t0, epoch0) = (w.now(), w.info(0, CONV)?.epoch);
     let mut meter = Meter::started();
     w.router.set_phase("local");
-    w.c(0)?.propose_removal(CONV.into(), target)?;
+    w.charged(0, |c| c.propose_removal(CONV.into(), target))?;
     let done = w.run_until(&mut meter, 3_600_000, true, |w| {
         Ok(w.info(0, CONV)?.members.len() == n - 1 && w.agree(CONV, &remaining, &ids)?)
     })?;
@@ -168,6 +254,8 @@ pub fn removal(w: &mut World) -> BenchResult<Removal> {
         return Err(format!("removal in a group of {n} did not complete").into());
     }
     let (packets1, bytes1) = w.router.counters();
+    let commits = w.info(0, CONV)?.epoch - epoch0;
+    let per_commit = PerCommit::of(&spent(w, &costs0, &remaining), commits, w.now() - t0);
     Ok(Removal {
         n,
         wall,
@@ -176,5 +264,6 @@ pub fn removal(w: &mut World) -> BenchResult<Removal> {
         packets: packets1 - packets0,
         bytes: bytes1 - bytes0,
         packets_received: w.receive.packets - receive0.packets,
+        per_commit,
     })
 }

@@ -4,16 +4,25 @@
 //! [`Listener`] that keeps counts instead of events.
 //!
 //! Delivery goes in rounds (`World::deliver_round`: no echo to the publisher, one `receive`
-//! per client and round, its time added up). When nothing is in flight, every client is
-//! polled and the clock jumps to the earliest wake-up they asked for.
+//! per client and round — or, with [`World::live`], one per packet, as a live socket delivers
+//! them — its time added up). When nothing is in flight, every client is polled and the clock
+//! jumps to the earliest wake-up they asked for.
+//!
+//! What each client costs is kept per member ([`MemberCost`]): the CPU of the calling thread
+//! inside its calls, the bytes and packets handed to it, and the engine's counters of
+//! signatures checked and certificate bytes read (`witan_engine::metrics`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use witan::client::{ConversationInfo, EventListener, WitanClient, WitanEvent};
+use witan::client::{
+    ConversationInfo, EventListener, InboundPacket, WitanClient, WitanError, WitanEvent,
+};
+use witan_engine::metrics::{self, Counters};
 use witan_testing::{Dir, MemberSpec, Tap};
 
-use super::measure::Meter;
+use super::measure::{Meter, thread_cpu};
 
 pub use witan_testing::Packet;
 
@@ -84,11 +93,48 @@ impl EventListener for Listener {
     }
 }
 
+/// What one member cost so far (see the module doc).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct MemberCost {
+    pub cpu: Duration,
+    pub bytes_in: u64,
+    pub packets_in: u64,
+    pub counters: Counters,
+}
+
+impl MemberCost {
+    /// What was spent between `earlier` and `self`.
+    pub fn since(&self, earlier: &MemberCost) -> MemberCost {
+        MemberCost {
+            cpu: self.cpu.saturating_sub(earlier.cpu),
+            bytes_in: self.bytes_in - earlier.bytes_in,
+            packets_in: self.packets_in - earlier.packets_in,
+            counters: self.counters.since(&earlier.counters),
+        }
+    }
+
+    /// Runs `f`, adding the CPU of this thread and the engine's counters it spent.
+    fn charge<T>(&mut self, f: impl FnOnce() -> Result<T, WitanError>) -> Result<T, WitanError> {
+        let (cpu0, counters0) = (thread_cpu(), metrics::counters());
+        let result = f();
+        self.cpu += thread_cpu().saturating_sub(cpu0);
+        let spent = metrics::counters().since(&counters0);
+        self.counters.signatures += spent.signatures;
+        self.counters.round_signatures += spent.round_signatures;
+        self.counters.certificate_bytes += spent.certificate_bytes;
+        result
+    }
+}
+
 /// The harness's world (its fields — `receive`, `listeners`, `mailbox`, … — read through
-/// `Deref`) with the bench's router and fallible calls.
+/// `Deref`) with the bench's router, per-member costs and fallible calls.
 pub struct World {
     inner: witan_testing::World<Listener>,
     pub router: Arc<Router>,
+    /// Per member (see the module doc).
+    pub costs: Vec<MemberCost>,
+    /// Each packet in a `receive` call of its own (a live socket) instead of a round's batch.
+    pub live: bool,
 }
 
 impl std::ops::Deref for World {
@@ -118,7 +164,25 @@ impl World {
             inner.add_member(MemberSpec::named(&format!("member-{i}")));
             inner.try_open(i)?;
         }
-        Ok(World { inner, router })
+        Ok(World {
+            inner,
+            router,
+            costs: vec![MemberCost::default(); n],
+            live: false,
+        })
+    }
+
+    /// Runs `f` on client `i`, charging it what the call cost.
+    pub fn charged<T>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&WitanClient) -> Result<T, WitanError>,
+    ) -> BenchResult<T> {
+        let client = match self.inner.client(i) {
+            Some(c) => c,
+            None => return Err(format!("client {i} is closed").into()),
+        };
+        Ok(self.costs[i].charge(|| f(client))?)
     }
 
     pub fn c(&self, i: usize) -> BenchResult<&WitanClient> {
@@ -130,13 +194,32 @@ impl World {
 
     /// Delivers one round; returns how many packets were taken.
     pub fn deliver_round(&mut self) -> BenchResult<usize> {
-        Ok(self.inner.deliver_round()?)
+        let live = self.live;
+        let costs = &mut self.costs;
+        Ok(self.inner.deliver_round_by(|i, c, packets| {
+            let calls: Vec<Vec<InboundPacket>> = if live {
+                packets.into_iter().map(|p| vec![p]).collect()
+            } else {
+                vec![packets]
+            };
+            let n = calls.len() as u64;
+            for call in calls {
+                let cost = &mut costs[i];
+                cost.bytes_in += call.iter().map(|p| p.payload.len() as u64).sum::<u64>();
+                cost.packets_in += call.len() as u64;
+                cost.charge(|| c.receive(call))?;
+            }
+            Ok(n)
+        })?)
     }
 
     /// Polls every open client; the earliest wake-up they asked for.
     pub fn poll_all(&mut self) -> BenchResult<Option<u64>> {
         self.router.set_phase("poll");
-        let next = self.inner.try_poll_all()?;
+        let costs = &mut self.costs;
+        let next = self
+            .inner
+            .try_poll_all_by(|i, c| costs[i].charge(|| c.poll()))?;
         self.router.set_phase("receive");
         Ok(next)
     }

@@ -13,9 +13,10 @@
 //! the whole batch's step (nothing of it is applied, and feeding it again applies it).
 //!
 //! A batch first runs with MLS message secrets deferred (written once per step rather than
-//! once per packet; see `client::step`). If that step is lost (a packet failed after others
-//! had changed the group), it is dropped and the batch runs again without deferring: the
-//! outcome is the same, only slower.
+//! once per packet; see `client::step`) and the conversation states lent to the engine runs
+//! rather than cloned for each (see `client::state`). If that step is lost (a packet failed
+//! after others had changed the group or the state), it is dropped and the batch runs again
+//! with neither: the outcome is the same, only slower.
 
 use sha2::{Digest, Sha256};
 
@@ -93,8 +94,8 @@ impl WitanClient {
         Ok(report)
     }
 
-    /// Applies one batch in one step: deferring message secrets, and again without if that
-    /// step was lost.
+    /// Applies one batch in one step: deferring message secrets and lending states, and again
+    /// with neither if that step was lost.
     fn receive_batch(&self, batch: &[InboundPacket]) -> Result<Batch, WitanError> {
         let lost = std::cell::Cell::new(false);
         match self.receive_batch_once(batch, Some(&lost)) {
@@ -106,8 +107,8 @@ impl WitanClient {
         }
     }
 
-    /// Applies one batch in one step; with `lost`, message secrets are deferred and `lost`
-    /// tells whether the step was dropped for it.
+    /// Applies one batch in one step; with `lost`, message secrets are deferred, states lent,
+    /// and `lost` tells whether the step was dropped for it.
     fn receive_batch_once(
         &self,
         batch: &[InboundPacket],
@@ -141,6 +142,7 @@ impl WitanClient {
             self.in_step_then(now, Durability::SyncedBeforePublishing, |env| {
                 if lost.is_some() {
                     env.defer_message_secrets();
+                    env.lend_states();
                 }
                 let mut fates = Vec::with_capacity(decoded.len());
                 for d in decoded {
@@ -156,7 +158,9 @@ impl WitanClient {
                     if let Some(lost) = lost {
                         lost.set(true);
                     }
-                    return Err(WitanError::internal("deferred MLS secrets were lost"));
+                    return Err(WitanError::internal(
+                        "deferred MLS secrets or a lent state were lost",
+                    ));
                 }
                 Ok(fates)
             })?;

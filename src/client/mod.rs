@@ -36,7 +36,7 @@ mod wakeup;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::mls::{Identity, MemberId};
+use crate::mls::{Identity, Layer, MemberId};
 use crate::protocol::{Conversation, Ctx, Output, ProtocolError, Settings, State};
 use crate::store::{Database, DatabaseKey, StoreOptions};
 
@@ -65,6 +65,9 @@ pub struct WitanClient {
     /// Held while publishing the outbox, so one process never publishes a packet twice at
     /// once. Not the database lock: publishing calls into the host.
     flushing: Mutex<()>,
+    /// The conversation states the last committed step left (see `state.rs`); taken and
+    /// replaced under the database lock, forgotten when the connection is reopened.
+    kept_states: Mutex<Option<state::KeptStates>>,
 }
 
 impl std::fmt::Debug for WitanClient {
@@ -120,6 +123,7 @@ impl WitanClient {
             listener,
             clock,
             flushing: Mutex::new(()),
+            kept_states: Mutex::new(None),
         });
         for topic in client.subscriptions() {
             client.transport.subscribe(topic);
@@ -300,6 +304,8 @@ impl WitanClient {
         let mut guard = self.lock_db();
         if guard.is_none() {
             *guard = Some(Database::open(&self.database_path, &self.store_options)?);
+            // States kept from another connection: vouched for by nothing on this one.
+            self.take_kept_states();
         }
         match guard.as_mut() {
             Some(db) => f(db),
@@ -349,13 +355,34 @@ impl WitanClient {
         };
         let mut env = StepEnv::new(&step, &self.identity, now_ms);
         env.defer_governance = self.role == ClientRole::NotificationExtension;
+        // The states the last committed step left are exactly the rows while no other
+        // connection committed since (this connection's commits leave `data_version` as is).
+        let version = step.data_version()?;
+        if let Some(kept) = self.take_kept_states()
+            && kept.version == version
+            && Layer::Kept.enabled()
+        {
+            env.start_from(kept);
+        }
         let value = f(&mut env)?;
         env.flush()?;
         let effects = std::mem::take(&mut env.effects);
         let must_sync = durability == Durability::SyncedBeforePublishing && env.queued_packets;
+        let states = env.take_states();
         drop(env);
         step.commit()?;
+        if Layer::Kept.enabled() {
+            *self.lock_kept_states() = states.into_kept(version);
+        }
         Ok((value, effects, must_sync))
+    }
+
+    fn lock_kept_states(&self) -> MutexGuard<'_, Option<state::KeptStates>> {
+        self.kept_states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take_kept_states(&self) -> Option<state::KeptStates> {
+        self.lock_kept_states().take()
     }
 
     /// A local action as one step: the engine runs on the stored conversation (if any), the

@@ -10,10 +10,23 @@
 //!
 //! A step decodes a conversation's state the first time it needs it and keeps it
 //! ([`States`]); the engine runs of the step work on that copy, and [`States::flush`] writes
-//! back what they changed before the step commits. Nothing here is undone: only a successful
+//! back what they changed before the step commits. A committed step's states, exactly as it
+//! stored them, are handed to the next step of the same connection ([`KeptStates`]) unless
+//! another connection committed in between (`data_version`) or the connection was reopened,
+//! so a step per packet does not decode the state again each time. Memory holds the states
+//! of the last step's conversations only. Nothing here is undone: only a successful
 //! engine run replaces a state, and a step that fails is rolled back by the store, this copy
 //! with it. With the `state` cache layer off, every run reads its state from the store and
 //! writes it back at once.
+//!
+//! An engine run consumes the state it is given, so a run that fails must not have been given
+//! the step's only copy. By default a run gets a clone — a cost that grows with the state
+//! (every vote of an open proposal, every candidate held), paid on every packet. A step may
+//! instead *lend* its states ([`States::lend`]): a run takes the copy itself, and one that
+//! fails is undone from the stored bytes when the state had no change of this step yet (a
+//! decode, only on failure); when it had, the step is lost ([`States::is_lost`]) and must be
+//! dropped — `receive` then applies the batch again with clones, so the outcome is the same.
+//! Which packet fails does not depend on how the state is held.
 
 use std::collections::BTreeMap;
 
@@ -32,31 +45,118 @@ enum Held {
     Stored(Option<Conversation>, Parts),
     /// Replaced by an engine run of this step and not written yet, with its parts as stored.
     Changed(Conversation, Parts),
+    /// Lent to an engine run (see the module doc); `changed`: it had changes not written yet.
+    Lent { parts: Parts, changed: bool },
+}
+
+/// The states a committed step left, exactly as stored then, for the next step of the same
+/// connection (see `WitanClient::run_step`: only while no other connection committed).
+pub(crate) struct KeptStates {
+    /// `PRAGMA data_version` of the step that left them.
+    pub version: i64,
+    held: BTreeMap<String, Held>,
 }
 
 /// The conversation states of one step (see the module doc).
 #[derive(Default)]
 pub(crate) struct States {
     held: BTreeMap<String, Held>,
+    /// Runs take the held state instead of a clone.
+    lend: bool,
+    /// A run that failed consumed a state with unwritten changes: the step must be dropped.
+    lost: bool,
 }
 
 impl States {
-    /// Conversation `id`'s state as this step sees it (a copy for the engine to change).
+    /// A step's states, starting from what the previous committed step left.
+    pub fn from_kept(kept: KeptStates) -> States {
+        States {
+            held: kept.held,
+            ..States::default()
+        }
+    }
+
+    /// What a flushed step leaves for the next one (`None` if it holds anything unwritten).
+    pub fn into_kept(self, version: i64) -> Option<KeptStates> {
+        if self.lost || !Layer::State.enabled() {
+            return None;
+        }
+        let all_stored = self.held.values().all(|h| matches!(h, Held::Stored(..)));
+        all_stored.then_some(KeptStates {
+            version,
+            held: self.held,
+        })
+    }
+
+    /// Lets engine runs take the held states instead of clones (see the module doc).
+    pub fn lend(&mut self) {
+        self.lend = true;
+    }
+
+    /// A failed run consumed changes of this step: the step must be dropped.
+    pub fn is_lost(&self) -> bool {
+        self.lost
+    }
+
+    /// Conversation `id`'s state as this step sees it (a copy for the engine to change, or
+    /// the held state itself when lending).
     pub fn get(&mut self, step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
         if !Layer::State.enabled() {
             return load(step, id);
         }
-        if let Some(held) = self.held.get(id) {
-            return Ok(match held {
-                Held::Stored(conv, _) => conv.clone(),
-                Held::Changed(conv, _) => Some(conv.clone()),
-            });
-        }
-        let parts = stored_parts(step, id)?;
-        let conv = decode(id, &parts)?;
-        self.held
-            .insert(id.to_string(), Held::Stored(conv.clone(), parts));
+        let held = match self.held.remove(id) {
+            Some(held) => held,
+            None => {
+                let parts = stored_parts(step, id)?;
+                Held::Stored(decode(id, &parts)?, parts)
+            }
+        };
+        let (conv, kept) = match held {
+            Held::Stored(Some(conv), parts) if self.lend => (
+                Some(conv),
+                Held::Lent {
+                    parts,
+                    changed: false,
+                },
+            ),
+            Held::Changed(conv, parts) if self.lend => (
+                Some(conv),
+                Held::Lent {
+                    parts,
+                    changed: true,
+                },
+            ),
+            Held::Stored(conv, parts) => (conv.clone(), Held::Stored(conv, parts)),
+            Held::Changed(conv, parts) => (Some(conv.clone()), Held::Changed(conv, parts)),
+            Held::Lent { .. } => {
+                return Err(WitanError::internal(
+                    "a conversation state was lent twice at once",
+                ));
+            }
+        };
+        self.held.insert(id.to_string(), kept);
         Ok(conv)
+    }
+
+    /// A run on conversation `id` failed: a state it was lent is restored from the stored
+    /// bytes, or, if it had changes of this step, the step is lost.
+    pub fn run_failed(&mut self, id: &str) {
+        if !matches!(self.held.get(id), Some(Held::Lent { .. })) {
+            return;
+        }
+        let Some(Held::Lent { parts, changed }) = self.held.remove(id) else {
+            return;
+        };
+        if changed {
+            self.lost = true;
+            return;
+        }
+        match decode(id, &parts) {
+            Ok(conv) => {
+                self.held.insert(id.to_string(), Held::Stored(conv, parts));
+            }
+            Err(_) => self.lost = true,
+        }
     }
 
     /// Replaces conversation `id`'s state with what a successful engine run returned.
@@ -71,7 +171,9 @@ impl States {
             return save(step, id, &mut conv, stored).map(drop);
         }
         let stored = match self.held.remove(id) {
-            Some(Held::Stored(_, parts) | Held::Changed(_, parts)) => parts,
+            Some(Held::Stored(_, parts) | Held::Changed(_, parts) | Held::Lent { parts, .. }) => {
+                parts
+            }
             None => stored_parts(step, id)?,
         };
         self.held
@@ -81,7 +183,15 @@ impl States {
 
     /// Writes every changed state to the step; they stay readable.
     pub fn flush(&mut self, step: &Step<'_>) -> Result<(), WitanError> {
+        if self.lost || self.held.values().any(|h| matches!(h, Held::Lent { .. })) {
+            return Err(WitanError::internal(
+                "a conversation state lent to a failed run was lost",
+            ));
+        }
         for (id, held) in &mut self.held {
+            if !matches!(held, Held::Changed(..)) {
+                continue;
+            }
             let Held::Changed(mut conv, stored) =
                 std::mem::replace(held, Held::Stored(None, Parts::new()))
             else {

@@ -143,14 +143,31 @@ impl<'s, 'c> StepEnv<'s, 'c> {
 }
 
 impl StepEnv<'_, '_> {
+    /// Starts from the states a previous committed step left (see `state.rs`).
+    pub fn start_from(&mut self, kept: super::state::KeptStates) {
+        self.states = States::from_kept(kept);
+    }
+
+    /// The step's states, once flushed, for the next step (see `state.rs`).
+    pub fn take_states(&mut self) -> States {
+        std::mem::take(&mut self.states)
+    }
+
     /// Lets the engine runs of this step defer MLS message secrets (see the module doc).
     pub fn defer_message_secrets(&mut self) {
         self.defer_secrets = Layer::Secrets.enabled();
     }
 
-    /// A group carrying deferred message secrets was dropped: the step must be dropped.
+    /// Lets the engine runs of this step take the conversation states themselves instead of
+    /// clones (see `state.rs`); a failed run may then lose the step.
+    pub fn lend_states(&mut self) {
+        self.states.lend();
+    }
+
+    /// A group carrying deferred message secrets was dropped, or a failed run consumed a
+    /// state with changes of this step: the step must be dropped.
     pub fn is_lost(&self) -> bool {
-        self.groups.is_some_and(GroupCache::is_lost)
+        self.groups.is_some_and(GroupCache::is_lost) || self.states.is_lost()
     }
 
     /// Writes the message secrets the cached group carries to the step's rows.
@@ -175,7 +192,9 @@ impl StepEnv<'_, '_> {
     pub fn flush(&mut self) -> Result<(), WitanError> {
         self.write_deferred()?;
         if self.is_lost() {
-            return Err(WitanError::internal("deferred MLS secrets were lost"));
+            return Err(WitanError::internal(
+                "deferred MLS secrets or a lent state were lost",
+            ));
         }
         self.states.flush(self.step)
     }
@@ -194,11 +213,12 @@ impl StepEnv<'_, '_> {
             self.write_deferred()?;
         }
         let result = self.run_engine_once(id, op);
-        if !matches!(result, Ok(Ok(_)))
-            && let Some(groups) = self.groups
-        {
+        if !matches!(result, Ok(Ok(_))) {
             // Nothing of a failed run is kept: neither may the group it left in memory be.
-            groups.run_failed();
+            if let Some(groups) = self.groups {
+                groups.run_failed();
+            }
+            self.states.run_failed(id);
         }
         result
     }
@@ -531,6 +551,106 @@ mod tests {
         assert!(result.is_err());
         assert!(env.effects.events.is_empty());
         assert_eq!(step.conversation_ids().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_failed_run_on_a_lent_state_is_undone_or_loses_the_step() {
+        let mut db = db();
+        let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let create = |env: &mut StepEnv<'_, '_>| {
+            env.run_engine("c", |_, ctx| {
+                let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                    .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+                Ok((conv, (), out))
+            })
+            .unwrap()
+            .unwrap();
+        };
+        let fail = |env: &mut StepEnv<'_, '_>| {
+            let refused = env
+                .run_engine("c", |conv, _| {
+                    assert!(conv.is_some(), "the run is lent the state");
+                    Err::<(Conversation, (), Output), _>(WitanError::invalid("no"))
+                })
+                .unwrap();
+            assert!(refused.is_err());
+        };
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 1_000);
+        create(&mut env);
+        env.flush().unwrap();
+        drop(env);
+        step.commit().unwrap();
+
+        // Lent as stored: a failed run is undone from the stored bytes, the step goes on.
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 2_000);
+        env.lend_states();
+        fail(&mut env);
+        assert!(!env.is_lost());
+        let again = env
+            .run_engine("c", |conv, _| {
+                let conv = conv.ok_or_else(|| WitanError::internal("state gone"))?;
+                Ok((conv, (), Output::default()))
+            })
+            .unwrap();
+        assert!(again.is_ok(), "the state is back after the failed run");
+        drop(env);
+        drop(step);
+
+        // Lent with a change of this step: the failed run loses the step, which cannot flush.
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 3_000);
+        env.lend_states();
+        env.run_engine("c", |conv, ctx| {
+            let mut conv = conv.ok_or_else(|| WitanError::internal("state gone"))?;
+            let out = conv
+                .send_message(ctx, b"hi")
+                .map(|(_, out)| out)
+                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+            Ok((conv, (), out))
+        })
+        .unwrap()
+        .unwrap();
+        fail(&mut env);
+        assert_eq!(env.is_lost(), Layer::State.enabled());
+        assert_eq!(env.flush().is_err(), Layer::State.enabled());
+    }
+
+    #[test]
+    fn a_state_no_run_changed_stays_readable_after_a_flush() {
+        let mut db = db();
+        let identity = Identity::from_secret(&[7; 32]).unwrap();
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 1_000);
+        env.run_engine("c", |_, ctx| {
+            let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+            Ok((conv, (), out))
+        })
+        .unwrap()
+        .unwrap();
+        env.flush().unwrap();
+        drop(env);
+        step.commit().unwrap();
+
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, 2_000);
+        // Read (a run that is refused), flushed with nothing changed, read again.
+        let refused = env
+            .run_engine("c", |_, _| {
+                Err::<(Conversation, (), Output), _>(WitanError::invalid("no"))
+            })
+            .unwrap();
+        assert!(refused.is_err());
+        env.flush().unwrap();
+        let again = env
+            .run_engine("c", |conv, _| {
+                let conv = conv.ok_or_else(|| WitanError::internal("state gone"))?;
+                Ok((conv, (), Output::default()))
+            })
+            .unwrap();
+        assert!(again.is_ok(), "{again:?}");
     }
 
     #[test]

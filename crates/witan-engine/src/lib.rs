@@ -3,6 +3,7 @@
 //! - [`mls`] wraps OpenMLS: identity, key packages, groups, and OpenMLS storage over
 //!   key-value rows that the caller persists (this crate has no database).
 //! - [`codec`] is the binary encoding of stored values (OpenMLS rows, the engine's state).
+//! - [`metrics`] counts the costly checks (signatures, certificate bytes) for the bench.
 //! - [`protocol`] is the de-MLS state machine for one conversation; time and randomness come
 //!   in from the caller, and its outputs are values the caller publishes and stores.
 //!
@@ -10,5 +11,6 @@
 //! SQLite, SQLCipher or OpenSSL.
 
 pub mod codec;
+pub mod metrics;
 pub mod mls;
 pub mod protocol;

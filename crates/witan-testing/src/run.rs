@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use witan::client::{EventListener, InboundPacket, WitanError};
+use witan::client::{EventListener, InboundPacket, PollReport, WitanClient, WitanError};
 
 use crate::links::InFlight;
 use crate::net::Packet;
@@ -113,6 +113,16 @@ impl<L: EventListener + 'static> World<L> {
 
     /// Delivers one round (see the module doc); returns how many packets it took.
     pub fn deliver_round(&mut self) -> Result<usize, WitanError> {
+        self.deliver_round_by(|_, c, packets| c.receive(packets).map(|_| 1))
+    }
+
+    /// [`World::deliver_round`], handing each open member's packets of the round to `hand`
+    /// (which makes the `receive` calls and says how many) instead of one `receive` call; the
+    /// time spent in `hand` is added to [`World::receive`].
+    pub fn deliver_round_by(
+        &mut self,
+        mut hand: impl FnMut(usize, &WitanClient, Vec<InboundPacket>) -> Result<u64, WitanError>,
+    ) -> Result<usize, WitanError> {
         let batch = self.net.take_all();
         if batch.is_empty() {
             return Ok(0);
@@ -131,10 +141,10 @@ impl<L: EventListener + 'static> World<L> {
                     }
                     let count = packets.len() as u64;
                     let started = Instant::now();
-                    c.receive(packets)?;
+                    let calls = hand(i, c, packets)?;
                     self.receive.time += started.elapsed();
                     self.receive.packets += count;
-                    self.receive.calls += 1;
+                    self.receive.calls += calls;
                 }
                 Slot::Local(None) => self.mailbox[i].extend(mine.cloned()),
                 Slot::Remote(_) => {}
@@ -146,12 +156,20 @@ impl<L: EventListener + 'static> World<L> {
     /// Polls every open member that has not crashed; returns the earliest wake-up they asked
     /// for (on the shared clock), or when the next packet in flight is due.
     pub fn try_poll_all(&mut self) -> Result<Option<u64>, WitanError> {
+        self.try_poll_all_by(|_, c| c.poll())
+    }
+
+    /// [`World::try_poll_all`], polling each open local member through `poll`.
+    pub fn try_poll_all_by(
+        &mut self,
+        mut poll: impl FnMut(usize, &WitanClient) -> Result<PollReport, WitanError>,
+    ) -> Result<Option<u64>, WitanError> {
         let now = self.now();
         let mut next: Option<u64> = None;
         for i in 0..self.slots.len() {
             let at = match &mut self.slots[i] {
                 Slot::Local(Some(_)) if self.crashed.contains(&i) => None,
-                Slot::Local(Some(c)) => c.poll()?.next_wakeup_at_ms,
+                Slot::Local(Some(c)) => poll(i, c)?.next_wakeup_at_ms,
                 Slot::Local(None) => None,
                 Slot::Remote(r) => r.poll(now),
             };

@@ -272,6 +272,11 @@ fn join_request_and_welcome_rules_are_enforced() {
         w(|w| w.sync = vec![0; MAX_SYNC_BYTES + 1]),
         "welcome_packet.sync"
     );
+    // The sync of a thousand-member formation (999 resolved adds with their key packages,
+    // carried again in the certified candidate) is over a mebibyte.
+    let mut big = samples::welcome();
+    big.sync = vec![0; 2 * 1024 * 1024];
+    assert!(decode_welcome_packet(&encode(&big)).is_ok());
     assert_eq!(w(|w| w.joiners.push(vec![1; 19])), "welcome_packet.joiners");
     assert_eq!(
         w(|w| w.joiners = vec![vec![1; 20]; MAX_JOINERS_PER_WELCOME + 1]),

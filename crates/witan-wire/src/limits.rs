@@ -23,8 +23,10 @@ pub const MAX_COMMIT_BYTES: usize = MAX_GROUP_PAYLOAD_BYTES;
 pub const MAX_KEY_PACKAGE_BYTES: usize = 64 * 1024;
 /// Largest encoded [`super::JoinRequest`]: a key package plus a timestamp.
 pub const MAX_JOIN_REQUEST_BYTES: usize = MAX_KEY_PACKAGE_BYTES + 64;
-/// Largest encoded [`super::ConversationSync`], and largest `WelcomePacket::sync`.
-pub const MAX_SYNC_BYTES: usize = 1024 * 1024;
+/// Largest encoded [`super::ConversationSync`], and largest `WelcomePacket::sync`: room for
+/// the resolved adds of a thousand-member formation (each with its key package), within
+/// the envelope.
+pub const MAX_SYNC_BYTES: usize = 4 * 1024 * 1024;
 /// Largest chat body.
 pub const MAX_CHAT_BODY_BYTES: usize = 64 * 1024;
 /// Longest conversation id, in UTF-8 bytes.

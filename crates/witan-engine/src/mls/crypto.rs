@@ -66,6 +66,7 @@ pub(crate) fn verify_ed25519(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool 
     let Some(key) = verifying_key(public_key) else {
         return false;
     };
+    crate::metrics::signature_checked();
     verify_strict(&key, msg, &sig)
 }
 
@@ -179,6 +180,7 @@ impl OpenMlsCrypto for WitanCrypto {
         let key = verifying_key(pk).ok_or(CryptoError::CryptoLibraryError)?;
         let sig = <[u8; SIGNATURE_LENGTH]>::try_from(signature)
             .map_err(|_| CryptoError::CryptoLibraryError)?;
+        crate::metrics::signature_checked();
         if verify_strict(&key, data, &sig) {
             Ok(())
         } else {

@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 pub enum Layer {
     /// The decoded MLS group kept between the engine runs of a step ([`GroupCache`]).
     Group,
-    /// That group kept from one step to the next while no other connection wrote (the store).
+    /// That group — and the conversation states the step decoded (the client) — kept from
+    /// one step to the next while no other connection wrote.
     Kept,
     /// Message secrets written once per step instead of after every message (see the module
     /// doc); needs [`Layer::Group`].

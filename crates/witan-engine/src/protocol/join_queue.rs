@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 
 use crate::mls::MemberId;
 
-/// Requests kept at most.
-pub const MAX_REQUESTS: usize = 256;
+/// Requests kept at most: a group of a thousand forms from one burst of requests.
+pub const MAX_REQUESTS: usize = 1024;
 /// Bytes of key packages kept at most.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Spent key packages remembered at most (the oldest are forgotten first).
@@ -234,6 +234,19 @@ mod tests {
         }
         assert_eq!(q.spent.len(), MAX_SPENT);
         assert!(!q.is_spent(&[1; 10]), "the oldest is forgotten first");
+    }
+
+    #[test]
+    fn a_burst_of_999_join_requests_is_kept_whole() {
+        // A group of a thousand forms from 999 simultaneous requests (key packages of the
+        // size witan makes, about 300 bytes; 1 KiB here).
+        let mut q = JoinQueue::default();
+        for i in 0..999u64 {
+            let mut m = [0u8; 20];
+            m[..8].copy_from_slice(&i.to_be_bytes());
+            assert!(q.add(MemberId(m), vec![7; 1024], 1_000));
+        }
+        assert_eq!(q.len(), 999);
     }
 
     #[test]

@@ -43,10 +43,14 @@ pub use votes::{new_vote, verify as verify_vote, verify_proof};
 /// A SHA-256 digest (of a proposal or a candidate).
 pub type Digest = [u8; 32];
 
-/// Open proposals at most.
-pub const MAX_OPEN: usize = 1024;
-/// Open proposals of one owner at most.
+/// Open proposals at most: one owner's adds for a full join queue, and as many others.
+pub const MAX_OPEN: usize = 2 * MAX_OPEN_ADDS_PER_OWNER;
+/// Open proposals of one owner at most, adds aside.
 pub const MAX_OPEN_PER_OWNER: usize = 32;
+/// Open add proposals of one owner at most: a member proposes an add for every join request
+/// it holds (the epoch steward for a burst of joiners forming a group), so as many as the
+/// join queue keeps.
+pub const MAX_OPEN_ADDS_PER_OWNER: usize = crate::protocol::join_queue::MAX_REQUESTS;
 /// Bytes of open proposals (headers and votes) at most.
 pub const MAX_OPEN_BYTES: usize = 4 * 1024 * 1024;
 /// Votes waiting for their proposal, at most, in total and per carrier.
@@ -355,12 +359,19 @@ impl BallotBox {
         if self.open.len() >= MAX_OPEN {
             return Err(BallotError::Full("in the conversation"));
         }
+        let is_add = |a: &Action| matches!(a, Action::Add { .. });
+        let add = is_add(&parsed.action);
         let owned = self
             .open
             .values()
-            .filter(|b| b.owner == parsed.owner)
+            .filter(|b| b.owner == parsed.owner && is_add(&b.action) == add)
             .count();
-        if owned >= MAX_OPEN_PER_OWNER {
+        let cap = if add {
+            MAX_OPEN_ADDS_PER_OWNER
+        } else {
+            MAX_OPEN_PER_OWNER
+        };
+        if owned >= cap {
             return Err(BallotError::Full("of this owner"));
         }
         let bytes: usize = self.open.values().map(Ballot::bytes).sum();

@@ -80,6 +80,7 @@ pub fn verify_one(
     let key = key_of(voter_key)?;
     let member = *signers.get(&key).ok_or(QuorumError::NotSigner)?;
     let hash = wire::round_vote_hash(kind, conversation, epoch, round, digest);
+    crate::metrics::round_signature_checked();
     if !verify_signature(&key, &hash, signature) {
         return Err(QuorumError::BadSignature);
     }

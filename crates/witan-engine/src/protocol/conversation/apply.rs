@@ -70,11 +70,11 @@ impl Conversation {
         self.stewards
             .on_epoch(&self.id, self.epoch, &ids, &demoted, &self.settings);
         self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
-        self.ballots.forget_voters(&self.member_set());
+        self.ballots.forget_voters(&self.roster().set);
         let joins = &self.joins;
         let moot = self
             .ballots
-            .forget_moot(&self.member_set(), |kp| joins.is_spent(kp));
+            .forget_moot(&self.roster().set, |kp| joins.is_spent(kp));
         if moot > 0 {
             tracing::debug!(conversation = %self.id, moot, "proposals made moot forgotten");
         }

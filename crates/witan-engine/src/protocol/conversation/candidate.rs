@@ -181,7 +181,8 @@ impl Conversation {
             return Ok(true);
         }
         let digest = wire::candidate_digest(&self.id, c);
-        let signers = self.signers();
+        let roster = self.roster();
+        let signers = &roster.signers;
         let polka = c.pol.as_ref().is_some_and(|p| {
             p.round < c.round
                 && p.epoch == self.epoch
@@ -191,7 +192,7 @@ impl Conversation {
                     &self.id,
                     (self.epoch, p.round, &digest),
                     &p.signatures,
-                    &signers,
+                    signers,
                 )
                 .is_ok()
         });

@@ -92,7 +92,7 @@ pub(super) fn migrate(bytes: &[u8]) -> Result<Conversation, StateError> {
     conv.epoch = legacy.epoch;
     conv.since_epoch = legacy.epoch;
     // Keys are read from the MLS group on the first step (an all-zero key marks them).
-    conv.members = legacy.members.iter().map(|m| (*m, [0u8; 32])).collect();
+    conv.set_members(legacy.members.iter().map(|m| (*m, [0u8; 32])).collect());
     let zero = MemberId([0; 20]);
     conv.stewards = StewardSchedule {
         slots: legacy

@@ -26,6 +26,7 @@ mod inbound;
 mod legacy;
 mod part_codec;
 mod persist;
+mod roster;
 mod round;
 mod schema;
 mod stored;
@@ -107,6 +108,8 @@ pub struct Conversation {
     pub(crate) archive: Archive,
     /// Parts changed since the state was loaded or last encoded.
     pub(crate) dirty: BTreeSet<PartKey>,
+    /// The member set and signer map of `members` (never stored; see `roster.rs`).
+    pub(crate) roster: roster::RosterCache,
 }
 
 impl Conversation {
@@ -135,6 +138,7 @@ impl Conversation {
             joins: JoinQueue::default(),
             archive: Archive::default(),
             dirty: PartKey::ALL.iter().copied().collect(),
+            roster: roster::RosterCache::default(),
         }
     }
 
@@ -251,12 +255,15 @@ impl Conversation {
         self.members.iter().any(|(x, _)| x == m)
     }
 
-    fn member_set(&self) -> BTreeSet<MemberId> {
-        self.members.iter().map(|(m, _)| *m).collect()
+    /// Replaces the member list (and forgets what was derived from the old one).
+    pub(crate) fn set_members(&mut self, members: Vec<(MemberId, [u8; 32])>) {
+        self.members = members;
+        self.roster = roster::RosterCache::default();
     }
 
-    fn signers(&self) -> Signers {
-        self.members.iter().map(|(m, k)| (*k, *m)).collect()
+    /// The member set and signer map of the epoch (built once per member list).
+    fn roster(&self) -> std::sync::Arc<roster::Roster> {
+        self.roster.get(&self.members)
     }
 
     fn touch(&mut self, part: PartKey) {
@@ -271,10 +278,10 @@ impl Conversation {
         f: impl FnOnce(&mut BallotBox, &Scope<'_>) -> T,
     ) -> T {
         self.touch(PartKey::Ballots);
-        let members = self.member_set();
+        let roster = self.roster();
         let scope = Scope {
             conversation: &self.id,
-            members: &members,
+            members: &roster.set,
             now_ms,
             settings: &self.settings,
         };
@@ -283,10 +290,10 @@ impl Conversation {
 
     /// Reads the ballot box with a scope of the current epoch.
     fn read_ballots<T>(&self, now_ms: u64, f: impl FnOnce(&BallotBox, &Scope<'_>) -> T) -> T {
-        let members = self.member_set();
+        let roster = self.roster();
         let scope = Scope {
             conversation: &self.id,
-            members: &members,
+            members: &roster.set,
             now_ms,
             settings: &self.settings,
         };
@@ -300,28 +307,28 @@ impl Conversation {
         f: impl FnOnce(&mut CommitRound, &RoundCtx<'_>) -> T,
     ) -> T {
         self.touch(PartKey::Round);
-        let signers = self.signers();
+        let roster = self.roster();
         let rcx = round_ctx(
             &self.id,
             self.epoch,
             &self.leaders,
             &self.settings,
             ctx,
-            &signers,
+            &roster.signers,
         );
         f(&mut self.round, &rcx)
     }
 
     /// Reads the commit round with its context.
     fn read_round<T>(&self, ctx: &Ctx, f: impl FnOnce(&CommitRound, &RoundCtx<'_>) -> T) -> T {
-        let signers = self.signers();
+        let roster = self.roster();
         let rcx = round_ctx(
             &self.id,
             self.epoch,
             &self.leaders,
             &self.settings,
             ctx,
-            &signers,
+            &roster.signers,
         );
         f(&self.round, &rcx)
     }
@@ -366,7 +373,7 @@ impl Conversation {
             return Ok(());
         }
         let group = self.load_group(ctx)?;
-        self.members = group.member_keys();
+        self.set_members(group.member_keys());
         let ids = self.members();
         self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
         self.tag = recipient_tag(ctx, &group, &self.me)?;
@@ -381,7 +388,7 @@ impl Conversation {
     /// member's recipient tag.
     fn enter_epoch(&mut self, ctx: &Ctx, group: &Group) -> Result<(), ProtocolError> {
         self.epoch = group.epoch();
-        self.members = group.member_keys();
+        self.set_members(group.member_keys());
         let ids = self.members();
         self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
         self.tag = recipient_tag(ctx, group, &self.me)?;

@@ -243,6 +243,7 @@ impl Conversation {
             joins: joins_from(decode(get(PartKey::Joins)?, "joins")?)?,
             archive: archive_from(decode(get(PartKey::Archive)?, "archive")?)?,
             dirty: BTreeSet::new(),
+            roster: super::roster::RosterCache::default(),
             settings,
             id: core.id,
         };

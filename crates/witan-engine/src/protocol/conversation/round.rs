@@ -189,6 +189,10 @@ impl Conversation {
         if p.epoch != self.epoch {
             return Ok(());
         }
+        crate::metrics::certificate_received(prost::encoding::message::encoded_len_repeated(
+            4,
+            &p.signatures,
+        ));
         let candidate = self.read_round(ctx, |r, rcx| r.candidate(rcx, &p.digest).cloned());
         let valid = match &candidate {
             Some(c) => self.check_candidate(ctx, group, c, out)?,
@@ -211,6 +215,10 @@ impl Conversation {
         if epoch != Some(self.epoch) {
             return Ok(());
         }
+        crate::metrics::certificate_received(prost::encoding::message::encoded_len_repeated(
+            3,
+            &c.signatures,
+        ));
         let verified = self.read_round(ctx, |r, rcx| r.verify_certificate(&c, rcx));
         if let Err(e) = verified {
             return Err(ProtocolError::InvalidInput(format!(

@@ -1,0 +1,178 @@
+//! The tables of the scale workloads (issue #20): what one commit costs each member in (a)
+//! and (c) at every size, the certificate's share of it, and the live chat (b′) beside the
+//! batched one (b) and the reference.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::workloads::{Chat, Formation, PerCommit, Removal};
+
+/// The reference de-mls 4.1.0 in memory, one message per call, on this machine (issue #20):
+/// (n, µs per message).
+const REFERENCE_LIVE: [(usize, f64); 3] = [(16, 65.0), (64, 144.0), (128, 239.0)];
+/// Live µs per receive at most this many times the batched figure.
+const LIVE_OVER_BATCHED: f64 = 2.0;
+/// Per-member commit CPU at the largest size at most this many times its value at 128.
+const SCALE_OVER_128: f64 = 8.0;
+
+fn ms(d: std::time::Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
+    let _ = writeln!(
+        s,
+        "| {workload} | {n} | {} | {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.1} |",
+        p.commits,
+        ms(p.cpu_median),
+        ms(p.cpu_max),
+        p.bytes_median,
+        p.bytes_max,
+        p.signatures_median,
+        p.signatures_max,
+        p.round_signatures_median,
+        p.round_signatures_max,
+        p.certificate_bytes_median,
+        p.latency_ms as f64 / 1e3,
+    );
+}
+
+/// Per-member cost of one commit in (a) and (c), and the growth from n = 128 to the largest
+/// size measured.
+pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) {
+    if formation.is_empty() && removal.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "### Per member and commit: (a) formation, (c) removal, with the certificate\n"
+    );
+    let _ = writeln!(
+        s,
+        "| workload | n | commits | CPU ms median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | commit latency s (protocol) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for f in formation {
+        row(s, "formation", f.n, &f.per_commit);
+    }
+    for r in removal {
+        row(s, "removal", r.n, &r.per_commit);
+    }
+    for (name, rows) in [
+        (
+            "formation",
+            formation
+                .iter()
+                .map(|f| (f.n, &f.per_commit))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "removal",
+            removal.iter().map(|r| (r.n, &r.per_commit)).collect(),
+        ),
+    ] {
+        let at = |n: usize| rows.iter().find(|r| r.0 == n).map(|r| r.1);
+        let Some(largest) = rows.iter().map(|r| r.0).max().filter(|n| *n > 128) else {
+            continue;
+        };
+        if let (Some(base), Some(top)) = (at(128), at(largest)) {
+            let ratio = top.cpu_median.as_secs_f64() / base.cpu_median.as_secs_f64();
+            let _ = writeln!(
+                s,
+                "\n{name}: median per-member CPU per commit at n = {largest} is ×{ratio:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {}",
+                super::report::verdict(ratio <= SCALE_OVER_128)
+            );
+        }
+    }
+    s.push('\n');
+}
+
+/// (b′) beside (b) and the reference.
+pub fn live(s: &mut String, chat: &[Chat]) {
+    let live: Vec<&Chat> = chat.iter().filter(|c| c.live).collect();
+    if live.is_empty() {
+        return;
+    }
+    let batched = |n: usize| {
+        chat.iter()
+            .find(|c| !c.live && c.n == n)
+            .map(|c| c.us_per_receive)
+    };
+    let _ = writeln!(
+        s,
+        "### (b′) live chat: one packet per `receive` call ({} rounds)\n",
+        live[0].rounds
+    );
+    let _ = writeln!(
+        s,
+        "| n | receives | µs/receive live | µs/receive batched (b) | live ÷ batched | reference µs/message (one per call) | targets |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for c in &live {
+        let b = batched(c.n);
+        let r = REFERENCE_LIVE.iter().find(|r| r.0 == c.n).map(|r| r.1);
+        let mut targets = Vec::new();
+        if let Some(b) = b {
+            let ok = c.us_per_receive <= LIVE_OVER_BATCHED * b;
+            targets.push(format!(
+                "≤ {LIVE_OVER_BATCHED} × batched {}",
+                super::report::verdict(ok)
+            ));
+        }
+        if let Some(r) = r {
+            targets.push(format!(
+                "≤ reference {}",
+                super::report::verdict(c.us_per_receive <= r)
+            ));
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} | {} | {} | {} | {} |",
+            c.n,
+            c.receives,
+            c.us_per_receive,
+            b.map_or("—".into(), |b| format!("{b:.1}")),
+            b.map_or("—".into(), |b| format!("{:.2}", c.us_per_receive / b)),
+            r.map_or("—".into(), |r| format!("{r:.0}")),
+            if targets.is_empty() {
+                "—".into()
+            } else {
+                targets.join(", ")
+            },
+        );
+    }
+    let lo = live.iter().min_by_key(|c| c.n);
+    let hi = live.iter().max_by_key(|c| c.n);
+    if let (Some(lo), Some(hi)) = (lo, hi)
+        && hi.n > lo.n
+    {
+        let growth = hi.us_per_receive / lo.us_per_receive;
+        let log_growth = (hi.n as f64).ln() / (lo.n as f64).ln();
+        let _ = writeln!(
+            s,
+            "\nGrowth of live µs/receive from n = {} to n = {}: ×{growth:.2} (log n grows ×{log_growth:.2}) {}",
+            lo.n,
+            hi.n,
+            super::report::verdict(growth <= log_growth)
+        );
+    }
+    s.push('\n');
+}
+
+/// The JSON keys of a [`PerCommit`].
+pub fn per_commit_json(p: &PerCommit) -> Value {
+    json!({
+        "commits": p.commits,
+        "member_cpu_ms_per_commit_median": p.cpu_median.as_secs_f64() * 1e3,
+        "member_cpu_ms_per_commit_max": p.cpu_max.as_secs_f64() * 1e3,
+        "member_bytes_received_per_commit_median": p.bytes_median,
+        "member_bytes_received_per_commit_max": p.bytes_max,
+        "member_signatures_checked_per_commit_median": p.signatures_median,
+        "member_signatures_checked_per_commit_max": p.signatures_max,
+        "member_round_signatures_checked_per_commit_median": p.round_signatures_median,
+        "member_round_signatures_checked_per_commit_max": p.round_signatures_max,
+        "member_certificate_bytes_per_commit_median": p.certificate_bytes_median,
+        "commit_latency_ms_protocol": p.latency_ms,
+    })
+}
