@@ -9,8 +9,8 @@
 use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MemberId};
 use crate::protocol::ballot_box::{
-    Action, BallotError, Class, Digest, MAX_OPEN_PER_OWNER, ProposalContext, VoteOutcome,
-    new_proposal, parse_payload,
+    Action, BallotError, Class, Digest, MAX_OPEN_ADDS_PER_OWNER, MAX_OPEN_PER_OWNER,
+    ProposalContext, VoteOutcome, new_proposal, parse_payload,
 };
 use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError};
 use witan_wire::{self as wire, group_payload::Content};
@@ -456,11 +456,19 @@ impl Conversation {
         })
     }
 
-    /// Whether this member holds as many open proposals as one owner may: its next join
+    /// Whether this member holds as many open proposals of either kind a join request may
+    /// need (adds; removals of an old leaf, for a re-join) as one owner may: its next join
     /// proposals wait until a commit resolves some.
     fn proposals_full(&self) -> bool {
-        let mine = self.ballots.open().filter(|b| b.owner() == self.me).count();
-        mine >= MAX_OPEN_PER_OWNER
+        let (adds, others) =
+            self.ballots
+                .open()
+                .filter(|b| b.owner() == self.me)
+                .fold((0, 0), |(a, o), b| match b.action() {
+                    Action::Add { .. } => (a + 1, o),
+                    _ => (a, o + 1),
+                });
+        adds >= MAX_OPEN_ADDS_PER_OWNER || others >= MAX_OPEN_PER_OWNER
     }
 
     /// When this member is next due to propose a join request (none while its proposals are
