@@ -32,7 +32,9 @@ pub struct Packet {
     pub from: usize,
     pub topic: String,
     pub payload: Vec<u8>,
-    /// What the publisher was doing (see [`Router::set_phase`]).
+    /// What the publisher was doing (see [`Router::set_phase`]); shown when a backlog is
+    /// inspected (`Debug`), no workload selects on it any more.
+    #[allow(dead_code)]
     pub phase: &'static str,
 }
 
