@@ -327,7 +327,8 @@ impl Results {
                 "stored_conversations": d.stored_conversations,
                 "stored_messages": d.stored_messages, "backlog": d.backlog,
                 "wall_ms": d.wall_ms, "peak_rss_mib": d.peak_rss_mib,
-                "notifications": d.notifications, "build_s": d.build_s,
+                "notifications": d.notifications, "published": d.published,
+                "build_s": d.build_s,
             }));
         }
         for f in &self.floor {
