@@ -17,8 +17,9 @@
 //! 5. moves to the next round when the round times out (round 0 after the commit inactivity
 //!    window, round r after `freeze_window × r`, capped), telling everyone in a
 //!    [`wire::NewRound`] (with its lock, for the next leader); it moves further only on a
-//!    polka (a quorum is there), on NewRound messages of one later round from more than f
-//!    members, or when its round's leader passes its turn;
+//!    polka (a quorum is there), on more than f members ahead in one later round (their
+//!    NewRound messages, and that round's leader's candidate, since a leader sends no
+//!    NewRound for its own round), or when its round's leader passes its turn;
 //! 6. leads round r > 0 once it holds NewRound messages from a quorum and a short collection
 //!    window passed (or from every member), or, failing a quorum, half way through the round
 //!    (members that saw no work send no NewRound; a candidate shows them the work): it
