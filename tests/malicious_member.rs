@@ -100,28 +100,27 @@ fn a_proposal_with_its_own_voting_window_or_silent_voter_rule_is_refused() {
     }
 }
 
+/// Member 1's removal of member 3, made two voting windows ago (already expired when it
+/// arrives): its id, its packet, and the voting window.
+fn expired_removal(net: &mut Net) -> (u64, Vec<u8>, u64) {
+    let s = net.nodes[0].conv().settings().clone();
+    let t = s.vote_timeout_ms;
+    let epoch = net.nodes[1].conv().epoch();
+    let action = Action::Remove {
+        member: net.nodes[3].id(),
+    };
+    let p = crafted(net, 1, &action, epoch, 4, net.now - 2 * t, &s);
+    let pid = p.proposal_id;
+    (pid, net.craft(1, Content::Proposal(p)), t)
+}
+
 /// Audit C2 and HG-10: a proposal sent already expired (made two windows ago) is not decided
 /// by silence at once: every member gets a full window of its own and is asked to vote.
 #[test]
 fn an_already_expired_proposal_gets_a_full_window_and_a_vote_request() {
     let mut net = Net::form(4, manual(false));
     net.run_for(5_000);
-    let s = net.nodes[0].conv().settings().clone();
-    let t = s.vote_timeout_ms;
-    let epoch = net.nodes[1].conv().epoch();
-    let p = crafted(
-        &net,
-        1,
-        &Action::Remove {
-            member: net.nodes[3].id(),
-        },
-        epoch,
-        4,
-        net.now - 2 * t,
-        &s,
-    );
-    let pid = p.proposal_id;
-    let packet = net.craft(1, Content::Proposal(p));
+    let (pid, packet, t) = expired_removal(&mut net);
     for i in [0, 2, 3] {
         net.receive(i, &packet).unwrap();
         let asked = net.count_events(
@@ -149,22 +148,7 @@ fn an_already_expired_proposal_gets_a_full_window_and_a_vote_request() {
 fn an_already_expired_removal_backed_only_by_its_proposer_is_not_approved_by_silence() {
     let mut net = Net::form(4, manual(true));
     net.run_for(5_000);
-    let s = net.nodes[0].conv().settings().clone();
-    let t = s.vote_timeout_ms;
-    let epoch = net.nodes[1].conv().epoch();
-    let p = crafted(
-        &net,
-        1,
-        &Action::Remove {
-            member: net.nodes[3].id(),
-        },
-        epoch,
-        4,
-        net.now - 2 * t,
-        &s,
-    );
-    let pid = p.proposal_id;
-    let packet = net.craft(1, Content::Proposal(p));
+    let (pid, packet, t) = expired_removal(&mut net);
     for i in [0, 2, 3] {
         net.receive(i, &packet).unwrap();
     }
