@@ -36,8 +36,10 @@
 //! (`docs/safety.md`). Every vote this part signs is in its state before it is sent, and the
 //! caller persists the state before the packet leaves.
 
+mod candidates;
 mod leading;
 mod quorum;
+mod timing;
 
 #[cfg(test)]
 mod model_tests;
@@ -50,47 +52,15 @@ use crate::mls::{Identity, MemberId};
 use crate::protocol::ballot_box::Digest;
 use witan_wire::{self as wire, RoundVoteKind};
 
+use candidates::MAX_CANDIDATES;
+pub use timing::Timing;
+
 pub use quorum::{
     QuorumError, Signers, max_faulty, quorum, sign, verify_one, verify_quorum, verify_vote,
 };
 
-/// Candidates kept per epoch at most (one per round and leader; older rounds go first).
-const MAX_CANDIDATES: usize = 32;
-/// Bytes of candidates kept besides the current round's (held for later rounds, remembered
-/// for earlier ones): a leader of several rounds cannot fill the state with packet-sized
-/// candidates (`keep`). The whole state is decoded on every step, also in a notification
-/// extension (16 MiB); an honest candidate (removals, a batch of adds) is far smaller.
-const MAX_KEPT_CANDIDATE_BYTES: usize = 2 * 1024 * 1024;
 /// Candidates of future rounds are held only this many rounds ahead.
 const MAX_ROUNDS_AHEAD: u32 = 8;
-/// Round timeouts grow linearly (as Tendermint's do: every delay is eventually exceeded,
-/// and a few failed rounds — a silent or byzantine leader each — cost little) up to this
-/// many windows.
-const MAX_WINDOWS: u32 = 32;
-
-/// The timing of the rounds, from the group's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timing {
-    /// How long round 0 lasts from when a member sees work (`commit_inactivity_ms`).
-    pub first_round_ms: u64,
-    /// Round r > 0 lasts `round_ms × r` (`freeze_window_ms`), capped.
-    pub round_ms: u64,
-    /// How long the round-0 leader lets work accumulate (`commit_delay_ms`).
-    pub commit_delay_ms: u64,
-    /// How long a later round's leader collects NewRound messages beyond a quorum.
-    pub collect_ms: u64,
-}
-
-impl Timing {
-    pub fn timeout(&self, round: u32) -> u64 {
-        if round == 0 {
-            return self.first_round_ms;
-        }
-        self.round_ms
-            .saturating_mul(u64::from(round.min(MAX_WINDOWS)))
-    }
-}
-
 /// What a step of the round needs to know of the conversation.
 pub struct RoundCtx<'a> {
     pub conversation: &'a str,
@@ -438,71 +408,6 @@ impl CommitRound {
         // The candidate itself is considered by the caller.
         out.retain(|e| !matches!(e, RoundEffect::Consider(_)));
         out
-    }
-
-    /// Where a candidate for `round` belongs: the current round, a later one (held), or a past
-    /// one (remembered, for polkas of that round).
-    pub fn placement(&self, round: u32) -> std::cmp::Ordering {
-        round.cmp(&self.round)
-    }
-
-    /// Keeps a candidate of another round (the first one of its round only).
-    pub fn hold(&mut self, c: wire::Candidate) -> Vec<RoundEffect> {
-        if c.round > self.round.saturating_add(MAX_ROUNDS_AHEAD) {
-            return Vec::new();
-        }
-        self.keep(c);
-        Vec::new()
-    }
-
-    /// Keeps a candidate (the first of its round), within the bounds: at most
-    /// `MAX_CANDIDATES`, and `MAX_KEPT_CANDIDATE_BYTES` besides the current round's. Over the
-    /// byte bound, earlier rounds go first (oldest first), then later ones (farthest first),
-    /// so a nearer round's candidate displaces a farther one's; rounds this member formed a
-    /// polka in stay. A locked value is kept with its lock, and one dropped here only costs
-    /// the round it was for.
-    fn keep(&mut self, c: wire::Candidate) {
-        self.candidates.entry(c.round).or_insert(c);
-        while self.candidates.len() > MAX_CANDIDATES {
-            self.candidates.pop_first();
-        }
-        let current = self.round;
-        let spare = |r: &u32| *r != current && !self.polka_sent.contains(r);
-        let mut bytes: usize = self
-            .candidates
-            .iter()
-            .filter(|(r, _)| spare(r))
-            .map(|(_, c)| prost::Message::encoded_len(c))
-            .sum();
-        let mut order: Vec<u32> = self
-            .candidates
-            .keys()
-            .copied()
-            .filter(|r| *r < current)
-            .collect();
-        order.extend(
-            self.candidates
-                .keys()
-                .copied()
-                .filter(|r| *r > current)
-                .rev(),
-        );
-        let mut drop = Vec::new();
-        for r in order {
-            if bytes <= MAX_KEPT_CANDIDATE_BYTES {
-                break;
-            }
-            if !spare(&r) {
-                continue;
-            }
-            if let Some(c) = self.candidates.get(&r) {
-                bytes = bytes.saturating_sub(prost::Message::encoded_len(c));
-                drop.push(r);
-            }
-        }
-        for r in drop {
-            self.candidates.remove(&r);
-        }
     }
 
     /// A candidate of the current round from its leader, found `valid` (or not) by the

@@ -1,0 +1,80 @@
+//! The candidates a member keeps besides its current round's: held for later rounds (a few
+//! rounds ahead at most), remembered for earlier ones (for their polkas), bounded in number
+//! and bytes so that a leader of several rounds cannot fill the state.
+
+use super::*;
+
+/// Candidates kept per epoch at most (one per round and leader; older rounds go first).
+pub(super) const MAX_CANDIDATES: usize = 32;
+/// Bytes of candidates kept besides the current round's (held for later rounds, remembered
+/// for earlier ones): a leader of several rounds cannot fill the state with packet-sized
+/// candidates (`keep`). The whole state is decoded on every step, also in a notification
+/// extension (16 MiB); an honest candidate (removals, a batch of adds) is far smaller.
+const MAX_KEPT_CANDIDATE_BYTES: usize = 2 * 1024 * 1024;
+
+impl CommitRound {
+    /// Where a candidate for `round` belongs: the current round, a later one (held), or a past
+    /// one (remembered, for polkas of that round).
+    pub fn placement(&self, round: u32) -> std::cmp::Ordering {
+        round.cmp(&self.round)
+    }
+
+    /// Keeps a candidate of another round (the first one of its round only).
+    pub fn hold(&mut self, c: wire::Candidate) -> Vec<RoundEffect> {
+        if c.round > self.round.saturating_add(MAX_ROUNDS_AHEAD) {
+            return Vec::new();
+        }
+        self.keep(c);
+        Vec::new()
+    }
+
+    /// Keeps a candidate (the first of its round), within the bounds: at most
+    /// `MAX_CANDIDATES`, and `MAX_KEPT_CANDIDATE_BYTES` besides the current round's. Over the
+    /// byte bound, earlier rounds go first (oldest first), then later ones (farthest first),
+    /// so a nearer round's candidate displaces a farther one's; rounds this member formed a
+    /// polka in stay. A locked value is kept with its lock, and one dropped here only costs
+    /// the round it was for.
+    pub(super) fn keep(&mut self, c: wire::Candidate) {
+        self.candidates.entry(c.round).or_insert(c);
+        while self.candidates.len() > MAX_CANDIDATES {
+            self.candidates.pop_first();
+        }
+        let current = self.round;
+        let spare = |r: &u32| *r != current && !self.polka_sent.contains(r);
+        let mut bytes: usize = self
+            .candidates
+            .iter()
+            .filter(|(r, _)| spare(r))
+            .map(|(_, c)| prost::Message::encoded_len(c))
+            .sum();
+        let mut order: Vec<u32> = self
+            .candidates
+            .keys()
+            .copied()
+            .filter(|r| *r < current)
+            .collect();
+        order.extend(
+            self.candidates
+                .keys()
+                .copied()
+                .filter(|r| *r > current)
+                .rev(),
+        );
+        let mut drop = Vec::new();
+        for r in order {
+            if bytes <= MAX_KEPT_CANDIDATE_BYTES {
+                break;
+            }
+            if !spare(&r) {
+                continue;
+            }
+            if let Some(c) = self.candidates.get(&r) {
+                bytes = bytes.saturating_sub(prost::Message::encoded_len(c));
+                drop.push(r);
+            }
+        }
+        for r in drop {
+            self.candidates.remove(&r);
+        }
+    }
+}
