@@ -30,6 +30,7 @@ use std::ops::{Deref, DerefMut};
 
 use super::error::MlsError;
 use super::group::Group;
+use super::loans::GroupLoans;
 use super::provider::MlsProvider;
 use super::switches::Layer;
 
@@ -114,12 +115,6 @@ impl GroupCache {
         self.drop_group();
     }
 
-    /// Forgets the group held because its rows are about to change outside of it (a group is
-    /// created, joined or deleted).
-    pub(crate) fn forget(&self) {
-        self.drop_group();
-    }
-
     fn drop_group(&self) {
         let mut held = self.held.borrow_mut();
         *held = match std::mem::take(&mut *held) {
@@ -192,18 +187,6 @@ impl GroupCache {
         written
     }
 
-    /// A message-secrets write of the group lent out is about to be skipped: allowed (and
-    /// recorded) only while exactly one group is out.
-    pub(crate) fn defer_write(&self) -> bool {
-        match &mut *self.held.borrow_mut() {
-            Held::Lent(loan) if loan.count == 1 && !loan.spoiled => {
-                loan.ahead = true;
-                true
-            }
-            _ => false,
-        }
-    }
-
     /// Lends the group `group_id` if held; `None` when the caller must decode it (a miss).
     fn take(&self, group_id: &[u8]) -> Option<Group> {
         let mut held = self.held.borrow_mut();
@@ -263,6 +246,26 @@ impl Loan {
     }
 }
 
+impl GroupLoans for GroupCache {
+    /// A message-secrets write of the group lent out is about to be skipped: allowed (and
+    /// recorded) only while exactly one group is out.
+    fn defer_write(&self) -> bool {
+        match &mut *self.held.borrow_mut() {
+            Held::Lent(loan) if loan.count == 1 && !loan.spoiled => {
+                loan.ahead = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets the group held because its rows are about to change outside of it (a group is
+    /// created, joined or deleted).
+    fn forget(&self) {
+        self.drop_group();
+    }
+}
+
 /// A group lent by the provider's [`GroupCache`] (or loaded without one); derefs to
 /// [`Group`] and goes back to the cache when dropped.
 #[derive(Debug)]
@@ -275,7 +278,10 @@ impl<'c> CachedGroup<'c> {
     /// The group `group_id` as stored in `p`'s rows: from `p`'s cache if it holds it,
     /// decoded from the rows otherwise.
     pub fn load(p: &'c MlsProvider<'_>, group_id: &[u8]) -> Result<Option<Self>, MlsError> {
-        let Some(cache) = p.group_cache() else {
+        // The provider carries its lender as `GroupLoans` (it cannot name the cache, whose
+        // groups run on the provider); the lender it was given is this cache.
+        let lender = p.group_cache().map(|l| l as &dyn std::any::Any);
+        let Some(cache) = lender.and_then(|l| l.downcast_ref::<GroupCache>()) else {
             return Ok(Group::load(p, group_id)?.map(|g| CachedGroup {
                 group: Some(g),
                 cache: None,

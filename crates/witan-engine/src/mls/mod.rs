@@ -11,6 +11,7 @@
 //! - [`group`]: [`Group`], one conversation's MLS group: create, join, encrypt/decrypt,
 //!   create/stage/merge commits.
 //! - [`cache`]: [`GroupCache`], a decoded group kept between engine runs.
+//! - [`loans`]: [`GroupLoans`], what the provider and storage need of that cache.
 //! - [`switches`]: [`Layer`], the switches that turn every cache of witan off.
 //! - [`crypto`]: signature checks with decoded public keys kept.
 //!
@@ -24,6 +25,7 @@ pub mod group;
 pub mod identity;
 pub mod key_package;
 pub mod kv;
+pub mod loans;
 pub mod member_id;
 pub mod provider;
 pub mod storage;
@@ -43,6 +45,7 @@ pub use key_package::{
     KeyPackageInfo, MAX_MLS_MESSAGE_BYTES, new_key_package, validate_key_package,
 };
 pub use kv::{KvSource, MemoryKv};
+pub use loans::GroupLoans;
 pub use member_id::{BadMemberId, MEMBER_ID_LEN, MemberId};
 pub use provider::{CIPHERSUITE, MlsProvider};
 pub use storage::{MlsStorage, MlsStorageError};

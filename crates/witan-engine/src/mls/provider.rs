@@ -10,8 +10,8 @@ use openmls_rust_crypto::RustCrypto;
 
 use super::crypto::WitanCrypto;
 
-use super::cache::GroupCache;
 use super::kv::KvSource;
+use super::loans::GroupLoans;
 use super::storage::MlsStorage;
 
 /// The only ciphersuite witan uses.
@@ -21,7 +21,7 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 pub struct MlsProvider<'a> {
     crypto: WitanCrypto,
     storage: MlsStorage<'a>,
-    group_cache: Option<&'a GroupCache>,
+    group_cache: Option<&'a dyn GroupLoans>,
 }
 
 impl<'a> MlsProvider<'a> {
@@ -37,7 +37,7 @@ impl<'a> MlsProvider<'a> {
     /// A provider reading OpenMLS state from `source` whose groups stay decoded in `cache`
     /// between providers (see [`GroupCache`]: its owner clears it when `source`'s rows are
     /// rolled back).
-    pub fn with_group_cache(source: &'a dyn KvSource, cache: &'a GroupCache) -> Self {
+    pub fn with_group_cache(source: &'a dyn KvSource, cache: &'a dyn GroupLoans) -> Self {
         MlsProvider {
             group_cache: Some(cache),
             ..MlsProvider::new(source)
@@ -48,14 +48,14 @@ impl<'a> MlsProvider<'a> {
     /// message-secrets writes of the groups `cache` lends out: the cache then holds secrets
     /// newer than the rows, which its owner must write back (`GroupCache::write_deferred`)
     /// before the rows are read without it or committed (see `GroupCache`).
-    pub fn deferring_message_secrets(source: &'a dyn KvSource, cache: &'a GroupCache) -> Self {
+    pub fn deferring_message_secrets(source: &'a dyn KvSource, cache: &'a dyn GroupLoans) -> Self {
         let mut p = MlsProvider::with_group_cache(source, cache);
         p.storage.defer_message_secrets(cache);
         p
     }
 
     /// The cache of decoded groups, if this provider has one.
-    pub fn group_cache(&self) -> Option<&'a GroupCache> {
+    pub fn group_cache(&self) -> Option<&'a dyn GroupLoans> {
         self.group_cache
     }
 
