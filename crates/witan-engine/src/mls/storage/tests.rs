@@ -129,3 +129,148 @@ fn list_rows_push_and_remove_items() {
     s.list_remove("l", &3u8, &item(1)).unwrap(); // no row at all
     assert!(s.get_list::<_, Item>("l", &3u8).unwrap().is_empty());
 }
+
+/// Stand-in message secrets: one ratchet secret per member (random, like real ones).
+fn secrets(members: usize, seed: u8) -> Vec<Vec<u8>> {
+    (0..members)
+        .map(|i| {
+            let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(seed);
+            (0..48)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The run's writes, its storage dropped.
+fn take(s: MlsStorage<'_>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    s.take_changes()
+}
+
+#[test]
+fn large_message_secrets_are_chunked_and_a_rewrite_writes_the_changed_chunks() {
+    let mut kv = MemoryKv::new();
+    let mut value = secrets(600, 1);
+    let s = MlsStorage::new(&kv);
+    s.put_message_secrets(MESSAGE_SECRETS, &7u8, &value)
+        .unwrap();
+    let first = take(s);
+    kv.apply(first.clone());
+    let row = MlsStorage::row_key(MESSAGE_SECRETS, &7u8).unwrap();
+    let header = kv.get(&row).unwrap().unwrap();
+    assert_eq!(header[0], chunks::HEADER);
+    assert!(first.len() > 10, "{} rows", first.len());
+
+    // One sender's ratchet moves: a few rows change, not the whole value.
+    value[300] = secrets(1, 9).remove(0);
+    let s = MlsStorage::new(&kv);
+    s.put_message_secrets(MESSAGE_SECRETS, &7u8, &value)
+        .unwrap();
+    let second = take(s);
+    kv.apply(second.clone());
+    let bytes: usize = second
+        .iter()
+        .filter_map(|(_, v)| v.as_ref())
+        .map(Vec::len)
+        .sum();
+    assert!(
+        second.len() <= 6 && bytes < 10_000,
+        "{} rows, {bytes} bytes",
+        second.len()
+    );
+    let s = MlsStorage::new(&kv);
+    assert_eq!(
+        s.get::<_, Vec<Vec<u8>>>(MESSAGE_SECRETS, &7u8).unwrap(),
+        Some(value.clone())
+    );
+    // Rows of earlier versions stay readable: nothing but the header and named chunks left.
+    let chunk_rows =
+        kv.0.keys()
+            .filter(|k| k.starts_with(&row) && **k != row)
+            .count();
+    let named = chunks::Header::decode(&kv.get(&row).unwrap().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(chunk_rows, named.chunks.len());
+
+    // Deleting removes every chunk; shrinking below the threshold stores the value whole.
+    s.del(MESSAGE_SECRETS, &7u8).unwrap();
+    let c = take(s);
+    kv.apply(c);
+    assert!(kv.is_empty());
+    let s = MlsStorage::new(&kv);
+    s.put_message_secrets(MESSAGE_SECRETS, &7u8, &value)
+        .unwrap();
+    let c = take(s);
+    kv.apply(c);
+    let s = MlsStorage::new(&kv);
+    s.put_message_secrets(MESSAGE_SECRETS, &7u8, &secrets(2, 1))
+        .unwrap();
+    let c = take(s);
+    kv.apply(c);
+    assert_eq!(kv.0.len(), 1);
+    assert!(codec::is_encoded(&kv.get(&row).unwrap().unwrap()));
+}
+
+#[test]
+fn message_secrets_stored_whole_by_earlier_versions_are_read_and_rechunked() {
+    let mut kv = MemoryKv::new();
+    let value = secrets(600, 2);
+    let row = MlsStorage::row_key(MESSAGE_SECRETS, &3u8).unwrap();
+    // The layout every version before chunks wrote: the codec value in the row itself.
+    kv.apply(vec![(row.clone(), Some(codec::to_vec(&value).unwrap()))]);
+    let s = MlsStorage::new(&kv);
+    assert_eq!(
+        s.get::<_, Vec<Vec<u8>>>(MESSAGE_SECRETS, &3u8).unwrap(),
+        Some(value.clone())
+    );
+    s.put_message_secrets(MESSAGE_SECRETS, &3u8, &value)
+        .unwrap();
+    // Read back within the run (from its writes), and after it.
+    assert_eq!(
+        s.get::<_, Vec<Vec<u8>>>(MESSAGE_SECRETS, &3u8).unwrap(),
+        Some(value.clone())
+    );
+    let c = take(s);
+    kv.apply(c);
+    assert_eq!(kv.get(&row).unwrap().unwrap()[0], chunks::HEADER);
+    let s = MlsStorage::new(&kv);
+    assert_eq!(
+        s.get::<_, Vec<Vec<u8>>>(MESSAGE_SECRETS, &3u8).unwrap(),
+        Some(value)
+    );
+}
+
+#[test]
+fn a_missing_or_damaged_chunk_is_an_error() {
+    let mut kv = MemoryKv::new();
+    let s = MlsStorage::new(&kv);
+    s.put_message_secrets(MESSAGE_SECRETS, &4u8, &secrets(600, 3))
+        .unwrap();
+    let c = take(s);
+    kv.apply(c);
+    let row = MlsStorage::row_key(MESSAGE_SECRETS, &4u8).unwrap();
+    let chunk =
+        kv.0.keys()
+            .find(|k| k.starts_with(&row) && **k != row)
+            .unwrap()
+            .clone();
+    let mut damaged = kv.clone();
+    damaged.0.insert(chunk.clone(), vec![0; 600]);
+    let s = MlsStorage::new(&damaged);
+    assert!(matches!(
+        s.get::<_, Vec<Vec<u8>>>(MESSAGE_SECRETS, &4u8),
+        Err(MlsStorageError::Serde(_))
+    ));
+    kv.0.remove(&chunk);
+    let s = MlsStorage::new(&kv);
+    assert!(matches!(
+        s.get::<_, Vec<Vec<u8>>>(MESSAGE_SECRETS, &4u8),
+        Err(MlsStorageError::Serde(_))
+    ));
+}
