@@ -15,10 +15,6 @@
 //! references) are one row holding an array, so that appends and removals are writes like
 //! any other.
 //!
-//! Message secrets are stored in content-addressed chunks once they are large (`chunks`):
-//! a rewrite after one message writes the chunk or two that changed. Any row is read either
-//! way, so rows stored whole by earlier versions need no migration.
-//!
 //! Deferred message secrets: OpenMLS rewrites a group's whole message secrets (a row that
 //! grows with the group) after every message it processes. A storage told to
 //! ([`MlsStorage::defer_message_secrets`]) skips those writes for the one group that the
@@ -161,9 +157,8 @@ impl<'a> MlsStorage<'a> {
         Ok(())
     }
 
-    /// [`MlsStorage::put`] for message secrets, in chunks (see the module doc): skipped for
-    /// the group whose writes are deferred unless this run already wrote them (their chunks
-    /// and header go together).
+    /// [`MlsStorage::put`] for message secrets: skipped for the group whose writes are
+    /// deferred (see the module doc).
     fn put_message_secrets<K: Serialize + ?Sized, V: Serialize + ?Sized>(
         &self,
         label: &str,
@@ -172,66 +167,13 @@ impl<'a> MlsStorage<'a> {
     ) -> Result<(), MlsStorageError> {
         if let Some(cache) = self.deferral {
             let row = Self::row_key(label, key)?;
-            let written = self.writes.borrow().contains_key(&row);
-            if !written && self.deferred_row.borrow().as_ref() == Some(&row) && cache.defer_write()
-            {
-                // The lent group holds these secrets (see the module doc of `cache`).
+            if self.deferred_row.borrow().as_ref() == Some(&row) && cache.defer_write() {
+                // The lent group holds these secrets; an earlier write of this run is older.
+                self.writes.borrow_mut().remove(&row);
                 return Ok(());
             }
         }
-        self.put_chunked(Self::row_key(label, key)?, &codec::to_vec(value)?)
-    }
-
-    /// The chunk header stored (or written by this run) under `row`, if it is chunked.
-    fn header_of(&self, row: &[u8]) -> Result<Option<chunks::Header>, MlsStorageError> {
-        let stored = self.raw_get(row)?;
-        stored
-            .as_deref()
-            .map(chunks::Header::decode)
-            .transpose()
-            .map(Option::flatten)
-            .map_err(MlsStorageError::Serde)
-    }
-
-    /// Writes `value` under `row`: whole when small, otherwise the chunks that the row's
-    /// current header does not name and a new header; chunks no longer named are deleted.
-    fn put_chunked(&self, row: Vec<u8>, value: &[u8]) -> Result<(), MlsStorageError> {
-        let old = self.header_of(&row)?.map(|h| h.chunks).unwrap_or_default();
-        let (pieces, header) = if value.len() < chunks::MIN_CHUNKED {
-            (Vec::new(), None)
-        } else {
-            let pieces = chunks::split(value);
-            let header = chunks::Header::of(&pieces);
-            (pieces, Some(header))
-        };
-        let new: &[chunks::ChunkHash] = header.as_ref().map_or(&[], |h| &h.chunks);
-        for (piece, hash) in pieces.iter().zip(new) {
-            if !old.contains(hash) {
-                self.raw_set(chunks::chunk_key(&row, hash), Some(piece.to_vec()));
-            }
-        }
-        for hash in old.iter().filter(|h| !new.contains(h)) {
-            self.raw_set(chunks::chunk_key(&row, hash), None);
-        }
-        let stored = match header {
-            Some(h) => h.encode().map_err(MlsStorageError::Serde)?,
-            None => value.to_vec(),
-        };
-        self.raw_set(row, Some(stored));
-        Ok(())
-    }
-
-    /// The value under `row` joined from its chunks, if `row` holds a chunk header.
-    fn assemble(&self, row: &[u8], header: &[u8]) -> Result<Vec<u8>, MlsStorageError> {
-        let header = chunks::Header::decode(header)
-            .map_err(MlsStorageError::Serde)?
-            .ok_or_else(|| MlsStorageError::Serde("not a chunk header".into()))?;
-        header
-            .assemble(|hash| {
-                self.raw_get(&chunks::chunk_key(row, hash))
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(MlsStorageError::Serde)
+        self.put(label, key, value)
     }
 
     fn get<K: Serialize + ?Sized, V: DeserializeOwned>(
@@ -240,37 +182,19 @@ impl<'a> MlsStorage<'a> {
         key: &K,
     ) -> Result<Option<V>, MlsStorageError> {
         let key = Self::row_key(label, key)?;
-        let mut header = None;
-        match self.writes.borrow().get(&key) {
-            Some(Some(h)) if h.first() == Some(&chunks::HEADER) => header = Some(h.clone()),
-            Some(row) => return row.as_deref().map(decode).transpose(),
-            None => {}
+        if let Some(row) = self.writes.borrow().get(&key) {
+            return row.as_deref().map(decode).transpose();
         }
-        if let Some(h) = header {
-            return decode(&self.assemble(&key, &h)?).map(Some);
-        }
-        // Decode straight from the source's copy of the row (a chunk header is kept instead).
+        // Decode straight from the source's copy of the row.
         let mut decoded = None;
         self.source
-            .read(&key, &mut |row| match row {
-                Some(h) if h.first() == Some(&chunks::HEADER) => header = Some(h.to_vec()),
-                row => decoded = row.map(decode),
-            })
+            .read(&key, &mut |row| decoded = row.map(decode))
             .map_err(MlsStorageError::Source)?;
-        if let Some(h) = header {
-            return decode(&self.assemble(&key, &h)?).map(Some);
-        }
         decoded.transpose()
     }
 
-    /// Deletes the row and, if it is chunked, its chunks.
     fn del<K: Serialize + ?Sized>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
         let key = Self::row_key(label, key)?;
-        if let Some(header) = self.header_of(&key)? {
-            for hash in &header.chunks {
-                self.raw_set(chunks::chunk_key(&key, hash), None);
-            }
-        }
         self.raw_set(key, None);
         Ok(())
     }
@@ -345,7 +269,6 @@ const EPOCH_KEY_PAIRS: &str = "epoch_key_pairs";
 const KEY_PACKAGE: &str = "key_package";
 const PSK: &str = "psk";
 
-mod chunks;
 mod provider_impl;
 
 #[cfg(test)]
