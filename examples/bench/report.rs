@@ -245,18 +245,19 @@ impl Results {
             );
             let _ = writeln!(
                 s,
-                "| mode | members | backlog | notifications | published | wall ms | target | peak RSS MiB | target |"
+                "| mode | members | backlog | notifications | published | wall ms | CPU ms | target | peak RSS MiB | target |"
             );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | < {WAKEUP_LARGE_MS} {} | {} | < {WAKEUP_LARGE_RSS_MIB} {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | < {WAKEUP_LARGE_MS} {} | {} | < {WAKEUP_LARGE_RSS_MIB} {} |\n",
                 d.mode,
                 d.members,
                 d.backlog,
                 d.notifications,
                 d.published,
                 fmt3(d.wall_ms),
+                fmt3(d.cpu_ms),
                 verdict(d.wall_ms < WAKEUP_LARGE_MS),
                 fmt3(d.peak_rss_mib),
                 verdict(d.peak_rss_mib < WAKEUP_LARGE_RSS_MIB),
@@ -357,7 +358,7 @@ impl Results {
                 "workload": "wakeup", "mode": d.mode, "members": d.members,
                 "stored_conversations": d.stored_conversations,
                 "stored_messages": d.stored_messages, "backlog": d.backlog,
-                "wall_ms": d.wall_ms, "peak_rss_mib": d.peak_rss_mib,
+                "wall_ms": d.wall_ms, "cpu_ms": d.cpu_ms, "peak_rss_mib": d.peak_rss_mib,
                 "notifications": d.notifications, "published": d.published,
                 "build_s": d.build_s,
             }));
@@ -365,7 +366,8 @@ impl Results {
         if let Some(d) = &self.wakeup_large {
             runs.push(json!({
                 "workload": "wakeup_large", "mode": d.mode, "members": d.members,
-                "backlog": d.backlog, "wall_ms": d.wall_ms, "peak_rss_mib": d.peak_rss_mib,
+                "backlog": d.backlog, "wall_ms": d.wall_ms, "cpu_ms": d.cpu_ms,
+                "peak_rss_mib": d.peak_rss_mib,
                 "notifications": d.notifications, "published": d.published,
                 "build_s": d.build_s,
             }));

@@ -64,6 +64,8 @@ pub struct Wakeup {
     pub backlog: usize,
     pub wall_ms: f64,
     pub peak_rss_mib: f64,
+    /// CPU (user + system) of the median run's process.
+    pub cpu_ms: f64,
     pub notifications: u64,
     /// Packets the wake-up handed to the transport (its votes and signatures).
     pub published: u64,
@@ -75,6 +77,7 @@ pub struct Wakeup {
 pub struct ChildReport {
     pub wall_ms: f64,
     pub peak_rss_mib: f64,
+    pub cpu_ms: f64,
     pub notifications: u64,
     pub published: u64,
 }
@@ -156,6 +159,7 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
             backlog: count,
             wall_ms: median.wall_ms,
             peak_rss_mib: reports.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
+            cpu_ms: median.cpu_ms,
             notifications: median.notifications,
             published: median.published,
             build_s,
@@ -442,6 +446,7 @@ pub fn spawn_child(
     Ok(ChildReport {
         wall_ms: v["wall_ms"].as_f64().ok_or("wall_ms")?,
         peak_rss_mib: v["peak_rss_mib"].as_f64().ok_or("peak_rss_mib")?,
+        cpu_ms: v["cpu_ms"].as_f64().ok_or("cpu_ms")?,
         notifications: v["notifications"].as_u64().ok_or("notifications")?,
         published: v["published"].as_u64().ok_or("published")?,
     })
@@ -501,6 +506,7 @@ pub fn child(args: &[String]) -> BenchResult<()> {
     let line = serde_json::json!({
         "wall_ms": wall_ms,
         "peak_rss_mib": peak_rss_mib(),
+        "cpu_ms": super::measure::process_cpu_precise().as_secs_f64() * 1e3,
         "notifications": report.notifications.len(),
         "published": host.0.load(std::sync::atomic::Ordering::Relaxed),
     });

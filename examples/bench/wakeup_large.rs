@@ -10,7 +10,8 @@
 //! encrypted at rest, as an iOS extension ships it, before the wake-ups.
 //!
 //! The wake-up is the fresh process of row (d) (`wakeup::child`): wall time of open +
-//! `handle_wakeup`, and its peak RSS (`VmHWM`) — the woken member alone, not the thousand
+//! `handle_wakeup`, its CPU (user + system: on a shared machine wall time waits for the
+//! cores) and its peak RSS (`VmHWM`) — the woken member alone, not the thousand
 //! clients that built its database. Median wall of three runs on fresh copies, largest RSS.
 
 use std::path::Path;
@@ -98,6 +99,7 @@ pub fn run(dir: &Path) -> BenchResult<Wakeup> {
         backlog: backlog.len(),
         wall_ms: median.wall_ms,
         peak_rss_mib: reports.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
+        cpu_ms: median.cpu_ms,
         notifications: median.notifications,
         published: median.published,
         build_s,
