@@ -9,7 +9,9 @@
 //! (a) `formation`, (b) `chat`, (b′) `live` (the chat, one packet per `receive` call),
 //! (c) `removal` on N `WitanClient`s with their own SQLite
 //! files in one process (`bench/world.rs`, `bench/workloads.rs`); (d) `wakeup`, a push
-//! wake-up in a fresh process (`bench/wakeup.rs`); (e) `floor`, the same chat on plain
+//! wake-up in a fresh process (`bench/wakeup.rs`); (d′) `wakeup-large`, the same in the
+//! extension role for a 1,000-member group (`bench/wakeup_large.rs`, not in the default
+//! set: its setup takes a quarter of an hour); (e) `floor`, the same chat on plain
 //! OpenMLS in memory (`bench/floor.rs`); (f) `size`, the stripped release cdylib. Prints a
 //! markdown table (`bench/report.rs`) and, with `--json`, writes the results as JSON.
 
@@ -23,6 +25,8 @@ mod report;
 mod scale_report;
 #[path = "bench/wakeup.rs"]
 mod wakeup;
+#[path = "bench/wakeup_large.rs"]
+mod wakeup_large;
 #[path = "bench/workloads.rs"]
 mod workloads;
 #[path = "bench/world.rs"]
@@ -34,12 +38,13 @@ use std::path::PathBuf;
 use report::Results;
 use world::{BenchResult, World};
 
-const ALL: [&str; 7] = [
+const ALL: [&str; 8] = [
     "formation",
     "chat",
     "live",
     "removal",
     "wakeup",
+    "wakeup-large",
     "floor",
     "size",
 ];
@@ -56,7 +61,11 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
     let mut parsed = Args {
         ns: vec![4, 16, 64, 128],
         json: None,
-        only: ALL.iter().map(|s| s.to_string()).collect(),
+        only: ALL
+            .iter()
+            .filter(|w| **w != "wakeup-large")
+            .map(|s| s.to_string())
+            .collect(),
         keep: None,
     };
     let mut it = args.iter();
@@ -190,6 +199,12 @@ fn run(args: &Args) -> BenchResult<()> {
         let dir = root.join("wakeup");
         std::fs::create_dir_all(&dir)?;
         results.wakeup = wakeup::run(&dir)?;
+    }
+    if on("wakeup-large") {
+        eprintln!("wake-up (d′): building the 1,000-member conversation");
+        let dir = root.join("wakeup-large");
+        std::fs::create_dir_all(&dir)?;
+        results.wakeup_large = Some(wakeup_large::run(&dir)?);
     }
     if on("size") {
         results.size = Some(report::cdylib_size()?);

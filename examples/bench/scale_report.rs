@@ -158,6 +158,48 @@ pub fn live(s: &mut String, chat: &[Chat]) {
         );
     }
     s.push('\n');
+    live_cpu(s, chat);
+}
+
+/// CPU of the whole chat (sends included) per receive: steadier than wall time on a shared
+/// machine.
+pub fn cpu_us_per_receive(c: &Chat) -> f64 {
+    c.cpu.as_secs_f64() * 1e6 / c.receives.max(1) as f64
+}
+
+/// (b′) by CPU beside (b) and the reference.
+fn live_cpu(s: &mut String, chat: &[Chat]) {
+    let _ = writeln!(
+        s,
+        "| n | (b) batched, CPU µs per receive | (b′) live, CPU µs per receive | live ÷ batched | reference µs/message | targets |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for c in chat.iter().filter(|c| c.live) {
+        let b = chat
+            .iter()
+            .find(|b| !b.live && b.n == c.n)
+            .map(cpu_us_per_receive);
+        let r = REFERENCE_LIVE.iter().find(|r| r.0 == c.n).map(|r| r.1);
+        let live = cpu_us_per_receive(c);
+        let mut targets = Vec::new();
+        if let Some(b) = b {
+            let ok = live <= LIVE_OVER_BATCHED * b;
+            targets.push(format!("≤ 2 × batched {}", super::report::verdict(ok)));
+        }
+        if let Some(r) = r {
+            targets.push(format!("≤ reference {}", super::report::verdict(live <= r)));
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {live:.1} | {} | {} | {} |",
+            c.n,
+            b.map_or("—".into(), |b| format!("{b:.1}")),
+            b.map_or("—".into(), |b| format!("{:.2}", live / b)),
+            r.map_or("—".into(), |r| format!("{r:.0}")),
+            targets.join(", "),
+        );
+    }
+    s.push('\n');
 }
 
 /// The JSON keys of a [`PerCommit`].

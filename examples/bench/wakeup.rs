@@ -50,8 +50,8 @@ pub const FILLER_CONVERSATIONS: usize = 1_000;
 pub const STORED_MESSAGES: usize = 100_000;
 pub const BACKLOG_CHATS: usize = 49;
 /// The member whose database is woken up.
-const SLEEPER: usize = 1;
-const RUNS: usize = 3;
+pub const SLEEPER: usize = 1;
+pub const RUNS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct Wakeup {
@@ -64,6 +64,8 @@ pub struct Wakeup {
     pub backlog: usize,
     pub wall_ms: f64,
     pub peak_rss_mib: f64,
+    /// CPU (user + system) of the median run's process.
+    pub cpu_ms: f64,
     pub notifications: u64,
     /// Packets the wake-up handed to the transport (its votes and signatures).
     pub published: u64,
@@ -72,11 +74,12 @@ pub struct Wakeup {
 
 /// What the child reports.
 #[derive(Debug, Clone, Copy)]
-struct ChildReport {
-    wall_ms: f64,
-    peak_rss_mib: f64,
-    notifications: u64,
-    published: u64,
+pub struct ChildReport {
+    pub wall_ms: f64,
+    pub peak_rss_mib: f64,
+    pub cpu_ms: f64,
+    pub notifications: u64,
+    pub published: u64,
 }
 
 /// The sleeper's backlog with a second removal's governance after it, and the time after it.
@@ -156,6 +159,7 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
             backlog: count,
             wall_ms: median.wall_ms,
             peak_rss_mib: reports.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
+            cpu_ms: median.cpu_ms,
             notifications: median.notifications,
             published: median.published,
             build_s,
@@ -177,20 +181,8 @@ fn build_conversation(dir: &Path) -> BenchResult<(PathBuf, Vec<Vec<u8>>, u64, Si
     let ids = w.member_ids()?;
     w.close(SLEEPER);
 
-    let chat = |w: &mut World, count: usize, offset: usize| -> BenchResult<()> {
-        w.router.set_phase("chat");
-        for k in 0..count {
-            let sender = 2 + (offset + k) % (MEMBERS - 3);
-            w.c(sender)?.send_message(
-                CONV.into(),
-                format!("backlog message {}", offset + k).into_bytes(),
-            )?;
-            while w.deliver_round()? > 0 {}
-        }
-        Ok(())
-    };
     let before = BACKLOG_CHATS / 2;
-    chat(&mut w, before, 0)?;
+    chat(&mut w, MEMBERS, before, 0)?;
     let removed = ids[MEMBERS - 1].clone();
     let second = ids[MEMBERS - 2].clone();
     let remaining: Vec<usize> = (0..MEMBERS - 1).filter(|i| *i != SLEEPER).collect();
@@ -204,7 +196,7 @@ fn build_conversation(dir: &Path) -> BenchResult<(PathBuf, Vec<Vec<u8>>, u64, Si
     if !done {
         return Err("wake-up setup: the removal did not complete".into());
     }
-    chat(&mut w, BACKLOG_CHATS - before, before)?;
+    chat(&mut w, MEMBERS, BACKLOG_CHATS - before, before)?;
 
     // Everything the group sent the sleeper, in arrival order: the chats and the removal's
     // governance (its proposal, votes, round messages and certified commit; which packet is
@@ -219,6 +211,21 @@ fn build_conversation(dir: &Path) -> BenchResult<(PathBuf, Vec<Vec<u8>>, u64, Si
     drop(w);
     checkpoint(&path)?;
     Ok((path, backlog, now, signing))
+}
+
+/// `count` chat messages from the members other than the creator, the sleeper and the last
+/// one (who is removed), each delivered before the next is sent.
+pub fn chat(w: &mut World, members: usize, count: usize, offset: usize) -> BenchResult<()> {
+    w.router.set_phase("chat");
+    for k in 0..count {
+        let sender = 2 + (offset + k) % (members - 3);
+        w.c(sender)?.send_message(
+            CONV.into(),
+            format!("backlog message {}", offset + k).into_bytes(),
+        )?;
+        while w.deliver_round()? > 0 {}
+    }
+    Ok(())
 }
 
 /// Removes `second` by vote while the sleeper is still closed; everything the group sent it
@@ -275,7 +282,7 @@ fn formation_in_waves(w: &mut World, meter: &mut Meter) -> BenchResult<()> {
     Ok(())
 }
 
-fn checkpoint(path: &Path) -> BenchResult<()> {
+pub fn checkpoint(path: &Path) -> BenchResult<()> {
     let conn = rusqlite::Connection::open(path)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
@@ -359,7 +366,7 @@ fn add_filler(
     Ok(())
 }
 
-fn write_backlog(path: &Path, packets: &[Vec<u8>]) -> BenchResult<()> {
+pub fn write_backlog(path: &Path, packets: &[Vec<u8>]) -> BenchResult<()> {
     let mut bytes = Vec::new();
     for p in packets {
         bytes.extend_from_slice(&(p.len() as u32).to_be_bytes());
@@ -392,7 +399,7 @@ const EXTENSION_SIGNING_MODE: &str = "extension, encrypted, signing";
 const KEY: [u8; 32] = [0x5e; 32];
 
 /// Encrypts the database at `db` in place (what the first keyed open of an upgraded app does).
-fn encrypt(db: &Path, now: u64) -> BenchResult<()> {
+pub fn encrypt(db: &Path, now: u64) -> BenchResult<()> {
     let host = Arc::new(NullHost::default());
     let client = WitanClient::open_with_clock(
         config(db, true),
@@ -413,7 +420,12 @@ fn config(db: &Path, extension: bool) -> ClientConfig {
     }
 }
 
-fn spawn_child(db: &Path, backlog: &Path, now: u64, extension: bool) -> BenchResult<ChildReport> {
+pub fn spawn_child(
+    db: &Path,
+    backlog: &Path,
+    now: u64,
+    extension: bool,
+) -> BenchResult<ChildReport> {
     let exe = std::env::current_exe()?;
     let output = Command::new(exe)
         .arg("__wakeup")
@@ -434,6 +446,7 @@ fn spawn_child(db: &Path, backlog: &Path, now: u64, extension: bool) -> BenchRes
     Ok(ChildReport {
         wall_ms: v["wall_ms"].as_f64().ok_or("wall_ms")?,
         peak_rss_mib: v["peak_rss_mib"].as_f64().ok_or("peak_rss_mib")?,
+        cpu_ms: v["cpu_ms"].as_f64().ok_or("cpu_ms")?,
         notifications: v["notifications"].as_u64().ok_or("notifications")?,
         published: v["published"].as_u64().ok_or("published")?,
     })
@@ -493,6 +506,7 @@ pub fn child(args: &[String]) -> BenchResult<()> {
     let line = serde_json::json!({
         "wall_ms": wall_ms,
         "peak_rss_mib": peak_rss_mib(),
+        "cpu_ms": super::measure::process_cpu_precise().as_secs_f64() * 1e3,
         "notifications": report.notifications.len(),
         "published": host.0.load(std::sync::atomic::Ordering::Relaxed),
     });
