@@ -246,6 +246,17 @@ impl Ballot {
     }
 }
 
+/// The voter of `vote` if this ballot holds that very vote (every byte alike, signature
+/// included). A held vote passed `votes::verify` against this ballot's header when it was
+/// put, and verifying is a function of the vote, the header and the conversation alone, so
+/// it would pass again: the signature is not checked a second time (a vote that came alone
+/// comes again in the candidate's evidence). Whatever else a vote must pass (its carrier,
+/// its voter's membership) is checked as for any vote.
+fn held_already(ballot: &Ballot, vote: &wire::Vote) -> Option<MemberId> {
+    let voter = MemberId::from_public_key(&vote.vote_owner);
+    (ballot.votes.get(&voter) == Some(vote)).then_some(voter)
+}
+
 /// What a received vote did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum VoteOutcome {
@@ -446,7 +457,10 @@ impl BallotBox {
         let Some(ballot) = self.open.get_mut(&digest) else {
             return Err(BallotError::NotFound("open proposal".into()));
         };
-        let voter = votes::verify(scope.conversation, &digest, &ballot.header, vote)?;
+        let voter = match held_already(ballot, vote) {
+            Some(voter) => voter,
+            None => votes::verify(scope.conversation, &digest, &ballot.header, vote)?,
+        };
         if carrier.is_some_and(|c| c != voter) {
             return Err(BallotError::Vote("vote was not delivered by its owner"));
         }

@@ -452,9 +452,55 @@ fn remembered_counts_follow_votes_proofs_and_former_voters() {
     assert_eq!(counts(&b, &smaller.scope(1_005)), (0, 0));
     b.forget_voters(&smaller.members);
     assert_eq!(counts(&b, &smaller.scope(1_005)), (0, 0));
-    assert_eq!(counts(&b, &f.scope(1_006)), (1, 0), "the owner's vote is kept");
-    b.add_vote(&f.vote(4, &p, false), Some(f.member(4)), &smaller.scope(1_007))
-        .unwrap();
+    assert_eq!(
+        counts(&b, &f.scope(1_006)),
+        (1, 0),
+        "the owner's vote is kept"
+    );
+    b.add_vote(
+        &f.vote(4, &p, false),
+        Some(f.member(4)),
+        &smaller.scope(1_007),
+    )
+    .unwrap();
     assert_eq!(counts(&b, &smaller.scope(1_007)), (0, 1));
     assert_eq!(counts(&b, &f.scope(1_007)), (1, 1));
+}
+
+#[test]
+fn a_vote_held_already_is_not_verified_again_but_still_checked_for_carrier_and_membership() {
+    let f = fixture(4);
+    let mut b = BallotBox::default();
+    let p = f.proposal(0, 1_000);
+    let (d, _) = b.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    let v = f.vote(1, &p, true);
+    b.add_vote(&v, Some(f.member(1)), &f.scope(1_001)).unwrap();
+    let ballot = b.get(&d).unwrap();
+    assert_eq!(held_already(ballot, &v), Some(f.member(1)));
+    // Any byte apart and the vote is verified as new: a flipped signature is a forgery.
+    let mut forged = v.clone();
+    forged.signature[0] ^= 1;
+    assert_eq!(held_already(ballot, &forged), None);
+    assert!(matches!(
+        b.add_vote(&forged, None, &f.scope(1_002)),
+        Err(BallotError::Vote(_))
+    ));
+    let other = f.vote(2, &p, true);
+    assert_eq!(held_already(b.get(&d).unwrap(), &other), None);
+    // The held vote again: from evidence, a duplicate; from the wrong carrier, refused.
+    assert_eq!(
+        b.add_vote(&v, None, &f.scope(1_003)),
+        Ok(VoteOutcome::Duplicate)
+    );
+    assert!(matches!(
+        b.add_vote(&v, Some(f.member(2)), &f.scope(1_003)),
+        Err(BallotError::Vote(_))
+    ));
+    // Its voter left (another member set): not a voter, held or not.
+    let mut smaller = fixture(4);
+    smaller.members.remove(&f.member(1));
+    assert_eq!(
+        b.add_vote(&v, None, &smaller.scope(1_004)),
+        Err(BallotError::NotVoter)
+    );
 }
