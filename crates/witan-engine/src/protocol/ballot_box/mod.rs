@@ -35,8 +35,8 @@ use witan_wire as wire;
 
 pub use evidence::ResolutionCheck;
 pub use proposal::{
-    Action, Class, ProposalContext, ProposalKind, check_rules, derive_proposal_id, new_proposal,
-    parse, parse_payload,
+    Action, Class, Parsed, ProposalContext, ProposalKind, check_rules, derive_proposal_id,
+    new_proposal, parse, parse_payload,
 };
 pub use tally::{decide, decide_backed};
 pub use votes::{new_vote, verify as verify_vote, verify_proof};

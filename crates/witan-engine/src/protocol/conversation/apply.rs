@@ -16,7 +16,7 @@ use prost::Message;
 
 use super::{Conversation, PartKey, State};
 use crate::mls::{Group, MemberId};
-use crate::protocol::ballot_box::{Action, parse};
+use crate::protocol::ballot_box::{Action, Parsed, parse};
 use crate::protocol::commit_round::{CommitRound, Signers, quorum, verify_one};
 use crate::protocol::score_book::{ScoreBook, ScoreEvent};
 use crate::protocol::settings::Settings;
@@ -340,8 +340,15 @@ impl Conversation {
             .as_ref()
             .ok_or_else(|| ProtocolError::InvalidInput("sync without settings".into()))
             .and_then(Settings::from_wire)?;
-        check_joiner_certificate(&self.id, &group, &certified, &candidate, &packet.joiners)?;
-        self.adopt_sync(ctx, &group, &sync, &candidate, settings)?;
+        // Each resolution's proposal checked once (its owner's signature), for both uses.
+        let parsed: Vec<Option<Parsed>> = candidate
+            .resolutions
+            .iter()
+            .map(|r| r.proposal.as_ref().and_then(|p| parse(&self.id, p).ok()))
+            .collect();
+        let joiners = &packet.joiners;
+        check_joiner_certificate(&self.id, &group, &certified, &candidate, &parsed, joiners)?;
+        self.adopt_sync(ctx, &group, &sync, &candidate, &parsed, settings)?;
         self.since_epoch = self.epoch;
         self.touch(PartKey::Joins);
         self.joins.member_since_ms = ctx.now_ms;
@@ -359,6 +366,7 @@ impl Conversation {
         group: &Group,
         sync: &wire::ConversationSync,
         candidate: &wire::Candidate,
+        parsed: &[Option<Parsed>],
         settings: Settings,
     ) -> Result<(), ProtocolError> {
         self.settings = settings;
@@ -382,10 +390,8 @@ impl Conversation {
         self.leaders = self
             .stewards
             .leader_order(&self.id, self.epoch, &self.members());
-        for res in &candidate.resolutions {
-            if let Some(p) = &res.proposal
-                && let Ok(parsed) = parse(&self.id, p)
-            {
+        for (res, parsed) in candidate.resolutions.iter().zip(parsed) {
+            if let (Some(p), Some(parsed)) = (&res.proposal, parsed) {
                 self.ballots
                     .close(&parsed.digest, p.proposal_id, p.timestamp);
             }
@@ -400,12 +406,14 @@ impl Conversation {
 /// quorum of the previous epoch less the members removed, at least one. The check is
 /// partial: a commit that removes many members may carry few signatures the joiner can see.
 /// What it cannot see cannot fork the group — a welcome into a commit the members never
-/// certified leaves the joiner alone with its author, never the members apart.
+/// certified leaves the joiner alone with its author, never the members apart. `parsed`:
+/// the candidate's resolutions' proposals, parsed (`None`: refused by `parse`).
 fn check_joiner_certificate(
     conversation: &str,
     group: &Group,
     certified: &wire::CertifiedCommit,
     candidate: &wire::Candidate,
+    parsed: &[Option<Parsed>],
     joiners: &[Vec<u8>],
 ) -> Result<(), ProtocolError> {
     let signers: Signers = group
@@ -419,9 +427,9 @@ fn check_joiner_certificate(
     let removed = candidate
         .resolutions
         .iter()
-        .filter(|r| r.approved && !r.dropped)
-        .filter_map(|r| r.proposal.as_ref())
-        .filter_map(|p| parse(conversation, p).ok())
+        .zip(parsed)
+        .filter(|(r, _)| r.approved && !r.dropped)
+        .filter_map(|(_, p)| p.as_ref())
         .filter_map(|p| p.action.removes())
         .filter(|m| !signers.values().any(|s| s == m))
         .collect::<BTreeSet<MemberId>>()
