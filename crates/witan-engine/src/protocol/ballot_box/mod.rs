@@ -36,7 +36,7 @@ use witan_wire as wire;
 pub use evidence::ResolutionCheck;
 pub use proposal::{
     Action, Class, Parsed, ProposalContext, ProposalKind, check_rules, derive_proposal_id,
-    new_proposal, parse, parse_payload,
+    new_proposal, parse, parse_payload, parse_unsigned,
 };
 pub use tally::{decide, decide_backed};
 pub use votes::{new_vote, verify as verify_vote, verify_proof};

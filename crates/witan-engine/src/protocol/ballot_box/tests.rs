@@ -504,3 +504,26 @@ fn a_vote_held_already_is_not_verified_again_but_still_checked_for_carrier_and_m
         Err(BallotError::NotVoter)
     );
 }
+
+#[test]
+fn an_unsigned_parse_is_a_parse_but_for_the_owners_signature() {
+    let f = fixture(3);
+    let p = f.proposal(0, 1_000);
+    let signed = parse(CONV, &p).unwrap();
+    let unsigned = parse_unsigned(CONV, &p).unwrap();
+    assert_eq!(
+        (unsigned.digest, &unsigned.action),
+        (signed.digest, &signed.action)
+    );
+    let mut forged = p.clone();
+    forged.votes[0].signature[0] ^= 1;
+    assert!(parse(CONV, &forged).is_err());
+    assert_eq!(parse_unsigned(CONV, &forged).unwrap().digest, signed.digest);
+    // Everything else is still checked.
+    let mut rebound = p.clone();
+    rebound.proposal_id ^= 1;
+    assert!(parse_unsigned(CONV, &rebound).is_err());
+    let mut no_vote = p;
+    no_vote.votes.clear();
+    assert!(parse_unsigned(CONV, &no_vote).is_err());
+}

@@ -16,7 +16,7 @@ use prost::Message;
 
 use super::{Conversation, PartKey, State};
 use crate::mls::{Group, MemberId};
-use crate::protocol::ballot_box::{Action, Parsed, parse};
+use crate::protocol::ballot_box::{Action, Parsed, parse, parse_unsigned};
 use crate::protocol::commit_round::{CommitRound, Signers, quorum, verify_one};
 use crate::protocol::score_book::{ScoreBook, ScoreEvent};
 use crate::protocol::settings::Settings;
@@ -340,12 +340,7 @@ impl Conversation {
             .as_ref()
             .ok_or_else(|| ProtocolError::InvalidInput("sync without settings".into()))
             .and_then(Settings::from_wire)?;
-        // Each resolution's proposal checked once (its owner's signature), for both uses.
-        let parsed: Vec<Option<Parsed>> = candidate
-            .resolutions
-            .iter()
-            .map(|r| r.proposal.as_ref().and_then(|p| parse(&self.id, p).ok()))
-            .collect();
+        let parsed = self.parse_resolutions(&candidate);
         let joiners = &packet.joiners;
         check_joiner_certificate(&self.id, &group, &certified, &candidate, &parsed, joiners)?;
         self.adopt_sync(ctx, &group, &sync, &candidate, &parsed, settings)?;
@@ -358,6 +353,28 @@ impl Conversation {
         out.events
             .push(Event::StewardsChanged(self.stewards.active()));
         self.note_work(ctx, &mut group, out)
+    }
+
+    /// The proposals of the resolutions of the commit that adds this member, parsed once for
+    /// the certificate check and for closing them (`None`: refused). The owner's signature is
+    /// checked only where the joiner's acceptance depends on it: an approved removal lowers
+    /// the signatures the certificate check needs, so it is counted only when its signature
+    /// verifies, as before. The others are only closed here; each was checked by every
+    /// signer of the certificate before it signed, and a welcome into a commit the members
+    /// never certified leaves the joiner alone with its author whatever it closes. That was
+    /// n of a joiner's 2n + 1 signature checks in an n-member formation.
+    fn parse_resolutions(&self, candidate: &wire::Candidate) -> Vec<Option<Parsed>> {
+        let one = |r: &wire::Resolution| {
+            let p = r.proposal.as_ref()?;
+            let unsigned = parse_unsigned(&self.id, p).ok()?;
+            let removal = r.approved && !r.dropped && unsigned.action.removes().is_some();
+            if removal {
+                parse(&self.id, p).ok()
+            } else {
+                Some(unsigned)
+            }
+        };
+        candidate.resolutions.iter().map(one).collect()
     }
 
     fn adopt_sync(
