@@ -106,12 +106,22 @@ impl ScoreBook {
         self.suspicion.remove(member);
     }
 
-    /// Members whose local score is below the removal threshold.
+    /// Members whose local score is below the removal threshold. Asked for after every
+    /// packet, so it walks the table once and looks suspicion up only when there is some
+    /// (rather than two lookups per member: O(n log n) per packet).
     pub fn below_threshold(&self, s: &Settings) -> Vec<MemberId> {
+        let suspected = |m: &MemberId| self.suspicion.get(m).copied().unwrap_or(0);
         self.scores
-            .keys()
-            .filter(|m| self.local_score(m).is_some_and(|x| x < s.removal_threshold))
-            .copied()
+            .iter()
+            .filter(|(m, agreed)| {
+                let local = if self.suspicion.is_empty() {
+                    **agreed
+                } else {
+                    agreed.saturating_add(suspected(m))
+                };
+                local < s.removal_threshold
+            })
+            .map(|(m, _)| *m)
             .collect()
     }
 }
@@ -128,7 +138,9 @@ mod tests {
         book.set_members(&[m], s.default_peer_score);
         assert!(!book.adjust(&m, -60, ScoreEvent::MissedCommit, &s));
         assert_eq!(book.get(&m), Some(40));
+        assert!(book.below_threshold(&s).is_empty());
         assert!(book.adjust(&m, -60, ScoreEvent::MissedCommit, &s));
+        assert_eq!(book.below_threshold(&s), vec![m], "the agreed score alone");
         assert!(!book.adjust(&m, -60, ScoreEvent::MissedCommit, &s));
         book.adjust(&m, 500, ScoreEvent::CommitCertified, &s);
         assert_eq!(book.get(&m), Some(100));

@@ -113,7 +113,7 @@ impl BallotBox {
         let Some(b) = self.open.get(digest) else {
             return ResolutionCheck::Refuse("the proposal is not open here".into());
         };
-        let (yes, no) = b.counts(scope.members);
+        let (yes, no) = b.counts(scope);
         let n = scope.members.len() as u64;
         let liveness = scope.settings.liveness_criteria_yes;
         if res.at_expiry && scope.now_ms < b.silence_at(scope.settings) {

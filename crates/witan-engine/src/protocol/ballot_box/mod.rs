@@ -17,6 +17,7 @@
 //! arrived before their proposal per carrier and in total; the resolved-id memory by count
 //! (the oldest forgotten raises the age below which proposals are refused) and by age.
 
+mod counted;
 mod evidence;
 mod proposal;
 mod tally;
@@ -34,8 +35,8 @@ use witan_wire as wire;
 
 pub use evidence::ResolutionCheck;
 pub use proposal::{
-    Action, Class, ProposalContext, ProposalKind, check_rules, derive_proposal_id, new_proposal,
-    parse, parse_payload,
+    Action, Class, Parsed, ProposalContext, ProposalKind, check_rules, derive_proposal_id,
+    new_proposal, parse, parse_payload, parse_unsigned,
 };
 pub use tally::{decide, decide_backed};
 pub use votes::{new_vote, verify as verify_vote, verify_proof};
@@ -86,6 +87,9 @@ pub struct Scope<'a> {
     pub conversation: &'a str,
     /// The members of the current epoch: the voters.
     pub members: &'a BTreeSet<MemberId>,
+    /// The serial of the roster `members` comes from, which tallies may remember their
+    /// counts under (`counted`); 0 for a set built for one use.
+    pub roster: u64,
     pub now_ms: u64,
     pub settings: &'a Settings,
 }
@@ -120,6 +124,8 @@ pub struct Ballot {
     pub(crate) relayed: bool,
     /// This member's own proposal, not sent yet: held back while an emergency is open.
     pub(crate) held: bool,
+    /// The counts of `votes` among the current members, kept as votes are put and taken.
+    pub(crate) counted: counted::CountMemo,
 }
 
 impl Ballot {
@@ -177,15 +183,45 @@ impl Ballot {
         self.created_at_ms + self.expires_at_ms.saturating_sub(self.created_at_ms) / 2
     }
 
-    fn counts(&self, members: &BTreeSet<MemberId>) -> (u64, u64) {
+    /// The yes and no votes among the scope's members: remembered under its roster (see
+    /// `counted`), or counted.
+    fn counts(&self, scope: &Scope<'_>) -> (u64, u64) {
+        if let Some(held) = self.counted.get(scope.roster) {
+            debug_assert_eq!(held, self.count_all(scope.members), "remembered counts");
+            return held;
+        }
+        let counts = self.count_all(scope.members);
+        self.counted.set(scope.roster, counts);
+        counts
+    }
+
+    fn count_all(&self, members: &BTreeSet<MemberId>) -> (u64, u64) {
         let counted = self.votes.iter().filter(|(m, _)| members.contains(m));
         let yes = counted.clone().filter(|(_, v)| v.vote).count() as u64;
         (yes, counted.count() as u64 - yes)
     }
 
+    /// Holds `vote` as `voter`'s (the only way votes are added, so that the counts follow).
+    fn put_vote(&mut self, voter: MemberId, vote: wire::Vote, scope: &Scope<'_>) {
+        let member = scope.members.contains(&voter);
+        let approve = vote.vote;
+        if let Some(old) = self.votes.insert(voter, vote) {
+            self.counted.adjust(scope.roster, member, old.vote, false);
+        }
+        self.counted.adjust(scope.roster, member, approve, true);
+    }
+
+    /// Drops `voter`'s vote (the only way single votes are taken, so that the counts follow).
+    fn take_vote(&mut self, voter: &MemberId, scope: &Scope<'_>) {
+        if let Some(old) = self.votes.remove(voter) {
+            let member = scope.members.contains(voter);
+            self.counted.adjust(scope.roster, member, old.vote, false);
+        }
+    }
+
     /// This member's tentative result now.
     pub fn tentative(&self, scope: &Scope<'_>) -> Option<Tentative> {
-        let (yes, no) = self.counts(scope.members);
+        let (yes, no) = self.counts(scope);
         let n = scope.members.len() as u64;
         let liveness = scope.settings.liveness_criteria_yes;
         let backing = self.action.backing(&self.owner);
@@ -208,6 +244,17 @@ impl Ballot {
         prost::Message::encoded_len(&self.header)
             + VOTE_BYTES * (self.votes.len() + self.proofs.len())
     }
+}
+
+/// The voter of `vote` if this ballot holds that very vote (every byte alike, signature
+/// included). A held vote passed `votes::verify` against this ballot's header when it was
+/// put, and verifying is a function of the vote, the header and the conversation alone, so
+/// it would pass again: the signature is not checked a second time (a vote that came alone
+/// comes again in the candidate's evidence). Whatever else a vote must pass (its carrier,
+/// its voter's membership) is checked as for any vote.
+fn held_already(ballot: &Ballot, vote: &wire::Vote) -> Option<MemberId> {
+    let voter = MemberId::from_public_key(&vote.vote_owner);
+    (ballot.votes.get(&voter) == Some(vote)).then_some(voter)
 }
 
 /// What a received vote did.
@@ -347,8 +394,9 @@ impl BallotBox {
             proofs: BTreeMap::new(),
             relayed: false,
             held: false,
+            counted: counted::CountMemo::default(),
         };
-        ballot.votes.insert(parsed.owner, first);
+        ballot.put_vote(parsed.owner, first, scope);
         self.ids.insert(id, digest);
         self.open.insert(digest, ballot);
         self.adopt_orphans(&digest, scope);
@@ -409,7 +457,10 @@ impl BallotBox {
         let Some(ballot) = self.open.get_mut(&digest) else {
             return Err(BallotError::NotFound("open proposal".into()));
         };
-        let voter = votes::verify(scope.conversation, &digest, &ballot.header, vote)?;
+        let voter = match held_already(ballot, vote) {
+            Some(voter) => voter,
+            None => votes::verify(scope.conversation, &digest, &ballot.header, vote)?,
+        };
         if carrier.is_some_and(|c| c != voter) {
             return Err(BallotError::Vote("vote was not delivered by its owner"));
         }
@@ -426,12 +477,12 @@ impl BallotBox {
                     first: Some(held.clone()),
                     second: Some(vote.clone()),
                 };
-                ballot.votes.remove(&voter);
+                ballot.take_vote(&voter, scope);
                 ballot.proofs.insert(voter, proof.clone());
                 Ok(VoteOutcome::Equivocation(Box::new(proof)))
             }
             None => {
-                ballot.votes.insert(voter, vote.clone());
+                ballot.put_vote(voter, vote.clone(), scope);
                 Ok(VoteOutcome::Counted)
             }
         }
@@ -483,7 +534,7 @@ impl BallotBox {
         if ballot.proofs.contains_key(&voter) {
             return Ok(false);
         }
-        ballot.votes.remove(&voter);
+        ballot.take_vote(&voter, scope);
         ballot.proofs.insert(voter, proof.clone());
         Ok(true)
     }

@@ -254,6 +254,20 @@ pub struct Parsed {
 /// Checks a proposal's own integrity (not yet against the group): the action parses, the id
 /// binds the payload, the first vote is the owner's signed YES.
 pub fn parse(conversation: &str, p: &wire::Proposal) -> Result<Parsed, BallotError> {
+    let parsed = parse_unsigned(conversation, p)?;
+    let first = parsed
+        .header
+        .votes
+        .first()
+        .ok_or_else(|| BallotError::Malformed("no owner vote".into()))?;
+    super::votes::verify(conversation, &parsed.digest, &parsed.header, first)?;
+    Ok(parsed)
+}
+
+/// [`parse`] but for the owner's signature, which is not checked: for a proposal a quorum
+/// certified already, whose signature each signer checked (a joiner closing the proposals
+/// of the commit that added it).
+pub fn parse_unsigned(conversation: &str, p: &wire::Proposal) -> Result<Parsed, BallotError> {
     let (action, epoch) = parse_payload(p)?;
     if p.proposal_id != derive_proposal_id(conversation, &p.proposal_owner, p.timestamp, &p.payload)
     {
@@ -279,7 +293,6 @@ pub fn parse(conversation: &str, p: &wire::Proposal) -> Result<Parsed, BallotErr
             "first vote is not the owner's YES".into(),
         ));
     }
-    super::votes::verify(conversation, &digest, &header, first)?;
     Ok(Parsed {
         action,
         epoch,

@@ -24,7 +24,13 @@ struct Fixture {
     ids: Vec<Identity>,
     members: BTreeSet<MemberId>,
     settings: Settings,
+    /// A roster serial of its own, so that every test here runs with remembered counts
+    /// (checked against full counts in debug builds).
+    roster: u64,
 }
+
+/// Fixture rosters' serials (apart from the conversations' ones, which are small).
+static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
 
 fn fixture(n: u8) -> Fixture {
     let ids: Vec<Identity> = (1..=n).map(ident).collect();
@@ -33,6 +39,7 @@ fn fixture(n: u8) -> Fixture {
         ids,
         members,
         settings: settings(),
+        roster: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     }
 }
 
@@ -41,6 +48,7 @@ impl Fixture {
         Scope {
             conversation: CONV,
             members: &self.members,
+            roster: self.roster,
             now_ms,
             settings: &self.settings,
         }
@@ -407,4 +415,115 @@ fn a_proposal_a_commit_made_moot_is_forgotten_not_resolved() {
     // Moot here is not moot everywhere: it may come back, and only a commit resolves it.
     let (again, new) = b.receive(&p, f.member(1), &f.scope(1_001)).unwrap();
     assert!(new && again == digest);
+}
+
+#[test]
+fn remembered_counts_follow_votes_proofs_and_former_voters() {
+    let f = fixture(5);
+    let mut b = BallotBox::default();
+    let p = f.proposal(0, 1_000);
+    let (d, _) = b.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    let counts = |b: &BallotBox, scope: &Scope<'_>| b.get(&d).unwrap().counts(scope);
+    assert_eq!(counts(&b, &f.scope(1_000)), (1, 0));
+    b.add_vote(&f.vote(1, &p, false), Some(f.member(1)), &f.scope(1_001))
+        .unwrap();
+    b.add_vote(&f.vote(2, &p, true), Some(f.member(2)), &f.scope(1_001))
+        .unwrap();
+    assert_eq!(counts(&b, &f.scope(1_001)), (2, 1));
+    // Member 2 changes its vote: a proof, neither counts.
+    let outcome = b.add_vote(&f.vote(2, &p, false), Some(f.member(2)), &f.scope(1_002));
+    assert!(matches!(outcome, Ok(VoteOutcome::Equivocation(_))));
+    assert_eq!(counts(&b, &f.scope(1_002)), (1, 1));
+    // A proof received on its own voids member 1.
+    let proof = wire::EquivocationProof {
+        first: Some(f.vote(1, &p, false)),
+        second: Some(f.vote(1, &p, true)),
+    };
+    assert_eq!(b.add_proof(&proof, &f.scope(1_003)), Ok(true));
+    assert_eq!(counts(&b, &f.scope(1_003)), (1, 0));
+    b.add_vote(&f.vote(3, &p, true), Some(f.member(3)), &f.scope(1_004))
+        .unwrap();
+    assert_eq!(counts(&b, &f.scope(1_004)), (2, 0));
+    // Another member set (another roster): its own count, and the votes of those who left
+    // are dropped (the owner's is kept; it counts only while the owner is a member).
+    let mut smaller = fixture(5);
+    smaller.members.remove(&f.member(0));
+    smaller.members.remove(&f.member(3));
+    assert_eq!(counts(&b, &smaller.scope(1_005)), (0, 0));
+    b.forget_voters(&smaller.members);
+    assert_eq!(counts(&b, &smaller.scope(1_005)), (0, 0));
+    assert_eq!(
+        counts(&b, &f.scope(1_006)),
+        (1, 0),
+        "the owner's vote is kept"
+    );
+    b.add_vote(
+        &f.vote(4, &p, false),
+        Some(f.member(4)),
+        &smaller.scope(1_007),
+    )
+    .unwrap();
+    assert_eq!(counts(&b, &smaller.scope(1_007)), (0, 1));
+    assert_eq!(counts(&b, &f.scope(1_007)), (1, 1));
+}
+
+#[test]
+fn a_vote_held_already_is_not_verified_again_but_still_checked_for_carrier_and_membership() {
+    let f = fixture(4);
+    let mut b = BallotBox::default();
+    let p = f.proposal(0, 1_000);
+    let (d, _) = b.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
+    let v = f.vote(1, &p, true);
+    b.add_vote(&v, Some(f.member(1)), &f.scope(1_001)).unwrap();
+    let ballot = b.get(&d).unwrap();
+    assert_eq!(held_already(ballot, &v), Some(f.member(1)));
+    // Any byte apart and the vote is verified as new: a flipped signature is a forgery.
+    let mut forged = v.clone();
+    forged.signature[0] ^= 1;
+    assert_eq!(held_already(ballot, &forged), None);
+    assert!(matches!(
+        b.add_vote(&forged, None, &f.scope(1_002)),
+        Err(BallotError::Vote(_))
+    ));
+    let other = f.vote(2, &p, true);
+    assert_eq!(held_already(b.get(&d).unwrap(), &other), None);
+    // The held vote again: from evidence, a duplicate; from the wrong carrier, refused.
+    assert_eq!(
+        b.add_vote(&v, None, &f.scope(1_003)),
+        Ok(VoteOutcome::Duplicate)
+    );
+    assert!(matches!(
+        b.add_vote(&v, Some(f.member(2)), &f.scope(1_003)),
+        Err(BallotError::Vote(_))
+    ));
+    // Its voter left (another member set): not a voter, held or not.
+    let mut smaller = fixture(4);
+    smaller.members.remove(&f.member(1));
+    assert_eq!(
+        b.add_vote(&v, None, &smaller.scope(1_004)),
+        Err(BallotError::NotVoter)
+    );
+}
+
+#[test]
+fn an_unsigned_parse_is_a_parse_but_for_the_owners_signature() {
+    let f = fixture(3);
+    let p = f.proposal(0, 1_000);
+    let signed = parse(CONV, &p).unwrap();
+    let unsigned = parse_unsigned(CONV, &p).unwrap();
+    assert_eq!(
+        (unsigned.digest, &unsigned.action),
+        (signed.digest, &signed.action)
+    );
+    let mut forged = p.clone();
+    forged.votes[0].signature[0] ^= 1;
+    assert!(parse(CONV, &forged).is_err());
+    assert_eq!(parse_unsigned(CONV, &forged).unwrap().digest, signed.digest);
+    // Everything else is still checked.
+    let mut rebound = p.clone();
+    rebound.proposal_id ^= 1;
+    assert!(parse_unsigned(CONV, &rebound).is_err());
+    let mut no_vote = p;
+    no_vote.votes.clear();
+    assert!(parse_unsigned(CONV, &no_vote).is_err());
 }

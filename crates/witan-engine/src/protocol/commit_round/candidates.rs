@@ -37,7 +37,9 @@ impl CommitRound {
     pub(super) fn keep(&mut self, c: wire::Candidate) {
         self.candidates.entry(c.round).or_insert(c);
         while self.candidates.len() > MAX_CANDIDATES {
-            self.candidates.pop_first();
+            if let Some((r, _)) = self.candidates.pop_first() {
+                self.digests.0.remove(&r);
+            }
         }
         let current = self.round;
         let spare = |r: &u32| *r != current && !self.polka_sent.contains(r);
@@ -75,6 +77,34 @@ impl CommitRound {
         }
         for r in drop {
             self.candidates.remove(&r);
+            self.digests.0.remove(&r);
         }
+    }
+
+    /// The digest of the candidate kept for `round`, computed once while it is kept (a
+    /// leader compares every prevote and precommit it collects with it: hashing the whole
+    /// candidate, which carries every vote as evidence, for each was O(n²) for the leader).
+    pub(super) fn digest_at(&mut self, round: u32, ctx: &RoundCtx<'_>) -> Option<Digest> {
+        let c = self.candidates.get(&round)?;
+        if let Some(d) = self.digests.0.get(&round) {
+            debug_assert_eq!(*d, digest_of(ctx, c), "remembered candidate digest");
+            return Some(*d);
+        }
+        let d = digest_of(ctx, c);
+        self.digests.0.insert(round, d);
+        Some(d)
+    }
+}
+
+/// The digests of the kept candidates, by round. A round's candidate is never replaced while
+/// it is kept (`keep` keeps the first), and its digest is forgotten when it goes, so a
+/// remembered digest is always its candidate's. Never stored; two rounds compare equal
+/// whatever their memos hold.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DigestMemo(BTreeMap<u32, Digest>);
+
+impl PartialEq for DigestMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }

@@ -85,12 +85,16 @@ impl CommitRound {
 
     /// As leader: a prevote for one of this member's rounds.
     pub fn on_prevote(&mut self, v: wire::RoundVote, ctx: &RoundCtx<'_>) -> Vec<RoundEffect> {
-        let Some(sigs) = self.collect(RoundVoteKind::Prevote, &v, ctx) else {
+        let Some(count) = self.collect(RoundVoteKind::Prevote, &v, ctx) else {
             return Vec::new();
         };
-        if sigs.len() < ctx.quorum() || self.polka_sent.contains(&v.round) {
+        if count < ctx.quorum() || self.polka_sent.contains(&v.round) {
             return Vec::new();
         }
+        let Some(sigs) = self.prevotes.get(&(v.round, v.digest.clone())) else {
+            return Vec::new();
+        };
+        let signatures = signatures(sigs);
         let Ok(digest) = Digest::try_from(v.digest.as_slice()) else {
             return Vec::new();
         };
@@ -99,7 +103,7 @@ impl CommitRound {
             epoch: self.epoch,
             round: v.round,
             digest: digest.to_vec(),
-            signatures: signatures(&sigs),
+            signatures,
         };
         let mut out = vec![RoundEffect::Polka(polka.clone())];
         out.extend(self.on_polka(polka, true, ctx));
@@ -108,12 +112,16 @@ impl CommitRound {
 
     /// As leader: a precommit for one of this member's rounds.
     pub fn on_precommit(&mut self, v: wire::RoundVote, ctx: &RoundCtx<'_>) -> Vec<RoundEffect> {
-        let Some(sigs) = self.collect(RoundVoteKind::Precommit, &v, ctx) else {
+        let Some(count) = self.collect(RoundVoteKind::Precommit, &v, ctx) else {
             return Vec::new();
         };
-        if sigs.len() < ctx.quorum() || self.certified_sent {
+        if count < ctx.quorum() || self.certified_sent {
             return Vec::new();
         }
+        let Some(sigs) = self.precommits.get(&(v.round, v.digest.clone())) else {
+            return Vec::new();
+        };
+        let signatures = signatures(sigs);
         // The candidate as this member proposed it in that round: it names this member as
         // its proposer, who sends the welcome of the members it adds (a value proposed again
         // keeps its digest, not its first proposer).
@@ -125,22 +133,23 @@ impl CommitRound {
         vec![RoundEffect::Certified(wire::CertifiedCommit {
             candidate: Some(candidate),
             round: v.round,
-            signatures: signatures(&sigs),
+            signatures,
         })]
     }
 
     /// Verifies and stores a vote addressed to this member as leader of its round, for the
-    /// value this member proposed there. Returns the signatures held for that value.
+    /// value this member proposed there. Returns how many signatures it holds for that value
+    /// (not the signatures: a copy per vote made collecting O(n²) for the leader).
     fn collect(
         &mut self,
         kind: RoundVoteKind,
         v: &wire::RoundVote,
         ctx: &RoundCtx<'_>,
-    ) -> Option<Collected> {
+    ) -> Option<usize> {
         if v.epoch != self.epoch || !ctx.leads(v.round) || v.digest.is_empty() {
             return None;
         }
-        let proposed = self.candidates.get(&v.round).map(|c| digest_of(ctx, c));
+        let proposed = self.digest_at(v.round, ctx);
         if proposed.as_ref().map(|d| d.as_slice()) != Some(v.digest.as_slice()) {
             return None;
         }
@@ -152,7 +161,7 @@ impl CommitRound {
         };
         let sigs = table.entry((v.round, v.digest.clone())).or_default();
         sigs.insert(key, v.signature.clone());
-        Some(sigs.clone())
+        Some(sigs.len())
     }
 
     /// A NewRound from `from` (its lock, if any, verified here).

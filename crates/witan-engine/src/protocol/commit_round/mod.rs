@@ -180,6 +180,8 @@ pub struct CommitRound {
     /// Values this member checked and found valid this epoch, with the author of their MLS
     /// commit (checking one stages its commit, which is not repeated).
     pub(crate) valid: BTreeMap<Vec<u8>, MemberId>,
+    /// The digests of `candidates` (derived, see `candidates::DigestMemo`).
+    pub(crate) digests: candidates::DigestMemo,
 }
 
 fn digest_of(ctx: &RoundCtx<'_>, c: &wire::Candidate) -> Digest {

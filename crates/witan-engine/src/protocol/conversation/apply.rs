@@ -16,7 +16,7 @@ use prost::Message;
 
 use super::{Conversation, PartKey, State};
 use crate::mls::{Group, MemberId};
-use crate::protocol::ballot_box::{Action, parse};
+use crate::protocol::ballot_box::{Action, Parsed, parse, parse_unsigned};
 use crate::protocol::commit_round::{CommitRound, Signers, quorum, verify_one};
 use crate::protocol::score_book::{ScoreBook, ScoreEvent};
 use crate::protocol::settings::Settings;
@@ -340,8 +340,10 @@ impl Conversation {
             .as_ref()
             .ok_or_else(|| ProtocolError::InvalidInput("sync without settings".into()))
             .and_then(Settings::from_wire)?;
-        check_joiner_certificate(&self.id, &group, &certified, &candidate, &packet.joiners)?;
-        self.adopt_sync(ctx, &group, &sync, &candidate, settings)?;
+        let parsed = self.parse_resolutions(&candidate);
+        let joiners = &packet.joiners;
+        check_joiner_certificate(&self.id, &group, &certified, &candidate, &parsed, joiners)?;
+        self.adopt_sync(ctx, &group, &sync, &candidate, &parsed, settings)?;
         self.since_epoch = self.epoch;
         self.touch(PartKey::Joins);
         self.joins.member_since_ms = ctx.now_ms;
@@ -353,12 +355,35 @@ impl Conversation {
         self.note_work(ctx, &mut group, out)
     }
 
+    /// The proposals of the resolutions of the commit that adds this member, parsed once for
+    /// the certificate check and for closing them (`None`: refused). The owner's signature is
+    /// checked only where the joiner's acceptance depends on it: an approved removal lowers
+    /// the signatures the certificate check needs, so it is counted only when its signature
+    /// verifies, as before. The others are only closed here; each was checked by every
+    /// signer of the certificate before it signed, and a welcome into a commit the members
+    /// never certified leaves the joiner alone with its author whatever it closes. That was
+    /// n of a joiner's 2n + 1 signature checks in an n-member formation.
+    fn parse_resolutions(&self, candidate: &wire::Candidate) -> Vec<Option<Parsed>> {
+        let one = |r: &wire::Resolution| {
+            let p = r.proposal.as_ref()?;
+            let unsigned = parse_unsigned(&self.id, p).ok()?;
+            let removal = r.approved && !r.dropped && unsigned.action.removes().is_some();
+            if removal {
+                parse(&self.id, p).ok()
+            } else {
+                Some(unsigned)
+            }
+        };
+        candidate.resolutions.iter().map(one).collect()
+    }
+
     fn adopt_sync(
         &mut self,
         ctx: &Ctx,
         group: &Group,
         sync: &wire::ConversationSync,
         candidate: &wire::Candidate,
+        parsed: &[Option<Parsed>],
         settings: Settings,
     ) -> Result<(), ProtocolError> {
         self.settings = settings;
@@ -382,10 +407,8 @@ impl Conversation {
         self.leaders = self
             .stewards
             .leader_order(&self.id, self.epoch, &self.members());
-        for res in &candidate.resolutions {
-            if let Some(p) = &res.proposal
-                && let Ok(parsed) = parse(&self.id, p)
-            {
+        for (res, parsed) in candidate.resolutions.iter().zip(parsed) {
+            if let (Some(p), Some(parsed)) = (&res.proposal, parsed) {
                 self.ballots
                     .close(&parsed.digest, p.proposal_id, p.timestamp);
             }
@@ -400,12 +423,14 @@ impl Conversation {
 /// quorum of the previous epoch less the members removed, at least one. The check is
 /// partial: a commit that removes many members may carry few signatures the joiner can see.
 /// What it cannot see cannot fork the group — a welcome into a commit the members never
-/// certified leaves the joiner alone with its author, never the members apart.
+/// certified leaves the joiner alone with its author, never the members apart. `parsed`:
+/// the candidate's resolutions' proposals, parsed (`None`: refused by `parse`).
 fn check_joiner_certificate(
     conversation: &str,
     group: &Group,
     certified: &wire::CertifiedCommit,
     candidate: &wire::Candidate,
+    parsed: &[Option<Parsed>],
     joiners: &[Vec<u8>],
 ) -> Result<(), ProtocolError> {
     let signers: Signers = group
@@ -419,9 +444,9 @@ fn check_joiner_certificate(
     let removed = candidate
         .resolutions
         .iter()
-        .filter(|r| r.approved && !r.dropped)
-        .filter_map(|r| r.proposal.as_ref())
-        .filter_map(|p| parse(conversation, p).ok())
+        .zip(parsed)
+        .filter(|(r, _)| r.approved && !r.dropped)
+        .filter_map(|(_, p)| p.as_ref())
         .filter_map(|p| p.action.removes())
         .filter(|m| !signers.values().any(|s| s == m))
         .collect::<BTreeSet<MemberId>>()

@@ -282,6 +282,7 @@ impl Conversation {
         let scope = Scope {
             conversation: &self.id,
             members: &roster.set,
+            roster: roster.serial,
             now_ms,
             settings: &self.settings,
         };
@@ -294,6 +295,7 @@ impl Conversation {
         let scope = Scope {
             conversation: &self.id,
             members: &roster.set,
+            roster: roster.serial,
             now_ms,
             settings: &self.settings,
         };

@@ -101,6 +101,7 @@ pub(super) fn ballots_from(conversation: &str, p: BallotsPart) -> Result<BallotB
             proofs,
             relayed: s.relayed,
             held: s.held,
+            counted: Default::default(),
         };
         b.ids.insert(ballot.id, ballot.digest);
         b.open.insert(ballot.digest, ballot);

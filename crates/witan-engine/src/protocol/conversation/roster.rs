@@ -9,6 +9,7 @@
 //! compare equal whatever their caches hold.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::mls::MemberId;
@@ -19,7 +20,13 @@ use crate::protocol::commit_round::Signers;
 pub(crate) struct Roster {
     pub set: BTreeSet<MemberId>,
     pub signers: Signers,
+    /// Names this set among every roster the process built (never 0): what a ballot's
+    /// remembered counts are tied to (`ballot_box::counted`).
+    pub serial: u64,
 }
+
+/// The serial of the next roster built.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 /// The roster of the current member list, built on first use.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +47,7 @@ impl RosterCache {
                 Arc::new(Roster {
                     set: members.iter().map(|(m, _)| *m).collect(),
                     signers: members.iter().map(|(m, k)| (*k, *m)).collect(),
+                    serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
                 })
             })
             .clone()
@@ -58,6 +66,9 @@ mod tests {
         let r = cache.get(&[a, b]);
         assert_eq!(r.set.len(), 2);
         assert_eq!(r.signers.get(&[2; 32]), Some(&MemberId([2; 20])));
+        assert_eq!(cache.get(&[a, b]).serial, r.serial, "one list, one serial");
+        assert_ne!(RosterCache::default().get(&[a, b]).serial, r.serial);
+        assert_ne!(r.serial, 0);
         assert!(
             RosterCache::default() == cache,
             "caches never make states differ"

@@ -74,6 +74,7 @@ impl Conversation {
         let scope = Scope {
             conversation: &self.id,
             members: &members,
+            roster: 0,
             now_ms,
             settings: &self.settings,
         };
