@@ -467,3 +467,38 @@ fn more_join_requests_at_once_than_one_member_may_propose_are_all_admitted() {
     }
     assert_eq!(w.info(0).members.len(), 35);
 }
+
+#[test]
+fn a_joiner_the_group_admits_after_its_first_patience_ran_out_gets_in_and_learns_its_removal() {
+    // Every member asleep when the request comes, for longer than a joiner waits for one
+    // request (`pending_join_timeout_ms`, the default 10 minutes before the welcome tells the
+    // joiner the group's own): the members read it from their backlog when their apps open
+    // and admit the device. A joiner that gave up by then would be a member the group
+    // counts that never learns it is in — nor, later, that it was removed (the
+    // sleeping-phones family's seed 112).
+    let names = ["ann", "bob", "cat", "dan"];
+    let mut w = formed(&names, &[1, 2], fast_settings());
+    w.assert_agree(&[0, 1, 2]);
+    for i in 0..3 {
+        w.close(i);
+    }
+    let joiner = 3;
+    w.c(joiner).request_to_join(CONV.into()).unwrap();
+    w.run_for(11 * 60_000);
+    for i in 0..3 {
+        w.open(i);
+        w.deliver_mailbox(i);
+    }
+    w.run_for(60_000);
+    assert!(joined(&w, joiner), "the joiner got in");
+    w.assert_agree(&[0, 1, 2, 3]);
+    w.c(0)
+        .propose_removal(CONV.into(), member_id(&w, joiner))
+        .unwrap();
+    w.run_for(60_000);
+    w.assert_agree(&[0, 1, 2]);
+    assert!(
+        left_removed(&w, joiner),
+        "the removed joiner learned it left"
+    );
+}
