@@ -1,5 +1,6 @@
 //! Deadlines. Every deadline is an absolute time in the parts' state, so a member that slept
-//! past several fires them on its next poll, earliest first: a join that expired, automatic
+//! past several fires them on its next poll, earliest first: a join that timed out (its
+//! request sent again, `JOIN_RENEWALS` times, then given up), automatic
 //! votes, relays of held votes, join requests whose takeover window passed, proposals whose
 //! voting window closed (work for the commit round), and the round's own timers.
 //!
@@ -45,14 +46,7 @@ impl Conversation {
     }
 
     pub(super) fn fire_due(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
-        if self.pending_join_until.is_some_and(|at| at <= ctx.now_ms) {
-            self.pending_join_until = None;
-            self.touch(PartKey::Core);
-            if self.state == State::PendingJoin {
-                out.events.push(Event::JoinExpired);
-                self.set_state(State::Left, out);
-            }
-        }
+        self.fire_join_timeout(ctx, out)?;
         if !self.is_member_state() {
             return Ok(());
         }
@@ -93,6 +87,27 @@ impl Conversation {
             }
         }
         Err(ProtocolError::Internal("deadlines did not settle".into()))
+    }
+
+    /// A joiner's wait ran out: it sends its request again (see `JOIN_RENEWALS`) or gives up.
+    fn fire_join_timeout(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
+        if let Some(mut until) = self.pending_join_until.filter(|at| *at <= ctx.now_ms) {
+            self.pending_join_until = None;
+            self.touch(PartKey::Core);
+            // The joiner's whole patience counts from its first request: one asleep through
+            // a renewal's window spends it without sending.
+            while until <= ctx.now_ms && self.join_renewals < super::JOIN_RENEWALS {
+                self.join_renewals += 1;
+                until = until.saturating_add(self.settings.pending_join_timeout_ms);
+            }
+            if self.state == State::PendingJoin && until > ctx.now_ms {
+                self.send_join_request(ctx, until, out)?;
+            } else if self.state == State::PendingJoin {
+                out.events.push(Event::JoinExpired);
+                self.set_state(State::Left, out);
+            }
+        }
+        Ok(())
     }
 
     /// The extension's share of the deadlines: the automatic votes that are due (one
