@@ -502,3 +502,57 @@ fn a_joiner_the_group_admits_after_its_first_patience_ran_out_gets_in_and_learns
         "the removed joiner learned it left"
     );
 }
+
+#[test]
+fn a_removal_commits_from_push_wakeups_alone_once_the_proposer_closes_its_app() {
+    // The proposer's app is open only long enough to send the proposal; from then on no
+    // app runs. The extension that a push wakes does the round's work — automatic votes,
+    // the round-0 leader's candidate, round timeouts, prevotes, precommits — so the
+    // removal is certified with every phone asleep between pushes.
+    let settings = ConversationSettings {
+        auto_vote_delay_ms: Some(1_000),
+        ..fast_settings()
+    };
+    let names = ["ann", "bob", "cat", "dan", "eve"];
+    let mut w = formed(&names, &[1, 2, 3, 4], settings);
+    let all: Vec<usize> = (0..5).collect();
+    w.assert_agree(&all);
+    let epoch = w.info(0).epoch;
+    let target = member_id(&w, 4);
+    for i in 1..5 {
+        w.close(i);
+    }
+    w.c(0).propose_removal(CONV.into(), target.clone()).unwrap();
+    w.deliver();
+    w.close(0);
+    // A push wakes a phone with mail in its extension role for three seconds.
+    let mut awake_until = [0u64; 5];
+    for _ in 0..600 {
+        w.run_for(500);
+        for i in 0..5 {
+            let now = w.now();
+            if awake_until[i] > 0 && awake_until[i] <= now {
+                w.close(i);
+                awake_until[i] = 0;
+            }
+            if awake_until[i] == 0 && !w.mailbox[i].is_empty() {
+                w.open_extension(i);
+                w.deliver_mailbox(i);
+                awake_until[i] = now + 3_000;
+            }
+        }
+    }
+    for i in 0..5 {
+        w.open(i);
+    }
+    let info = w.info(0);
+    assert!(
+        info.epoch > epoch,
+        "a commit was certified while every app was closed"
+    );
+    assert!(
+        info.members.iter().all(|m| m.member_id != target),
+        "the removal was committed"
+    );
+    assert!(left_removed(&w, 4), "the removed member learned it left");
+}
