@@ -5,7 +5,9 @@
 //! voting window closed (work for the commit round), and the round's own timers.
 //!
 //! Timers drive liveness only; no safety property depends on when they fire. In the
-//! extension role only the join expiry fires: the rest waits for the app.
+//! extension role the round's work fires too — automatic votes, join takeovers, round
+//! timeouts, leading — so that a group of mostly sleeping phones moves on during push
+//! wake-ups; relays, emergencies and asking for lost commits wait for the app.
 
 use super::{Conversation, PartKey, State};
 use crate::protocol::{Ctx, Event, Output, ProtocolError};
@@ -50,11 +52,9 @@ impl Conversation {
         if !self.is_member_state() {
             return Ok(());
         }
-        if ctx.defer_governance {
-            return self.fire_signing_only(ctx, out);
-        }
         self.expire_joins(ctx.now_ms);
-        if self.catch_up_at.is_some_and(|at| at <= ctx.now_ms) {
+        // Asking for lost commits waits for the app (its answers may be large).
+        if !ctx.defer_governance && self.catch_up_at.is_some_and(|at| at <= ctx.now_ms) {
             self.ask_to_catch_up(ctx, out);
         }
         let mut group = self.load_group(ctx)?;
@@ -110,28 +110,6 @@ impl Conversation {
         Ok(())
     }
 
-    /// The extension's share of the deadlines: the automatic votes that are due (one
-    /// signature each, and the user chose them). Everything else — round timeouts, leading,
-    /// takeovers of join requests, relays, emergencies, catch-up — stays due for the app.
-    fn fire_signing_only(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
-        let now = ctx.now_ms;
-        let due: Vec<_> = self
-            .ballots
-            .auto_votes
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(d, _)| *d)
-            .collect();
-        if due.is_empty() {
-            return Ok(());
-        }
-        let mut group = self.load_group(ctx)?;
-        for d in &due {
-            self.auto_vote(ctx, &mut group, d, out)?;
-        }
-        Ok(())
-    }
-
     /// Fires the round's due timers, if any; returns whether they asked for something.
     pub(super) fn poll_round(
         &mut self,
@@ -163,10 +141,13 @@ impl Conversation {
             .filter(|(_, at)| **at <= now)
             .map(|(d, _)| *d)
             .collect();
+        // Relays wait for the app: the extension's pushes carry the votes anyway.
         let due_relays: Vec<_> = self
             .ballots
             .open()
-            .filter(|b| !b.relayed && b.has_voted(&self.me) && b.relay_at() <= now)
+            .filter(|b| {
+                !ctx.defer_governance && !b.relayed && b.has_voted(&self.me) && b.relay_at() <= now
+            })
             .map(|b| *b.digest())
             .collect();
         for d in &due_votes {
