@@ -321,8 +321,9 @@ impl SleepSim {
         };
         let next = c.poll().map_err(|e| format!("p{i} poll: {e}"))?;
         if let Some(at) = next.next_wakeup_at_ms {
-            // The extension leaves most deadlines due for the app: it wakes only for those
-            // still ahead (an automatic vote), not again and again for the app's.
+            // The extension leaves some deadlines due for the app (relays, emergencies,
+            // catch-up): it wakes only for those still ahead (an automatic vote, a round's
+            // timeout), not again and again for the app's.
             let extension = role == ClientRole::NotificationExtension;
             if at <= self.awake_until(i) && !(extension && at <= self.now()) {
                 self.at(at.max(self.now() + 1), Ev::Poll(i));
