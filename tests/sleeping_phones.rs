@@ -529,16 +529,16 @@ fn a_removal_commits_from_push_wakeups_alone_once_the_proposer_closes_its_app() 
     let mut awake_until = [0u64; 5];
     for _ in 0..600 {
         w.run_for(500);
-        for i in 0..5 {
+        for (i, until) in awake_until.iter_mut().enumerate() {
             let now = w.now();
-            if awake_until[i] > 0 && awake_until[i] <= now {
+            if *until > 0 && *until <= now {
                 w.close(i);
-                awake_until[i] = 0;
+                *until = 0;
             }
-            if awake_until[i] == 0 && !w.mailbox[i].is_empty() {
+            if *until == 0 && !w.mailbox[i].is_empty() {
                 w.open_extension(i);
                 w.deliver_mailbox(i);
-                awake_until[i] = now + 3_000;
+                *until = now + 3_000;
             }
         }
     }
