@@ -298,7 +298,10 @@ fn spread(mut v: Vec<u64>) -> String {
 
 /// The sleeping-phones family over the seeds (see the module doc).
 fn sleeping(args: &Args) {
-    let cfg = sim::sleeping::SleepConfig::new(args.cfg.members);
+    let cfg = sim::sleeping::SleepConfig {
+        trace: args.cfg.trace && args.single.is_some(),
+        ..sim::sleeping::SleepConfig::new(args.cfg.members)
+    };
     let seeds: Vec<u64> = match args.single {
         Some(s) => vec![s],
         None => (args.start..args.start + args.count).collect(),
@@ -338,8 +341,14 @@ fn sleeping(args: &Args) {
     let incomplete: Vec<&sim::sleeping::Outcome> =
         outcomes.iter().filter(|o| o.incomplete()).collect();
     let violations: usize = outcomes.iter().map(|o| o.violations.len()).sum();
+    for line in outcomes.iter().flat_map(|o| &o.trace) {
+        println!("{line}");
+    }
     for o in incomplete.iter().take(20) {
-        println!("incomplete: {o:?}");
+        println!(
+            "incomplete: seed {} joins {:?} removal {:?} re-election {:?} error {:?}",
+            o.seed, o.joins, o.removal, o.reelection, o.error
+        );
     }
     for o in outcomes
         .iter()

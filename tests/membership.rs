@@ -190,9 +190,13 @@ fn a_rejected_proposal_is_resolved_by_a_commit_that_changes_no_membership() {
 
 #[test]
 fn a_join_request_without_welcome_expires() {
+    // The joiner sends its request again twice (`JOIN_RENEWALS`), a timeout apart, then
+    // gives up: three timeouts (60 s each here) after its first request.
     let mut net = Net::new(2);
     net.request_join(1);
-    net.run_for(120_000);
+    net.run_for(170_000);
+    assert_eq!(net.nodes[1].state(), State::PendingJoin);
+    net.run_for(20_000);
     assert_eq!(net.nodes[1].state(), State::Left);
     assert_eq!(net.count_events(1, |e| *e == Event::JoinExpired), 1);
 }

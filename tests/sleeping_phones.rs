@@ -467,3 +467,92 @@ fn more_join_requests_at_once_than_one_member_may_propose_are_all_admitted() {
     }
     assert_eq!(w.info(0).members.len(), 35);
 }
+
+#[test]
+fn a_joiner_the_group_admits_after_its_first_patience_ran_out_gets_in_and_learns_its_removal() {
+    // Every member asleep when the request comes, for longer than a joiner waits for one
+    // request (`pending_join_timeout_ms`, the default 10 minutes before the welcome tells the
+    // joiner the group's own): the members read it from their backlog when their apps open
+    // and admit the device. A joiner that gave up by then would be a member the group
+    // counts that never learns it is in — nor, later, that it was removed (the
+    // sleeping-phones family's seed 112).
+    let names = ["ann", "bob", "cat", "dan"];
+    let mut w = formed(&names, &[1, 2], fast_settings());
+    w.assert_agree(&[0, 1, 2]);
+    for i in 0..3 {
+        w.close(i);
+    }
+    let joiner = 3;
+    w.c(joiner).request_to_join(CONV.into()).unwrap();
+    w.run_for(11 * 60_000);
+    for i in 0..3 {
+        w.open(i);
+        w.deliver_mailbox(i);
+    }
+    w.run_for(60_000);
+    assert!(joined(&w, joiner), "the joiner got in");
+    w.assert_agree(&[0, 1, 2, 3]);
+    w.c(0)
+        .propose_removal(CONV.into(), member_id(&w, joiner))
+        .unwrap();
+    w.run_for(60_000);
+    w.assert_agree(&[0, 1, 2]);
+    assert!(
+        left_removed(&w, joiner),
+        "the removed joiner learned it left"
+    );
+}
+
+#[test]
+fn a_removal_commits_from_push_wakeups_alone_once_the_proposer_closes_its_app() {
+    // The proposer's app is open only long enough to send the proposal; from then on no
+    // app runs. The extension that a push wakes does the round's work — automatic votes,
+    // the round-0 leader's candidate, round timeouts, prevotes, precommits — so the
+    // removal is certified with every phone asleep between pushes.
+    let settings = ConversationSettings {
+        auto_vote_delay_ms: Some(1_000),
+        ..fast_settings()
+    };
+    let names = ["ann", "bob", "cat", "dan", "eve"];
+    let mut w = formed(&names, &[1, 2, 3, 4], settings);
+    let all: Vec<usize> = (0..5).collect();
+    w.assert_agree(&all);
+    let epoch = w.info(0).epoch;
+    let target = member_id(&w, 4);
+    for i in 1..5 {
+        w.close(i);
+    }
+    w.c(0).propose_removal(CONV.into(), target.clone()).unwrap();
+    w.deliver();
+    w.close(0);
+    // A push wakes a phone with mail in its extension role for three seconds.
+    let mut awake_until = [0u64; 5];
+    for _ in 0..600 {
+        w.run_for(500);
+        for (i, until) in awake_until.iter_mut().enumerate() {
+            let now = w.now();
+            if *until > 0 && *until <= now {
+                w.close(i);
+                *until = 0;
+            }
+            if *until == 0 && !w.mailbox[i].is_empty() {
+                w.open_extension(i);
+                w.deliver_mailbox(i);
+                *until = now + 3_000;
+            }
+        }
+    }
+    for i in 0..5 {
+        w.open(i);
+    }
+    let info = w.info(0);
+    assert!(
+        info.epoch > epoch,
+        "a commit was certified while every app was closed"
+    );
+    assert!(
+        info.members.iter().all(|m| m.member_id != target),
+        "the removal was committed"
+    );
+    assert!(left_removed(&w, 4), "the removed member learned it left");
+}

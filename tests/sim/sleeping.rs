@@ -37,7 +37,7 @@ use super::rng::Rng;
 #[allow(unused_imports)]
 pub use super::sleeping_checks::{Outcome, check};
 pub const CONV: &str = "sleeping-phones";
-const START_MS: u64 = 1_700_000_000_000;
+pub const START_MS: u64 = 1_700_000_000_000;
 /// From a packet's arrival at the push service to the phone's wake-up.
 pub const PUSH_LATENCY_MS: (u64, u64) = (500, 3_000);
 /// One network delivery.
@@ -54,6 +54,8 @@ pub struct SleepConfig {
     pub extension_awake_ms: u64,
     /// How long each measured operation may take before it counts as never completing.
     pub deadline_ms: u64,
+    /// Keep every event each device heard in the outcome (`--trace`).
+    pub trace: bool,
 }
 
 impl SleepConfig {
@@ -64,6 +66,7 @@ impl SleepConfig {
             app_session_ms: 30_000,
             extension_awake_ms: 5_000,
             deadline_ms: 30 * 60_000,
+            trace: false,
         }
     }
 }
@@ -156,6 +159,21 @@ pub struct SleepSim {
     events: u64,
 }
 
+/// Where the phones' database files go: a memory-backed file system where there is one, so
+/// that the fsync of every durable step costs nothing. The files, their SQL and their
+/// durability settings are the client's own; only the disk under them differs.
+fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("witan-sleep")
+            .tempdir_in(shm)
+    {
+        return Ok(dir);
+    }
+    tempfile::tempdir()
+}
+
 fn secret(seed: u64, i: usize) -> [u8; 32] {
     let mut r = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
     let mut s = [0u8; 32];
@@ -172,7 +190,7 @@ impl SleepSim {
         let mut sim = SleepSim {
             cfg,
             seed,
-            dir: tempfile::tempdir().map_err(|e| e.to_string())?,
+            dir: scratch_dir().map_err(|e| e.to_string())?,
             clock: clock.clone(),
             router: Arc::new(Router::default()),
             phones: Vec::new(),
@@ -303,8 +321,9 @@ impl SleepSim {
         };
         let next = c.poll().map_err(|e| format!("p{i} poll: {e}"))?;
         if let Some(at) = next.next_wakeup_at_ms {
-            // The extension leaves most deadlines due for the app: it wakes only for those
-            // still ahead (an automatic vote), not again and again for the app's.
+            // The extension leaves some deadlines due for the app (relays, emergencies,
+            // catch-up): it wakes only for those still ahead (an automatic vote, a round's
+            // timeout), not again and again for the app's.
             let extension = role == ClientRole::NotificationExtension;
             if at <= self.awake_until(i) && !(extension && at <= self.now()) {
                 self.at(at.max(self.now() + 1), Ev::Poll(i));

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use witan::client::{ConversationState, LeaveReason, WitanEvent};
 
-use super::sleeping::{CONV, SleepConfig, SleepSim};
+use super::sleeping::{CONV, START_MS, SleepConfig, SleepSim};
 
 /// What one seed measured (ms of virtual time; `None`: did not complete within the deadline).
 #[derive(Clone, Debug, Default)]
@@ -23,6 +23,8 @@ pub struct Outcome {
     pub violations: Vec<String>,
     /// The run itself failed (a client call returned an error).
     pub error: Option<String>,
+    /// Every event each device heard, in time order (only with `SleepConfig::trace`).
+    pub trace: Vec<String>,
 }
 
 impl Outcome {
@@ -242,7 +244,9 @@ fn settle(
             "the removed member p{removed} never learned it left"
         ));
     }
-    let _ = ids;
+    if sim.cfg.trace {
+        out.trace = trace(sim, ids);
+    }
     Ok(())
 }
 
@@ -280,4 +284,33 @@ fn agreed(sim: &mut SleepSim, who: &[usize]) -> Result<Result<(), String>, Strin
         }
     }
     Ok(Ok(()))
+}
+
+/// Every event each device heard, as `time device event` lines in time order.
+fn trace(sim: &SleepSim, ids: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, phone) in sim.phones.iter().enumerate() {
+        let Ok(events) = phone.heard.events.lock() else {
+            continue;
+        };
+        for (at, e) in events.iter() {
+            lines.push((*at, i, format!("{e:?}")));
+        }
+    }
+    lines.sort_by_key(|(at, i, _)| (*at, *i));
+    let short = |s: String| {
+        ids.iter()
+            .enumerate()
+            .fold(s, |s, (i, id)| s.replace(id.as_str(), &format!("p{i}")))
+    };
+    lines
+        .into_iter()
+        .map(|(at, i, e)| {
+            format!(
+                "{:>9.1} p{i} {}",
+                at.saturating_sub(START_MS) as f64 / 1000.0,
+                short(e)
+            )
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use witan::client::{ClientConfig, EventListener, WitanClient, WitanError, WitanEvent};
+use witan::client::{ClientConfig, ClientRole, EventListener, WitanClient, WitanError, WitanEvent};
 
 use crate::clock::{SkewedClock, VirtualClock};
 use crate::links::Links;
@@ -225,13 +225,26 @@ impl<L: EventListener + 'static> World<L> {
 
     /// Opens (or reopens) local member `i`'s client.
     pub fn try_open(&mut self, i: usize) -> Result<(), WitanError> {
+        self.try_open_as(i, None)
+    }
+
+    /// Opens member `i` in the notification-extension role, as a push wakes a sleeping
+    /// phone: it gets packets and fires its deadlines like an app until it is closed.
+    pub fn open_extension(&mut self, i: usize) {
+        let role = Some(ClientRole::NotificationExtension);
+        if let Err(e) = self.try_open_as(i, role) {
+            panic!("{} does not open: {e}", self.names[i]);
+        }
+    }
+
+    fn try_open_as(&mut self, i: usize, role: Option<ClientRole>) -> Result<(), WitanError> {
         let spec = &self.specs[i];
         let client = WitanClient::open_with_clock(
             ClientConfig {
                 database_path: self.path(i),
                 identity_secret: spec.identity_secret.clone(),
                 database_key: spec.database_key.clone(),
-                role: None,
+                role,
             },
             self.transports[i].clone(),
             self.listeners[i].clone(),

@@ -38,11 +38,12 @@ pub struct Ctx<'a, 'p> {
     pub now_ms: u64,
     /// Extension mode (a notification extension with little memory and time): inbound
     /// traffic is applied — chat is decrypted, received commits are applied so later messages
-    /// stay readable — and the cheap signatures a sleeping group needs are given: automatic
-    /// votes that are due, prevotes and precommits for the candidates and polkas that
-    /// arrived. Work that can wait for the app (leading rounds and building candidates,
-    /// round timeouts, proposing join requests, relaying, emergencies, catch-up requests) is
-    /// not started; its deadlines stay stored and fire in the app's next poll.
+    /// stay readable — and the round's work a sleeping group needs is done: automatic votes
+    /// that are due, prevotes and precommits, join takeovers (an add proposal), round
+    /// timeouts (a NewRound) and leading a round (one commit of at most
+    /// `max_commit_proposals` proposals), so that rounds move on during push wake-ups. Work
+    /// that can wait for the app (relaying, emergencies, catch-up requests) is not started;
+    /// its deadlines stay stored and fire in the app's next poll.
     pub defer_governance: bool,
 }
 

@@ -398,7 +398,7 @@ impl Conversation {
         group: &mut Group,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        if !self.is_member_state() || ctx.defer_governance {
+        if !self.is_member_state() {
             return Ok(());
         }
         if self.ballots.mark_checked(ctx.now_ms, &self.settings) {
@@ -489,7 +489,7 @@ impl Conversation {
         group: &mut Group,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        if ctx.defer_governance || !self.is_member_state() {
+        if !self.is_member_state() {
             return Ok(());
         }
         let window = self.settings.recovery_inactivity_ms;

@@ -74,6 +74,12 @@ pub enum State {
 
 /// Label of the MLS exporter that blinds recipient tags.
 const TAG_LABEL: &str = "witan recipient tag";
+/// How many times a joiner sends its request again, with a fresh key package, when
+/// `pending_join_timeout_ms` passes without a welcome, before it gives up (`JoinExpired`).
+/// A group of sleeping phones may read the request late and admit the device after one
+/// timeout; a joiner that gave up by then would be a member that never learns it is in.
+/// Each new request also starts the members' takeover windows again.
+pub const JOIN_RENEWALS: u32 = 2;
 
 /// The persisted state of one conversation. See the module doc.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,6 +96,8 @@ pub struct Conversation {
     /// This member's recipient tag in the epoch.
     pub(crate) tag: Vec<u8>,
     pub(crate) pending_join_until: Option<u64>,
+    /// How many times this joiner sent its request again (see [`JOIN_RENEWALS`]).
+    pub(crate) join_renewals: u32,
     pub(crate) leaving: bool,
     pub(crate) sent_count: u64,
     pub(crate) rejoin_required: bool,
@@ -124,6 +132,7 @@ impl Conversation {
             leaders: Vec::new(),
             tag: Vec::new(),
             pending_join_until: None,
+            join_renewals: 0,
             leaving: false,
             sent_count: 0,
             rejoin_required: false,
@@ -163,6 +172,31 @@ impl Conversation {
         Ok((conv, out))
     }
 
+    /// Publishes a join request with a fresh key package and waits for the welcome until
+    /// `until`.
+    pub(super) fn send_join_request(
+        &mut self,
+        ctx: &Ctx,
+        until: u64,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let key_package = mls::new_key_package(ctx.provider, ctx.identity)?;
+        self.pending_join_until = Some(until);
+        self.touch(PartKey::Core);
+        let body = wire::encode(&wire::JoinRequest {
+            key_package,
+            requested_at_ms: ctx.now_ms,
+        });
+        self.emit(
+            out,
+            topics::welcome(&self.id),
+            wire::PacketKind::JoinRequest,
+            body,
+            None,
+        );
+        Ok(())
+    }
+
     /// Starts a join: publishes a key package on the welcome topic and waits for a welcome.
     pub fn request_join(
         ctx: &Ctx,
@@ -175,25 +209,13 @@ impl Conversation {
         if let Some(stale) = Group::load(ctx.provider, id.as_bytes())? {
             stale.delete(ctx.provider)?;
         }
-        let key_package = mls::new_key_package(ctx.provider, ctx.identity)?;
         let me = ctx.identity.member_id();
         let mut conv = Conversation::blank(id, me, settings, State::PendingJoin);
-        conv.pending_join_until = Some(
-            ctx.now_ms
-                .saturating_add(conv.settings.pending_join_timeout_ms),
-        );
-        let body = wire::encode(&wire::JoinRequest {
-            key_package,
-            requested_at_ms: ctx.now_ms,
-        });
         let mut out = Output::default();
-        conv.emit(
-            &mut out,
-            topics::welcome(id),
-            wire::PacketKind::JoinRequest,
-            body,
-            None,
-        );
+        let until = ctx
+            .now_ms
+            .saturating_add(conv.settings.pending_join_timeout_ms);
+        conv.send_join_request(ctx, until, &mut out)?;
         out.events.push(Event::StateChanged(State::PendingJoin));
         Ok((conv, out))
     }

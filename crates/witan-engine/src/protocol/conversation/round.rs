@@ -87,9 +87,9 @@ impl Conversation {
         value: Option<(wire::Candidate, Option<wire::Polka>)>,
         out: &mut Output,
     ) -> Result<Vec<RoundEffect>, ProtocolError> {
-        if ctx.defer_governance || self.round.proposed_in(round) || round != self.round.round() {
-            // The extension does not lead (the round runs out and the next leader proposes);
-            // a leader proposes once per round, in its current round.
+        if self.round.proposed_in(round) || round != self.round.round() {
+            // A leader proposes once per round, in its current round (the extension too: its
+            // candidate is one MLS commit of at most `max_commit_proposals` proposals).
             return Ok(Vec::new());
         }
         // Its own value again only if it may be certified: otherwise a fresh value, from what

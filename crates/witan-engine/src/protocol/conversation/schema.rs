@@ -47,6 +47,8 @@ pub struct CorePart {
     pub catch_up_tries: u32,
     #[prost(bytes = "vec", repeated, tag = "17")]
     pub gone: Vec<Vec<u8>>,
+    #[prost(uint32, tag = "18")]
+    pub join_renewals: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

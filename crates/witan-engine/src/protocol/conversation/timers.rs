@@ -1,10 +1,13 @@
 //! Deadlines. Every deadline is an absolute time in the parts' state, so a member that slept
-//! past several fires them on its next poll, earliest first: a join that expired, automatic
+//! past several fires them on its next poll, earliest first: a join that timed out (its
+//! request sent again, `JOIN_RENEWALS` times, then given up), automatic
 //! votes, relays of held votes, join requests whose takeover window passed, proposals whose
 //! voting window closed (work for the commit round), and the round's own timers.
 //!
 //! Timers drive liveness only; no safety property depends on when they fire. In the
-//! extension role only the join expiry fires: the rest waits for the app.
+//! extension role the round's work fires too — automatic votes, join takeovers, round
+//! timeouts, leading — so that a group of mostly sleeping phones moves on during push
+//! wake-ups; relays, emergencies and asking for lost commits wait for the app.
 
 use super::{Conversation, PartKey, State};
 use crate::protocol::{Ctx, Event, Output, ProtocolError};
@@ -45,22 +48,13 @@ impl Conversation {
     }
 
     pub(super) fn fire_due(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
-        if self.pending_join_until.is_some_and(|at| at <= ctx.now_ms) {
-            self.pending_join_until = None;
-            self.touch(PartKey::Core);
-            if self.state == State::PendingJoin {
-                out.events.push(Event::JoinExpired);
-                self.set_state(State::Left, out);
-            }
-        }
+        self.fire_join_timeout(ctx, out)?;
         if !self.is_member_state() {
             return Ok(());
         }
-        if ctx.defer_governance {
-            return self.fire_signing_only(ctx, out);
-        }
         self.expire_joins(ctx.now_ms);
-        if self.catch_up_at.is_some_and(|at| at <= ctx.now_ms) {
+        // Asking for lost commits waits for the app (its answers may be large).
+        if !ctx.defer_governance && self.catch_up_at.is_some_and(|at| at <= ctx.now_ms) {
             self.ask_to_catch_up(ctx, out);
         }
         let mut group = self.load_group(ctx)?;
@@ -95,24 +89,23 @@ impl Conversation {
         Err(ProtocolError::Internal("deadlines did not settle".into()))
     }
 
-    /// The extension's share of the deadlines: the automatic votes that are due (one
-    /// signature each, and the user chose them). Everything else — round timeouts, leading,
-    /// takeovers of join requests, relays, emergencies, catch-up — stays due for the app.
-    fn fire_signing_only(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
-        let now = ctx.now_ms;
-        let due: Vec<_> = self
-            .ballots
-            .auto_votes
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(d, _)| *d)
-            .collect();
-        if due.is_empty() {
-            return Ok(());
-        }
-        let mut group = self.load_group(ctx)?;
-        for d in &due {
-            self.auto_vote(ctx, &mut group, d, out)?;
+    /// A joiner's wait ran out: it sends its request again (see `JOIN_RENEWALS`) or gives up.
+    fn fire_join_timeout(&mut self, ctx: &Ctx, out: &mut Output) -> Result<(), ProtocolError> {
+        if let Some(mut until) = self.pending_join_until.filter(|at| *at <= ctx.now_ms) {
+            self.pending_join_until = None;
+            self.touch(PartKey::Core);
+            // The joiner's whole patience counts from its first request: one asleep through
+            // a renewal's window spends it without sending.
+            while until <= ctx.now_ms && self.join_renewals < super::JOIN_RENEWALS {
+                self.join_renewals += 1;
+                until = until.saturating_add(self.settings.pending_join_timeout_ms);
+            }
+            if self.state == State::PendingJoin && until > ctx.now_ms {
+                self.send_join_request(ctx, until, out)?;
+            } else if self.state == State::PendingJoin {
+                out.events.push(Event::JoinExpired);
+                self.set_state(State::Left, out);
+            }
         }
         Ok(())
     }
@@ -148,10 +141,13 @@ impl Conversation {
             .filter(|(_, at)| **at <= now)
             .map(|(d, _)| *d)
             .collect();
+        // Relays wait for the app: the extension's pushes carry the votes anyway.
         let due_relays: Vec<_> = self
             .ballots
             .open()
-            .filter(|b| !b.relayed && b.has_voted(&self.me) && b.relay_at() <= now)
+            .filter(|b| {
+                !ctx.defer_governance && !b.relayed && b.has_voted(&self.me) && b.relay_at() <= now
+            })
             .map(|b| *b.digest())
             .collect();
         for d in &due_votes {
