@@ -304,3 +304,121 @@ fn outsiders_flooding_join_requests_fill_only_the_bounded_join_queue() {
     let state = net.nodes[victim].conv().to_bytes().len();
     assert!(state <= MAX_REQUEST_BYTES + 256 * 1024, "{state} bytes");
 }
+
+/// The key package of a fresh identity carrying `padding` bytes (valid, as an outsider makes
+/// one), with its member id.
+fn padded_key_package(k: u32, padding: usize, now_ms: u64) -> (witan::mls::MemberId, Vec<u8>) {
+    let mut secret = [0x3c; 32];
+    secret[..4].copy_from_slice(&k.to_be_bytes());
+    let env = wire::decode_envelope(&padded_join_request_of(&secret, now_ms, None, padding));
+    let request = wire::decode_join_request(&env.unwrap().body).unwrap();
+    let member = witan::mls::Identity::from_secret(&secret)
+        .unwrap()
+        .member_id();
+    (member, request.key_package)
+}
+
+/// Issue #17, the state budget: everything others can make a member keep, filled to its
+/// bound at once — outsiders' join requests with large key packages, a byzantine member's
+/// add proposals of large key packages (its share of the ballot box and beyond), votes for
+/// proposals nobody has seen, packet-sized candidates of the later rounds a byzantine member
+/// leads and of the current round a byzantine member leads. The member's whole state (what
+/// a notification extension decodes on a wake-up) stays inside the 16 MiB budget with room
+/// for the parts this test cannot fill cheaply (the resolved-proposal memory, 0.2 MiB).
+#[test]
+fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
+    use witan::protocol::join_queue::MAX_REQUESTS;
+    const MIB: usize = 1024 * 1024;
+    let mut net = Net::form(7, fast_settings());
+    net.run_for(5_000);
+    let conv = net.nodes[0].conv().clone();
+    let order: Vec<usize> = conv.leaders().iter().map(|m| index_of(&net, *m)).collect();
+    let round = conv.commit_round().round();
+    let n = order.len();
+    let current = order[round as usize % n];
+    let later = order[(round as usize + 1) % n];
+    // The last of the leader order proposes no join before its takeover window.
+    let victim = order[n - 1];
+    // Outsiders: join requests of fresh identities with 4 KiB key packages.
+    for k in 0..(MAX_REQUESTS as u32 + 64) {
+        let mut secret = [0x7e; 32];
+        secret[..4].copy_from_slice(&k.to_be_bytes());
+        let request = padded_join_request_of(&secret, net.now, None, 4096);
+        net.receive(victim, &request).unwrap();
+    }
+    // Two byzantine members: adds of 60 KiB key packages, until the box refuses them.
+    let s = conv.settings().clone();
+    let mut refused = 0;
+    for (b, owner) in [current, later].into_iter().enumerate() {
+        for k in 0..80u32 {
+            let (member, key_package) = padded_key_package(k + 1000 * b as u32, 60_000, net.now);
+            let action = Action::Add {
+                member,
+                key_package,
+            };
+            let p = crafted(
+                &net,
+                owner,
+                &action,
+                conv.epoch(),
+                n,
+                net.now + u64::from(k),
+                &s,
+            );
+            let packet = net.craft(owner, Content::Proposal(p));
+            match net.receive(victim, &packet) {
+                Ok(()) => {}
+                Err(ProtocolError::Vote(BallotError::Full(_))) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    assert!(refused > 0, "the ballot box was filled to its bound");
+    // Votes for proposals the victim has not seen: each byzantine member's share of orphans.
+    for owner in [current, later] {
+        for k in 0..64u64 {
+            let vote = wire::Vote {
+                vote_owner: net.nodes[owner].identity.public_key().to_vec(),
+                proposal_id: (1 << 40) + k,
+                timestamp: net.now,
+                vote: true,
+                vote_hash: vec![1; 32],
+                signature: vec![2; 64],
+                ..wire::Vote::default()
+            };
+            let packet = net.craft(owner, Content::Vote(vote));
+            let _ = net.receive(victim, &packet);
+        }
+    }
+    // Candidates as large as a packet allows: the current round's, and later rounds'.
+    let candidate = |r: u32, proposer: Vec<u8>, size: usize| wire::Candidate {
+        epoch: conv.epoch(),
+        round: r,
+        proposer,
+        commit: vec![r as u8; size],
+        ..wire::Candidate::default()
+    };
+    let mut sent = 0;
+    for r in round..=round + 8 {
+        let who = order[r as usize % n];
+        if who == current || who == later {
+            let size = if r == round { 7 * MIB } else { 15 * MIB / 16 };
+            let c = candidate(r, net.nodes[who].id().as_bytes().to_vec(), size);
+            let packet = net.craft(who, Content::Candidate(c));
+            let _ = net.receive(victim, &packet);
+            sent += 1;
+        }
+    }
+    assert!(sent >= 3, "{sent} candidates");
+    let victim_conv = net.nodes[victim].conv();
+    let state = victim_conv.to_bytes().len();
+    // The parts this test cannot fill cheaply, at their bounds: the certified-commit archive
+    // (2 MiB, or its newest entry: a certified candidate and its certificate) and the
+    // resolved-proposal memory (4,096 digests and times).
+    let archived: usize = victim_conv.archived().iter().map(|(_, b)| b.len()).sum();
+    let unfilled = (2 * MIB + 256 * 1024).saturating_sub(archived) + 4096 * 48;
+    assert!(
+        state + unfilled <= 16 * MIB - MIB,
+        "{state} bytes of state with every part filled ({unfilled} more at the other bounds)"
+    );
+}
