@@ -281,7 +281,7 @@ fn a_leader_of_later_rounds_cannot_fill_the_state_with_huge_candidates() {
 }
 
 /// Audit M1, outsiders: anyone who knows the conversation id floods the welcome topic with
-/// join requests of fresh identities. A member keeps at most 256 of them and 4 MiB of key
+/// join requests of fresh identities. A member keeps at most 1,024 of them and 1 MiB of key
 /// packages, the oldest going first, and its state stays far inside the extension's budget.
 #[test]
 fn outsiders_flooding_join_requests_fill_only_the_bounded_join_queue() {

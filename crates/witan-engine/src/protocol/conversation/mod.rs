@@ -39,7 +39,7 @@ use std::collections::BTreeSet;
 
 use prost::Message;
 
-pub use catch_up::{Archive, Archived};
+pub use catch_up::{Archive, Archived, MAX_ARCHIVE_BYTES, MAX_ARCHIVED};
 pub use stored::{PartKey, StateError};
 pub use view::{ConversationView, MemberView, ProposalView};
 
