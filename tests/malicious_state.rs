@@ -422,3 +422,66 @@ fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
         "{state} bytes of state with every part filled ({unfilled} more at the other bounds)"
     );
 }
+
+/// Audit H6 (variant): an impostor creates its own group under the conversation's *same* id
+/// and welcomes the joiner first. A joiner that names a member it expects (the one who
+/// invited it) refuses a welcome whose certificate that member did not sign, changes nothing,
+/// and joins the real group when its welcome comes.
+#[test]
+fn an_impostor_group_under_the_same_id_cannot_welcome_a_joiner_that_names_an_expected_member() {
+    let mut net = Net::form(3, fast_settings());
+    net.run_for(5_000);
+    let (joiner, attacker) = (3, 4);
+    net.nodes.push(Net::new(6).nodes.pop().unwrap());
+    net.nodes.push(Net::new(7).nodes.pop().unwrap());
+    net.offline.insert(joiner);
+    let expected = net.nodes[0].id();
+    let out = net
+        .step(joiner, |conv, ctx| {
+            let (c, out) =
+                Conversation::request_join_expecting(ctx, CONV, fast_settings(), Some(expected))?;
+            *conv = Some(c);
+            Ok(out)
+        })
+        .unwrap();
+    let request = out.outbound[0].payload.clone();
+    net.offline.insert(attacker);
+    net.step(attacker, |conv, ctx| {
+        let (c, out) = Conversation::create(ctx, CONV, fast_settings())?;
+        *conv = Some(c);
+        Ok(out)
+    })
+    .unwrap();
+    net.receive(attacker, &request).unwrap();
+    let mut welcome = None;
+    for _ in 0..20 {
+        net.now += 200;
+        let out = net
+            .step(attacker, |conv, ctx| conv.as_mut().unwrap().poll(ctx))
+            .unwrap();
+        for o in out.outbound {
+            let env = wire::decode_envelope(&o.payload).unwrap();
+            if env.kind == wire::PacketKind::Welcome as i32 {
+                welcome = Some(o.payload);
+            }
+        }
+        if welcome.is_some() {
+            break;
+        }
+    }
+    let welcome = welcome.expect("the impostor's group admitted the joiner");
+    let before = net.snapshot(joiner);
+    let refused = net.receive(joiner, &welcome);
+    assert!(
+        matches!(refused, Err(ProtocolError::UntrustedWelcome(_))),
+        "{refused:?}"
+    );
+    assert_eq!(net.snapshot(joiner), before);
+    assert_eq!(
+        net.nodes[joiner].state(),
+        witan::protocol::State::PendingJoin
+    );
+    net.reconnect(joiner);
+    net.run_for(30_000);
+    net.assert_agree(&[0, 1, 2, joiner]);
+}

@@ -155,6 +155,8 @@ pub enum ProtocolError {
     HeldBack,
     #[error("packet is too old for this member's epoch")]
     Stale,
+    #[error("welcome refused: {0}")]
+    UntrustedWelcome(String),
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -100,6 +100,9 @@ pub struct Conversation {
     pub(crate) catch_up_tries: u32,
     /// Members of this epoch that said the commit this member needs is no longer kept.
     pub(crate) gone: BTreeSet<MemberId>,
+    /// While joining: the member the joiner expects in the group it joins (its trust
+    /// anchor, see `request_join_expecting`).
+    pub(crate) join_anchor: Option<MemberId>,
     pub(crate) ballots: BallotBox,
     pub(crate) round: CommitRound,
     pub(crate) stewards: StewardSchedule,
@@ -131,6 +134,7 @@ impl Conversation {
             catch_up_at: None,
             catch_up_tries: 0,
             gone: BTreeSet::new(),
+            join_anchor: None,
             ballots: BallotBox::default(),
             round: CommitRound::new(0),
             stewards: StewardSchedule::default(),
@@ -164,10 +168,25 @@ impl Conversation {
     }
 
     /// Starts a join: publishes a key package on the welcome topic and waits for a welcome.
+    /// Without a trust anchor: anyone who knows the conversation id can create a group under
+    /// it and welcome this member first (see [`Self::request_join_expecting`]).
     pub fn request_join(
         ctx: &Ctx,
         id: &str,
         settings: Settings,
+    ) -> Result<(Self, Output), ProtocolError> {
+        Self::request_join_expecting(ctx, id, settings, None)
+    }
+
+    /// Starts a join that accepts only a welcome into a group `expected` is a member of and
+    /// whose certificate (of the commit adding this member) `expected` signed: a member the
+    /// joiner knows out-of-band, such as the one who invited it. An impostor group under the
+    /// same id, alone or with members of its own making, cannot show that signature.
+    pub fn request_join_expecting(
+        ctx: &Ctx,
+        id: &str,
+        settings: Settings,
+        expected: Option<MemberId>,
     ) -> Result<(Self, Output), ProtocolError> {
         validate_conversation_id(id)?;
         // A member told to re-join still holds the group it fell out of; the welcome that
@@ -178,6 +197,7 @@ impl Conversation {
         let key_package = mls::new_key_package(ctx.provider, ctx.identity)?;
         let me = ctx.identity.member_id();
         let mut conv = Conversation::blank(id, me, settings, State::PendingJoin);
+        conv.join_anchor = expected;
         conv.pending_join_until = Some(
             ctx.now_ms
                 .saturating_add(conv.settings.pending_join_timeout_ms),

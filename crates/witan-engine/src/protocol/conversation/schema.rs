@@ -47,6 +47,8 @@ pub struct CorePart {
     pub catch_up_tries: u32,
     #[prost(bytes = "vec", repeated, tag = "17")]
     pub gone: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "18")]
+    pub join_anchor: Option<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
