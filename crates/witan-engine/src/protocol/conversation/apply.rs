@@ -340,7 +340,17 @@ impl Conversation {
             .as_ref()
             .ok_or_else(|| ProtocolError::InvalidInput("sync without settings".into()))
             .and_then(Settings::from_wire)?;
-        check_joiner_certificate(&self.id, &group, &certified, &candidate, &packet.joiners)?;
+        let signed =
+            check_joiner_certificate(&self.id, &group, &certified, &candidate, &packet.joiners)?;
+        if let Some(expected) = self.join_anchor
+            && !signed.contains(&expected)
+        {
+            return Err(ProtocolError::UntrustedWelcome(format!(
+                "member {} did not sign the certificate of the commit adding this member",
+                expected.short()
+            )));
+        }
+        self.join_anchor = None;
         self.adopt_sync(ctx, &group, &sync, &candidate, settings)?;
         self.since_epoch = self.epoch;
         self.touch(PartKey::Joins);
@@ -400,14 +410,15 @@ impl Conversation {
 /// quorum of the previous epoch less the members removed, at least one. The check is
 /// partial: a commit that removes many members may carry few signatures the joiner can see.
 /// What it cannot see cannot fork the group — a welcome into a commit the members never
-/// certified leaves the joiner alone with its author, never the members apart.
+/// certified leaves the joiner alone with its author, never the members apart. Returns the
+/// members whose precommits it verified (a joiner's expected member must be among them).
 fn check_joiner_certificate(
     conversation: &str,
     group: &Group,
     certified: &wire::CertifiedCommit,
     candidate: &wire::Candidate,
     joiners: &[Vec<u8>],
-) -> Result<(), ProtocolError> {
+) -> Result<BTreeSet<MemberId>, ProtocolError> {
     let signers: Signers = group
         .member_keys()
         .into_iter()
@@ -450,5 +461,5 @@ fn check_joiner_certificate(
             signed.len()
         )));
     }
-    Ok(())
+    Ok(signed)
 }
