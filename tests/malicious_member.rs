@@ -228,6 +228,7 @@ fn a_proposal_replayed_in_another_conversation_or_after_its_resolution_is_refuse
         Action::Emergency {
             member: net.nodes[2].id(),
             reason: "baseless".into(),
+            evidence: Vec::new(),
         },
     );
     let rid = rejected.proposal_id;
@@ -364,6 +365,7 @@ fn an_open_emergency_does_not_turn_silence_on_a_removal_into_approval() {
         Action::Emergency {
             member: net.nodes[1].id(),
             reason: "crafted".into(),
+            evidence: Vec::new(),
         },
     );
     let packet = net.craft(4, Content::Proposal(emergency));
@@ -524,4 +526,68 @@ fn a_leave_voted_down_is_reported_and_can_be_asked_again() {
     net.run_for(30_000);
     assert!(!is_member(&net, 0, 3));
     assert_eq!(net.nodes[3].state(), witan::protocol::State::Left);
+}
+
+/// Audit M10, D-15: an emergency removal carries evidence any member can check — a proposal
+/// and its target's two signed votes on it with opposite values. Members that never saw the
+/// equivocation (their scores of the target are untouched) check the proof and approve; the
+/// same emergency with a forged proof is voted down and removes nobody.
+#[test]
+fn an_emergency_with_a_proof_of_equivocation_removes_its_target_and_a_forged_one_does_not() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(5_000);
+    let target = 3;
+    let target_id = net.nodes[target].id();
+    // A proposal only the target saw, and its two conflicting votes on it.
+    let seen = net.make_proposal(
+        0,
+        Action::Leave {
+            member: net.nodes[0].id(),
+        },
+    );
+    let parsed = witan::protocol::ballot_box::parse(CONV, &seen).unwrap();
+    let vote = |approve| {
+        let id = &net.nodes[target].identity;
+        new_vote(id, CONV, &parsed.digest, &parsed.header, approve, net.now)
+    };
+    let proof = wire::EquivocationProof {
+        first: Some(vote(true)),
+        second: Some(vote(false)),
+    };
+    let mut forged = proof.clone();
+    forged.second.as_mut().unwrap().signature[0] ^= 1;
+    let evidence = |proof: wire::EquivocationProof| {
+        wire::encode(&wire::EmergencyEvidence {
+            proposal: Some(parsed.header.clone()),
+            proof: Some(proof),
+        })
+    };
+    let mut emergency = |net: &mut Net, evidence: Vec<u8>| {
+        let p = net.make_proposal(
+            1,
+            Action::Emergency {
+                member: target_id,
+                reason: "voted both ways".into(),
+                evidence,
+            },
+        );
+        let packet = net.craft(1, Content::Proposal(p.clone()));
+        for i in [0, 2, 3] {
+            net.receive(i, &packet).unwrap();
+        }
+        net.run_for(20_000);
+        p.proposal_id
+    };
+    let fake = emergency(&mut net, evidence(forged));
+    for i in 0..3 {
+        assert_eq!(resolved(&net, i, fake), Some(false), "node {i}");
+        assert!(is_member(&net, i, target), "node {i}");
+    }
+    net.now += 1;
+    let real = emergency(&mut net, evidence(proof));
+    for i in 0..3 {
+        assert_eq!(resolved(&net, i, real), Some(true), "node {i}");
+        assert!(!is_member(&net, i, target), "node {i}");
+    }
+    net.assert_agree(&[0, 1, 2]);
 }

@@ -223,6 +223,7 @@ fn one_member_cannot_open_more_than_its_share_of_proposals() {
             &Action::Emergency {
                 member: net.nodes[3].id(),
                 reason: reason.clone(),
+                evidence: Vec::new(),
             },
             epoch,
             4,

@@ -565,7 +565,13 @@ impl Conversation {
                 continue;
             }
             let reason = "score below the removal threshold".to_string();
-            self.propose(ctx, group, Action::Emergency { member, reason }, out)?;
+            let evidence = Vec::new();
+            let action = Action::Emergency {
+                member,
+                reason,
+                evidence,
+            };
+            self.propose(ctx, group, action, out)?;
         }
         Ok(())
     }
