@@ -38,7 +38,7 @@ pub use proposal::{
     parse, parse_payload,
 };
 pub use tally::{decide, decide_backed};
-pub use votes::{new_vote, verify as verify_vote, verify_proof};
+pub use votes::{new_vote, verify as verify_vote, verify_evidence, verify_proof};
 
 /// A SHA-256 digest (of a proposal or a candidate).
 pub type Digest = [u8; 32];
@@ -252,6 +252,17 @@ pub struct BallotBox {
 impl BallotBox {
     pub fn get(&self, digest: &Digest) -> Option<&Ballot> {
         self.open.get(digest)
+    }
+
+    /// Evidence against `member` from a proof of equivocation held on an open proposal (one
+    /// small enough to carry).
+    pub fn evidence_against(&self, member: &MemberId) -> Option<Vec<u8>> {
+        self.open.values().find_map(|b| {
+            b.proofs
+                .get(member)
+                .map(|proof| votes::evidence_from(&b.header, proof))
+                .filter(|e| e.len() <= wire::limits::MAX_EVIDENCE_BYTES)
+        })
     }
 
     pub fn by_id(&self, id: u64) -> Option<&Ballot> {
