@@ -562,7 +562,7 @@ fn an_emergency_with_a_proof_of_equivocation_removes_its_target_and_a_forged_one
             proof: Some(proof),
         })
     };
-    let mut emergency = |net: &mut Net, evidence: Vec<u8>| {
+    let emergency = |net: &mut Net, evidence: Vec<u8>| {
         let p = net.make_proposal(
             1,
             Action::Emergency {
