@@ -85,6 +85,36 @@ fn join_request_body(net: &mut Net, joiner: usize) -> Vec<u8> {
     env.body
 }
 
+/// The attacker creates its own group under `conversation`, takes in the join request
+/// `request` and returns the welcome its group sends.
+fn impostor_welcome(
+    net: &mut Net,
+    attacker: usize,
+    conversation: &str,
+    request: &[u8],
+) -> wire::Envelope {
+    net.step(attacker, |conv, ctx| {
+        let (c, out) = Conversation::create(ctx, conversation, fast_settings())?;
+        *conv = Some(c);
+        Ok(out)
+    })
+    .unwrap();
+    net.receive(attacker, request).unwrap();
+    for _ in 0..20 {
+        net.now += 200;
+        let out = net
+            .step(attacker, |conv, ctx| conv.as_mut().unwrap().poll(ctx))
+            .unwrap();
+        for o in out.outbound {
+            let env = wire::decode_envelope(&o.payload).unwrap();
+            if env.kind == wire::PacketKind::Welcome as i32 {
+                return env;
+            }
+        }
+    }
+    panic!("the attacker's group did not admit the joiner");
+}
+
 /// Audit H6 (T5): an attacker runs its own group "c2", admits the joiner's key package and
 /// sends the welcome on the joiner's conversation. The welcome is for another MLS group: it
 /// is refused, and the joiner joins the real group later.
@@ -97,36 +127,13 @@ fn a_welcome_for_another_mls_group_is_refused() {
     net.nodes.push(Net::new(7).nodes.pop().unwrap());
     net.offline.insert(joiner);
     let body = join_request_body(&mut net, joiner);
-    net.step(attacker, |conv, ctx| {
-        let (c, out) = Conversation::create(ctx, "c2", fast_settings())?;
-        *conv = Some(c);
-        Ok(out)
-    })
-    .unwrap();
     let rewrapped = wire::encode(&wire::Envelope::new(
         "c2",
         net.nodes[joiner].id().as_bytes(),
         wire::PacketKind::JoinRequest,
         body,
     ));
-    net.receive(attacker, &rewrapped).unwrap();
-    let mut welcome = None;
-    for _ in 0..20 {
-        net.now += 200;
-        let out = net
-            .step(attacker, |conv, ctx| conv.as_mut().unwrap().poll(ctx))
-            .unwrap();
-        for o in out.outbound {
-            let env = wire::decode_envelope(&o.payload).unwrap();
-            if env.kind == wire::PacketKind::Welcome as i32 {
-                welcome = Some(env);
-            }
-        }
-        if welcome.is_some() {
-            break;
-        }
-    }
-    let welcome = welcome.expect("the attacker's group admitted the joiner");
+    let welcome = impostor_welcome(&mut net, attacker, "c2", &rewrapped);
     let forged = wire::encode(&wire::Envelope::new(
         CONV,
         welcome.sender.clone(),
@@ -447,30 +454,7 @@ fn an_impostor_group_under_the_same_id_cannot_welcome_a_joiner_that_names_an_exp
         .unwrap();
     let request = out.outbound[0].payload.clone();
     net.offline.insert(attacker);
-    net.step(attacker, |conv, ctx| {
-        let (c, out) = Conversation::create(ctx, CONV, fast_settings())?;
-        *conv = Some(c);
-        Ok(out)
-    })
-    .unwrap();
-    net.receive(attacker, &request).unwrap();
-    let mut welcome = None;
-    for _ in 0..20 {
-        net.now += 200;
-        let out = net
-            .step(attacker, |conv, ctx| conv.as_mut().unwrap().poll(ctx))
-            .unwrap();
-        for o in out.outbound {
-            let env = wire::decode_envelope(&o.payload).unwrap();
-            if env.kind == wire::PacketKind::Welcome as i32 {
-                welcome = Some(o.payload);
-            }
-        }
-        if welcome.is_some() {
-            break;
-        }
-    }
-    let welcome = welcome.expect("the impostor's group admitted the joiner");
+    let welcome = wire::encode(&impostor_welcome(&mut net, attacker, CONV, &request));
     let before = net.snapshot(joiner);
     let refused = net.receive(joiner, &welcome);
     assert!(
