@@ -591,3 +591,31 @@ fn an_emergency_with_a_proof_of_equivocation_removes_its_target_and_a_forged_one
     }
     net.assert_agree(&[0, 1, 2]);
 }
+
+/// Audit M7, D-21: a joiner that knows the conversation id, the epoch it will be added in and
+/// the member set could compute the leader order of that epoch in advance and grind keys
+/// that rank first. The order must depend on something nobody outside can choose or know in
+/// advance (the certified commit that opens the epoch), so that prediction fails.
+#[test]
+fn a_joiner_cannot_predict_the_leader_order_of_the_epoch_it_joins_in() {
+    let mut net = Net::form(10, fast_settings());
+    net.run_for(5_000);
+    let conv = net.nodes[0].conv();
+    let members = conv.members();
+    let predicted = conv.stewards().leader_order(CONV, conv.epoch(), &members);
+    let actual = conv.leaders().to_vec();
+    let tail = |order: &[witan::mls::MemberId]| -> Vec<witan::mls::MemberId> {
+        let stewards = conv.stewards().active();
+        order
+            .iter()
+            .filter(|m| !stewards.contains(m))
+            .copied()
+            .collect()
+    };
+    assert!(tail(&actual).len() >= 5);
+    assert_ne!(
+        tail(&predicted),
+        tail(&actual),
+        "the order follows from public facts alone"
+    );
+}
