@@ -20,7 +20,7 @@ use crate::protocol::ballot_box::{Action, parse};
 use crate::protocol::commit_round::{CommitRound, Signers, quorum, verify_one};
 use crate::protocol::score_book::{ScoreBook, ScoreEvent};
 use crate::protocol::settings::Settings;
-use crate::protocol::steward_schedule::StewardSchedule;
+use crate::protocol::steward_schedule::{StewardSchedule, epoch_seed};
 use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError, topics};
 use witan_wire::{self as wire, RoundVoteKind, group_payload::Content};
 
@@ -53,6 +53,7 @@ impl Conversation {
         if removed_me {
             return self.leave_removed(out);
         }
+        self.epoch_seed = epoch_seed(&candidate.resolutions);
         self.enter_epoch(ctx, group)?;
         let ids = self.members();
         let stewards_before = self.stewards.active();
@@ -67,9 +68,10 @@ impl Conversation {
                     .is_some_and(|s| s < self.settings.default_peer_score)
             })
             .collect();
+        let seed = &self.epoch_seed;
         self.stewards
-            .on_epoch(&self.id, self.epoch, &ids, &demoted, &self.settings);
-        self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
+            .on_epoch(&self.id, self.epoch, seed, &ids, &demoted, &self.settings);
+        self.leaders = self.stewards.leader_order(&self.id, self.epoch, seed, &ids);
         self.ballots.forget_voters(&self.roster().set);
         let joins = &self.joins;
         let moot = self
@@ -388,10 +390,11 @@ impl Conversation {
             entries.push((MemberId::from_slice(&s.member_id)?, s.score));
         }
         self.scores = ScoreBook::from_sync(&entries, &members, self.settings.default_peer_score);
+        self.epoch_seed = epoch_seed(&candidate.resolutions);
         self.enter_epoch(ctx, group)?;
-        self.leaders = self
-            .stewards
-            .leader_order(&self.id, self.epoch, &self.members());
+        self.leaders =
+            self.stewards
+                .leader_order(&self.id, self.epoch, &self.epoch_seed, &self.members());
         for res in &candidate.resolutions {
             if let Some(p) = &res.proposal
                 && let Ok(parsed) = parse(&self.id, p)

@@ -103,6 +103,8 @@ pub struct Conversation {
     /// While joining: the member the joiner expects in the group it joins (its trust
     /// anchor, see `request_join_expecting`).
     pub(crate) join_anchor: Option<MemberId>,
+    /// The epoch's seed (`steward_schedule::epoch_seed` of the commit that opened it).
+    pub(crate) epoch_seed: Vec<u8>,
     pub(crate) ballots: BallotBox,
     pub(crate) round: CommitRound,
     pub(crate) stewards: StewardSchedule,
@@ -135,6 +137,7 @@ impl Conversation {
             catch_up_tries: 0,
             gone: BTreeSet::new(),
             join_anchor: None,
+            epoch_seed: Vec::new(),
             ballots: BallotBox::default(),
             round: CommitRound::new(0),
             stewards: StewardSchedule::default(),
@@ -395,7 +398,9 @@ impl Conversation {
         let group = self.load_group(ctx)?;
         self.set_members(group.member_keys());
         let ids = self.members();
-        self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
+        self.leaders = self
+            .stewards
+            .leader_order(&self.id, self.epoch, &self.epoch_seed, &ids);
         self.tag = recipient_tag(ctx, &group, &self.me)?;
         self.scores
             .set_members(&ids, self.settings.default_peer_score);
@@ -410,7 +415,9 @@ impl Conversation {
         self.epoch = group.epoch();
         self.set_members(group.member_keys());
         let ids = self.members();
-        self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
+        self.leaders = self
+            .stewards
+            .leader_order(&self.id, self.epoch, &self.epoch_seed, &ids);
         self.tag = recipient_tag(ctx, group, &self.me)?;
         self.round = CommitRound::new(self.epoch);
         self.scores

@@ -49,6 +49,8 @@ pub struct CorePart {
     pub gone: Vec<Vec<u8>>,
     #[prost(bytes = "vec", optional, tag = "18")]
     pub join_anchor: Option<Vec<u8>>,
+    #[prost(bytes = "vec", tag = "19")]
+    pub epoch_seed: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
