@@ -85,6 +85,17 @@ fn join_request_body(net: &mut Net, joiner: usize) -> Vec<u8> {
     env.body
 }
 
+/// A group of three, a joiner (offline) and an attacker, neither of them a member yet.
+fn a_group_a_joiner_and_an_attacker() -> (Net, usize, usize) {
+    let mut net = Net::form(3, fast_settings());
+    net.run_for(5_000);
+    let (joiner, attacker) = (3, 4);
+    net.nodes.push(Net::new(6).nodes.pop().unwrap());
+    net.nodes.push(Net::new(7).nodes.pop().unwrap());
+    net.offline.insert(joiner);
+    (net, joiner, attacker)
+}
+
 /// The attacker creates its own group under `conversation`, takes in the join request
 /// `request` and returns the welcome its group sends.
 fn impostor_welcome(
@@ -120,12 +131,7 @@ fn impostor_welcome(
 /// is refused, and the joiner joins the real group later.
 #[test]
 fn a_welcome_for_another_mls_group_is_refused() {
-    let mut net = Net::form(3, fast_settings());
-    net.run_for(5_000);
-    let (joiner, attacker) = (3, 4);
-    net.nodes.push(Net::new(6).nodes.pop().unwrap());
-    net.nodes.push(Net::new(7).nodes.pop().unwrap());
-    net.offline.insert(joiner);
+    let (mut net, joiner, attacker) = a_group_a_joiner_and_an_attacker();
     let body = join_request_body(&mut net, joiner);
     let rewrapped = wire::encode(&wire::Envelope::new(
         "c2",
@@ -437,12 +443,7 @@ fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
 /// and joins the real group when its welcome comes.
 #[test]
 fn an_impostor_group_under_the_same_id_cannot_welcome_a_joiner_that_names_an_expected_member() {
-    let mut net = Net::form(3, fast_settings());
-    net.run_for(5_000);
-    let (joiner, attacker) = (3, 4);
-    net.nodes.push(Net::new(6).nodes.pop().unwrap());
-    net.nodes.push(Net::new(7).nodes.pop().unwrap());
-    net.offline.insert(joiner);
+    let (mut net, joiner, attacker) = a_group_a_joiner_and_an_attacker();
     let expected = net.nodes[0].id();
     let out = net
         .step(joiner, |conv, ctx| {
