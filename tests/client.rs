@@ -476,3 +476,26 @@ fn two_clients_on_one_file_see_each_others_steps() {
     assert_eq!(seen_by_extension, w.history(1));
     assert_eq!(seen_by_extension.len(), 2);
 }
+
+/// A joiner naming its inviter (`request_to_join_expecting`) joins through the client API;
+/// a malformed expected member id is refused before anything is published.
+#[test]
+fn a_joiner_naming_its_inviter_joins_and_a_malformed_anchor_is_refused() {
+    let mut w = World::new(3);
+    w.0.form(0, &[]);
+    let err = w
+        .c(1)
+        .request_to_join_expecting(CONV.into(), "not hex".into())
+        .unwrap_err();
+    assert!(matches!(err, WitanError::InvalidInput { .. }), "{err:?}");
+    assert!(w.c(1).conversation(CONV.into()).unwrap().is_none());
+    let inviter = w.c(0).member_id();
+    w.c(1)
+        .request_to_join_expecting(CONV.into(), inviter.clone())
+        .unwrap();
+    w.c(2)
+        .request_to_join_expecting(CONV.into(), inviter)
+        .unwrap();
+    w.run_for(30_000);
+    w.assert_formed(&[0, 1, 2]);
+}

@@ -85,32 +85,32 @@ fn join_request_body(net: &mut Net, joiner: usize) -> Vec<u8> {
     env.body
 }
 
-/// Audit H6 (T5): an attacker runs its own group "c2", admits the joiner's key package and
-/// sends the welcome on the joiner's conversation. The welcome is for another MLS group: it
-/// is refused, and the joiner joins the real group later.
-#[test]
-fn a_welcome_for_another_mls_group_is_refused() {
+/// A group of three, a joiner (offline) and an attacker, neither of them a member yet.
+fn a_group_a_joiner_and_an_attacker() -> (Net, usize, usize) {
     let mut net = Net::form(3, fast_settings());
     net.run_for(5_000);
     let (joiner, attacker) = (3, 4);
     net.nodes.push(Net::new(6).nodes.pop().unwrap());
     net.nodes.push(Net::new(7).nodes.pop().unwrap());
     net.offline.insert(joiner);
-    let body = join_request_body(&mut net, joiner);
+    (net, joiner, attacker)
+}
+
+/// The attacker creates its own group under `conversation`, takes in the join request
+/// `request` and returns the welcome its group sends.
+fn impostor_welcome(
+    net: &mut Net,
+    attacker: usize,
+    conversation: &str,
+    request: &[u8],
+) -> wire::Envelope {
     net.step(attacker, |conv, ctx| {
-        let (c, out) = Conversation::create(ctx, "c2", fast_settings())?;
+        let (c, out) = Conversation::create(ctx, conversation, fast_settings())?;
         *conv = Some(c);
         Ok(out)
     })
     .unwrap();
-    let rewrapped = wire::encode(&wire::Envelope::new(
-        "c2",
-        net.nodes[joiner].id().as_bytes(),
-        wire::PacketKind::JoinRequest,
-        body,
-    ));
-    net.receive(attacker, &rewrapped).unwrap();
-    let mut welcome = None;
+    net.receive(attacker, request).unwrap();
     for _ in 0..20 {
         net.now += 200;
         let out = net
@@ -119,14 +119,27 @@ fn a_welcome_for_another_mls_group_is_refused() {
         for o in out.outbound {
             let env = wire::decode_envelope(&o.payload).unwrap();
             if env.kind == wire::PacketKind::Welcome as i32 {
-                welcome = Some(env);
+                return env;
             }
         }
-        if welcome.is_some() {
-            break;
-        }
     }
-    let welcome = welcome.expect("the attacker's group admitted the joiner");
+    panic!("the attacker's group did not admit the joiner");
+}
+
+/// Audit H6 (T5): an attacker runs its own group "c2", admits the joiner's key package and
+/// sends the welcome on the joiner's conversation. The welcome is for another MLS group: it
+/// is refused, and the joiner joins the real group later.
+#[test]
+fn a_welcome_for_another_mls_group_is_refused() {
+    let (mut net, joiner, attacker) = a_group_a_joiner_and_an_attacker();
+    let body = join_request_body(&mut net, joiner);
+    let rewrapped = wire::encode(&wire::Envelope::new(
+        "c2",
+        net.nodes[joiner].id().as_bytes(),
+        wire::PacketKind::JoinRequest,
+        body,
+    ));
+    let welcome = impostor_welcome(&mut net, attacker, "c2", &rewrapped);
     let forged = wire::encode(&wire::Envelope::new(
         CONV,
         welcome.sender.clone(),
@@ -223,6 +236,7 @@ fn one_member_cannot_open_more_than_its_share_of_proposals() {
             &Action::Emergency {
                 member: net.nodes[3].id(),
                 reason: reason.clone(),
+                evidence: Vec::new(),
             },
             epoch,
             4,
@@ -281,7 +295,7 @@ fn a_leader_of_later_rounds_cannot_fill_the_state_with_huge_candidates() {
 }
 
 /// Audit M1, outsiders: anyone who knows the conversation id floods the welcome topic with
-/// join requests of fresh identities. A member keeps at most 256 of them and 4 MiB of key
+/// join requests of fresh identities. A member keeps at most 1,024 of them and 1 MiB of key
 /// packages, the oldest going first, and its state stays far inside the extension's budget.
 #[test]
 fn outsiders_flooding_join_requests_fill_only_the_bounded_join_queue() {
@@ -303,4 +317,157 @@ fn outsiders_flooding_join_requests_fill_only_the_bounded_join_queue() {
     assert!(joins.len() >= MAX_REQUESTS - 8, "{} requests", joins.len());
     let state = net.nodes[victim].conv().to_bytes().len();
     assert!(state <= MAX_REQUEST_BYTES + 256 * 1024, "{state} bytes");
+}
+
+/// The key package of a fresh identity carrying `padding` bytes (valid, as an outsider makes
+/// one), with its member id.
+fn padded_key_package(k: u32, padding: usize, now_ms: u64) -> (witan::mls::MemberId, Vec<u8>) {
+    let mut secret = [0x3c; 32];
+    secret[..4].copy_from_slice(&k.to_be_bytes());
+    let env = wire::decode_envelope(&padded_join_request_of(&secret, now_ms, None, padding));
+    let request = wire::decode_join_request(&env.unwrap().body).unwrap();
+    let member = witan::mls::Identity::from_secret(&secret)
+        .unwrap()
+        .member_id();
+    (member, request.key_package)
+}
+
+/// Issue #17, the state budget: everything others can make a member keep, filled to its
+/// bound at once — outsiders' join requests with large key packages, a byzantine member's
+/// add proposals of large key packages (its share of the ballot box and beyond), votes for
+/// proposals nobody has seen, packet-sized candidates of the later rounds a byzantine member
+/// leads and of the current round a byzantine member leads. The member's whole state (what
+/// a notification extension decodes on a wake-up) stays inside the 16 MiB budget with room
+/// for the parts this test cannot fill cheaply (the resolved-proposal memory, 0.2 MiB).
+#[test]
+fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
+    use witan::protocol::join_queue::MAX_REQUESTS;
+    const MIB: usize = 1024 * 1024;
+    let mut net = Net::form(7, fast_settings());
+    net.run_for(5_000);
+    let conv = net.nodes[0].conv().clone();
+    let order: Vec<usize> = conv.leaders().iter().map(|m| index_of(&net, *m)).collect();
+    let round = conv.commit_round().round();
+    let n = order.len();
+    let current = order[round as usize % n];
+    let later = order[(round as usize + 1) % n];
+    // The last of the leader order proposes no join before its takeover window.
+    let victim = order[n - 1];
+    // Outsiders: join requests of fresh identities with 4 KiB key packages.
+    for k in 0..(MAX_REQUESTS as u32 + 64) {
+        let mut secret = [0x7e; 32];
+        secret[..4].copy_from_slice(&k.to_be_bytes());
+        let request = padded_join_request_of(&secret, net.now, None, 4096);
+        net.receive(victim, &request).unwrap();
+    }
+    // Two byzantine members: adds of 60 KiB key packages, until the box refuses them.
+    let s = conv.settings().clone();
+    let mut refused = 0;
+    for (b, owner) in [current, later].into_iter().enumerate() {
+        for k in 0..80u32 {
+            let (member, key_package) = padded_key_package(k + 1000 * b as u32, 60_000, net.now);
+            let action = Action::Add {
+                member,
+                key_package,
+            };
+            let p = crafted(
+                &net,
+                owner,
+                &action,
+                conv.epoch(),
+                n,
+                net.now + u64::from(k),
+                &s,
+            );
+            let packet = net.craft(owner, Content::Proposal(p));
+            match net.receive(victim, &packet) {
+                Ok(()) => {}
+                Err(ProtocolError::Vote(BallotError::Full(_))) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    assert!(refused > 0, "the ballot box was filled to its bound");
+    // Votes for proposals the victim has not seen: each byzantine member's share of orphans.
+    for owner in [current, later] {
+        for k in 0..64u64 {
+            let vote = wire::Vote {
+                vote_owner: net.nodes[owner].identity.public_key().to_vec(),
+                proposal_id: (1 << 40) + k,
+                timestamp: net.now,
+                vote: true,
+                vote_hash: vec![1; 32],
+                signature: vec![2; 64],
+                ..wire::Vote::default()
+            };
+            let packet = net.craft(owner, Content::Vote(vote));
+            let _ = net.receive(victim, &packet);
+        }
+    }
+    // Candidates as large as a packet allows: the current round's, and later rounds'.
+    let candidate = |r: u32, proposer: Vec<u8>, size: usize| wire::Candidate {
+        epoch: conv.epoch(),
+        round: r,
+        proposer,
+        commit: vec![r as u8; size],
+        ..wire::Candidate::default()
+    };
+    let mut sent = 0;
+    for r in round..=round + 8 {
+        let who = order[r as usize % n];
+        if who == current || who == later {
+            let size = if r == round { 7 * MIB } else { 15 * MIB / 16 };
+            let c = candidate(r, net.nodes[who].id().as_bytes().to_vec(), size);
+            let packet = net.craft(who, Content::Candidate(c));
+            let _ = net.receive(victim, &packet);
+            sent += 1;
+        }
+    }
+    assert!(sent >= 3, "{sent} candidates");
+    let victim_conv = net.nodes[victim].conv();
+    let state = victim_conv.to_bytes().len();
+    // The parts this test cannot fill cheaply, at their bounds: the certified-commit archive
+    // (2 MiB, or its newest entry: a certified candidate and its certificate) and the
+    // resolved-proposal memory (4,096 digests and times).
+    let archived: usize = victim_conv.archived().iter().map(|(_, b)| b.len()).sum();
+    let unfilled = (2 * MIB + 256 * 1024).saturating_sub(archived) + 4096 * 48;
+    assert!(
+        state + unfilled <= 16 * MIB - MIB,
+        "{state} bytes of state with every part filled ({unfilled} more at the other bounds)"
+    );
+}
+
+/// Audit H6 (variant): an impostor creates its own group under the conversation's *same* id
+/// and welcomes the joiner first. A joiner that names a member it expects (the one who
+/// invited it) refuses a welcome whose certificate that member did not sign, changes nothing,
+/// and joins the real group when its welcome comes.
+#[test]
+fn an_impostor_group_under_the_same_id_cannot_welcome_a_joiner_that_names_an_expected_member() {
+    let (mut net, joiner, attacker) = a_group_a_joiner_and_an_attacker();
+    let expected = net.nodes[0].id();
+    let out = net
+        .step(joiner, |conv, ctx| {
+            let (c, out) =
+                Conversation::request_join_expecting(ctx, CONV, fast_settings(), Some(expected))?;
+            *conv = Some(c);
+            Ok(out)
+        })
+        .unwrap();
+    let request = out.outbound[0].payload.clone();
+    net.offline.insert(attacker);
+    let welcome = wire::encode(&impostor_welcome(&mut net, attacker, CONV, &request));
+    let before = net.snapshot(joiner);
+    let refused = net.receive(joiner, &welcome);
+    assert!(
+        matches!(refused, Err(ProtocolError::UntrustedWelcome(_))),
+        "{refused:?}"
+    );
+    assert_eq!(net.snapshot(joiner), before);
+    assert_eq!(
+        net.nodes[joiner].state(),
+        witan::protocol::State::PendingJoin
+    );
+    net.reconnect(joiner);
+    net.run_for(30_000);
+    net.assert_agree(&[0, 1, 2, joiner]);
 }

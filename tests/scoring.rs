@@ -163,6 +163,7 @@ fn an_open_emergency_holds_lower_class_proposals_back() {
         Action::Emergency {
             member: net.nodes[3].id(),
             reason: "test".into(),
+            evidence: Vec::new(),
         },
     );
     let eid = emergency.proposal_id;

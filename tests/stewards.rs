@@ -117,6 +117,7 @@ fn an_emergency_voted_down_costs_its_proposer_score() {
         Action::Emergency {
             member: net.nodes[3].id(),
             reason: "baseless".into(),
+            evidence: Vec::new(),
         },
     );
     let eid = emergency.proposal_id;

@@ -69,7 +69,8 @@ impl WitanError {
             | ProtocolError::SenderMismatch
             | ProtocolError::InvalidInput(_)
             | ProtocolError::InvalidSettings(_)
-            | ProtocolError::Stale => WitanError::InvalidInput { reason },
+            | ProtocolError::Stale
+            | ProtocolError::UntrustedWelcome(_) => WitanError::InvalidInput { reason },
             ProtocolError::Mls(m) => m.into(),
             ProtocolError::WrongState { state, reason } => WitanError::WrongState {
                 state: state.into(),

@@ -174,7 +174,32 @@ impl WitanClient {
     /// `PendingJoin` for a welcome. A conversation that was left, or that told this member
     /// `RejoinRequired`, may be joined again: the group votes on it (for a re-join, first on
     /// removing the old leaf), and the stored history stays.
+    ///
+    /// Without a trust anchor the first valid welcome is taken: anyone who knows the
+    /// conversation id can create a group under it and welcome this member into a group of
+    /// its own (it never splits the real group). [`Self::request_to_join_expecting`] refuses
+    /// that.
     pub fn request_to_join(&self, conversation_id: String) -> Result<(), WitanError> {
+        self.join(conversation_id, None)
+    }
+
+    /// Like [`Self::request_to_join`], but takes only a welcome into a group that
+    /// `expected_member_id` (hex; a member known out-of-band, such as the inviter) is in and
+    /// whose certificate of the commit adding this member it signed. Other welcomes are
+    /// refused (`InvalidInput`, "welcome refused: …") and the join keeps waiting. If that
+    /// member is away when the commit is certified, the join waits until it expires, and may
+    /// be asked again.
+    pub fn request_to_join_expecting(
+        &self,
+        conversation_id: String,
+        expected_member_id: String,
+    ) -> Result<(), WitanError> {
+        let expected = MemberId::from_hex(&expected_member_id)
+            .map_err(|e| WitanError::invalid(format!("member id: {e}")))?;
+        self.join(conversation_id, Some(expected))
+    }
+
+    fn join(&self, conversation_id: String, expected: Option<MemberId>) -> Result<(), WitanError> {
         self.local(&conversation_id, |existing, ctx| {
             if let Some(c) = existing.filter(|c| c.state() != State::Left && !c.rejoin_required()) {
                 return Err(WitanError::WrongState {
@@ -183,9 +208,13 @@ impl WitanClient {
                 });
             }
             // The creator's settings replace these when the welcome arrives.
-            let (conv, out) =
-                Conversation::request_join(ctx, &conversation_id, Settings::default())
-                    .map_err(|e| WitanError::from_protocol(e, State::PendingJoin))?;
+            let (conv, out) = Conversation::request_join_expecting(
+                ctx,
+                &conversation_id,
+                Settings::default(),
+                expected,
+            )
+            .map_err(|e| WitanError::from_protocol(e, State::PendingJoin))?;
             Ok((conv, (), out))
         })
     }

@@ -158,6 +158,21 @@ impl WitanClient {
         offload(self, move |c| c.request_to_join(conversation_id)).await
     }
 
+    /// Like `request_to_join`, but takes only a welcome into a group that
+    /// `expected_member_id` (hex, known out-of-band: the inviter) is in and signed the
+    /// commit adding this member for; an impostor's group under the same id is refused.
+    #[uniffi::method(name = "request_to_join_expecting")]
+    pub async fn request_to_join_expecting_async(
+        self: Arc<Self>,
+        conversation_id: String,
+        expected_member_id: String,
+    ) -> Result<(), WitanError> {
+        offload(self, move |c| {
+            c.request_to_join_expecting(conversation_id, expected_member_id)
+        })
+        .await
+    }
+
     #[uniffi::method(name = "send_message")]
     pub async fn send_message_async(
         self: Arc<Self>,

@@ -87,8 +87,21 @@ pub fn prevoted(net: &Net, from: usize, leader: usize) -> bool {
 /// A join request of the identity with `secret`, its key package built with OpenMLS (the
 /// default lifetime unless `not_after_s` is given).
 pub fn join_request_of(secret: &[u8; 32], now_ms: u64, not_after_s: Option<u64>) -> Vec<u8> {
+    padded_join_request_of(secret, now_ms, not_after_s, 0)
+}
+
+/// A join request like [`join_request_of`] whose key package carries `padding` bytes in an
+/// unknown extension (valid: its leaf lists the extension type), as an outsider filling a
+/// member's state with large key packages would send.
+pub fn padded_join_request_of(
+    secret: &[u8; 32],
+    now_ms: u64,
+    not_after_s: Option<u64>,
+    padding: usize,
+) -> Vec<u8> {
     use openmls::prelude::{
-        BasicCredential, CredentialWithKey, KeyPackage, Lifetime, MlsMessageOut, SignatureScheme,
+        BasicCredential, Capabilities, CredentialWithKey, Extension, ExtensionType, Extensions,
+        KeyPackage, Lifetime, MlsMessageOut, SignatureScheme, UnknownExtension,
         tls_codec::Serialize as _,
     };
     let identity = witan::mls::Identity::from_secret(secret).unwrap();
@@ -103,6 +116,24 @@ pub fn join_request_of(secret: &[u8; 32], now_ms: u64, not_after_s: Option<u64>)
     };
     let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
     let mut builder = KeyPackage::builder();
+    if padding > 0 {
+        const PADDING: u16 = 0xff0a;
+        builder = builder
+            .leaf_node_capabilities(Capabilities::new(
+                None,
+                None,
+                Some(&[ExtensionType::Unknown(PADDING)]),
+                None,
+                None,
+            ))
+            .key_package_extensions(
+                Extensions::single(Extension::Unknown(
+                    PADDING,
+                    UnknownExtension(vec![0x5a; padding]),
+                ))
+                .unwrap(),
+            );
+    }
     if let Some(not_after_s) = not_after_s {
         builder = builder.key_package_lifetime(Lifetime::init(now_ms / 1000 - 3_600, not_after_s));
     }

@@ -4,7 +4,9 @@
 use super::error::WireError;
 use super::fields::{bad, check_max, decode_bounded, exact, hash_or_empty, non_empty};
 use super::limits::*;
-use super::messages::{Proposal, ProposalPayload, Vote, proposal_payload::Action};
+use super::messages::{
+    EmergencyEvidence, Proposal, ProposalPayload, Vote, proposal_payload::Action,
+};
 use super::scan;
 
 /// Decodes and validates a [`ProposalPayload`] (the bytes of `Proposal::payload`).
@@ -17,6 +19,26 @@ pub fn decode_proposal_payload(bytes: &[u8]) -> Result<ProposalPayload, WireErro
     )?;
     validate_proposal_payload(&payload)?;
     Ok(payload)
+}
+
+/// Decodes and validates an [`EmergencyEvidence`] (the bytes of `EmergencyRemoval::evidence`):
+/// both parts present, each well formed.
+pub fn decode_emergency_evidence(bytes: &[u8]) -> Result<EmergencyEvidence, WireError> {
+    let e: EmergencyEvidence =
+        decode_bounded("emergency_evidence", bytes, MAX_EVIDENCE_BYTES, None)?;
+    match (&e.proposal, &e.proof) {
+        (Some(p), Some(proof)) => {
+            validate_proposal(p)?;
+            super::round_codec::validate_proof(proof)?;
+        }
+        _ => {
+            return Err(bad(
+                "emergency_evidence",
+                "a proposal and a proof are needed",
+            ));
+        }
+    }
+    Ok(e)
 }
 
 /// Checks a [`Proposal`], its payload (decoded with [`decode_proposal_payload`]) and its votes.

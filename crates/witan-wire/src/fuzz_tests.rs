@@ -7,13 +7,14 @@ use super::*;
 
 type Decoder = fn(&[u8]) -> Result<(), WireError>;
 
-const DECODERS: [Decoder; 6] = [
+const DECODERS: [Decoder; 7] = [
     |b| decode_envelope(b).and_then(|e| validate_envelope(&e)),
     |b| decode_group_payload(b).and_then(|p| validate_group_payload(&p)),
     |b| decode_join_request(b).and_then(|r| validate_join_request(&r)),
     |b| decode_welcome_packet(b).and_then(|w| validate_welcome_packet(&w)),
     |b| decode_proposal_payload(b).and_then(|p| validate_proposal_payload(&p)),
     |b| decode_conversation_sync(b).and_then(|s| validate_conversation_sync(&s)),
+    |b| decode_emergency_evidence(b).map(|_| ()),
 ];
 
 fn decode_all(bytes: &[u8]) {

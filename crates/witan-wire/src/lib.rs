@@ -92,7 +92,8 @@ pub mod samples;
 pub(crate) mod testutil;
 
 pub use ballot_codec::{
-    decode_proposal_payload, validate_proposal, validate_proposal_payload, validate_vote,
+    decode_emergency_evidence, decode_proposal_payload, validate_proposal,
+    validate_proposal_payload, validate_vote,
 };
 pub use codec::{
     decode_catch_up, decode_conversation_sync, decode_envelope, decode_group_payload,
@@ -107,10 +108,11 @@ pub use digest::{
 };
 pub use error::WireError;
 pub use messages::{
-    AddMember, Candidate, CatchUp, CertifiedCommit, Chat, ConversationSync, EmergencyRemoval,
-    Envelope, EquivocationProof, GroupPayload, JoinRequest, NewRound, PacketKind, PeerScore, Polka,
-    Proposal, ProposalPayload, RemoveMember, Resolution, RoundSignature, RoundVote, SelfLeave,
-    SyncSettings, Vote, VoteBundle, WelcomePacket, group_payload, packet_id, proposal_payload,
+    AddMember, Candidate, CatchUp, CertifiedCommit, Chat, ConversationSync, EmergencyEvidence,
+    EmergencyRemoval, Envelope, EquivocationProof, GroupPayload, JoinRequest, NewRound, PacketKind,
+    PeerScore, Polka, Proposal, ProposalPayload, RemoveMember, Resolution, RoundSignature,
+    RoundVote, SelfLeave, SyncSettings, Vote, VoteBundle, WelcomePacket, group_payload, packet_id,
+    proposal_payload,
 };
 pub use round_codec::{
     validate_candidate, validate_certified, validate_new_round, validate_polka, validate_proof,

@@ -329,9 +329,21 @@ pub struct EmergencyRemoval {
     /// Short machine- or human-readable reason.
     #[prost(string, tag = "2")]
     pub reason: String,
-    /// Optional supporting bytes.
+    /// Supporting bytes: empty (the target's certified score is the reason, which every
+    /// member reads the same), or an encoded [`EmergencyEvidence`].
     #[prost(bytes = "vec", tag = "3")]
     pub evidence: Vec<u8>,
+}
+
+/// What an emergency removal shows against its target that any member can check: a
+/// proposal and two signed votes of the target on it with opposite values.
+#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
+pub struct EmergencyEvidence {
+    /// The proposal voted on, with its owner's vote (the votes sign its digest).
+    #[prost(message, optional, tag = "1")]
+    pub proposal: Option<Proposal>,
+    #[prost(message, optional, tag = "2")]
+    pub proof: Option<EquivocationProof>,
 }
 
 /// The group's view a joiner starts from, sent by the author of the certified commit that

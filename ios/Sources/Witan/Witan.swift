@@ -1370,6 +1370,13 @@ public protocol WitanClientProtocol: AnyObject, Sendable {
      */
     func requestToJoin(conversationId: String) async throws 
     
+    /**
+     * Like `request_to_join`, but takes only a welcome into a group that
+     * `expected_member_id` (hex, known out-of-band: the inviter) is in and signed the
+     * commit adding this member for; an impostor's group under the same id is refused.
+     */
+    func requestToJoinExpecting(conversationId: String, expectedMemberId: String) async throws 
+    
     func resume() throws 
     
     func sendMessage(conversationId: String, body: Data) async throws  -> String
@@ -1651,6 +1658,27 @@ open func requestToJoin(conversationId: String)async throws   {
             rustFutureFunc: {
                 uniffi_witan_fn_method_witanclient_request_to_join(
                         self.uniffiCloneHandle(),FfiConverterString.lower(conversationId)
+                )
+            },
+            pollFunc: ffi_witan_rust_future_poll_void,
+            completeFunc: ffi_witan_rust_future_complete_void,
+            freeFunc: ffi_witan_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeWitanError_lift
+        )
+}
+    
+    /**
+     * Like `request_to_join`, but takes only a welcome into a group that
+     * `expected_member_id` (hex, known out-of-band: the inviter) is in and signed the
+     * commit adding this member for; an impostor's group under the same id is refused.
+     */
+open func requestToJoinExpecting(conversationId: String, expectedMemberId: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_witan_fn_method_witanclient_request_to_join_expecting(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(conversationId),FfiConverterString.lower(expectedMemberId)
                 )
             },
             pollFunc: ffi_witan_rust_future_poll_void,
@@ -4001,6 +4029,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_witan_checksum_method_witanclient_request_to_join() != 22617) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_witan_checksum_method_witanclient_request_to_join_expecting() != 56887) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_witan_checksum_method_witanclient_resume() != 26766) {

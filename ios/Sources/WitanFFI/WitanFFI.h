@@ -382,6 +382,11 @@ uint64_t uniffi_witan_fn_method_witanclient_receive(uint64_t ptr, RustBuffer pac
 uint64_t uniffi_witan_fn_method_witanclient_request_to_join(uint64_t ptr, RustBuffer conversation_id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WITAN_FN_METHOD_WITANCLIENT_REQUEST_TO_JOIN_EXPECTING
+#define UNIFFI_FFIDEF_UNIFFI_WITAN_FN_METHOD_WITANCLIENT_REQUEST_TO_JOIN_EXPECTING
+uint64_t uniffi_witan_fn_method_witanclient_request_to_join_expecting(uint64_t ptr, RustBuffer conversation_id, RustBuffer expected_member_id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WITAN_FN_METHOD_WITANCLIENT_RESUME
 #define UNIFFI_FFIDEF_UNIFFI_WITAN_FN_METHOD_WITANCLIENT_RESUME
 void uniffi_witan_fn_method_witanclient_resume(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -840,6 +845,12 @@ uint16_t uniffi_witan_checksum_method_witanclient_receive(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_WITAN_CHECKSUM_METHOD_WITANCLIENT_REQUEST_TO_JOIN
 #define UNIFFI_FFIDEF_UNIFFI_WITAN_CHECKSUM_METHOD_WITANCLIENT_REQUEST_TO_JOIN
 uint16_t uniffi_witan_checksum_method_witanclient_request_to_join(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WITAN_CHECKSUM_METHOD_WITANCLIENT_REQUEST_TO_JOIN_EXPECTING
+#define UNIFFI_FFIDEF_UNIFFI_WITAN_CHECKSUM_METHOD_WITANCLIENT_REQUEST_TO_JOIN_EXPECTING
+uint16_t uniffi_witan_checksum_method_witanclient_request_to_join_expecting(void
     
 );
 #endif

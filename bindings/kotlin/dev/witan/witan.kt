@@ -790,6 +790,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_witan_checksum_method_witanclient_request_to_join(
     ): Int
+    external fun uniffi_witan_checksum_method_witanclient_request_to_join_expecting(
+    ): Int
     external fun uniffi_witan_checksum_method_witanclient_resume(
     ): Int
     external fun uniffi_witan_checksum_method_witanclient_send_message(
@@ -864,6 +866,8 @@ internal object UniffiLib {
     external fun uniffi_witan_fn_method_witanclient_receive(`ptr`: Long,`packets`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_witan_fn_method_witanclient_request_to_join(`ptr`: Long,`conversationId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_witan_fn_method_witanclient_request_to_join_expecting(`ptr`: Long,`conversationId`: RustBuffer.ByValue,`expectedMemberId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_witan_fn_method_witanclient_resume(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1071,6 +1075,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_witan_checksum_method_witanclient_request_to_join() and 0xFFFF) != 22617) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_witan_checksum_method_witanclient_request_to_join_expecting() and 0xFFFF) != 56887) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_witan_checksum_method_witanclient_resume() and 0xFFFF) != 26766) {
@@ -2689,6 +2696,13 @@ public interface WitanClientInterface {
      */
     suspend fun `requestToJoin`(`conversationId`: kotlin.String)
     
+    /**
+     * Like `request_to_join`, but takes only a welcome into a group that
+     * `expected_member_id` (hex, known out-of-band: the inviter) is in and signed the
+     * commit adding this member for; an impostor's group under the same id is refused.
+     */
+    suspend fun `requestToJoinExpecting`(`conversationId`: kotlin.String, `expectedMemberId`: kotlin.String)
+    
     fun `resume`()
     
     suspend fun `sendMessage`(`conversationId`: kotlin.String, `body`: kotlin.ByteArray): kotlin.String
@@ -3077,6 +3091,35 @@ open class WitanClient: Disposable, AutoCloseable, WitanClientInterface
                 uniffiHandle,
                 
         FfiConverterString.lower(`conversationId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_witan_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_witan_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_witan_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        WitanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Like `request_to_join`, but takes only a welcome into a group that
+     * `expected_member_id` (hex, known out-of-band: the inviter) is in and signed the
+     * commit adding this member for; an impostor's group under the same id is refused.
+     */
+    @Throws(WitanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `requestToJoinExpecting`(`conversationId`: kotlin.String, `expectedMemberId`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_witan_fn_method_witanclient_request_to_join_expecting(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`conversationId`),
+        FfiConverterString.lower(`expectedMemberId`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_witan_rust_future_poll_void(future, callback, continuation) },

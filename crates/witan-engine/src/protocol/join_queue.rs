@@ -30,8 +30,10 @@ use crate::mls::MemberId;
 
 /// Requests kept at most: a group of a thousand forms from one burst of requests.
 pub const MAX_REQUESTS: usize = 1024;
-/// Bytes of key packages kept at most.
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of key packages kept at most: an honest key package is about 300 bytes, so a full
+/// queue of them fits about three times over; larger ones (an outsider's padding) evict the
+/// oldest requests. Part of the state budget (`protocol::STATE_BUDGET_BYTES`).
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// Spent key packages remembered at most (the oldest are forgotten first).
 pub const MAX_SPENT: usize = 1024;
 

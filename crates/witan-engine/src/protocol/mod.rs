@@ -22,6 +22,15 @@ pub mod score_book;
 pub mod settings;
 pub mod steward_schedule;
 
+/// The whole state of a conversation that others can grow, at most: what a notification
+/// extension decodes on a wake-up (16 MiB of its 24 MiB) less a margin. The bounds of the
+/// parts sum within it (`state_budget_tests`): the ballot box (`ballot_box::MAX_OPEN_BYTES`,
+/// votes included; orphan votes and the resolved-proposal memory by count), the join queue
+/// (`join_queue::MAX_REQUEST_BYTES`), the commit round (the current round's candidate and
+/// each lock at most `commit_round::MAX_CANDIDATE_BYTES`, the others together
+/// `commit_round::MAX_KEPT_CANDIDATE_BYTES`) and the certified-commit archive.
+pub const STATE_BUDGET_BYTES: usize = 16 * 1024 * 1024;
+
 pub use ballot_box::{Action, BallotError, ProposalKind};
 pub use conversation::{
     Conversation, ConversationView, MemberView, PartKey, ProposalView, State, StateError,
@@ -147,6 +156,8 @@ pub enum ProtocolError {
     HeldBack,
     #[error("packet is too old for this member's epoch")]
     Stale,
+    #[error("welcome refused: {0}")]
+    UntrustedWelcome(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -161,5 +172,27 @@ pub mod topics {
             "/witan/1/{}/welcome",
             hex::encode(conversation_id.as_bytes())
         )
+    }
+}
+
+#[cfg(test)]
+mod state_budget_tests {
+    use super::*;
+
+    /// The sum of every part's bound, with the per-entry sizes of the parts bounded by count.
+    #[test]
+    fn the_bounds_of_every_part_sum_within_the_wake_up_budget() {
+        use commit_round::{MAX_CANDIDATE_BYTES, MAX_KEPT_CANDIDATE_BYTES};
+        let ballots = ballot_box::MAX_OPEN_BYTES
+            + ballot_box::MAX_ORPHANS * 260
+            + ballot_box::MAX_RESOLVED * 48;
+        // The current round's candidate, this member's lock, the newest lock of the round it
+        // leads and of the rounds ahead, and the rest.
+        let round = 4 * MAX_CANDIDATE_BYTES + MAX_KEPT_CANDIDATE_BYTES;
+        // Its byte bound, or its newest entry alone (a candidate and a certificate).
+        let archive = conversation::MAX_ARCHIVE_BYTES.max(MAX_CANDIDATE_BYTES + 128 * 1024);
+        let joins = join_queue::MAX_REQUEST_BYTES + join_queue::MAX_SPENT * 32;
+        let sum = ballots + round + archive + joins;
+        assert!(sum <= STATE_BUDGET_BYTES - 512 * 1024, "{sum} bytes");
     }
 }

@@ -5,31 +5,35 @@
 //! Slot `i` of a list renewed in epoch `base` belongs to the *epoch steward* of epoch
 //! `base + i`; the next slot's steward is its *backup*. The leader order of epoch E is the
 //! list from E's slot on (epoch steward first, backup second, …), then the stewards before it,
-//! then every other member ranked by `SHA256(domain ‖ conversation ‖ E ‖ member)`: round r of
+//! then every other member ranked by `SHA256(domain ‖ conversation ‖ E ‖ seed ‖ member)`: round r of
 //! epoch E is led by `order[r mod n]`. A steward that left, or led a round that failed, loses
 //! its slot (the slot stays, empty, so the others keep theirs).
 //!
 //! When an epoch begins and the list is *used up* — its slot is past the list's end, or no
 //! slot from it on is held any more (their stewards left or fell silent) — or the group is no
 //! larger than `steward_list_min` and not every member is on the list, the list is renewed:
-//! members sorted by `SHA256(domain ‖ conversation ‖ E ‖ member)` (the spec's inputs), those
+//! members sorted by `SHA256(domain ‖ conversation ‖ E ‖ seed ‖ member)` (the spec's inputs and the
+//! epoch's seed), those
 //! *demoted* (a certified commit penalised them, for instance for a round they led and did
 //! not commit: a sleeping phone) after all the others, the first `steward_list_max` of them
 //! (all of them below `steward_list_min`). A used-up list is replaced without waiting for
 //! other work, so silent stewards are never chosen again while awake members remain. A list every member
 //! derives from certified state needs no vote (a deviation from the spec's voted
-//! elections). The ranking is predictable, so a joiner could pick keys that rank first at a
-//! future epoch; mixing in a secret of the epoch (its MLS authenticator) would stop that,
-//! but would make every run of the simulator depend on OpenMLS's random bytes, and one seed
-//! would no longer replay one run. That trade is left open (README, protocol decisions).
+//! elections). The epoch's *seed* ([`epoch_seed`]) is a hash of what the certified commit that
+//! opened it resolved: a joiner cannot know it when it picks its keys, so it cannot grind a
+//! rank (audit M7); it holds none of OpenMLS's random bytes, so one simulator seed still
+//! replays one run. A group's first epoch has an empty seed.
 
 use sha2::{Digest as _, Sha256};
 
 use crate::mls::MemberId;
+use crate::protocol::ballot_box::parse_payload;
 use crate::protocol::settings::Settings;
+use witan_wire as wire;
 
 const LEADER_RANK_DOMAIN: &[u8] = b"witan/leader-rank/v1";
 const STEWARD_RANK_DOMAIN: &[u8] = b"witan/steward-rank/v1";
+const EPOCH_SEED_DOMAIN: &[u8] = b"witan/epoch-seed/v1";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StewardSchedule {
@@ -47,6 +51,39 @@ fn hash(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The seed of the epoch a certified commit opens: a hash of what it resolved — for each
+/// proposal its owner, its times (set by its owner's clock), what it asks and about whom, and
+/// its outcome. Every member and joiner of the epoch reads the same commit; nobody can know
+/// it before those proposals are made and the leader chose them, so a joiner cannot grind
+/// keys for a rank. It leaves out the bytes OpenMLS draws at random (key packages, and the
+/// ids and signatures that cover them, and the digest order they set), so a simulator run
+/// stays a function of its seed.
+pub fn epoch_seed(resolutions: &[wire::Resolution]) -> Vec<u8> {
+    let mut entries: Vec<Vec<u8>> = resolutions
+        .iter()
+        .filter_map(|r| {
+            let p = r.proposal.as_ref()?;
+            let mut e = p.proposal_owner.clone();
+            e.extend(p.timestamp.to_be_bytes());
+            e.extend(p.expiration_timestamp.to_be_bytes());
+            if let Ok((action, _)) = parse_payload(p) {
+                e.push(action.kind() as u8);
+                e.extend(action.target().as_bytes());
+            }
+            e.extend([u8::from(r.approved), u8::from(r.dropped)]);
+            Some(e)
+        })
+        .collect();
+    entries.sort();
+    let mut h = Sha256::new();
+    h.update(EPOCH_SEED_DOMAIN);
+    for e in entries {
+        h.update((e.len() as u64).to_be_bytes());
+        h.update(e);
+    }
+    h.finalize().to_vec()
+}
+
 /// The renewed list for epoch `epoch` (see the module doc).
 pub fn derive(
     conversation: &str,
@@ -54,13 +91,15 @@ pub fn derive(
     members: &[MemberId],
     settings: &Settings,
 ) -> Vec<MemberId> {
-    derive_demoting(conversation, epoch, members, &[], settings)
+    derive_demoting(conversation, epoch, &[], members, &[], settings)
 }
 
-/// The renewed list for epoch `epoch`, the `demoted` members ranked after all the others.
+/// The renewed list for epoch `epoch` with its `seed`, the `demoted` members ranked after
+/// all the others.
 pub fn derive_demoting(
     conversation: &str,
     epoch: u64,
+    seed: &[u8],
     members: &[MemberId],
     demoted: &[MemberId],
     settings: &Settings,
@@ -72,6 +111,7 @@ pub fn derive_demoting(
                 STEWARD_RANK_DOMAIN,
                 conversation.as_bytes(),
                 &epoch.to_be_bytes(),
+                seed,
                 m.as_bytes(),
             ]);
             (demoted.contains(m), rank, *m)
@@ -156,11 +196,13 @@ impl StewardSchedule {
         }
     }
 
-    /// The order in which members lead the rounds of `epoch` (see the module doc).
+    /// The order in which members lead the rounds of `epoch`, whose seed is `seed` (see the
+    /// module doc).
     pub fn leader_order(
         &self,
         conversation: &str,
         epoch: u64,
+        seed: &[u8],
         members: &[MemberId],
     ) -> Vec<MemberId> {
         let mut order: Vec<MemberId> = Vec::with_capacity(members.len());
@@ -180,6 +222,7 @@ impl StewardSchedule {
                     LEADER_RANK_DOMAIN,
                     conversation.as_bytes(),
                     &epoch.to_be_bytes(),
+                    seed,
                     m.as_bytes(),
                 ]);
                 (rank, *m)
@@ -198,6 +241,7 @@ impl StewardSchedule {
         &mut self,
         conversation: &str,
         epoch: u64,
+        seed: &[u8],
         members: &[MemberId],
         demoted: &[MemberId],
         settings: &Settings,
@@ -211,7 +255,7 @@ impl StewardSchedule {
         let small = members.len() <= settings.steward_list_min as usize;
         let all_on_list = members.iter().all(|m| self.contains(m));
         if self.used_up(epoch) || (small && !all_on_list) {
-            let list = derive_demoting(conversation, epoch, members, demoted, settings);
+            let list = derive_demoting(conversation, epoch, seed, members, demoted, settings);
             *self = StewardSchedule::from_parts(list, epoch);
         }
         *self != before
@@ -251,7 +295,7 @@ mod tests {
     fn the_leader_order_starts_at_the_epoch_steward_and_covers_everyone_once() {
         let m = members(7);
         let list = StewardSchedule::from_parts(vec![m[2], m[4], m[0]], 10);
-        let order = list.leader_order("c", 11, &m);
+        let order = list.leader_order("c", 11, &[], &m);
         assert_eq!(&order[..3], &[m[4], m[0], m[2]]);
         assert_eq!(order.len(), 7);
         let mut sorted = order.clone();
@@ -259,9 +303,9 @@ mod tests {
         assert_eq!(sorted, m);
         assert_eq!(list.epoch_steward(11), Some(m[4]));
         // Past the list: ranked members only.
-        let past = list.leader_order("c", 13, &m);
+        let past = list.leader_order("c", 13, &[], &m);
         assert_eq!(past.len(), 7);
-        assert_eq!(past, list.leader_order("c", 13, &m));
+        assert_eq!(past, list.leader_order("c", 13, &[], &m));
     }
 
     #[test]
@@ -272,7 +316,7 @@ mod tests {
         assert_eq!(list.epoch_steward(1), None);
         assert_eq!(list.epoch_steward(2), Some(m[2]));
         assert!(!list.exhausted(1));
-        let order = list.leader_order("c", 1, &m);
+        let order = list.leader_order("c", 1, &[], &m);
         assert_eq!(&order[..2], &[m[2], m[0]]);
         assert_eq!(order.len(), 5);
     }
@@ -282,18 +326,18 @@ mod tests {
         let m = members(7);
         let s = settings(3, 3);
         let mut list = StewardSchedule::from_parts(vec![m[0], m[1], m[2]], 0);
-        assert!(!list.on_epoch("c", 2, &m, &[], &s));
-        assert!(list.on_epoch("c", 3, &m, &[], &s));
+        assert!(!list.on_epoch("c", 2, &[], &m, &[], &s));
+        assert!(list.on_epoch("c", 3, &[], &m, &[], &s));
         assert_eq!(list.base_epoch(), 3);
         assert_eq!(list.active(), derive("c", 3, &m, &s));
         // A group of two grows to three: everyone becomes a steward.
         let mut small = StewardSchedule::from_parts(vec![m[0], m[1]], 0);
-        assert!(small.on_epoch("c", 1, &m[..3], &[], &s));
+        assert!(small.on_epoch("c", 1, &[], &m[..3], &[], &s));
         assert_eq!(small.active().len(), 3);
         // Members that left lose their slots.
         let mut list = StewardSchedule::from_parts(vec![m[0], m[1], m[2]], 0);
         let without: Vec<MemberId> = m.iter().copied().filter(|x| *x != m[1]).collect();
-        assert!(list.on_epoch("c", 0, &without, &[], &s));
+        assert!(list.on_epoch("c", 0, &[], &without, &[], &s));
         assert!(!list.contains(&m[1]));
     }
 
@@ -307,7 +351,7 @@ mod tests {
         list.drop_member(&m[1]);
         assert!(!list.exhausted(5) && list.used_up(5));
         let demoted = [m[0], m[1]];
-        assert!(list.on_epoch("c", 5, &m, &demoted, &s));
+        assert!(list.on_epoch("c", 5, &[], &m, &demoted, &s));
         assert_eq!(list.base_epoch(), 5);
         assert_eq!(list.active().len(), 2);
         assert!(list.active().iter().all(|x| !demoted.contains(x)));
@@ -316,8 +360,22 @@ mod tests {
         // is left.
         let mut held = StewardSchedule::from_parts(vec![m[0], m[1]], 4);
         held.drop_member(&m[0]);
-        assert!(!held.used_up(4) && !held.on_epoch("c", 4, &m, &[], &s));
-        let all_demoted = derive_demoting("c", 9, &m[..2], &m[..2], &s);
+        assert!(!held.used_up(4) && !held.on_epoch("c", 4, &[], &m, &[], &s));
+        let all_demoted = derive_demoting("c", 9, &[], &m[..2], &m[..2], &s);
         assert_eq!(all_demoted.len(), 2);
+    }
+
+    #[test]
+    fn the_epoch_seed_changes_the_ranking() {
+        let m = members(9);
+        let list = StewardSchedule::from_parts(vec![], 0);
+        let a = list.leader_order("c", 3, &[], &m);
+        let b = list.leader_order("c", 3, &epoch_seed(&[]), &m);
+        assert_ne!(a, b);
+        let s = settings(3, 5);
+        assert_ne!(
+            derive_demoting("c", 3, &[], &m, &[], &s),
+            derive_demoting("c", 3, &[1], &m, &[], &s)
+        );
     }
 }

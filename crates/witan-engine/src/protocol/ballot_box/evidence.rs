@@ -80,7 +80,7 @@ impl BallotBox {
             Err(e) => return Err(e),
         };
         for v in &res.votes {
-            match self.add_vote(v, None, scope) {
+            match self.count_vote(v, None, false, scope) {
                 Ok(VoteOutcome::Orphan) => {
                     return Err(BallotError::Malformed(
                         "evidence vote of another proposal".into(),

@@ -39,7 +39,7 @@ pub use proposal::{
     new_proposal, parse, parse_payload, parse_unsigned,
 };
 pub use tally::{decide, decide_backed};
-pub use votes::{new_vote, verify as verify_vote, verify_proof};
+pub use votes::{new_vote, verify as verify_vote, verify_evidence, verify_proof};
 
 /// A SHA-256 digest (of a proposal or a candidate).
 pub type Digest = [u8; 32];
@@ -52,8 +52,10 @@ pub const MAX_OPEN_PER_OWNER: usize = 32;
 /// it holds (the epoch steward for a burst of joiners forming a group), so as many as the
 /// join queue keeps.
 pub const MAX_OPEN_ADDS_PER_OWNER: usize = crate::protocol::join_queue::MAX_REQUESTS;
-/// Bytes of open proposals (headers and votes) at most.
-pub const MAX_OPEN_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of open proposals (headers and votes) at most, checked when a proposal is
+/// registered and when a vote is counted. Part of the state budget
+/// (`protocol::STATE_BUDGET_BYTES`).
+pub const MAX_OPEN_BYTES: usize = 3 * 1024 * 1024;
 /// Votes waiting for their proposal, at most, in total and per carrier.
 pub const MAX_ORPHANS: usize = 512;
 pub const MAX_ORPHANS_PER_CARRIER: usize = 64;
@@ -299,6 +301,17 @@ impl BallotBox {
         self.open.get(digest)
     }
 
+    /// Evidence against `member` from a proof of equivocation held on an open proposal (one
+    /// small enough to carry).
+    pub fn evidence_against(&self, member: &MemberId) -> Option<Vec<u8>> {
+        self.open.values().find_map(|b| {
+            b.proofs
+                .get(member)
+                .map(|proof| votes::evidence_from(&b.header, proof))
+                .filter(|e| e.len() <= wire::limits::MAX_EVIDENCE_BYTES)
+        })
+    }
+
     pub fn by_id(&self, id: u64) -> Option<&Ballot> {
         self.ids.get(&id).and_then(|d| self.open.get(d))
     }
@@ -422,11 +435,15 @@ impl BallotBox {
         if owned >= cap {
             return Err(BallotError::Full("of this owner"));
         }
-        let bytes: usize = self.open.values().map(Ballot::bytes).sum();
-        if bytes + prost::Message::encoded_len(&parsed.header) > MAX_OPEN_BYTES {
+        if self.open_bytes() + prost::Message::encoded_len(&parsed.header) > MAX_OPEN_BYTES {
             return Err(BallotError::Full("in bytes"));
         }
         Ok(())
+    }
+
+    /// Bytes the open proposals take (headers and votes), against `MAX_OPEN_BYTES`.
+    fn open_bytes(&self) -> usize {
+        self.open.values().map(Ballot::bytes).sum()
     }
 
     fn adopt_orphans(&mut self, digest: &Digest, scope: &Scope<'_>) {
@@ -451,9 +468,22 @@ impl BallotBox {
         carrier: Option<MemberId>,
         scope: &Scope<'_>,
     ) -> Result<VoteOutcome, BallotError> {
+        self.count_vote(vote, carrier, true, scope)
+    }
+
+    /// [`Self::add_vote`]; `bounded`: refused when the box is full in bytes. A candidate's
+    /// evidence is not (the candidate is bounded and resolves the proposals it votes on).
+    fn count_vote(
+        &mut self,
+        vote: &wire::Vote,
+        carrier: Option<MemberId>,
+        bounded: bool,
+        scope: &Scope<'_>,
+    ) -> Result<VoteOutcome, BallotError> {
         let Some(digest) = self.ids.get(&vote.proposal_id).copied() else {
             return self.keep_orphan(vote, carrier);
         };
+        let room = !bounded || self.open_bytes() + VOTE_BYTES <= MAX_OPEN_BYTES;
         let Some(ballot) = self.open.get_mut(&digest) else {
             return Err(BallotError::NotFound("open proposal".into()));
         };
@@ -481,6 +511,9 @@ impl BallotBox {
                 ballot.proofs.insert(voter, proof.clone());
                 Ok(VoteOutcome::Equivocation(Box::new(proof)))
             }
+            // Votes count against the box's byte bound too: a thousand members voting on
+            // every open proposal would otherwise outgrow the state budget.
+            None if !room => Err(BallotError::Full("in bytes")),
             None => {
                 ballot.put_vote(voter, vote.clone(), scope);
                 Ok(VoteOutcome::Counted)

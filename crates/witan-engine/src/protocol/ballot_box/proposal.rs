@@ -28,6 +28,8 @@ pub enum Action {
     Emergency {
         member: MemberId,
         reason: String,
+        /// Empty, or an encoded `wire::EmergencyEvidence` (see `evidence_against`).
+        evidence: Vec<u8>,
     },
 }
 
@@ -131,10 +133,14 @@ fn encode_action(action: &Action, epoch: u64) -> Vec<u8> {
         Action::Leave { member } => W::Leave(wire::SelfLeave {
             member_id: member.as_bytes().to_vec(),
         }),
-        Action::Emergency { member, reason } => W::Emergency(wire::EmergencyRemoval {
+        Action::Emergency {
+            member,
+            reason,
+            evidence,
+        } => W::Emergency(wire::EmergencyRemoval {
             member_id: member.as_bytes().to_vec(),
             reason: reason.clone(),
-            evidence: Vec::new(),
+            evidence: evidence.clone(),
         }),
     };
     wire::ProposalPayload::new(epoch, wire_action).encode_to_vec()
@@ -163,6 +169,7 @@ pub fn parse_payload(p: &wire::Proposal) -> Result<(Action, u64), BallotError> {
         Some(W::Emergency(e)) => Action::Emergency {
             member: member(&e.member_id)?,
             reason: e.reason,
+            evidence: e.evidence,
         },
         None => return Err(BallotError::Malformed("no action".into())),
     };

@@ -98,3 +98,32 @@ pub fn verify_proof(
     }
     Ok(voter)
 }
+
+/// Checks an emergency's evidence against its target: an encoded `wire::EmergencyEvidence`
+/// whose proposal is sound for this conversation and whose two votes are the target's,
+/// validly signed, with opposite values. Any member can check it, whatever it saw.
+pub fn verify_evidence(
+    conversation: &str,
+    target: &MemberId,
+    evidence: &[u8],
+) -> Result<(), BallotError> {
+    let e = wire::decode_emergency_evidence(evidence)
+        .map_err(|e| BallotError::Malformed(format!("evidence: {e}")))?;
+    let (Some(proposal), Some(proof)) = (&e.proposal, &e.proof) else {
+        return Err(BallotError::Malformed("evidence without a proof".into()));
+    };
+    let parsed = super::parse(conversation, proposal)?;
+    let voter = verify_proof(conversation, &parsed.digest, &parsed.header, proof)?;
+    if voter != *target {
+        return Err(BallotError::Vote("the evidence is against another member"));
+    }
+    Ok(())
+}
+
+/// The evidence a member can carry against `voter` from the proof it holds on `ballot`.
+pub(crate) fn evidence_from(header: &wire::Proposal, proof: &wire::EquivocationProof) -> Vec<u8> {
+    wire::encode(&wire::EmergencyEvidence {
+        proposal: Some(header.clone()),
+        proof: Some(proof.clone()),
+    })
+}

@@ -9,8 +9,13 @@ pub(super) const MAX_CANDIDATES: usize = 32;
 /// Bytes of candidates kept besides the current round's (held for later rounds, remembered
 /// for earlier ones): a leader of several rounds cannot fill the state with packet-sized
 /// candidates (`keep`). The whole state is decoded on every step, also in a notification
-/// extension (16 MiB); an honest candidate (removals, a batch of adds) is far smaller.
-const MAX_KEPT_CANDIDATE_BYTES: usize = 2 * 1024 * 1024;
+/// extension (`protocol::STATE_BUDGET_BYTES`); an honest candidate (removals, a batch of
+/// adds) is far smaller.
+pub const MAX_KEPT_CANDIDATE_BYTES: usize = 1024 * 1024;
+/// Largest candidate a member accepts (encoded), in a candidate packet, a lock or a
+/// certified commit: a leader builds none larger (`conversation::candidate`), and the
+/// current round's candidate, the lock and the newest archived commit each fit in it.
+pub const MAX_CANDIDATE_BYTES: usize = 2 * 1024 * 1024;
 
 impl CommitRound {
     /// Where a candidate for `round` belongs: the current round, a later one (held), or a past

@@ -186,14 +186,27 @@ impl CommitRound {
             } else {
                 None
             };
+            // One lock kept over all rounds ahead (the newest), as within one round.
+            let newest = self
+                .ahead
+                .values()
+                .flat_map(|h| h.values().flatten())
+                .map(Lock::round)
+                .max();
+            let kept = kept.filter(|l| newest.is_none_or(|r| l.round() > r));
+            if kept.is_some() {
+                for held in self.ahead.values_mut() {
+                    held.values_mut().for_each(|l| *l = None);
+                }
+            }
             let ahead = self.ahead.entry(m.round).or_default();
-            ahead.insert(from, kept);
+            note_new_round(ahead, from, kept);
             if passing || ahead.len() > max_faulty(ctx.n()) {
                 out.extend(self.advance_to(m.round, ctx));
             }
         }
         if m.round == self.round && ctx.leads(m.round) {
-            self.new_rounds.insert(from, lock);
+            note_new_round(&mut self.new_rounds, from, lock);
             out.extend(self.maybe_propose(ctx, false));
         }
         out
@@ -201,6 +214,9 @@ impl CommitRound {
 
     fn verified_lock(&self, m: &wire::NewRound, ctx: &RoundCtx<'_>) -> Option<Lock> {
         let (polka, candidate) = (m.lock.clone()?, m.locked.clone()?);
+        if prost::Message::encoded_len(&candidate) > MAX_CANDIDATE_BYTES {
+            return None;
+        }
         let digest = digest_of(ctx, &candidate);
         let ok = polka.epoch == self.epoch
             && candidate.epoch == self.epoch
@@ -215,6 +231,22 @@ impl CommitRound {
             .is_ok();
         ok.then_some(Lock { polka, candidate })
     }
+}
+
+/// Notes `from`'s NewRound, keeping its lock only if it is newer than every lock held: the
+/// leader proposes the newest lock's value and no other, and a packet-sized candidate kept
+/// once per member would not fit the state budget (`protocol::STATE_BUDGET_BYTES`).
+pub(super) fn note_new_round(
+    held: &mut BTreeMap<MemberId, Option<Lock>>,
+    from: MemberId,
+    lock: Option<Lock>,
+) {
+    let newest = held.values().flatten().map(Lock::round).max();
+    let lock = lock.filter(|l| newest.is_none_or(|r| l.round() > r));
+    if lock.is_some() {
+        held.values_mut().for_each(|l| *l = None);
+    }
+    held.insert(from, lock);
 }
 
 fn signatures(sigs: &Collected) -> Vec<wire::RoundSignature> {

@@ -53,6 +53,7 @@ use crate::protocol::ballot_box::Digest;
 use witan_wire::{self as wire, RoundVoteKind};
 
 use candidates::MAX_CANDIDATES;
+pub use candidates::{MAX_CANDIDATE_BYTES, MAX_KEPT_CANDIDATE_BYTES};
 pub use timing::Timing;
 
 pub use quorum::{
@@ -364,7 +365,8 @@ impl CommitRound {
         self.precommits.retain(|(r, _), _| *r + 1 >= round);
         let mut out = Vec::new();
         if ctx.leads(round) {
-            self.new_rounds.insert(ctx.me(), self.lock.clone());
+            // Its own lock is read from `self.lock` when it proposes: not kept twice.
+            self.new_rounds.insert(ctx.me(), None);
             self.collect_until = Some(ctx.now_ms.saturating_add(ctx.timing.collect_ms));
             self.fallback_at = Some(ctx.now_ms.saturating_add(ctx.timing.timeout(round) / 2));
             out.extend(self.maybe_propose(ctx, false));

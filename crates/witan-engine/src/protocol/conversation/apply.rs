@@ -20,7 +20,7 @@ use crate::protocol::ballot_box::{Action, Parsed, parse, parse_unsigned};
 use crate::protocol::commit_round::{CommitRound, Signers, quorum, verify_one};
 use crate::protocol::score_book::{ScoreBook, ScoreEvent};
 use crate::protocol::settings::Settings;
-use crate::protocol::steward_schedule::StewardSchedule;
+use crate::protocol::steward_schedule::{StewardSchedule, epoch_seed};
 use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError, topics};
 use witan_wire::{self as wire, RoundVoteKind, group_payload::Content};
 
@@ -53,6 +53,7 @@ impl Conversation {
         if removed_me {
             return self.leave_removed(out);
         }
+        self.epoch_seed = epoch_seed(&candidate.resolutions);
         self.enter_epoch(ctx, group)?;
         let ids = self.members();
         let stewards_before = self.stewards.active();
@@ -67,9 +68,10 @@ impl Conversation {
                     .is_some_and(|s| s < self.settings.default_peer_score)
             })
             .collect();
+        let seed = &self.epoch_seed;
         self.stewards
-            .on_epoch(&self.id, self.epoch, &ids, &demoted, &self.settings);
-        self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
+            .on_epoch(&self.id, self.epoch, seed, &ids, &demoted, &self.settings);
+        self.leaders = self.stewards.leader_order(&self.id, self.epoch, seed, &ids);
         self.ballots.forget_voters(&self.roster().set);
         let joins = &self.joins;
         let moot = self
@@ -342,7 +344,17 @@ impl Conversation {
             .and_then(Settings::from_wire)?;
         let parsed = self.parse_resolutions(&candidate);
         let joiners = &packet.joiners;
-        check_joiner_certificate(&self.id, &group, &certified, &candidate, &parsed, joiners)?;
+        let signed =
+            check_joiner_certificate(&self.id, &group, &certified, &candidate, &parsed, joiners)?;
+        if let Some(expected) = self.join_anchor
+            && !signed.contains(&expected)
+        {
+            return Err(ProtocolError::UntrustedWelcome(format!(
+                "member {} did not sign the certificate of the commit adding this member",
+                expected.short()
+            )));
+        }
+        self.join_anchor = None;
         self.adopt_sync(ctx, &group, &sync, &candidate, &parsed, settings)?;
         self.since_epoch = self.epoch;
         self.touch(PartKey::Joins);
@@ -403,10 +415,11 @@ impl Conversation {
             entries.push((MemberId::from_slice(&s.member_id)?, s.score));
         }
         self.scores = ScoreBook::from_sync(&entries, &members, self.settings.default_peer_score);
+        self.epoch_seed = epoch_seed(&candidate.resolutions);
         self.enter_epoch(ctx, group)?;
-        self.leaders = self
-            .stewards
-            .leader_order(&self.id, self.epoch, &self.members());
+        self.leaders =
+            self.stewards
+                .leader_order(&self.id, self.epoch, &self.epoch_seed, &self.members());
         for (res, parsed) in candidate.resolutions.iter().zip(parsed) {
             if let (Some(p), Some(parsed)) = (&res.proposal, parsed) {
                 self.ballots
@@ -424,7 +437,8 @@ impl Conversation {
 /// partial: a commit that removes many members may carry few signatures the joiner can see.
 /// What it cannot see cannot fork the group — a welcome into a commit the members never
 /// certified leaves the joiner alone with its author, never the members apart. `parsed`:
-/// the candidate's resolutions' proposals, parsed (`None`: refused by `parse`).
+/// the candidate's resolutions' proposals, parsed (`None`: refused by `parse`). Returns the
+/// members whose precommits it verified (a joiner's expected member must be among them).
 fn check_joiner_certificate(
     conversation: &str,
     group: &Group,
@@ -432,7 +446,7 @@ fn check_joiner_certificate(
     candidate: &wire::Candidate,
     parsed: &[Option<Parsed>],
     joiners: &[Vec<u8>],
-) -> Result<(), ProtocolError> {
+) -> Result<BTreeSet<MemberId>, ProtocolError> {
     let signers: Signers = group
         .member_keys()
         .into_iter()
@@ -475,5 +489,5 @@ fn check_joiner_certificate(
             signed.len()
         )));
     }
-    Ok(())
+    Ok(signed)
 }

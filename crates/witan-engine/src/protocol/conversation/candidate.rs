@@ -22,13 +22,15 @@ use std::collections::BTreeSet;
 use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MemberId};
 use crate::protocol::ballot_box::{Action, Digest, ResolutionCheck, parse};
-use crate::protocol::commit_round::verify_quorum;
+use crate::protocol::commit_round::{MAX_CANDIDATE_BYTES, verify_quorum};
 use crate::protocol::score_book::ScoreEvent;
 use crate::protocol::{Ctx, Output, ProtocolError};
 use witan_wire::{self as wire, RoundVoteKind, group_payload::Content};
 
-/// Bytes of resolutions one candidate carries at most (well under the envelope limit).
-const MAX_CANDIDATE_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of resolutions one candidate carries at most: with its MLS commit and welcome the
+/// candidate stays within what members accept (`commit_round::MAX_CANDIDATE_BYTES`); one
+/// that does not is halved until it does.
+const MAX_RESOLUTION_BYTES: usize = 1024 * 1024;
 
 /// What a member makes of a candidate.
 enum Verdict {
@@ -124,7 +126,7 @@ impl Conversation {
             });
             let Some(res) = res else { continue };
             bytes = bytes.saturating_add(prost::Message::encoded_len(&res));
-            if bytes > MAX_CANDIDATE_BYTES
+            if bytes > MAX_RESOLUTION_BYTES
                 || resolutions.len() >= self.settings.max_commit_proposals as usize
             {
                 break;
@@ -135,20 +137,30 @@ impl Conversation {
         if resolutions.is_empty() {
             return Ok(None);
         }
-        let changes = self.changes_of(&chosen);
-        let key_packages: Vec<Vec<u8>> = changes.adds.iter().map(|(_, kp)| kp.clone()).collect();
-        group.clear_pending_commit(ctx.provider)?;
-        let output =
-            group.create_commit(ctx.provider, ctx.identity, &key_packages, &changes.removes)?;
-        Ok(Some(wire::Candidate {
-            epoch: self.epoch,
-            round,
-            proposer: me.as_bytes().to_vec(),
-            commit: output.commit,
-            welcome: output.welcome.unwrap_or_default(),
-            resolutions,
-            pol: None,
-        }))
+        loop {
+            let changes = self.changes_of(&chosen);
+            let key_packages: Vec<Vec<u8>> =
+                changes.adds.iter().map(|(_, kp)| kp.clone()).collect();
+            group.clear_pending_commit(ctx.provider)?;
+            let output =
+                group.create_commit(ctx.provider, ctx.identity, &key_packages, &changes.removes)?;
+            let c = wire::Candidate {
+                epoch: self.epoch,
+                round,
+                proposer: me.as_bytes().to_vec(),
+                commit: output.commit,
+                welcome: output.welcome.unwrap_or_default(),
+                resolutions: resolutions.clone(),
+                pol: None,
+            };
+            if resolutions.len() == 1 || prost::Message::encoded_len(&c) <= MAX_CANDIDATE_BYTES {
+                return Ok(Some(c));
+            }
+            // Members refuse a larger one: half of the work now, the rest in the next epochs.
+            let half = resolutions.len() / 2;
+            chosen.truncate(half);
+            resolutions.truncate(half);
+        }
     }
 
     /// Whether this member finds `c`'s value valid (see the module doc); remembers a valid

@@ -10,7 +10,7 @@ use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MemberId};
 use crate::protocol::ballot_box::{
     Action, BallotError, Class, Digest, MAX_OPEN_ADDS_PER_OWNER, MAX_OPEN_PER_OWNER,
-    ProposalContext, VoteOutcome, new_proposal, parse_payload,
+    ProposalContext, VoteOutcome, new_proposal, parse_payload, verify_evidence,
 };
 use crate::protocol::{Ctx, Event, LeaveReason, Output, ProtocolError};
 use witan_wire::{self as wire, group_payload::Content};
@@ -356,6 +356,12 @@ impl Conversation {
         match action {
             Action::Add { member, .. } => !self.is_member(member),
             Action::Remove { member } | Action::Leave { member } => self.is_member(member),
+            // Evidence, when carried, is what the vote is on: a proof any member checks.
+            Action::Emergency {
+                member, evidence, ..
+            } if !evidence.is_empty() => {
+                self.is_member(member) && verify_evidence(&self.id, member, evidence).is_ok()
+            }
             Action::Emergency { member, .. } => self
                 .scores
                 .local_score(member)
@@ -565,7 +571,13 @@ impl Conversation {
                 continue;
             }
             let reason = "score below the removal threshold".to_string();
-            self.propose(ctx, group, Action::Emergency { member, reason }, out)?;
+            let evidence = self.ballots.evidence_against(&member).unwrap_or_default();
+            let action = Action::Emergency {
+                member,
+                reason,
+                evidence,
+            };
+            self.propose(ctx, group, action, out)?;
         }
         Ok(())
     }

@@ -39,7 +39,7 @@ use std::collections::BTreeSet;
 
 use prost::Message;
 
-pub use catch_up::{Archive, Archived};
+pub use catch_up::{Archive, Archived, MAX_ARCHIVE_BYTES, MAX_ARCHIVED};
 pub use stored::{PartKey, StateError};
 pub use view::{ConversationView, MemberView, ProposalView};
 
@@ -108,6 +108,11 @@ pub struct Conversation {
     pub(crate) catch_up_tries: u32,
     /// Members of this epoch that said the commit this member needs is no longer kept.
     pub(crate) gone: BTreeSet<MemberId>,
+    /// While joining: the member the joiner expects in the group it joins (its trust
+    /// anchor, see `request_join_expecting`).
+    pub(crate) join_anchor: Option<MemberId>,
+    /// The epoch's seed (`steward_schedule::epoch_seed` of the commit that opened it).
+    pub(crate) epoch_seed: Vec<u8>,
     pub(crate) ballots: BallotBox,
     pub(crate) round: CommitRound,
     pub(crate) stewards: StewardSchedule,
@@ -140,6 +145,8 @@ impl Conversation {
             catch_up_at: None,
             catch_up_tries: 0,
             gone: BTreeSet::new(),
+            join_anchor: None,
+            epoch_seed: Vec::new(),
             ballots: BallotBox::default(),
             round: CommitRound::new(0),
             stewards: StewardSchedule::default(),
@@ -198,10 +205,25 @@ impl Conversation {
     }
 
     /// Starts a join: publishes a key package on the welcome topic and waits for a welcome.
+    /// Without a trust anchor: anyone who knows the conversation id can create a group under
+    /// it and welcome this member first (see [`Self::request_join_expecting`]).
     pub fn request_join(
         ctx: &Ctx,
         id: &str,
         settings: Settings,
+    ) -> Result<(Self, Output), ProtocolError> {
+        Self::request_join_expecting(ctx, id, settings, None)
+    }
+
+    /// Starts a join that accepts only a welcome into a group `expected` is a member of and
+    /// whose certificate (of the commit adding this member) `expected` signed: a member the
+    /// joiner knows out-of-band, such as the one who invited it. An impostor group under the
+    /// same id, alone or with members of its own making, cannot show that signature.
+    pub fn request_join_expecting(
+        ctx: &Ctx,
+        id: &str,
+        settings: Settings,
+        expected: Option<MemberId>,
     ) -> Result<(Self, Output), ProtocolError> {
         validate_conversation_id(id)?;
         // A member told to re-join still holds the group it fell out of; the welcome that
@@ -211,6 +233,7 @@ impl Conversation {
         }
         let me = ctx.identity.member_id();
         let mut conv = Conversation::blank(id, me, settings, State::PendingJoin);
+        conv.join_anchor = expected;
         let mut out = Output::default();
         let until = ctx
             .now_ms
@@ -399,7 +422,9 @@ impl Conversation {
         let group = self.load_group(ctx)?;
         self.set_members(group.member_keys());
         let ids = self.members();
-        self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
+        self.leaders = self
+            .stewards
+            .leader_order(&self.id, self.epoch, &self.epoch_seed, &ids);
         self.tag = recipient_tag(ctx, &group, &self.me)?;
         self.scores
             .set_members(&ids, self.settings.default_peer_score);
@@ -414,7 +439,9 @@ impl Conversation {
         self.epoch = group.epoch();
         self.set_members(group.member_keys());
         let ids = self.members();
-        self.leaders = self.stewards.leader_order(&self.id, self.epoch, &ids);
+        self.leaders = self
+            .stewards
+            .leader_order(&self.id, self.epoch, &self.epoch_seed, &ids);
         self.tag = recipient_tag(ctx, group, &self.me)?;
         self.round = CommitRound::new(self.epoch);
         self.scores

@@ -152,6 +152,8 @@ impl Conversation {
             catch_up_at: self.catch_up_at,
             catch_up_tries: self.catch_up_tries,
             gone: self.gone.iter().map(|m| m.as_bytes().to_vec()).collect(),
+            join_anchor: self.join_anchor.map(|m| m.as_bytes().to_vec()),
+            epoch_seed: self.epoch_seed.clone(),
         }
     }
 
@@ -238,6 +240,8 @@ impl Conversation {
                 .iter()
                 .map(|m| member(m))
                 .collect::<Result<_, _>>()?,
+            join_anchor: core.join_anchor.as_deref().map(member).transpose()?,
+            epoch_seed: core.epoch_seed,
             ballots: BallotBox::default(),
             round: CommitRound::default(),
             stewards: stewards_from(decode(get(PartKey::Stewards)?, "stewards")?)?,

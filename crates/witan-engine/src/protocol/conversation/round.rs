@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use super::Conversation;
 use crate::mls::{Group, MemberId};
-use crate::protocol::commit_round::RoundEffect;
+use crate::protocol::commit_round::{MAX_CANDIDATE_BYTES, RoundEffect};
 use crate::protocol::score_book::ScoreEvent;
 use crate::protocol::{Ctx, Event, Output, ProtocolError};
 use witan_wire::{self as wire, group_payload::Content};
@@ -155,6 +155,13 @@ impl Conversation {
     ) -> Result<(), ProtocolError> {
         if c.epoch != self.epoch {
             return Ok(());
+        }
+        let size = prost::Message::encoded_len(&c);
+        if size > MAX_CANDIDATE_BYTES {
+            // No leader builds one this large: refused before it is kept anywhere.
+            return Err(ProtocolError::InvalidInput(format!(
+                "candidate of {size} bytes exceeds {MAX_CANDIDATE_BYTES}"
+            )));
         }
         let leader = self
             .leaders

@@ -49,6 +49,10 @@ pub struct CorePart {
     pub gone: Vec<Vec<u8>>,
     #[prost(uint32, tag = "18")]
     pub join_renewals: u32,
+    #[prost(bytes = "vec", optional, tag = "19")]
+    pub join_anchor: Option<Vec<u8>>,
+    #[prost(bytes = "vec", tag = "20")]
+    pub epoch_seed: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
