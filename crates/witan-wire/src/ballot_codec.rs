@@ -21,24 +21,26 @@ pub fn decode_proposal_payload(bytes: &[u8]) -> Result<ProposalPayload, WireErro
     Ok(payload)
 }
 
-/// Decodes and validates an [`EmergencyEvidence`] (the bytes of `EmergencyRemoval::evidence`):
-/// both parts present, each well formed.
+/// Decodes and validates an [`EmergencyEvidence`] (the bytes of `EmergencyRemoval::evidence`).
 pub fn decode_emergency_evidence(bytes: &[u8]) -> Result<EmergencyEvidence, WireError> {
     let e: EmergencyEvidence =
         decode_bounded("emergency_evidence", bytes, MAX_EVIDENCE_BYTES, None)?;
+    validate_emergency_evidence(&e)?;
+    Ok(e)
+}
+
+/// Checks an [`EmergencyEvidence`]: both parts present, each well formed.
+pub fn validate_emergency_evidence(e: &EmergencyEvidence) -> Result<(), WireError> {
     match (&e.proposal, &e.proof) {
         (Some(p), Some(proof)) => {
             validate_proposal(p)?;
-            super::round_codec::validate_proof(proof)?;
+            super::round_codec::validate_proof(proof)
         }
-        _ => {
-            return Err(bad(
-                "emergency_evidence",
-                "a proposal and a proof are needed",
-            ));
-        }
+        _ => Err(bad(
+            "emergency_evidence",
+            "a proposal and a proof are needed",
+        )),
     }
-    Ok(e)
 }
 
 /// Checks a [`Proposal`], its payload (decoded with [`decode_proposal_payload`]) and its votes.

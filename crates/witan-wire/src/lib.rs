@@ -92,8 +92,8 @@ pub mod samples;
 pub(crate) mod testutil;
 
 pub use ballot_codec::{
-    decode_emergency_evidence, decode_proposal_payload, validate_proposal,
-    validate_proposal_payload, validate_vote,
+    decode_emergency_evidence, decode_proposal_payload, validate_emergency_evidence,
+    validate_proposal, validate_proposal_payload, validate_vote,
 };
 pub use codec::{
     decode_catch_up, decode_conversation_sync, decode_envelope, decode_group_payload,

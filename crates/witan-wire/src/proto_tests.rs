@@ -44,6 +44,7 @@ fn rust_types() -> Vec<(&'static str, Through)> {
         ("RemoveMember", through::<RemoveMember>),
         ("SelfLeave", through::<SelfLeave>),
         ("EmergencyRemoval", through::<EmergencyRemoval>),
+        ("EmergencyEvidence", through::<EmergencyEvidence>),
         ("ConversationSync", through::<ConversationSync>),
         ("PeerScore", through::<PeerScore>),
         ("SyncSettings", through::<SyncSettings>),
@@ -210,6 +211,10 @@ fn rust_samples() -> Vec<(&'static str, Vec<u8>)> {
         ("Vote", vote.encode_to_vec()),
         ("Candidate", candidate.encode_to_vec()),
         ("ConversationSync", samples::sync().encode_to_vec()),
+        (
+            "EmergencyEvidence",
+            samples::emergency_evidence().encode_to_vec(),
+        ),
     ];
     for p in samples::group_payloads() {
         samples.push(("GroupPayload", p.encode_to_vec()));

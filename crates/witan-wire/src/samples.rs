@@ -271,6 +271,19 @@ pub fn envelopes() -> Vec<Envelope> {
     ]
 }
 
+/// A valid emergency evidence: a proposal and two opposite votes on it.
+pub fn emergency_evidence() -> EmergencyEvidence {
+    let mut second = vote(1);
+    second.vote = !second.vote;
+    EmergencyEvidence {
+        proposal: Some(proposal(1)),
+        proof: Some(EquivocationProof {
+            first: Some(vote(1)),
+            second: Some(second),
+        }),
+    }
+}
+
 /// Encodings of every sample message (seeds for any decoder).
 pub fn all_encoded() -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = envelopes().iter().map(encode).collect();
@@ -279,6 +292,7 @@ pub fn all_encoded() -> Vec<Vec<u8>> {
     v.push(encode(&welcome()));
     v.push(encode(&sync()));
     v.push(encode(&catch_up()));
+    v.push(encode(&emergency_evidence()));
     v.extend((0..4).map(|i| encode(&ProposalPayload::new(1, action(i)))));
     v
 }
