@@ -17,7 +17,8 @@
 //! and then) and prints, over the seeds, the median and 99th percentile of the time from
 //! `request_to_join` to `Joined`, from `propose_removal` to the commit and from the epoch
 //! steward falling silent to the commit that takes its slot, the seeds where one of them
-//! never completed, and the safety violations.
+//! never completed, and the safety violations; `--per-seed` adds one line per seed with its
+//! measures (so that runs over parts of a seed range can be added up).
 //!
 //! The default run is `Config::full(12)`: every fault family, one chaos round. Options
 //! apply in order: `--ci` (the CI sweep's shape: 5 members, two rounds, keeping the
@@ -52,6 +53,7 @@ struct Args {
     jobs: usize,
     check_determinism: bool,
     sleeping: bool,
+    per_seed: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -63,6 +65,7 @@ fn parse() -> Result<Args, String> {
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         check_determinism: false,
         sleeping: false,
+        per_seed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -98,6 +101,7 @@ fn parse() -> Result<Args, String> {
             "--no-scores" => args.cfg.check_scores = false,
             "--check-determinism" => args.check_determinism = true,
             "--sleeping-phones" => args.sleeping = true,
+            "--per-seed" => args.per_seed = true,
             "--faults" => {
                 for item in value("--faults")?.split(',').filter(|s| !s.is_empty()) {
                     let (on, name) = match item.strip_prefix('-') {
@@ -343,6 +347,19 @@ fn sleeping(args: &Args) {
     let violations: usize = outcomes.iter().map(|o| o.violations.len()).sum();
     for line in outcomes.iter().flat_map(|o| &o.trace) {
         println!("{line}");
+    }
+    if args.per_seed {
+        for o in &outcomes {
+            println!(
+                "seed {} joins {:?} removal {:?} re-election {:?} violations {} error {:?}",
+                o.seed,
+                o.joins,
+                o.removal,
+                o.reelection,
+                o.violations.len(),
+                o.error
+            );
+        }
     }
     for o in incomplete.iter().take(20) {
         println!(
