@@ -5,7 +5,7 @@ use super::error::WireError;
 use super::fields::{bad, check_max, decode_bounded, exact, hash_or_empty, non_empty};
 use super::limits::*;
 use super::messages::{
-    EmergencyEvidence, Proposal, ProposalPayload, Vote, proposal_payload::Action,
+    EmergencyEvidence, EquivocationProof, Proposal, ProposalPayload, Vote, proposal_payload::Action,
 };
 use super::scan;
 
@@ -34,13 +34,24 @@ pub fn validate_emergency_evidence(e: &EmergencyEvidence) -> Result<(), WireErro
     match (&e.proposal, &e.proof) {
         (Some(p), Some(proof)) => {
             validate_proposal(p)?;
-            super::round_codec::validate_proof(proof)
+            validate_proof(proof)
         }
         _ => Err(bad(
             "emergency_evidence",
             "a proposal and a proof are needed",
         )),
     }
+}
+
+/// Checks an [`EquivocationProof`]: both votes present and well-formed.
+pub fn validate_proof(p: &EquivocationProof) -> Result<(), WireError> {
+    for v in [&p.first, &p.second] {
+        match v {
+            Some(v) => validate_vote(v)?,
+            None => return Err(bad("equivocation_proof.vote", "missing")),
+        }
+    }
+    Ok(())
 }
 
 /// Checks a [`Proposal`], its payload (decoded with [`decode_proposal_payload`]) and its votes.

@@ -14,7 +14,7 @@
 //! signatures, hash chains and membership are the protocol layer's business.
 
 use super::WIRE_VERSION;
-use super::ballot_codec::{validate_proposal, validate_vote};
+use super::ballot_codec::{validate_proof, validate_proposal, validate_vote};
 use super::error::WireError;
 use super::fields::{bad, check_max, decode_bounded, exact, member_ids, non_empty};
 use super::limits::*;
@@ -23,8 +23,7 @@ use super::messages::{
     WelcomePacket, group_payload::Content, packet_id,
 };
 use super::round_codec::{
-    validate_candidate, validate_certified, validate_new_round, validate_polka, validate_proof,
-    validate_round_vote,
+    validate_candidate, validate_certified, validate_new_round, validate_polka, validate_round_vote,
 };
 use super::scan;
 

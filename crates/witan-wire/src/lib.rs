@@ -93,7 +93,7 @@ pub(crate) mod testutil;
 
 pub use ballot_codec::{
     decode_emergency_evidence, decode_proposal_payload, validate_emergency_evidence,
-    validate_proposal, validate_proposal_payload, validate_vote,
+    validate_proof, validate_proposal, validate_proposal_payload, validate_vote,
 };
 pub use codec::{
     decode_catch_up, decode_conversation_sync, decode_envelope, decode_group_payload,
@@ -115,7 +115,7 @@ pub use messages::{
     proposal_payload,
 };
 pub use round_codec::{
-    validate_candidate, validate_certified, validate_new_round, validate_polka, validate_proof,
+    validate_candidate, validate_certified, validate_new_round, validate_polka,
     validate_resolution, validate_round_vote,
 };
 

@@ -2,13 +2,12 @@
 //! `decode_group_payload` on everything a payload contains and public for messages built
 //! locally. Sizes and shapes only: signatures, quorums and MLS contents are the engine's.
 
-use super::ballot_codec::{validate_proposal, validate_vote};
+use super::ballot_codec::{validate_proof, validate_proposal, validate_vote};
 use super::error::WireError;
 use super::fields::{bad, check_max, exact, non_empty};
 use super::limits::*;
 use super::round::{
-    Candidate, CertifiedCommit, EquivocationProof, NewRound, Polka, Resolution, RoundSignature,
-    RoundVote,
+    Candidate, CertifiedCommit, NewRound, Polka, Resolution, RoundSignature, RoundVote,
 };
 
 /// Checks a [`Candidate`]: a 20-byte proposer, a non-empty bounded commit, a bounded welcome,
@@ -44,17 +43,6 @@ pub fn validate_resolution(r: &Resolution) -> Result<(), WireError> {
         MAX_PROOFS_PER_RESOLUTION,
     )?;
     r.proofs.iter().try_for_each(validate_proof)
-}
-
-/// Checks an [`EquivocationProof`]: both votes present and well-formed.
-pub fn validate_proof(p: &EquivocationProof) -> Result<(), WireError> {
-    for v in [&p.first, &p.second] {
-        match v {
-            Some(v) => validate_vote(v)?,
-            None => return Err(bad("equivocation_proof.vote", "missing")),
-        }
-    }
-    Ok(())
 }
 
 /// Checks a [`RoundVote`]: a 32-byte digest or none (nil), a 32-byte key, a 64-byte
