@@ -65,27 +65,16 @@ impl Step<'_> {
     }
 
     /// A large part: a zero-filled value of its length, then its bytes written in place
-    /// (see [`STREAMED_PART_BYTES`]). An update, else an insert: an upsert
-    /// (`ON CONFLICT DO UPDATE`) would fill the zeros in memory, twice (measured).
+    /// (see [`STREAMED_PART_BYTES`]).
     fn save_large_engine_part(&self, id: &str, part: &str, value: &[u8]) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO engine_state (conversation_id, part, value) VALUES (?1, ?2, zeroblob(?3))
+             ON CONFLICT (conversation_id, part) DO UPDATE SET value = excluded.value
+             RETURNING rowid",
+        )?;
         // Past SQLite's blob limit, `zeroblob` fails (too big) and nothing is written.
         let len = from_u64(value.len() as u64);
-        let params = rusqlite::params![id, part, len];
-        let mut update = self.tx.prepare_cached(
-            "UPDATE engine_state SET value = zeroblob(?3)
-             WHERE conversation_id = ?1 AND part = ?2 RETURNING rowid",
-        )?;
-        let updated: Option<i64> = update.query_row(params, |r| r.get(0)).optional()?;
-        let rowid = match updated {
-            Some(rowid) => rowid,
-            None => self
-                .tx
-                .prepare_cached(
-                    "INSERT INTO engine_state (conversation_id, part, value)
-                     VALUES (?1, ?2, zeroblob(?3)) RETURNING rowid",
-                )?
-                .query_row(params, |r| r.get(0))?,
-        };
+        let rowid: i64 = stmt.query_row(rusqlite::params![id, part, len], |r| r.get(0))?;
         let mut blob = self
             .tx
             .blob_open(c"main", c"engine_state", c"value", rowid, false)?;
