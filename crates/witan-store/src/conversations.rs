@@ -9,13 +9,6 @@ use rusqlite::OptionalExtension;
 use super::error::{StoreError, from_u64, to_u64};
 use super::step::Step;
 
-/// Parts at least this large are written through SQLite's incremental blob I/O. A value
-/// bound to a statement is copied by SQLite, then copied again into the record it inserts:
-/// a 2 MiB archive part (the engine's bound) would be held three times at once, in a
-/// notification extension whose whole budget is 16 MiB. A zero-filled value of the right
-/// length, then written in place page by page, costs no copy.
-pub const STREAMED_PART_BYTES: usize = 64 * 1024;
-
 impl Step<'_> {
     /// Whether conversation `id` is stored.
     pub fn has_conversation(&self, id: &str) -> Result<bool, StoreError> {
@@ -53,32 +46,11 @@ impl Step<'_> {
     /// Saves (or replaces) one part of conversation `id`'s engine state; the conversation
     /// must be stored ([`Step::save_conversation`]).
     pub fn save_engine_part(&self, id: &str, part: &str, value: &[u8]) -> Result<(), StoreError> {
-        if value.len() >= STREAMED_PART_BYTES {
-            return self.save_large_engine_part(id, part, value);
-        }
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO engine_state (conversation_id, part, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (conversation_id, part) DO UPDATE SET value = excluded.value",
         )?;
         stmt.execute(rusqlite::params![id, part, value])?;
-        Ok(())
-    }
-
-    /// A large part: a zero-filled value of its length, then its bytes written in place
-    /// (see [`STREAMED_PART_BYTES`]).
-    fn save_large_engine_part(&self, id: &str, part: &str, value: &[u8]) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO engine_state (conversation_id, part, value) VALUES (?1, ?2, zeroblob(?3))
-             ON CONFLICT (conversation_id, part) DO UPDATE SET value = excluded.value
-             RETURNING rowid",
-        )?;
-        // Past SQLite's blob limit, `zeroblob` fails (too big) and nothing is written.
-        let len = from_u64(value.len() as u64);
-        let rowid: i64 = stmt.query_row(rusqlite::params![id, part, len], |r| r.get(0))?;
-        let mut blob = self
-            .tx
-            .blob_open(c"main", c"engine_state", c"value", rowid, false)?;
-        blob.write_at(value, 0)?;
         Ok(())
     }
 
@@ -163,35 +135,6 @@ mod tests {
         assert_eq!(step.engine_parts("a").unwrap(), [part("roster", b"r2")]);
         assert!(step.has_conversation("a").unwrap());
         assert_eq!(step.conversation_ids().unwrap(), ["a", "b"]);
-    }
-
-    #[test]
-    fn large_parts_are_written_in_place_and_read_back_whole() {
-        use super::STREAMED_PART_BYTES;
-        let mut db = memory_db();
-        let step = db.step().unwrap();
-        // A part needs its conversation, large or not.
-        let big: Vec<u8> = (0..STREAMED_PART_BYTES + 5).map(|i| i as u8).collect();
-        assert!(step.save_engine_part("a", "archive", &big).is_err());
-        step.save_conversation("a", None).unwrap();
-        step.save_engine_part("a", "archive", &big).unwrap();
-        let read = |step: &crate::Step<'_>| step.engine_parts("a").unwrap();
-        assert_eq!(read(&step), [("archive".to_string(), big.clone())]);
-        // Replaced by a longer one, by a small one, and by a large one again.
-        let bigger: Vec<u8> = big.iter().chain(&big).map(|b| b ^ 0x5a).collect();
-        step.save_engine_part("a", "archive", &bigger).unwrap();
-        assert_eq!(read(&step), [("archive".to_string(), bigger)]);
-        step.save_engine_part("a", "archive", b"small").unwrap();
-        assert_eq!(read(&step), [("archive".to_string(), b"small".to_vec())]);
-        step.save_engine_part("a", "archive", &big).unwrap();
-        step.save_engine_part("a", "core", b"c").unwrap();
-        assert_eq!(
-            read(&step),
-            [
-                ("archive".to_string(), big),
-                ("core".to_string(), b"c".to_vec())
-            ]
-        );
     }
 
     #[test]
