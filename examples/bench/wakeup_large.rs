@@ -19,7 +19,8 @@ use std::time::Instant;
 
 use super::measure::Meter;
 use super::wakeup::{
-    BACKLOG_CHATS, RUNS, SLEEPER, Wakeup, chat, checkpoint, encrypt, spawn_child, write_backlog,
+    BACKLOG_CHATS, RUNS, SLEEPER, Wakeup, chat, checkpoint, copy_synced, encrypt, spawn_child,
+    write_backlog,
 };
 use super::workloads::{CONV, formation};
 use super::world::{BenchResult, World};
@@ -78,7 +79,7 @@ pub fn run(dir: &Path) -> BenchResult<Wakeup> {
     let mut reports = Vec::new();
     for run in 0..RUNS {
         let copy = dir.join(format!("wakeup-large-run-{run}.db"));
-        std::fs::copy(&keyed, &copy)?;
+        copy_synced(&keyed, &copy)?;
         reports.push(spawn_child(&copy, &backlog_path, now, true)?);
         std::fs::remove_file(&copy)?;
     }

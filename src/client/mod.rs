@@ -110,6 +110,10 @@ impl WitanClient {
                 ClientRole::NotificationExtension => EXTENSION_LOCK_WAIT_MS,
             },
             key,
+            cache_kib: match role {
+                ClientRole::App => StoreOptions::default().cache_kib,
+                ClientRole::NotificationExtension => EXTENSION_CACHE_KIB,
+            },
         };
         let mut db = Database::open(&config.database_path, &store_options)?;
         let identity = open_identity(&mut db, config.identity_secret.as_deref())?;

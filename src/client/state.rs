@@ -27,8 +27,17 @@
 //! decode, only on failure); when it had, the step is lost ([`States::is_lost`]) and must be
 //! dropped — `receive` then applies the batch again with clones, so the outcome is the same.
 //! Which packet fails does not depend on how the state is held.
+//!
+//! What a step holds of the stored parts is their SHA-256, not their bytes: the bytes are
+//! only compared with a new encoding (a part marked changed whose encoding is the same is
+//! not rewritten) and decoded again when a lent state must be undone, which reads them from
+//! the step (its rows are what the digests describe). The archive part alone may be 2 MiB,
+//! and a notification extension holding it as stored, decoded and newly encoded at once
+//! went past its 16 MiB.
 
 use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
 
 use crate::mls::Layer;
 use crate::protocol::{Conversation, PartKey};
@@ -39,14 +48,18 @@ use super::error::WitanError;
 /// The parts of a state as stored, by key (empty: not stored).
 type Parts = BTreeMap<PartKey, Vec<u8>>;
 
+/// The SHA-256 of each part as stored, by key (empty: not stored).
+type Digests = BTreeMap<PartKey, [u8; 32]>;
+
 /// A conversation state as the step holds it.
 enum Held {
-    /// As stored (`None`: not stored), with its parts as stored.
-    Stored(Option<Conversation>, Parts),
-    /// Replaced by an engine run of this step and not written yet, with its parts as stored.
-    Changed(Conversation, Parts),
+    /// As stored (`None`: not stored), with the digests of its parts as stored.
+    Stored(Option<Conversation>, Digests),
+    /// Replaced by an engine run of this step and not written yet, with the digests of its
+    /// parts as stored.
+    Changed(Conversation, Digests),
     /// Lent to an engine run (see the module doc); `changed`: it had changes not written yet.
-    Lent { parts: Parts, changed: bool },
+    Lent { parts: Digests, changed: bool },
 }
 
 /// The states a committed step left, exactly as stored then, for the next step of the same
@@ -108,7 +121,7 @@ impl States {
             Some(held) => held,
             None => {
                 let parts = stored_parts(step, id)?;
-                Held::Stored(decode(id, &parts)?, parts)
+                Held::Stored(decode(id, &parts)?, digests(&parts))
             }
         };
         let (conv, kept) = match held {
@@ -139,8 +152,8 @@ impl States {
     }
 
     /// A run on conversation `id` failed: a state it was lent is restored from the stored
-    /// bytes, or, if it had changes of this step, the step is lost.
-    pub fn run_failed(&mut self, id: &str) {
+    /// bytes (read again from `step`), or, if it had changes of this step, the step is lost.
+    pub fn run_failed(&mut self, step: &Step<'_>, id: &str) {
         if !matches!(self.held.get(id), Some(Held::Lent { .. })) {
             return;
         }
@@ -151,7 +164,10 @@ impl States {
             self.lost = true;
             return;
         }
-        match decode(id, &parts) {
+        // The rows are what `parts` describes: only this module writes them, and it keeps
+        // the digests of what it wrote.
+        let stored = stored_parts(step, id);
+        match stored.and_then(|bytes| decode(id, &bytes)) {
             Ok(conv) => {
                 self.held.insert(id.to_string(), Held::Stored(conv, parts));
             }
@@ -167,14 +183,14 @@ impl States {
         mut conv: Conversation,
     ) -> Result<(), WitanError> {
         if !Layer::State.enabled() {
-            let stored = stored_parts(step, id)?;
+            let stored = digests(&stored_parts(step, id)?);
             return save(step, id, &mut conv, stored).map(drop);
         }
         let stored = match self.held.remove(id) {
             Some(Held::Stored(_, parts) | Held::Changed(_, parts) | Held::Lent { parts, .. }) => {
                 parts
             }
-            None => stored_parts(step, id)?,
+            None => digests(&stored_parts(step, id)?),
         };
         self.held
             .insert(id.to_string(), Held::Changed(conv, stored));
@@ -193,7 +209,7 @@ impl States {
                 continue;
             }
             let Held::Changed(mut conv, stored) =
-                std::mem::replace(held, Held::Stored(None, Parts::new()))
+                std::mem::replace(held, Held::Stored(None, Digests::new()))
             else {
                 continue;
             };
@@ -224,37 +240,41 @@ fn stored_parts(step: &Step<'_>, id: &str) -> Result<Parts, WitanError> {
 }
 
 /// Writes the parts of `conv` the engine changed (every part of a new conversation) whose
-/// bytes differ from `stored`, and the conversation's next deadline with them; returns the
-/// parts as stored now.
+/// bytes differ from those `stored` describes, and the conversation's next deadline with
+/// them; returns the digests of the parts as stored now.
 fn save(
     step: &Step<'_>,
     id: &str,
     conv: &mut Conversation,
-    mut stored: Parts,
-) -> Result<Parts, WitanError> {
+    mut stored: Digests,
+) -> Result<Digests, WitanError> {
     let new = stored.is_empty();
     let changed: Vec<PartKey> = if new {
         PartKey::ALL.to_vec()
     } else {
         conv.dirty_parts()
     };
-    if cfg!(debug_assertions) {
-        check_unchanged(conv, &stored, &changed)?;
+    if cfg!(debug_assertions) && !new {
+        check_unchanged(conv, &stored_parts(step, id)?, &changed)?;
     }
-    let mut written = Vec::new();
+    // One part encoded at a time: a large part is held twice (decoded and encoded), not more.
+    let mut saved_row = false;
     for key in changed {
         let bytes = conv.encode_part(key);
-        if stored.get(&key) != Some(&bytes) {
-            written.push((key, bytes));
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        if stored.get(&key) == Some(&digest) {
+            continue;
         }
-    }
-    if new || !written.is_empty() {
-        // The conversation's row first: its parts refer to it.
-        step.save_conversation(id, conv.next_deadline())?;
-    }
-    for (key, bytes) in written {
+        if !saved_row {
+            // The conversation's row first: its parts refer to it.
+            step.save_conversation(id, conv.next_deadline())?;
+            saved_row = true;
+        }
         step.save_engine_part(id, key.as_str(), &bytes)?;
-        stored.insert(key, bytes);
+        stored.insert(key, digest);
+    }
+    if new && !saved_row {
+        step.save_conversation(id, conv.next_deadline())?;
     }
     conv.clear_dirty();
     Ok(stored)
@@ -287,6 +307,13 @@ fn check_unchanged(
         }
     }
     Ok(())
+}
+
+fn digests(parts: &Parts) -> Digests {
+    parts
+        .iter()
+        .map(|(key, bytes)| (*key, Sha256::digest(bytes).into()))
+        .collect()
 }
 
 fn decode(id: &str, parts: &Parts) -> Result<Option<Conversation>, WitanError> {

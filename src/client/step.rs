@@ -218,7 +218,7 @@ impl StepEnv<'_, '_> {
             if let Some(groups) = self.groups {
                 groups.run_failed();
             }
-            self.states.run_failed(id);
+            self.states.run_failed(self.step, id);
         }
         result
     }

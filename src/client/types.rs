@@ -46,6 +46,11 @@ pub enum ClientRole {
 /// How long a client in the extension role waits for the app's database lock.
 pub const EXTENSION_LOCK_WAIT_MS: u64 = 1_500;
 
+/// The page cache of a client in the extension role, in KiB (the app's is the store's
+/// default, 1 MiB): half a MiB less of the extension's 16 MiB, for 0–2 ms more CPU on the
+/// bench's wake-up (docs/bench.md, row (d)).
+pub const EXTENSION_CACHE_KIB: u32 = 512;
+
 /// Settings of a conversation, chosen by its creator and synced to joiners. One field per
 /// engine setting ([`Settings`]).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]

@@ -32,6 +32,8 @@ pub struct StoreOptions {
     /// Encrypts the file at rest (SQLCipher). A plain database opened with a key is
     /// encrypted in place first (see [`cipher::encrypt_plaintext`]).
     pub key: Option<DatabaseKey>,
+    /// The connection's page cache, in KiB (SQLite's `cache_size`).
+    pub cache_kib: u32,
 }
 
 impl Default for StoreOptions {
@@ -41,6 +43,7 @@ impl Default for StoreOptions {
         StoreOptions {
             busy_timeout_ms: 5_000,
             key: None,
+            cache_kib: 1024,
         }
     }
 }
@@ -123,10 +126,9 @@ impl Database {
         // on every connection (it cannot be changed inside a transaction).
         conn.pragma_update(None, "foreign_keys", true)?;
 
-        // Page cache per connection, in KiB when negative: 1 MiB keeps the
-        // notification extension well inside its ~24 MiB budget (the working
-        // set of one wake-up is a handful of rows).
-        conn.pragma_update(None, "cache_size", -1024)?;
+        // Page cache per connection, in KiB when negative: 1 MiB by default; the
+        // notification extension asks for less (its whole process has 16 MiB).
+        conn.pragma_update(None, "cache_size", -i64::from(opts.cache_kib))?;
 
         // Overwrite deleted content with zeros: OpenMLS deletes consumed
         // secrets for forward secrecy, and they must not linger in free pages.
@@ -333,6 +335,16 @@ mod tests {
         assert!(get("cache_size").contains("Integer(-1024)"));
         assert!(get("secure_delete").contains("Integer(1)"));
         assert!(get("busy_timeout").contains("Integer(5000)"));
+        let opts = StoreOptions {
+            cache_kib: 512,
+            ..StoreOptions::default()
+        };
+        let small = Database::open(&db_path(&dir), &opts).unwrap();
+        let cache: i64 = small
+            .conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(cache, -512);
         // Apple's fsync leaves data in the drive's cache; witan asks for F_FULLFSYNC there.
         let full = if cfg!(target_vendor = "apple") {
             "Integer(1)"
