@@ -108,20 +108,7 @@ impl Conversation {
                 member_since_ms: self.joins.member_since_ms,
             }
             .encode_to_vec(),
-            PartKey::Archive => ArchivePart {
-                version: PART_VERSION,
-                entries: self
-                    .archive
-                    .entries
-                    .iter()
-                    .map(|e| StoredArchived {
-                        epoch: e.epoch,
-                        packet: e.packet.clone(),
-                        keys: e.keys.iter().map(|k| k.to_vec()).collect(),
-                    })
-                    .collect(),
-            }
-            .encode_to_vec(),
+            PartKey::Archive => self.archive.encode(PART_VERSION),
         }
     }
 
