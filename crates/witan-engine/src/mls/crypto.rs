@@ -57,6 +57,11 @@ fn verifying_key(bytes: &[u8]) -> Option<VerifyingKey> {
     Some(key)
 }
 
+/// Whether `key` is not a usable Ed25519 key: not a point, or of small order.
+pub(crate) fn is_weak_key(key: &[u8; 32]) -> bool {
+    verifying_key(key).is_none_or(|k| k.is_weak())
+}
+
 /// Checks an Ed25519 signature (strict: small-order keys and points and non-canonical
 /// encodings are refused).
 pub(crate) fn verify_ed25519(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {

@@ -18,6 +18,7 @@
 //! Nothing here panics on data from the network or the database; every failure is an
 //! [`MlsError`].
 
+pub mod batch;
 pub mod cache;
 pub mod crypto;
 pub mod error;

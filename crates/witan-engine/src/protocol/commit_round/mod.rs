@@ -57,7 +57,8 @@ pub use candidates::{MAX_CANDIDATE_BYTES, MAX_KEPT_CANDIDATE_BYTES};
 pub use timing::Timing;
 
 pub use quorum::{
-    QuorumError, Signers, max_faulty, quorum, sign, verify_one, verify_quorum, verify_vote,
+    QuorumError, Signers, max_faulty, quorum, sign, valid_signers, verify_one, verify_quorum,
+    verify_vote,
 };
 
 /// Candidates of future rounds are held only this many rounds ahead.

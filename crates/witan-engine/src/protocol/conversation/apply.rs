@@ -17,7 +17,7 @@ use prost::Message;
 use super::{Conversation, PartKey, State};
 use crate::mls::{Group, MemberId};
 use crate::protocol::ballot_box::{Action, Parsed, parse, parse_unsigned};
-use crate::protocol::commit_round::{CommitRound, Signers, quorum, verify_one};
+use crate::protocol::commit_round::{CommitRound, Signers, quorum, valid_signers};
 use crate::protocol::score_book::{ScoreBook, ScoreEvent};
 use crate::protocol::settings::Settings;
 use crate::protocol::steward_schedule::{StewardSchedule, epoch_seed};
@@ -468,21 +468,13 @@ fn check_joiner_certificate(
     let before = signers.len() + removed;
     let need = quorum(before).saturating_sub(removed).max(1);
     let digest = wire::candidate_digest(conversation, candidate);
-    let signed: BTreeSet<MemberId> = certified
-        .signatures
-        .iter()
-        .filter_map(|s| {
-            verify_one(
-                RoundVoteKind::Precommit,
-                conversation,
-                (candidate.epoch, certified.round, &digest),
-                &s.voter_key,
-                &s.signature,
-                &signers,
-            )
-            .ok()
-        })
-        .collect();
+    let signed = valid_signers(
+        RoundVoteKind::Precommit,
+        conversation,
+        (candidate.epoch, certified.round, &digest),
+        &certified.signatures,
+        &signers,
+    );
     if signed.len() < need {
         return Err(ProtocolError::InvalidInput(format!(
             "the welcome's certificate has {} signatures of members, {need} are needed",
