@@ -15,6 +15,10 @@
 //! references) are one row holding an array, so that appends and removals are writes like
 //! any other.
 //!
+//! The engine keeps rows of its own beside OpenMLS's, under other prefixes (the packets of
+//! archived certified commits: `protocol::conversation::catch_up`), written and read through
+//! the same run ([`MlsStorage::put_row`], [`MlsStorage::get_row`]).
+//!
 //! Deferred message secrets: OpenMLS rewrites a group's whole message secrets (a row that
 //! grows with the group) after every message it processes. A storage told to
 //! ([`MlsStorage::defer_message_secrets`]) skips those writes for the one group that the
@@ -127,6 +131,24 @@ impl<'a> MlsStorage<'a> {
     /// Whether the run wrote anything not yet taken.
     pub fn has_changes(&self) -> bool {
         !self.writes.borrow().is_empty()
+    }
+
+    /// Writes a row of the engine's own (a key outside OpenMLS's `mls1/` prefix) with the
+    /// run's other writes.
+    pub(crate) fn put_row(&self, key: Vec<u8>, value: Vec<u8>) {
+        debug_assert!(!key.starts_with(b"mls"));
+        self.raw_set(key, Some(value));
+    }
+
+    /// Deletes a row of the engine's own with the run's other writes.
+    pub(crate) fn delete_row(&self, key: Vec<u8>) {
+        debug_assert!(!key.starts_with(b"mls"));
+        self.raw_set(key, None);
+    }
+
+    /// A row of the engine's own, as this run sees it.
+    pub(crate) fn get_row(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MlsStorageError> {
+        self.raw_get(key)
     }
 
     fn row_key<K: Serialize + ?Sized>(label: &str, key: &K) -> Result<Vec<u8>, MlsStorageError> {

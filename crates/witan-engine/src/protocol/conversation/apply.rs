@@ -46,7 +46,7 @@ impl Conversation {
             group.clear_pending_commit(ctx.provider)?;
         }
         group.merge_staged(ctx.provider, staged)?;
-        self.archive(candidate.epoch, packet);
+        self.archive(ctx, candidate.epoch, packet);
         self.caught_up();
         self.resolve(&candidate, author, &failed, out)?;
         let removed_me = !group.is_active();

@@ -11,8 +11,9 @@
 //! its epoch, in signed answers, that the commit it needs is no longer kept has no certified
 //! path left: only then is it told to re-join.
 
+use super::schema::{ArchivePart, StoredArchived};
 use super::{Conversation, PartKey};
-use crate::mls::MemberId;
+use crate::mls::{MemberId, MlsError};
 use crate::protocol::commit_round::max_faulty;
 use crate::protocol::{Ctx, Event, Outbound, Output, ProtocolError, topics};
 use witan_wire as wire;
@@ -24,10 +25,19 @@ pub const MAX_ARCHIVE_BYTES: usize = 2 * 1024 * 1024;
 const MAX_BACKOFF: u32 = 6;
 
 /// One certified commit as it was published, with the members of its epoch.
+///
+/// The packet itself is a row of its own (see [`archive_row`]), written by the step that
+/// applies the commit and read only to answer a catch-up: a step that applies a commit
+/// then writes one packet, not the whole archive, and a notification extension's wake-up
+/// never holds the archive's packets (up to [`MAX_ARCHIVE_BYTES`]) in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Archived {
     pub(crate) epoch: u64,
-    pub(crate) packet: Vec<u8>,
+    /// The packet's bytes.
+    pub(crate) len: usize,
+    /// The packet, when this entry was written by a version that kept the packets in the
+    /// archive part: it stays there until it ages out of the archive.
+    pub(crate) inline: Option<Vec<u8>>,
     pub(crate) keys: Vec<[u8; 32]>,
 }
 
@@ -38,84 +48,74 @@ pub struct Archive {
 }
 
 impl Archive {
-    fn keep(&mut self, entry: Archived) {
-        self.entries.retain(|e| e.epoch != entry.epoch);
+    /// Keeps `entry`; returns the entries it pushed out.
+    fn keep(&mut self, entry: Archived) -> Vec<Archived> {
+        let mut out = Vec::new();
+        if let Some(i) = self.entries.iter().position(|e| e.epoch == entry.epoch) {
+            // Replaced: its row, if it has one, is written again under the same key.
+            self.entries.remove(i);
+        }
         self.entries.push(entry);
         self.entries.sort_by_key(|e| e.epoch);
-        let bytes = |es: &[Archived]| es.iter().map(|e| e.packet.len()).sum::<usize>();
+        let bytes = |es: &[Archived]| es.iter().map(|e| e.len).sum::<usize>();
         while self.entries.len() > MAX_ARCHIVED
             || (self.entries.len() > 1 && bytes(&self.entries) > MAX_ARCHIVE_BYTES)
         {
-            self.entries.remove(0);
+            out.push(self.entries.remove(0));
         }
+        out
     }
 
     fn oldest(&self) -> Option<u64> {
         self.entries.first().map(|e| e.epoch)
     }
 
-    /// The archive part's encoding (`schema::ArchivePart` with `version`), written from the
-    /// entries in place. Building the schema message first would copy every packet — up to
-    /// `MAX_ARCHIVE_BYTES` more at the peak of a notification extension's wake-up, which
-    /// saves this part whenever it applies a certified commit.
+    /// The archive part's encoding (`schema::ArchivePart` with `version`).
     pub(super) fn encode(&self, version: u32) -> Vec<u8> {
-        use prost::encoding::{
-            WireType, bytes, encode_key, encode_varint, encoded_len_varint, key_len, uint32, uint64,
-        };
-        // A key is a 32-byte field 3: its tag, its length, its bytes.
-        let key_field = key_len(3) + encoded_len_varint(32) + 32;
-        let entry_len = |e: &Archived| {
-            (if e.epoch != 0 {
-                uint64::encoded_len(1, &e.epoch)
-            } else {
-                0
-            }) + (if e.packet.is_empty() {
-                0
-            } else {
-                bytes::encoded_len(2, &e.packet)
-            }) + e.keys.len() * key_field
-        };
-        let lens: Vec<usize> = self.entries.iter().map(entry_len).collect();
-        let total = lens
-            .iter()
-            .map(|l| key_len(2) + encoded_len_varint(*l as u64) + l)
-            .sum::<usize>()
-            + uint32::encoded_len(1, &version);
-        let mut buf = Vec::with_capacity(total);
-        if version != 0 {
-            uint32::encode(1, &version, &mut buf);
+        use prost::Message;
+        ArchivePart {
+            version,
+            entries: self
+                .entries
+                .iter()
+                .map(|e| StoredArchived {
+                    epoch: e.epoch,
+                    packet: e.inline.clone().unwrap_or_default(),
+                    keys: e.keys.iter().map(|k| k.to_vec()).collect(),
+                    packet_len: if e.inline.is_some() { 0 } else { e.len as u64 },
+                })
+                .collect(),
         }
-        for (e, len) in self.entries.iter().zip(lens) {
-            encode_key(2, WireType::LengthDelimited, &mut buf);
-            encode_varint(len as u64, &mut buf);
-            if e.epoch != 0 {
-                uint64::encode(1, &e.epoch, &mut buf);
-            }
-            if !e.packet.is_empty() {
-                bytes::encode(2, &e.packet, &mut buf);
-            }
-            for k in &e.keys {
-                encode_key(3, WireType::LengthDelimited, &mut buf);
-                encode_varint(32, &mut buf);
-                buf.extend_from_slice(k);
-            }
-        }
-        buf
+        .encode_to_vec()
     }
+}
+
+/// The key of the row holding the packet of `conversation`'s certified commit of `epoch`:
+/// beside OpenMLS's rows, under a prefix of its own.
+fn archive_row(conversation: &str, epoch: u64) -> Vec<u8> {
+    format!("witan1/archive/{conversation}/{epoch:016x}").into_bytes()
 }
 
 impl Conversation {
     /// Keeps the packet of the certified commit of `epoch` (whose members are still in
-    /// `self.members`).
-    pub(super) fn archive(&mut self, epoch: u64, packet: Option<Vec<u8>>) {
+    /// `self.members`): its row is written in this step, and the rows of the entries it
+    /// pushes out are deleted.
+    pub(super) fn archive(&mut self, ctx: &Ctx, epoch: u64, packet: Option<Vec<u8>>) {
         let Some(packet) = packet else { return };
         self.touch(PartKey::Archive);
+        let storage = ctx.provider.storage();
         let keys = self.members.iter().map(|(_, k)| *k).collect();
-        self.archive.keep(Archived {
+        let len = packet.len();
+        storage.put_row(archive_row(&self.id, epoch), packet);
+        let out = self.archive.keep(Archived {
             epoch,
-            packet,
+            len,
+            inline: None,
             keys,
         });
+        for e in out.iter().filter(|e| e.inline.is_none()) {
+            storage.delete_row(archive_row(&self.id, e.epoch));
+        }
     }
 
     /// Traffic of a later epoch arrived: if nothing moves this member on, it asks.
@@ -204,7 +204,7 @@ impl Conversation {
                     .unwrap_or(usize::MAX);
                 if rank <= max_faulty(self.leaders.len()) {
                     for e in &self.archive.entries[i..] {
-                        republish(&self.id, &e.packet, out);
+                        self.republish(ctx, e, out)?;
                     }
                 }
             }
@@ -245,65 +245,141 @@ impl Conversation {
     }
 }
 
-/// Queues a stored packet for publishing again, as it was.
-fn republish(conversation: &str, packet: &[u8], out: &mut Output) {
-    let Ok(env) = wire::decode_envelope(packet) else {
-        return;
-    };
-    out.outbound.push(Outbound {
-        topic: topics::app(conversation),
-        payload: packet.to_vec(),
-        packet_id: env.packet_id_hex(),
-    });
+impl Conversation {
+    /// Queues an archived packet for publishing again, as it was. A row that is missing
+    /// (deleted by hand, or a copy of this state under another id) is skipped: another of the
+    /// members asked answers.
+    fn republish(&self, ctx: &Ctx, e: &Archived, out: &mut Output) -> Result<(), ProtocolError> {
+        let stored;
+        let packet = match &e.inline {
+            Some(p) => p,
+            None => {
+                stored = ctx
+                    .provider
+                    .storage()
+                    .get_row(&archive_row(&self.id, e.epoch))
+                    .map_err(|err| MlsError::Storage(err.to_string()))?;
+                let Some(p) = &stored else {
+                    tracing::warn!(conversation = %self.id, epoch = e.epoch, "an archived commit's row is missing");
+                    return Ok(());
+                };
+                p
+            }
+        };
+        let Ok(env) = wire::decode_envelope(packet) else {
+            return Ok(());
+        };
+        out.outbound.push(Outbound {
+            topic: topics::app(&self.id),
+            payload: packet.to_vec(),
+            packet_id: env.packet_id_hex(),
+        });
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use prost::Message;
+    use super::{Archive, Archived, MAX_ARCHIVE_BYTES, MAX_ARCHIVED};
+    use crate::protocol::conversation::part_codec::archive_from;
+    use crate::protocol::conversation::schema::ArchivePart;
 
-    use super::{Archive, Archived};
-    use crate::protocol::conversation::schema::{ArchivePart, StoredArchived};
-
-    fn derived(a: &Archive, version: u32) -> Vec<u8> {
-        ArchivePart {
-            version,
-            entries: a
-                .entries
-                .iter()
-                .map(|e| StoredArchived {
-                    epoch: e.epoch,
-                    packet: e.packet.clone(),
-                    keys: e.keys.iter().map(|k| k.to_vec()).collect(),
-                })
-                .collect(),
+    fn entry(epoch: u64, len: usize, inline: bool) -> Archived {
+        Archived {
+            epoch,
+            len,
+            inline: inline.then(|| vec![epoch as u8; len]),
+            keys: vec![[epoch as u8; 32]; 2],
         }
-        .encode_to_vec()
     }
 
     #[test]
-    fn the_archive_encodes_in_place_exactly_as_its_schema_message() {
-        let entry = |epoch: u64, len: usize, keys: usize| Archived {
-            epoch,
-            packet: (0..len).map(|i| i as u8).collect(),
-            keys: (0..keys).map(|k| [k as u8; 32]).collect(),
+    fn the_archive_part_reads_back_as_written_with_rows_and_inline_packets() {
+        use prost::Message;
+        let a = Archive {
+            entries: vec![
+                entry(1, 3, true),
+                entry(300, 200, false),
+                entry(u64::MAX, 0, false),
+            ],
         };
-        let cases = [
-            Archive::default(),
-            Archive {
-                entries: vec![entry(0, 0, 0)],
+        let bytes = a.encode(1);
+        let back = archive_from(ArchivePart::decode(bytes.as_slice()).unwrap()).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn a_packet_an_earlier_version_kept_in_the_part_is_published_again_beside_one_in_a_row() {
+        use super::{Conversation, archive_row};
+        use crate::mls::{Identity, MemoryKv, MlsProvider};
+        use crate::protocol::{Ctx, Output, Settings};
+        use witan_wire::{self as wire, Envelope, PacketKind};
+
+        let kv = MemoryKv::new();
+        let provider = MlsProvider::new(&kv);
+        let (me, asker) = (
+            Identity::from_secret(&[1; 32]).unwrap(),
+            Identity::from_secret(&[2; 32]).unwrap(),
+        );
+        let ctx = |identity| Ctx {
+            provider: &provider,
+            identity,
+            now_ms: 0,
+            defer_governance: false,
+        };
+        let (mut conv, _) = Conversation::create(&ctx(&me), "c", Settings::default()).unwrap();
+        let packet = |n: u8| {
+            let env = Envelope::new("c", [n; 20], PacketKind::Group, vec![n; 40]);
+            wire::encode(&env)
+        };
+        let (old, new) = (packet(1), packet(2));
+        let keys = vec![asker.public_key(), me.public_key()];
+        conv.archive.entries = vec![
+            Archived {
+                epoch: 4,
+                len: old.len(),
+                inline: Some(old.clone()),
+                keys: keys.clone(),
             },
-            Archive {
-                entries: vec![
-                    entry(1, 3, 1),
-                    entry(300, 200, 5),
-                    entry(u64::MAX, 70_000, 0),
-                ],
+            Archived {
+                epoch: 5,
+                len: new.len(),
+                inline: None,
+                keys,
             },
         ];
-        for a in &cases {
-            for version in [0, 1, 7] {
-                assert_eq!(a.encode(version), derived(a, version));
-            }
+        provider.storage().put_row(archive_row("c", 5), new.clone());
+        conv.epoch = 6;
+        let request = conv.signed_catch_up(&ctx(&asker), 4, false, 0);
+        let mut out = Output::default();
+        conv.on_catch_up(&ctx(&me), request, &mut out).unwrap();
+        let sent: Vec<&[u8]> = out.outbound.iter().map(|o| o.payload.as_slice()).collect();
+        assert_eq!(sent, vec![old.as_slice(), new.as_slice()]);
+    }
+
+    #[test]
+    fn the_archive_keeps_the_newest_commits_within_its_bounds_and_says_what_it_dropped() {
+        let mut a = Archive::default();
+        let mut dropped = Vec::new();
+        for epoch in 1..=(MAX_ARCHIVED as u64 + 3) {
+            dropped.extend(a.keep(entry(epoch, 10, false)).into_iter().map(|e| e.epoch));
         }
+        assert_eq!(dropped, vec![1, 2, 3]);
+        assert_eq!(a.entries.len(), MAX_ARCHIVED);
+        let big = a.keep(entry(100, MAX_ARCHIVE_BYTES - 15, false));
+        assert_eq!(
+            big.len(),
+            MAX_ARCHIVED - 1,
+            "only the newest and one more fit"
+        );
+        assert_eq!(
+            a.entries.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+            vec![MAX_ARCHIVED as u64 + 3, 100]
+        );
+        assert!(
+            a.keep(entry(100, 5, false)).is_empty(),
+            "a replaced entry is not dropped"
+        );
+        assert_eq!(a.entries.len(), 2);
     }
 }

@@ -322,9 +322,18 @@ pub(super) fn archive_from(p: ArchivePart) -> Result<Archive, StateError> {
                     .map_err(|_| err("an archived key is not 32 bytes"))
             })
             .collect::<Result<_, _>>()?;
+        // A packet in the part was written by an earlier version (see `Archived::inline`).
+        let (len, inline) = if e.packet.is_empty() {
+            let len = usize::try_from(e.packet_len)
+                .map_err(|_| err("an archived packet's length does not fit"))?;
+            (len, None)
+        } else {
+            (e.packet.len(), Some(e.packet))
+        };
         a.entries.push(Archived {
             epoch: e.epoch,
-            packet: e.packet,
+            len,
+            inline,
             keys,
         });
     }

@@ -270,6 +270,9 @@ pub struct StoredArchived {
     pub packet: Vec<u8>,
     #[prost(bytes = "vec", repeated, tag = "3")]
     pub keys: Vec<Vec<u8>>,
+    /// The packet's length when the packet is in its own row (`packet` empty).
+    #[prost(uint64, tag = "4")]
+    pub packet_len: u64,
 }
 
 /// Every part in one value, for a store that keeps a conversation in one row.

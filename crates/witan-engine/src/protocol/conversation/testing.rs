@@ -37,12 +37,13 @@ impl Conversation {
     pub fn is_leaving(&self) -> bool {
         self.leaving
     }
-    /// The certified commits kept for members behind: (epoch, packet) oldest first.
-    pub fn archived(&self) -> Vec<(u64, &[u8])> {
+    /// The certified commits kept for members behind, oldest first: (epoch, packet bytes,
+    /// whether the packet is in the state part rather than a row of its own).
+    pub fn archived(&self) -> Vec<(u64, usize, bool)> {
         self.archive
             .entries
             .iter()
-            .map(|e| (e.epoch, e.packet.as_slice()))
+            .map(|e| (e.epoch, e.len, e.inline.is_some()))
             .collect()
     }
     /// When this member next asks to catch up.
