@@ -400,3 +400,53 @@ fn with_every_steward_asleep_a_join_still_completes() {
     let awake: Vec<usize> = (0..8).filter(|i| !asleep.contains(i)).collect();
     net.assert_agree(&awake);
 }
+
+#[test]
+fn a_joiner_that_gave_up_before_its_add_was_certified_still_joins_when_the_welcome_arrives() {
+    // Four members; a fifth device asks to join. The add is approved at once, but two members
+    // go offline before the commit round ends (three of four are a quorum): the add waits,
+    // approved, for longer than the joiner's patience (three timeouts of 60 s).
+    let mut net = Net::new(5);
+    net.create(0, fast_settings());
+    for i in 1..4 {
+        net.request_join(i);
+    }
+    net.run_for(30_000);
+    net.assert_agree(&[0, 1, 2, 3]);
+    let epoch = net.nodes[0].conv().epoch();
+    let seen = net.nodes[0].events.len();
+    net.request_join(4);
+    // Every member has the add proposal and votes for it (automatic votes, no delay).
+    let asked = |net: &Net| {
+        net.nodes[0].events[seen..]
+            .iter()
+            .any(|e| matches!(e, Event::VoteRequested(p) if p.kind == ProposalKind::AddMember))
+    };
+    let mut waited = 0;
+    while !asked(&net) && waited < 10_000 {
+        net.run_for(1);
+        waited += 1;
+    }
+    assert!(asked(&net), "the add was proposed");
+    net.run_for(20);
+    assert_eq!(net.nodes[0].conv().epoch(), epoch, "not yet committed");
+    net.offline.insert(2);
+    net.offline.insert(3);
+    net.run_for(200_000);
+    assert_eq!(net.nodes[0].conv().epoch(), epoch, "no quorum, no commit");
+    assert_eq!(net.nodes[4].state(), State::Left);
+    assert_eq!(net.count_events(4, |e| *e == Event::JoinExpired), 1);
+    // The two come back; the add is certified and the welcome goes out: the joiner, which gave
+    // up, still takes it.
+    // (The failed rounds' timeouts grew while they were away: the commit takes a few minutes.)
+    net.reconnect(2);
+    net.reconnect(3);
+    net.run_for(300_000);
+    assert_eq!(net.nodes[0].conv().members().len(), 5, "the group added it");
+    assert_eq!(
+        net.count_events(4, |e| *e == Event::Joined),
+        1,
+        "the joiner learns it is in"
+    );
+    net.assert_agree(&[0, 1, 2, 3, 4]);
+}
