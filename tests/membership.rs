@@ -199,6 +199,14 @@ fn a_join_request_without_welcome_expires() {
     net.run_for(20_000);
     assert_eq!(net.nodes[1].state(), State::Left);
     assert_eq!(net.count_events(1, |e| *e == Event::JoinExpired), 1);
+    // It listens for a late welcome as long again as it waited, then stops.
+    assert!(net.nodes[1].conv().is_waiting_to_join());
+    assert!(!net.nodes[1].conv().topics().is_empty());
+    net.run_for(190_000);
+    assert!(!net.nodes[1].conv().is_waiting_to_join());
+    assert!(net.nodes[1].conv().topics().is_empty());
+    assert_eq!(net.nodes[1].conv().next_deadline(), None);
+    assert_eq!(net.count_events(1, |e| *e == Event::JoinExpired), 1);
 }
 
 #[test]

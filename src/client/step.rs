@@ -233,10 +233,9 @@ impl StepEnv<'_, '_> {
             Ok(before) => before,
             Err(e) => return Ok(Err(e)),
         };
-        // Topics are a function of the conversation's id and state: only a run that changes
-        // the state (or creates the conversation) can change them.
-        let before_state = before.as_ref().map(|c| c.state());
-        let was_pending = before_state == Some(State::PendingJoin);
+        // Topics change with the state (and when a join that gave up stops listening).
+        let before_topics = before.as_ref().map(|c| c.topics());
+        let was_pending = before.as_ref().is_some_and(|c| c.is_waiting_to_join());
         let provider = match self.groups {
             Some(groups) if self.defer_secrets => {
                 MlsProvider::deferring_message_secrets(step, groups)
@@ -298,14 +297,9 @@ impl StepEnv<'_, '_> {
                 );
             }
         }
-        let topics = match before_state {
-            Some(state) if state == conv.state() => None,
-            Some(state) => Some((Conversation::topics_in(id, state), conv.topics())),
-            None => Some((Vec::new(), conv.topics())),
-        };
-        if let Some((before_topics, after_topics)) = topics
-            && after_topics != before_topics
-        {
+        let after_topics = conv.topics();
+        let before_topics = before_topics.unwrap_or_default();
+        if after_topics != before_topics {
             subscriptions::save(step, id, &after_topics)?;
             let mut diff = Effects::default();
             let before: BTreeSet<String> = before_topics.into_iter().collect();

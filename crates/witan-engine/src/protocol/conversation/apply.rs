@@ -355,6 +355,7 @@ impl Conversation {
             )));
         }
         self.join_anchor = None;
+        self.join_expired = false;
         self.adopt_sync(ctx, &group, &sync, &candidate, &parsed, settings)?;
         self.since_epoch = self.epoch;
         self.touch(PartKey::Joins);

@@ -34,7 +34,7 @@ impl Conversation {
             }
             wire::PacketKind::Welcome => {
                 let packet = wire::decode_welcome_packet(&env.body)?;
-                if self.state == State::PendingJoin {
+                if self.is_waiting_to_join() {
                     self.on_welcome(ctx, packet, &mut out)?;
                 }
             }
@@ -67,7 +67,7 @@ impl Conversation {
             ));
         }
         match self.state {
-            State::PendingJoin => {
+            State::PendingJoin | State::Left if self.is_waiting_to_join() => {
                 // Traffic of the group this node is about to join: kept for after the welcome.
                 out.buffer_for_epoch = Some(message_epoch);
                 return Ok(());

@@ -99,6 +99,9 @@ pub struct Conversation {
     pub(crate) pending_join_until: Option<u64>,
     /// How many times this joiner sent its request again (see [`JOIN_RENEWALS`]).
     pub(crate) join_renewals: u32,
+    /// This member gave up waiting to join (`JoinExpired`) and was never in: a welcome that
+    /// comes later (an add approved in time and certified after that) still brings it in.
+    pub(crate) join_expired: bool,
     pub(crate) leaving: bool,
     pub(crate) sent_count: u64,
     pub(crate) rejoin_required: bool,
@@ -169,15 +172,16 @@ impl Conversation {
     /// Topics this conversation needs delivered: a function of its id and state only (the
     /// client recomputes them only when the state changed).
     pub fn topics(&self) -> Vec<String> {
-        Self::topics_in(&self.id, self.state)
+        if self.state == State::Left && !self.join_expired {
+            return Vec::new();
+        }
+        vec![topics::app(&self.id), topics::welcome(&self.id)]
     }
 
-    /// The topics of a conversation `id` in `state`.
-    pub fn topics_in(id: &str, state: State) -> Vec<String> {
-        match state {
-            State::Left => Vec::new(),
-            _ => vec![topics::app(id), topics::welcome(id)],
-        }
+    /// Whether a welcome is awaited: a join under way, or one that gave up (`JoinExpired`)
+    /// and still listens for a late welcome, for as long again as it waited.
+    pub fn is_waiting_to_join(&self) -> bool {
+        self.state == State::PendingJoin || (self.state == State::Left && self.join_expired)
     }
 
     fn is_member(&self, m: &MemberId) -> bool {

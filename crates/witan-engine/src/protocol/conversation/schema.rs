@@ -53,6 +53,8 @@ pub struct CorePart {
     pub join_anchor: Option<Vec<u8>>,
     #[prost(bytes = "vec", tag = "20")]
     pub epoch_seed: Vec<u8>,
+    #[prost(bool, tag = "21")]
+    pub join_expired: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

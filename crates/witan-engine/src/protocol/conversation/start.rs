@@ -27,6 +27,7 @@ impl Conversation {
             tag: Vec::new(),
             pending_join_until: None,
             join_renewals: 0,
+            join_expired: false,
             leaving: false,
             sent_count: 0,
             rejoin_required: false,

@@ -27,7 +27,7 @@ impl Conversation {
 
     /// The earliest deadline this conversation has.
     pub fn next_deadline(&self) -> Option<u64> {
-        if self.state == State::Left {
+        if self.state == State::Left && !self.join_expired {
             return None;
         }
         let mut next = self.pending_join_until;
@@ -105,9 +105,22 @@ impl Conversation {
             } else if self.state == State::PendingJoin {
                 out.events.push(Event::JoinExpired);
                 self.set_state(State::Left, out);
+                // Still listening, for as long again, for a welcome of an add the group
+                // approved in time and certified late (`late_join_window_ms`).
+                self.join_expired = true;
+                self.pending_join_until = Some(until.saturating_add(self.late_join_window_ms()));
+            } else if self.join_expired {
+                tracing::info!(conversation = %self.id, "no late welcome came: stops listening");
+                self.join_expired = false;
             }
         }
         Ok(())
+    }
+
+    /// How long a join that gave up still listens for a late welcome: its patience again.
+    fn late_join_window_ms(&self) -> u64 {
+        let timeouts = u64::from(super::JOIN_RENEWALS) + 1;
+        self.settings.pending_join_timeout_ms.saturating_mul(timeouts)
     }
 
     /// Fires the round's due timers, if any; returns whether they asked for something.
