@@ -14,6 +14,8 @@
 //! - [`loans`]: [`GroupLoans`], what the provider and storage need of that cache.
 //! - [`switches`]: [`Layer`], the switches that turn every cache of witan off.
 //! - [`crypto`]: signature checks with decoded public keys kept.
+//! - [`batch`]: many signatures of one message checked together (the commit round's quorum
+//!   lists).
 //!
 //! Nothing here panics on data from the network or the database; every failure is an
 //! [`MlsError`].
