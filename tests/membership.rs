@@ -5,7 +5,7 @@
 mod support;
 
 use support::{CONV, Net, fast_settings};
-use witan::protocol::{Event, LeaveReason, ProposalKind, State};
+use witan::protocol::{Conversation, Event, LeaveReason, Output, ProposalKind, State};
 
 fn sorted(mut v: Vec<witan::mls::MemberId>) -> Vec<witan::mls::MemberId> {
     v.sort();
@@ -456,5 +456,42 @@ fn a_joiner_that_gave_up_before_its_add_was_certified_still_joins_when_the_welco
         1,
         "the joiner learns it is in"
     );
+    net.assert_agree(&[0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_join_request_made_before_its_member_was_admitted_and_delivered_late_is_not_a_re_join() {
+    let mut net = Net::new(5);
+    net.create(0, fast_settings());
+    for i in 1..4 {
+        net.request_join(i);
+    }
+    net.run_for(30_000);
+    // Node 4 asks to join; a second request of the same attempt (a renewal with a fresh key
+    // package, or a copy from a clock behind) is held back by the network.
+    net.request_join(4);
+    let mut late = Vec::new();
+    net.step(4, |_, ctx| {
+        let (_, out) = Conversation::request_join(ctx, CONV, fast_settings())?;
+        late = out.outbound[0].payload.clone();
+        Ok(Output::default())
+    })
+    .unwrap();
+    net.run_for(30_000);
+    net.assert_agree(&[0, 1, 2, 3, 4]);
+    let epoch = net.nodes[0].conv().epoch();
+    for i in 0..4 {
+        let _ = net.receive(i, &late);
+    }
+    net.run_for(60_000);
+    // Not taken for a re-join: no removal of its leaf, no add the device never asked for.
+    assert_eq!(net.nodes[4].state(), State::Working);
+    assert!(
+        !net.nodes[4]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Left(_)))
+    );
+    assert_eq!(net.nodes[0].conv().epoch(), epoch);
     net.assert_agree(&[0, 1, 2, 3, 4]);
 }
