@@ -13,8 +13,11 @@
 //! entered the group, is a *re-join*: the device lost its state (`RejoinRequired`) and asks
 //! to come back. The same takeover turns it into a removal of the old leaf first; once
 //! that is committed the request's windows start again (everyone's would have passed, and
-//! all would propose the add at once) and it is an ordinary join. (A member's first request, delivered late to
-//! a member that joined with it or after it, is older than that member's membership.)
+//! all would propose the add at once) and it is an ordinary join. A request made before the
+//! member entered the group — its first join's renewal or a copy, delivered late — is not a
+//! re-join: each member remembers when it applied the commit that added each later member
+//! (or when it entered itself, for those before it) and ignores a current member's requests
+//! made before then, clocks up to twice the allowed skew apart.
 //!
 //! Requests come from anyone who can publish on the welcome topic, so they are bounded in
 //! number and bytes; the oldest goes first.
@@ -51,6 +54,10 @@ pub struct JoinQueue {
     /// When this member entered the group: a member's join request made before then is the
     /// one that brought it in (delivered late), not a re-join.
     pub(crate) member_since_ms: u64,
+    /// When this member applied the commit that added each current member that came in
+    /// after it: that member's requests made before then are its first join's (a renewal or
+    /// a copy delivered late), not a re-join. At most one entry per current member.
+    pub(crate) admitted: BTreeMap<MemberId, u64>,
 }
 
 /// The hash a spent key package is remembered by.
@@ -132,6 +139,34 @@ impl JoinQueue {
 
     pub fn remove(&mut self, member: &MemberId) {
         self.requests.remove(member);
+    }
+
+    /// A certified commit this member applied at `now_ms` added `member`.
+    pub fn admit(&mut self, member: MemberId, now_ms: u64) {
+        self.admitted.insert(member, now_ms);
+    }
+
+    /// Keeps admission times of current members only.
+    pub fn forget_admitted_unless(&mut self, is_member: impl Fn(&MemberId) -> bool) {
+        self.admitted.retain(|m, _| is_member(m));
+    }
+
+    /// Whether a request by current member `member` made at `requested_at_ms` (its clock)
+    /// is from before it entered the group, as this member knows it, with clocks up to
+    /// `skew_ms` apart either way: its first join's, not a re-join.
+    pub fn made_before_membership(
+        &self,
+        member: &MemberId,
+        requested_at_ms: u64,
+        skew_ms: u64,
+    ) -> bool {
+        let since = self
+            .admitted
+            .get(member)
+            .copied()
+            .unwrap_or(0)
+            .max(self.member_since_ms);
+        requested_at_ms <= since.saturating_add(skew_ms.saturating_mul(2))
     }
 
     /// Drops requests older than `timeout_ms` (their joiner gave up).
@@ -236,6 +271,23 @@ mod tests {
         }
         assert_eq!(q.spent.len(), MAX_SPENT);
         assert!(!q.is_spent(&[1; 10]), "the oldest is forgotten first");
+    }
+
+    #[test]
+    fn a_request_from_before_a_members_admission_is_not_a_re_join() {
+        let mut q = JoinQueue {
+            member_since_ms: 1_000,
+            ..JoinQueue::default()
+        };
+        q.admit(id(2), 50_000);
+        // Members from before this one: its own entry counts.
+        assert!(q.made_before_membership(&id(1), 1_500, 250));
+        assert!(!q.made_before_membership(&id(1), 1_501, 250));
+        // A later member: the commit that added it counts.
+        assert!(q.made_before_membership(&id(2), 50_500, 250));
+        assert!(!q.made_before_membership(&id(2), 50_501, 250));
+        q.forget_admitted_unless(|m| *m != id(2));
+        assert!(!q.made_before_membership(&id(2), 1_501, 250));
     }
 
     #[test]

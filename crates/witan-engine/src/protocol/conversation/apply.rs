@@ -48,7 +48,7 @@ impl Conversation {
         group.merge_staged(ctx.provider, staged)?;
         self.archive(ctx, candidate.epoch, packet);
         self.caught_up();
-        self.resolve(&candidate, author, &failed, out)?;
+        self.resolve(&candidate, author, &failed, ctx.now_ms, out)?;
         let removed_me = !group.is_active();
         if removed_me {
             return self.leave_removed(out);
@@ -56,6 +56,8 @@ impl Conversation {
         self.epoch_seed = epoch_seed(&candidate.resolutions);
         self.enter_epoch(ctx, group)?;
         let ids = self.members();
+        let current: BTreeSet<MemberId> = ids.iter().copied().collect();
+        self.joins.forget_admitted_unless(|m| current.contains(m));
         let stewards_before = self.stewards.active();
         // Members a certified commit penalised (a round they led failed: asleep, or worse)
         // are chosen last when the list is renewed; every member holds the same scores.
@@ -137,6 +139,7 @@ impl Conversation {
         candidate: &wire::Candidate,
         author: MemberId,
         failed: &[MemberId],
+        now_ms: u64,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
         let s = self.settings.clone();
@@ -199,6 +202,7 @@ impl Conversation {
                     self.joins.remove(member);
                     if approved && !res.dropped {
                         self.joins.spend(key_package);
+                        self.joins.admit(*member, now_ms);
                     }
                 }
                 _ => {}

@@ -430,9 +430,12 @@ impl Conversation {
         // A member's request with a key package no commit used is a re-join (the device lost
         // its state); the key package it joined with is spent, so a replay of its first
         // request is refused by the queue.
+        let skew = self.settings.max_clock_skew_ms;
         if info.member_id == self.me
             || (self.is_member(&info.member_id)
-                && req.requested_at_ms <= self.joins.member_since_ms)
+                && self
+                    .joins
+                    .made_before_membership(&info.member_id, req.requested_at_ms, skew))
         {
             return Ok(());
         }

@@ -306,6 +306,9 @@ pub(super) fn joins_from(p: JoinsPart) -> Result<JoinQueue, StateError> {
         q.spent.push(digest(&h)?);
     }
     q.member_since_ms = p.member_since_ms;
+    for a in p.admitted {
+        q.admitted.insert(member(&a.member)?, a.seen_at_ms);
+    }
     Ok(q)
 }
 

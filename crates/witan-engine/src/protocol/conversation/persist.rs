@@ -106,6 +106,16 @@ impl Conversation {
                     .collect(),
                 spent: self.joins.spent.iter().map(|h| h.to_vec()).collect(),
                 member_since_ms: self.joins.member_since_ms,
+                admitted: self
+                    .joins
+                    .admitted
+                    .iter()
+                    .map(|(m, at)| StoredJoin {
+                        member: m.as_bytes().to_vec(),
+                        key_package: Vec::new(),
+                        seen_at_ms: *at,
+                    })
+                    .collect(),
             }
             .encode_to_vec(),
             PartKey::Archive => self.archive.encode(PART_VERSION),

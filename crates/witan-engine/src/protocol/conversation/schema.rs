@@ -244,6 +244,10 @@ pub struct JoinsPart {
     /// When this member entered the group (created or welcomed); 0 in older states.
     #[prost(uint64, tag = "5")]
     pub member_since_ms: u64,
+    /// When this member applied the commit that added each member that came in after it
+    /// (`seen_at_ms`; the key package is left empty).
+    #[prost(message, repeated, tag = "6")]
+    pub admitted: Vec<StoredJoin>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

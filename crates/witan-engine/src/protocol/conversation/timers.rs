@@ -120,7 +120,9 @@ impl Conversation {
     /// How long a join that gave up still listens for a late welcome: its patience again.
     fn late_join_window_ms(&self) -> u64 {
         let timeouts = u64::from(super::JOIN_RENEWALS) + 1;
-        self.settings.pending_join_timeout_ms.saturating_mul(timeouts)
+        self.settings
+            .pending_join_timeout_ms
+            .saturating_mul(timeouts)
     }
 
     /// Fires the round's due timers, if any; returns whether they asked for something.
