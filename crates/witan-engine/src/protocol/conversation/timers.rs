@@ -106,9 +106,13 @@ impl Conversation {
                 out.events.push(Event::JoinExpired);
                 self.set_state(State::Left, out);
                 // Still listening, for as long again, for a welcome of an add the group
-                // approved in time and certified late (`late_join_window_ms`).
-                self.join_expired = true;
-                self.pending_join_until = Some(until.saturating_add(self.late_join_window_ms()));
+                // approved in time and certified late (`late_join_window_ms`) — unless this
+                // member slept through that too.
+                let late_until = until.saturating_add(self.late_join_window_ms());
+                if late_until > ctx.now_ms {
+                    self.join_expired = true;
+                    self.pending_join_until = Some(late_until);
+                }
             } else if self.join_expired {
                 tracing::info!(conversation = %self.id, "no late welcome came: stops listening");
                 self.join_expired = false;
