@@ -420,6 +420,17 @@ fn f29_a_member_that_moved_on_precommits_a_late_polka_of_its_round() {
     assert_all_passes(5152);
 }
 
+/// F30: a join request made before its member entered the group (a renewal, or a copy from a
+/// member whose clock ran behind) reached members late and was taken for a re-join: the
+/// group removed the member and re-added a leaf its device never asked for (`ghost`). Fixed:
+/// members remember when they applied each later member's add and ignore a current member's
+/// requests made before then.
+#[test]
+fn f30_a_stale_join_request_of_a_member_is_not_a_re_join() {
+    assert_all_passes(595);
+    assert_all_passes(709);
+}
+
 /// The sleeping-phones family (`tests/sim/sleeping.rs`): eight phones asleep 90 % of the
 /// time. Every seed stays one group (no fork, no proposal resolved both ways, nobody told to
 /// re-join, the removed member told it left), and every measure completes within its
