@@ -33,11 +33,7 @@ fn an_approved_add_whose_key_package_expired_does_not_block_later_commits() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    net.create(0, fast_settings());
-    for i in 1..4 {
-        net.request_join(i);
-    }
-    net.run_for(30_000);
+    net.form_among(4, fast_settings());
     net.assert_agree(&[0, 1, 2, 3]);
     let epoch = net.nodes[0].conv().epoch();
     // The join request arrives; the add is proposed and approved, but not committed yet.

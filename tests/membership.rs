@@ -415,11 +415,7 @@ fn a_joiner_that_gave_up_before_its_add_was_certified_still_joins_when_the_welco
     // go offline before the commit round ends (three of four are a quorum): the add waits,
     // approved, for longer than the joiner's patience (three timeouts of 60 s).
     let mut net = Net::new(5);
-    net.create(0, fast_settings());
-    for i in 1..4 {
-        net.request_join(i);
-    }
-    net.run_for(30_000);
+    net.form_among(4, fast_settings());
     net.assert_agree(&[0, 1, 2, 3]);
     let epoch = net.nodes[0].conv().epoch();
     let seen = net.nodes[0].events.len();
@@ -462,11 +458,7 @@ fn a_joiner_that_gave_up_before_its_add_was_certified_still_joins_when_the_welco
 #[test]
 fn a_join_request_made_before_its_member_was_admitted_and_delivered_late_is_not_a_re_join() {
     let mut net = Net::new(5);
-    net.create(0, fast_settings());
-    for i in 1..4 {
-        net.request_join(i);
-    }
-    net.run_for(30_000);
+    net.form_among(4, fast_settings());
     // Node 4 asks to join; a second request of the same attempt (a renewal with a fresh key
     // package, or a copy from a clock behind) is held back by the network.
     net.request_join(4);

@@ -329,12 +329,18 @@ impl Net {
     /// Creator `0` creates; nodes `1..n` ask to join at the same instant; runs until formed.
     pub fn form(n: usize, settings: Settings) -> Net {
         let mut net = Net::new(n);
-        net.create(0, settings);
-        for i in 1..n {
-            net.request_join(i);
-        }
-        net.run_for(30_000);
+        net.form_among(n, settings);
         net
+    }
+
+    /// Forms a group of nodes `0..members` as [`Net::form`] does; the others stay outside,
+    /// for joins later.
+    pub fn form_among(&mut self, members: usize, settings: Settings) {
+        self.create(0, settings);
+        for i in 1..members {
+            self.request_join(i);
+        }
+        self.run_for(30_000);
     }
 
     /// Asserts that the given members agree on everything a fork would break.
