@@ -233,8 +233,8 @@ impl StepEnv<'_, '_> {
             Ok(before) => before,
             Err(e) => return Ok(Err(e)),
         };
-        // Topics change with the state (and when a join that gave up stops listening).
-        let before_topics = before.as_ref().map(|c| c.topics());
+        // Topics change only when a conversation starts or stops listening.
+        let listened = before.as_ref().map(|c| c.listens());
         let was_pending = before.as_ref().is_some_and(|c| c.is_waiting_to_join());
         let provider = match self.groups {
             Some(groups) if self.defer_secrets => {
@@ -297,9 +297,9 @@ impl StepEnv<'_, '_> {
                 );
             }
         }
-        let after_topics = conv.topics();
-        let before_topics = before_topics.unwrap_or_default();
-        if after_topics != before_topics {
+        if listened != Some(conv.listens()) {
+            let before_topics = listened.map_or_else(Vec::new, |l| Conversation::topics_of(id, l));
+            let after_topics = conv.topics();
             subscriptions::save(step, id, &after_topics)?;
             let mut diff = Effects::default();
             let before: BTreeSet<String> = before_topics.into_iter().collect();

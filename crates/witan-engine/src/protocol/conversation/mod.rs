@@ -169,13 +169,25 @@ impl Conversation {
         !matches!(self.state, State::PendingJoin | State::Left)
     }
 
-    /// Topics this conversation needs delivered: a function of its id and state only (the
-    /// client recomputes them only when the state changed).
+    /// Topics this conversation needs delivered: [`Self::topics_of`] its id and whether it
+    /// [`listens`](Self::listens).
     pub fn topics(&self) -> Vec<String> {
-        if self.state == State::Left && !self.join_expired {
-            return Vec::new();
+        Self::topics_of(&self.id, self.listens())
+    }
+
+    /// Whether this conversation takes traffic: it has not left, or it is a join that gave up
+    /// and still listens for a late welcome. Its topics change only when this does.
+    pub fn listens(&self) -> bool {
+        self.state != State::Left || self.join_expired
+    }
+
+    /// The topics of conversation `id`, listening or not.
+    pub fn topics_of(id: &str, listens: bool) -> Vec<String> {
+        if listens {
+            vec![topics::app(id), topics::welcome(id)]
+        } else {
+            Vec::new()
         }
-        vec![topics::app(&self.id), topics::welcome(&self.id)]
     }
 
     /// Whether a welcome is awaited: a join under way, or one that gave up (`JoinExpired`)
