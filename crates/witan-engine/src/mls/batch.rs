@@ -18,6 +18,11 @@
 //! own hash cancels its error, which costs about 2¹²⁸ tries.
 //!
 //! Checking q signatures as one batch costs about two thirds of q single checks (docs/bench.md).
+//!
+//! A batch can also hold signatures of different messages ([`Batch::push_for`]): the
+//! signatures a joiner checks in a welcome (every leaf of the tree, the group info), which
+//! the provider's crypto collects while OpenMLS processes the welcome
+//! (`WitanCrypto::batching`).
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -30,6 +35,7 @@ pub struct Batch<'m> {
     seed: Sha256,
     /// A key or a signature that can never verify was queued.
     refused: bool,
+    queued: usize,
 }
 
 impl<'m> Batch<'m> {
@@ -43,12 +49,30 @@ impl<'m> Batch<'m> {
             verifier: ed25519_zebra::batch::Verifier::new(),
             seed,
             refused: false,
+            queued: 0,
         }
     }
 
     /// Queues `signature` by `key` over the batch's message.
     pub fn push(&mut self, key: &[u8; 32], signature: &[u8]) {
+        self.queue(key, self.message, signature);
+    }
+
+    /// Queues `signature` by `key` over `message`, which need not be the batch's.
+    pub fn push_for(&mut self, key: &[u8; 32], message: &[u8], signature: &[u8]) {
+        self.seed.update((message.len() as u64).to_le_bytes());
+        self.seed.update(message);
+        self.queue(key, message, signature);
+    }
+
+    /// How many signatures were queued (refused ones included).
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    fn queue(&mut self, key: &[u8; 32], message: &[u8], signature: &[u8]) {
         crate::metrics::signature_checked();
+        self.queued += 1;
         let Ok(sig) = <[u8; 64]>::try_from(signature) else {
             self.refused = true;
             return;
@@ -61,7 +85,7 @@ impl<'m> Batch<'m> {
         self.seed.update(sig);
         let sig = ed25519_zebra::Signature::from_bytes(&sig);
         let key = ed25519_zebra::VerificationKeyBytes::from(*key);
-        self.verifier.queue((key, sig, self.message));
+        self.verifier.queue((key, sig, message));
     }
 
     /// Whether every queued signature is valid (an empty batch is).
@@ -104,6 +128,32 @@ mod tests {
         assert!(check(b"hash", &items));
         assert!(check(b"hash", &items[3..7]));
         assert!(check(b"hash", &[]));
+    }
+
+    #[test]
+    fn a_batch_of_different_messages_verifies_and_fails_on_any_swap() {
+        let items: Vec<([u8; 32], Vec<u8>, Vec<u8>)> = (1..=6u8)
+            .map(|i| {
+                let id = Identity::from_secret(&[i; 32]).unwrap();
+                let msg = vec![i; usize::from(i) * 7];
+                (id.public_key(), msg.clone(), id.sign(&msg))
+            })
+            .collect();
+        let check = |items: &[([u8; 32], Vec<u8>, Vec<u8>)]| {
+            let mut b = Batch::new(&[]);
+            for (k, m, s) in items {
+                b.push_for(k, m, s);
+            }
+            assert_eq!(b.queued(), items.len());
+            b.verify()
+        };
+        assert!(check(&items));
+        for i in 0..items.len() {
+            let mut swapped = items.clone();
+            let j = (i + 1) % items.len();
+            swapped[i].1 = items[j].1.clone();
+            assert!(!check(&swapped), "message of {j} under signature {i}");
+        }
     }
 
     #[test]

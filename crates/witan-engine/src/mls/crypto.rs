@@ -15,6 +15,12 @@
 //! Calling dalek's own `verify_strict` costs 6–14 % more CPU on the bench's formation, chat
 //! and removal rows (docs/bench.md), so the check stays here, with a differential test
 //! against dalek over 10,000 random keys, messages and signatures (genuine and damaged).
+//!
+//! While a joiner processes a welcome, OpenMLS checks the signature of every leaf of the
+//! tree, one call at a time. [`WitanCrypto::batching`] collects those checks into one batch
+//! (`super::batch`, the cofactored rule of the quorum lists) that is checked when OpenMLS is
+//! done; the welcome is refused unless the whole batch verifies. Why the other rule is safe
+//! there: docs/safety.md, "Checking a quorum list".
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -30,6 +36,7 @@ use openmls_traits::types::{
 };
 use sha2::{Digest, Sha512};
 
+use super::batch::Batch;
 use super::switches::Layer;
 
 /// Keys kept at most; a full map starts over (a client meets few distinct peers).
@@ -99,18 +106,73 @@ fn verify_strict(key: &VerifyingKey, msg: &[u8], sig: &[u8; SIGNATURE_LENGTH]) -
     expected.compress().as_bytes() == R && !expected.is_small_order()
 }
 
+/// Signatures a batching scope takes at most; later ones are checked one by one at once.
+const MAX_BATCHED: usize = 8192;
+
 /// The provider's crypto: RustCrypto, with Ed25519 signatures checked by [`verify_strict`]
-/// (the keys decoded kept). Everything else is RustCrypto's.
-#[derive(Debug, Default)]
-pub struct WitanCrypto(pub RustCrypto);
+/// (the keys decoded kept), or collected into a batch inside [`WitanCrypto::batching`].
+/// Everything else is RustCrypto's.
+#[derive(Default)]
+pub struct WitanCrypto {
+    pub(super) inner: RustCrypto,
+    /// The open batching scope's signatures, if one is open.
+    batch: Mutex<Option<Batch<'static>>>,
+}
+
+impl std::fmt::Debug for WitanCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WitanCrypto").finish_non_exhaustive()
+    }
+}
+
+impl WitanCrypto {
+    /// Runs `f` with the Ed25519 checks it makes through this crypto collected instead of
+    /// done: each returns success (unless its key or length can never verify), and the
+    /// batch of all of them is checked when `f` returns. The second value says whether it
+    /// verified; when it did not, what `f` produced must be thrown away. A scope inside
+    /// another is the outer one's.
+    pub fn batching<T>(&self, f: impl FnOnce() -> T) -> (T, bool) {
+        let mut slot = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            drop(slot);
+            return (f(), true);
+        }
+        *slot = Some(Batch::new(&[]));
+        drop(slot);
+        // Closed even if `f` unwinds: a scope left open would accept every later signature.
+        struct Close<'a>(&'a Mutex<Option<Batch<'static>>>);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
+        }
+        let close = Close(&self.batch);
+        let out = f();
+        let batch = close.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(close);
+        (out, batch.is_none_or(Batch::verify))
+    }
+
+    /// Queues the check in the open batching scope; `false` when none is open or it is full.
+    fn queued(&self, key: &[u8; 32], data: &[u8], signature: &[u8]) -> bool {
+        let mut slot = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_mut() {
+            Some(batch) if batch.queued() < MAX_BATCHED => {
+                batch.push_for(key, data, signature);
+                true
+            }
+            _ => false,
+        }
+    }
+}
 
 impl OpenMlsCrypto for WitanCrypto {
     fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
-        self.0.supports(ciphersuite)
+        self.inner.supports(ciphersuite)
     }
 
     fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
-        self.0.supported_ciphersuites()
+        self.inner.supported_ciphersuites()
     }
 
     fn hkdf_extract(
@@ -119,7 +181,7 @@ impl OpenMlsCrypto for WitanCrypto {
         salt: &[u8],
         ikm: &[u8],
     ) -> Result<SecretVLBytes, CryptoError> {
-        self.0.hkdf_extract(hash_type, salt, ikm)
+        self.inner.hkdf_extract(hash_type, salt, ikm)
     }
 
     fn hmac(
@@ -128,7 +190,7 @@ impl OpenMlsCrypto for WitanCrypto {
         key: &[u8],
         message: &[u8],
     ) -> Result<SecretVLBytes, CryptoError> {
-        self.0.hmac(hash_type, key, message)
+        self.inner.hmac(hash_type, key, message)
     }
 
     fn hkdf_expand(
@@ -138,11 +200,11 @@ impl OpenMlsCrypto for WitanCrypto {
         info: &[u8],
         okm_len: usize,
     ) -> Result<SecretVLBytes, CryptoError> {
-        self.0.hkdf_expand(hash_type, prk, info, okm_len)
+        self.inner.hkdf_expand(hash_type, prk, info, okm_len)
     }
 
     fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.0.hash(hash_type, data)
+        self.inner.hash(hash_type, data)
     }
 
     fn aead_encrypt(
@@ -153,7 +215,7 @@ impl OpenMlsCrypto for WitanCrypto {
         nonce: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        self.0.aead_encrypt(alg, key, data, nonce, aad)
+        self.inner.aead_encrypt(alg, key, data, nonce, aad)
     }
 
     fn aead_decrypt(
@@ -164,11 +226,11 @@ impl OpenMlsCrypto for WitanCrypto {
         nonce: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        self.0.aead_decrypt(alg, key, ct_tag, nonce, aad)
+        self.inner.aead_decrypt(alg, key, ct_tag, nonce, aad)
     }
 
     fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-        self.0.signature_key_gen(alg)
+        self.inner.signature_key_gen(alg)
     }
 
     fn verify_signature(
@@ -179,12 +241,18 @@ impl OpenMlsCrypto for WitanCrypto {
         signature: &[u8],
     ) -> Result<(), CryptoError> {
         if alg != SignatureScheme::ED25519 {
-            return self.0.verify_signature(alg, data, pk, signature);
+            return self.inner.verify_signature(alg, data, pk, signature);
         }
         // RustCrypto's checks and errors, with the key decoded through the map of keys.
         let key = verifying_key(pk).ok_or(CryptoError::CryptoLibraryError)?;
         let sig = <[u8; SIGNATURE_LENGTH]>::try_from(signature)
             .map_err(|_| CryptoError::CryptoLibraryError)?;
+        if key.is_weak() {
+            return Err(CryptoError::InvalidSignature);
+        }
+        if self.queued(key.as_bytes(), data, &sig) {
+            return Ok(());
+        }
         crate::metrics::signature_checked();
         if verify_strict(&key, data, &sig) {
             Ok(())
@@ -194,7 +262,7 @@ impl OpenMlsCrypto for WitanCrypto {
     }
 
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.0.sign(alg, data, key)
+        self.inner.sign(alg, data, key)
     }
 
     fn hpke_seal(
@@ -205,7 +273,7 @@ impl OpenMlsCrypto for WitanCrypto {
         aad: &[u8],
         ptxt: &[u8],
     ) -> Result<HpkeCiphertext, CryptoError> {
-        self.0.hpke_seal(config, pk_r, info, aad, ptxt)
+        self.inner.hpke_seal(config, pk_r, info, aad, ptxt)
     }
 
     fn hpke_open(
@@ -216,7 +284,7 @@ impl OpenMlsCrypto for WitanCrypto {
         info: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        self.0.hpke_open(config, input, sk_r, info, aad)
+        self.inner.hpke_open(config, input, sk_r, info, aad)
     }
 
     fn hpke_setup_sender_and_export(
@@ -227,8 +295,13 @@ impl OpenMlsCrypto for WitanCrypto {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        self.0
-            .hpke_setup_sender_and_export(config, pk_r, info, exporter_context, exporter_length)
+        self.inner.hpke_setup_sender_and_export(
+            config,
+            pk_r,
+            info,
+            exporter_context,
+            exporter_length,
+        )
     }
 
     fn hpke_setup_receiver_and_export(
@@ -240,7 +313,7 @@ impl OpenMlsCrypto for WitanCrypto {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<ExporterSecret, CryptoError> {
-        self.0.hpke_setup_receiver_and_export(
+        self.inner.hpke_setup_receiver_and_export(
             config,
             enc,
             sk_r,
@@ -255,7 +328,7 @@ impl OpenMlsCrypto for WitanCrypto {
         config: HpkeConfig,
         ikm: &[u8],
     ) -> Result<HpkeKeyPair, CryptoError> {
-        self.0.derive_hpke_keypair(config, ikm)
+        self.inner.derive_hpke_keypair(config, ikm)
     }
 }
 

@@ -160,10 +160,16 @@ impl Group {
             return Err(MlsError::WrongGroup);
         }
         clear_inactive(p, &gid)?;
-        let staged = builder
-            .skip_lifetime_validation()
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
+        // The tree's leaf signatures and the group info's are checked as one batch.
+        let (staged, signatures_valid) = p
+            .crypto()
+            .batching(|| builder.skip_lifetime_validation().build());
+        let staged = staged.map_err(|e| bad(e.to_string()))?;
+        if !signatures_valid {
+            return Err(bad(
+                "a signature in the welcome's tree or group info is not valid".into(),
+            ));
+        }
         if staged.group_context().ciphersuite() != CIPHERSUITE {
             return Err(bad("unsupported ciphersuite".into()));
         }

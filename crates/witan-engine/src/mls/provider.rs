@@ -87,6 +87,6 @@ impl<'a> openmls_traits::OpenMlsProvider for MlsProvider<'a> {
     }
 
     fn rand(&self) -> &Self::RandProvider {
-        &self.crypto.0
+        &self.crypto.inner
     }
 }

@@ -148,7 +148,7 @@ fn the_provider_and_rust_crypto_agree_and_kept_keys_change_nothing() {
                 .verify_signature(SignatureScheme::ED25519, msg, pk, sig)
                 .map_err(|e| format!("{e:?}")),
             crypto
-                .0
+                .inner
                 .verify_signature(SignatureScheme::ED25519, msg, pk, sig)
                 .map_err(|e| format!("{e:?}")),
         )
@@ -180,4 +180,59 @@ fn the_provider_and_rust_crypto_agree_and_kept_keys_change_nothing() {
         1,
         "only the genuine case passes"
     );
+}
+
+#[test]
+fn a_batching_scope_refuses_what_any_of_its_checks_would_refuse_and_closes_after_itself() {
+    let ids: Vec<Identity> = (1..=5u8)
+        .map(|i| Identity::from_secret(&[i; 32]).unwrap())
+        .collect();
+    let signed: Vec<([u8; 32], Vec<u8>, Vec<u8>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let msg = format!("leaf {i}").into_bytes();
+            (id.public_key(), msg.clone(), id.sign(&msg))
+        })
+        .collect();
+    let crypto = WitanCrypto::default();
+    let verify = |items: &[([u8; 32], Vec<u8>, Vec<u8>)]| {
+        items
+            .iter()
+            .map(|(k, m, s)| crypto.verify_signature(SignatureScheme::ED25519, m, k, s))
+            .collect::<Vec<_>>()
+    };
+    let (each, valid) = crypto.batching(|| verify(&signed));
+    assert!(valid && each.iter().all(Result::is_ok));
+
+    for bad in 0..signed.len() {
+        let mut damaged = signed.clone();
+        damaged[bad].2[40] ^= 1;
+        // Inside the scope the damaged check is only queued; the scope's verdict refuses it.
+        let (each, valid) = crypto.batching(|| verify(&damaged));
+        assert!(each.iter().all(Result::is_ok));
+        assert!(!valid, "damaged signature {bad} passed the batch");
+        // Outside a scope it is refused at once again.
+        assert!(verify(&damaged)[bad].is_err());
+    }
+    // A key that can never verify is refused at once, inside a scope too.
+    let mut weak = [0u8; 32];
+    weak[0] = 1;
+    let (each, _) = crypto.batching(|| verify(&[(weak, b"m".to_vec(), vec![0; 64])]));
+    assert!(each[0].is_err());
+
+    // An inner scope is the outer one's: its bad signature fails the outer verdict.
+    let mut damaged = signed.clone();
+    damaged[0].2[40] ^= 1;
+    let ((inner, inner_valid), outer_valid) =
+        crypto.batching(|| crypto.batching(|| verify(&damaged)));
+    assert!(inner.iter().all(Result::is_ok) && inner_valid);
+    assert!(!outer_valid);
+
+    // A scope that unwinds is closed all the same.
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crypto.batching(|| -> () { panic!("inside the scope") })
+    }));
+    assert!(unwound.is_err());
+    assert!(verify(&damaged)[0].is_err());
 }
