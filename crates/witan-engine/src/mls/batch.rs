@@ -77,7 +77,7 @@ impl<'m> Batch<'m> {
             self.refused = true;
             return;
         };
-        if super::crypto::is_weak_key(key) {
+        if super::keys::is_weak_key(key) {
             self.refused = true;
             return;
         }

@@ -3,7 +3,7 @@
 //! Checking an Ed25519 signature starts by decoding the signer's public key (a point
 //! decompression: a field exponentiation, about a tenth of the check). A member checks the
 //! signatures of the same few peers over and over (every MLS message, every vote), so the
-//! keys decoded are kept, process-wide, in a bounded map ([`verifying_key`]); it only saves
+//! keys decoded are kept, process-wide, in a bounded map (`super::keys`); it only saves
 //! work, since a key decodes to the same point every time. Both the MLS signatures (through
 //! [`WitanCrypto`], the provider's crypto) and the vote signatures
 //! ([`super::verify_signature`]) go through it.
@@ -22,8 +22,7 @@
 //! done; the welcome is refused unless the whole batch verifies. Why the other rule is safe
 //! there: docs/safety.md, "Checking a quorum list".
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use curve25519_dalek::{EdwardsPoint, Scalar};
 use ed25519_dalek::{SIGNATURE_LENGTH, VerifyingKey};
@@ -37,37 +36,7 @@ use openmls_traits::types::{
 use sha2::{Digest, Sha512};
 
 use super::batch::Batch;
-use super::switches::Layer;
-
-/// Keys kept at most; a full map starts over (a client meets few distinct peers).
-const MAX_KEYS: usize = 4096;
-
-/// `bytes` decoded as an Ed25519 public key (`None`: not a valid key), through the map of
-/// keys decoded so far unless [`Layer::Keys`] is off.
-fn verifying_key(bytes: &[u8]) -> Option<VerifyingKey> {
-    static KEYS: OnceLock<Mutex<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
-    let bytes: &[u8; 32] = bytes.try_into().ok()?;
-    if !Layer::Keys.enabled() {
-        return VerifyingKey::from_bytes(bytes).ok();
-    }
-    let keys = KEYS.get_or_init(Mutex::default);
-    // A panic elsewhere while holding the lock leaves a map of valid keys: keep using it.
-    let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(key) = keys.get(bytes) {
-        return Some(*key);
-    }
-    let key = VerifyingKey::from_bytes(bytes).ok()?;
-    if keys.len() >= MAX_KEYS {
-        keys.clear();
-    }
-    keys.insert(*bytes, key);
-    Some(key)
-}
-
-/// Whether `key` is not a usable Ed25519 key: not a point, or of small order.
-pub(crate) fn is_weak_key(key: &[u8; 32]) -> bool {
-    verifying_key(key).is_none_or(|k| k.is_weak())
-}
+use super::keys::verifying_key;
 
 /// Checks an Ed25519 signature (strict: small-order keys and points and non-canonical
 /// encodings are refused).

@@ -27,6 +27,7 @@ pub mod error;
 pub mod group;
 pub mod identity;
 pub mod key_package;
+mod keys;
 pub mod kv;
 pub mod loans;
 pub mod member_id;
