@@ -58,11 +58,12 @@ impl<'m> Batch<'m> {
         self.queue(key, self.message, signature);
     }
 
-    /// Queues `signature` by `key` over `message`, which need not be the batch's.
-    pub fn push_for(&mut self, key: &[u8; 32], message: &[u8], signature: &[u8]) {
+    /// Queues `signature` by `key` over `message`, which need not be the batch's. `false`:
+    /// the key or the signature can never verify, and the batch is refused already.
+    pub fn push_for(&mut self, key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
         self.seed.update((message.len() as u64).to_le_bytes());
         self.seed.update(message);
-        self.queue(key, message, signature);
+        self.queue(key, message, signature)
     }
 
     /// How many signatures were queued (refused ones included).
@@ -70,22 +71,23 @@ impl<'m> Batch<'m> {
         self.queued
     }
 
-    fn queue(&mut self, key: &[u8; 32], message: &[u8], signature: &[u8]) {
+    fn queue(&mut self, key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
         crate::metrics::signature_checked();
         self.queued += 1;
         let Ok(sig) = <[u8; 64]>::try_from(signature) else {
             self.refused = true;
-            return;
+            return false;
         };
         if super::keys::is_weak_key(key) {
             self.refused = true;
-            return;
+            return false;
         }
         self.seed.update(key);
         self.seed.update(sig);
         let sig = ed25519_zebra::Signature::from_bytes(&sig);
         let key = ed25519_zebra::VerificationKeyBytes::from(*key);
         self.verifier.queue((key, sig, message));
+        true
     }
 
     /// Whether every queued signature is valid (an empty batch is).

@@ -122,15 +122,15 @@ impl WitanCrypto {
         (out, batch.is_none_or(Batch::verify))
     }
 
-    /// Queues the check in the open batching scope; `false` when none is open or it is full.
-    fn queued(&self, key: &[u8; 32], data: &[u8], signature: &[u8]) -> bool {
+    /// Defers the check to the open batching scope: `None` when none is open or it is full
+    /// (check it now), else whether it could be queued (`false`: it can never verify).
+    fn defer(&self, key: &[u8; 32], data: &[u8], signature: &[u8]) -> Option<bool> {
         let mut slot = self.batch.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_mut() {
             Some(batch) if batch.queued() < MAX_BATCHED => {
-                batch.push_for(key, data, signature);
-                true
+                Some(batch.push_for(key, data, signature))
             }
-            _ => false,
+            _ => None,
         }
     }
 }
@@ -216,11 +216,10 @@ impl OpenMlsCrypto for WitanCrypto {
         let key = verifying_key(pk).ok_or(CryptoError::CryptoLibraryError)?;
         let sig = <[u8; SIGNATURE_LENGTH]>::try_from(signature)
             .map_err(|_| CryptoError::CryptoLibraryError)?;
-        if key.is_weak() {
-            return Err(CryptoError::InvalidSignature);
-        }
-        if self.queued(key.as_bytes(), data, &sig) {
-            return Ok(());
+        match self.defer(key.as_bytes(), data, &sig) {
+            Some(true) => return Ok(()),
+            Some(false) => return Err(CryptoError::InvalidSignature),
+            None => {}
         }
         crate::metrics::signature_checked();
         if verify_strict(&key, data, &sig) {
