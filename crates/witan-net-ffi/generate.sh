@@ -2,37 +2,36 @@
 # generate.sh — generates the Kotlin and Swift bindings of witan-net from the one native
 # library that holds witan and witan-net (libwitan_net_ffi), with UniFFI in library mode.
 #
-# Output, at stable paths (names from crates/witan-net/uniffi.toml):
-#   crates/witan-net-ffi/bindings/kotlin/dev/witan/net/witan_net.kt   (package dev.witan.net)
-#   crates/witan-net-ffi/bindings/swift/WitanNet.swift, WitanNetFFI.h, WitanNetFFI.modulemap
-# witan's own bindings are generated from the same library too and must equal the
-# checked-in ones (bindings/), so an app uses those unchanged.
+# The output is UniFFI's, not code of this repository, so it is not checked in: an app (or
+# test.sh) generates it from the library it links, which keeps the two from drifting.
+# Written under OUT_DIR (default: <cargo target dir>/witan-net-ffi/bindings), names from
+# crates/witan-net/uniffi.toml:
+#   OUT_DIR/kotlin/dev/witan/net/witan_net.kt                 (package dev.witan.net)
+#   OUT_DIR/swift/WitanNet.swift, WitanNetFFI.h, WitanNetFFI.modulemap
+# witan's own bindings come out of the same library too and must equal the checked-in ones
+# (bindings/, ios/Sources), so an app uses those unchanged; this script fails otherwise.
 #
-# usage: crates/witan-net-ffi/generate.sh [--check]
-#   --check   regenerate into a temporary directory and fail on any difference.
+# usage: crates/witan-net-ffi/generate.sh [OUT_DIR]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd -P)
-CHECK=0
-[ "${1:-}" = "--check" ] && CHECK=1
 die() { echo "witan-net-ffi/generate.sh: $*" >&2; exit 1; }
 
 cd "$REPO"
 cargo build --quiet --features bindgen --bin uniffi-bindgen || die "building uniffi-bindgen failed"
 cargo build --quiet -p witan-net-ffi || die "building libwitan_net_ffi failed"
 TARGET=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-LIB=${TARGET:-$REPO/target}/debug/libwitan_net_ffi.so
+TARGET=${TARGET:-$REPO/target}
+LIB=$TARGET/debug/libwitan_net_ffi.so
 [ -f "$LIB" ] || die "$LIB not found"
+DEST=${1:-$TARGET/witan-net-ffi/bindings}
 
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/witan-net-bindings.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
 for lang in kotlin swift; do
-  "${TARGET:-$REPO/target}/debug/uniffi-bindgen" generate "$LIB" --language "$lang" --no-format \
+  "$TARGET/debug/uniffi-bindgen" generate "$LIB" --language "$lang" --no-format \
     --out-dir "$OUT/all/$lang" >"$OUT/$lang.log" 2>&1 || { cat "$OUT/$lang.log" >&2; die "uniffi-bindgen failed for $lang"; }
 done
-mkdir -p "$OUT/net/kotlin/dev/witan/net" "$OUT/net/swift"
-cp "$OUT/all/kotlin/dev/witan/net/witan_net.kt" "$OUT/net/kotlin/dev/witan/net/"
-cp "$OUT"/all/swift/WitanNet* "$OUT/net/swift/"
 
 # witan's part of the library must be exactly what the checked-in bindings expect.
 diff -q "$OUT/all/kotlin/dev/witan/witan.kt" "$REPO/bindings/kotlin/dev/witan/witan.kt" >/dev/null \
@@ -45,11 +44,10 @@ for pair in Witan.swift:Witan/Witan.swift WitanFFI.h:WitanFFI/WitanFFI.h \
     || die "witan's $f from libwitan_net_ffi differs from ios/Sources; run bindings/generate.sh"
 done
 
-if [ "$CHECK" = 1 ]; then
-  diff -ru "$HERE/bindings" "$OUT/net" >&2 || die "bindings differ from the library; run $0"
-  echo "witan-net-ffi/generate.sh: bindings are up to date"
-  exit 0
-fi
-rm -rf "$HERE/bindings"
-cp -R "$OUT/net" "$HERE/bindings"
-echo "witan-net-ffi/generate.sh: wrote $(cd "$HERE" && find bindings -type f | sort | tr '\n' ' ')"
+# Files are replaced only when their content changed, so the test scripts' caches stay valid.
+put() { mkdir -p "$(dirname "$2")"; cmp -s "$1" "$2" || cp "$1" "$2"; }
+put "$OUT/all/kotlin/dev/witan/net/witan_net.kt" "$DEST/kotlin/dev/witan/net/witan_net.kt"
+for f in WitanNet.swift WitanNetFFI.h WitanNetFFI.modulemap; do
+  put "$OUT/all/swift/$f" "$DEST/swift/$f"
+done
+echo "witan-net-ffi/generate.sh: wrote $DEST (kotlin/dev/witan/net/witan_net.kt, swift/WitanNet.swift, WitanNetFFI.h, WitanNetFFI.modulemap)"

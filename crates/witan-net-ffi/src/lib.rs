@@ -7,8 +7,8 @@
 //! Kotlin: the checked-in witan bindings (`bindings/kotlin`) load `libwitan` by default; set
 //! the JVM property `uniffi.component.witan.libraryOverride=witan_net_ffi` (or call
 //! `System.setProperty` before the first call) so that they load this library instead. The
-//! witan-net bindings (`crates/witan-net-ffi/bindings`) load it by name. Swift: link this
-//! library (or its static form) in place of `libwitan`.
+//! witan-net bindings (written by `crates/witan-net-ffi/generate.sh`, not checked in) load it
+//! by name. Swift: link this library (or its static form) in place of `libwitan`.
 
 pub use witan;
 pub use witan_net;
