@@ -5,7 +5,7 @@
 # The package is the repository's Package.swift (its generated sources are checked by
 # bindings/generate.sh --check). Links the tests against target/<profile>/lib<name>.so with
 # -L and an rpath, and keeps SwiftPM's build directory in the cargo target directory
-# (target/witan-host-tests/swift/), so the package directory stays clean.
+# (target/witan-host-tests/swift/<package>/), so the package directory stays clean.
 #
 # Prints `swift: N passed, N failed` (from XCTest's `Executed N tests, with M failures` and
 # Swift Testing's `Test run with N tests ...`) and exits non-zero when a test fails, none
@@ -23,9 +23,11 @@ fail() { echo "test-swift: $*" >&2; echo "swift: 0 passed, 1 failed"; exit 1; }
 witan_build_lib || fail "the Rust library could not be built"
 
 TARGET=$(witan_target_dir)
-SCRATCH=$TARGET/witan-host-tests/swift/package
-mkdir -p "$SCRATCH"
 PKG=$(cd "$WITAN_SWIFT_PACKAGE" && pwd -P)
+# One build directory per package: sharing one let SwiftPM run the tests of the package
+# built last (witan-net-ffi's two) when asked for another's.
+SCRATCH=$TARGET/witan-host-tests/swift/$(printf '%s' "$PKG" | sha256sum | cut -c1-16)
+mkdir -p "$SCRATCH"
 LOG=$SCRATCH/swift-test.log
 
 set +e
