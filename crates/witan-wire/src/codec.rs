@@ -106,7 +106,11 @@ pub fn validate_envelope(e: &Envelope) -> Result<(), WireError> {
     exact("envelope.sender", &e.sender, MEMBER_ID_BYTES)?;
     match PacketKind::try_from(e.kind) {
         Ok(
-            PacketKind::JoinRequest | PacketKind::Welcome | PacketKind::Group | PacketKind::CatchUp,
+            PacketKind::JoinRequest
+            | PacketKind::Welcome
+            | PacketKind::Group
+            | PacketKind::CatchUp
+            | PacketKind::Sealed,
         ) => {}
         Ok(PacketKind::Unspecified) | Err(_) => {
             return Err(bad(

@@ -34,6 +34,8 @@ fn every_message_round_trips() {
         PacketKind::JoinRequest,
         PacketKind::Welcome,
         PacketKind::Group,
+        PacketKind::CatchUp,
+        PacketKind::Sealed,
     ] {
         let e = Envelope::new("c", vec![1; 20], kind, vec![]);
         assert_eq!(decode_envelope(&encode(&e)).unwrap().kind(), kind);
@@ -181,7 +183,7 @@ fn envelope_rules_are_enforced() {
     };
     assert_eq!(err(&e), WireError::UnsupportedVersion(0));
 
-    for kind in [0, 5, -1, 1000] {
+    for kind in [0, 6, -1, 1000] {
         let e = Envelope {
             kind,
             ..base.clone()

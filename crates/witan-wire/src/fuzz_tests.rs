@@ -7,7 +7,7 @@ use super::*;
 
 type Decoder = fn(&[u8]) -> Result<(), WireError>;
 
-const DECODERS: [Decoder; 7] = [
+const DECODERS: [Decoder; 9] = [
     |b| decode_envelope(b).and_then(|e| validate_envelope(&e)),
     |b| decode_group_payload(b).and_then(|p| validate_group_payload(&p)),
     |b| decode_join_request(b).and_then(|r| validate_join_request(&r)),
@@ -15,6 +15,8 @@ const DECODERS: [Decoder; 7] = [
     |b| decode_proposal_payload(b).and_then(|p| validate_proposal_payload(&p)),
     |b| decode_conversation_sync(b).and_then(|s| validate_conversation_sync(&s)),
     |b| decode_emergency_evidence(b).map(|_| ()),
+    |b| decode_sealed(b).and_then(|s| validate_sealed(&s)),
+    |b| decode_sealed_payload(b).and_then(|p| validate_sealed_payload(&p)),
 ];
 
 fn decode_all(bytes: &[u8]) {
@@ -67,6 +69,8 @@ fn mutated_valid_messages_never_panic() {
         encode(&samples::sync()),
     ];
     seeds.extend(samples::group_payloads().iter().map(encode));
+    seeds.extend(samples::sealed_payloads().iter().map(encode));
+    seeds.push(encode(&samples::sealed()));
     seeds.extend((0..5).map(|i| encode(&ProposalPayload::new(1, samples::action(i)))));
     let mut rng = XorShift(0xdead_beef_cafe_f00d);
     for round in 0..3000 {

@@ -81,6 +81,7 @@ mod messages;
 mod round;
 mod round_codec;
 mod scan;
+mod sealed;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -117,6 +118,10 @@ pub use messages::{
 pub use round_codec::{
     validate_candidate, validate_certified, validate_new_round, validate_polka,
     validate_resolution, validate_round_vote,
+};
+pub use sealed::{
+    MAX_SEALED_BYTES, SEALED_TAG_BYTES, Sealed, SealedPayload, SignedVote, decode_sealed,
+    decode_sealed_payload, sealed_payload, validate_sealed, validate_sealed_payload,
 };
 
 /// Version of the envelope format; envelopes of any other version are refused. Version 2

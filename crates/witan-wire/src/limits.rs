@@ -97,3 +97,8 @@ pub const MIN_RESOLUTION_BYTES: usize = 1 + 1 + MIN_PROPOSAL_BYTES;
 pub const MIN_PROOF_BYTES: usize = 2 * (1 + 2 + MIN_VOTE_BYTES);
 /// Largest encoded [`super::CatchUp`].
 pub const MAX_CATCH_UP_BYTES: usize = 256;
+/// Largest plaintext of a sealed packet (a vote with its proposal's digest, or a round vote,
+/// each a few hundred bytes).
+pub const MAX_SEALED_PLAINTEXT_BYTES: usize = 1024;
+/// Bytes of a sealed packet's AEAD nonce.
+pub const SEALED_NONCE_BYTES: usize = 12;

@@ -15,8 +15,9 @@ use super::limits::PACKET_ID_BYTES;
 
 /// Outer packet on a transport topic: who sent what to which conversation.
 ///
-/// `body` holds, by `kind`: an encoded [`JoinRequest`], an encoded [`WelcomePacket`], or an MLS
-/// message whose plaintext is an encoded [`GroupPayload`].
+/// `body` holds, by `kind`: an encoded [`JoinRequest`], an encoded [`WelcomePacket`], an
+/// encoded [`CatchUp`], an MLS message whose plaintext is an encoded [`GroupPayload`], or an
+/// encoded [`super::Sealed`].
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub struct Envelope {
     /// Always [`super::WIRE_VERSION`].
@@ -59,6 +60,9 @@ pub enum PacketKind {
     /// An encoded [`CatchUp`]: a member asking for the certified commits it lacks, or a
     /// member answering that it no longer keeps them; sent on the welcome subtopic.
     CatchUp = 4,
+    /// An encoded [`super::Sealed`]: a vote, prevote or precommit encrypted under a key of
+    /// the epoch, sent on the application subtopic.
+    Sealed = 5,
 }
 
 /// A member behind asks for the certified commits from `epoch` on (`gone` false), or a member
@@ -504,8 +508,9 @@ mod tests {
         assert_eq!(PacketKind::Welcome as i32, 2);
         assert_eq!(PacketKind::Group as i32, 3);
         assert_eq!(PacketKind::CatchUp as i32, 4);
+        assert_eq!(PacketKind::Sealed as i32, 5);
         assert_eq!(PacketKind::try_from(2), Ok(PacketKind::Welcome));
-        assert!(PacketKind::try_from(5).is_err());
+        assert!(PacketKind::try_from(6).is_err());
     }
 
     #[test]

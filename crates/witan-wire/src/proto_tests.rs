@@ -57,6 +57,9 @@ fn rust_types() -> Vec<(&'static str, Through)> {
         ("Polka", through::<Polka>),
         ("CertifiedCommit", through::<CertifiedCommit>),
         ("NewRound", through::<NewRound>),
+        ("Sealed", through::<crate::Sealed>),
+        ("SealedPayload", through::<crate::SealedPayload>),
+        ("SignedVote", through::<crate::SignedVote>),
     ]
 }
 
@@ -218,6 +221,10 @@ fn rust_samples() -> Vec<(&'static str, Vec<u8>)> {
     ];
     for p in samples::group_payloads() {
         samples.push(("GroupPayload", p.encode_to_vec()));
+    }
+    samples.push(("Sealed", samples::sealed().encode_to_vec()));
+    for p in samples::sealed_payloads() {
+        samples.push(("SealedPayload", p.encode_to_vec()));
     }
     for i in 0..4 {
         let payload = ProposalPayload::new(7, samples::action(i));

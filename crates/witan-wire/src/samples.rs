@@ -3,6 +3,7 @@
 //! contents.
 
 use super::messages::*;
+use super::{Sealed, SealedPayload, SignedVote};
 use super::{encode, group_payload::Content, proposal_payload::Action};
 
 /// A valid vote; `seed` varies the contents.
@@ -268,7 +269,40 @@ pub fn envelopes() -> Vec<Envelope> {
             PacketKind::CatchUp,
             encode(&catch_up()),
         ),
+        Envelope::new(
+            "conversation-1",
+            [7u8; 20],
+            PacketKind::Sealed,
+            encode(&sealed()),
+        ),
     ]
+}
+
+/// A vote with its proposal's digest.
+pub fn signed_vote() -> SignedVote {
+    SignedVote {
+        proposal_digest: vec![0xab; 32],
+        vote: Some(vote(4)),
+    }
+}
+
+/// One sealed payload of each content.
+pub fn sealed_payloads() -> Vec<SealedPayload> {
+    use crate::sealed_payload::Content;
+    vec![
+        SealedPayload::new(Content::Vote(signed_vote())),
+        SealedPayload::new(Content::Prevote(round_vote())),
+        SealedPayload::new(Content::Precommit(round_vote())),
+    ]
+}
+
+/// A sealed body (its ciphertext is random bytes: the wire does not decrypt).
+pub fn sealed() -> Sealed {
+    Sealed {
+        epoch: 8,
+        nonce: vec![9; 12],
+        ciphertext: vec![0x5a; 120],
+    }
 }
 
 /// A valid emergency evidence: a proposal and two opposite votes on it.
@@ -293,6 +327,7 @@ pub fn all_encoded() -> Vec<Vec<u8>> {
     v.push(encode(&sync()));
     v.push(encode(&catch_up()));
     v.push(encode(&emergency_evidence()));
+    v.extend(sealed_payloads().iter().map(encode));
     v.extend((0..4).map(|i| encode(&ProposalPayload::new(1, action(i)))));
     v
 }
