@@ -7,7 +7,8 @@
 //! secret it passed in `ClientConfig`:
 //! - a candidate for the current round whose resolution nobody voted for, with a broken
 //!   commit (*bogus*), whether or not it leads the round;
-//! - old votes and proposals sent again (*replay*);
+//! - old votes and proposals sent again (*replay*), each vote also sealed (as honest members
+//!   send votes), once as it was and once with its choice flipped in its owner's name;
 //! - two different, individually valid candidates for one round, each sent to a different
 //!   part of the group (*equivocation*; only when it leads the round and has work decided).
 //!
@@ -54,6 +55,11 @@ pub fn craft(
     };
     let contents = build(conv, &mut group, &provider, &identity)?;
     let mut packets = Vec::new();
+    for content in &contents {
+        if let Content::Vote(v) = content {
+            packets.extend(sealed_votes(conv, &group, &provider, &identity, v)?);
+        }
+    }
     for content in contents {
         let plaintext = prost::Message::encode_to_vec(&wire::GroupPayload {
             content: Some(content),
@@ -79,6 +85,46 @@ pub fn craft(
         epoch: conv.epoch(),
         round: conv.commit_round().round(),
     }))
+}
+
+/// `v` sealed with the member's current epoch key, as honest members send votes: once as it
+/// is (with its proposal's digest when the member holds the proposal, else a wrong one) and
+/// once with its choice flipped, which breaks its owner's signature.
+fn sealed_votes(
+    conv: &Conversation,
+    group: &Group,
+    provider: &MlsProvider,
+    identity: &Identity,
+    v: &wire::Vote,
+) -> Result<Vec<Vec<u8>>, String> {
+    let digest = conv
+        .ballots()
+        .open()
+        .find(|b| b.header().proposal_id == v.proposal_id)
+        .map(|b| wire::proposal_digest(CONV, b.header()).to_vec())
+        .unwrap_or_else(|| vec![0x77; 32]);
+    let mut flipped = v.clone();
+    flipped.vote = !flipped.vote;
+    let key = group.seal_key(provider).map_err(|e| e.to_string())?;
+    let mut packets = Vec::new();
+    for vote in [v.clone(), flipped] {
+        let payload =
+            wire::SealedPayload::new(wire::sealed_payload::Content::Vote(wire::SignedVote {
+                proposal_digest: digest.clone(),
+                vote: Some(vote),
+            }));
+        let plaintext = prost::Message::encode_to_vec(&payload);
+        let sealed =
+            witan::mls::seal::seal(provider, &key, CONV, &plaintext).map_err(|e| e.to_string())?;
+        let env = wire::Envelope::new(
+            CONV,
+            identity.member_id().as_bytes(),
+            wire::PacketKind::Sealed,
+            wire::encode(&sealed),
+        );
+        packets.push(wire::encode(&env));
+    }
+    Ok(packets)
 }
 
 /// A candidate for the current round whose only resolution approves a removal with nothing

@@ -439,9 +439,48 @@ impl Net {
         bytes
     }
 
+    /// Seals an arbitrary payload with member `i`'s key of its current epoch, as a packet
+    /// sent by `sender` (for byzantine and bad-input scenarios; nothing is stored).
+    pub fn seal(&self, i: usize, sender: usize, content: wire::sealed_payload::Content) -> Vec<u8> {
+        let provider = MlsProvider::new(&self.nodes[i].kv);
+        let group = Group::load(&provider, CONV.as_bytes())
+            .unwrap()
+            .expect("group");
+        let key = group.seal_key(&provider).unwrap();
+        let plaintext = prost::Message::encode_to_vec(&wire::SealedPayload::new(content));
+        let sealed = witan::mls::seal::seal(&provider, &key, CONV, &plaintext).unwrap();
+        wire::encode(&wire::Envelope::new(
+            CONV,
+            self.nodes[sender].id().as_bytes(),
+            wire::PacketKind::Sealed,
+            wire::encode(&sealed),
+        ))
+    }
+
+    /// The packets in flight from node `from`, as sent (nothing is delivered).
+    pub fn raw_in_flight_from(&self, from: usize) -> Vec<Vec<u8>> {
+        self.queue
+            .iter()
+            .filter(|(f, _, _)| *f == from)
+            .map(|(_, _, payload)| payload.clone())
+            .collect()
+    }
+
     /// What node `from` has in flight, decrypted as node `reader` would (on a copy of its
     /// storage: nothing changes); packets it cannot decrypt are left out.
     pub fn in_flight_from(&self, from: usize, reader: usize) -> Vec<wire::group_payload::Content> {
+        self.in_flight_kinds_from(from, reader)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect()
+    }
+
+    /// [`Self::in_flight_from`], with the kind of packet each content came in.
+    pub fn in_flight_kinds_from(
+        &self,
+        from: usize,
+        reader: usize,
+    ) -> Vec<(wire::PacketKind, wire::group_payload::Content)> {
         let kv = self.nodes[reader].kv.clone();
         let provider = MlsProvider::new(&kv);
         let Ok(Some(mut group)) = Group::load(&provider, CONV.as_bytes()) else {
@@ -452,8 +491,14 @@ impl Net {
             .filter(|(f, _, _)| *f == from)
             .filter_map(|(_, _, payload)| {
                 let env = wire::decode_envelope(payload).ok()?;
+                if env.kind() == wire::PacketKind::Sealed {
+                    return Some((env.kind(), open_sealed(&provider, &group, &env.body)?));
+                }
                 let d = group.decrypt(&provider, &env.body).ok()?;
-                wire::decode_group_payload(&d.plaintext).ok()?.content
+                Some((
+                    env.kind(),
+                    wire::decode_group_payload(&d.plaintext).ok()?.content?,
+                ))
             })
             .collect()
     }
@@ -467,4 +512,23 @@ impl Net {
     pub fn snapshot(&self, i: usize) -> (Vec<u8>, usize) {
         (self.nodes[i].conv().to_bytes(), self.nodes[i].kv.len())
     }
+}
+
+/// A sealed packet of the group's current epoch, opened, as the group content it stands for.
+fn open_sealed(
+    provider: &MlsProvider,
+    group: &Group,
+    body: &[u8],
+) -> Option<wire::group_payload::Content> {
+    use wire::{group_payload::Content, sealed_payload::Content as Sealed};
+    let sealed = wire::decode_sealed(body).ok()?;
+    let key = group.seal_key(provider).ok()?;
+    let plaintext = witan::mls::seal::open(provider, &key, CONV, &sealed).ok()?;
+    Some(
+        match wire::decode_sealed_payload(&plaintext).ok()?.content? {
+            Sealed::Vote(signed) => Content::Vote(signed.vote?),
+            Sealed::Prevote(v) => Content::Prevote(v),
+            Sealed::Precommit(v) => Content::Precommit(v),
+        },
+    )
 }

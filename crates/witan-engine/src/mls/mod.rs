@@ -14,6 +14,7 @@
 //! - [`loans`]: [`GroupLoans`], what the provider and storage need of that cache.
 //! - [`switches`]: [`Layer`], the switches that turn every cache of witan off.
 //! - [`crypto`]: signature checks with decoded public keys kept.
+//! - [`seal`]: the epoch's sealing key and the AEAD of sealed packets (votes outside MLS).
 //! - [`batch`]: many signatures of one message checked together (the commit round's quorum
 //!   lists).
 //!
@@ -32,6 +33,7 @@ pub mod kv;
 pub mod loans;
 pub mod member_id;
 pub mod provider;
+pub mod seal;
 pub mod storage;
 pub mod switches;
 
@@ -52,5 +54,6 @@ pub use kv::{KvSource, MemoryKv};
 pub use loans::GroupLoans;
 pub use member_id::{BadMemberId, MEMBER_ID_LEN, MemberId};
 pub use provider::{CIPHERSUITE, MlsProvider};
+pub use seal::SealKey;
 pub use storage::{MlsStorage, MlsStorageError};
 pub use switches::Layer;

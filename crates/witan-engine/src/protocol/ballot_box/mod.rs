@@ -42,7 +42,10 @@ pub use proposal::{
     new_proposal, parse, parse_payload, parse_unsigned,
 };
 pub use tally::{decide, decide_backed};
-pub use votes::{new_vote, verify as verify_vote, verify_evidence, verify_proof};
+pub use votes::{
+    new_vote, verify as verify_vote, verify_evidence, verify_proof,
+    verify_signed as verify_signed_vote,
+};
 
 /// A SHA-256 digest (of a proposal or a candidate).
 pub type Digest = [u8; 32];
@@ -298,6 +301,11 @@ impl BallotBox {
             // A vote that does not verify against the proposal is dropped like any forgery.
             let _refused = self.add_vote(&vote, Some(carrier), scope);
         }
+    }
+
+    /// The digest of the open or known proposal `proposal_id`, if this box has it.
+    pub fn digest_of(&self, proposal_id: u64) -> Option<Digest> {
+        self.ids.get(&proposal_id).copied()
     }
 
     /// A vote received directly (`carrier`: its MLS sender, which must be the voter) or

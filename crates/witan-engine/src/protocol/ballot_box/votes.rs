@@ -61,12 +61,7 @@ pub fn verify(
     if vote.proposal_id != header.proposal_id {
         return Err(BallotError::Vote("vote is for another proposal"));
     }
-    if wire::vote_hash(conversation, digest, vote).as_slice() != vote.vote_hash.as_slice() {
-        return Err(BallotError::Vote("vote hash does not match its fields"));
-    }
-    if !verify_signature(&vote.vote_owner, &vote.vote_hash, &vote.signature) {
-        return Err(BallotError::Vote("vote signature does not verify"));
-    }
+    verify_signed(conversation, digest, vote)?;
     let first = header
         .votes
         .first()
@@ -77,6 +72,22 @@ pub fn verify(
         }
     } else if vote.received_hash != wire::vote_digest(first).to_vec() {
         return Err(BallotError::Vote("vote does not link to the owner's vote"));
+    }
+    Ok(MemberId::from_public_key(&vote.vote_owner))
+}
+
+/// Checks that `vote` is signed by its owner over its fields and the proposal `digest`
+/// (which a vote can be checked against before its proposal has arrived). Returns the voter.
+pub fn verify_signed(
+    conversation: &str,
+    digest: &Digest,
+    vote: &wire::Vote,
+) -> Result<MemberId, BallotError> {
+    if wire::vote_hash(conversation, digest, vote).as_slice() != vote.vote_hash.as_slice() {
+        return Err(BallotError::Vote("vote hash does not match its fields"));
+    }
+    if !verify_signature(&vote.vote_owner, &vote.vote_hash, &vote.signature) {
+        return Err(BallotError::Vote("vote signature does not verify"));
     }
     Ok(MemberId::from_public_key(&vote.vote_owner))
 }

@@ -114,10 +114,10 @@ impl Lock {
 /// What the round asks the dispatcher to do, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RoundEffect {
-    /// Send this member's signed prevote or precommit to `to` (the round's leader).
+    /// Send this member's signed prevote or precommit to `to` (the round's leader), sealed.
     SendVote {
         to: MemberId,
-        content: wire::group_payload::Content,
+        content: wire::sealed_payload::Content,
     },
     /// Broadcast a polka.
     Polka(wire::Polka),
@@ -497,8 +497,8 @@ impl CommitRound {
             };
         }
         let content = match kind {
-            RoundVoteKind::Prevote => wire::group_payload::Content::Prevote(v),
-            RoundVoteKind::Precommit => wire::group_payload::Content::Precommit(v),
+            RoundVoteKind::Prevote => wire::sealed_payload::Content::Prevote(v),
+            RoundVoteKind::Precommit => wire::sealed_payload::Content::Precommit(v),
         };
         match ctx.leader(round) {
             Some(to) => vec![RoundEffect::SendVote { to, content }],

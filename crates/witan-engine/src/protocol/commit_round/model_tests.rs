@@ -148,10 +148,15 @@ impl Model {
             for e in std::mem::take(&mut queue) {
                 match e {
                     RoundEffect::SendVote { to, content } => {
-                        let (kind, v) = match &content {
-                            Content::Prevote(v) => (1u8, v),
-                            Content::Precommit(v) => (2u8, v),
-                            _ => continue,
+                        let (kind, content) = match content {
+                            wire::sealed_payload::Content::Prevote(v) => (1u8, Content::Prevote(v)),
+                            wire::sealed_payload::Content::Precommit(v) => {
+                                (2u8, Content::Precommit(v))
+                            }
+                            wire::sealed_payload::Content::Vote(_) => continue,
+                        };
+                        let (Content::Prevote(v) | Content::Precommit(v)) = &content else {
+                            continue;
                         };
                         self.honest_votes
                             .entry((kind, v.round, v.digest.clone()))

@@ -90,7 +90,7 @@ fn prevotes(effects: &[RoundEffect]) -> Vec<&wire::RoundVote> {
         .iter()
         .filter_map(|e| match e {
             RoundEffect::SendVote {
-                content: wire::group_payload::Content::Prevote(v),
+                content: wire::sealed_payload::Content::Prevote(v),
                 ..
             } => Some(v),
             _ => None,
@@ -332,7 +332,7 @@ fn precommits(effects: &[RoundEffect]) -> Vec<&wire::RoundVote> {
         .iter()
         .filter_map(|e| match e {
             RoundEffect::SendVote {
-                content: wire::group_payload::Content::Precommit(v),
+                content: wire::sealed_payload::Content::Precommit(v),
                 ..
             } => Some(v),
             _ => None,

@@ -25,7 +25,7 @@ use crate::protocol::ballot_box::{Action, Digest, ResolutionCheck, parse};
 use crate::protocol::commit_round::{MAX_CANDIDATE_BYTES, verify_quorum};
 use crate::protocol::score_book::ScoreEvent;
 use crate::protocol::{Ctx, Output, ProtocolError};
-use witan_wire::{self as wire, RoundVoteKind, group_payload::Content};
+use witan_wire::{self as wire, RoundVoteKind};
 
 /// Bytes of resolutions one candidate carries at most: with its MLS commit and welcome the
 /// candidate stays within what members accept (`commit_round::MAX_CANDIDATE_BYTES`); one
@@ -377,16 +377,5 @@ impl Conversation {
             ));
         }
         Ok(Verdict::Valid(author))
-    }
-
-    /// Sends this member's vote (already counted) on a proposal.
-    pub(super) fn send_vote(
-        &self,
-        ctx: &Ctx,
-        group: &mut Group,
-        vote: wire::Vote,
-        out: &mut Output,
-    ) -> Result<(), ProtocolError> {
-        self.send(ctx, group, Content::Vote(vote), None, out)
     }
 }

@@ -328,7 +328,18 @@ impl Conversation {
         let vote = self.with_ballots(ctx.now_ms, |b, scope| {
             b.cast(ctx.identity, digest, approve, scope)
         })?;
-        self.send_vote(ctx, group, vote, out)
+        // Sealed, not an MLS message: its own signature proves it (see `sealed.rs`).
+        let signed = wire::SignedVote {
+            proposal_digest: digest.to_vec(),
+            vote: Some(vote),
+        };
+        self.send_sealed(
+            ctx,
+            group,
+            wire::sealed_payload::Content::Vote(signed),
+            None,
+            out,
+        )
     }
 
     /// The automatic vote on a proposal, with this member's opinion.

@@ -39,6 +39,12 @@ impl Conversation {
                 }
             }
             wire::PacketKind::Group => self.on_group_packet(ctx, env, &mut out)?,
+            wire::PacketKind::Sealed => {
+                let body = wire::decode_sealed(&env.body)?;
+                if self.admit(ctx, body.epoch, &env.recipient, &mut out)? {
+                    self.on_sealed(ctx, &body, &mut out)?;
+                }
+            }
             wire::PacketKind::CatchUp => {
                 let c = wire::decode_catch_up(&env.body)?;
                 if self.is_member_state() {
@@ -66,27 +72,7 @@ impl Conversation {
                 "the packet is for another MLS group".into(),
             ));
         }
-        match self.state {
-            State::PendingJoin | State::Left if self.is_waiting_to_join() => {
-                // Traffic of the group this node is about to join: kept for after the welcome.
-                out.buffer_for_epoch = Some(message_epoch);
-                return Ok(());
-            }
-            State::Left => {
-                return Err(ProtocolError::WrongState {
-                    state: self.state,
-                    reason: "left the conversation".into(),
-                });
-            }
-            _ => {}
-        }
-        if message_epoch > self.epoch {
-            out.buffer_for_epoch = Some(message_epoch);
-            self.note_behind(ctx);
-            return Ok(());
-        }
-        if !env.recipient.is_empty() && env.recipient != self.tag {
-            // Addressed to another member (or to this one in an epoch it has left).
+        if !self.admit(ctx, message_epoch, &env.recipient, out)? {
             return Ok(());
         }
         let mut group = self.load_group(ctx)?;
@@ -130,6 +116,39 @@ impl Conversation {
             return self.on_certified(ctx, &mut group, c, Some(wire::encode(env)), out);
         }
         self.on_content(ctx, &mut group, sender, content, current, out)
+    }
+
+    /// Whether a packet of the group's traffic (MLS or sealed) of `epoch`, addressed to
+    /// `recipient` (empty for everyone), is for this member now. A joiner's and a later
+    /// epoch's packets are handed back to be buffered; another member's are dropped.
+    fn admit(
+        &mut self,
+        ctx: &Ctx,
+        epoch: u64,
+        recipient: &[u8],
+        out: &mut Output,
+    ) -> Result<bool, ProtocolError> {
+        match self.state {
+            State::PendingJoin | State::Left if self.is_waiting_to_join() => {
+                // Traffic of the group this node is about to join: kept for after the welcome.
+                out.buffer_for_epoch = Some(epoch);
+                return Ok(false);
+            }
+            State::Left => {
+                return Err(ProtocolError::WrongState {
+                    state: self.state,
+                    reason: "left the conversation".into(),
+                });
+            }
+            _ => {}
+        }
+        if epoch > self.epoch {
+            out.buffer_for_epoch = Some(epoch);
+            self.note_behind(ctx);
+            return Ok(false);
+        }
+        // Addressed to another member (or to this one in an epoch it has left).
+        Ok(recipient.is_empty() || recipient == self.tag.as_slice())
     }
 
     /// What a member's governance packet carries. Round messages count only in the epoch

@@ -12,7 +12,7 @@
 //! Files: `start.rs` (creating a group; asking to join), `inbound.rs` (packets),
 //! `governance.rs` (proposals, votes, joins), `round.rs` (the round's effects),
 //! `candidate.rs` (building and checking candidates), `apply.rs` (a certified commit;
-//! joining from a welcome), `catch_up.rs` (certified commits kept for and asked by members
+//! joining from a welcome), `sealed.rs` (votes sent outside MLS), `catch_up.rs` (certified commits kept for and asked by members
 //! behind), `timers.rs` (deadlines), `view.rs` (the host's view), `persist.rs` and
 //! `part_codec.rs` (the state in parts; its messages in `schema.rs`, its vocabulary in
 //! `stored.rs`), `legacy.rs` (states stored before the parts), `testing.rs` (a read-only
@@ -29,6 +29,7 @@ mod persist;
 mod roster;
 mod round;
 mod schema;
+mod sealed;
 mod start;
 mod stored;
 #[cfg(any(test, feature = "testing"))]
@@ -51,7 +52,7 @@ use super::score_book::ScoreBook;
 use super::settings::Settings;
 use super::steward_schedule::StewardSchedule;
 use super::{Ctx, Event, Outbound, Output, ProtocolError, topics};
-use crate::mls::{CachedGroup, Group, MemberId};
+use crate::mls::{CachedGroup, Group, MemberId, SealKey};
 use witan_wire::{self as wire, group_payload::Content};
 
 /// The states a conversation goes through, as the host sees them.
@@ -117,6 +118,9 @@ pub struct Conversation {
     pub(crate) join_anchor: Option<MemberId>,
     /// The epoch's seed (`steward_schedule::epoch_seed` of the commit that opened it).
     pub(crate) epoch_seed: Vec<u8>,
+    /// Sealing keys of this epoch and of the last `MAX_PAST_EPOCHS` (oldest first): votes
+    /// sealed in an epoch this member has just left still count (see `sealed.rs`).
+    pub(crate) seal_keys: Vec<SealKey>,
     pub(crate) ballots: BallotBox,
     pub(crate) round: CommitRound,
     pub(crate) stewards: StewardSchedule,
@@ -343,6 +347,9 @@ impl Conversation {
             .stewards
             .leader_order(&self.id, self.epoch, &self.epoch_seed, &ids);
         self.tag = recipient_tag(ctx, group, &self.me)?;
+        if group.is_active() {
+            self.keep_seal_key(group.seal_key(ctx.provider)?);
+        }
         self.round = CommitRound::new(self.epoch);
         self.scores
             .set_members(&ids, self.settings.default_peer_score);

@@ -12,7 +12,7 @@ use super::part_codec::*;
 use super::schema::*;
 use super::stored::{PartKey, StateError, check_version, err, member};
 use super::{Conversation, State};
-use crate::mls::MemberId;
+use crate::mls::{MAX_PAST_EPOCHS, MemberId, SealKey};
 use crate::protocol::ballot_box::BallotBox;
 use crate::protocol::commit_round::CommitRound;
 use crate::protocol::settings::Settings;
@@ -47,6 +47,26 @@ fn state_from(code: i32) -> Result<State, StateError> {
         6 => State::Left,
         other => return Err(err(format!("unknown state {other}"))),
     })
+}
+
+fn seal_keys_from(stored: &[StoredSealKey]) -> Result<Vec<SealKey>, StateError> {
+    if stored.len() > MAX_PAST_EPOCHS + 1 {
+        return Err(err("more sealing keys than epochs kept"));
+    }
+    stored
+        .iter()
+        .map(|k| {
+            let key = k
+                .key
+                .as_slice()
+                .try_into()
+                .map_err(|_| err("a sealing key has the wrong length"))?;
+            Ok(SealKey {
+                epoch: k.epoch,
+                key,
+            })
+        })
+        .collect()
 }
 
 impl Conversation {
@@ -152,6 +172,14 @@ impl Conversation {
             gone: self.gone.iter().map(|m| m.as_bytes().to_vec()).collect(),
             join_anchor: self.join_anchor.map(|m| m.as_bytes().to_vec()),
             epoch_seed: self.epoch_seed.clone(),
+            seal_keys: self
+                .seal_keys
+                .iter()
+                .map(|k| StoredSealKey {
+                    epoch: k.epoch,
+                    key: k.key.to_vec(),
+                })
+                .collect(),
         }
     }
 
@@ -241,6 +269,7 @@ impl Conversation {
                 .collect::<Result<_, _>>()?,
             join_anchor: core.join_anchor.as_deref().map(member).transpose()?,
             epoch_seed: core.epoch_seed,
+            seal_keys: seal_keys_from(&core.seal_keys)?,
             ballots: BallotBox::default(),
             round: CommitRound::default(),
             stewards: stewards_from(decode(get(PartKey::Stewards)?, "stewards")?)?,

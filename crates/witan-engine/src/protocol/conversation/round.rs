@@ -53,7 +53,7 @@ impl Conversation {
     ) -> Result<Vec<RoundEffect>, ProtocolError> {
         match effect {
             RoundEffect::SendVote { to, content } => {
-                self.send(ctx, group, content, Some(to), out)?;
+                self.send_sealed(ctx, group, content, Some(to), out)?;
                 Ok(Vec::new())
             }
             RoundEffect::Polka(p) => {

@@ -55,6 +55,16 @@ pub struct CorePart {
     pub epoch_seed: Vec<u8>,
     #[prost(bool, tag = "21")]
     pub join_expired: bool,
+    #[prost(message, repeated, tag = "22")]
+    pub seal_keys: Vec<StoredSealKey>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredSealKey {
+    #[prost(uint64, tag = "1")]
+    pub epoch: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub key: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

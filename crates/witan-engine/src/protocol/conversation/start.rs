@@ -37,6 +37,7 @@ impl Conversation {
             gone: BTreeSet::new(),
             join_anchor: None,
             epoch_seed: Vec::new(),
+            seal_keys: Vec::new(),
             ballots: BallotBox::default(),
             round: CommitRound::new(0),
             stewards: StewardSchedule::default(),

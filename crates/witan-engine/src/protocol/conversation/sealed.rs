@@ -1,0 +1,152 @@
+//! Votes, prevotes and precommits sent sealed (`wire::Sealed`) instead of as MLS messages.
+//!
+//! Each of them is signed by its author's identity key, and that signature is what every
+//! member checks (and what evidence and certificates carry). As an MLS message a vote cost
+//! every receiver a second signature check (the MLS framing) and a step of the sender's
+//! ratchet, written to the store; sealed, it costs one AEAD and its own check. Why this is
+//! safe — the author is proven by the signature, a replay changes nothing, a vote counts only
+//! for members — is in docs/safety.md ("Votes outside MLS").
+//!
+//! The keys of the current epoch and the last `MAX_PAST_EPOCHS` are kept, like MLS keeps
+//! those epochs' secrets, so a vote sealed just before a commit still counts after it.
+
+use prost::Message;
+
+use super::{Conversation, PartKey};
+use crate::mls::{self, Group, MAX_PAST_EPOCHS, MemberId, SealKey};
+use crate::protocol::ballot_box::{Digest, verify_signed_vote};
+use crate::protocol::{Ctx, Output, ProtocolError, topics};
+use witan_wire::{self as wire, sealed_payload::Content};
+
+impl Conversation {
+    /// Seals `content` with the current epoch's key and queues it (to `to`'s recipient tag,
+    /// if given).
+    pub(super) fn send_sealed(
+        &mut self,
+        ctx: &Ctx,
+        group: &Group,
+        content: Content,
+        to: Option<MemberId>,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let key = self.current_seal_key(ctx, group)?;
+        let plaintext = wire::SealedPayload::new(content).encode_to_vec();
+        let sealed = mls::seal::seal(ctx.provider, &key, &self.id, &plaintext)?;
+        let recipient = match to {
+            Some(m) => Some(super::recipient_tag(ctx, group, &m)?),
+            None => None,
+        };
+        self.emit(
+            out,
+            topics::app(&self.id),
+            wire::PacketKind::Sealed,
+            sealed.encode_to_vec(),
+            recipient,
+        );
+        Ok(())
+    }
+
+    /// The current epoch's sealing key, derived and kept if this state has none yet (a state
+    /// stored before sealing existed, or a group just created or joined).
+    fn current_seal_key(&mut self, ctx: &Ctx, group: &Group) -> Result<SealKey, ProtocolError> {
+        if let Some(k) = self.seal_keys.iter().find(|k| k.epoch == self.epoch) {
+            return Ok(k.clone());
+        }
+        let key = group.seal_key(ctx.provider)?;
+        if key.epoch != self.epoch {
+            return Err(ProtocolError::Internal(
+                "the group and the conversation are in different epochs".into(),
+            ));
+        }
+        self.keep_seal_key(key.clone());
+        Ok(key)
+    }
+
+    /// Keeps `key` and forgets keys more than `MAX_PAST_EPOCHS` before it.
+    pub(super) fn keep_seal_key(&mut self, key: SealKey) {
+        let oldest = key.epoch.saturating_sub(MAX_PAST_EPOCHS as u64);
+        self.seal_keys
+            .retain(|k| k.epoch >= oldest && k.epoch != key.epoch);
+        self.seal_keys.push(key);
+        self.seal_keys.sort_by_key(|k| k.epoch);
+        self.touch(PartKey::Core);
+    }
+
+    /// Handles a sealed packet that passed the routing checks (`inbound.rs`).
+    pub(super) fn on_sealed(
+        &mut self,
+        ctx: &Ctx,
+        body: &wire::Sealed,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let group = self.load_group(ctx)?;
+        let key = if body.epoch == self.epoch {
+            self.current_seal_key(ctx, &group)?
+        } else {
+            match self.seal_keys.iter().find(|k| k.epoch == body.epoch) {
+                Some(k) => k.clone(),
+                None => return Err(ProtocolError::Stale),
+            }
+        };
+        let plaintext = mls::seal::open(ctx.provider, &key, &self.id, body)?;
+        let payload = wire::decode_sealed_payload(&plaintext)?;
+        let content = payload
+            .content
+            .ok_or_else(|| ProtocolError::InvalidInput("empty sealed payload".into()))?;
+        let mut group = group;
+        let current = body.epoch == self.epoch;
+        match content {
+            Content::Vote(signed) => self.on_sealed_vote(ctx, &mut group, signed, out),
+            // Round messages count only in the epoch they were sent in.
+            _ if !current => Ok(()),
+            Content::Prevote(v) => {
+                let effects = self.with_round(ctx, |r, rcx| r.on_prevote(v, rcx));
+                self.drive(ctx, &mut group, effects, out)
+            }
+            Content::Precommit(v) => {
+                let effects = self.with_round(ctx, |r, rcx| r.on_precommit(v, rcx));
+                self.drive(ctx, &mut group, effects, out)
+            }
+        }
+    }
+
+    /// A member's own vote, sealed with its proposal's digest. Its signature proves the voter
+    /// (the packet's sender is not authenticated): against the proposal if this member has it,
+    /// else against the digest it came with, so that only a vote its voter really signed waits
+    /// for its proposal in the voter's share.
+    fn on_sealed_vote(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        signed: wire::SignedVote,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let vote = signed
+            .vote
+            .ok_or_else(|| ProtocolError::InvalidInput("sealed vote without a vote".into()))?;
+        let digest: Digest =
+            signed.proposal_digest.as_slice().try_into().map_err(|_| {
+                ProtocolError::InvalidInput("proposal digest is not 32 bytes".into())
+            })?;
+        let voter = MemberId::from_public_key(&vote.vote_owner);
+        if voter == self.me {
+            // Our own vote echoed back: counted when it was cast.
+            return Ok(());
+        }
+        if !self.is_member(&voter) {
+            return Err(ProtocolError::NotMember);
+        }
+        match self.ballots.digest_of(vote.proposal_id) {
+            Some(known) if known == digest => {}
+            Some(_) => {
+                return Err(ProtocolError::InvalidInput(
+                    "the vote names another proposal's digest".into(),
+                ));
+            }
+            None => {
+                verify_signed_vote(&self.id, &digest, &vote)?;
+            }
+        }
+        self.on_vote(ctx, group, Some(voter), vote, out)
+    }
+}

@@ -1,0 +1,266 @@
+//! Votes outside MLS: a member's vote, prevote and precommit travel sealed under the epoch's
+//! key and count through their own signature. Each test ends with what a member holds: a
+//! genuine vote counts once wherever it arrives, one in another member's name never does and
+//! changes nothing, and a vote sealed just before a commit still counts after it.
+
+mod support;
+
+use support::{Net, fast_settings};
+use witan::protocol::{Action, ProtocolError};
+use witan::wire::{self, group_payload::Content, sealed_payload::Content as Sealed};
+
+/// A removal of member 3 proposed by member 0, known to `knowers` only (member 0 crafts it
+/// beside its engine, so it does not hold it either). Its id.
+fn proposal_known_to(net: &mut Net, knowers: &[usize]) -> u64 {
+    let p = net.make_proposal(
+        0,
+        Action::Remove {
+            member: net.nodes[3].id(),
+        },
+    );
+    let pid = p.proposal_id;
+    let packet = net.craft(0, Content::Proposal(p));
+    for &i in knowers {
+        net.receive(i, &packet).unwrap();
+    }
+    pid
+}
+
+/// `vote` with the digest of proposal `pid` (as member 1 holds it).
+fn signed(net: &Net, pid: u64, vote: wire::Vote) -> Sealed {
+    let digest = net.nodes[1].conv().ballots().by_id(pid).unwrap().digest();
+    Sealed::Vote(wire::SignedVote {
+        proposal_digest: digest.to_vec(),
+        vote: Some(vote),
+    })
+}
+
+fn holds_vote_of(net: &Net, at: usize, pid: u64, voter: usize) -> bool {
+    let voter = net.nodes[voter].id();
+    net.nodes[at]
+        .conv()
+        .ballots()
+        .by_id(pid)
+        .is_some_and(|b| b.has_voted(&voter))
+}
+
+#[test]
+fn a_vote_leaves_as_a_sealed_packet_and_counts_at_every_member() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    // Receiving the proposal, member 1 casts its automatic vote.
+    let pid = proposal_known_to(&mut net, &[1, 2, 3]);
+    let votes: Vec<wire::PacketKind> = net
+        .in_flight_kinds_from(1, 2)
+        .into_iter()
+        .filter(|(_, c)| matches!(c, Content::Vote(v) if v.proposal_id == pid))
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(
+        votes,
+        vec![wire::PacketKind::Sealed],
+        "one vote, sealed, no MLS one"
+    );
+    assert!(!holds_vote_of(&net, 2, pid, 1));
+    net.deliver();
+    for i in [2, 3] {
+        assert!(
+            holds_vote_of(&net, i, pid, 1),
+            "member {i} counted the vote"
+        );
+    }
+}
+
+#[test]
+fn a_sealed_vote_in_another_members_name_is_refused_and_changes_nothing() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let pid = proposal_known_to(&mut net, &[1, 2, 3]);
+    net.drop_in_flight();
+    // Member 2 seals member 1's vote with its choice flipped: the signature no longer holds.
+    let mut forged = net.sign_vote(1, 1, pid, true);
+    forged.vote = false;
+    let packet = net.seal(2, 2, signed(&net, pid, forged.clone()));
+    let before = net.snapshot(3);
+    assert!(matches!(
+        net.receive(3, &packet),
+        Err(ProtocolError::Vote(_))
+    ));
+    assert_eq!(net.snapshot(3), before);
+    assert!(!holds_vote_of(&net, 3, pid, 1));
+    // The same forgery where the proposal has not arrived yet: checked against the digest it
+    // names, refused there too, and nothing waits in member 1's name.
+    let before = net.snapshot(0);
+    assert!(matches!(
+        net.receive(0, &packet),
+        Err(ProtocolError::Vote(_))
+    ));
+    assert_eq!(net.snapshot(0), before);
+}
+
+#[test]
+fn a_sealed_vote_that_arrives_before_its_proposal_counts_once_the_proposal_does() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let p = net.make_proposal(
+        0,
+        Action::Remove {
+            member: net.nodes[3].id(),
+        },
+    );
+    let pid = p.proposal_id;
+    let proposal = net.craft(0, Content::Proposal(p));
+    net.receive(1, &proposal).unwrap();
+    net.drop_in_flight();
+    let vote = net.sign_vote(1, 1, pid, false);
+    let digest = net.nodes[1].conv().ballots().by_id(pid).unwrap().digest();
+    let packet = net.seal(
+        1,
+        1,
+        Sealed::Vote(wire::SignedVote {
+            proposal_digest: digest.to_vec(),
+            vote: Some(vote),
+        }),
+    );
+    net.receive(2, &packet).unwrap();
+    assert!(!holds_vote_of(&net, 2, pid, 1), "no proposal yet");
+    net.receive(2, &proposal).unwrap();
+    assert!(
+        holds_vote_of(&net, 2, pid, 1),
+        "counted when the proposal came"
+    );
+}
+
+#[test]
+fn a_sealed_vote_replayed_under_another_sender_changes_nothing() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let pid = proposal_known_to(&mut net, &[1, 2, 3]);
+    net.drop_in_flight();
+    let me = net.nodes[1].id();
+    let vote = net.nodes[1]
+        .conv()
+        .ballots()
+        .by_id(pid)
+        .unwrap()
+        .signed_votes()
+        .find(|v| witan::mls::MemberId::from_public_key(&v.vote_owner) == me)
+        .cloned()
+        .unwrap();
+    let genuine = net.seal(1, 1, signed(&net, pid, vote));
+    net.receive(3, &genuine).unwrap();
+    assert!(holds_vote_of(&net, 3, pid, 1));
+    let before = net.snapshot(3);
+    // The same sealed bytes under member 2's name in the envelope: a replay, not a new vote.
+    let mut env = wire::decode_envelope(&genuine).unwrap();
+    env.sender = net.nodes[2].id().as_bytes().to_vec();
+    net.receive(3, &wire::encode(&env)).unwrap();
+    assert_eq!(net.snapshot(3), before);
+    assert_eq!(
+        net.nodes[3]
+            .conv()
+            .ballots()
+            .by_id(pid)
+            .unwrap()
+            .votes()
+            .count(),
+        3,
+        "the owner's vote, member 3's own and member 1's"
+    );
+}
+
+#[test]
+fn a_vote_naming_another_proposals_digest_is_refused() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let pid = proposal_known_to(&mut net, &[1, 2, 3]);
+    net.drop_in_flight();
+    let vote = net.sign_vote(2, 1, pid, false);
+    let packet = net.seal(
+        2,
+        2,
+        Sealed::Vote(wire::SignedVote {
+            proposal_digest: vec![0x42; 32],
+            vote: Some(vote),
+        }),
+    );
+    let before = net.snapshot(3);
+    assert!(matches!(
+        net.receive(3, &packet),
+        Err(ProtocolError::InvalidInput(_))
+    ));
+    assert_eq!(net.snapshot(3), before);
+}
+
+#[test]
+fn a_packet_sealed_outside_the_group_or_altered_is_refused() {
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let pid = proposal_known_to(&mut net, &[1, 2]);
+    let vote = net.sign_vote(1, 1, pid, false);
+    let packet = net.seal(1, 1, signed(&net, pid, vote));
+    let mut env = wire::decode_envelope(&packet).unwrap();
+    let mut body = wire::decode_sealed(&env.body).unwrap();
+    body.ciphertext[3] ^= 0x10;
+    env.body = wire::encode(&body);
+    env.packet_id = wire::packet_id(&env.body).to_vec();
+    let before = net.snapshot(0);
+    assert!(matches!(
+        net.receive(0, &wire::encode(&env)),
+        Err(ProtocolError::Mls(_))
+    ));
+    assert_eq!(net.snapshot(0), before);
+    // Garbage in place of the sealed body.
+    let garbage = wire::Envelope::new(
+        support::CONV,
+        net.nodes[1].id().as_bytes(),
+        wire::PacketKind::Sealed,
+        vec![0xff; 40],
+    );
+    assert!(net.receive(0, &wire::encode(&garbage)).is_err());
+    assert_eq!(net.snapshot(0), before);
+}
+
+#[test]
+fn a_vote_sealed_before_a_commit_opens_after_it_until_its_epoch_is_too_old() {
+    let mut net = Net::form(7, fast_settings());
+    net.run_for(10_000);
+    let pid = proposal_known_to(&mut net, &[1, 2]);
+    net.drop_in_flight();
+    let sealed_at = net.nodes[0].conv().epoch();
+    // A forgery: whether it opened shows in the error (a bad vote, not a stale packet).
+    let mut forged = net.sign_vote(1, 1, pid, true);
+    forged.vote = false;
+    let packet = net.seal(1, 1, signed(&net, pid, forged));
+    let mut removed = 6;
+    let mut tries = 0;
+    let (mut opened, mut stale) = (0, 0);
+    while net.nodes[0].conv().epoch() < sealed_at + 4 {
+        let target = net.nodes[removed].id();
+        net.act(0, |c, ctx| c.propose_removal(ctx, target).map(|(_, o)| o))
+            .unwrap();
+        net.run_for(60_000);
+        removed -= 1;
+        tries += 1;
+        assert!(tries < 4, "removals commit");
+        let epoch = net.nodes[0].conv().epoch();
+        let outcome = net.receive(0, &packet);
+        if epoch <= sealed_at + witan::mls::MAX_PAST_EPOCHS as u64 {
+            assert!(
+                matches!(outcome, Err(ProtocolError::Vote(_))),
+                "epoch {epoch}: opened and refused as a forgery, got {outcome:?}"
+            );
+            opened += 1;
+        } else {
+            assert!(
+                matches!(outcome, Err(ProtocolError::Stale)),
+                "epoch {epoch}: too old"
+            );
+            stale += 1;
+        }
+    }
+    assert!(
+        opened > 0 && stale > 0,
+        "both sides of the window were tried"
+    );
+}
