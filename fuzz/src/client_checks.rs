@@ -1,13 +1,15 @@
 //! The `receive` targets' inputs. `raw`: the input is the packet. `structured`: the first
-//! byte picks a mode (mod 4):
+//! byte picks a mode (mod 5):
 //!
 //! 0. an envelope of the current version with a correct packet id around the rest as body;
 //!    bytes 1–3 pick the sender (member 0, member 1 itself, a stranger, a malformed id), the
-//!    conversation (ours or another) and the kind (0–4, including unknown);
+//!    conversation (ours or another) and the kind (0–5, including unknown);
 //! 1. the rest as the plaintext of a real MLS application message from member 0 in the
 //!    current epoch (so it reaches the `GroupPayload` decoder and the engine);
 //! 2. a valid packet (byte 1 picks it) patched by the rest ([`crate::mutate::patch`]);
-//! 3. the body of a valid packet patched by the rest, re-wrapped in a correct envelope.
+//! 3. the body of a valid packet patched by the rest, re-wrapped in a correct envelope;
+//! 4. the rest as the plaintext of a packet sealed with the current epoch's key (so it
+//!    reaches the `SealedPayload` decoder and the engine's sealed votes).
 
 use witan::wire::{self, Chat, Envelope, GroupPayload, group_payload::Content};
 
@@ -40,10 +42,10 @@ pub fn structured(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    match (mode % 4, rest) {
+    match (mode % 5, rest) {
         (0, [s, c, k, body @ ..]) => {
             let conv = if c % 2 == 0 { CONV } else { "another-conv" };
-            let packet = rewrap(conv, sender(fx, *s), i32::from(k % 5), body.to_vec());
+            let packet = rewrap(conv, sender(fx, *s), i32::from(k % 6), body.to_vec());
             fx.receive(packet);
         }
         (1, plaintext) => {
@@ -62,6 +64,9 @@ pub fn structured(data: &[u8]) {
             };
             let body = patch(&env.body, ops);
             fx.receive(rewrap(&env.conversation_id, env.sender, env.kind, body));
+        }
+        (4, plaintext) => {
+            fx.receive_sealed_from_sender(plaintext);
         }
         _ => {}
     }
@@ -96,6 +101,9 @@ pub fn structured_seeds() -> Vec<Vec<u8>> {
     v.push([&[1u8][..], &wire::encode(&chat)].concat());
     for p in witan_wire::samples::group_payloads() {
         v.push([&[1u8][..], &wire::encode(&p)].concat());
+    }
+    for p in witan_wire::samples::sealed_payloads() {
+        v.push([&[4u8][..], &wire::encode(&p)].concat());
     }
     v
 }

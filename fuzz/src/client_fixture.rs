@@ -182,6 +182,23 @@ impl ClientFixture {
         report
     }
 
+    /// Seals `plaintext` with member 0's key of the current epoch and feeds the packet to
+    /// member 1 (sealing changes nothing stored).
+    pub fn receive_sealed_from_sender(&self, plaintext: &[u8]) -> ReceiveReport {
+        let sealed = {
+            let mut db = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+            let step = db.step().expect("sender step");
+            let p = MlsProvider::new(&step);
+            let group = Group::load(&p, CONV.as_bytes())
+                .expect("sender group loads")
+                .expect("sender group stored");
+            let key = group.seal_key(&p).expect("sealing key");
+            witan::mls::seal::seal(&p, &key, CONV, plaintext).expect("sealing")
+        };
+        let env = Envelope::new(CONV, self.ids[0], PacketKind::Sealed, wire::encode(&sealed));
+        self.receive(wire::encode(&env))
+    }
+
     /// Every valid packet the fixture knows.
     pub fn valid_packets(&self) -> Vec<Vec<u8>> {
         let mut v = self.captured.clone();
