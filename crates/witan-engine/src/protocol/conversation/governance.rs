@@ -316,32 +316,6 @@ impl Conversation {
         self.note_work(ctx, group, out)
     }
 
-    /// Casts and sends this member's vote.
-    fn cast(
-        &mut self,
-        ctx: &Ctx,
-        group: &mut Group,
-        digest: &Digest,
-        approve: bool,
-        out: &mut Output,
-    ) -> Result<(), ProtocolError> {
-        let vote = self.with_ballots(ctx.now_ms, |b, scope| {
-            b.cast(ctx.identity, digest, approve, scope)
-        })?;
-        // Sealed, not an MLS message: its own signature proves it (see `sealed.rs`).
-        let signed = wire::SignedVote {
-            proposal_digest: digest.to_vec(),
-            vote: Some(vote),
-        };
-        self.send_sealed(
-            ctx,
-            group,
-            wire::sealed_payload::Content::Vote(signed),
-            None,
-            out,
-        )
-    }
-
     /// The automatic vote on a proposal, with this member's opinion.
     pub(super) fn auto_vote(
         &mut self,

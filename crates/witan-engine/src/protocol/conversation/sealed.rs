@@ -19,6 +19,31 @@ use crate::protocol::{Ctx, Output, ProtocolError, topics};
 use witan_wire::{self as wire, sealed_payload::Content};
 
 impl Conversation {
+    /// Casts this member's vote and sends it sealed.
+    pub(super) fn cast(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut Group,
+        digest: &Digest,
+        approve: bool,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let vote = self.with_ballots(ctx.now_ms, |b, scope| {
+            b.cast(ctx.identity, digest, approve, scope)
+        })?;
+        let signed = wire::SignedVote {
+            proposal_digest: digest.to_vec(),
+            vote: Some(vote),
+        };
+        self.send_sealed(
+            ctx,
+            group,
+            wire::sealed_payload::Content::Vote(signed),
+            None,
+            out,
+        )
+    }
+
     /// Seals `content` with the current epoch's key and queues it (to `to`'s recipient tag,
     /// if given).
     pub(super) fn send_sealed(
