@@ -263,4 +263,12 @@ fn a_vote_sealed_before_a_commit_opens_after_it_until_its_epoch_is_too_old() {
         opened > 0 && stale > 0,
         "both sides of the window were tried"
     );
+    // The keys kept are those of the current epoch and the last MAX_PAST_EPOCHS, stored with
+    // the state.
+    let conv = net.nodes[0].conv();
+    let epoch = conv.epoch();
+    let kept: Vec<u64> = (epoch - witan::mls::MAX_PAST_EPOCHS as u64..=epoch).collect();
+    assert_eq!(conv.sealing_epochs(), kept);
+    let back = witan::protocol::Conversation::from_bytes(&conv.to_bytes()).unwrap();
+    assert_eq!(back.sealing_epochs(), kept);
 }

@@ -31,6 +31,11 @@ impl Conversation {
         &self.joins
     }
     /// The epoch's leader order.
+    /// The epochs whose sealing keys are kept, oldest first.
+    pub fn sealing_epochs(&self) -> Vec<u64> {
+        self.seal_keys.iter().map(|k| k.epoch).collect()
+    }
+
     pub fn leaders(&self) -> &[MemberId] {
         &self.leaders
     }
