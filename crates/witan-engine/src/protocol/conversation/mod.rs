@@ -200,8 +200,10 @@ impl Conversation {
         self.state == State::PendingJoin || (self.state == State::Left && self.join_expired)
     }
 
+    /// Whether `m` is a member of the epoch (through the roster's set: this runs once per
+    /// packet, and per vote of a thousand).
     fn is_member(&self, m: &MemberId) -> bool {
-        self.members.iter().any(|(x, _)| x == m)
+        self.roster().set.contains(m)
     }
 
     /// Replaces the member list (and forgets what was derived from the old one).
