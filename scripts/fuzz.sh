@@ -51,7 +51,12 @@ else
 fi
 
 echo "==> building ${#TARGETS[@]} fuzz targets"
-fuzz build --fuzz-dir "$FUZZ" || exit 1
+if [ "$#" -gt 0 ]; then
+  # Only the targets named (cargo fuzz builds one, or all).
+  for t in "${TARGETS[@]}"; do fuzz build --fuzz-dir "$FUZZ" "$t" || exit 1; done
+else
+  fuzz build --fuzz-dir "$FUZZ" || exit 1
+fi
 
 BIN="$FUZZ/target/$(rustc "+$TOOLCHAIN" -vV | sed -n 's/^host: //p')/release"
 LOGS="$FUZZ/target/fuzz-logs"
