@@ -2,11 +2,11 @@
 //! decrypted (its MLS group, its epoch, its recipient), and the dispatch of what it carries
 //! to the part it concerns.
 //!
-//! A packet's MLS framing (group id, epoch) is not authenticated, so it is only used to
-//! route: a packet claiming a later epoch is handed back to be buffered (bounded by the
-//! client) and starts no clock — only a certified commit moves a member on. A packet
-//! addressed to another member (its blinded recipient tag is not this member's) is dropped
-//! without being decrypted.
+//! A packet's MLS framing (group id, epoch), like a sealed packet's epoch, is not
+//! authenticated, so it is only used to route: a packet claiming a later epoch is handed
+//! back to be buffered (bounded by the client) and starts no clock — only a certified commit
+//! moves a member on. A packet addressed to another member (its blinded recipient tag is not
+//! this member's) is dropped without being decrypted.
 
 use super::{Conversation, State};
 use crate::mls::{Group, MemberId, MlsError};
