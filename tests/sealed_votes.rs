@@ -12,6 +12,11 @@ use witan::wire::{self, group_payload::Content, sealed_payload::Content as Seale
 /// A removal of member 3 proposed by member 0, known to `knowers` only (member 0 crafts it
 /// beside its engine, so it does not hold it either). Its id.
 fn proposal_known_to(net: &mut Net, knowers: &[usize]) -> u64 {
+    proposal_packet_known_to(net, knowers).0
+}
+
+/// [`proposal_known_to`], with the proposal's packet (to deliver to others later).
+fn proposal_packet_known_to(net: &mut Net, knowers: &[usize]) -> (u64, Vec<u8>) {
     let p = net.make_proposal(
         0,
         Action::Remove {
@@ -23,7 +28,7 @@ fn proposal_known_to(net: &mut Net, knowers: &[usize]) -> u64 {
     for &i in knowers {
         net.receive(i, &packet).unwrap();
     }
-    pid
+    (pid, packet)
 }
 
 /// `vote` with the digest of proposal `pid` (as member 1 holds it).
@@ -33,6 +38,16 @@ fn signed(net: &Net, pid: u64, vote: wire::Vote) -> Sealed {
         proposal_digest: digest.to_vec(),
         vote: Some(vote),
     })
+}
+
+/// Feeds `packet` to member `i`, which must refuse it and change nothing. The error.
+fn refused(net: &mut Net, i: usize, packet: &[u8]) -> ProtocolError {
+    let before = net.snapshot(i);
+    let Err(e) = net.receive(i, packet) else {
+        panic!("member {i} took the packet");
+    };
+    assert_eq!(net.snapshot(i), before, "member {i} changed nothing");
+    e
 }
 
 fn holds_vote_of(net: &Net, at: usize, pid: u64, voter: usize) -> bool {
@@ -81,36 +96,24 @@ fn a_sealed_vote_in_another_members_name_is_refused_and_changes_nothing() {
     let mut forged = net.sign_vote(1, 1, pid, true);
     forged.vote = false;
     let packet = net.seal(2, 2, signed(&net, pid, forged.clone()));
-    let before = net.snapshot(3);
     assert!(matches!(
-        net.receive(3, &packet),
-        Err(ProtocolError::Vote(_))
+        refused(&mut net, 3, &packet),
+        ProtocolError::Vote(_)
     ));
-    assert_eq!(net.snapshot(3), before);
     assert!(!holds_vote_of(&net, 3, pid, 1));
     // The same forgery where the proposal has not arrived yet: checked against the digest it
     // names, refused there too, and nothing waits in member 1's name.
-    let before = net.snapshot(0);
     assert!(matches!(
-        net.receive(0, &packet),
-        Err(ProtocolError::Vote(_))
+        refused(&mut net, 0, &packet),
+        ProtocolError::Vote(_)
     ));
-    assert_eq!(net.snapshot(0), before);
 }
 
 #[test]
 fn a_sealed_vote_that_arrives_before_its_proposal_counts_once_the_proposal_does() {
     let mut net = Net::form(4, fast_settings());
     net.run_for(10_000);
-    let p = net.make_proposal(
-        0,
-        Action::Remove {
-            member: net.nodes[3].id(),
-        },
-    );
-    let pid = p.proposal_id;
-    let proposal = net.craft(0, Content::Proposal(p));
-    net.receive(1, &proposal).unwrap();
+    let (pid, proposal) = proposal_packet_known_to(&mut net, &[1]);
     net.drop_in_flight();
     let vote = net.sign_vote(1, 1, pid, false);
     let digest = net.nodes[1].conv().ballots().by_id(pid).unwrap().digest();
@@ -184,12 +187,10 @@ fn a_vote_naming_another_proposals_digest_is_refused() {
             vote: Some(vote),
         }),
     );
-    let before = net.snapshot(3);
     assert!(matches!(
-        net.receive(3, &packet),
-        Err(ProtocolError::InvalidInput(_))
+        refused(&mut net, 3, &packet),
+        ProtocolError::InvalidInput(_)
     ));
-    assert_eq!(net.snapshot(3), before);
 }
 
 #[test]
@@ -204,12 +205,10 @@ fn a_packet_sealed_outside_the_group_or_altered_is_refused() {
     body.ciphertext[3] ^= 0x10;
     env.body = wire::encode(&body);
     env.packet_id = wire::packet_id(&env.body).to_vec();
-    let before = net.snapshot(0);
     assert!(matches!(
-        net.receive(0, &wire::encode(&env)),
-        Err(ProtocolError::Mls(_))
+        refused(&mut net, 0, &wire::encode(&env)),
+        ProtocolError::Mls(_)
     ));
-    assert_eq!(net.snapshot(0), before);
     // Garbage in place of the sealed body.
     let garbage = wire::Envelope::new(
         support::CONV,
@@ -217,8 +216,7 @@ fn a_packet_sealed_outside_the_group_or_altered_is_refused() {
         wire::PacketKind::Sealed,
         vec![0xff; 40],
     );
-    assert!(net.receive(0, &wire::encode(&garbage)).is_err());
-    assert_eq!(net.snapshot(0), before);
+    refused(&mut net, 0, &wire::encode(&garbage));
 }
 
 #[test]

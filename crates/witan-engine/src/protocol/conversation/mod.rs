@@ -402,18 +402,23 @@ impl Conversation {
             content: Some(content),
         }
         .encode_to_vec();
-        let recipient = match to {
-            Some(m) => Some(recipient_tag(ctx, group, &m)?),
-            None => None,
-        };
         let ciphertext = group.encrypt(ctx.provider, ctx.identity, &plaintext)?;
-        self.emit(
-            out,
-            topics::app(&self.id),
-            wire::PacketKind::Group,
-            ciphertext,
-            recipient,
-        );
+        self.publish(ctx, group, wire::PacketKind::Group, ciphertext, to, out)
+    }
+
+    /// Queues a packet of the group's traffic (an MLS message or a sealed one) on the
+    /// application topic, to everyone or to `to`'s recipient tag.
+    fn publish(
+        &self,
+        ctx: &Ctx,
+        group: &Group,
+        kind: wire::PacketKind,
+        body: Vec<u8>,
+        to: Option<MemberId>,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let recipient = to.map(|m| recipient_tag(ctx, group, &m)).transpose()?;
+        self.emit(out, topics::app(&self.id), kind, body, recipient);
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use prost::Message;
 use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MAX_PAST_EPOCHS, MemberId, SealKey};
 use crate::protocol::ballot_box::{Digest, verify_signed_vote};
-use crate::protocol::{Ctx, Output, ProtocolError, topics};
+use crate::protocol::{Ctx, Output, ProtocolError};
 use witan_wire::{self as wire, sealed_payload::Content};
 
 impl Conversation {
@@ -57,18 +57,8 @@ impl Conversation {
         let key = self.current_seal_key(ctx, group)?;
         let plaintext = wire::SealedPayload::new(content).encode_to_vec();
         let sealed = mls::seal::seal(ctx.provider, &key, &self.id, &plaintext)?;
-        let recipient = match to {
-            Some(m) => Some(super::recipient_tag(ctx, group, &m)?),
-            None => None,
-        };
-        self.emit(
-            out,
-            topics::app(&self.id),
-            wire::PacketKind::Sealed,
-            sealed.encode_to_vec(),
-            recipient,
-        );
-        Ok(())
+        let body = sealed.encode_to_vec();
+        self.publish(ctx, group, wire::PacketKind::Sealed, body, to, out)
     }
 
     /// The current epoch's sealing key, derived and kept if this state has none yet (a state
