@@ -112,3 +112,62 @@ fn a_scripted_member_creates_says_reports_its_status_and_leaves() {
     assert_eq!(status["status"]["state"], "Left");
     again.close(Duration::from_secs(5));
 }
+
+#[test]
+fn a_member_told_to_quit_while_its_node_is_down_waits_and_delivers_when_the_node_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let node_db = dir.path().join("node.db").to_string_lossy().into_owned();
+    let node_args = |listen: &str| -> Vec<String> {
+        ["--db", &node_db, "--listen", listen, "--until-stdin-closes"]
+            .map(String::from)
+            .to_vec()
+    };
+    let node_program = program(env!("CARGO_BIN_EXE_witan-node"));
+    // A first run fixes the node's address (its key lives in its database), then it stops.
+    let mut first = Proc::spawn(
+        "node",
+        &node_program,
+        &node_args("/ip4/127.0.0.1/tcp/0"),
+        None,
+    )
+    .unwrap();
+    let listening = wait_for(&first, "listen address", |v| v["node"] == "listening");
+    let address = listening["address"].as_str().unwrap().to_string();
+    first.close(Duration::from_secs(5));
+
+    // The member says something and quits at once, while nothing answers at its node's
+    // address: what it said waits in its outbox.
+    let script = dir.path().join("script.txt");
+    std::fs::write(&script, "create notes\nsay notes last words\nquit\n").unwrap();
+    let db = dir.path().join("hasty.db").to_string_lossy().into_owned();
+    let args: Vec<String> = [
+        "--db",
+        &db,
+        "--node",
+        &address,
+        "--script",
+        &script.to_string_lossy(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut member = Proc::spawn(
+        "hasty",
+        &program(env!("CARGO_BIN_EXE_witan-member")),
+        &args,
+        None,
+    )
+    .unwrap();
+    wait_for(&member, "say answer", |v| v["ok"] == "say");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!member.exited(), "the member quit with its outbox full");
+
+    // The node comes back at the same address; the member delivers, then stops.
+    let tcp = address.split("/p2p/").next().unwrap();
+    let node = Proc::spawn("node-again", &node_program, &node_args(tcp), None).unwrap();
+    wait_for(&node, "stored message", |v| v["node"] == "stored");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !member.exited() {
+        assert!(Instant::now() < deadline, "the member did not stop at quit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
