@@ -2,7 +2,8 @@
 //! told to stop. It publishes what `publish` hands it, joins and leaves relay topics,
 //! forwards store queries, validates relayed messages and passes the ones on witan's topics
 //! to the delivery thread, and dials its configured peers again whenever a connection drops
-//! (1 s, doubling up to 30 s).
+//! (1 s, doubling up to 30 s). Told to stop within a moment of a publish, it runs the swarm
+//! on for what is left of that moment, so a packet the relay just took reaches the wire.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ const REDIAL_FIRST: Duration = Duration::from_secs(1);
 const REDIAL_MAX: Duration = Duration::from_secs(30);
 /// Store queries waiting for an answer at most (each one blocks a caller).
 const MAX_PENDING_QUERIES: usize = 64;
+/// How long after a publish a stopping task keeps the connections running.
+const PUBLISH_LINGER: Duration = Duration::from_millis(300);
 /// How long start-up waits for the listeners to report their addresses.
 const LISTEN_WAIT: Duration = Duration::from_secs(5);
 
@@ -79,6 +82,7 @@ struct Task {
     events: SyncSender<NetEvent>,
     redial: HashMap<PeerId, Redial>,
     queries: HashMap<OutboundRequestId, Reply<StoreQueryResponse>>,
+    last_publish: Option<Instant>,
 }
 
 /// Builds the swarm, starts listening and dialling, reports the listen addresses through
@@ -112,9 +116,25 @@ pub(crate) async fn run(
     for (_, reply) in task.queries.drain() {
         let _ = reply.send(Err("the network stopped".into()));
     }
+    task.linger().await;
 }
 
 impl Task {
+    /// Gossip the relay accepted sits in the connections' send queues until they run.
+    async fn linger(&mut self) {
+        let Some(published) = self.last_publish else {
+            return;
+        };
+        let until = tokio::time::Instant::from_std(published + PUBLISH_LINGER);
+        let _ = tokio::time::timeout_at(until, async {
+            loop {
+                let event = self.swarm.select_next_some().await;
+                self.event(event);
+            }
+        })
+        .await;
+    }
+
     async fn start(setup: Setup) -> Result<Task, String> {
         let mut swarm = behaviour::swarm(setup.key, &setup.limits, Role::Member)?;
         let mut listeners = 0;
@@ -133,6 +153,7 @@ impl Task {
             events: setup.events,
             redial: HashMap::new(),
             queries: HashMap::new(),
+            last_publish: None,
         };
         // Wait for the listeners' addresses, so the host can hand them out at once.
         let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
@@ -174,7 +195,7 @@ impl Task {
                     .behaviour_mut()
                     .relay
                     .publish(IdentTopic::new(relay_topic), data)
-                    .map(|_| ())
+                    .map(|_| self.last_publish = Some(Instant::now()))
                     .map_err(|e| match e {
                         PublishError::NoPeersSubscribedToTopic => {
                             "no relay peer on the topic yet".to_string()

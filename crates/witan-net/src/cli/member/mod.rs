@@ -16,7 +16,8 @@
 //! this member creates windows of a second or two (the story's); `standard` is witan's
 //! production defaults. Besides the catch-ups the transport runs by itself, the member
 //! catches up every `--catch-up-every-ms` (default 3,000; 0: never) to fill gaps of the live
-//! relay.
+//! relay. `quit` first waits, up to 20 s, until the outbox has reached the network (a packet
+//! that still has not stays in the database and leaves at the next start).
 
 mod commands;
 
@@ -52,6 +53,10 @@ const VALUES: &[&str] = &[
 ];
 /// The longest the driver sleeps without polling (clocks can jump).
 const MAX_IDLE: Duration = Duration::from_secs(1);
+/// How long `quit` waits for the outbox to reach the network before stopping anyway.
+const QUIT_GRACE: Duration = Duration::from_secs(20);
+/// How often `quit` retries while it waits (the outbox's own backoff still applies).
+const QUIT_STEP: Duration = Duration::from_millis(100);
 
 /// Conversation timers with windows of a second or two, for groups whose members all run
 /// on one machine (the story and the multi-process test). Votes are cast by hand (`vote`).
@@ -231,7 +236,7 @@ fn drive(client: &WitanClient, net: &NetTransport, rx: &Receiver<Input>, o: &Opt
         });
         match rx.recv_timeout(wait) {
             Ok(Input::Line(line)) => match Command::parse(&line) {
-                Ok(Command::Quit) => return,
+                Ok(Command::Quit) => return drain_outbox(client),
                 Ok(command) => {
                     if let Some(answer) = commands::execute(command, client, net, &o.settings) {
                         lines::print(&answer);
@@ -250,6 +255,29 @@ fn drive(client: &WitanClient, net: &NetTransport, rx: &Receiver<Input>, o: &Opt
             let _ = net.catch_up();
             next_catch_up = Some(Instant::now() + every);
         }
+    }
+}
+
+/// Before the program stops, what this member said reaches the network if it can within
+/// [`QUIT_GRACE`]; what cannot stays in the database's outbox for the next start.
+fn drain_outbox(client: &WitanClient) {
+    let deadline = Instant::now() + QUIT_GRACE;
+    let pending = loop {
+        let (pending, wait) = match client.poll() {
+            Ok(report) => (report.outbox_pending, until(report.next_wakeup_at_ms)),
+            Err(e) => {
+                // The database is failing: nothing here can send the outbox.
+                lines::print(&json!({"error": format!("poll: {e}")}));
+                return;
+            }
+        };
+        if pending == 0 || Instant::now() >= deadline {
+            break pending;
+        }
+        std::thread::sleep(wait.clamp(QUIT_STEP, MAX_IDLE));
+    };
+    if pending > 0 {
+        lines::print(&json!({"quit": {"outbox_pending": pending}}));
     }
 }
 
