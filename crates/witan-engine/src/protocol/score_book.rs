@@ -29,13 +29,60 @@ pub enum ScoreEvent {
     UnauthorizedLeader,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScoreBook {
-    pub(crate) scores: BTreeMap<MemberId, i64>,
-    pub(crate) suspicion: BTreeMap<MemberId, i64>,
+    scores: BTreeMap<MemberId, i64>,
+    suspicion: BTreeMap<MemberId, i64>,
+    /// The lowest local score (`i64::MAX` for an empty table): a function of the two tables,
+    /// kept so that the check after every packet is one comparison while nobody is low.
+    lowest: i64,
+}
+
+impl Default for ScoreBook {
+    fn default() -> Self {
+        ScoreBook {
+            scores: BTreeMap::new(),
+            suspicion: BTreeMap::new(),
+            lowest: i64::MAX,
+        }
+    }
 }
 
 impl ScoreBook {
+    /// A table as stored: the group's scores and this member's suspicion.
+    pub fn from_tables(
+        scores: BTreeMap<MemberId, i64>,
+        suspicion: BTreeMap<MemberId, i64>,
+    ) -> Self {
+        let mut book = ScoreBook {
+            scores,
+            suspicion,
+            lowest: i64::MAX,
+        };
+        book.refresh_lowest();
+        book
+    }
+
+    /// The group's scores, by member.
+    pub fn table(&self) -> &BTreeMap<MemberId, i64> {
+        &self.scores
+    }
+
+    /// This member's suspicion, by member.
+    pub fn suspicion_table(&self) -> &BTreeMap<MemberId, i64> {
+        &self.suspicion
+    }
+
+    fn refresh_lowest(&mut self) {
+        let suspected = |m: &MemberId| self.suspicion.get(m).copied().unwrap_or(0);
+        self.lowest = self
+            .scores
+            .iter()
+            .map(|(m, agreed)| agreed.saturating_add(suspected(m)))
+            .min()
+            .unwrap_or(i64::MAX);
+    }
+
     /// The group's score of `member`, if it is a member.
     pub fn get(&self, member: &MemberId) -> Option<i64> {
         self.scores.get(member).copied()
@@ -52,6 +99,7 @@ impl ScoreBook {
         for m in members {
             self.scores.entry(*m).or_insert(default);
         }
+        self.refresh_lowest();
     }
 
     /// A joiner's table, as the sync gives it: members only, the rest at the default.
@@ -80,8 +128,10 @@ impl ScoreBook {
         } else {
             before.saturating_add(delta)
         };
+        let after = *score;
         tracing::debug!(member = %member.short(), delta, ?why, "score changed");
-        before >= s.removal_threshold && *score < s.removal_threshold
+        self.refresh_lowest();
+        before >= s.removal_threshold && after < s.removal_threshold
     }
 
     /// This member's own observation against `member`.
@@ -92,6 +142,7 @@ impl ScoreBook {
         let entry = self.suspicion.entry(*member).or_insert(0);
         *entry = entry.saturating_add(delta);
         tracing::debug!(member = %member.short(), delta, ?why, "local penalty");
+        self.refresh_lowest();
     }
 
     /// The group's score with this member's suspicion counted: what it acts on when it
@@ -103,13 +154,18 @@ impl ScoreBook {
 
     /// The group judged `member` in an emergency vote: local evidence against it is spent.
     pub fn clear_suspicion(&mut self, member: &MemberId) {
-        self.suspicion.remove(member);
+        if self.suspicion.remove(member).is_some() {
+            self.refresh_lowest();
+        }
     }
 
     /// Members whose local score is below the removal threshold. Asked for after every
-    /// packet, so it walks the table once and looks suspicion up only when there is some
-    /// (rather than two lookups per member: O(n log n) per packet).
+    /// packet: while nobody is that low it is one comparison, and otherwise it walks the
+    /// table once, looking suspicion up only when there is some.
     pub fn below_threshold(&self, s: &Settings) -> Vec<MemberId> {
+        if self.lowest >= s.removal_threshold {
+            return Vec::new();
+        }
         let suspected = |m: &MemberId| self.suspicion.get(m).copied().unwrap_or(0);
         self.scores
             .iter()
@@ -158,6 +214,29 @@ mod tests {
         assert_eq!(book.local_score(&a), Some(-50));
         assert_eq!(book.local_score(&b), None);
         assert_eq!(book.below_threshold(&s), vec![a]);
+        book.clear_suspicion(&a);
+        assert!(book.below_threshold(&s).is_empty());
+    }
+
+    #[test]
+    fn the_lowest_score_follows_every_change() {
+        let s = Settings::default();
+        let (a, b) = (MemberId([1; 20]), MemberId([2; 20]));
+        let mut book = ScoreBook::default();
+        assert!(book.below_threshold(&s).is_empty(), "an empty table");
+        book.set_members(&[a, b], s.default_peer_score);
+        book.adjust(&b, -200, ScoreEvent::MissedCommit, &s);
+        assert_eq!(book.below_threshold(&s), vec![b]);
+        book.set_members(&[a], s.default_peer_score);
+        assert!(book.below_threshold(&s).is_empty(), "the low member left");
+        book.suspect(&a, -200, ScoreEvent::InvalidCandidate);
+        let stored = ScoreBook::from_tables(book.table().clone(), book.suspicion_table().clone());
+        assert_eq!(stored, book);
+        assert_eq!(
+            stored.below_threshold(&s),
+            vec![a],
+            "read back from its tables"
+        );
         book.clear_suspicion(&a);
         assert!(book.below_threshold(&s).is_empty());
     }

@@ -137,6 +137,8 @@ pub struct BallotBox {
     /// When the dispatcher last looked for decided proposals: voting windows that closed
     /// before are no longer deadlines.
     pub(crate) checked_at_ms: u64,
+    /// Until when `prune` has nothing to forget.
+    pub(crate) prune_at: upkeep::PruneAt,
 }
 
 impl BallotBox {
@@ -254,6 +256,7 @@ impl BallotBox {
         };
         ballot.put_vote(parsed.owner, first, scope);
         self.ids.insert(id, digest);
+        self.prune_at.lower(created);
         self.open.insert(digest, ballot);
         self.adopt_orphans(&digest, scope);
         Ok((digest, true))

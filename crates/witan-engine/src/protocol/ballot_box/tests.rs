@@ -527,3 +527,28 @@ fn an_unsigned_parse_is_a_parse_but_for_the_owners_signature() {
     no_vote.votes.clear();
     assert!(parse_unsigned(CONV, &no_vote).is_err());
 }
+
+#[test]
+fn pruning_forgets_at_the_age_limit_exactly_and_a_box_read_back_prunes_the_same() {
+    let f = fixture(3);
+    let mut b = BallotBox::default();
+    let first = f.proposal(0, 1_000);
+    let (d1, _) = b.receive(&first, f.member(0), &f.scope(1_000)).unwrap();
+    b.close(&d1, 7, 1_000);
+    let second = f.proposal(1, 5_000);
+    b.receive(&second, f.member(1), &f.scope(5_000)).unwrap();
+    let limit = MAX_PROPOSAL_AGE_MS;
+    assert!(!b.prune(1_000 + limit), "nothing is too old yet");
+    // A copy that knows nothing of when to look again (as if read back) agrees throughout.
+    let mut read_back = b.clone();
+    read_back.prune_at = upkeep::PruneAt::default();
+    for mut bx in [b, read_back] {
+        assert!(bx.prune(1_001 + limit), "the resolved proposal ages out");
+        assert!(!bx.is_resolved(&d1));
+        assert_eq!(bx.open().count(), 1);
+        assert!(!bx.prune(5_000 + limit), "the open one is not too old yet");
+        assert!(bx.prune(5_001 + limit), "now it is");
+        assert_eq!(bx.open().count(), 0);
+        assert!(!bx.prune(u64::MAX), "an empty box has nothing to forget");
+    }
+}

@@ -5,6 +5,26 @@
 
 use super::*;
 
+/// The earliest time at which [`BallotBox::prune`] can find something too old: derived from
+/// the box's contents, so it takes no part in equality (a box read back starts at zero and
+/// scans once). Pruning is asked for after every packet; this keeps it from walking a
+/// thousand resolved proposals each time.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PruneAt(u64);
+
+impl PruneAt {
+    /// An entry created at `created_ms` arrived: it is too old after its age limit.
+    pub(crate) fn lower(&mut self, created_ms: u64) {
+        self.0 = self.0.min(created_ms.saturating_add(MAX_PROPOSAL_AGE_MS));
+    }
+}
+
+impl PartialEq for PruneAt {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 impl BallotBox {
     /// Schedules (or cancels, with `None`) this member's automatic vote.
     pub fn schedule_auto_vote(&mut self, digest: Digest, at: Option<u64>) {
@@ -42,6 +62,7 @@ impl BallotBox {
             self.ids.remove(&b.id);
         }
         self.auto_votes.remove(digest);
+        self.prune_at.lower(created_at_ms);
         self.resolved
             .insert(*digest, Resolved { id, created_at_ms });
         while self.resolved.len() > MAX_RESOLVED {
@@ -59,6 +80,9 @@ impl BallotBox {
     /// Forgets what is too old to matter: open proposals and resolved ids past the age
     /// limit (such proposals are refused anyway). Returns whether anything went.
     pub fn prune(&mut self, now_ms: u64) -> bool {
+        if now_ms <= self.prune_at.0 {
+            return false;
+        }
         let too_old = |created: u64| created.saturating_add(MAX_PROPOSAL_AGE_MS) < now_ms;
         let stale: Vec<Digest> = self
             .open
@@ -75,6 +99,13 @@ impl BallotBox {
             self.auto_votes.remove(&d);
         }
         self.resolved.retain(|_, r| !too_old(r.created_at_ms));
+        let oldest = (self.open.values().map(|b| b.created_at_ms))
+            .chain(self.resolved.values().map(|r| r.created_at_ms))
+            .min();
+        self.prune_at = PruneAt(u64::MAX);
+        if let Some(created) = oldest {
+            self.prune_at.lower(created);
+        }
         any || self.resolved.len() != resolved
     }
 

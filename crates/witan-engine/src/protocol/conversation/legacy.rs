@@ -20,6 +20,7 @@ use super::{Conversation, PartKey, State};
 use crate::codec;
 use crate::mls::MemberId;
 use crate::protocol::commit_round::CommitRound;
+use crate::protocol::score_book::ScoreBook;
 use crate::protocol::settings::Settings;
 use crate::protocol::steward_schedule::StewardSchedule;
 
@@ -103,8 +104,7 @@ pub(super) fn migrate(bytes: &[u8]) -> Result<Conversation, StateError> {
             .collect(),
         base_epoch: legacy.stewards.base_epoch,
     };
-    conv.scores.scores = legacy.scores.table;
-    conv.scores.suspicion = legacy.suspicion;
+    conv.scores = ScoreBook::from_tables(legacy.scores.table, legacy.suspicion);
     for (m, r) in legacy.join_requests {
         conv.joins.add(m, r.key_package, r.seen_at_ms);
     }

@@ -284,10 +284,10 @@ pub(super) fn scores_from(p: ScoresPart) -> Result<ScoreBook, StateError> {
             .map(|e| Ok((member(&e.member_id)?, e.score)))
             .collect()
     };
-    Ok(ScoreBook {
-        scores: table(p.scores)?,
-        suspicion: table(p.suspicion)?,
-    })
+    Ok(ScoreBook::from_tables(
+        table(p.scores)?,
+        table(p.suspicion)?,
+    ))
 }
 
 pub(super) fn joins_from(p: JoinsPart) -> Result<JoinQueue, StateError> {

@@ -107,8 +107,8 @@ impl Conversation {
                 };
                 ScoresPart {
                     version: PART_VERSION,
-                    scores: entries(&self.scores.scores),
-                    suspicion: entries(&self.scores.suspicion),
+                    scores: entries(self.scores.table()),
+                    suspicion: entries(self.scores.suspicion_table()),
                 }
                 .encode_to_vec()
             }
