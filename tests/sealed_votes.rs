@@ -270,3 +270,97 @@ fn a_vote_sealed_before_a_commit_opens_after_it_until_its_epoch_is_too_old() {
     let back = witan::protocol::Conversation::from_bytes(&conv.to_bytes()).unwrap();
     assert_eq!(back.sealing_epochs(), kept);
 }
+
+/// Sealed votes of `voters` on proposal `pid`, each sealed by its own voter.
+fn sealed_votes(net: &Net, pid: u64, voters: &[usize], approve: bool) -> Vec<Vec<u8>> {
+    voters
+        .iter()
+        .map(|&v| {
+            let vote = net.sign_vote(v, v, pid, approve);
+            net.seal(v, v, signed(net, pid, vote))
+        })
+        .collect()
+}
+
+#[test]
+fn sealed_votes_that_arrive_together_are_checked_as_one_batch_and_each_counts_once() {
+    let mut net = Net::form(6, fast_settings());
+    net.run_for(10_000);
+    let pid = proposal_known_to(&mut net, &[1, 2, 3, 4, 5]);
+    net.drop_in_flight();
+    let packets = sealed_votes(&net, pid, &[1, 2, 3, 4], true);
+    assert_eq!(
+        net.check_sealed_votes(5, &packets),
+        4,
+        "one batch proved all four"
+    );
+    assert_eq!(net.nodes[5].conv().proved_votes(), 4);
+    for p in &packets {
+        net.receive(5, p).unwrap();
+    }
+    for voter in 1..=4 {
+        assert!(
+            holds_vote_of(&net, 5, pid, voter),
+            "vote of {voter} counted"
+        );
+    }
+    // A vote proved by the batch counts once: fed again, it changes nothing.
+    let before = net.snapshot(5);
+    net.nodes[5].seen.clear();
+    net.receive(5, &packets[0]).unwrap();
+    assert_eq!(net.snapshot(5), before);
+    // The next batch starts from nothing: what was proved is not kept beyond it.
+    assert_eq!(net.check_sealed_votes(5, &packets[..1]), 0);
+    assert_eq!(net.nodes[5].conv().proved_votes(), 0);
+}
+
+#[test]
+fn a_forged_vote_among_votes_that_arrive_together_is_refused_alone_and_the_others_count() {
+    let mut net = Net::form(6, fast_settings());
+    net.run_for(10_000);
+    let pid = proposal_known_to(&mut net, &[1, 2, 3, 4, 5]);
+    net.drop_in_flight();
+    let mut packets = sealed_votes(&net, pid, &[1, 3, 4], true);
+    let digest = *net.nodes[1].conv().ballots().by_id(pid).unwrap().digest();
+    // Member 2 seals member 1's vote flipped. As it is, its hash no longer matches its
+    // fields: the batch passes it over (its packet will be refused) and proves the rest.
+    let mut flipped = net.sign_vote(1, 1, pid, true);
+    flipped.vote = false;
+    let stale_hash = net.seal(2, 2, signed(&net, pid, flipped.clone()));
+    let mut with_it = packets.clone();
+    with_it.insert(1, stale_hash);
+    assert_eq!(net.check_sealed_votes(5, &with_it), 3);
+    // With its hash made over the flipped fields, only the signature is wrong: then the
+    // batch cannot pass, and proves nothing.
+    flipped.vote_hash = wire::vote_hash(support::CONV, &digest, &flipped).to_vec();
+    let forged = net.seal(2, 2, signed(&net, pid, flipped));
+    packets.insert(1, forged.clone());
+    assert_eq!(
+        net.check_sealed_votes(5, &packets),
+        0,
+        "the batch proves nothing"
+    );
+    assert_eq!(net.nodes[5].conv().proved_votes(), 0);
+    for p in packets.iter().filter(|p| **p != forged) {
+        net.receive(5, p).unwrap();
+    }
+    assert!(matches!(
+        refused(&mut net, 5, &forged),
+        ProtocolError::Vote(_)
+    ));
+    for voter in [1, 3, 4] {
+        assert!(
+            holds_vote_of(&net, 5, pid, voter),
+            "vote of {voter} counted"
+        );
+    }
+    let voter1 = net.nodes[1].id();
+    let ballot = net.nodes[5].conv().ballots().by_id(pid).unwrap();
+    assert!(ballot.has_voted(&voter1));
+    let values: Vec<bool> = ballot.votes().map(|(_, v)| v).collect();
+    assert_eq!(
+        values,
+        vec![true; 5],
+        "the owner, member 5 itself and the three voters, all yes: the forgery changed no vote"
+    );
+}

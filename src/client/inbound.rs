@@ -144,6 +144,9 @@ impl WitanClient {
                     env.defer_message_secrets();
                     env.lend_states();
                 }
+                let envelopes: Vec<&wire::Envelope> =
+                    decoded.iter().flatten().map(|d| &d.envelope).collect();
+                env.check_sealed_votes(&envelopes)?;
                 let mut fates = Vec::with_capacity(decoded.len());
                 for d in decoded {
                     if env.is_lost() {

@@ -350,6 +350,32 @@ impl StepEnv<'_, '_> {
         })
     }
 
+    /// Checks the sealed votes among `packets` as one batch per conversation before they are
+    /// applied one by one (see `Conversation::check_sealed_votes`). It changes no outcome, so
+    /// a conversation it cannot run on is passed over.
+    pub fn check_sealed_votes(&mut self, packets: &[&wire::Envelope]) -> Result<(), WitanError> {
+        let sealed = |p: &&&wire::Envelope| p.kind == wire::PacketKind::Sealed as i32;
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in packets.iter().filter(sealed) {
+            *counts.entry(p.conversation_id.as_str()).or_default() += 1;
+        }
+        for (id, count) in counts {
+            if count < 2 {
+                continue;
+            }
+            let ran = self.run_engine(id, |conv, ctx| {
+                let mut conv =
+                    conv.ok_or_else(|| WitanError::not_found(format!("conversation {id:?}")))?;
+                conv.check_sealed_votes(ctx, packets);
+                Ok((conv, (), Output::default()))
+            })?;
+            if let Err(e) = ran {
+                tracing::debug!(conversation = id, error = %e, "sealed votes not batched");
+            }
+        }
+        Ok(())
+    }
+
     /// Replays the packets of conversation `id` buffered for epochs up to the current one, in
     /// order, following the epoch as it advances. A replayed packet the engine refuses is
     /// dropped; one still for a future epoch is buffered again.

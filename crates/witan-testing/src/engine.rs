@@ -158,6 +158,26 @@ impl Net {
 
     /// Feeds one packet to node `i` as the client would: de-duplicated, buffered when it is
     /// for a future epoch, re-fed once the epoch advanced.
+    /// Checks the sealed votes among `payloads` as one batch at node `i`, as a client does
+    /// before it applies packets that arrived together; they are then fed one by one with
+    /// [`Net::receive`]. How many signatures the batch proved.
+    pub fn check_sealed_votes(&mut self, i: usize, payloads: &[Vec<u8>]) -> usize {
+        let envelopes: Vec<wire::Envelope> = payloads
+            .iter()
+            .filter_map(|p| wire::decode_envelope(p).ok())
+            .collect();
+        let refs: Vec<&wire::Envelope> = envelopes.iter().collect();
+        let mut proved = 0;
+        self.step(i, |conv, ctx| {
+            if let Some(c) = conv.as_mut() {
+                proved = c.check_sealed_votes(ctx, &refs);
+            }
+            Ok(Output::default())
+        })
+        .unwrap_or_default();
+        proved
+    }
+
     pub fn receive(&mut self, i: usize, payload: &[u8]) -> Result<(), ProtocolError> {
         let hash: [u8; 32] = Sha256::digest(payload).into();
         if self.nodes[i].seen.contains(&hash) || self.nodes[i].conv.is_none() {

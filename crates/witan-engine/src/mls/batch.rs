@@ -101,7 +101,7 @@ impl<'m> Batch<'m> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::mls::{Identity, verify_signature};
 
@@ -189,7 +189,7 @@ mod tests {
 
     /// A signature by `seed`'s key over `msg` whose `R` carries the torsion point `t`: valid
     /// under the cofactored equation only.
-    fn with_torsion(seed: u8, msg: &[u8], t: usize) -> ([u8; 32], Vec<u8>) {
+    pub(crate) fn with_torsion(seed: u8, msg: &[u8], t: usize) -> ([u8; 32], Vec<u8>) {
         use curve25519_dalek::{Scalar, constants};
         use sha2::Sha512;
         let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);

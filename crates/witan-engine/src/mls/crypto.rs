@@ -4,9 +4,9 @@
 //! decompression: a field exponentiation, about a tenth of the check). A member checks the
 //! signatures of the same few peers over and over (every MLS message, every vote), so the
 //! keys decoded are kept, process-wide, in a bounded map (`super::keys`); it only saves
-//! work, since a key decodes to the same point every time. Both the MLS signatures (through
-//! [`WitanCrypto`], the provider's crypto) and the vote signatures
-//! ([`super::verify_signature`]) go through it.
+//! work, since a key decodes to the same point every time. The MLS signatures go through it
+//! (through [`WitanCrypto`], the provider's crypto); vote signatures have a rule of their own,
+//! the one of their batches (`super::checked`).
 //!
 //! The check is ed25519-dalek's `verify_strict` — a canonical `s`, neither `A` nor `R` of
 //! small order, `R == [s]B - [k]A` compared as encodings — done in [`verify_strict`] without

@@ -23,6 +23,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod checked;
 pub mod crypto;
 pub mod error;
 pub mod group;
@@ -41,6 +42,7 @@ pub mod switches;
 mod tests;
 
 pub use cache::{CachedGroup, GroupCache};
+pub use checked::{CheckedSignatures, verify_vote_signature};
 pub use error::MlsError;
 pub use group::{
     CommitOutput, Decrypted, Group, MAX_PAST_EPOCHS, MAXIMUM_FORWARD_DISTANCE,

@@ -21,15 +21,19 @@ pub enum Layer {
     /// A conversation's engine state decoded once per step and written back at its end (the
     /// client).
     State,
+    /// Sealed votes that arrive together checked as one batch before they are applied
+    /// (`mls::checked`).
+    Votes,
 }
 
 impl Layer {
-    const ALL: [Layer; 5] = [
+    const ALL: [Layer; 6] = [
         Layer::Group,
         Layer::Kept,
         Layer::Secrets,
         Layer::Keys,
         Layer::State,
+        Layer::Votes,
     ];
 
     /// The layer's name in `WITAN_CACHE_OFF`.
@@ -40,6 +44,7 @@ impl Layer {
             Layer::Secrets => "secrets",
             Layer::Keys => "keys",
             Layer::State => "state",
+            Layer::Votes => "votes",
         }
     }
 

@@ -30,7 +30,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::mls::{Identity, MemberId};
+use crate::mls::{CheckedSignatures, Identity, MemberId};
 use crate::protocol::settings::Settings;
 use witan_wire as wire;
 
@@ -44,7 +44,7 @@ pub use proposal::{
 pub use tally::{decide, decide_backed};
 pub use votes::{
     new_vote, verify as verify_vote, verify_evidence, verify_proof,
-    verify_signed as verify_signed_vote,
+    verify_signed as verify_signed_vote, verify_signed_with as verify_signed_vote_with,
 };
 
 /// A SHA-256 digest (of a proposal or a candidate).
@@ -100,6 +100,8 @@ pub struct Scope<'a> {
     pub roster: u64,
     pub now_ms: u64,
     pub settings: &'a Settings,
+    /// Vote signatures a batch already proved (`mls::checked`).
+    pub checked: &'a CheckedSignatures,
 }
 
 /// What a received vote did.
@@ -340,7 +342,13 @@ impl BallotBox {
         };
         let voter = match held_already(ballot, vote) {
             Some(voter) => voter,
-            None => votes::verify(scope.conversation, &digest, &ballot.header, vote)?,
+            None => votes::verify_with(
+                scope.conversation,
+                &digest,
+                &ballot.header,
+                vote,
+                scope.checked,
+            )?,
         };
         if carrier.is_some_and(|c| c != voter) {
             return Err(BallotError::Vote("vote was not delivered by its owner"));

@@ -27,6 +27,7 @@ struct Fixture {
     /// A roster serial of its own, so that every test here runs with remembered counts
     /// (checked against full counts in debug builds).
     roster: u64,
+    checked: CheckedSignatures,
 }
 
 /// Fixture rosters' serials (apart from the conversations' ones, which are small).
@@ -40,6 +41,7 @@ fn fixture(n: u8) -> Fixture {
         members,
         settings: settings(),
         roster: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        checked: CheckedSignatures::default(),
     }
 }
 
@@ -51,6 +53,7 @@ impl Fixture {
             roster: self.roster,
             now_ms,
             settings: &self.settings,
+            checked: &self.checked,
         }
     }
 

@@ -8,7 +8,7 @@
 //! is not refused silently but kept with the first as a proof, which voids both.
 
 use super::{BallotError, Digest};
-use crate::mls::{Identity, MemberId, verify_signature};
+use crate::mls::{CheckedSignatures, Identity, MemberId};
 use witan_wire as wire;
 
 /// Fills in `vote_hash` and signs it.
@@ -58,10 +58,27 @@ pub fn verify(
     header: &wire::Proposal,
     vote: &wire::Vote,
 ) -> Result<MemberId, BallotError> {
+    verify_with(
+        conversation,
+        digest,
+        header,
+        vote,
+        &CheckedSignatures::default(),
+    )
+}
+
+/// [`verify`], with signatures a batch proved taken as checked.
+pub(crate) fn verify_with(
+    conversation: &str,
+    digest: &Digest,
+    header: &wire::Proposal,
+    vote: &wire::Vote,
+    checked: &CheckedSignatures,
+) -> Result<MemberId, BallotError> {
     if vote.proposal_id != header.proposal_id {
         return Err(BallotError::Vote("vote is for another proposal"));
     }
-    verify_signed(conversation, digest, vote)?;
+    verify_signed_with(conversation, digest, vote, checked)?;
     let first = header
         .votes
         .first()
@@ -78,15 +95,26 @@ pub fn verify(
 
 /// Checks that `vote` is signed by its owner over its fields and the proposal `digest`
 /// (which a vote can be checked against before its proposal has arrived). Returns the voter.
+/// The signature rule is the one of every vote check (`mls::checked`).
 pub fn verify_signed(
     conversation: &str,
     digest: &Digest,
     vote: &wire::Vote,
 ) -> Result<MemberId, BallotError> {
+    verify_signed_with(conversation, digest, vote, &CheckedSignatures::default())
+}
+
+/// [`verify_signed`], with signatures a batch proved taken as checked.
+pub fn verify_signed_with(
+    conversation: &str,
+    digest: &Digest,
+    vote: &wire::Vote,
+    checked: &CheckedSignatures,
+) -> Result<MemberId, BallotError> {
     if wire::vote_hash(conversation, digest, vote).as_slice() != vote.vote_hash.as_slice() {
         return Err(BallotError::Vote("vote hash does not match its fields"));
     }
-    if !verify_signature(&vote.vote_owner, &vote.vote_hash, &vote.signature) {
+    if !checked.verify(&vote.vote_owner, &vote.vote_hash, &vote.signature) {
         return Err(BallotError::Vote("vote signature does not verify"));
     }
     Ok(MemberId::from_public_key(&vote.vote_owner))

@@ -131,6 +131,9 @@ pub struct Conversation {
     pub(crate) dirty: BTreeSet<PartKey>,
     /// The member set and signer map of `members` (never stored; see `roster.rs`).
     pub(crate) roster: roster::RosterCache,
+    /// Vote signatures a batch proved for the packets being applied (never stored; see
+    /// `sealed.rs`).
+    pub(crate) checked: sealed::ProvedVotes,
 }
 
 impl Conversation {
@@ -236,6 +239,7 @@ impl Conversation {
             roster: roster.serial,
             now_ms,
             settings: &self.settings,
+            checked: &self.checked.0,
         };
         f(&mut self.ballots, &scope)
     }
@@ -249,6 +253,7 @@ impl Conversation {
             roster: roster.serial,
             now_ms,
             settings: &self.settings,
+            checked: &self.checked.0,
         };
         f(&self.ballots, &scope)
     }

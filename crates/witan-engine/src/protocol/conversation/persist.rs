@@ -278,6 +278,7 @@ impl Conversation {
             archive: archive_from(decode(get(PartKey::Archive)?, "archive")?)?,
             dirty: BTreeSet::new(),
             roster: super::roster::RosterCache::default(),
+            checked: Default::default(),
             settings,
             id: core.id,
         };

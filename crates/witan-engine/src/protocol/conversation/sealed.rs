@@ -9,16 +9,84 @@
 //!
 //! The keys of the current epoch and the last `MAX_PAST_EPOCHS` are kept, like MLS keeps
 //! those epochs' secrets, so a vote sealed just before a commit still counts after it.
+//!
+//! Votes that arrive together (a push backlog, a large group's voting window) are checked as
+//! one batch before they are applied ([`Conversation::check_sealed_votes`]); what the batch
+//! proves spares each packet its own check, and changes no outcome (`mls::checked`).
 
 use prost::Message;
 
 use super::{Conversation, PartKey};
-use crate::mls::{self, Group, MAX_PAST_EPOCHS, MemberId, SealKey};
-use crate::protocol::ballot_box::{Digest, verify_signed_vote};
+use crate::mls::checked::MAX_CHECKED;
+use crate::mls::{self, CheckedSignatures, Group, Layer, MAX_PAST_EPOCHS, MemberId, SealKey};
+use crate::protocol::ballot_box::{Digest, verify_signed_vote_with};
 use crate::protocol::{Ctx, Output, ProtocolError};
 use witan_wire::{self as wire, sealed_payload::Content};
 
+/// Vote signatures a batch proved for the packets being applied: a memory of a verdict that
+/// every member reaches alike, so it is never stored, and two conversations compare equal
+/// whatever it holds.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProvedVotes(pub(crate) CheckedSignatures);
+
+impl PartialEq for ProvedVotes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// A vote's signature, as a batch takes it: key, signed hash, signature.
+type SignatureItem = ([u8; 32], Vec<u8>, Vec<u8>);
+
 impl Conversation {
+    /// Checks the member votes sealed in `packets` (about to be applied one by one; those of
+    /// other kinds or conversations are passed over) as one batch, and remembers them if it
+    /// passes, until the next call. Only votes under a key this member keeps are looked at;
+    /// anything else is left to the packet's own handling. Returns how many signatures the
+    /// batch proved.
+    pub fn check_sealed_votes(&mut self, ctx: &Ctx, packets: &[&wire::Envelope]) -> usize {
+        self.checked.0.clear();
+        if !Layer::Votes.enabled() || !self.is_member_state() {
+            return 0;
+        }
+        let items: Vec<SignatureItem> = packets
+            .iter()
+            .filter(|p| p.kind == wire::PacketKind::Sealed as i32 && p.conversation_id == self.id)
+            .take(MAX_CHECKED)
+            .filter_map(|p| wire::decode_sealed(&p.body).ok())
+            .filter_map(|body| self.sealed_vote_signature(ctx, &body))
+            .collect();
+        if self.checked.0.check_batch(&items) {
+            items.len()
+        } else {
+            0
+        }
+    }
+
+    /// The signature of the member vote `body` seals, if it seals one under a kept key whose
+    /// hash matches its fields (the rest of the vote's checks come when it is applied).
+    fn sealed_vote_signature(&self, ctx: &Ctx, body: &wire::Sealed) -> Option<SignatureItem> {
+        let key = self.seal_keys.iter().find(|k| k.epoch == body.epoch)?;
+        let plaintext = mls::seal::open(ctx.provider, key, &self.id, body).ok()?;
+        let Some(Content::Vote(signed)) = wire::decode_sealed_payload(&plaintext).ok()?.content
+        else {
+            return None;
+        };
+        let vote = signed.vote?;
+        let digest: Digest = signed.proposal_digest.as_slice().try_into().ok()?;
+        let owner: [u8; 32] = vote.vote_owner.as_slice().try_into().ok()?;
+        let voter = MemberId::from_public_key(&owner);
+        if voter == self.me || !self.is_member(&voter) {
+            return None;
+        }
+        let hash = wire::vote_hash(&self.id, &digest, &vote);
+        (hash.as_slice() == vote.vote_hash.as_slice()).then_some((
+            owner,
+            vote.vote_hash,
+            vote.signature,
+        ))
+    }
+
     /// Casts this member's vote and sends it sealed.
     pub(super) fn cast(
         &mut self,
@@ -159,7 +227,7 @@ impl Conversation {
                 ));
             }
             None => {
-                verify_signed_vote(&self.id, &digest, &vote)?;
+                verify_signed_vote_with(&self.id, &digest, &vote, &self.checked.0)?;
             }
         }
         self.on_vote(ctx, group, Some(voter), vote, out)

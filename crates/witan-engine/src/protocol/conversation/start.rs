@@ -46,6 +46,7 @@ impl Conversation {
             archive: Archive::default(),
             dirty: PartKey::ALL.iter().copied().collect(),
             roster: roster::RosterCache::default(),
+            checked: Default::default(),
         }
     }
 

@@ -74,6 +74,11 @@ impl Conversation {
         })
     }
 
+    /// How many vote signatures the last batch check proved (see `sealed.rs`).
+    pub fn proved_votes(&self) -> usize {
+        self.checked.0.len()
+    }
+
     /// This member's tentative result of an open proposal at `now_ms`.
     pub fn tentative(&self, b: &Ballot, now_ms: u64) -> Option<Tentative> {
         let members: BTreeSet<MemberId> = self.members().into_iter().collect();
@@ -83,6 +88,7 @@ impl Conversation {
             roster: 0,
             now_ms,
             settings: &self.settings,
+            checked: &self.checked.0,
         };
         b.tentative(&scope)
     }
