@@ -34,7 +34,10 @@ impl Conversation {
         packet: Option<Vec<u8>>,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        let candidate = certified.candidate.clone().ok_or_else(|| {
+        // The candidate (with a thousand votes in a large group) is moved out, not copied;
+        // only a welcome needs the whole certified commit again.
+        let mut certified = certified;
+        let candidate = certified.candidate.take().ok_or_else(|| {
             ProtocolError::InvalidInput("certified commit without a candidate".into())
         })?;
         let before = self.members();
@@ -118,7 +121,11 @@ impl Conversation {
         }
         self.set_state(State::Working, out);
         if !added.is_empty() && candidate.proposer.as_slice() == self.me.as_bytes() {
-            self.send_welcome(ctx, group, &candidate, &certified, &added, out)?;
+            let whole = wire::CertifiedCommit {
+                candidate: Some(candidate.clone()),
+                ..certified
+            };
+            self.send_welcome(ctx, group, &candidate, &whole, &added, out)?;
         }
         self.propose_due_joins(ctx, group, out)?;
         self.raise_emergencies(ctx, group, out)?;
