@@ -123,16 +123,35 @@ pub(super) fn ballots_from(conversation: &str, p: BallotsPart) -> Result<BallotB
     Ok(b)
 }
 
-pub(super) fn lock_part(l: &Lock) -> StoredLock {
+/// A lock as stored: its value by reference when it is one of `candidates` (a large group's
+/// candidate carries a thousand votes; written twice, it was the biggest part of a step).
+pub(super) fn lock_part(l: &Lock, candidates: &BTreeMap<u32, wire::Candidate>) -> StoredLock {
+    let round = l.candidate.round;
+    if candidates.get(&round) == Some(&l.candidate) {
+        return StoredLock {
+            polka: Some(l.polka.clone()),
+            candidate: None,
+            candidate_of_round: Some(round),
+        };
+    }
     StoredLock {
         polka: Some(l.polka.clone()),
         candidate: Some(l.candidate.clone()),
+        candidate_of_round: None,
     }
 }
 
-pub(super) fn lock_from(l: Option<StoredLock>) -> Result<Option<Lock>, StateError> {
+pub(super) fn lock_from(
+    l: Option<StoredLock>,
+    candidates: &BTreeMap<u32, wire::Candidate>,
+) -> Result<Option<Lock>, StateError> {
     let Some(l) = l else { return Ok(None) };
-    match (l.polka, l.candidate) {
+    let candidate = match (l.candidate, l.candidate_of_round) {
+        (Some(candidate), None) => Some(candidate),
+        (None, Some(round)) => candidates.get(&round).cloned(),
+        _ => None,
+    };
+    match (l.polka, candidate) {
         (Some(polka), Some(candidate)) => Ok(Some(Lock { polka, candidate })),
         _ => Err(err("a lock without its polka or candidate")),
     }
@@ -157,7 +176,7 @@ pub(super) fn round_part(r: &CommitRound) -> RoundPart {
     let new_round = |round: u32, m: &MemberId, l: &Option<Lock>| StoredNewRound {
         round,
         member: m.as_bytes().to_vec(),
-        lock: l.as_ref().map(lock_part),
+        lock: l.as_ref().map(|l| lock_part(l, &r.candidates)),
     };
     RoundPart {
         version: PART_VERSION,
@@ -166,7 +185,7 @@ pub(super) fn round_part(r: &CommitRound) -> RoundPart {
         started: r.started,
         deadline: r.deadline,
         commit_at: r.commit_at,
-        lock: r.lock.as_ref().map(lock_part),
+        lock: r.lock.as_ref().map(|l| lock_part(l, &r.candidates)),
         prevoted: r.prevoted,
         precommitted: r.precommitted,
         own: r.own.clone(),
@@ -202,13 +221,15 @@ pub(super) fn round_part(r: &CommitRound) -> RoundPart {
 
 pub(super) fn round_from(p: RoundPart) -> Result<CommitRound, StateError> {
     check_version(p.version, "round")?;
+    let candidates: BTreeMap<u32, wire::Candidate> =
+        p.candidates.into_iter().map(|c| (c.round, c)).collect();
     let mut r = CommitRound {
         epoch: p.epoch,
         round: p.round,
         started: p.started,
         deadline: p.deadline,
         commit_at: p.commit_at,
-        lock: lock_from(p.lock)?,
+        lock: lock_from(p.lock, &candidates)?,
         prevoted: p.prevoted,
         precommitted: p.precommitted,
         own: p.own,
@@ -221,9 +242,6 @@ pub(super) fn round_from(p: RoundPart) -> Result<CommitRound, StateError> {
     };
     for v in p.valid {
         r.valid.insert(v.digest, member(&v.committer)?);
-    }
-    for c in p.candidates {
-        r.candidates.insert(c.round, c);
     }
     for polka in p.early_polkas {
         r.early_polkas.insert(polka.digest.clone(), polka);
@@ -246,14 +264,16 @@ pub(super) fn round_from(p: RoundPart) -> Result<CommitRound, StateError> {
         }
     }
     for n in p.new_rounds {
-        r.new_rounds.insert(member(&n.member)?, lock_from(n.lock)?);
+        r.new_rounds
+            .insert(member(&n.member)?, lock_from(n.lock, &candidates)?);
     }
     for n in p.ahead {
         r.ahead
             .entry(n.round)
             .or_default()
-            .insert(member(&n.member)?, lock_from(n.lock)?);
+            .insert(member(&n.member)?, lock_from(n.lock, &candidates)?);
     }
+    r.candidates = candidates;
     Ok(r)
 }
 
@@ -341,4 +361,68 @@ pub(super) fn archive_from(p: ArchivePart) -> Result<Archive, StateError> {
         });
     }
     Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn candidate(round: u32, tag: u8) -> wire::Candidate {
+        wire::Candidate {
+            round,
+            commit: vec![tag; 100],
+            ..wire::Candidate::default()
+        }
+    }
+
+    fn lock(round: u32, tag: u8) -> Lock {
+        Lock {
+            polka: wire::Polka {
+                round,
+                ..wire::Polka::default()
+            },
+            candidate: candidate(round, tag),
+        }
+    }
+
+    #[test]
+    fn a_lock_on_a_held_candidate_is_stored_once_and_reads_back_whole() {
+        let mut r = CommitRound::default();
+        r.candidates.insert(2, candidate(2, 7));
+        r.lock = Some(lock(2, 7));
+        // A member's lock on a value this member never received as a candidate.
+        r.new_rounds.insert(MemberId([1; 20]), Some(lock(1, 9)));
+        let part = round_part(&r);
+        let stored = part.lock.as_ref().unwrap();
+        assert_eq!(
+            (stored.candidate.is_none(), stored.candidate_of_round),
+            (true, Some(2))
+        );
+        let other = part.new_rounds[0].lock.as_ref().unwrap();
+        assert!(other.candidate.is_some(), "not held: stored whole");
+        let bytes = part.encode_to_vec();
+        let back = round_from(RoundPart::decode(bytes.as_slice()).unwrap()).unwrap();
+        assert_eq!(back, r);
+
+        // A lock stored whole (as before references) reads back the same.
+        let mut whole = round_part(&r);
+        whole.lock = Some(StoredLock {
+            polka: Some(lock(2, 7).polka),
+            candidate: Some(candidate(2, 7)),
+            candidate_of_round: None,
+        });
+        assert!(whole.encode_to_vec().len() > bytes.len());
+        assert_eq!(round_from(whole).unwrap(), r);
+
+        // A reference to a candidate that is not there, or a lock naming both, is refused.
+        let mut dangling = round_part(&r);
+        dangling.candidates.clear();
+        assert!(round_from(dangling).is_err());
+        let mut both = round_part(&r);
+        if let Some(l) = both.lock.as_mut() {
+            l.candidate = Some(candidate(2, 7));
+        }
+        assert!(round_from(both).is_err());
+    }
 }

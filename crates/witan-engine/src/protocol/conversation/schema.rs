@@ -197,8 +197,12 @@ pub struct StoredValid {
 pub struct StoredLock {
     #[prost(message, optional, tag = "1")]
     pub polka: Option<wire::Polka>,
+    /// The locked value, unless it is `candidate_of_round`.
     #[prost(message, optional, tag = "2")]
     pub candidate: Option<wire::Candidate>,
+    /// The locked value is the round part's candidate of this round, stored once there.
+    #[prost(uint32, optional, tag = "3")]
+    pub candidate_of_round: Option<u32>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
