@@ -10,7 +10,7 @@
 //! status <conversation>                    print the state, members, stewards and history
 //! catch-up                                 catch up from the store now
 //! sleep <ms>                               (scripts) wait before the next line
-//! quit                                     stop
+//! quit                                     stop (once the outbox reached the network, 20 s at most)
 //! ```
 //!
 //! Blank lines and lines starting with `#` are ignored. Each command answers with one line,
