@@ -9,7 +9,9 @@
 //!
 //! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one commit), in
 //! order; a packet the engine refuses writes nothing, so the outcome is the same as one step
-//! per packet. The host hears about the batch once it is committed. A database failure drops
+//! per packet. The sealed votes among them are first checked as one batch per conversation
+//! (`StepEnv::check_sealed_votes`), which spares each its own signature check and changes no
+//! outcome. The host hears about the batch once it is committed. A database failure drops
 //! the whole batch's step (nothing of it is applied, and feeding it again applies it).
 //!
 //! A batch first runs with MLS message secrets deferred (written once per step rather than
