@@ -9,9 +9,9 @@
 //!
 //! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one commit), in
 //! order; a packet the engine refuses writes nothing, so the outcome is the same as one step
-//! per packet. The sealed votes among them are first checked as one batch per conversation
-//! (`StepEnv::check_sealed_votes`), which spares each its own signature check and changes no
-//! outcome. The host hears about the batch once it is committed. A database failure drops
+//! per packet. The sealed votes among them not seen before are first checked as one batch per
+//! conversation (`StepEnv::check_sealed_votes`), which spares each its own signature check and
+//! changes no outcome. The host hears about the batch once it is committed. A database failure drops
 //! the whole batch's step (nothing of it is applied, and feeding it again applies it).
 //!
 //! A batch first runs with MLS message secrets deferred (written once per step rather than
@@ -146,9 +146,17 @@ impl WitanClient {
                     env.defer_message_secrets();
                     env.lend_states();
                 }
-                let envelopes: Vec<&wire::Envelope> =
-                    decoded.iter().flatten().map(|d| &d.envelope).collect();
-                env.check_sealed_votes(&envelopes)?;
+                // Only sealed packets not seen before: a batch delivered again (the live
+                // relay and a catch-up bring the same packets) is all duplicates.
+                let mut unseen = Vec::new();
+                for d in decoded.iter().flatten() {
+                    if d.envelope.kind == wire::PacketKind::Sealed as i32
+                        && !env.step.is_seen(&d.hash)?
+                    {
+                        unseen.push(&d.envelope);
+                    }
+                }
+                env.check_sealed_votes(&unseen)?;
                 let mut fates = Vec::with_capacity(decoded.len());
                 for d in decoded {
                     if env.is_lost() {
