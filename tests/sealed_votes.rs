@@ -283,12 +283,18 @@ fn sealed_votes(net: &Net, pid: u64, voters: &[usize], approve: bool) -> Vec<Vec
         .collect()
 }
 
-#[test]
-fn sealed_votes_that_arrive_together_are_checked_as_one_batch_and_each_counts_once() {
+/// A group of six; member 0's removal of member 3 known to all the others, nothing in flight.
+fn six_with_a_proposal() -> (Net, u64) {
     let mut net = Net::form(6, fast_settings());
     net.run_for(10_000);
     let pid = proposal_known_to(&mut net, &[1, 2, 3, 4, 5]);
     net.drop_in_flight();
+    (net, pid)
+}
+
+#[test]
+fn sealed_votes_that_arrive_together_are_checked_as_one_batch_and_each_counts_once() {
+    let (mut net, pid) = six_with_a_proposal();
     let packets = sealed_votes(&net, pid, &[1, 2, 3, 4], true);
     // With the cache layer `votes` off (WITAN_CACHE_OFF) nothing is batched, and every
     // outcome below must be the same.
@@ -320,10 +326,7 @@ fn sealed_votes_that_arrive_together_are_checked_as_one_batch_and_each_counts_on
 
 #[test]
 fn a_forged_vote_among_votes_that_arrive_together_is_refused_alone_and_the_others_count() {
-    let mut net = Net::form(6, fast_settings());
-    net.run_for(10_000);
-    let pid = proposal_known_to(&mut net, &[1, 2, 3, 4, 5]);
-    net.drop_in_flight();
+    let (mut net, pid) = six_with_a_proposal();
     let mut packets = sealed_votes(&net, pid, &[1, 3, 4], true);
     let digest = *net.nodes[1].conv().ballots().by_id(pid).unwrap().digest();
     // Member 2 seals member 1's vote flipped. As it is, its hash no longer matches its

@@ -146,17 +146,12 @@ impl WitanClient {
                     env.defer_message_secrets();
                     env.lend_states();
                 }
-                // Only sealed packets not seen before: a batch delivered again (the live
-                // relay and a catch-up bring the same packets) is all duplicates.
-                let mut unseen = Vec::new();
-                for d in decoded.iter().flatten() {
-                    if d.envelope.kind == wire::PacketKind::Sealed as i32
-                        && !env.step.is_seen(&d.hash)?
-                    {
-                        unseen.push(&d.envelope);
-                    }
-                }
-                env.check_sealed_votes(&unseen)?;
+                let packets: Vec<(&[u8; 32], &wire::Envelope)> = decoded
+                    .iter()
+                    .flatten()
+                    .map(|d| (&d.hash, &d.envelope))
+                    .collect();
+                env.check_sealed_votes(&packets)?;
                 let mut fates = Vec::with_capacity(decoded.len());
                 for d in decoded {
                     if env.is_lost() {

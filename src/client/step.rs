@@ -350,14 +350,30 @@ impl StepEnv<'_, '_> {
         })
     }
 
-    /// Checks the sealed votes among `packets` as one batch per conversation before they are
-    /// applied one by one (see `Conversation::check_sealed_votes`). It changes no outcome, so
-    /// a conversation it cannot run on is passed over.
-    pub fn check_sealed_votes(&mut self, packets: &[&wire::Envelope]) -> Result<(), WitanError> {
-        let sealed = |p: &&&wire::Envelope| p.kind == wire::PacketKind::Sealed as i32;
+    /// Checks the sealed votes among `packets` (each with its hash) as one batch per
+    /// conversation before they are applied one by one (see `Conversation::check_sealed_votes`).
+    /// Packets seen before are left out: a batch delivered again (the live relay and a catch-up
+    /// bring the same packets) is all duplicates. It changes no outcome, so a conversation it
+    /// cannot run on is passed over.
+    pub fn check_sealed_votes(
+        &mut self,
+        packets: &[(&[u8; 32], &wire::Envelope)],
+    ) -> Result<(), WitanError> {
+        let sealed =
+            |(_, e): &&(&[u8; 32], &wire::Envelope)| e.kind == wire::PacketKind::Sealed as i32;
+        // A live packet comes alone: nothing to batch, and no lookup to spend on it.
+        if packets.iter().filter(sealed).nth(1).is_none() {
+            return Ok(());
+        }
+        let mut unseen: Vec<&wire::Envelope> = Vec::new();
+        for (hash, e) in packets.iter().filter(sealed) {
+            if !self.step.is_seen(&hash[..])? {
+                unseen.push(e);
+            }
+        }
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for p in packets.iter().filter(sealed) {
-            *counts.entry(p.conversation_id.as_str()).or_default() += 1;
+        for e in &unseen {
+            *counts.entry(e.conversation_id.as_str()).or_default() += 1;
         }
         for (id, count) in counts {
             if count < 2 {
@@ -366,7 +382,7 @@ impl StepEnv<'_, '_> {
             let ran = self.run_engine(id, |conv, ctx| {
                 let mut conv =
                     conv.ok_or_else(|| WitanError::not_found(format!("conversation {id:?}")))?;
-                conv.check_sealed_votes(ctx, packets);
+                conv.check_sealed_votes(ctx, &unseen);
                 Ok((conv, (), Output::default()))
             })?;
             if let Err(e) = ran {

@@ -31,6 +31,35 @@ fn wait_for(p: &Proc, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
+/// The arguments of a member with its database `name.db` in `dir`, on the node at `address`,
+/// running `script`.
+fn scripted_args(dir: &std::path::Path, name: &str, address: &str, script: &str) -> Vec<String> {
+    let path = dir.join("script.txt");
+    std::fs::write(&path, script).unwrap();
+    let db = dir
+        .join(format!("{name}.db"))
+        .to_string_lossy()
+        .into_owned();
+    [
+        "--db",
+        &db,
+        "--node",
+        address,
+        "--script",
+        &path.to_string_lossy(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn wait_until_exited(p: &mut Proc, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !p.exited() {
+        assert!(Instant::now() < deadline, "{} did not stop at quit", p.name);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_scripted_member_creates_says_reports_its_status_and_leaves() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,24 +73,13 @@ fn a_scripted_member_creates_says_reports_its_status_and_leaves() {
     let listening = wait_for(&node, "listen address", |v| v["node"] == "listening");
     let address = listening["address"].as_str().unwrap().to_string();
 
-    let script = dir.path().join("script.txt");
-    std::fs::write(
-        &script,
+    let args = scripted_args(
+        dir.path(),
+        "solo",
+        &address,
         "# a member alone\ncreate notes\nsay notes first line\ndance\nstatus notes\n\
          leave notes\nsleep 200\nquit\n",
-    )
-    .unwrap();
-    let db = dir.path().join("solo.db").to_string_lossy().into_owned();
-    let args: Vec<String> = [
-        "--db",
-        &db,
-        "--node",
-        &address,
-        "--script",
-        &script.to_string_lossy(),
-    ]
-    .map(String::from)
-    .to_vec();
+    );
     let mut member = Proc::spawn(
         "solo",
         &program(env!("CARGO_BIN_EXE_witan-member")),
@@ -92,11 +110,7 @@ fn a_scripted_member_creates_says_reports_its_status_and_leaves() {
     // The node stored what the member published.
     wait_for(&node, "stored message", |v| v["node"] == "stored");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !member.exited() {
-        assert!(Instant::now() < deadline, "the member did not stop at quit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_exited(&mut member, Duration::from_secs(10));
     // A restart reads the same file: the conversation is there, left.
     let mut again = Proc::spawn(
         "solo-again",
@@ -137,19 +151,12 @@ fn a_member_told_to_quit_while_its_node_is_down_waits_and_delivers_when_the_node
 
     // The member says something and quits at once, while nothing answers at its node's
     // address: what it said waits in its outbox.
-    let script = dir.path().join("script.txt");
-    std::fs::write(&script, "create notes\nsay notes last words\nquit\n").unwrap();
-    let db = dir.path().join("hasty.db").to_string_lossy().into_owned();
-    let args: Vec<String> = [
-        "--db",
-        &db,
-        "--node",
+    let args = scripted_args(
+        dir.path(),
+        "hasty",
         &address,
-        "--script",
-        &script.to_string_lossy(),
-    ]
-    .map(String::from)
-    .to_vec();
+        "create notes\nsay notes last words\nquit\n",
+    );
     let mut member = Proc::spawn(
         "hasty",
         &program(env!("CARGO_BIN_EXE_witan-member")),
@@ -165,9 +172,5 @@ fn a_member_told_to_quit_while_its_node_is_down_waits_and_delivers_when_the_node
     let tcp = address.split("/p2p/").next().unwrap();
     let node = Proc::spawn("node-again", &node_program, &node_args(tcp), None).unwrap();
     wait_for(&node, "stored message", |v| v["node"] == "stored");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !member.exited() {
-        assert!(Instant::now() < deadline, "the member did not stop at quit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_exited(&mut member, Duration::from_secs(30));
 }

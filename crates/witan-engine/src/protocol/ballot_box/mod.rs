@@ -44,7 +44,7 @@ pub use proposal::{
 pub use tally::{decide, decide_backed};
 pub use votes::{
     new_vote, verify as verify_vote, verify_evidence, verify_proof,
-    verify_signed as verify_signed_vote, verify_signed_with as verify_signed_vote_with,
+    verify_signed as verify_signed_vote,
 };
 
 /// A SHA-256 digest (of a proposal or a candidate).

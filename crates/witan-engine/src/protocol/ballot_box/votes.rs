@@ -78,7 +78,7 @@ pub(crate) fn verify_with(
     if vote.proposal_id != header.proposal_id {
         return Err(BallotError::Vote("vote is for another proposal"));
     }
-    verify_signed_with(conversation, digest, vote, checked)?;
+    verify_signed(conversation, digest, vote, checked)?;
     let first = header
         .votes
         .first()
@@ -94,18 +94,10 @@ pub(crate) fn verify_with(
 }
 
 /// Checks that `vote` is signed by its owner over its fields and the proposal `digest`
-/// (which a vote can be checked against before its proposal has arrived). Returns the voter.
-/// The signature rule is the one of every vote check (`mls::checked`).
+/// (which a vote can be checked against before its proposal has arrived), taking signatures
+/// a batch proved (`checked`) as checked. Returns the voter. The signature rule is the one of
+/// every vote check (`mls::checked`).
 pub fn verify_signed(
-    conversation: &str,
-    digest: &Digest,
-    vote: &wire::Vote,
-) -> Result<MemberId, BallotError> {
-    verify_signed_with(conversation, digest, vote, &CheckedSignatures::default())
-}
-
-/// [`verify_signed`], with signatures a batch proved taken as checked.
-pub fn verify_signed_with(
     conversation: &str,
     digest: &Digest,
     vote: &wire::Vote,

@@ -30,13 +30,12 @@ impl Conversation {
         &mut self,
         ctx: &Ctx,
         group: &mut Group,
-        certified: wire::CertifiedCommit,
+        mut certified: wire::CertifiedCommit,
         packet: Option<Vec<u8>>,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
         // The candidate (with a thousand votes in a large group) is moved out, not copied;
         // only a welcome needs the whole certified commit again.
-        let mut certified = certified;
         let candidate = certified.candidate.take().ok_or_else(|| {
             ProtocolError::InvalidInput("certified commit without a candidate".into())
         })?;
