@@ -31,6 +31,7 @@ use std::ops::{Deref, DerefMut};
 use super::error::MlsError;
 use super::group::Group;
 use super::loans::GroupLoans;
+use super::memo::SignatureMemo;
 use super::provider::MlsProvider;
 use super::switches::Layer;
 
@@ -70,6 +71,8 @@ pub struct GroupCache {
     keeps: bool,
     hits: Cell<u64>,
     misses: Cell<u64>,
+    /// The client's valid signatures: facts about bytes, so no rollback touches them.
+    signatures: SignatureMemo,
 }
 
 impl Default for GroupCache {
@@ -92,6 +95,7 @@ impl GroupCache {
             keeps,
             hits: Cell::new(0),
             misses: Cell::new(0),
+            signatures: SignatureMemo::default(),
         }
     }
 
@@ -263,6 +267,10 @@ impl GroupLoans for GroupCache {
     /// created, joined or deleted).
     fn forget(&self) {
         self.drop_group();
+    }
+
+    fn signatures(&self) -> Option<&SignatureMemo> {
+        Some(&self.signatures)
     }
 }
 

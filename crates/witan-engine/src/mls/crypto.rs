@@ -37,6 +37,7 @@ use sha2::{Digest, Sha512};
 
 use super::batch::Batch;
 use super::keys::verifying_key;
+use super::memo::SignatureMemo;
 
 /// Checks an Ed25519 signature (strict: small-order keys and points and non-canonical
 /// encodings are refused).
@@ -79,22 +80,33 @@ fn verify_strict(key: &VerifyingKey, msg: &[u8], sig: &[u8; SIGNATURE_LENGTH]) -
 const MAX_BATCHED: usize = 8192;
 
 /// The provider's crypto: RustCrypto, with Ed25519 signatures checked by [`verify_strict`]
-/// (the keys decoded kept), or collected into a batch inside [`WitanCrypto::batching`].
-/// Everything else is RustCrypto's.
+/// (the keys decoded kept, the client's valid signatures remembered), or collected into a
+/// batch inside [`WitanCrypto::batching`]. Everything else is RustCrypto's.
 #[derive(Default)]
-pub struct WitanCrypto {
+pub struct WitanCrypto<'a> {
     pub(super) inner: RustCrypto,
     /// The open batching scope's signatures, if one is open.
     batch: Mutex<Option<Batch<'static>>>,
+    /// The signatures this client found valid before (`super::memo`).
+    memo: Option<&'a SignatureMemo>,
 }
 
-impl std::fmt::Debug for WitanCrypto {
+impl std::fmt::Debug for WitanCrypto<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WitanCrypto").finish_non_exhaustive()
     }
 }
 
-impl WitanCrypto {
+impl<'a> WitanCrypto<'a> {
+    /// A crypto that looks signatures up in `memo` before checking them, and remembers those
+    /// that pass the strict check.
+    pub fn remembering(memo: Option<&'a SignatureMemo>) -> Self {
+        WitanCrypto {
+            memo,
+            ..WitanCrypto::default()
+        }
+    }
+
     /// Runs `f` with the Ed25519 checks it makes through this crypto collected instead of
     /// done: each returns success (unless its key or length can never verify), and the
     /// batch of all of them is checked when `f` returns. The second value says whether it
@@ -135,7 +147,7 @@ impl WitanCrypto {
     }
 }
 
-impl OpenMlsCrypto for WitanCrypto {
+impl OpenMlsCrypto for WitanCrypto<'_> {
     fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
         self.inner.supports(ciphersuite)
     }
@@ -216,6 +228,13 @@ impl OpenMlsCrypto for WitanCrypto {
         let key = verifying_key(pk).ok_or(CryptoError::CryptoLibraryError)?;
         let sig = <[u8; SIGNATURE_LENGTH]>::try_from(signature)
             .map_err(|_| CryptoError::CryptoLibraryError)?;
+        // A signature the strict check passed before passes again, batched or not.
+        let memo = self
+            .memo
+            .and_then(|m| Some((m, SignatureMemo::key(key.as_bytes(), &sig, data)?)));
+        if memo.is_some_and(|(m, k)| m.knows(&k)) {
+            return Ok(());
+        }
         match self.defer(key.as_bytes(), data, &sig) {
             Some(true) => return Ok(()),
             Some(false) => return Err(CryptoError::InvalidSignature),
@@ -223,6 +242,9 @@ impl OpenMlsCrypto for WitanCrypto {
         }
         crate::metrics::signature_checked();
         if verify_strict(&key, data, &sig) {
+            if let Some((m, k)) = memo {
+                m.remember(k);
+            }
             Ok(())
         } else {
             Err(CryptoError::InvalidSignature)

@@ -185,6 +185,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_key_package_checked_again_costs_no_signature_check_and_a_forgery_is_still_refused() {
+        let kv = MemoryKv::new();
+        let cache = crate::mls::GroupCache::keeping(true);
+        let p = MlsProvider::with_group_cache(&kv, &cache);
+        let memo = crate::mls::GroupLoans::signatures(&cache).unwrap();
+        let id = Identity::from_secret(&[7u8; 32]).unwrap();
+        let bytes = new_key_package(&p, &id).unwrap();
+        let first = validate_key_package(&p, &bytes).unwrap();
+        if !crate::mls::Layer::Signatures.enabled() {
+            assert!(memo.is_empty());
+            return;
+        }
+        // The leaf's signature and the key package's.
+        assert_eq!((memo.len(), memo.hits()), (2, 0));
+        assert_eq!(validate_key_package(&p, &bytes).unwrap(), first);
+        assert_eq!(memo.hits(), 2);
+        // The last 64 bytes are the key package's signature: one bit off, its leaf (intact) is
+        // a hit, and the signature a miss, checked and refused, and not remembered.
+        let mut forged = bytes.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(validate_key_package(&p, &forged).is_err());
+        assert_eq!((memo.len(), memo.hits()), (2, 3));
+        // Another provider over the same cache (the next step) still knows it.
+        let next = MlsProvider::with_group_cache(&kv, &cache);
+        assert!(validate_key_package(&next, &bytes).is_ok());
+        assert_eq!(memo.hits(), 5);
+    }
+
+    #[test]
     fn mismatched_identity_is_rejected() {
         let kv = MemoryKv::new();
         let p = MlsProvider::new(&kv);

@@ -14,6 +14,7 @@
 //! - [`loans`]: [`GroupLoans`], what the provider and storage need of that cache.
 //! - [`switches`]: [`Layer`], the switches that turn every cache of witan off.
 //! - [`crypto`]: signature checks with decoded public keys kept.
+//! - [`memo`]: [`SignatureMemo`], the signatures one client found valid.
 //! - [`seal`]: the epoch's sealing key and the AEAD of sealed packets (votes outside MLS).
 //! - [`batch`]: many signatures of one message checked together (the commit round's quorum
 //!   lists).
@@ -33,6 +34,7 @@ mod keys;
 pub mod kv;
 pub mod loans;
 pub mod member_id;
+pub mod memo;
 pub mod provider;
 pub mod seal;
 pub mod storage;
@@ -55,6 +57,7 @@ pub use key_package::{
 pub use kv::{KvSource, MemoryKv};
 pub use loans::GroupLoans;
 pub use member_id::{BadMemberId, MEMBER_ID_LEN, MemberId};
+pub use memo::SignatureMemo;
 pub use provider::{CIPHERSUITE, MlsProvider};
 pub use seal::SealKey;
 pub use storage::{MlsStorage, MlsStorageError};

@@ -19,7 +19,7 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 
 /// OpenMLS provider over a [`KvSource`] collecting the writes of one run.
 pub struct MlsProvider<'a> {
-    crypto: WitanCrypto,
+    crypto: WitanCrypto<'a>,
     storage: MlsStorage<'a>,
     group_cache: Option<&'a dyn GroupLoans>,
 }
@@ -39,8 +39,9 @@ impl<'a> MlsProvider<'a> {
     /// rolled back).
     pub fn with_group_cache(source: &'a dyn KvSource, cache: &'a dyn GroupLoans) -> Self {
         MlsProvider {
+            crypto: WitanCrypto::remembering(cache.signatures()),
+            storage: MlsStorage::new(source),
             group_cache: Some(cache),
-            ..MlsProvider::new(source)
         }
     }
 
@@ -74,7 +75,7 @@ impl<'a> MlsProvider<'a> {
 }
 
 impl<'a> openmls_traits::OpenMlsProvider for MlsProvider<'a> {
-    type CryptoProvider = WitanCrypto;
+    type CryptoProvider = WitanCrypto<'a>;
     type RandProvider = RustCrypto;
     type StorageProvider = MlsStorage<'a>;
 

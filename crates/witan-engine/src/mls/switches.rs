@@ -24,16 +24,20 @@ pub enum Layer {
     /// Sealed votes that arrive together checked as one batch before they are applied
     /// (`mls::checked`).
     Votes,
+    /// MLS signatures a client found valid, remembered so that checking one again costs a
+    /// hash (`mls::memo`); needs [`Layer::Group`], whose cache holds the memo.
+    Signatures,
 }
 
 impl Layer {
-    const ALL: [Layer; 6] = [
+    const ALL: [Layer; 7] = [
         Layer::Group,
         Layer::Kept,
         Layer::Secrets,
         Layer::Keys,
         Layer::State,
         Layer::Votes,
+        Layer::Signatures,
     ];
 
     /// The layer's name in `WITAN_CACHE_OFF`.
@@ -45,6 +49,7 @@ impl Layer {
             Layer::Keys => "keys",
             Layer::State => "state",
             Layer::Votes => "votes",
+            Layer::Signatures => "signatures",
         }
     }
 
