@@ -20,8 +20,6 @@
 //! after others had changed the group or the state), it is dropped and the batch runs again
 //! with neither: the outcome is the same, only slower.
 
-use sha2::{Digest, Sha256};
-
 use crate::protocol::State;
 use crate::store::Buffered;
 use crate::wire;
@@ -48,7 +46,7 @@ struct Batch {
     effects: Option<Effects>,
 }
 
-/// A packet ready for the database: decoded, with its hash.
+/// A packet ready for the database: decoded, with its seen key (`wire::seen_key`).
 struct Decoded<'p> {
     envelope: wire::Envelope,
     hash: [u8; 32],
@@ -120,10 +118,10 @@ impl WitanClient {
         let decoded: Vec<Result<Decoded<'_>, String>> = batch
             .iter()
             .map(|p| {
-                wire::decode_envelope(&p.payload)
-                    .map(|envelope| Decoded {
+                wire::decode_envelope_keyed(&p.payload)
+                    .map(|(envelope, hash)| Decoded {
                         envelope,
-                        hash: Sha256::digest(&p.payload).into(),
+                        hash,
                         payload: &p.payload,
                     })
                     .map_err(|e| e.to_string())

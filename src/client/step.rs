@@ -32,8 +32,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sha2::{Digest, Sha256};
-
 use crate::mls::{GroupCache, Identity, Layer, MemberId, MlsProvider};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{BufferBounds, NewMessage, Step};
@@ -268,7 +266,7 @@ impl StepEnv<'_, '_> {
         self.queued_packets |= !out.outbound.is_empty();
         for o in &out.outbound {
             step.outbox_push(&o.packet_id, &o.topic, &o.payload, self.now_ms)?;
-            step.mark_seen(&Sha256::digest(&o.payload), self.now_ms)?;
+            step.mark_seen(&o.seen, self.now_ms)?;
         }
         // A message is its sender's: ids are chosen by senders.
         let mut stored: BTreeMap<(MemberId, &str), StoredMessage> = BTreeMap::new();
@@ -417,12 +415,11 @@ impl StepEnv<'_, '_> {
             let Some(payload) = self.step.take_next_buffered(id, applied.epoch)? else {
                 return Ok(());
             };
-            let Ok(env) = wire::decode_envelope(&payload) else {
+            let Ok((env, hash)) = wire::decode_envelope_keyed(&payload) else {
                 continue;
             };
             match self.handle_packet(&env)? {
                 Ok(((), a)) => {
-                    let hash: [u8; 32] = Sha256::digest(&payload).into();
                     match a.buffer_for_epoch {
                         Some(epoch) => {
                             let packet = (&hash, payload.as_slice());

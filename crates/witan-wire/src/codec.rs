@@ -18,9 +18,10 @@ use super::ballot_codec::{validate_proof, validate_proposal, validate_vote};
 use super::error::WireError;
 use super::fields::{bad, check_max, decode_bounded, exact, member_ids, non_empty};
 use super::limits::*;
+use super::messages::SeenKey;
 use super::messages::{
     CatchUp, Chat, ConversationSync, Envelope, GroupPayload, JoinRequest, PacketKind,
-    WelcomePacket, group_payload::Content, packet_id,
+    WelcomePacket, body_digest, group_payload::Content, seen_key,
 };
 use super::round_codec::{
     validate_candidate, validate_certified, validate_new_round, validate_polka, validate_round_vote,
@@ -30,9 +31,16 @@ use super::scan;
 /// Decodes and validates an [`Envelope`]: version, conversation id, sender, kind, body size
 /// and `packet_id == SHA256(body)[..16]`.
 pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, WireError> {
+    decode_envelope_keyed(bytes).map(|(envelope, _)| envelope)
+}
+
+/// [`decode_envelope`], also returning the packet's [`SeenKey`]: the body is hashed once, for
+/// both its packet id and the key.
+pub fn decode_envelope_keyed(bytes: &[u8]) -> Result<(Envelope, SeenKey), WireError> {
     let envelope: Envelope = decode_bounded("envelope", bytes, MAX_ENVELOPE_BYTES, None)?;
-    validate_envelope(&envelope)?;
-    Ok(envelope)
+    let digest = validate_envelope_digest(&envelope)?;
+    let key = seen_key(&envelope, &digest);
+    Ok((envelope, key))
 }
 
 /// Decodes and validates a [`GroupPayload`] (an MLS application plaintext).
@@ -94,6 +102,11 @@ pub fn decode_conversation_sync(bytes: &[u8]) -> Result<ConversationSync, WireEr
 
 /// Checks an [`Envelope`]; see [`decode_envelope`].
 pub fn validate_envelope(e: &Envelope) -> Result<(), WireError> {
+    validate_envelope_digest(e).map(|_| ())
+}
+
+/// [`validate_envelope`], returning the body's SHA-256 it computed for the packet id.
+fn validate_envelope_digest(e: &Envelope) -> Result<[u8; 32], WireError> {
     if e.version != WIRE_VERSION {
         return Err(WireError::UnsupportedVersion(e.version));
     }
@@ -121,13 +134,14 @@ pub fn validate_envelope(e: &Envelope) -> Result<(), WireError> {
     }
     check_max("envelope.body", e.body.len(), MAX_BODY_BYTES)?;
     exact("envelope.packet_id", &e.packet_id, PACKET_ID_BYTES)?;
-    if e.packet_id[..] != packet_id(&e.body)[..] {
+    let digest = body_digest(&e.body);
+    if e.packet_id[..] != digest[..PACKET_ID_BYTES] {
         return Err(bad("envelope.packet_id", "does not match SHA256(body)"));
     }
     if !e.recipient.is_empty() {
         exact("envelope.recipient", &e.recipient, RECIPIENT_TAG_BYTES)?;
     }
-    Ok(())
+    Ok(digest)
 }
 
 /// Checks a [`GroupPayload`] and everything it contains.

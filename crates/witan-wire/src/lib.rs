@@ -97,10 +97,10 @@ pub use ballot_codec::{
     validate_proof, validate_proposal, validate_proposal_payload, validate_vote,
 };
 pub use codec::{
-    decode_catch_up, decode_conversation_sync, decode_envelope, decode_group_payload,
-    decode_join_request, decode_welcome_packet, validate_catch_up, validate_chat,
-    validate_conversation_sync, validate_envelope, validate_group_payload, validate_join_request,
-    validate_welcome_packet,
+    decode_catch_up, decode_conversation_sync, decode_envelope, decode_envelope_keyed,
+    decode_group_payload, decode_join_request, decode_welcome_packet, validate_catch_up,
+    validate_chat, validate_conversation_sync, validate_envelope, validate_group_payload,
+    validate_join_request, validate_welcome_packet,
 };
 pub use digest::{
     CANDIDATE_DIGEST_DOMAIN, CATCH_UP_DOMAIN, PROPOSAL_DIGEST_DOMAIN, ROUND_VOTE_DOMAIN,
@@ -112,8 +112,8 @@ pub use messages::{
     AddMember, Candidate, CatchUp, CertifiedCommit, Chat, ConversationSync, EmergencyEvidence,
     EmergencyRemoval, Envelope, EquivocationProof, GroupPayload, JoinRequest, NewRound, PacketKind,
     PeerScore, Polka, Proposal, ProposalPayload, RemoveMember, Resolution, RoundSignature,
-    RoundVote, SelfLeave, SyncSettings, Vote, VoteBundle, WelcomePacket, group_payload, packet_id,
-    proposal_payload,
+    RoundVote, SeenKey, SelfLeave, SyncSettings, Vote, VoteBundle, WelcomePacket, body_digest,
+    group_payload, packet_id, proposal_payload, seen_key,
 };
 pub use round_codec::{
     validate_candidate, validate_certified, validate_new_round, validate_polka,

@@ -471,6 +471,12 @@ impl Envelope {
         hex::encode(&self.packet_id)
     }
 
+    /// The packet's [`SeenKey`] (hashes the body; a received packet gets it from
+    /// `decode_envelope_keyed` instead).
+    pub fn seen_key(&self) -> SeenKey {
+        seen_key(self, &body_digest(&self.body))
+    }
+
     /// The encoded envelope.
     pub fn to_bytes(&self) -> Vec<u8> {
         self.encode_to_vec()
@@ -479,10 +485,36 @@ impl Envelope {
 
 /// `SHA256(body)[..16]`: the packet id of an envelope carrying `body`.
 pub fn packet_id(body: &[u8]) -> [u8; PACKET_ID_BYTES] {
-    let digest = Sha256::digest(body);
+    let digest = body_digest(body);
     let mut id = [0u8; PACKET_ID_BYTES];
     id.copy_from_slice(&digest[..PACKET_ID_BYTES]);
     id
+}
+
+/// `SHA256(body)`, whose first 16 bytes are the packet id.
+pub fn body_digest(body: &[u8]) -> [u8; 32] {
+    Sha256::digest(body).into()
+}
+
+/// What a receiver de-duplicates a packet on (its "seen" mark, its place in the buffer of a
+/// future epoch): see [`seen_key`].
+pub type SeenKey = [u8; 32];
+
+/// The [`SeenKey`] of `e`, whose body hashes to `body_digest`: SHA-256 over a label, every
+/// header field (each with its length) and the body's digest. Two envelopes have one key
+/// exactly when they say the same thing — whatever their protobuf encoding — and a body is
+/// hashed once on arrival, for its packet id and this key together.
+pub fn seen_key(e: &Envelope, body_digest: &[u8; 32]) -> SeenKey {
+    let mut h = Sha256::new();
+    h.update(b"witan seen key v1");
+    h.update(e.version.to_be_bytes());
+    h.update(e.kind.to_be_bytes());
+    for field in [e.conversation_id.as_bytes(), &e.sender, &e.recipient] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field);
+    }
+    h.update(body_digest);
+    h.finalize().into()
 }
 
 #[cfg(test)]
@@ -499,6 +531,34 @@ mod tests {
         assert_eq!(e.packet_id, full[..16].to_vec());
         assert_eq!(e.packet_id_hex(), hex::encode(&full[..16]));
         assert_eq!(e.packet_id_hex().len(), 32);
+    }
+
+    #[test]
+    fn the_seen_key_covers_every_header_field_and_the_body_but_not_the_encoding() {
+        let e = Envelope::new("conv", [7u8; 20], PacketKind::Group, b"hello".to_vec());
+        let bytes = e.to_bytes();
+        let (decoded, key) = crate::decode_envelope_keyed(&bytes).unwrap();
+        assert_eq!((decoded, key), (e.clone(), e.seen_key()));
+        let others = [
+            Envelope::new("conw", [7u8; 20], PacketKind::Group, b"hello".to_vec()),
+            Envelope::new("conv", [8u8; 20], PacketKind::Group, b"hello".to_vec()),
+            Envelope::new("conv", [7u8; 20], PacketKind::Sealed, b"hello".to_vec()),
+            Envelope::new("conv", [7u8; 20], PacketKind::Group, b"hellp".to_vec()),
+            e.clone().addressed(vec![1u8; 16]),
+        ];
+        for other in &others {
+            assert_ne!(other.seen_key(), key);
+        }
+        // The same fields in another order on the wire: another byte string, the same key.
+        let mut reordered = Vec::new();
+        for (tag, field) in [(6u32, &e.body), (5, &e.packet_id), (3, &e.sender)] {
+            prost::encoding::bytes::encode(tag, field, &mut reordered);
+        }
+        prost::encoding::string::encode(2, &e.conversation_id, &mut reordered);
+        prost::encoding::int32::encode(4, &e.kind, &mut reordered);
+        prost::encoding::uint32::encode(1, &e.version, &mut reordered);
+        assert_ne!(reordered, bytes);
+        assert_eq!(crate::decode_envelope_keyed(&reordered).unwrap().1, key);
     }
 
     #[test]

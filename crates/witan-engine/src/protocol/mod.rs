@@ -61,8 +61,11 @@ pub struct Ctx<'a, 'p> {
 pub struct Outbound {
     pub topic: String,
     pub payload: Vec<u8>,
-    /// Hex of the envelope's packet id; receivers de-duplicate on the payload's hash.
+    /// Hex of the envelope's packet id.
     pub packet_id: String,
+    /// What receivers de-duplicate the packet on (`wire::seen_key`); its sender marks it seen
+    /// too, so that its own packet coming back is a duplicate.
+    pub seen: witan_wire::SeenKey,
 }
 
 /// A chat message to store in the history.

@@ -266,13 +266,14 @@ impl Conversation {
                 p
             }
         };
-        let Ok(env) = wire::decode_envelope(packet) else {
+        let Ok((env, seen)) = wire::decode_envelope_keyed(packet) else {
             return Ok(());
         };
         out.outbound.push(Outbound {
             topic: topics::app(&self.id),
             payload: packet.to_vec(),
             packet_id: env.packet_id_hex(),
+            seen,
         });
         Ok(())
     }

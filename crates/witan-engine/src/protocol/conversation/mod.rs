@@ -383,6 +383,7 @@ impl Conversation {
             topic,
             payload: wire::encode(&env),
             packet_id,
+            seen: env.seen_key(),
         });
     }
 
