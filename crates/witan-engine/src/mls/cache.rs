@@ -28,10 +28,10 @@
 use std::cell::{Cell, RefCell};
 use std::ops::{Deref, DerefMut};
 
+use super::crypto::KeptCrypto;
 use super::error::MlsError;
 use super::group::Group;
 use super::loans::GroupLoans;
-use super::memo::SignatureMemo;
 use super::provider::MlsProvider;
 use super::switches::Layer;
 
@@ -71,8 +71,9 @@ pub struct GroupCache {
     keeps: bool,
     hits: Cell<u64>,
     misses: Cell<u64>,
-    /// The client's valid signatures: facts about bytes, so no rollback touches them.
-    signatures: SignatureMemo,
+    /// The client's generator and valid signatures: no rollback touches them (the signatures
+    /// are facts about bytes; a generator's output is never replayed).
+    crypto: KeptCrypto,
 }
 
 impl Default for GroupCache {
@@ -95,7 +96,7 @@ impl GroupCache {
             keeps,
             hits: Cell::new(0),
             misses: Cell::new(0),
-            signatures: SignatureMemo::default(),
+            crypto: KeptCrypto::default(),
         }
     }
 
@@ -269,8 +270,8 @@ impl GroupLoans for GroupCache {
         self.drop_group();
     }
 
-    fn signatures(&self) -> Option<&SignatureMemo> {
-        Some(&self.signatures)
+    fn kept_crypto(&self) -> Option<&KeptCrypto> {
+        Some(&self.crypto)
     }
 }
 

@@ -16,6 +16,11 @@
 //! and removal rows (docs/bench.md), so the check stays here, with a differential test
 //! against dalek over 10,000 random keys, messages and signatures (genuine and damaged).
 //!
+//! A client's providers share what it keeps between steps ([`KeptCrypto`], in its group cache):
+//! one random generator, seeded from the system when the client opens rather than for every
+//! engine run (a system call per packet on the live path), and the signatures it found valid
+//! (`super::memo`).
+//!
 //! While a joiner processes a welcome, OpenMLS checks the signature of every leaf of the
 //! tree, one call at a time. [`WitanCrypto::batching`] collects those checks into one batch
 //! (`super::batch`, the cofactored rule of the quorum lists) that is checked when OpenMLS is
@@ -79,16 +84,44 @@ fn verify_strict(key: &VerifyingKey, msg: &[u8], sig: &[u8; SIGNATURE_LENGTH]) -
 /// Signatures a batching scope takes at most; later ones are checked one by one at once.
 const MAX_BATCHED: usize = 8192;
 
+/// What a client's crypto keeps from one step to the next (in its [`super::GroupCache`]):
+/// its random generator, seeded from the system once instead of once per engine run, and
+/// the signatures it found valid ([`SignatureMemo`]).
+#[derive(Debug, Default)]
+pub struct KeptCrypto {
+    rust: RustCrypto,
+    signatures: SignatureMemo,
+}
+
+impl KeptCrypto {
+    /// The signatures remembered.
+    pub fn signatures(&self) -> &SignatureMemo {
+        &self.signatures
+    }
+}
+
+/// RustCrypto of a provider: its own (seeded when made), or the client's kept one.
+enum Base<'a> {
+    Own(Box<RustCrypto>),
+    Kept(&'a KeptCrypto),
+}
+
 /// The provider's crypto: RustCrypto, with Ed25519 signatures checked by [`verify_strict`]
 /// (the keys decoded kept, the client's valid signatures remembered), or collected into a
 /// batch inside [`WitanCrypto::batching`]. Everything else is RustCrypto's.
-#[derive(Default)]
 pub struct WitanCrypto<'a> {
-    pub(super) inner: RustCrypto,
+    base: Base<'a>,
     /// The open batching scope's signatures, if one is open.
     batch: Mutex<Option<Batch<'static>>>,
-    /// The signatures this client found valid before (`super::memo`).
-    memo: Option<&'a SignatureMemo>,
+}
+
+impl Default for WitanCrypto<'_> {
+    fn default() -> Self {
+        WitanCrypto {
+            base: Base::Own(Box::default()),
+            batch: Mutex::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for WitanCrypto<'_> {
@@ -98,12 +131,29 @@ impl std::fmt::Debug for WitanCrypto<'_> {
 }
 
 impl<'a> WitanCrypto<'a> {
-    /// A crypto that looks signatures up in `memo` before checking them, and remembers those
-    /// that pass the strict check.
-    pub fn remembering(memo: Option<&'a SignatureMemo>) -> Self {
-        WitanCrypto {
-            memo,
-            ..WitanCrypto::default()
+    /// A crypto over what the client keeps (`None`: a fresh generator, nothing remembered).
+    pub fn kept(kept: Option<&'a KeptCrypto>) -> Self {
+        match kept {
+            Some(k) => WitanCrypto {
+                base: Base::Kept(k),
+                batch: Mutex::default(),
+            },
+            None => WitanCrypto::default(),
+        }
+    }
+
+    /// RustCrypto: the cryptography and the random generator.
+    pub(super) fn rust(&self) -> &RustCrypto {
+        match &self.base {
+            Base::Own(r) => r,
+            Base::Kept(k) => &k.rust,
+        }
+    }
+
+    fn memo(&self) -> Option<&SignatureMemo> {
+        match &self.base {
+            Base::Own(_) => None,
+            Base::Kept(k) => Some(&k.signatures),
         }
     }
 
@@ -149,11 +199,11 @@ impl<'a> WitanCrypto<'a> {
 
 impl OpenMlsCrypto for WitanCrypto<'_> {
     fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
-        self.inner.supports(ciphersuite)
+        self.rust().supports(ciphersuite)
     }
 
     fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
-        self.inner.supported_ciphersuites()
+        self.rust().supported_ciphersuites()
     }
 
     fn hkdf_extract(
@@ -162,7 +212,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         salt: &[u8],
         ikm: &[u8],
     ) -> Result<SecretVLBytes, CryptoError> {
-        self.inner.hkdf_extract(hash_type, salt, ikm)
+        self.rust().hkdf_extract(hash_type, salt, ikm)
     }
 
     fn hmac(
@@ -171,7 +221,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         key: &[u8],
         message: &[u8],
     ) -> Result<SecretVLBytes, CryptoError> {
-        self.inner.hmac(hash_type, key, message)
+        self.rust().hmac(hash_type, key, message)
     }
 
     fn hkdf_expand(
@@ -181,11 +231,11 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         info: &[u8],
         okm_len: usize,
     ) -> Result<SecretVLBytes, CryptoError> {
-        self.inner.hkdf_expand(hash_type, prk, info, okm_len)
+        self.rust().hkdf_expand(hash_type, prk, info, okm_len)
     }
 
     fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.inner.hash(hash_type, data)
+        self.rust().hash(hash_type, data)
     }
 
     fn aead_encrypt(
@@ -196,7 +246,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         nonce: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        self.inner.aead_encrypt(alg, key, data, nonce, aad)
+        self.rust().aead_encrypt(alg, key, data, nonce, aad)
     }
 
     fn aead_decrypt(
@@ -207,11 +257,11 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         nonce: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        self.inner.aead_decrypt(alg, key, ct_tag, nonce, aad)
+        self.rust().aead_decrypt(alg, key, ct_tag, nonce, aad)
     }
 
     fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-        self.inner.signature_key_gen(alg)
+        self.rust().signature_key_gen(alg)
     }
 
     fn verify_signature(
@@ -222,7 +272,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         signature: &[u8],
     ) -> Result<(), CryptoError> {
         if alg != SignatureScheme::ED25519 {
-            return self.inner.verify_signature(alg, data, pk, signature);
+            return self.rust().verify_signature(alg, data, pk, signature);
         }
         // RustCrypto's checks and errors, with the key decoded through the map of keys.
         let key = verifying_key(pk).ok_or(CryptoError::CryptoLibraryError)?;
@@ -230,7 +280,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
             .map_err(|_| CryptoError::CryptoLibraryError)?;
         // A signature the strict check passed before passes again, batched or not.
         let memo = self
-            .memo
+            .memo()
             .and_then(|m| Some((m, SignatureMemo::key(key.as_bytes(), &sig, data)?)));
         if memo.is_some_and(|(m, k)| m.knows(&k)) {
             return Ok(());
@@ -252,7 +302,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
     }
 
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.inner.sign(alg, data, key)
+        self.rust().sign(alg, data, key)
     }
 
     fn hpke_seal(
@@ -263,7 +313,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         aad: &[u8],
         ptxt: &[u8],
     ) -> Result<HpkeCiphertext, CryptoError> {
-        self.inner.hpke_seal(config, pk_r, info, aad, ptxt)
+        self.rust().hpke_seal(config, pk_r, info, aad, ptxt)
     }
 
     fn hpke_open(
@@ -274,7 +324,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         info: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        self.inner.hpke_open(config, input, sk_r, info, aad)
+        self.rust().hpke_open(config, input, sk_r, info, aad)
     }
 
     fn hpke_setup_sender_and_export(
@@ -285,7 +335,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        self.inner.hpke_setup_sender_and_export(
+        self.rust().hpke_setup_sender_and_export(
             config,
             pk_r,
             info,
@@ -303,7 +353,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<ExporterSecret, CryptoError> {
-        self.inner.hpke_setup_receiver_and_export(
+        self.rust().hpke_setup_receiver_and_export(
             config,
             enc,
             sk_r,
@@ -318,7 +368,7 @@ impl OpenMlsCrypto for WitanCrypto<'_> {
         config: HpkeConfig,
         ikm: &[u8],
     ) -> Result<HpkeKeyPair, CryptoError> {
-        self.inner.derive_hpke_keypair(config, ikm)
+        self.rust().derive_hpke_keypair(config, ikm)
     }
 }
 

@@ -189,7 +189,9 @@ pub(crate) mod tests {
         let kv = MemoryKv::new();
         let cache = crate::mls::GroupCache::keeping(true);
         let p = MlsProvider::with_group_cache(&kv, &cache);
-        let memo = crate::mls::GroupLoans::signatures(&cache).unwrap();
+        let memo = crate::mls::GroupLoans::kept_crypto(&cache)
+            .unwrap()
+            .signatures();
         let id = Identity::from_secret(&[7u8; 32]).unwrap();
         let bytes = new_key_package(&p, &id).unwrap();
         let first = validate_key_package(&p, &bytes).unwrap();

@@ -1,13 +1,13 @@
 //! [`GroupLoans`]: what the OpenMLS provider and its storage need of a cache that lends
 //! decoded groups — to defer a lent group's message-secrets write, and to forget the groups
-//! held when their rows change outside of them — and the client's [`SignatureMemo`], which
-//! lives beside the groups. A trait of its own, below the provider, so
+//! held when their rows change outside of them — and the client's [`KeptCrypto`] (its random
+//! generator, the signatures it found valid), which lives beside the groups. A trait of its own, below the provider, so
 //! the provider can carry the cache (`cache::GroupCache`) without importing it: the cache
 //! holds groups, and groups run on the provider.
 
 use std::any::Any;
 
-use super::memo::SignatureMemo;
+use super::crypto::KeptCrypto;
 
 /// A lender of decoded groups, as the provider and its storage see it.
 pub trait GroupLoans: Any {
@@ -16,8 +16,8 @@ pub trait GroupLoans: Any {
     fn defer_write(&self) -> bool;
     /// The groups' rows are about to change outside of the groups held: drop them.
     fn forget(&self);
-    /// The signatures the lender's client found valid before (`None`: none are kept).
-    fn signatures(&self) -> Option<&SignatureMemo> {
+    /// What the lender's client keeps of its crypto between steps (`None`: nothing).
+    fn kept_crypto(&self) -> Option<&KeptCrypto> {
         None
     }
 }

@@ -9,7 +9,8 @@
 //! signature and the message, and only the strict check's `true` is remembered, so a memo hit
 //! gives what the check would give; a miss checks as before.
 //!
-//! The memo belongs to one client (it lives in that client's [`super::GroupCache`]): a
+//! The memo belongs to one client (it lives in that client's `KeptCrypto`, in its
+//! [`super::GroupCache`]): a
 //! process running many clients — the bench, the simulator — must not let one client skip a
 //! check because another made it. It is bounded: the oldest entry goes when it is full, and
 //! messages longer than [`MAX_REMEMBERED_MESSAGE`] are neither looked up nor remembered (their

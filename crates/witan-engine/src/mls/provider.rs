@@ -39,7 +39,7 @@ impl<'a> MlsProvider<'a> {
     /// rolled back).
     pub fn with_group_cache(source: &'a dyn KvSource, cache: &'a dyn GroupLoans) -> Self {
         MlsProvider {
-            crypto: WitanCrypto::remembering(cache.signatures()),
+            crypto: WitanCrypto::kept(cache.kept_crypto()),
             storage: MlsStorage::new(source),
             group_cache: Some(cache),
         }
@@ -88,6 +88,6 @@ impl<'a> openmls_traits::OpenMlsProvider for MlsProvider<'a> {
     }
 
     fn rand(&self) -> &Self::RandProvider {
-        &self.crypto.inner
+        self.crypto.rust()
     }
 }

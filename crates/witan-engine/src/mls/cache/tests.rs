@@ -243,3 +243,25 @@ fn without_a_cache_every_load_decodes_the_rows() {
     let g = CachedGroup::load(&p, GID).unwrap().unwrap();
     assert_eq!(g.epoch(), 0);
 }
+
+#[test]
+fn the_providers_of_one_cache_draw_from_one_generator_seeded_once() {
+    use openmls_traits::OpenMlsProvider as _;
+    use openmls_traits::random::OpenMlsRand as _;
+    let kv = MemoryKv::new();
+    let cache = GroupCache::keeping(true);
+    let (a, b) = (
+        MlsProvider::with_group_cache(&kv, &cache),
+        MlsProvider::with_group_cache(&kv, &cache),
+    );
+    assert!(std::ptr::eq(a.rand(), b.rand()));
+    // One stream: what one provider drew, the next does not draw again.
+    let (x, y) = (
+        a.rand().random_vec(32).unwrap(),
+        b.rand().random_vec(32).unwrap(),
+    );
+    assert_ne!(x, y);
+    // A provider without a cache seeds its own.
+    let own = MlsProvider::new(&kv);
+    assert!(!std::ptr::eq(own.rand(), a.rand()));
+}

@@ -135,24 +135,12 @@ fn only_genuine_canonical_signatures_by_sound_keys_pass() {
 }
 
 #[test]
-fn the_provider_and_rust_crypto_agree_and_kept_keys_change_nothing() {
+fn the_provider_and_rust_crypto_agree_and_kept_keys_and_signatures_change_nothing() {
     let id = Identity::from_secret(&[5; 32]).unwrap();
     let other = Identity::from_secret(&[6; 32]).unwrap();
     let sig = id.sign(b"message");
     let pk = id.public_key();
-    let crypto = WitanCrypto::default();
-    let check = |pk: &[u8], msg: &[u8], sig: &[u8]| {
-        (
-            verify_ed25519(pk, msg, sig),
-            crypto
-                .verify_signature(SignatureScheme::ED25519, msg, pk, sig)
-                .map_err(|e| format!("{e:?}")),
-            crypto
-                .inner
-                .verify_signature(SignatureScheme::ED25519, msg, pk, sig)
-                .map_err(|e| format!("{e:?}")),
-        )
-    };
+    let kept = KeptCrypto::default();
     let cases: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = vec![
         (pk.to_vec(), b"message".to_vec(), sig.clone()),
         (pk.to_vec(), b"other".to_vec(), sig.clone()),
@@ -165,21 +153,39 @@ fn the_provider_and_rust_crypto_agree_and_kept_keys_change_nothing() {
         (vec![0xFF; 32], b"message".to_vec(), sig.clone()),
         (pk[..31].to_vec(), b"message".to_vec(), sig.clone()),
     ];
-    // Three rounds: the later ones read every valid key from the kept ones.
-    let rounds: Vec<Vec<_>> = (0..3)
-        .map(|_| cases.iter().map(|(p, m, s)| check(p, m, s)).collect())
-        .collect();
-    assert!(rounds.windows(2).all(|w| w[0] == w[1]));
-    for (verified, via_openmls, rust_crypto) in &rounds[0] {
-        assert_eq!(via_openmls, rust_crypto);
-        assert_eq!(*verified, rust_crypto.is_ok());
+    // A crypto of its own and one over kept signatures, three rounds each: the later rounds
+    // read every valid key from the kept ones, and the second crypto's its valid signature.
+    for crypto in [WitanCrypto::default(), WitanCrypto::kept(Some(&kept))] {
+        let check = |pk: &[u8], msg: &[u8], sig: &[u8]| {
+            (
+                verify_ed25519(pk, msg, sig),
+                crypto
+                    .verify_signature(SignatureScheme::ED25519, msg, pk, sig)
+                    .map_err(|e| format!("{e:?}")),
+                crypto
+                    .rust()
+                    .verify_signature(SignatureScheme::ED25519, msg, pk, sig)
+                    .map_err(|e| format!("{e:?}")),
+            )
+        };
+        let rounds: Vec<Vec<_>> = (0..3)
+            .map(|_| cases.iter().map(|(p, m, s)| check(p, m, s)).collect())
+            .collect();
+        assert!(rounds.windows(2).all(|w| w[0] == w[1]));
+        for (verified, via_openmls, rust_crypto) in &rounds[0] {
+            assert_eq!(via_openmls, rust_crypto);
+            assert_eq!(*verified, rust_crypto.is_ok());
+        }
+        assert!(rounds[0][0].0);
+        assert_eq!(
+            rounds[0].iter().filter(|c| c.0).count(),
+            1,
+            "only the genuine case passes"
+        );
     }
-    assert!(rounds[0][0].0);
-    assert_eq!(
-        rounds[0].iter().filter(|c| c.0).count(),
-        1,
-        "only the genuine case passes"
-    );
+    if crate::mls::Layer::Signatures.enabled() {
+        assert_eq!((kept.signatures().len(), kept.signatures().hits()), (1, 2));
+    }
 }
 
 #[test]
