@@ -277,7 +277,7 @@ impl Conversation {
                 })
                 .collect(),
             steward_base_epoch: self.stewards.base_epoch(),
-            certified: Some(certified.clone()),
+            certified: Some(without_welcome(certified)),
         }
     }
 
@@ -327,15 +327,19 @@ impl Conversation {
         let mut group = Group::join(ctx.provider, &packet.welcome, self.id.as_bytes())?;
         let decrypted = group.decrypt(ctx.provider, &packet.sync)?;
         let payload = wire::decode_group_payload(&decrypted.plaintext)?;
-        let Some(Content::Sync(sync)) = payload.content else {
+        let Some(Content::Sync(mut sync)) = payload.content else {
             return Err(ProtocolError::InvalidInput(
                 "welcome without a conversation sync".into(),
             ));
         };
-        let certified = sync.certified.clone().ok_or_else(|| {
+        let mut certified = sync.certified.take().ok_or_else(|| {
             ProtocolError::InvalidInput("sync without its certified commit".into())
         })?;
-        let candidate = certified.candidate.clone().unwrap_or_default();
+        let mut candidate = certified.candidate.take().unwrap_or_default();
+        if candidate.welcome.is_empty() {
+            // Sent once, beside the sync (`without_welcome`): back where it was certified.
+            candidate.welcome.clone_from(&packet.welcome);
+        }
         if candidate.proposer.as_slice() != decrypted.sender.as_bytes() {
             return Err(ProtocolError::InvalidInput(
                 "the sync does not come from the certified commit's leader".into(),
@@ -438,6 +442,26 @@ impl Conversation {
             }
         }
         Ok(())
+    }
+}
+
+/// `certified` without its candidate's welcome, for a joiner's sync: the welcome packet
+/// carries the welcome beside the sync, and a second copy inside it (a third of a
+/// 64-member formation's welcome packet) would only be hashed, decrypted and decoded again
+/// by every joiner. The joiner puts it back before it checks the certificate (`on_welcome`).
+fn without_welcome(certified: &wire::CertifiedCommit) -> wire::CertifiedCommit {
+    wire::CertifiedCommit {
+        round: certified.round,
+        signatures: certified.signatures.clone(),
+        candidate: certified.candidate.as_ref().map(|c| wire::Candidate {
+            epoch: c.epoch,
+            round: c.round,
+            proposer: c.proposer.clone(),
+            commit: c.commit.clone(),
+            welcome: Vec::new(),
+            resolutions: c.resolutions.clone(),
+            pol: c.pol.clone(),
+        }),
     }
 }
 
