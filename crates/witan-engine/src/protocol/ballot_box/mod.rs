@@ -39,7 +39,7 @@ pub use ballot::{Ballot, Tentative};
 pub use evidence::ResolutionCheck;
 pub use proposal::{
     Action, Class, Parsed, ProposalContext, ProposalKind, check_rules, derive_proposal_id,
-    new_proposal, parse, parse_payload, parse_unsigned,
+    new_proposal, parse, parse_checked, parse_payload, parse_unsigned,
 };
 pub use tally::{decide, decide_backed};
 pub use votes::{
@@ -180,7 +180,7 @@ impl BallotBox {
         sender: MemberId,
         scope: &Scope<'_>,
     ) -> Result<(Digest, bool), BallotError> {
-        let parsed = parse(scope.conversation, p)?;
+        let parsed = parse_checked(scope.conversation, p, scope.checked)?;
         // Another member may pass a proposal on (its owner signed it): only a proposal sent
         // by its owner needs the owner to be a member now.
         if parsed.owner == sender && !scope.members.contains(&parsed.owner) {
@@ -204,7 +204,7 @@ impl BallotBox {
         p: &wire::Proposal,
         scope: &Scope<'_>,
     ) -> Result<(Digest, bool), BallotError> {
-        let parsed = parse(scope.conversation, p)?;
+        let parsed = parse_checked(scope.conversation, p, scope.checked)?;
         self.register(parsed, scope)
     }
 

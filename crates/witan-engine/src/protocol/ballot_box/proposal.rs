@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::votes::sign_vote;
 use super::{BallotError, Digest};
-use crate::mls::{Identity, MemberId};
+use crate::mls::{CheckedSignatures, Identity, MemberId};
 use crate::protocol::settings::Settings;
 use witan_wire as wire;
 
@@ -261,13 +261,23 @@ pub struct Parsed {
 /// Checks a proposal's own integrity (not yet against the group): the action parses, the id
 /// binds the payload, the first vote is the owner's signed YES.
 pub fn parse(conversation: &str, p: &wire::Proposal) -> Result<Parsed, BallotError> {
+    parse_checked(conversation, p, &CheckedSignatures::default())
+}
+
+/// [`parse`], with the owner's signature answered from `checked` when it was proved or
+/// checked before (a conversation's own memory of vote signatures).
+pub fn parse_checked(
+    conversation: &str,
+    p: &wire::Proposal,
+    checked: &CheckedSignatures,
+) -> Result<Parsed, BallotError> {
     let parsed = parse_unsigned(conversation, p)?;
     let first = parsed
         .header
         .votes
         .first()
         .ok_or_else(|| BallotError::Malformed("no owner vote".into()))?;
-    super::votes::verify(conversation, &parsed.digest, &parsed.header, first)?;
+    super::votes::verify_with(conversation, &parsed.digest, &parsed.header, first, checked)?;
     Ok(parsed)
 }
 

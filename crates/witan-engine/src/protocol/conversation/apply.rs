@@ -16,7 +16,7 @@ use prost::Message;
 
 use super::{Conversation, PartKey, State};
 use crate::mls::{Group, MemberId};
-use crate::protocol::ballot_box::{Action, Parsed, parse, parse_unsigned};
+use crate::protocol::ballot_box::{Action, Parsed, parse, parse_checked, parse_unsigned};
 use crate::protocol::commit_round::{CommitRound, Signers, quorum, valid_signers};
 use crate::protocol::score_book::{ScoreBook, ScoreEvent};
 use crate::protocol::settings::Settings;
@@ -157,7 +157,7 @@ impl Conversation {
             let p = res.proposal.as_ref().ok_or_else(|| {
                 ProtocolError::Internal("a certified resolution without its proposal".into())
             })?;
-            let parsed = parse(&self.id, p)?;
+            let parsed = parse_checked(&self.id, p, &self.checked.0)?;
             self.ballots
                 .close(&parsed.digest, p.proposal_id, p.timestamp);
             out.events.push(Event::ProposalResolved {

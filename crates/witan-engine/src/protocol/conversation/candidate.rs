@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use super::{Conversation, PartKey};
 use crate::mls::{self, Group, MemberId};
-use crate::protocol::ballot_box::{Action, Digest, ResolutionCheck, parse};
+use crate::protocol::ballot_box::{Action, Digest, ResolutionCheck, parse_checked};
 use crate::protocol::commit_round::{MAX_CANDIDATE_BYTES, verify_quorum};
 use crate::protocol::score_book::ScoreEvent;
 use crate::protocol::{Ctx, Output, ProtocolError};
@@ -273,7 +273,7 @@ impl Conversation {
             let Some(p) = &res.proposal else {
                 return Ok(Verdict::Forged("a resolution without its proposal".into()));
             };
-            let parsed = match parse(&self.id, p) {
+            let parsed = match parse_checked(&self.id, p, &self.checked.0) {
                 Ok(parsed) => parsed,
                 Err(e) => return Ok(Verdict::Forged(e.to_string())),
             };

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use super::catch_up::{Archive, Archived};
 use super::schema::*;
 use super::stored::{StateError, check_version, digest, err, member};
-use crate::mls::MemberId;
-use crate::protocol::ballot_box::{Ballot, BallotBox, Resolved, parse};
+use crate::mls::{CheckedSignatures, MemberId};
+use crate::protocol::ballot_box::{Ballot, BallotBox, Resolved, parse_checked};
 use crate::protocol::commit_round::{CollectedByValue, CommitRound, Lock};
 use crate::protocol::join_queue::{JoinQueue, JoinRequest};
 use crate::protocol::score_book::ScoreBook;
@@ -59,7 +59,11 @@ pub(super) fn ballots_part(b: &BallotBox) -> BallotsPart {
     }
 }
 
-pub(super) fn ballots_from(conversation: &str, p: BallotsPart) -> Result<BallotBox, StateError> {
+pub(super) fn ballots_from(
+    conversation: &str,
+    p: BallotsPart,
+    checked: &CheckedSignatures,
+) -> Result<BallotBox, StateError> {
     check_version(p.version, "ballots")?;
     let mut b = BallotBox {
         floor_ms: p.floor_ms,
@@ -70,7 +74,8 @@ pub(super) fn ballots_from(conversation: &str, p: BallotsPart) -> Result<BallotB
         let header = s
             .header
             .ok_or_else(|| err("a ballot without its proposal"))?;
-        let parsed = parse(conversation, &header).map_err(|e| err(e.to_string()))?;
+        let parsed =
+            parse_checked(conversation, &header, checked).map_err(|e| err(e.to_string()))?;
         let votes = s
             .votes
             .into_iter()

@@ -282,7 +282,13 @@ impl Conversation {
             settings,
             id: core.id,
         };
-        conv.ballots = ballots_from(&conv.id, decode(get(PartKey::Ballots)?, "ballots")?)?;
+        // The owners' signatures checked here are remembered for the candidate and the commit
+        // that will check them again.
+        conv.ballots = ballots_from(
+            &conv.id,
+            decode(get(PartKey::Ballots)?, "ballots")?,
+            &conv.checked.0,
+        )?;
         conv.round = round_from(decode(get(PartKey::Round)?, "round")?)?;
         Ok(conv)
     }
