@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::mls::{GroupCache, Identity, Layer, MemberId, MlsProvider};
+use crate::mls::{GroupCache, GroupLoans, Identity, Layer, MemberId, MlsProvider};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{BufferBounds, NewMessage, Step};
 use crate::wire;
@@ -173,7 +173,7 @@ impl StepEnv<'_, '_> {
         let Some(groups) = self.groups.filter(|g| g.is_ahead()) else {
             return Ok(());
         };
-        let provider = MlsProvider::new(self.step);
+        let provider = MlsProvider::with_kept_crypto(self.step, GroupLoans::kept_crypto(groups));
         groups
             .write_deferred(&provider)
             .map_err(|e| WitanError::Storage {

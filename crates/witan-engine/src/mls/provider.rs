@@ -8,7 +8,7 @@
 use openmls::prelude::Ciphersuite;
 use openmls_rust_crypto::RustCrypto;
 
-use super::crypto::WitanCrypto;
+use super::crypto::{KeptCrypto, WitanCrypto};
 
 use super::kv::KvSource;
 use super::loans::GroupLoans;
@@ -31,6 +31,15 @@ impl<'a> MlsProvider<'a> {
             crypto: WitanCrypto::default(),
             storage: MlsStorage::new(source),
             group_cache: None,
+        }
+    }
+
+    /// A provider reading OpenMLS state from `source` on what a client keeps of its crypto
+    /// (its generator and the signatures it found valid), without a group cache.
+    pub fn with_kept_crypto(source: &'a dyn KvSource, kept: Option<&'a KeptCrypto>) -> Self {
+        MlsProvider {
+            crypto: WitanCrypto::kept(kept),
+            ..MlsProvider::new(source)
         }
     }
 
