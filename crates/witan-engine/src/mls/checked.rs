@@ -54,11 +54,21 @@ pub fn verify_vote_signature(key: &[u8], message: &[u8], signature: &[u8]) -> bo
 
 /// Signatures a batch proved valid, and those checked alone that passed, by a digest of key,
 /// message and signature.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CheckedSignatures {
     proved: HashSet<[u8; 32]>,
-    /// Passed single checks: facts about bytes, so every copy may share them.
+    /// Passed single checks: facts about bytes, so every copy may share them. One per
+    /// conversation, so smaller than a client's MLS memo.
     remembered: Arc<SignatureMemo>,
+}
+
+impl Default for CheckedSignatures {
+    fn default() -> Self {
+        CheckedSignatures {
+            proved: HashSet::new(),
+            remembered: Arc::new(SignatureMemo::with_capacity(MAX_CHECKED)),
+        }
+    }
 }
 
 impl CheckedSignatures {

@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use super::switches::Layer;
 
-/// Signatures remembered at most (32 bytes each, about 100 KiB with the set's overhead).
+/// Signatures a client's memo remembers at most (32 bytes each, about 100 KiB with the
+/// set's overhead); a memo can be made smaller ([`SignatureMemo::with_capacity`]).
 pub const MAX_REMEMBERED: usize = 2048;
 
 /// Longest signed message the memo takes (key packages, leaves and votes are far shorter; a
@@ -35,10 +36,17 @@ pub const MAX_REMEMBERED_MESSAGE: usize = 16 * 1024;
 pub type MemoKey = [u8; 32];
 
 /// Valid signatures one client has checked (see the module doc).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SignatureMemo {
     // A mutex, not a cell: OpenMLS wants its crypto `Sync`, and the crypto holds the memo.
     inner: Mutex<Remembered>,
+    capacity: usize,
+}
+
+impl Default for SignatureMemo {
+    fn default() -> Self {
+        SignatureMemo::with_capacity(MAX_REMEMBERED)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +58,14 @@ struct Remembered {
 }
 
 impl SignatureMemo {
+    /// A memo of at most `capacity` signatures (at most [`MAX_REMEMBERED`]).
+    pub fn with_capacity(capacity: usize) -> Self {
+        SignatureMemo {
+            inner: Mutex::default(),
+            capacity: capacity.min(MAX_REMEMBERED),
+        }
+    }
+
     /// The key `(public_key, signature, message)` is remembered under, or `None` when the memo
     /// does not take it (too long a message, or [`Layer::Signatures`] off).
     pub fn key(public_key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> Option<MemoKey> {
@@ -85,7 +101,7 @@ impl SignatureMemo {
             return;
         }
         r.order.push_back(key);
-        if r.order.len() > MAX_REMEMBERED
+        if r.order.len() > self.capacity
             && let Some(oldest) = r.order.pop_front()
         {
             r.known.remove(&oldest);
@@ -139,6 +155,12 @@ mod tests {
         assert!(!memo.knows(&key(0)));
         assert!(memo.knows(&key(1)));
         assert!(memo.knows(&key(MAX_REMEMBERED as u32)));
+        let small = SignatureMemo::with_capacity(2);
+        for i in 0..3 {
+            small.remember(key(i));
+        }
+        assert_eq!(small.len(), 2);
+        assert!(!small.knows(&key(0)));
     }
 
     #[test]
