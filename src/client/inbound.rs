@@ -1,6 +1,7 @@
 //! `receive`: packets from subscribed topics, applied in batches.
 //!
-//! A packet is identified by `SHA256(payload)`. Bytes that do not decode as an envelope, a
+//! A packet is identified by its seen key (`wire::seen_key`: SHA-256 over its header fields
+//! and its body's digest, which the packet id is checked against too). Bytes that do not decode as an envelope, a
 //! packet for a conversation this client does not have, and a packet the engine refuses are
 //! counted as rejected and change nothing. A packet seen before — including this client's own
 //! packets echoed by the transport — is a duplicate and changes nothing. An accepted packet is

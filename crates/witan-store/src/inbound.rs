@@ -63,7 +63,7 @@ impl Step<'_> {
 
     /// Buffers a packet for epoch `epoch` of conversation `conv`, within `bounds`: packets
     /// claiming epochs at least as far are evicted to make room (see the module doc).
-    /// `packet` is the payload with its hash (`SHA256(payload)`), by which the buffer
+    /// `packet` is the payload with its seen key (`wire::seen_key`), by which the buffer
     /// de-duplicates. [`Buffered::Refused`] (and nothing changed) when the packet cannot fit:
     /// it is larger than the byte bound, or every buffered packet claims a nearer epoch.
     pub fn buffer_inbound(
