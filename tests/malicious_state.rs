@@ -11,7 +11,6 @@ mod support;
 
 use attack::*;
 use support::{CONV, Net, fast_settings};
-use witan::mls::Group;
 use witan::protocol::{Action, BallotError, Conversation, ProtocolError};
 use witan::wire::{self, group_payload::Content};
 
@@ -161,35 +160,20 @@ fn a_welcome_for_another_mls_group_is_refused() {
 fn a_conversation_sync_from_a_member_other_than_the_certifier_is_refused() {
     let mut net = Net::form(3, fast_settings());
     net.run_for(5_000);
-    net.nodes.push(Net::new(6).nodes.pop().unwrap());
-    let joiner = 3;
-    net.offline.insert(joiner);
-    net.request_join(joiner);
     // The join request reaches the members (the joiner is offline for what comes back).
-    net.run_for(30_000);
-    let backlog = net.mailbox.remove(&joiner).unwrap_or_default();
-    let genuine = backlog
-        .iter()
-        .filter_map(|p| wire::decode_envelope(p).ok())
-        .find(|e| e.kind == wire::PacketKind::Welcome as i32)
-        .expect("a welcome for the joiner");
-    let packet = wire::decode_welcome_packet(&genuine.body).unwrap();
+    let witan_testing::joining::MissedWelcome {
+        joiner,
+        backlog,
+        envelope: genuine,
+        packet,
+    } = net.join_while_offline();
     let certifier = index_of(
         &net,
         witan::mls::MemberId::from_slice(&genuine.sender).unwrap(),
     );
     let impostor = (0..3).find(|i| *i != certifier).unwrap();
     // The impostor reads the genuine sync (it is a member of the new epoch) and sends its own.
-    let mut sync = {
-        let kv = net.nodes[impostor].kv.clone();
-        let provider = witan::mls::MlsProvider::new(&kv);
-        let mut group = Group::load(&provider, CONV.as_bytes()).unwrap().unwrap();
-        let d = group.decrypt(&provider, &packet.sync).unwrap();
-        match wire::decode_group_payload(&d.plaintext).unwrap().content {
-            Some(Content::Sync(s)) => s,
-            other => panic!("not a sync: {other:?}"),
-        }
-    };
+    let mut sync = net.read_sync(impostor, &packet);
     sync.stewards = vec![net.nodes[impostor].id().as_bytes().to_vec()];
     let sealed = net.craft(impostor, Content::Sync(sync));
     let sealed_body = wire::decode_envelope(&sealed).unwrap().body;

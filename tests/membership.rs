@@ -26,39 +26,17 @@ fn two_members_form_a_group_by_join_request() {
 /// checks the certificate.
 #[test]
 fn a_welcome_packet_carries_its_welcome_once_and_the_joiner_joins_with_it() {
-    use witan::wire::{self, group_payload::Content};
     let mut net = Net::form(3, fast_settings());
     net.run_for(5_000);
-    net.nodes.push(Net::new(6).nodes.pop().unwrap());
-    let joiner = 3;
-    net.offline.insert(joiner);
-    net.request_join(joiner);
-    net.run_for(30_000);
-    let backlog = net.mailbox.remove(&joiner).unwrap_or_default();
-    let envelope = backlog
-        .iter()
-        .filter_map(|p| wire::decode_envelope(p).ok())
-        .find(|e| e.kind == wire::PacketKind::Welcome as i32)
-        .expect("a welcome for the joiner");
-    let packet = wire::decode_welcome_packet(&envelope.body).unwrap();
-    let sync = {
-        let kv = net.nodes[0].kv.clone();
-        let provider = witan::mls::MlsProvider::new(&kv);
-        let mut group = witan::mls::Group::load(&provider, CONV.as_bytes())
-            .unwrap()
-            .unwrap();
-        let d = group.decrypt(&provider, &packet.sync).unwrap();
-        match wire::decode_group_payload(&d.plaintext).unwrap().content {
-            Some(Content::Sync(s)) => s,
-            other => panic!("not a sync: {other:?}"),
-        }
-    };
+    let missed = net.join_while_offline();
+    let joiner = missed.joiner;
+    let sync = net.read_sync(0, &missed.packet);
     let candidate = sync.certified.unwrap().candidate.unwrap();
-    assert!(!packet.welcome.is_empty());
+    assert!(!missed.packet.welcome.is_empty());
     assert!(candidate.welcome.is_empty());
     assert!(!candidate.commit.is_empty());
     net.offline.remove(&joiner);
-    for p in backlog {
+    for p in missed.backlog {
         let _ = net.receive(joiner, &p);
     }
     net.run_for(10_000);

@@ -1,19 +1,21 @@
 //! `receive`: packets from subscribed topics, applied in batches.
 //!
 //! A packet is identified by its seen key (`wire::seen_key`: SHA-256 over its header fields
-//! and its body's digest, which the packet id is checked against too). Bytes that do not decode as an envelope, a
-//! packet for a conversation this client does not have, and a packet the engine refuses are
-//! counted as rejected and change nothing. A packet seen before — including this client's own
-//! packets echoed by the transport — is a duplicate and changes nothing. An accepted packet is
-//! marked seen together with what it changed; one for a future epoch is buffered (bounded,
-//! de-duplicated there) and replayed once the epoch is reached, and only then marked seen.
+//! and its body's digest, which the packet id is checked against too). Bytes that do not
+//! decode as an envelope, a packet for a conversation this client does not have, and a packet
+//! the engine refuses are counted as rejected and change nothing. A packet seen before —
+//! including this client's own packets echoed by the transport — is a duplicate and changes
+//! nothing. An accepted packet is marked seen together with what it changed; one for a future
+//! epoch is buffered (bounded, de-duplicated there) and replayed once the epoch is reached,
+//! and only then marked seen.
 //!
 //! Up to [`MAX_PACKETS_PER_STEP`] packets share one step (one transaction, one commit), in
 //! order; a packet the engine refuses writes nothing, so the outcome is the same as one step
-//! per packet. The sealed votes among them not seen before are first checked as one batch per
-//! conversation (`StepEnv::check_sealed_votes`), which spares each its own signature check and
-//! changes no outcome. The host hears about the batch once it is committed. A database failure drops
-//! the whole batch's step (nothing of it is applied, and feeding it again applies it).
+//! per packet. The sealed votes among them not seen before are first checked as one batch
+//! per conversation (`StepEnv::check_sealed_votes`), which spares each its own signature
+//! check and changes no outcome. The host hears about the batch once it is committed. A
+//! database failure drops the whole batch's step (nothing of it is applied, and feeding it
+//! again applies it).
 //!
 //! A batch first runs with MLS message secrets deferred (written once per step rather than
 //! once per packet; see `client::step`) and the conversation states lent to the engine runs

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use sha2::{Digest, Sha256};
 use witan::mls::{Group, Identity, MemberId, MemoryKv, MlsProvider};
 use witan::protocol::{
     ChatRecord, Conversation, Ctx, Event, Output, ProtocolError, Settings, State,
@@ -123,7 +122,7 @@ impl Net {
         node.kv.apply(changes);
         node.conv = conv;
         for o in &out.outbound {
-            node.seen.insert(Sha256::digest(&o.payload).into());
+            node.seen.insert(o.seen);
             if !self.muted.contains(&i) {
                 self.queue
                     .push_back((i, o.topic.clone(), o.payload.clone()));
@@ -179,11 +178,14 @@ impl Net {
     }
 
     pub fn receive(&mut self, i: usize, payload: &[u8]) -> Result<(), ProtocolError> {
-        let hash: [u8; 32] = Sha256::digest(payload).into();
-        if self.nodes[i].seen.contains(&hash) || self.nodes[i].conv.is_none() {
+        if self.nodes[i].conv.is_none() {
             return Ok(());
         }
-        let env = wire::decode_envelope(payload)?;
+        // De-duplicated on the client's key (`wire::seen_key`).
+        let (env, hash) = wire::decode_envelope_keyed(payload)?;
+        if self.nodes[i].seen.contains(&hash) {
+            return Ok(());
+        }
         let result = self.step(i, |conv, ctx| match conv.as_mut() {
             Some(c) => c.handle_packet(ctx, &env),
             None => Ok(Output::default()),
@@ -218,8 +220,9 @@ impl Net {
             .partition(|(e, _)| *e <= epoch);
         self.nodes[i].buffered = later;
         for (_, payload) in ready {
-            let hash: [u8; 32] = Sha256::digest(&payload).into();
-            self.nodes[i].seen.remove(&hash);
+            if let Ok((_, hash)) = wire::decode_envelope_keyed(&payload) {
+                self.nodes[i].seen.remove(&hash);
+            }
             let _ = self.receive(i, &payload);
         }
     }

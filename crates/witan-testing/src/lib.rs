@@ -11,13 +11,15 @@
 //!   or [`Remote`]s), its delivery and run loop (`run.rs`) and the conversation helpers
 //!   (`story.rs`).
 //! - [`engine`]: the same story one layer down — members running the sans-IO engine over
-//!   in-memory MLS storage, for tests of the protocol itself.
+//!   in-memory MLS storage, for tests of the protocol itself; [`joining`]: a join made while
+//!   offline, and the welcome it missed.
 //!
 //! Everything here panics on failure where a test wants it to (the `try_` variants return
 //! the client's error instead, for the bench).
 
 pub mod clock;
 pub mod engine;
+pub mod joining;
 pub mod links;
 pub mod listener;
 pub mod net;

@@ -18,9 +18,8 @@ use super::ballot_codec::{validate_proof, validate_proposal, validate_vote};
 use super::error::WireError;
 use super::fields::{bad, check_max, decode_bounded, exact, member_ids, non_empty};
 use super::limits::*;
-use super::messages::SeenKey;
 use super::messages::{
-    CatchUp, Chat, ConversationSync, Envelope, GroupPayload, JoinRequest, PacketKind,
+    CatchUp, Chat, ConversationSync, Envelope, GroupPayload, JoinRequest, PacketKind, SeenKey,
     WelcomePacket, body_digest, group_payload::Content, seen_key,
 };
 use super::round_codec::{

@@ -449,12 +449,41 @@ impl Envelope {
         body: impl Into<Vec<u8>>,
     ) -> Envelope {
         let body = body.into();
+        let digest = body_digest(&body);
+        Envelope::with_digest(conversation_id.into(), sender.into(), kind, body, &digest)
+    }
+
+    /// [`Envelope::new`], addressed to `recipient` if given, with the envelope's [`SeenKey`]:
+    /// the body is hashed once, for both the packet id and the key.
+    pub fn keyed(
+        conversation_id: impl Into<String>,
+        sender: impl Into<Vec<u8>>,
+        kind: PacketKind,
+        body: impl Into<Vec<u8>>,
+        recipient: Option<Vec<u8>>,
+    ) -> (Envelope, SeenKey) {
+        let body = body.into();
+        let digest = body_digest(&body);
+        let mut e =
+            Envelope::with_digest(conversation_id.into(), sender.into(), kind, body, &digest);
+        e.recipient = recipient.unwrap_or_default();
+        let key = seen_key(&e, &digest);
+        (e, key)
+    }
+
+    fn with_digest(
+        conversation_id: String,
+        sender: Vec<u8>,
+        kind: PacketKind,
+        body: Vec<u8>,
+        digest: &[u8; 32],
+    ) -> Envelope {
         Envelope {
             version: super::WIRE_VERSION,
-            conversation_id: conversation_id.into(),
-            sender: sender.into(),
+            conversation_id,
+            sender,
             kind: kind as i32,
-            packet_id: packet_id(&body).to_vec(),
+            packet_id: digest[..PACKET_ID_BYTES].to_vec(),
             body,
             recipient: Vec::new(),
         }
@@ -469,12 +498,6 @@ impl Envelope {
     /// The packet id as lowercase hex (32 characters), the form the outbox stores.
     pub fn packet_id_hex(&self) -> String {
         hex::encode(&self.packet_id)
-    }
-
-    /// The packet's [`SeenKey`] (hashes the body; a received packet gets it from
-    /// `decode_envelope_keyed` instead).
-    pub fn seen_key(&self) -> SeenKey {
-        seen_key(self, &body_digest(&self.body))
     }
 
     /// The encoded envelope.
@@ -538,7 +561,11 @@ mod tests {
         let e = Envelope::new("conv", [7u8; 20], PacketKind::Group, b"hello".to_vec());
         let bytes = e.to_bytes();
         let (decoded, key) = crate::decode_envelope_keyed(&bytes).unwrap();
-        assert_eq!((decoded, key), (e.clone(), e.seen_key()));
+        let key_of = |e: &Envelope| seen_key(e, &body_digest(&e.body));
+        assert_eq!((decoded, key), (e.clone(), key_of(&e)));
+        let (built, built_key) =
+            Envelope::keyed("conv", [7u8; 20], PacketKind::Group, *b"hello", None);
+        assert_eq!((built, built_key), (e.clone(), key));
         let others = [
             Envelope::new("conw", [7u8; 20], PacketKind::Group, b"hello".to_vec()),
             Envelope::new("conv", [8u8; 20], PacketKind::Group, b"hello".to_vec()),
@@ -547,7 +574,7 @@ mod tests {
             e.clone().addressed(vec![1u8; 16]),
         ];
         for other in &others {
-            assert_ne!(other.seen_key(), key);
+            assert_ne!(key_of(other), key);
         }
         // The same fields in another order on the wire: another byte string, the same key.
         let mut reordered = Vec::new();

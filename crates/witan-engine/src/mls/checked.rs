@@ -24,11 +24,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::batch::Batch;
 use super::keys::is_weak_key;
-use super::memo::SignatureMemo;
+use super::memo::{SignatureMemo, signature_digest};
 use super::switches::Layer;
 
 /// Signatures remembered at most (a step applies at most a few hundred packets).
@@ -91,14 +89,17 @@ impl CheckedSignatures {
         }
         self.proved = items
             .iter()
-            .map(|(k, m, s)| Self::digest(k, m, s))
+            .map(|(k, m, s)| signature_digest(k, m, s))
             .collect();
         true
     }
 
     /// Whether a passing batch proved this signature.
     pub fn proved(&self, key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        !self.proved.is_empty() && self.proved.contains(&Self::digest(key, message, signature))
+        !self.proved.is_empty()
+            && self
+                .proved
+                .contains(&signature_digest(key, message, signature))
     }
 
     /// How many signatures are remembered.
@@ -115,20 +116,10 @@ impl CheckedSignatures {
         self.proved.clear();
     }
 
-    fn digest(key: &[u8], message: &[u8], signature: &[u8]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"witan checked signature");
-        for part in [key, message, signature] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part);
-        }
-        h.finalize().into()
-    }
-
     /// `verify_vote_signature`, answered from memory for a signature a batch proved or a
     /// single check passed before (unless [`Layer::Signatures`] is off).
     pub fn verify(&self, key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        let digest = Self::digest(key, message, signature);
+        let digest = signature_digest(key, message, signature);
         if !self.proved.is_empty() && self.proved.contains(&digest) {
             return true;
         }

@@ -1,9 +1,9 @@
 //! [`GroupLoans`]: what the OpenMLS provider and its storage need of a cache that lends
-//! decoded groups — to defer a lent group's message-secrets write, and to forget the groups
-//! held when their rows change outside of them — and the client's [`KeptCrypto`] (its random
-//! generator, the signatures it found valid), which lives beside the groups. A trait of its own, below the provider, so
-//! the provider can carry the cache (`cache::GroupCache`) without importing it: the cache
-//! holds groups, and groups run on the provider.
+//! decoded groups — to defer a lent group's message-secrets write, to forget the groups held
+//! when their rows change outside of them, and the client's [`KeptCrypto`] (its random
+//! generator, the signatures it found valid), which lives beside the groups. A trait of its
+//! own, below the provider, so the provider can carry the cache (`cache::GroupCache`)
+//! without importing it: the cache holds groups, and groups run on the provider.
 
 use std::any::Any;
 

@@ -3,18 +3,17 @@
 //! [`Layer::Signatures`]).
 //!
 //! A client checks some signatures several times: a joiner's key package is validated when
-//! its request arrives, when it is proposed, when a candidate adds it, and again inside every
-//! staging of the commit that carries it (the leader's own candidate, the judging, the
-//! certified apply) — two signatures each time. A verdict is a function of the key, the
-//! signature and the message, and only the strict check's `true` is remembered, so a memo hit
-//! gives what the check would give; a miss checks as before.
+//! its request arrives, when it is proposed, when a candidate adds it, and again inside
+//! every staging of the commit that carries it (the leader's own candidate, the judging,
+//! the certified apply) — two signatures each time. A verdict is a function of the key, the
+//! signature and the message, and only the strict check's `true` is remembered, so a memo
+//! hit gives what the check would give; a miss checks as before.
 //!
 //! The memo belongs to one client (it lives in that client's `KeptCrypto`, in its
-//! [`super::GroupCache`]): a
-//! process running many clients — the bench, the simulator — must not let one client skip a
-//! check because another made it. It is bounded: the oldest entry goes when it is full, and
-//! messages longer than [`MAX_REMEMBERED_MESSAGE`] are neither looked up nor remembered (their
-//! hash would cost more than the check it might save).
+//! [`super::GroupCache`]): a process running many clients — the bench, the simulator — must
+//! not let one client skip a check because another made it. It is bounded: the oldest entry
+//! goes when it is full, and messages longer than [`MAX_REMEMBERED_MESSAGE`] are neither
+//! looked up nor remembered (their hash would cost more than the check it might save).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -31,9 +30,21 @@ pub const MAX_REMEMBERED: usize = 2048;
 /// welcome's sync, tens of kilobytes, is checked once).
 pub const MAX_REMEMBERED_MESSAGE: usize = 16 * 1024;
 
-/// The digest a remembered signature is kept under: `SHA-256(key ‖ signature ‖ message)`
-/// (the key and the signature have fixed lengths, so the fields cannot run into each other).
+/// The digest a remembered signature is kept under ([`signature_digest`]).
 pub type MemoKey = [u8; 32];
+
+/// The digest a checked signature is remembered under, here and in the vote checks' memory
+/// (`super::checked`): SHA-256 over a label and the key, the message and the signature,
+/// each with its length.
+pub fn signature_digest(key: &[u8], message: &[u8], signature: &[u8]) -> MemoKey {
+    let mut h = Sha256::new();
+    h.update(b"witan checked signature");
+    for part in [key, message, signature] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
 
 /// Valid signatures one client has checked (see the module doc).
 #[derive(Debug)]
@@ -72,11 +83,7 @@ impl SignatureMemo {
         if message.len() > MAX_REMEMBERED_MESSAGE || !Layer::Signatures.enabled() {
             return None;
         }
-        let mut h = Sha256::new();
-        h.update(public_key);
-        h.update(signature);
-        h.update(message);
-        Some(h.finalize().into())
+        Some(signature_digest(public_key, message, signature))
     }
 
     fn lock(&self) -> MutexGuard<'_, Remembered> {

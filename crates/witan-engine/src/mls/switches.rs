@@ -24,8 +24,9 @@ pub enum Layer {
     /// Sealed votes that arrive together checked as one batch before they are applied
     /// (`mls::checked`).
     Votes,
-    /// MLS signatures a client found valid, remembered so that checking one again costs a
-    /// hash (`mls::memo`); needs [`Layer::Group`], whose cache holds the memo.
+    /// Signatures found valid, remembered so that checking one again costs a hash: a
+    /// client's MLS signatures (`mls::memo`, in the cache of [`Layer::Group`], so off with
+    /// it) and a conversation's vote signatures (`mls::checked`).
     Signatures,
 }
 

@@ -35,7 +35,7 @@ impl Conversation {
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
         // The candidate (with a thousand votes in a large group) is moved out, not copied;
-        // only a welcome needs the whole certified commit again.
+        // a welcome puts it back (`send_welcome`).
         let candidate = certified.candidate.take().ok_or_else(|| {
             ProtocolError::InvalidInput("certified commit without a candidate".into())
         })?;
@@ -120,11 +120,7 @@ impl Conversation {
         }
         self.set_state(State::Working, out);
         if !added.is_empty() && candidate.proposer.as_slice() == self.me.as_bytes() {
-            let whole = wire::CertifiedCommit {
-                candidate: Some(candidate.clone()),
-                ..certified
-            };
-            self.send_welcome(ctx, group, &candidate, &whole, &added, out)?;
+            self.send_welcome(ctx, group, candidate, certified, &added, out)?;
         }
         self.propose_due_joins(ctx, group, out)?;
         self.raise_emergencies(ctx, group, out)?;
@@ -257,7 +253,7 @@ impl Conversation {
     }
 
     /// The view a joiner starts from, with the certified commit that adds it.
-    fn sync(&self, certified: &wire::CertifiedCommit) -> wire::ConversationSync {
+    fn sync(&self, certified: wire::CertifiedCommit) -> wire::ConversationSync {
         let slots = self.stewards.slots();
         wire::ConversationSync {
             settings: Some(self.settings.to_wire()),
@@ -277,7 +273,7 @@ impl Conversation {
                 })
                 .collect(),
             steward_base_epoch: self.stewards.base_epoch(),
-            certified: Some(without_welcome(certified)),
+            certified: Some(certified),
         }
     }
 
@@ -285,18 +281,25 @@ impl Conversation {
         &self,
         ctx: &Ctx,
         group: &mut Group,
-        candidate: &wire::Candidate,
-        certified: &wire::CertifiedCommit,
+        mut candidate: wire::Candidate,
+        certified: wire::CertifiedCommit,
         added: &[MemberId],
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
+        // The welcome travels once, beside the sync: a copy inside it would only be hashed,
+        // decrypted and decoded again by every joiner, which puts it back (`on_welcome`).
+        let welcome = std::mem::take(&mut candidate.welcome);
+        let certified = wire::CertifiedCommit {
+            candidate: Some(candidate),
+            ..certified
+        };
         let plaintext = wire::GroupPayload {
             content: Some(Content::Sync(self.sync(certified))),
         }
         .encode_to_vec();
         let sync = group.encrypt(ctx.provider, ctx.identity, &plaintext)?;
         let packet = wire::WelcomePacket {
-            welcome: candidate.welcome.clone(),
+            welcome,
             sync,
             joiners: added.iter().map(|m| m.as_bytes().to_vec()).collect(),
         };
@@ -337,7 +340,7 @@ impl Conversation {
         })?;
         let mut candidate = certified.candidate.take().unwrap_or_default();
         if candidate.welcome.is_empty() {
-            // Sent once, beside the sync (`without_welcome`): back where it was certified.
+            // Sent once, beside the sync (`send_welcome`): back where it was certified.
             candidate.welcome.clone_from(&packet.welcome);
         }
         if candidate.proposer.as_slice() != decrypted.sender.as_bytes() {
@@ -442,26 +445,6 @@ impl Conversation {
             }
         }
         Ok(())
-    }
-}
-
-/// `certified` without its candidate's welcome, for a joiner's sync: the welcome packet
-/// carries the welcome beside the sync, and a second copy inside it (a third of a
-/// 64-member formation's welcome packet) would only be hashed, decrypted and decoded again
-/// by every joiner. The joiner puts it back before it checks the certificate (`on_welcome`).
-fn without_welcome(certified: &wire::CertifiedCommit) -> wire::CertifiedCommit {
-    wire::CertifiedCommit {
-        round: certified.round,
-        signatures: certified.signatures.clone(),
-        candidate: certified.candidate.as_ref().map(|c| wire::Candidate {
-            epoch: c.epoch,
-            round: c.round,
-            proposer: c.proposer.clone(),
-            commit: c.commit.clone(),
-            welcome: Vec::new(),
-            resolutions: c.resolutions.clone(),
-            pol: c.pol.clone(),
-        }),
     }
 }
 

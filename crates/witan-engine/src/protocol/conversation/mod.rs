@@ -374,16 +374,13 @@ impl Conversation {
         body: Vec<u8>,
         recipient: Option<Vec<u8>>,
     ) {
-        let mut env = wire::Envelope::new(&self.id, self.me.as_bytes(), kind, body);
-        if let Some(tag) = recipient {
-            env = env.addressed(tag);
-        }
-        let packet_id = hex::encode(&env.packet_id);
+        let (env, seen) =
+            wire::Envelope::keyed(&self.id, self.me.as_bytes(), kind, body, recipient);
         out.outbound.push(Outbound {
             topic,
             payload: wire::encode(&env),
-            packet_id,
-            seen: env.seen_key(),
+            packet_id: env.packet_id_hex(),
+            seen,
         });
     }
 
