@@ -265,3 +265,34 @@ fn the_providers_of_one_cache_draw_from_one_generator_seeded_once() {
     let own = MlsProvider::new(&kv);
     assert!(!std::ptr::eq(own.rand(), a.rand()));
 }
+
+#[test]
+fn writing_deferred_secrets_back_writes_the_message_secrets_row_alone() {
+    let id = Identity::from_secret(&[3; 32]).unwrap();
+    let mut kv = MemoryKv::new();
+    let cache = ahead_cache(&mut kv, &id);
+    let p = MlsProvider::new(&kv);
+    cache.write_deferred(&p).unwrap();
+    let changes = p.storage().take_changes();
+    // A live receive pays for every row written; the join configuration did not change.
+    let labels: Vec<String> = changes
+        .iter()
+        .map(|(key, _)| {
+            String::from_utf8_lossy(key)
+                .split('/')
+                .nth(1)
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(labels, ["message_secrets"]);
+    drop(p);
+    kv.apply(changes);
+    assert_eq!(
+        Group::load(&MlsProvider::new(&kv), GID)
+            .unwrap()
+            .unwrap()
+            .epoch(),
+        1
+    );
+}
