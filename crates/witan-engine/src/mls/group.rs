@@ -190,10 +190,12 @@ impl Group {
 
     /// Writes the group's message secrets to the provider's storage again, as they are in
     /// memory (the write a deferring storage skipped; nothing else changes: the policy set is
-    /// the group's own).
+    /// the group's own, and the storage drops the join configuration's write).
     pub(crate) fn rewrite_message_secrets(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
         let policy = self.inner.past_epoch_deletion_policy().clone();
-        let written = self.inner.set_past_epoch_deletion_policy(p, policy);
+        let written = p
+            .storage()
+            .rewriting_secrets(|| self.inner.set_past_epoch_deletion_policy(p, policy));
         self.note(&written);
         written.map_err(|e| MlsError::Storage(e.to_string()))
     }

@@ -25,7 +25,7 @@
 //! group cache (`cache::GroupCache`) lent out, which the cache then holds ahead of its rows until its owner
 //! writes them (see the module doc of `cache`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use openmls::prelude::GroupId;
@@ -79,6 +79,8 @@ pub struct MlsStorage<'a> {
     deferral: Option<&'a dyn GroupLoans>,
     /// The message-secrets row whose writes are deferred (that of the group lent out).
     deferred_row: RefCell<Option<Vec<u8>>>,
+    /// Inside [`MlsStorage::rewriting_secrets`]: join-configuration writes are dropped.
+    rewriting: Cell<bool>,
 }
 
 impl<'a> MlsStorage<'a> {
@@ -89,6 +91,7 @@ impl<'a> MlsStorage<'a> {
             writes: RefCell::new(BTreeMap::new()),
             deferral: None,
             deferred_row: RefCell::new(None),
+            rewriting: Cell::new(false),
         }
     }
 
@@ -111,6 +114,16 @@ impl<'a> MlsStorage<'a> {
     /// over the rows).
     pub(crate) fn stop_deferring(&self) {
         self.deferred_row.borrow_mut().take();
+    }
+
+    /// Runs `rewrite`, which writes message secrets back through OpenMLS's only public way,
+    /// setting the deletion policy the group already has: that also writes the group's join
+    /// configuration, unchanged, which a live receive would pay for as one more page.
+    pub(crate) fn rewriting_secrets<T>(&self, rewrite: impl FnOnce() -> T) -> T {
+        self.rewriting.set(true);
+        let out = rewrite();
+        self.rewriting.set(false);
+        out
     }
 
     /// Drains the writes of the run: the rows to write (`Some`) or delete (`None`), ordered by key.
@@ -194,6 +207,19 @@ impl<'a> MlsStorage<'a> {
                 self.writes.borrow_mut().remove(&row);
                 return Ok(());
             }
+        }
+        self.put(label, key, value)
+    }
+
+    /// [`MlsStorage::put`] for a join configuration: dropped while rewriting secrets.
+    fn put_join_config<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &self,
+        label: &str,
+        key: &K,
+        value: &V,
+    ) -> Result<(), MlsStorageError> {
+        if self.rewriting.get() {
+            return Ok(());
         }
         self.put(label, key, value)
     }

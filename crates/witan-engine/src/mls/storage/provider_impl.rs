@@ -43,7 +43,8 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage<'_> {
         mls_group_join_config,
         delete_group_config,
         MlsGroupJoinConfig,
-        JOIN_CONFIG
+        JOIN_CONFIG,
+        put_join_config
     );
     group_value!(write_tree, tree, delete_tree, TreeSync, TREE);
     group_value!(
