@@ -120,9 +120,31 @@ mod tests {
         }
     }
 
+    /// `rows` with each group's message secrets in one row, as versions before the pieces
+    /// wrote them: a head (first byte 0xB3, see `witan_engine::mls::storage`) is replaced by
+    /// its pieces (the keys that follow it and extend its key by five bytes) joined in order.
+    fn whole_secrets(rows: &MemoryKv) -> MemoryKv {
+        let mut out = MemoryKv::new();
+        let mut iter = rows.0.iter().peekable();
+        while let Some((key, value)) = iter.next() {
+            let mut whole = value.clone();
+            if value.first() == Some(&0xB3) {
+                whole.clear();
+                while let Some((_, piece)) =
+                    iter.next_if(|(k, _)| k.starts_with(key) && k.len() == key.len() + 5)
+                {
+                    whole.extend_from_slice(piece);
+                }
+            }
+            out.0.insert(key.clone(), whole);
+        }
+        out
+    }
+
     /// What the JSON storage of earlier versions wrote for `rows` (in the codec).
     fn as_json(rows: &MemoryKv) -> Vec<(Vec<u8>, Vec<u8>)> {
-        rows.0
+        whole_secrets(rows)
+            .0
             .iter()
             .map(|(k, v)| {
                 let value: serde_json::Value = codec::from_slice(v).unwrap();

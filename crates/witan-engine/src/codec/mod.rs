@@ -36,6 +36,7 @@
 //! and costs 9–14 % on the push wake-up, JSON up to 21 % CPU (docs/bench.md).
 
 mod de;
+mod names;
 mod ser;
 
 use de::Decoder;
@@ -93,6 +94,26 @@ pub fn to_vec<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
     let mut encoder = Encoder::with_magic();
     value.serialize(&mut encoder)?;
     Ok(encoder.into_bytes())
+}
+
+/// Encodes `value` as [`to_vec`] does, and says where the bytes may be cut into pieces that
+/// change alone: before every [`cut_every`]-th element of each sequence long enough to have
+/// one (not inside byte strings). The offsets ascend; the pieces joined are the value. The
+/// cuts follow the value's structure, not its bytes, so an element that grows or shrinks
+/// changes its own piece and moves the later ones without changing them.
+pub fn to_vec_with_cuts<T: serde::Serialize + ?Sized>(
+    value: &T,
+) -> Result<(Vec<u8>, Vec<usize>), CodecError> {
+    let mut encoder = Encoder::with_cuts();
+    value.serialize(&mut encoder)?;
+    Ok(encoder.into_parts())
+}
+
+/// How many elements of a sequence of `len` go between cuts (0: it is not cut): shorter
+/// sequences stay whole, and a long one is cut into at most about 32 pieces, so that rewriting
+/// it from scratch stays a few dozen rows.
+pub fn cut_every(len: usize) -> usize {
+    if len < 16 { 0 } else { len.div_ceil(32).max(8) }
 }
 
 /// Decodes a value written by [`to_vec`]; the whole input must be used.

@@ -1,13 +1,12 @@
 //! The encoding half of the row codec (format: `codec.rs`): a serde `Serializer` writing into
 //! a `Vec<u8>`. Counts of sequences and maps are patched in when they end, so serializers
 //! that do not know their length up front work too. A sequence whose elements are all `u8`
-//! is written as one `BYTES` string.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+//! is written as one `BYTES` string. An encoder may also note where its output can be cut
+//! into rows (`codec::to_vec_with_cuts`).
 
 use serde::ser::{self, Serialize};
 
+use super::names::Names;
 use super::{self as codec, CodecError};
 
 pub(super) struct Encoder {
@@ -15,57 +14,8 @@ pub(super) struct Encoder {
     /// Field and variant names written so far and their ids (`None`: names are always
     /// written out, as list elements need).
     names: Option<Names>,
-}
-
-/// Name ids by the address and length of the name.
-struct Names {
-    ids: HashMap<(usize, usize), u16, BuildHasherDefault<PtrHasher>>,
-    /// A direct-mapped front of `ids` (a value repeats a few names many times: the fields of
-    /// the nodes of a tree); `(0, 0, _)` is empty (no name lives at address 0).
-    front: [(usize, usize, u16); FRONT_SLOTS],
-}
-
-const FRONT_BITS: u32 = 8;
-const FRONT_SLOTS: usize = 1 << FRONT_BITS;
-
-impl Names {
-    fn new() -> Names {
-        Names {
-            ids: HashMap::default(),
-            front: [(0, 0, 0); FRONT_SLOTS],
-        }
-    }
-
-    fn get(&mut self, key: (usize, usize)) -> Option<u16> {
-        let mixed =
-            (key.0 ^ key.1.rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
-        let slot = mixed >> (usize::BITS - FRONT_BITS);
-        let (ptr, len, id) = self.front[slot];
-        if (ptr, len) == key {
-            return Some(id);
-        }
-        let id = *self.ids.get(&key)?;
-        self.front[slot] = (key.0, key.1, id);
-        Some(id)
-    }
-}
-
-/// Hashes the address and length of a `&'static str` (names are compile-time constants).
-#[derive(Default)]
-pub(super) struct PtrHasher(u64);
-
-impl Hasher for PtrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (self.0.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
+    /// Where the output may be cut (offsets of elements of long sequences), when asked for.
+    cuts: Option<Vec<usize>>,
 }
 
 impl Encoder {
@@ -73,13 +23,27 @@ impl Encoder {
         Encoder {
             out: vec![codec::MAGIC],
             names: Some(Names::new()),
+            cuts: None,
         }
+    }
+
+    pub(super) fn with_cuts() -> Encoder {
+        Encoder {
+            cuts: Some(Vec::new()),
+            ..Encoder::with_magic()
+        }
+    }
+
+    /// The output and the offsets where it may be cut (none unless made `with_cuts`).
+    pub(super) fn into_parts(self) -> (Vec<u8>, Vec<usize>) {
+        (self.out, self.cuts.unwrap_or_default())
     }
 
     pub(super) fn bare() -> Encoder {
         Encoder {
             out: Vec::new(),
             names: None,
+            cuts: None,
         }
     }
 
@@ -154,6 +118,8 @@ pub(super) struct Seq<'e> {
     at: usize,
     count: usize,
     raw: bool,
+    /// A cut may go before every `every`-th element (0: nowhere).
+    every: usize,
 }
 
 impl Seq<'_> {
@@ -175,6 +141,13 @@ impl Seq<'_> {
                 return Ok(());
             }
             self.leave_raw();
+        }
+        if self.every != 0
+            && self.count != 0
+            && self.count.is_multiple_of(self.every)
+            && let Some(cuts) = &mut self.enc.cuts
+        {
+            cuts.push(self.enc.out.len());
         }
         value.serialize(&mut *self.enc)?;
         self.count += 1;
@@ -313,13 +286,18 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         self.patch(at, 1)
     }
 
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Seq<'e>, CodecError> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<Seq<'e>, CodecError> {
+        let every = match (&self.cuts, len) {
+            (Some(_), Some(len)) => codec::cut_every(len),
+            _ => 0,
+        };
         let at = self.open(codec::SEQ);
         Ok(Seq {
             enc: self,
             at,
             count: 0,
             raw: true,
+            every,
         })
     }
 
@@ -352,6 +330,7 @@ impl<'e> ser::Serializer for &'e mut Encoder {
             at,
             count: 0,
             raw: false,
+            every: 0,
         })
     }
 

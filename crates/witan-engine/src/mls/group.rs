@@ -33,6 +33,7 @@ use super::identity::Identity;
 use super::key_package::{check_key_package, credential_member_id, leaf_member_id, parse_message};
 use super::member_id::MemberId;
 use super::provider::{CIPHERSUITE, MlsProvider};
+use super::storage::SecretRows;
 
 mod commit;
 
@@ -87,6 +88,8 @@ pub struct Group {
     /// An OpenMLS operation on this group failed: it may have changed the group in memory
     /// without writing its rows, so the group must not be kept in place of the rows.
     failed: bool,
+    /// The message secrets as this group last wrote them back, to write only what changed.
+    written_secrets: Option<SecretRows>,
 }
 
 impl Group {
@@ -112,6 +115,7 @@ impl Group {
         Group {
             inner,
             failed: false,
+            written_secrets: None,
         }
     }
 
@@ -190,12 +194,16 @@ impl Group {
 
     /// Writes the group's message secrets to the provider's storage again, as they are in
     /// memory (the write a deferring storage skipped; nothing else changes: the policy set is
-    /// the group's own, and the storage drops the join configuration's write).
+    /// the group's own, and the storage drops the join configuration's write). Only the
+    /// pieces that changed since this group last wrote them are written (`storage::secret_rows`).
     pub(crate) fn rewrite_message_secrets(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
         let policy = self.inner.past_epoch_deletion_policy().clone();
-        let written = p
+        let previous = self.written_secrets.take();
+        let inner = &mut self.inner;
+        let (written, pieces) = p
             .storage()
-            .rewriting_secrets(|| self.inner.set_past_epoch_deletion_policy(p, policy));
+            .rewriting_secrets(previous, || inner.set_past_epoch_deletion_policy(p, policy));
+        self.written_secrets = pieces;
         self.note(&written);
         written.map_err(|e| MlsError::Storage(e.to_string()))
     }

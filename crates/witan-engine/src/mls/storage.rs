@@ -19,13 +19,17 @@
 //! archived certified commits: `protocol::conversation::catch_up`), written and read through
 //! the same run ([`MlsStorage::put_row`], [`MlsStorage::get_row`]).
 //!
-//! Deferred message secrets: OpenMLS rewrites a group's whole message secrets (a row that
-//! grows with the group) after every message it processes. A storage told to
-//! ([`MlsStorage::defer_message_secrets`]) skips those writes for the one group that the
-//! group cache (`cache::GroupCache`) lent out, which the cache then holds ahead of its rows until its owner
-//! writes them (see the module doc of `cache`).
+//! Message secrets are the exception to one row per entity: they are stored in pieces
+//! (`secret_rows`), so that a received message rewrites the piece holding its sender's
+//! ratchet, not a value that grows with the group.
+//!
+//! Deferred message secrets: OpenMLS rewrites a group's whole message secrets after every
+//! message it processes. A storage told to ([`MlsStorage::defer_message_secrets`]) skips
+//! those writes for the one group that the group cache (`cache::GroupCache`) lent out, which
+//! the cache then holds ahead of its rows until its owner writes them (see the module doc of
+//! `cache`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use openmls::prelude::GroupId;
@@ -79,8 +83,8 @@ pub struct MlsStorage<'a> {
     deferral: Option<&'a dyn GroupLoans>,
     /// The message-secrets row whose writes are deferred (that of the group lent out).
     deferred_row: RefCell<Option<Vec<u8>>>,
-    /// Inside [`MlsStorage::rewriting_secrets`]: join-configuration writes are dropped.
-    rewriting: Cell<bool>,
+    /// Inside [`MlsStorage::rewriting_secrets`] (`secret_rows`).
+    rewriting: RefCell<Option<secret_rows::Rewrite>>,
 }
 
 impl<'a> MlsStorage<'a> {
@@ -91,7 +95,7 @@ impl<'a> MlsStorage<'a> {
             writes: RefCell::new(BTreeMap::new()),
             deferral: None,
             deferred_row: RefCell::new(None),
-            rewriting: Cell::new(false),
+            rewriting: RefCell::new(None),
         }
     }
 
@@ -114,16 +118,6 @@ impl<'a> MlsStorage<'a> {
     /// over the rows).
     pub(crate) fn stop_deferring(&self) {
         self.deferred_row.borrow_mut().take();
-    }
-
-    /// Runs `rewrite`, which writes message secrets back through OpenMLS's only public way,
-    /// setting the deletion policy the group already has: that also writes the group's join
-    /// configuration, unchanged, which a live receive would pay for as one more page.
-    pub(crate) fn rewriting_secrets<T>(&self, rewrite: impl FnOnce() -> T) -> T {
-        self.rewriting.set(true);
-        let out = rewrite();
-        self.rewriting.set(false);
-        out
     }
 
     /// Drains the writes of the run: the rows to write (`Some`) or delete (`None`), ordered by key.
@@ -200,15 +194,16 @@ impl<'a> MlsStorage<'a> {
         key: &K,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        if let Some(cache) = self.deferral {
-            let row = Self::row_key(label, key)?;
-            if self.deferred_row.borrow().as_ref() == Some(&row) && cache.defer_write() {
-                // The lent group holds these secrets; an earlier write of this run is older.
-                self.writes.borrow_mut().remove(&row);
-                return Ok(());
-            }
+        let row = Self::row_key(label, key)?;
+        if let Some(cache) = self.deferral
+            && self.deferred_row.borrow().as_ref() == Some(&row)
+            && cache.defer_write()
+        {
+            // The lent group holds these secrets; an earlier write of this run is older.
+            self.forget_secret_writes(&row);
+            return Ok(());
         }
-        self.put(label, key, value)
+        self.write_secret_rows(row, value)
     }
 
     /// [`MlsStorage::put`] for a join configuration: dropped while rewriting secrets.
@@ -218,7 +213,7 @@ impl<'a> MlsStorage<'a> {
         key: &K,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        if self.rewriting.get() {
+        if self.is_rewriting() {
             return Ok(());
         }
         self.put(label, key, value)
@@ -318,6 +313,9 @@ const KEY_PACKAGE: &str = "key_package";
 const PSK: &str = "psk";
 
 mod provider_impl;
+pub(crate) mod secret_rows;
+
+pub use secret_rows::SecretRows;
 
 #[cfg(test)]
 mod tests;

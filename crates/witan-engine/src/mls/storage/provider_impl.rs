@@ -68,14 +68,33 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage<'_> {
         ConfirmationTag,
         CONFIRMATION_TAG
     );
-    group_value!(
-        write_message_secrets,
-        message_secrets,
-        delete_message_secrets,
-        MessageSecrets,
-        MESSAGE_SECRETS,
-        put_message_secrets
-    );
+    fn write_message_secrets<
+        G: traits::GroupId<CURRENT_VERSION>,
+        T: traits::MessageSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        self.put_message_secrets(MESSAGE_SECRETS, group_id, value)
+    }
+
+    fn message_secrets<
+        G: traits::GroupId<CURRENT_VERSION>,
+        T: traits::MessageSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &G,
+    ) -> Result<Option<T>, Self::Error> {
+        self.read_secret_rows(&Self::row_key(MESSAGE_SECRETS, group_id)?)
+    }
+
+    fn delete_message_secrets<G: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+    ) -> Result<(), Self::Error> {
+        self.delete_secret_rows(Self::row_key(MESSAGE_SECRETS, group_id)?)
+    }
     group_value!(
         write_resumption_psk_store,
         resumption_psk_store,

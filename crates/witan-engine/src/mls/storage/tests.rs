@@ -129,3 +129,119 @@ fn list_rows_push_and_remove_items() {
     s.list_remove("l", &3u8, &item(1)).unwrap(); // no row at all
     assert!(s.get_list::<_, Item>("l", &3u8).unwrap().is_empty());
 }
+
+/// A value shaped like a secret tree: a long list of optional secrets.
+fn tree(tag: u8) -> Vec<Option<Vec<u8>>> {
+    (0..40u8)
+        .map(|i| (i % 5 != 0).then(|| vec![i ^ tag; 32]))
+        .collect()
+}
+
+/// Runs `f` on a storage over `kv` and applies what it wrote; returns the keys written.
+fn run(kv: &mut MemoryKv, f: impl FnOnce(&MlsStorage)) -> Vec<Vec<u8>> {
+    let s = MlsStorage::new(kv);
+    f(&s);
+    let changes = s.take_changes();
+    drop(s);
+    let keys = changes.iter().map(|(k, _)| k.clone()).collect();
+    kv.apply(changes);
+    keys
+}
+
+#[test]
+fn message_secrets_written_whole_are_read_and_replaced_by_pieces() {
+    let head = b"mls1/message_secrets/g".to_vec();
+    let mut kv = MemoryKv::new();
+    kv.apply(vec![(head.clone(), Some(codec::to_vec(&tree(0)).unwrap()))]);
+    let read = |kv: &MemoryKv| {
+        MlsStorage::new(kv)
+            .read_secret_rows::<Vec<Option<Vec<u8>>>>(&head)
+            .unwrap()
+    };
+    assert_eq!(read(&kv), Some(tree(0)));
+    let written = run(&mut kv, |s| {
+        s.write_secret_rows(head.clone(), &tree(1)).unwrap()
+    });
+    assert_eq!(
+        written.len(),
+        1 + 5,
+        "a head and five pieces of eight elements"
+    );
+    assert_eq!(read(&kv), Some(tree(1)));
+    assert_eq!(kv.0.len(), 6);
+    // Fewer pieces than before: the surplus rows go.
+    let short: Vec<Option<Vec<u8>>> = tree(2).into_iter().take(10).collect();
+    run(&mut kv, |s| {
+        s.write_secret_rows(head.clone(), &short).unwrap()
+    });
+    assert_eq!(kv.0.len(), 2, "a head and one piece");
+    assert_eq!(
+        MlsStorage::new(&kv).read_secret_rows(&head).unwrap(),
+        Some(short)
+    );
+}
+
+#[test]
+fn a_memory_the_rows_moved_past_costs_a_full_write_never_a_wrong_one() {
+    let head = b"mls1/message_secrets/g".to_vec();
+    let mut kv = MemoryKv::new();
+    let mut memory = None;
+    run(&mut kv, |s| {
+        let ((), m) = s.rewriting_secrets(None, || {
+            s.write_secret_rows(head.clone(), &tree(0)).unwrap()
+        });
+        memory = m;
+    });
+    // One element changed: with the memory, the head and one piece.
+    let mut next = tree(0);
+    next[12] = Some(vec![7; 40]);
+    let mut kept = kv.clone();
+    let memory2 = memory.clone();
+    let written = run(&mut kept, |s| {
+        s.rewriting_secrets(memory2, || {
+            s.write_secret_rows(head.clone(), &next).unwrap()
+        });
+    });
+    assert_eq!(written.len(), 2);
+    // Someone else wrote the secrets meanwhile (no memory): the old memory is not trusted.
+    run(&mut kv, |s| {
+        s.write_secret_rows(head.clone(), &tree(3)).unwrap()
+    });
+    let written = run(&mut kv, |s| {
+        s.rewriting_secrets(memory, || s.write_secret_rows(head.clone(), &next).unwrap());
+    });
+    assert_eq!(written.len(), 6);
+    assert_eq!(
+        MlsStorage::new(&kv).read_secret_rows(&head).unwrap(),
+        Some(next)
+    );
+}
+
+#[test]
+fn a_damaged_head_or_a_missing_piece_is_an_error_and_a_delete_takes_every_piece() {
+    let head = b"mls1/message_secrets/g".to_vec();
+    let mut kv = MemoryKv::new();
+    run(&mut kv, |s| {
+        s.write_secret_rows(head.clone(), &tree(0)).unwrap()
+    });
+    let read = |kv: &MemoryKv| MlsStorage::new(kv).read_secret_rows::<Vec<Option<Vec<u8>>>>(&head);
+    let mut missing = kv.clone();
+    let piece = missing.0.keys().nth(3).cloned().unwrap();
+    missing.0.remove(&piece);
+    assert!(matches!(read(&missing), Err(MlsStorageError::Serde(_))));
+    for bad in [
+        vec![0xB3],
+        vec![0xB3, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+        vec![0xB3; 13],
+    ] {
+        let mut damaged = kv.clone();
+        damaged.0.insert(head.clone(), bad);
+        assert!(matches!(read(&damaged), Err(MlsStorageError::Serde(_))));
+        let s = MlsStorage::new(&damaged);
+        assert!(s.write_secret_rows(head.clone(), &tree(1)).is_err());
+        assert!(!s.has_changes(), "a refused write changes nothing");
+    }
+    run(&mut kv, |s| s.delete_secret_rows(head.clone()).unwrap());
+    assert!(kv.0.is_empty());
+    assert_eq!(read(&kv).unwrap(), None);
+}

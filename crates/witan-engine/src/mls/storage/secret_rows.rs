@@ -1,0 +1,261 @@
+//! A group's message secrets kept as pieces in rows of their own, so that a receive rewrites
+//! the piece that changed, not a row that grows with the group.
+//!
+//! OpenMLS hands over the whole message-secrets store (the secret tree of this epoch and of
+//! the past epochs kept) after every message it processes. One received application message
+//! advances one sender's ratchet, yet the whole value — 4 KB at 16 members, 27 KB at 128 —
+//! used to be rewritten, in pages that SQLite then copies into its log and checkpoints. The
+//! value is now encoded with cuts (`codec::to_vec_with_cuts`: between elements of the tree's
+//! long lists), each piece is a row of its own, and a head row at the usual key names how many
+//! pieces there are and which version of them the rows hold.
+//!
+//! A group keeps the pieces it last wrote ([`SecretRows`], in `Group`), and hands them back
+//! when it rewrites its deferred secrets ([`MlsStorage::rewriting_secrets`]): only the pieces
+//! that differ from those are written. That memory is trusted only if the head in the rows
+//! still has its version — any other write of the secrets (without the memory, by another
+//! group object, by another connection) bumps the version — so a stale memory costs a full
+//! write, never a wrong one. Rows written whole by earlier versions (a head starting with the
+//! row codec's magic byte) are read as they are and replaced by pieces on the next write.
+//!
+//! Head: [`PIECES_MAGIC`], the piece count (u32 le), the version (u64 le). Piece `i`: the
+//! head's key, `#`, `i` (u32 big-endian, so the pieces of a group sort in order).
+
+use super::*;
+
+/// First byte of a message-secrets head (a row written whole starts with `codec::MAGIC`).
+const PIECES_MAGIC: u8 = 0xB3;
+/// Most pieces a head may name: a head read from the database is input.
+const MAX_PIECES: u32 = 1 << 16;
+const HEAD_LEN: usize = 1 + 4 + 8;
+
+/// Message secrets as one group last wrote them: the encoding, where it was cut, and the
+/// version its head was given.
+#[derive(Debug, Clone)]
+pub struct SecretRows {
+    version: u64,
+    bytes: Vec<u8>,
+    cuts: Vec<usize>,
+}
+
+impl SecretRows {
+    fn count(&self) -> usize {
+        self.cuts.len() + 1
+    }
+
+    fn piece(&self, i: usize) -> Option<&[u8]> {
+        let start = match i {
+            0 => 0,
+            _ => *self.cuts.get(i - 1)?,
+        };
+        let end = self.cuts.get(i).copied().unwrap_or(self.bytes.len());
+        self.bytes.get(start..end)
+    }
+}
+
+/// A rewrite of deferred secrets in progress: the group's memory in, what was written out.
+#[derive(Debug, Default)]
+pub(super) struct Rewrite {
+    previous: Option<SecretRows>,
+    written: Option<SecretRows>,
+}
+
+/// What a head row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Head {
+    count: u32,
+    version: u64,
+}
+
+fn head_bytes(head: Head) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD_LEN);
+    out.push(PIECES_MAGIC);
+    out.extend_from_slice(&head.count.to_le_bytes());
+    out.extend_from_slice(&head.version.to_le_bytes());
+    out
+}
+
+/// The head a row holds: `None` for a row written whole.
+fn parse_head(row: &[u8]) -> Result<Option<Head>, MlsStorageError> {
+    match row.first() {
+        Some(&codec::MAGIC) => return Ok(None),
+        Some(&PIECES_MAGIC) if row.len() == HEAD_LEN => {}
+        _ => {
+            return Err(MlsStorageError::Serde(
+                "message secrets: damaged head".into(),
+            ));
+        }
+    }
+    let count = row
+        .get(1..5)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes);
+    let version = row
+        .get(5..HEAD_LEN)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes);
+    match (count, version) {
+        (Some(count), Some(version)) if (1..=MAX_PIECES).contains(&count) => {
+            Ok(Some(Head { count, version }))
+        }
+        _ => Err(MlsStorageError::Serde(
+            "message secrets: head names no pieces or too many".into(),
+        )),
+    }
+}
+
+fn piece_key(head_key: &[u8], i: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(head_key.len() + 5);
+    key.extend_from_slice(head_key);
+    key.push(b'#');
+    key.extend_from_slice(&i.to_be_bytes());
+    key
+}
+
+fn piece_index(i: usize) -> Result<u32, MlsStorageError> {
+    u32::try_from(i)
+        .ok()
+        .filter(|i| *i < MAX_PIECES)
+        .ok_or_else(|| MlsStorageError::Serde("message secrets: too many pieces".into()))
+}
+
+impl MlsStorage<'_> {
+    /// Runs `rewrite`, which writes a group's deferred message secrets back, with the pieces
+    /// that group wrote last (`previous`); returns its result and the pieces now written.
+    ///
+    /// OpenMLS's only public way to write the secrets is setting the deletion policy the group
+    /// already has, which also writes the join configuration, unchanged; that write is dropped
+    /// here (a live receive would pay for it as one more page).
+    pub(crate) fn rewriting_secrets<T>(
+        &self,
+        previous: Option<SecretRows>,
+        rewrite: impl FnOnce() -> T,
+    ) -> (T, Option<SecretRows>) {
+        *self.rewriting.borrow_mut() = Some(Rewrite {
+            previous,
+            written: None,
+        });
+        let out = rewrite();
+        let written = self.rewriting.borrow_mut().take().and_then(|r| r.written);
+        (out, written)
+    }
+
+    pub(super) fn is_rewriting(&self) -> bool {
+        self.rewriting.borrow().is_some()
+    }
+
+    /// Writes message secrets as pieces under `head_key`: the pieces that differ from the
+    /// rewriting group's memory when that memory is what the rows hold, every piece otherwise.
+    pub(super) fn write_secret_rows<V: Serialize + ?Sized>(
+        &self,
+        head_key: Vec<u8>,
+        value: &V,
+    ) -> Result<(), MlsStorageError> {
+        let (bytes, cuts) = codec::to_vec_with_cuts(value)?;
+        let old = match self.raw_get(&head_key)? {
+            Some(row) => parse_head(&row)?,
+            None => None,
+        };
+        let (old_count, old_version) = old.map_or((0, 0), |h| (h.count, h.version));
+        let previous = self
+            .rewriting
+            .borrow_mut()
+            .as_mut()
+            .and_then(|r| r.previous.take())
+            .filter(|p| old.is_some() && p.version == old_version);
+        let new = SecretRows {
+            version: old_version.wrapping_add(1),
+            bytes,
+            cuts,
+        };
+        let count = piece_index(new.count())?;
+        for i in 0..count {
+            let Some(piece) = new.piece(i as usize) else {
+                return Err(MlsStorageError::Serde("message secrets: bad cut".into()));
+            };
+            if previous.as_ref().and_then(|p| p.piece(i as usize)) != Some(piece) {
+                self.raw_set(piece_key(&head_key, i), Some(piece.to_vec()));
+            }
+        }
+        for i in count..old_count {
+            self.raw_set(piece_key(&head_key, i), None);
+        }
+        let head = Head {
+            count,
+            version: new.version,
+        };
+        self.raw_set(head_key, Some(head_bytes(head)));
+        if let Some(r) = self.rewriting.borrow_mut().as_mut() {
+            r.written = Some(new);
+        }
+        Ok(())
+    }
+
+    /// Drops this run's writes of the secrets under `head_key`, head and pieces alike (a
+    /// deferred write supersedes them; a head left without its pieces would misread).
+    pub(super) fn forget_secret_writes(&self, head_key: &[u8]) {
+        let mut writes = self.writes.borrow_mut();
+        writes.remove(head_key);
+        let mut prefix = head_key.to_vec();
+        prefix.push(b'#');
+        let pieces: Vec<Vec<u8>> = writes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in pieces {
+            writes.remove(&key);
+        }
+    }
+
+    /// Reads message secrets written as pieces (or whole, by earlier versions).
+    pub(super) fn read_secret_rows<V: DeserializeOwned>(
+        &self,
+        head_key: &[u8],
+    ) -> Result<Option<V>, MlsStorageError> {
+        let Some(row) = self.raw_get(head_key)? else {
+            return Ok(None);
+        };
+        let Some(head) = parse_head(&row)? else {
+            return decode(&row).map(Some);
+        };
+        let mut bytes = Vec::new();
+        for i in 0..head.count {
+            match self.raw_get(&piece_key(head_key, i))? {
+                Some(piece) => bytes.extend_from_slice(&piece),
+                None => {
+                    return Err(MlsStorageError::Serde(format!(
+                        "message secrets: piece {i} of {} missing",
+                        head.count
+                    )));
+                }
+            }
+        }
+        decode(&bytes).map(Some)
+    }
+
+    /// Deletes message secrets written as pieces (or whole).
+    pub(super) fn delete_secret_rows(&self, head_key: Vec<u8>) -> Result<(), MlsStorageError> {
+        if let Some(row) = self.raw_get(&head_key)?
+            && let Some(head) = parse_head(&row)?
+        {
+            for i in 0..head.count {
+                self.raw_set(piece_key(&head_key, i), None);
+            }
+        }
+        self.raw_set(head_key, None);
+        Ok(())
+    }
+}
+
+/// `kv` with the versions of its message-secrets heads cleared: two paths that end with the
+/// same secrets may have written them a different number of times.
+#[cfg(test)]
+pub(crate) fn without_versions(kv: &super::super::kv::MemoryKv) -> super::super::kv::MemoryKv {
+    let mut out = kv.clone();
+    for value in out.0.values_mut() {
+        if value.len() == HEAD_LEN && value.first() == Some(&PIECES_MAGIC) {
+            value[5..].fill(0);
+        }
+    }
+    out
+}
