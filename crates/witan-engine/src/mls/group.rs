@@ -119,6 +119,24 @@ impl Group {
         }
     }
 
+    /// Runs `op` on the OpenMLS group with the message-secret pieces this group last wrote
+    /// lent to the storage, so that it writes only the pieces that changed
+    /// (`storage::secret_rows`); `drop_join_config` as there.
+    fn with_secret_memory<T>(
+        &mut self,
+        p: &MlsProvider,
+        drop_join_config: bool,
+        op: impl FnOnce(&mut MlsGroup) -> T,
+    ) -> T {
+        let memory = self.written_secrets.take();
+        let inner = &mut self.inner;
+        let (out, memory) = p
+            .storage()
+            .with_secret_memory(memory, drop_join_config, || op(inner));
+        self.written_secrets = memory;
+        out
+    }
+
     /// Records a failed OpenMLS operation (see `failed`).
     fn note<T, E>(&mut self, result: &Result<T, E>) {
         self.failed |= result.is_err();
@@ -198,12 +216,8 @@ impl Group {
     /// pieces that changed since this group last wrote them are written (`storage::secret_rows`).
     pub(crate) fn rewrite_message_secrets(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
         let policy = self.inner.past_epoch_deletion_policy().clone();
-        let previous = self.written_secrets.take();
-        let inner = &mut self.inner;
-        let (written, pieces) = p
-            .storage()
-            .rewriting_secrets(previous, || inner.set_past_epoch_deletion_policy(p, policy));
-        self.written_secrets = pieces;
+        let written =
+            self.with_secret_memory(p, true, |g| g.set_past_epoch_deletion_policy(p, policy));
         self.note(&written);
         written.map_err(|e| MlsError::Storage(e.to_string()))
     }
@@ -285,7 +299,8 @@ impl Group {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, MlsError> {
         self.ensure_active()?;
-        let msg = self.inner.create_message(p, &id.signer(), plaintext);
+        let msg =
+            self.with_secret_memory(p, false, |g| g.create_message(p, &id.signer(), plaintext));
         self.note(&msg);
         let msg = msg.map_err(MlsError::internal)?;
         msg.to_bytes().map_err(MlsError::internal)
@@ -318,7 +333,7 @@ impl Group {
         if message_epoch > group_epoch {
             return Err(wrong_epoch);
         }
-        let processed = self.inner.process_message(p, pm);
+        let processed = self.with_secret_memory(p, false, |g| g.process_message(p, pm));
         self.note(&processed);
         let processed = processed.map_err(|e| match e {
             ProcessMessageError::ValidationError(

@@ -83,8 +83,8 @@ pub struct MlsStorage<'a> {
     deferral: Option<&'a dyn GroupLoans>,
     /// The message-secrets row whose writes are deferred (that of the group lent out).
     deferred_row: RefCell<Option<Vec<u8>>>,
-    /// Inside [`MlsStorage::rewriting_secrets`] (`secret_rows`).
-    rewriting: RefCell<Option<secret_rows::Rewrite>>,
+    /// Inside [`MlsStorage::with_secret_memory`] (`secret_rows`).
+    scope: RefCell<Option<secret_rows::Scope>>,
 }
 
 impl<'a> MlsStorage<'a> {
@@ -95,7 +95,7 @@ impl<'a> MlsStorage<'a> {
             writes: RefCell::new(BTreeMap::new()),
             deferral: None,
             deferred_row: RefCell::new(None),
-            rewriting: RefCell::new(None),
+            scope: RefCell::new(None),
         }
     }
 
@@ -213,7 +213,7 @@ impl<'a> MlsStorage<'a> {
         key: &K,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        if self.is_rewriting() {
+        if self.drops_join_config() {
             return Ok(());
         }
         self.put(label, key, value)

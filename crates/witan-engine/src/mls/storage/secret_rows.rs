@@ -9,9 +9,10 @@
 //! long lists), each piece is a row of its own, and a head row at the usual key names how many
 //! pieces there are and which version of them the rows hold.
 //!
-//! A group keeps the pieces it last wrote ([`SecretRows`], in `Group`), and hands them back
-//! when it rewrites its deferred secrets ([`MlsStorage::rewriting_secrets`]): only the pieces
-//! that differ from those are written. That memory is trusted only if the head in the rows
+//! A group keeps the pieces it last wrote ([`SecretRows`], in `Group`) and lends them to the
+//! storage around its operations that write secrets — sending, receiving, writing deferred
+//! secrets back ([`MlsStorage::with_secret_memory`]): only the pieces that differ from those
+//! are written. That memory is trusted only if the head in the rows
 //! still has its version — any other write of the secrets (without the memory, by another
 //! group object, by another connection) bumps the version — so a stale memory costs a full
 //! write, never a wrong one. Rows written whole by earlier versions (a head starting with the
@@ -52,11 +53,13 @@ impl SecretRows {
     }
 }
 
-/// A rewrite of deferred secrets in progress: the group's memory in, what was written out.
+/// A group's operation in progress ([`MlsStorage::with_secret_memory`]).
 #[derive(Debug, Default)]
-pub(super) struct Rewrite {
-    previous: Option<SecretRows>,
-    written: Option<SecretRows>,
+pub(super) struct Scope {
+    /// The pieces the group last wrote, then the pieces written in this scope.
+    memory: Option<SecretRows>,
+    /// Join-configuration writes are dropped (see [`MlsStorage::with_secret_memory`]).
+    drop_join_config: bool,
 }
 
 /// What a head row says.
@@ -119,32 +122,39 @@ fn piece_index(i: usize) -> Result<u32, MlsStorageError> {
 }
 
 impl MlsStorage<'_> {
-    /// Runs `rewrite`, which writes a group's deferred message secrets back, with the pieces
-    /// that group wrote last (`previous`); returns its result and the pieces now written.
+    /// Runs `op`, an operation of one group that may write its message secrets, with the
+    /// pieces that group wrote last (`memory`); returns its result and the pieces the rows
+    /// hold after it (the memory unchanged if it wrote none).
     ///
-    /// OpenMLS's only public way to write the secrets is setting the deletion policy the group
-    /// already has, which also writes the join configuration, unchanged; that write is dropped
-    /// here (a live receive would pay for it as one more page).
-    pub(crate) fn rewriting_secrets<T>(
+    /// With `drop_join_config`, join-configuration writes are dropped: OpenMLS's only public
+    /// way to write the secrets back is setting the deletion policy the group already has,
+    /// which also writes the join configuration, unchanged (a live receive would pay for it as
+    /// one more page).
+    pub(crate) fn with_secret_memory<T>(
         &self,
-        previous: Option<SecretRows>,
-        rewrite: impl FnOnce() -> T,
+        memory: Option<SecretRows>,
+        drop_join_config: bool,
+        op: impl FnOnce() -> T,
     ) -> (T, Option<SecretRows>) {
-        *self.rewriting.borrow_mut() = Some(Rewrite {
-            previous,
-            written: None,
+        *self.scope.borrow_mut() = Some(Scope {
+            memory,
+            drop_join_config,
         });
-        let out = rewrite();
-        let written = self.rewriting.borrow_mut().take().and_then(|r| r.written);
-        (out, written)
+        let out = op();
+        let memory = self.scope.borrow_mut().take().and_then(|s| s.memory);
+        (out, memory)
     }
 
-    pub(super) fn is_rewriting(&self) -> bool {
-        self.rewriting.borrow().is_some()
+    pub(super) fn drops_join_config(&self) -> bool {
+        self.scope
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.drop_join_config)
     }
 
     /// Writes message secrets as pieces under `head_key`: the pieces that differ from the
-    /// rewriting group's memory when that memory is what the rows hold, every piece otherwise.
+    /// memory of the group in scope when that memory is what the rows hold, every piece
+    /// otherwise.
     pub(super) fn write_secret_rows<V: Serialize + ?Sized>(
         &self,
         head_key: Vec<u8>,
@@ -157,10 +167,10 @@ impl MlsStorage<'_> {
         };
         let (old_count, old_version) = old.map_or((0, 0), |h| (h.count, h.version));
         let previous = self
-            .rewriting
+            .scope
             .borrow_mut()
             .as_mut()
-            .and_then(|r| r.previous.take())
+            .and_then(|s| s.memory.take())
             .filter(|p| old.is_some() && p.version == old_version);
         let new = SecretRows {
             version: old_version.wrapping_add(1),
@@ -184,8 +194,8 @@ impl MlsStorage<'_> {
             version: new.version,
         };
         self.raw_set(head_key, Some(head_bytes(head)));
-        if let Some(r) = self.rewriting.borrow_mut().as_mut() {
-            r.written = Some(new);
+        if let Some(s) = self.scope.borrow_mut().as_mut() {
+            s.memory = Some(new);
         }
         Ok(())
     }

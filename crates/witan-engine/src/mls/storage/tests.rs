@@ -187,7 +187,7 @@ fn a_memory_the_rows_moved_past_costs_a_full_write_never_a_wrong_one() {
     let mut kv = MemoryKv::new();
     let mut memory = None;
     run(&mut kv, |s| {
-        let ((), m) = s.rewriting_secrets(None, || {
+        let ((), m) = s.with_secret_memory(None, false, || {
             s.write_secret_rows(head.clone(), &tree(0)).unwrap()
         });
         memory = m;
@@ -198,7 +198,7 @@ fn a_memory_the_rows_moved_past_costs_a_full_write_never_a_wrong_one() {
     let mut kept = kv.clone();
     let memory2 = memory.clone();
     let written = run(&mut kept, |s| {
-        s.rewriting_secrets(memory2, || {
+        s.with_secret_memory(memory2, false, || {
             s.write_secret_rows(head.clone(), &next).unwrap()
         });
     });
@@ -208,7 +208,9 @@ fn a_memory_the_rows_moved_past_costs_a_full_write_never_a_wrong_one() {
         s.write_secret_rows(head.clone(), &tree(3)).unwrap()
     });
     let written = run(&mut kv, |s| {
-        s.rewriting_secrets(memory, || s.write_secret_rows(head.clone(), &next).unwrap());
+        s.with_secret_memory(memory, false, || {
+            s.write_secret_rows(head.clone(), &next).unwrap()
+        });
     });
     assert_eq!(written.len(), 6);
     assert_eq!(
