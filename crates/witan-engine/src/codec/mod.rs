@@ -97,10 +97,11 @@ pub fn to_vec<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
 }
 
 /// Encodes `value` as [`to_vec`] does, and says where the bytes may be cut into pieces that
-/// change alone: before every [`cut_every`]-th element of each sequence long enough to have
-/// one (not inside byte strings). The offsets ascend; the pieces joined are the value. The
-/// cuts follow the value's structure, not its bytes, so an element that grows or shrinks
-/// changes its own piece and moves the later ones without changing them.
+/// change alone: before every [`cut_every`]-th element of each long sequence that is not
+/// itself inside a sequence (not inside byte strings either). The offsets ascend; the pieces
+/// joined are the value. The cuts follow the value's structure, not its bytes, so an element
+/// that grows or shrinks changes its own piece and moves the later ones without changing
+/// them.
 pub fn to_vec_with_cuts<T: serde::Serialize + ?Sized>(
     value: &T,
 ) -> Result<(Vec<u8>, Vec<usize>), CodecError> {
@@ -109,11 +110,15 @@ pub fn to_vec_with_cuts<T: serde::Serialize + ?Sized>(
     Ok(encoder.into_parts())
 }
 
-/// How many elements of a sequence of `len` go between cuts (0: it is not cut): shorter
-/// sequences stay whole, and a long one is cut into at most about 32 pieces, so that rewriting
-/// it from scratch stays a few dozen rows.
+/// How many elements of a sequence of `len` go between cuts (0: it is not cut): a sequence
+/// is cut into at most 16 pieces of at least 16 elements, so that rewriting or reading it
+/// whole stays a few dozen rows.
 pub fn cut_every(len: usize) -> usize {
-    if len < 16 { 0 } else { len.div_ceil(32).max(8) }
+    if len <= 16 {
+        0
+    } else {
+        len.div_ceil(16).max(16)
+    }
 }
 
 /// Decodes a value written by [`to_vec`]; the whole input must be used.

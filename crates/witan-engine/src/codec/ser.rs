@@ -16,6 +16,8 @@ pub(super) struct Encoder {
     names: Option<Names>,
     /// Where the output may be cut (offsets of elements of long sequences), when asked for.
     cuts: Option<Vec<usize>>,
+    /// Sequences open around the value being written (only outermost ones are cut).
+    open_seqs: usize,
 }
 
 impl Encoder {
@@ -24,6 +26,7 @@ impl Encoder {
             out: vec![codec::MAGIC],
             names: Some(Names::new()),
             cuts: None,
+            open_seqs: 0,
         }
     }
 
@@ -44,6 +47,7 @@ impl Encoder {
             out: Vec::new(),
             names: None,
             cuts: None,
+            open_seqs: 0,
         }
     }
 
@@ -161,6 +165,7 @@ impl Seq<'_> {
         {
             *tag = codec::BYTES;
         }
+        self.enc.open_seqs = self.enc.open_seqs.saturating_sub(1);
         self.enc.patch(self.at, self.count)
     }
 }
@@ -288,9 +293,10 @@ impl<'e> ser::Serializer for &'e mut Encoder {
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Seq<'e>, CodecError> {
         let every = match (&self.cuts, len) {
-            (Some(_), Some(len)) => codec::cut_every(len),
+            (Some(_), Some(len)) if self.open_seqs == 0 => codec::cut_every(len),
             _ => 0,
         };
+        self.open_seqs += 1;
         let at = self.open(codec::SEQ);
         Ok(Seq {
             enc: self,
@@ -324,6 +330,7 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         let outer = self.open(codec::MAP);
         self.patch(outer, 1)?;
         self.name(variant)?;
+        self.open_seqs += 1;
         let at = self.open(codec::SEQ);
         Ok(Seq {
             enc: self,

@@ -245,7 +245,7 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
         secret: Vec<u8>,
         generation: u32,
     }
-    let leaves: Vec<Option<Leaf>> = (0..40u32)
+    let leaves: Vec<Option<Leaf>> = (0..80u32)
         .map(|i| {
             (i % 3 != 0).then(|| Leaf {
                 secret: vec![i as u8; 32],
@@ -253,21 +253,37 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
             })
         })
         .collect();
-    let value = (vec![7u8; 100], leaves, vec![1u16, 2, 3]);
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Tree {
+        bytes: Vec<u8>,
+        nested: Vec<Vec<u32>>,
+        leaves: Vec<Option<Leaf>>,
+        short: Vec<u16>,
+    }
+    // A long list inside a list is not cut: only outermost sequences are.
+    let value = Tree {
+        bytes: vec![7u8; 100],
+        nested: vec![vec![0u32; 40]; 2],
+        leaves,
+        short: vec![1, 2, 3],
+    };
     let (bytes, cuts) = super::to_vec_with_cuts(&value).unwrap();
     assert_eq!(bytes, super::to_vec(&value).unwrap());
-    // 40 leaves, a cut before every 8th: 4 cuts; the byte string and the short list: none.
+    // 80 leaves, a cut before every 16th: 4 cuts; the bytes, the nested and short lists: none.
     assert_eq!(cuts.len(), 4);
     assert!(cuts.windows(2).all(|w| w[0] < w[1]));
-    assert!(cuts[0] > 100, "no cut inside the byte string");
+    assert!(
+        cuts[0] > 100 + 2 * 40 * 5,
+        "no cut inside the byte string or the nested lists"
+    );
     // An element that grows moves the later cuts but leaves the later pieces as they were.
     let mut grown = value;
-    if let Some(Some(leaf)) = grown.1.get_mut(2) {
+    if let Some(Some(leaf)) = grown.leaves.get_mut(2) {
         leaf.secret.extend_from_slice(&[9; 10]);
     }
     let (bytes2, cuts2) = super::to_vec_with_cuts(&grown).unwrap();
     assert_eq!(cuts2.len(), 4);
-    assert_eq!(&bytes[..cuts[0]].len() + 10, bytes2[..cuts2[0]].len());
+    assert_eq!(bytes[..cuts[0]].len() + 10, bytes2[..cuts2[0]].len());
     for i in 0..4 {
         let end = |c: &[usize], b: &[u8]| c.get(i + 1).copied().unwrap_or(b.len());
         assert_eq!(
@@ -275,15 +291,17 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
             &bytes2[cuts2[i]..end(&cuts2, &bytes2)]
         );
     }
-    let back: (Vec<u8>, Vec<Option<Leaf>>, Vec<u16>) = super::from_slice(&bytes2).unwrap();
+    let back: Tree = super::from_slice(&bytes2).unwrap();
     assert_eq!(back, grown);
 }
 
 #[test]
-fn a_sequence_is_cut_into_at_most_about_32_pieces() {
-    assert_eq!(super::cut_every(15), 0);
-    assert_eq!(super::cut_every(16), 8);
-    assert_eq!(super::cut_every(128), 8);
-    assert_eq!(super::cut_every(1000), 32);
-    assert!(1000usize.div_ceil(super::cut_every(1000)) <= 32);
+fn a_sequence_is_cut_into_at_most_16_pieces_of_at_least_16_elements() {
+    assert_eq!(super::cut_every(16), 0);
+    assert_eq!(super::cut_every(17), 16);
+    assert_eq!(super::cut_every(128), 16);
+    assert_eq!(super::cut_every(1000), 63);
+    for len in [17usize, 100, 128, 1000, 5000] {
+        assert!(len.div_ceil(super::cut_every(len)) <= 16);
+    }
 }
