@@ -15,8 +15,9 @@
 //! are written. That memory is trusted only if the head in the rows
 //! still has its version — any other write of the secrets (without the memory, by another
 //! group object, by another connection) bumps the version — so a stale memory costs a full
-//! write, never a wrong one. Rows written whole by earlier versions (a head starting with the
-//! row codec's magic byte) are read as they are and replaced by pieces on the next write.
+//! write, never a wrong one. A value with nothing to cut (a group of up to 16 members) is
+//! written whole, in one row starting with the row codec's magic byte, as all rows were
+//! before pieces; such a row is read as it is.
 //!
 //! Head: [`PIECES_MAGIC`], the piece count (u32 le), the version (u64 le). Piece `i`: the
 //! head's key, `#`, `i` (u32 big-endian, so the pieces of a group sort in order).
@@ -177,6 +178,14 @@ impl MlsStorage<'_> {
             bytes,
             cuts,
         };
+        if new.cuts.is_empty() {
+            // Nothing to cut (a group of up to 16): one row, as before pieces, and no head.
+            for i in 0..old_count {
+                self.raw_set(piece_key(&head_key, i), None);
+            }
+            self.raw_set(head_key, Some(new.bytes));
+            return Ok(());
+        }
         let count = piece_index(new.count())?;
         for i in 0..count {
             let Some(piece) = new.piece(i as usize) else {
@@ -217,7 +226,7 @@ impl MlsStorage<'_> {
         }
     }
 
-    /// Reads message secrets written as pieces (or whole, by earlier versions).
+    /// Reads message secrets written as pieces or whole.
     pub(super) fn read_secret_rows<V: DeserializeOwned>(
         &self,
         head_key: &[u8],
@@ -243,7 +252,7 @@ impl MlsStorage<'_> {
         decode(&bytes).map(Some)
     }
 
-    /// Deletes message secrets written as pieces (or whole).
+    /// Deletes message secrets written as pieces or whole.
     pub(super) fn delete_secret_rows(&self, head_key: Vec<u8>) -> Result<(), MlsStorageError> {
         if let Some(row) = self.raw_get(&head_key)?
             && let Some(head) = parse_head(&row)?
