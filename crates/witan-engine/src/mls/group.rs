@@ -88,7 +88,7 @@ pub struct Group {
     /// An OpenMLS operation on this group failed: it may have changed the group in memory
     /// without writing its rows, so the group must not be kept in place of the rows.
     failed: bool,
-    /// The message secrets as this group last wrote them back, to write only what changed.
+    /// The message secrets as this group last wrote them, to write only the pieces that change.
     written_secrets: Option<SecretRows>,
 }
 
@@ -212,8 +212,8 @@ impl Group {
 
     /// Writes the group's message secrets to the provider's storage again, as they are in
     /// memory (the write a deferring storage skipped; nothing else changes: the policy set is
-    /// the group's own, and the storage drops the join configuration's write). Only the
-    /// pieces that changed since this group last wrote them are written (`storage::secret_rows`).
+    /// the group's own, and the storage drops the join configuration's write). Only the pieces
+    /// that changed since this group last wrote them are written (`storage::secret_rows`).
     pub(crate) fn rewrite_message_secrets(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
         let policy = self.inner.past_epoch_deletion_policy().clone();
         let written =

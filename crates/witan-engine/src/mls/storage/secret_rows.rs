@@ -12,10 +12,9 @@
 //! A group keeps the pieces it last wrote ([`SecretRows`], in `Group`) and lends them to the
 //! storage around its operations that write secrets — sending, receiving, writing deferred
 //! secrets back ([`MlsStorage::with_secret_memory`]): only the pieces that differ from those
-//! are written. That memory is trusted only if the head in the rows
-//! still has its version — any other write of the secrets (without the memory, by another
-//! group object, by another connection) bumps the version — so a stale memory costs a full
-//! write, never a wrong one. A value with nothing to cut (a group of up to 16 members) is
+//! are written. That memory is trusted only if the head in the rows still has its version —
+//! any other write of the secrets (without the memory, by another group object, by another
+//! connection) bumps the version — so a stale memory costs a full write, never a wrong one. A value with nothing to cut (a group of up to 16 members) is
 //! written whole, in one row starting with the row codec's magic byte, as all rows were
 //! before pieces; such a row is read as it is.
 //!
