@@ -15,12 +15,13 @@
 
 use super::WIRE_VERSION;
 use super::ballot_codec::{validate_proof, validate_proposal, validate_vote};
+use super::envelope::{Envelope, PacketKind, SeenKey, body_digest, seen_key};
 use super::error::WireError;
 use super::fields::{bad, check_max, decode_bounded, exact, member_ids, non_empty};
 use super::limits::*;
 use super::messages::{
-    CatchUp, Chat, ConversationSync, Envelope, GroupPayload, JoinRequest, PacketKind, SeenKey,
-    WelcomePacket, body_digest, group_payload::Content, seen_key,
+    CatchUp, Chat, ConversationSync, GroupPayload, JoinRequest, WelcomePacket,
+    group_payload::Content,
 };
 use super::round_codec::{
     validate_candidate, validate_certified, validate_new_round, validate_polka, validate_round_vote,

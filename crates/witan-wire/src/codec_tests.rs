@@ -4,6 +4,7 @@
 use super::*;
 use crate::decode_proposal_payload;
 use crate::encode;
+use crate::envelope::*;
 use crate::messages::*;
 use crate::proposal_payload::Action;
 use crate::samples;

@@ -74,6 +74,7 @@
 mod ballot_codec;
 mod codec;
 mod digest;
+mod envelope;
 mod error;
 mod fields;
 pub mod limits;
@@ -107,13 +108,13 @@ pub use digest::{
     RoundVoteKind, VOTE_HASH_DOMAIN, candidate_digest, catch_up_hash, proposal_digest,
     round_vote_hash, vote_digest, vote_hash,
 };
+pub use envelope::{Envelope, PacketKind, SeenKey, body_digest, packet_id, seen_key};
 pub use error::WireError;
 pub use messages::{
     AddMember, Candidate, CatchUp, CertifiedCommit, Chat, ConversationSync, EmergencyEvidence,
-    EmergencyRemoval, Envelope, EquivocationProof, GroupPayload, JoinRequest, NewRound, PacketKind,
-    PeerScore, Polka, Proposal, ProposalPayload, RemoveMember, Resolution, RoundSignature,
-    RoundVote, SeenKey, SelfLeave, SyncSettings, Vote, VoteBundle, WelcomePacket, body_digest,
-    group_payload, packet_id, proposal_payload, seen_key,
+    EmergencyRemoval, EquivocationProof, GroupPayload, JoinRequest, NewRound, PeerScore, Polka,
+    Proposal, ProposalPayload, RemoveMember, Resolution, RoundSignature, RoundVote, SelfLeave,
+    SyncSettings, Vote, VoteBundle, WelcomePacket, group_payload, proposal_payload,
 };
 pub use round_codec::{
     validate_candidate, validate_certified, validate_new_round, validate_polka,

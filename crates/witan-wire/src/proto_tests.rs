@@ -11,6 +11,7 @@ use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
 };
 
+use super::envelope::*;
 use super::messages::*;
 use super::samples;
 

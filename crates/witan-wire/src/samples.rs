@@ -2,6 +2,7 @@
 //! tests' fixtures and the fuzz targets' seeds (feature `samples`). `seed` arguments vary the
 //! contents.
 
+use super::envelope::*;
 use super::messages::*;
 use super::{Sealed, SealedPayload, SignedVote};
 use super::{encode, group_payload::Content, proposal_payload::Action};
