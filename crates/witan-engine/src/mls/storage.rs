@@ -186,26 +186,6 @@ impl<'a> MlsStorage<'a> {
         Ok(())
     }
 
-    /// [`MlsStorage::put`] for message secrets: skipped for the group whose writes are
-    /// deferred (see the module doc).
-    fn put_message_secrets<K: Serialize + ?Sized, V: Serialize + ?Sized>(
-        &self,
-        label: &str,
-        key: &K,
-        value: &V,
-    ) -> Result<(), MlsStorageError> {
-        let row = Self::row_key(label, key)?;
-        if let Some(cache) = self.deferral
-            && self.deferred_row.borrow().as_ref() == Some(&row)
-            && cache.defer_write()
-        {
-            // The lent group holds these secrets; an earlier write of this run is older.
-            self.forget_secret_writes(&row);
-            return Ok(());
-        }
-        self.write_secret_rows(row, value)
-    }
-
     /// [`MlsStorage::put`] for a join configuration: dropped while rewriting secrets.
     fn put_join_config<K: Serialize + ?Sized, V: Serialize + ?Sized>(
         &self,

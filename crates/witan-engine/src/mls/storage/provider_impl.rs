@@ -9,8 +9,15 @@ macro_rules! group_value {
     ($write:ident, $read:ident, $delete:ident, $bound:ident, $label:expr) => {
         group_value!($write, $read, $delete, $bound, $label, put);
     };
-    // `$put` writes the row: `put`, or a writer with its own rule for that value.
     ($write:ident, $read:ident, $delete:ident, $bound:ident, $label:expr, $put:ident) => {
+        group_value!($write, $read, $delete, $bound, $label, $put, get, del);
+    };
+    // `$put`, `$get`, `$del` handle the row: `put`/`get`/`del`, or ones with their own rule
+    // for that value.
+    (
+        $write:ident, $read:ident, $delete:ident, $bound:ident, $label:expr,
+        $put:ident, $get:ident, $del:ident
+    ) => {
         fn $write<G: traits::GroupId<CURRENT_VERSION>, T: traits::$bound<CURRENT_VERSION>>(
             &self,
             group_id: &G,
@@ -23,14 +30,14 @@ macro_rules! group_value {
             &self,
             group_id: &G,
         ) -> Result<Option<T>, Self::Error> {
-            self.get($label, group_id)
+            self.$get($label, group_id)
         }
 
         fn $delete<G: traits::GroupId<CURRENT_VERSION>>(
             &self,
             group_id: &G,
         ) -> Result<(), Self::Error> {
-            self.del($label, group_id)
+            self.$del($label, group_id)
         }
     };
 }
@@ -68,33 +75,16 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage<'_> {
         ConfirmationTag,
         CONFIRMATION_TAG
     );
-    fn write_message_secrets<
-        G: traits::GroupId<CURRENT_VERSION>,
-        T: traits::MessageSecrets<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &G,
-        value: &T,
-    ) -> Result<(), Self::Error> {
-        self.put_message_secrets(MESSAGE_SECRETS, group_id, value)
-    }
-
-    fn message_secrets<
-        G: traits::GroupId<CURRENT_VERSION>,
-        T: traits::MessageSecrets<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &G,
-    ) -> Result<Option<T>, Self::Error> {
-        self.read_secret_rows(&Self::row_key(MESSAGE_SECRETS, group_id)?)
-    }
-
-    fn delete_message_secrets<G: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &G,
-    ) -> Result<(), Self::Error> {
-        self.delete_secret_rows(Self::row_key(MESSAGE_SECRETS, group_id)?)
-    }
+    group_value!(
+        write_message_secrets,
+        message_secrets,
+        delete_message_secrets,
+        MessageSecrets,
+        MESSAGE_SECRETS,
+        put_message_secrets,
+        get_message_secrets,
+        del_message_secrets
+    );
     group_value!(
         write_resumption_psk_store,
         resumption_psk_store,
