@@ -534,3 +534,60 @@ pub(crate) fn write_deferred_into(cache: &GroupCache, kv: &mut MemoryKv) {
     drop(p);
     kv.apply(changes);
 }
+
+/// A group of sixteen that has chatted holds a ratchet per sender: its secrets outgrow a
+/// database page, so writing them whole would spill into overflow pages on every receive.
+#[test]
+fn a_receive_in_a_chatty_group_of_sixteen_rewrites_a_small_piece_of_the_secrets() {
+    let mut members: Vec<Member> = (1..=16u8).map(Member::new).collect();
+    members[0].step(|p, id| Group::create(p, id, GID).unwrap());
+    let adds: Vec<Vec<u8>> = members[1..].iter_mut().map(Member::key_package).collect();
+    let out = members[0].commit(&adds, &[]);
+    members[0].merge_pending();
+    let welcome = out.welcome.expect("welcome");
+    for m in &mut members[1..] {
+        m.join(&welcome).unwrap();
+    }
+    let (first, rest) = members.split_at_mut(1);
+    let b = &mut first[0];
+    let cache = GroupCache::keeping(true);
+    let mut receive = |b: &mut Member, msg: &[u8]| {
+        let p = MlsProvider::deferring_message_secrets(&b.kv, &cache);
+        CachedGroup::load(&p, GID)
+            .unwrap()
+            .unwrap()
+            .decrypt(&p, msg)
+            .unwrap();
+        let changes = p.storage().take_changes();
+        drop(p);
+        b.kv.apply(changes);
+        let p = MlsProvider::new(&b.kv);
+        cache.write_deferred(&p).unwrap();
+        let changes = p.storage().take_changes();
+        drop(p);
+        b.kv.apply(changes.clone());
+        changes
+    };
+    for m in rest.iter_mut() {
+        receive(b, &m.encrypt(b"hello"));
+    }
+    let whole: usize =
+        b.kv.0
+            .iter()
+            .filter(|(k, _)| k.starts_with(b"mls1/message_secrets/"))
+            .map(|(_, v)| v.len())
+            .sum();
+    assert!(whole > 4096, "fifteen senders' ratchets: {whole} bytes");
+    let written = receive(b, &rest[3].encrypt(b"again"));
+    let sizes: Vec<usize> = written
+        .iter()
+        .map(|(_, v)| v.as_ref().map_or(0, Vec::len))
+        .collect();
+    // The head and one piece, each far inside a 4 KiB page (no overflow pages to rewrite).
+    assert!(
+        written.len() <= 3
+            && sizes.iter().all(|s| *s < 2048)
+            && sizes.iter().sum::<usize>() < whole / 2,
+        "rewrote {sizes:?} of {whole} bytes"
+    );
+}
