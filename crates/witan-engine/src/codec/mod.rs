@@ -111,14 +111,11 @@ pub fn to_vec_with_cuts<T: serde::Serialize + ?Sized>(
 }
 
 /// How many elements of a sequence of `len` go between cuts (0: it is not cut): a sequence
-/// is cut into at most 16 pieces of at least 16 elements, so that rewriting or reading it
-/// whole stays a few dozen rows.
+/// is cut into at most 16 pieces of at least 8 elements, so that rewriting or reading it
+/// whole stays a few dozen rows, and a piece of a group of 16's secret tree (eight ratchets)
+/// stays well inside a database page.
 pub fn cut_every(len: usize) -> usize {
-    if len <= 16 {
-        0
-    } else {
-        len.div_ceil(16).max(16)
-    }
+    if len <= 8 { 0 } else { len.div_ceil(16).max(8) }
 }
 
 /// Decodes a value written by [`to_vec`]; the whole input must be used.

@@ -269,8 +269,8 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
     };
     let (bytes, cuts) = super::to_vec_with_cuts(&value).unwrap();
     assert_eq!(bytes, super::to_vec(&value).unwrap());
-    // 80 leaves, a cut before every 16th: 4 cuts; the bytes, the nested and short lists: none.
-    assert_eq!(cuts.len(), 4);
+    // 80 leaves, a cut before every 8th: 9 cuts; the bytes, the nested and short lists: none.
+    assert_eq!(cuts.len(), 9);
     assert!(cuts.windows(2).all(|w| w[0] < w[1]));
     assert!(
         cuts[0] > 100 + 2 * 40 * 5,
@@ -282,9 +282,9 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
         leaf.secret.extend_from_slice(&[9; 10]);
     }
     let (bytes2, cuts2) = super::to_vec_with_cuts(&grown).unwrap();
-    assert_eq!(cuts2.len(), 4);
+    assert_eq!(cuts2.len(), 9);
     assert_eq!(bytes[..cuts[0]].len() + 10, bytes2[..cuts2[0]].len());
-    for i in 0..4 {
+    for i in 0..9 {
         let end = |c: &[usize], b: &[u8]| c.get(i + 1).copied().unwrap_or(b.len());
         assert_eq!(
             &bytes[cuts[i]..end(&cuts, &bytes)],
@@ -296,12 +296,14 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
 }
 
 #[test]
-fn a_sequence_is_cut_into_at_most_16_pieces_of_at_least_16_elements() {
-    assert_eq!(super::cut_every(16), 0);
-    assert_eq!(super::cut_every(17), 16);
-    assert_eq!(super::cut_every(128), 16);
+fn a_sequence_is_cut_into_at_most_16_pieces_of_at_least_8_elements() {
+    assert_eq!(super::cut_every(8), 0);
+    assert_eq!(super::cut_every(9), 8);
+    assert_eq!(super::cut_every(16), 8);
+    assert_eq!(super::cut_every(128), 8);
+    assert_eq!(super::cut_every(129), 9);
     assert_eq!(super::cut_every(1000), 63);
-    for len in [17usize, 100, 128, 1000, 5000] {
+    for len in [9usize, 16, 100, 128, 1000, 5000] {
         assert!(len.div_ceil(super::cut_every(len)) <= 16);
     }
 }

@@ -14,7 +14,8 @@
 //! secrets back ([`MlsStorage::with_secret_memory`]): only the pieces that differ from those
 //! are written. That memory is trusted only if the head in the rows still has its version —
 //! any other write of the secrets (without the memory, by another group object, by another
-//! connection) bumps the version — so a stale memory costs a full write, never a wrong one. A value with nothing to cut (a group of up to 16 members) is
+//! connection) bumps the version — so a stale memory costs a full write, never a wrong one. A
+//! value with nothing to cut (a group of up to 8 members) is
 //! written whole, in one row starting with the row codec's magic byte, as all rows were
 //! before pieces; such a row is read as it is.
 //!
@@ -178,7 +179,7 @@ impl MlsStorage<'_> {
             cuts,
         };
         if new.cuts.is_empty() {
-            // Nothing to cut (a group of up to 16): one row, as before pieces, and no head.
+            // Nothing to cut (a group of up to 8): one row, as before pieces, and no head.
             for i in 0..old_count {
                 self.raw_set(piece_key(&head_key, i), None);
             }

@@ -164,13 +164,13 @@ fn message_secrets_too_short_to_cut_stay_one_row_and_longer_ones_become_pieces()
     });
     assert_eq!(
         written.len(),
-        1 + 3,
-        "a head and three pieces of up to sixteen elements"
+        1 + 5,
+        "a head and five pieces of up to eight elements"
     );
     assert_eq!(read(&kv), Some(tree(1)));
-    assert_eq!(kv.0.len(), 4);
+    assert_eq!(kv.0.len(), 6);
     // Fewer pieces than before: the surplus rows go.
-    let short: Vec<Option<Vec<u8>>> = tree(2).into_iter().take(10).collect();
+    let short: Vec<Option<Vec<u8>>> = tree(2).into_iter().take(8).collect();
     run(&mut kv, |s| {
         s.write_secret_rows(head.clone(), &short).unwrap()
     });
@@ -214,7 +214,7 @@ fn a_memory_the_rows_moved_past_costs_a_full_write_never_a_wrong_one() {
             s.write_secret_rows(head.clone(), &next).unwrap()
         });
     });
-    assert_eq!(written.len(), 4);
+    assert_eq!(written.len(), 6);
     assert_eq!(
         MlsStorage::new(&kv).read_secret_rows(&head).unwrap(),
         Some(next)
