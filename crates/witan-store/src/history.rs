@@ -189,7 +189,7 @@ mod tests {
             "SELECT MAX(seq) FROM messages WHERE conversation_id = 'c'",
         );
         assert!(
-            plan.contains("USING COVERING INDEX sqlite_autoindex_messages_1"),
+            plan.contains("USING PRIMARY KEY (conversation_id=?)"),
             "{plan}"
         );
     }

@@ -158,6 +158,30 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     // engine's parts by the engine's own migration (see `legacy.rs`), so that a step rewrites
     // only the parts it changed.
     Migration::Code(legacy::split_engine_states),
+    // Version 7: fewer pages written per received message (each page is a frame in the log).
+    // The history is kept in its primary key's order (no separate index for it), and the seen
+    // hashes lose their time index: pruning by age walks them in the order they were marked
+    // (`Step::prune_seen`).
+    Migration::Sql(
+        r#"
+    ALTER TABLE messages RENAME TO messages_v2;
+    CREATE TABLE messages (
+        conversation_id TEXT NOT NULL,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        message_id      TEXT NOT NULL,
+        sender          TEXT NOT NULL,
+        body            BLOB NOT NULL,
+        sent_at_ms      INTEGER NOT NULL,
+        own             INTEGER NOT NULL CHECK (own IN (0, 1)),
+        PRIMARY KEY (conversation_id, seq),
+        UNIQUE (conversation_id, sender, message_id)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO messages
+        SELECT conversation_id, seq, message_id, sender, body, sent_at_ms, own FROM messages_v2;
+    DROP TABLE messages_v2;
+    DROP INDEX seen_packets_by_time;
+    "#,
+    ),
 ];
 
 /// One forward migration.
@@ -374,6 +398,42 @@ pub(crate) mod tests {
             )
             .unwrap();
         assert_eq!(deadline, Some(77));
+    }
+
+    #[test]
+    fn version_7_keeps_the_history_and_the_seen_hashes() {
+        let mut conn = database_at(6);
+        conn.execute_batch(
+            "INSERT INTO messages VALUES ('c', 2, 'm2', 'bob', x'02', 6, 1);
+             INSERT INTO messages VALUES ('c', 1, 'm1', 'alice', x'01', 5, 0);
+             INSERT INTO seen_packets (hash, seen_ms) VALUES (x'01', 10);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let kept: Vec<(i64, String, Vec<u8>)> = conn
+            .prepare("SELECT seq, sender, body FROM messages WHERE conversation_id = 'c'")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            kept,
+            [(1, "alice".into(), vec![1]), (2, "bob".into(), vec![2])]
+        );
+        // Still one message per sender and id, and one per place in the conversation.
+        for dup in [
+            "INSERT INTO messages VALUES ('c', 3, 'm1', 'alice', x'03', 7, 0)",
+            "INSERT INTO messages VALUES ('c', 2, 'm9', 'carol', x'03', 7, 0)",
+        ] {
+            assert!(conn.execute(dup, []).is_err(), "{dup}");
+        }
+        let seen: i64 = conn
+            .query_row("SELECT seq FROM seen_packets WHERE hash = x'01'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(seen, 1);
     }
 
     #[test]
