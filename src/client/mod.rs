@@ -399,7 +399,8 @@ impl WitanClient {
         }
         let value = f(&mut env)?;
         env.flush()?;
-        let effects = std::mem::take(&mut env.effects);
+        let mut effects = std::mem::take(&mut env.effects);
+        effects.queued = env.queued_packets;
         let must_sync = durability == Durability::SyncedBeforePublishing && env.queued_packets;
         let states = env.take_states();
         drop(env);
@@ -464,7 +465,12 @@ impl WitanClient {
         for topic in effects.subscribe {
             self.transport.subscribe(topic);
         }
-        if let Err(e) = self.flush_outbox() {
+        // Only a step that queued packets has anything new to publish: what waits for a
+        // backoff is the next poll's (its wake-up time counts it), and reading the outbox
+        // after every live packet would cost a read transaction each.
+        if effects.queued
+            && let Err(e) = self.flush_outbox()
+        {
             tracing::warn!(error = %e, "outbox delivery failed; retried by the next poll");
         }
         for event in &effects.events {

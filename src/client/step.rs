@@ -60,11 +60,14 @@ pub(crate) struct Effects {
     pub events: Vec<WitanEvent>,
     pub subscribe: BTreeSet<String>,
     pub unsubscribe: BTreeSet<String>,
+    /// The step queued packets in the outbox: they are published once it committed.
+    pub queued: bool,
 }
 
 impl Effects {
     pub fn merge(&mut self, other: Effects) {
         self.events.extend(other.events);
+        self.queued |= other.queued;
         for t in other.subscribe {
             self.unsubscribe.remove(&t);
             self.subscribe.insert(t);
