@@ -551,7 +551,7 @@ fn a_receive_in_a_chatty_group_of_sixteen_rewrites_a_small_piece_of_the_secrets(
     let (first, rest) = members.split_at_mut(1);
     let b = &mut first[0];
     let cache = GroupCache::keeping(true);
-    let mut receive = |b: &mut Member, msg: &[u8]| {
+    let receive = |b: &mut Member, msg: &[u8]| {
         let p = MlsProvider::deferring_message_secrets(&b.kv, &cache);
         CachedGroup::load(&p, GID)
             .unwrap()
