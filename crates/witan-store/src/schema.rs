@@ -285,6 +285,19 @@ pub(crate) mod tests {
         assert_eq!(tables, 1);
     }
 
+    /// Every row `sql` selects, each read by `row`.
+    fn rows<T>(
+        conn: &Connection,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Vec<T> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], row)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     /// A database left at `version` by an earlier build.
     pub(crate) fn database_at(version: usize) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
@@ -309,13 +322,11 @@ pub(crate) mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        let kept: Vec<(i64, String, String)> = conn
-            .prepare("SELECT seq, message_id, sender FROM messages ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let kept: Vec<(i64, String, String)> = rows(
+            &conn,
+            "SELECT seq, message_id, sender FROM messages ORDER BY seq",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        );
         assert_eq!(
             kept,
             [
@@ -349,13 +360,11 @@ pub(crate) mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        let seen: Vec<(i64, Vec<u8>)> = conn
-            .prepare("SELECT seq, hash FROM seen_packets ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let seen: Vec<(i64, Vec<u8>)> = rows(
+            &conn,
+            "SELECT seq, hash FROM seen_packets ORDER BY seq",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        );
         assert_eq!(seen, [(1, vec![1]), (2, vec![2])]);
         let buffered: i64 = conn
             .query_row(
@@ -376,13 +385,11 @@ pub(crate) mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        let parts: Vec<(String, String, Vec<u8>)> = conn
-            .prepare("SELECT conversation_id, part, value FROM engine_state ORDER BY 1")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let parts: Vec<(String, String, Vec<u8>)> = rows(
+            &conn,
+            "SELECT conversation_id, part, value FROM engine_state ORDER BY 1",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        );
         assert_eq!(
             parts,
             [
@@ -410,13 +417,11 @@ pub(crate) mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        let kept: Vec<(i64, String, Vec<u8>)> = conn
-            .prepare("SELECT seq, sender, body FROM messages WHERE conversation_id = 'c'")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let kept: Vec<(i64, String, Vec<u8>)> = rows(
+            &conn,
+            "SELECT seq, sender, body FROM messages WHERE conversation_id = 'c'",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        );
         assert_eq!(
             kept,
             [(1, "alice".into(), vec![1]), (2, "bob".into(), vec![2])]

@@ -58,6 +58,30 @@ impl Member {
         self.with(|p, _, g| g.decrypt(p, msg))
     }
 
+    /// Decrypts `msg` with the group kept in `cache` and its message secrets deferred, then
+    /// writes them back as a step's end does; returns the write-back's changes.
+    fn decrypt_deferred(
+        &mut self,
+        cache: &GroupCache,
+        msg: &[u8],
+    ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let p = MlsProvider::deferring_message_secrets(&self.kv, cache);
+        CachedGroup::load(&p, GID)
+            .unwrap()
+            .unwrap()
+            .decrypt(&p, msg)
+            .unwrap();
+        let changes = p.storage().take_changes();
+        drop(p);
+        self.kv.apply(changes);
+        let p = MlsProvider::new(&self.kv);
+        cache.write_deferred(&p).unwrap();
+        let changes = p.storage().take_changes();
+        drop(p);
+        self.kv.apply(changes.clone());
+        changes
+    }
+
     fn epoch(&mut self) -> u64 {
         self.with(|_, _, g| g.epoch())
     }
@@ -475,21 +499,7 @@ fn a_send_or_a_receive_in_a_group_of_twenty_rewrites_a_piece_of_the_secrets() {
     let cache = GroupCache::keeping(true);
     let mut written = Vec::new();
     for m in &msgs[..2] {
-        let p = MlsProvider::deferring_message_secrets(&b.kv, &cache);
-        CachedGroup::load(&p, GID)
-            .unwrap()
-            .unwrap()
-            .decrypt(&p, m)
-            .unwrap();
-        let changes = p.storage().take_changes();
-        drop(p);
-        b.kv.apply(changes);
-        let p = MlsProvider::new(&b.kv);
-        cache.write_deferred(&p).unwrap();
-        let changes = p.storage().take_changes();
-        drop(p);
-        written.push(labels_of(&changes));
-        b.kv.apply(changes);
+        written.push(labels_of(&b.decrypt_deferred(&cache, m)));
     }
     // The first write-back knows nothing of the rows: every piece and the head.
     let pieces = written[0].len() - 1;
@@ -551,25 +561,8 @@ fn a_receive_in_a_chatty_group_of_sixteen_rewrites_a_small_piece_of_the_secrets(
     let (first, rest) = members.split_at_mut(1);
     let b = &mut first[0];
     let cache = GroupCache::keeping(true);
-    let receive = |b: &mut Member, msg: &[u8]| {
-        let p = MlsProvider::deferring_message_secrets(&b.kv, &cache);
-        CachedGroup::load(&p, GID)
-            .unwrap()
-            .unwrap()
-            .decrypt(&p, msg)
-            .unwrap();
-        let changes = p.storage().take_changes();
-        drop(p);
-        b.kv.apply(changes);
-        let p = MlsProvider::new(&b.kv);
-        cache.write_deferred(&p).unwrap();
-        let changes = p.storage().take_changes();
-        drop(p);
-        b.kv.apply(changes.clone());
-        changes
-    };
     for m in rest.iter_mut() {
-        receive(b, &m.encrypt(b"hello"));
+        b.decrypt_deferred(&cache, &m.encrypt(b"hello"));
     }
     let whole: usize =
         b.kv.0
@@ -578,7 +571,7 @@ fn a_receive_in_a_chatty_group_of_sixteen_rewrites_a_small_piece_of_the_secrets(
             .map(|(_, v)| v.len())
             .sum();
     assert!(whole > 4096, "fifteen senders' ratchets: {whole} bytes");
-    let written = receive(b, &rest[3].encrypt(b"again"));
+    let written = b.decrypt_deferred(&cache, &rest[3].encrypt(b"again"));
     let sizes: Vec<usize> = written
         .iter()
         .map(|(_, v)| v.as_ref().map_or(0, Vec::len))
