@@ -12,8 +12,10 @@
 //! `legacy.rs` (the one-time migration of rows written as JSON), `spool.rs` (packets an
 //! extension kept aside for the app),
 //! `step.rs` (the transaction, identity, meta, OpenMLS rows), and one file per
-//! table group: `conversations.rs`, `inbound.rs`, `outbox.rs`, `history.rs`.
+//! table group: `conversations.rs` (with `chunked.rs`, large engine parts in chunks),
+//! `inbound.rs`, `outbox.rs`, `history.rs`.
 
+mod chunked;
 mod cipher;
 mod conversations;
 mod db;
