@@ -144,3 +144,38 @@ fn a_damaged_list_or_a_missing_chunk_is_corrupt() {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+#[test]
+fn one_change_in_a_large_tree_row_logs_a_few_pages_not_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = format!("{}-wal", crate::test_support::db_path(&dir));
+    let mut db = crate::test_support::file_db(&dir);
+    let key = b"mls1/tree/{\"value\":{\"vec\":[1]}}".to_vec();
+    let mut tree = noisy(200_000, 8);
+    let step = db.step().unwrap();
+    step.apply_mls_changes(&[(key.clone(), Some(tree.clone()))])
+        .unwrap();
+    step.commit().unwrap();
+    let step = db.read().unwrap();
+    step.tx
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(step);
+    // A commit blanks a leaf (the row gets shorter) and renews one direct path: a few
+    // places of the tree. (A change that keeps the row's length SQLite writes in place.)
+    for at in [20_000, 110_000, 180_000] {
+        tree[at..at + 64].copy_from_slice(&noisy(64, at as u32));
+    }
+    tree.drain(150_000..150_300);
+    let step = db.step().unwrap();
+    step.apply_mls_changes(&[(key.clone(), Some(tree.clone()))])
+        .unwrap();
+    step.commit().unwrap();
+    let logged = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        logged < 24 * 4096,
+        "three changes in a 200 KB tree logged {logged} bytes"
+    );
+    let step = db.read().unwrap();
+    assert_eq!(step.mls_get(&key).unwrap(), Some(tree));
+}
