@@ -182,9 +182,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     DROP INDEX seen_packets_by_time;
     "#,
     ),
-    // Version 8: large engine parts in content-defined chunks, so that a step rewrites the
-    // chunks it changed, not the whole part (`chunked.rs`). Chunks go with their
-    // conversation; finding them takes a scan, which only deleting a conversation needs.
+    // Version 8: large engine parts and group trees in content-defined chunks, so that a
+    // step rewrites the chunks it changed, not the whole value (`chunked.rs`). A part's
+    // chunks go with their conversation; finding them takes a scan, which only deleting a
+    // conversation needs.
     Migration::Sql(
         r#"
     ALTER TABLE engine_state
@@ -193,6 +194,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         id              INTEGER PRIMARY KEY,
         conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
         value           BLOB NOT NULL
+    ) STRICT;
+    ALTER TABLE mls_kv
+        ADD COLUMN chunked INTEGER NOT NULL DEFAULT 0 CHECK (chunked IN (0, 1));
+    CREATE TABLE mls_chunks (
+        id    INTEGER PRIMARY KEY,
+        value BLOB NOT NULL
     ) STRICT;
     "#,
     ),

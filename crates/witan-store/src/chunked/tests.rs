@@ -109,7 +109,11 @@ fn a_chunk_id_taken_by_other_bytes_stores_the_part_whole() {
     step.tx
         .execute(
             "INSERT INTO engine_chunks (id, conversation_id, value) VALUES (?1, 'a', x'00')",
-            [chunk_id("a", "round", third)],
+            [Owner::Part {
+                conversation: "a",
+                part: "round",
+            }
+            .chunk_id(third)],
         )
         .unwrap();
     step.save_part("a", "round", &value).unwrap();
@@ -173,9 +177,50 @@ fn one_change_in_a_large_tree_row_logs_a_few_pages_not_the_row() {
     step.commit().unwrap();
     let logged = std::fs::metadata(&wal).unwrap().len();
     assert!(
-        logged < 24 * 4096,
-        "three changes in a 200 KB tree logged {logged} bytes"
+        logged < 32 * 4096,
+        "four changes in a 200 KB tree logged {logged} bytes"
     );
     let step = db.read().unwrap();
     assert_eq!(step.mls_get(&key).unwrap(), Some(tree));
+}
+
+#[test]
+fn a_tree_row_is_chunked_when_large_and_other_rows_never_are() {
+    let mut db = memory_db();
+    let step = db.step().unwrap();
+    let rows = |step: &Step<'_>| -> i64 {
+        step.tx
+            .query_row("SELECT COUNT(*) FROM mls_chunks", [], |r| r.get(0))
+            .unwrap()
+    };
+    let tree = b"mls1/tree/\"g\"".to_vec();
+    let secrets = b"mls1/message_secrets/\"g\"".to_vec();
+    let large = noisy(50_000, 10);
+    step.apply_mls_changes(&[
+        (tree.clone(), Some(large.clone())),
+        (secrets.clone(), Some(large.clone())),
+    ])
+    .unwrap();
+    let chunks = rows(&step);
+    assert!(chunks > 10);
+    let whole: i64 = step
+        .tx
+        .query_row(
+            "SELECT chunked FROM mls_kv WHERE key = ?1",
+            [&secrets],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(whole, 0);
+    assert_eq!(step.mls_get(&tree).unwrap(), Some(large.clone()));
+    assert_eq!(step.mls_get(&secrets).unwrap(), Some(large.clone()));
+    // Small again: stored whole, chunks gone; large, then deleted: chunks gone.
+    step.apply_mls_changes(&[(tree.clone(), Some(b"small".to_vec()))])
+        .unwrap();
+    assert_eq!(rows(&step), 0);
+    assert_eq!(step.mls_get(&tree).unwrap(), Some(b"small".to_vec()));
+    step.apply_mls_changes(&[(tree.clone(), Some(large)), (tree.clone(), None)])
+        .unwrap();
+    assert_eq!(rows(&step), 0);
+    assert_eq!(step.mls_get(&tree).unwrap(), None);
 }
