@@ -2,7 +2,7 @@
 //! deadline, indexed so that waking up finds due work without loading every conversation)
 //! and `engine_state`, the engine's state of each conversation as named parts: the engine
 //! may split its state so that a step rewrites only the parts it changed. The store keeps
-//! the parts as opaque bytes, large ones in chunks (`chunked.rs`).
+//! the parts as opaque bytes.
 
 use rusqlite::OptionalExtension;
 
@@ -34,19 +34,33 @@ impl Step<'_> {
 
     /// Every stored part of conversation `id`'s engine state, by part name.
     pub fn engine_parts(&self, id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.load_parts(id)
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT part, value FROM engine_state WHERE conversation_id = ?1 ORDER BY part",
+        )?;
+        let parts = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<(String, Vec<u8>)>, _>>()?;
+        Ok(parts)
     }
 
     /// Saves (or replaces) one part of conversation `id`'s engine state; the conversation
-    /// must be stored ([`Step::save_conversation`]). A large part is stored in chunks, of
-    /// which a change rewrites the ones it touched (`chunked.rs`).
+    /// must be stored ([`Step::save_conversation`]).
     pub fn save_engine_part(&self, id: &str, part: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.save_part(id, part, value)
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO engine_state (conversation_id, part, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conversation_id, part) DO UPDATE SET value = excluded.value",
+        )?;
+        stmt.execute(rusqlite::params![id, part, value])?;
+        Ok(())
     }
 
     /// Deletes one part of conversation `id`'s engine state (a no-op if there is none).
     pub fn delete_engine_part(&self, id: &str, part: &str) -> Result<(), StoreError> {
-        self.delete_part(id, part)
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM engine_state WHERE conversation_id = ?1 AND part = ?2")?;
+        stmt.execute(rusqlite::params![id, part])?;
+        Ok(())
     }
 
     /// Every stored conversation id, sorted.
@@ -94,7 +108,7 @@ impl Step<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{db_path, file_db, memory_db, query_plan};
+    use super::super::test_support::{memory_db, query_plan};
     use crate::StoreError;
 
     #[test]
@@ -121,49 +135,6 @@ mod tests {
         assert_eq!(step.engine_parts("a").unwrap(), [part("roster", b"r2")]);
         assert!(step.has_conversation("a").unwrap());
         assert_eq!(step.conversation_ids().unwrap(), ["a", "b"]);
-    }
-
-    /// Bytes that look like an encoded part: no run repeats, so nothing compresses away.
-    fn noisy(len: usize, seed: u32) -> Vec<u8> {
-        (0..len as u32)
-            .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect()
-    }
-
-    #[test]
-    fn a_large_part_changed_in_one_place_rewrites_a_few_pages_not_the_whole_part() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = db_path(&dir);
-        let mut db = file_db(&dir);
-        let mut part = noisy(200_000, 1);
-        let step = db.step().unwrap();
-        step.save_conversation("a", None).unwrap();
-        step.save_engine_part("a", "ballots", &part).unwrap();
-        step.commit().unwrap();
-        // A vote lands in the middle of a large ballot box.
-        part.splice(120_000..120_000, noisy(150, 9));
-        let checkpoint = |db: &mut crate::Database| {
-            let step = db.read().unwrap();
-            step.tx
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .unwrap();
-        };
-        checkpoint(&mut db);
-        let wal = format!("{path}-wal");
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
-        let step = db.step().unwrap();
-        step.save_engine_part("a", "ballots", &part).unwrap();
-        step.commit().unwrap();
-        let logged = std::fs::metadata(&wal).unwrap().len();
-        assert!(
-            logged < 16 * 4096,
-            "one change in a 200 KB part logged {logged} bytes"
-        );
-        let step = db.read().unwrap();
-        assert_eq!(
-            step.engine_parts("a").unwrap(),
-            [("ballots".to_string(), part)]
-        );
     }
 
     #[test]

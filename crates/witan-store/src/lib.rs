@@ -11,11 +11,9 @@
 //! rest: keys, wrong-key detection, encrypting a plain file), `schema.rs` (migrations),
 //! `legacy.rs` (the one-time migration of rows written as JSON), `spool.rs` (packets an
 //! extension kept aside for the app),
-//! `step.rs` (the transaction, identity, meta), `chunked.rs` (large values in
-//! content-defined chunks, with the engine's parts and OpenMLS's rows), and one file per
+//! `step.rs` (the transaction, identity, meta, OpenMLS rows), and one file per
 //! table group: `conversations.rs`, `inbound.rs`, `outbox.rs`, `history.rs`.
 
-mod chunked;
 mod cipher;
 mod conversations;
 mod db;

@@ -182,27 +182,6 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     DROP INDEX seen_packets_by_time;
     "#,
     ),
-    // Version 8: large engine parts and group trees in content-defined chunks, so that a
-    // step rewrites the chunks it changed, not the whole value (`chunked.rs`). A part's
-    // chunks go with their conversation; finding them takes a scan, which only deleting a
-    // conversation needs.
-    Migration::Sql(
-        r#"
-    ALTER TABLE engine_state
-        ADD COLUMN chunked INTEGER NOT NULL DEFAULT 0 CHECK (chunked IN (0, 1));
-    CREATE TABLE engine_chunks (
-        id              INTEGER PRIMARY KEY,
-        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-        value           BLOB NOT NULL
-    ) STRICT;
-    ALTER TABLE mls_kv
-        ADD COLUMN chunked INTEGER NOT NULL DEFAULT 0 CHECK (chunked IN (0, 1));
-    CREATE TABLE mls_chunks (
-        id    INTEGER PRIMARY KEY,
-        value BLOB NOT NULL
-    ) STRICT;
-    "#,
-    ),
 ];
 
 /// One forward migration.
@@ -460,23 +439,6 @@ pub(crate) mod tests {
             })
             .unwrap();
         assert_eq!(seen, 1);
-    }
-
-    #[test]
-    fn version_8_keeps_the_parts_stored_whole() {
-        let mut conn = database_at(7);
-        conn.execute_batch(
-            "INSERT INTO conversations VALUES ('c', NULL);
-             INSERT INTO engine_state VALUES ('c', 'core', x'0801');",
-        )
-        .unwrap();
-        migrate(&mut conn).unwrap();
-        let kept: Vec<(String, Vec<u8>, i64)> = rows(
-            &conn,
-            "SELECT part, value, chunked FROM engine_state",
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        );
-        assert_eq!(kept, [("core".to_string(), vec![0x08, 0x01], 0)]);
     }
 
     #[test]

@@ -142,6 +142,37 @@ impl<'c> Step<'c> {
         stmt.execute(rusqlite::params![key, value])?;
         Ok(())
     }
+
+    /// Reads one OpenMLS storage row.
+    pub(super) fn mls_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT value FROM mls_kv WHERE key = ?1")?;
+        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    /// Persists the writes collected by `mls::MlsStorage::take_changes`:
+    /// `Some(value)` upserts the key, `None` deletes it. Applied in order, so
+    /// a later change to the same key wins.
+    pub fn apply_mls_changes(
+        &self,
+        changes: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), StoreError> {
+        let mut upsert = self.tx.prepare_cached(
+            "INSERT INTO mls_kv (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?;
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM mls_kv WHERE key = ?1")?;
+        for (key, value) in changes {
+            match value {
+                Some(value) => upsert.execute(rusqlite::params![key, value])?,
+                None => delete.execute([key])?,
+            };
+        }
+        Ok(())
+    }
 }
 
 impl witan_engine::mls::KvSource for Step<'_> {

@@ -60,5 +60,5 @@ pub use member_id::{BadMemberId, MEMBER_ID_LEN, MemberId};
 pub use memo::SignatureMemo;
 pub use provider::{CIPHERSUITE, MlsProvider};
 pub use seal::SealKey;
-pub use storage::{MlsStorage, MlsStorageError, may_chunk};
+pub use storage::{MlsStorage, MlsStorageError};
 pub use switches::Layer;

@@ -74,18 +74,6 @@ fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
 
 type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// Where the keys of group trees start: rows that grow with the group (400 KB at 1,000
-/// members) and of which a commit changes a few places. See [`may_chunk`].
-const TREE_ROWS: &[u8] = b"mls1/tree/";
-
-/// Whether a store may keep the row under `key` in content-defined chunks, so that a change
-/// in a few places of a large row writes those places: the group trees. Only this storage
-/// knows its row layout; the rule may name more rows in later versions, never fewer (a store
-/// finds a row's chunks only where the rule lets it look).
-pub fn may_chunk(key: &[u8]) -> bool {
-    key.starts_with(TREE_ROWS)
-}
-
 /// OpenMLS `StorageProvider<CURRENT_VERSION>` over a [`KvSource`] with the writes of one run.
 pub struct MlsStorage<'a> {
     source: &'a dyn KvSource,

@@ -249,16 +249,3 @@ fn a_damaged_head_or_a_missing_piece_is_an_error_and_a_delete_takes_every_piece(
     assert!(kv.0.is_empty());
     assert_eq!(read(&kv).unwrap(), None);
 }
-
-#[test]
-fn the_trees_rows_and_no_others_may_be_chunked() {
-    let group = GroupId::from_slice(b"g");
-    let tree = MlsStorage::row_key(TREE, &group).unwrap();
-    assert!(may_chunk(&tree));
-    for label in [MESSAGE_SECRETS, CONTEXT, OWN_LEAF_NODES, EPOCH_SECRETS] {
-        assert!(
-            !may_chunk(&MlsStorage::row_key(label, &group).unwrap()),
-            "{label}"
-        );
-    }
-}

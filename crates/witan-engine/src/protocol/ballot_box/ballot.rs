@@ -34,11 +34,6 @@ pub struct Ballot {
     pub(crate) first_seen_ms: u64,
     /// Counted votes: one per member (the owner's included).
     pub(crate) votes: BTreeMap<MemberId, wire::Vote>,
-    /// The voters of `votes` in the order their votes came. The ballot is stored in that
-    /// order, so the votes one step adds are one run of the stored value: a large ballot
-    /// box is stored in content-defined chunks, and a run changes a few of them where votes
-    /// spread over the member order would change most.
-    pub(crate) arrivals: Vec<MemberId>,
     /// Members that voted both ways: their votes do not count.
     pub(crate) proofs: BTreeMap<MemberId, wire::EquivocationProof>,
     /// This member re-broadcast the votes it holds.
@@ -126,9 +121,8 @@ impl Ballot {
     pub(super) fn put_vote(&mut self, voter: MemberId, vote: wire::Vote, scope: &Scope<'_>) {
         let member = scope.members.contains(&voter);
         let approve = vote.vote;
-        match self.votes.insert(voter, vote) {
-            Some(old) => self.counted.adjust(scope.roster, member, old.vote, false),
-            None => self.arrivals.push(voter),
+        if let Some(old) = self.votes.insert(voter, vote) {
+            self.counted.adjust(scope.roster, member, old.vote, false);
         }
         self.counted.adjust(scope.roster, member, approve, true);
     }
@@ -136,7 +130,6 @@ impl Ballot {
     /// Drops `voter`'s vote (the only way single votes are taken, so that the counts follow).
     pub(super) fn take_vote(&mut self, voter: &MemberId, scope: &Scope<'_>) {
         if let Some(old) = self.votes.remove(voter) {
-            self.arrivals.retain(|m| m != voter);
             let member = scope.members.contains(voter);
             self.counted.adjust(scope.roster, member, old.vote, false);
         }

@@ -251,7 +251,6 @@ impl BallotBox {
             first_seen_ms: scope.now_ms,
             header: parsed.header,
             votes: BTreeMap::new(),
-            arrivals: Vec::new(),
             proofs: BTreeMap::new(),
             relayed: false,
             held: false,

@@ -555,33 +555,3 @@ fn pruning_forgets_at_the_age_limit_exactly_and_a_box_read_back_prunes_the_same(
         assert!(!bx.prune(u64::MAX), "an empty box has nothing to forget");
     }
 }
-
-#[test]
-fn votes_are_kept_in_the_order_they_came_not_in_member_order() {
-    let f = fixture(6);
-    let mut b = BallotBox::default();
-    let p = f.proposal(0, 1_000);
-    let (d, _) = b.receive(&p, f.member(0), &f.scope(1_000)).unwrap();
-    let order = [4, 1, 5, 2, 3];
-    for (t, voter) in order.iter().enumerate() {
-        let v = f.vote(*voter, &p, true);
-        let at = 1_001 + t as u64;
-        assert_eq!(
-            b.add_vote(&v, Some(f.member(*voter)), &f.scope(at)),
-            Ok(VoteOutcome::Counted)
-        );
-    }
-    let came: Vec<MemberId> = std::iter::once(0)
-        .chain(order)
-        .map(|i| f.member(i))
-        .collect();
-    assert_eq!(b.get(&d).unwrap().arrivals, came);
-    // Voters that leave leave the order too.
-    let mut members = f.members.clone();
-    members.remove(&f.member(5));
-    b.forget_voters(&members);
-    let ballot = b.get(&d).unwrap();
-    let left: Vec<MemberId> = came.into_iter().filter(|m| *m != f.member(5)).collect();
-    assert_eq!(ballot.arrivals, left);
-    assert_eq!(ballot.votes.len(), left.len());
-}

@@ -142,7 +142,6 @@ impl BallotBox {
     pub fn forget_voters(&mut self, members: &BTreeSet<MemberId>) {
         for b in self.open.values_mut() {
             b.votes.retain(|m, _| members.contains(m) || *m == b.owner);
-            b.arrivals.retain(|m| b.votes.contains_key(m));
             b.counted.forget();
         }
         self.orphans.retain(|(c, _)| members.contains(c));

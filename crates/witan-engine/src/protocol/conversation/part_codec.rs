@@ -23,11 +23,7 @@ pub(super) fn ballots_part(b: &BallotBox) -> BallotsPart {
             .map(|x| StoredBallot {
                 header: Some(x.header.clone()),
                 first_seen_ms: x.first_seen_ms,
-                votes: x
-                    .arrivals
-                    .iter()
-                    .filter_map(|m| x.votes.get(m).cloned())
-                    .collect(),
+                votes: x.votes.values().cloned().collect(),
                 proofs: x.proofs.values().cloned().collect(),
                 relayed: x.relayed,
                 held: x.held,
@@ -80,14 +76,11 @@ pub(super) fn ballots_from(
             .ok_or_else(|| err("a ballot without its proposal"))?;
         let parsed =
             parse_checked(conversation, &header, checked).map_err(|e| err(e.to_string()))?;
-        let mut votes = BTreeMap::new();
-        let mut arrivals = Vec::new();
-        for v in s.votes {
-            let voter = MemberId::from_public_key(&v.vote_owner);
-            if votes.insert(voter, v).is_none() {
-                arrivals.push(voter);
-            }
-        }
+        let votes = s
+            .votes
+            .into_iter()
+            .map(|v| (MemberId::from_public_key(&v.vote_owner), v))
+            .collect();
         let proofs = s
             .proofs
             .into_iter()
@@ -110,7 +103,6 @@ pub(super) fn ballots_from(
             first_seen_ms: s.first_seen_ms,
             header: parsed.header,
             votes,
-            arrivals,
             proofs,
             relayed: s.relayed,
             held: s.held,
