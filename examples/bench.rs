@@ -7,8 +7,9 @@
 //!
 //! Workloads (JSON in the bench format; results: `docs/bench.md`):
 //! (a) `formation`, (b) `chat`, (b′) `live` (the chat, one packet per `receive` call),
-//! (c) `removal` on N `WitanClient`s with their own SQLite
-//! files in one process (`bench/world.rs`, `bench/workloads.rs`); (d) `wakeup`, a push
+//! (c) `removal`, (c′) `live-removal` (the removal, one packet per `receive` call; run
+//! when `removal` is not asked for: one member is removed per world) on N `WitanClient`s
+//! with their own SQLite files in one process (`bench/world.rs`, `bench/workloads.rs`); (d) `wakeup`, a push
 //! wake-up in a fresh process (`bench/wakeup.rs`); (d′) `wakeup-large`, the same in the
 //! extension role for a 1,000-member group (`bench/wakeup_large.rs`, not in the default
 //! set: its setup takes a quarter of an hour); (e) `floor`, the same chat on plain
@@ -38,11 +39,12 @@ use std::path::PathBuf;
 use report::Results;
 use world::{BenchResult, World};
 
-const ALL: [&str; 8] = [
+const ALL: [&str; 9] = [
     "formation",
     "chat",
     "live",
     "removal",
+    "live-removal",
     "wakeup",
     "wakeup-large",
     "floor",
@@ -139,7 +141,7 @@ fn run(args: &Args) -> BenchResult<()> {
     };
     eprintln!("machine: {}", results.machine);
     for &n in &args.ns {
-        if on("formation") || on("chat") || on("live") || on("removal") {
+        if on("formation") || on("chat") || on("live") || on("removal") || on("live-removal") {
             // Formation runs FORMATION_RUNS times, each in a fresh world, and the run of median
             // CPU is reported (a few tenths of a second are a few dozen 10 ms ticks); the
             // other workloads continue in the last world.
@@ -171,7 +173,7 @@ fn run(args: &Args) -> BenchResult<()> {
             {
                 results.formation.push(f);
             }
-            if on("chat") || on("live") || on("removal") {
+            if on("chat") || on("live") || on("removal") || on("live-removal") {
                 w.settle(120_000)?;
             }
             if on("chat") {
@@ -182,9 +184,14 @@ fn run(args: &Args) -> BenchResult<()> {
                 eprintln!("n={n}: live chat");
                 results.chat.push(workloads::chat(&mut w, true)?);
             }
+            // One member is removed per world: the live removal runs when the batched one
+            // is not asked for.
             if on("removal") {
                 eprintln!("n={n}: removal");
-                results.removal.push(workloads::removal(&mut w)?);
+                results.removal.push(workloads::removal(&mut w, false)?);
+            } else if on("live-removal") {
+                eprintln!("n={n}: live removal");
+                results.live_removal.push(workloads::removal(&mut w, true)?);
             }
             drop(w);
             remove_unless_kept(args, &root.join(format!("n{n}-{}", formation_runs - 1)))?;

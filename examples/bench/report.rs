@@ -53,6 +53,8 @@ pub struct Results {
     pub formation: Vec<Formation>,
     pub chat: Vec<Chat>,
     pub removal: Vec<Removal>,
+    /// (c′): the removal with one packet per `receive` call.
+    pub live_removal: Vec<Removal>,
     pub wakeup: Vec<Wakeup>,
     /// (d′): the extension-role wake-up of a 1,000-member group.
     pub wakeup_large: Option<Wakeup>,
@@ -213,6 +215,7 @@ impl Results {
             s.push('\n');
         }
         super::scale_report::per_commit(&mut s, &self.formation, &self.removal);
+        super::scale_report::live_removal(&mut s, &self.live_removal);
         if !self.wakeup.is_empty() {
             let _ = writeln!(s, "### (d) push wake-up (fresh process, median of 3)\n");
             let _ = writeln!(
@@ -343,9 +346,9 @@ impl Results {
                 "reference_us_per_receive": reference(c.n).map(|r| r.1),
             }));
         }
-        for r in &self.removal {
+        for r in self.removal.iter().chain(&self.live_removal) {
             runs.push(json!({
-                "workload": "removal", "n": r.n, "wall_ms": r.wall.as_secs_f64() * 1e3,
+                "workload": if r.live { "live_removal" } else { "removal" }, "n": r.n, "wall_ms": r.wall.as_secs_f64() * 1e3,
                 "cpu_ms": r.cpu.as_secs_f64() * 1e3,
                 "cpu_ms_schedstat": r.cpu_precise.as_secs_f64() * 1e3,
                 "packets": r.packets, "bytes": r.bytes, "packets_received": r.packets_received,

@@ -40,6 +40,33 @@ fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
 
 /// Per-member cost of one commit in (a) and (c), and the growth from n = 128 to the largest
 /// size measured.
+/// (c′) The removal with each packet in a `receive` call of its own: what a member pays
+/// when votes and round messages reach it one by one.
+pub fn live_removal(s: &mut String, rows: &[Removal]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "### (c′) live removal: one packet per `receive`\n");
+    let _ = writeln!(
+        s,
+        "| n | wall ms | CPU ms | member CPU ms per commit (median / max) | packets received |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.0} | {} / {} | {} |",
+            r.n,
+            r.wall.as_secs_f64() * 1e3,
+            r.cpu.as_secs_f64() * 1e3,
+            ms(r.per_commit.cpu_median),
+            ms(r.per_commit.cpu_max),
+            r.packets_received,
+        );
+    }
+    s.push('\n');
+}
+
 pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) {
     if formation.is_empty() && removal.is_empty() {
         return;

@@ -117,6 +117,8 @@ pub struct Chat {
 #[derive(Debug, Clone)]
 pub struct Removal {
     pub n: usize,
+    /// One packet per `receive` call (c′).
+    pub live: bool,
     pub wall: Duration,
     pub cpu: Duration,
     pub cpu_precise: Duration,
@@ -233,8 +235,16 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
 }
 
 /// (c) Member 0 proposes removing member N-1; the others vote YES (automatically, at once);
-/// done when every remaining member applied the commit.
-pub fn removal(w: &mut World) -> BenchResult<Removal> {
+/// done when every remaining member applied the commit. `live`: each packet in a `receive`
+/// call of its own (c′), as a live socket delivers them, instead of a round's batch.
+pub fn removal(w: &mut World, live: bool) -> BenchResult<Removal> {
+    w.live = live;
+    let result = removal_run(w, live);
+    w.live = false;
+    result
+}
+
+fn removal_run(w: &mut World, live: bool) -> BenchResult<Removal> {
     let n = w.n();
     let mut ids = w.member_ids()?;
     let target = ids.pop().ok_or("removal needs members")?;
@@ -258,6 +268,7 @@ pub fn removal(w: &mut World) -> BenchResult<Removal> {
     let per_commit = PerCommit::of(&spent(w, &costs0, &remaining), commits, w.now() - t0);
     Ok(Removal {
         n,
+        live,
         wall,
         cpu,
         cpu_precise,
