@@ -9,9 +9,9 @@
 //! (a) `formation`, (b) `chat`, (b′) `live` (the chat, one packet per `receive` call),
 //! (c) `removal`, (c′) `live-removal` (the removal, one packet per `receive` call; run
 //! when `removal` is not asked for: one member is removed per world) on N `WitanClient`s
-//! with their own SQLite files in one process (`bench/world.rs`, `bench/workloads.rs`); (d) `wakeup`, a push
-//! wake-up in a fresh process (`bench/wakeup.rs`); (d′) `wakeup-large`, the same in the
-//! extension role for a 1,000-member group (`bench/wakeup_large.rs`, not in the default
+//! with their own SQLite files in one process (`bench/world.rs`, `bench/workloads.rs`);
+//! (d) `wakeup`, a push wake-up in a fresh process (`bench/wakeup.rs`); (d′)
+//! `wakeup-large`, the same in the extension role for a 1,000-member group (`bench/wakeup_large.rs`, not in the default
 //! set: its setup takes a quarter of an hour); (e) `floor`, the same chat on plain
 //! OpenMLS in memory (`bench/floor.rs`); (f) `size`, the stripped release cdylib. Prints a
 //! markdown table (`bench/report.rs`) and, with `--json`, writes the results as JSON.

@@ -348,7 +348,8 @@ impl Results {
         }
         for r in self.removal.iter().chain(&self.live_removal) {
             runs.push(json!({
-                "workload": if r.live { "live_removal" } else { "removal" }, "n": r.n, "wall_ms": r.wall.as_secs_f64() * 1e3,
+                "workload": if r.live { "live_removal" } else { "removal" }, "n": r.n,
+                "wall_ms": r.wall.as_secs_f64() * 1e3,
                 "cpu_ms": r.cpu.as_secs_f64() * 1e3,
                 "cpu_ms_schedstat": r.cpu_precise.as_secs_f64() * 1e3,
                 "packets": r.packets, "bytes": r.bytes, "packets_received": r.packets_received,

@@ -38,8 +38,6 @@ fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
     );
 }
 
-/// Per-member cost of one commit in (a) and (c), and the growth from n = 128 to the largest
-/// size measured.
 /// (c′) The removal with each packet in a `receive` call of its own: what a member pays
 /// when votes and round messages reach it one by one.
 pub fn live_removal(s: &mut String, rows: &[Removal]) {
@@ -67,6 +65,8 @@ pub fn live_removal(s: &mut String, rows: &[Removal]) {
     s.push('\n');
 }
 
+/// Per-member cost of one commit in (a) and (c), and the growth from n = 128 to the largest
+/// size measured.
 pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) {
     if formation.is_empty() && removal.is_empty() {
         return;
