@@ -140,8 +140,10 @@ fn run(args: &Args) -> BenchResult<()> {
         ..Results::default()
     };
     eprintln!("machine: {}", results.machine);
+    // The workloads that run in the world a formation leaves.
+    let after_formation = on("chat") || on("live") || on("removal") || on("live-removal");
     for &n in &args.ns {
-        if on("formation") || on("chat") || on("live") || on("removal") || on("live-removal") {
+        if on("formation") || after_formation {
             // Formation runs FORMATION_RUNS times, each in a fresh world, and the run of median
             // CPU is reported (a few tenths of a second are a few dozen 10 ms ticks); the
             // other workloads continue in the last world.
@@ -173,7 +175,7 @@ fn run(args: &Args) -> BenchResult<()> {
             {
                 results.formation.push(f);
             }
-            if on("chat") || on("live") || on("removal") || on("live-removal") {
+            if after_formation {
                 w.settle(120_000)?;
             }
             if on("chat") {
