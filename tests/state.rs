@@ -189,3 +189,59 @@ fn every_part_a_step_changes_is_marked_through_joins_commits_and_removals() {
     let rest: Vec<usize> = (0..6).filter(|i| *i != t).collect();
     net.assert_agree(&rest);
 }
+
+/// What a store writes for a step of `conv`: every part the step marked changed.
+fn saved_bytes(conv: &Conversation) -> usize {
+    conv.dirty_parts()
+        .iter()
+        .map(|k| conv.encode_part(*k).len())
+        .sum()
+}
+
+#[test]
+fn a_vote_received_alone_is_saved_in_bytes_that_do_not_grow_with_the_votes_held() {
+    // A live socket hands a member each vote in a step of its own: if a step rewrote every
+    // vote its ballot holds, a removal in a group of n would write n² votes per member.
+    let mut net = Net::form(12, fast_settings());
+    net.run_for(5_000);
+    let leader = net.nodes[0].conv().leaders()[0];
+    let order: Vec<usize> = (0..12).filter(|i| net.nodes[*i].id() != leader).collect();
+    let (proposer, target, observer) = (order[0], order[1], order[2]);
+    let target_id = net.nodes[target].id();
+    net.act(proposer, |c, ctx| {
+        c.propose_removal(ctx, target_id).map(|(_, o)| o)
+    })
+    .unwrap();
+    let held = |net: &Net| {
+        let c = net.nodes[observer].conv();
+        c.ballots()
+            .open()
+            .map(|b| b.votes().count())
+            .max()
+            .unwrap_or(0)
+    };
+    // (votes held after the step, bytes the step saves) for each step that counted a vote.
+    let mut saves: Vec<(usize, usize)> = Vec::new();
+    for _ in 0..500 {
+        net.nodes[observer].conv.as_mut().unwrap().clear_dirty();
+        let before = held(&net);
+        if !net.deliver_one() {
+            break;
+        }
+        let after = held(&net);
+        if after == before + 1 {
+            saves.push((after, saved_bytes(net.nodes[observer].conv())));
+        }
+    }
+    assert!(saves.len() >= 6, "votes counted one at a time: {saves:?}");
+    let (first, last) = (saves[1], saves[saves.len() - 1]);
+    assert!(last.0 >= first.0 + 4, "{saves:?}");
+    assert!(
+        last.1 <= first.1 + 16,
+        "a step saving one vote wrote {} bytes with {} votes held, {} with {}: {saves:?}",
+        last.1,
+        last.0,
+        first.1,
+        first.0
+    );
+}
