@@ -85,6 +85,25 @@ fn every_part_reads_back_as_it_was_written() {
             .collect();
         let back = Conversation::from_parts(&parts).unwrap();
         assert_eq!(back.to_bytes(), conv.to_bytes(), "node {i}");
+        // As a store keeps it: the ballots without their votes, the votes as rows. Votes
+        // read inline are to be moved to rows (the ballots part is marked changed).
+        let votes = back.vote_changes().put;
+        assert!(!votes.is_empty(), "node {i} holds votes");
+        assert!(back.dirty_parts().contains(&PartKey::Ballots));
+        let apart: BTreeMap<PartKey, Vec<u8>> = PartKey::ALL
+            .iter()
+            .map(|k| (*k, conv.encode_part_without_votes(*k)))
+            .collect();
+        assert!(apart[&PartKey::Ballots].len() < parts[&PartKey::Ballots].len());
+        let rows = Conversation::from_stored(&apart, votes.clone()).unwrap();
+        assert_eq!(rows.to_bytes(), conv.to_bytes(), "node {i}");
+        assert!(rows.vote_changes().is_empty() && rows.dirty_parts().is_empty());
+        // A vote stored twice, or on a proposal that is not open, is a damaged state.
+        let twice = [votes.clone(), votes.clone()].concat();
+        assert!(Conversation::from_stored(&apart, twice).is_err());
+        let mut stray = votes.clone();
+        stray[0].ballot = [0xAB; 32];
+        assert!(Conversation::from_stored(&apart, stray).is_err());
         let mut one = parts.clone();
         one.remove(&PartKey::Round);
         assert!(
@@ -190,12 +209,15 @@ fn every_part_a_step_changes_is_marked_through_joins_commits_and_removals() {
     net.assert_agree(&rest);
 }
 
-/// What a store writes for a step of `conv`: every part the step marked changed.
+/// What a store writes for a step of `conv`: every part the step marked changed (the
+/// ballots without their votes) and the vote rows that changed.
 fn saved_bytes(conv: &Conversation) -> usize {
-    conv.dirty_parts()
-        .iter()
-        .map(|k| conv.encode_part(*k).len())
-        .sum()
+    let parts: usize = (conv.dirty_parts().iter())
+        .map(|k| conv.encode_part_without_votes(*k).len())
+        .sum();
+    let votes = conv.vote_changes();
+    let rows: usize = votes.put.iter().map(|v| 36 + v.vote.len()).sum();
+    parts + rows + 36 * (votes.taken.len() + votes.dropped.len())
 }
 
 #[test]

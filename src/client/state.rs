@@ -4,7 +4,10 @@
 //! round, stewards, scores, joins, archive), each encoded on its own, and reports which parts
 //! a run changed ([`Conversation::dirty_parts`]). The store keeps each part as one row of
 //! its engine state table (`witan_store::Step::engine_parts`), under the part's name, so a
-//! step writes only the parts that changed: a chat received rewrites nothing. States stored
+//! step writes only the parts that changed: a chat received rewrites nothing. The ballots'
+//! votes are rows of their own (`witan_store::Step::engine_votes`), each written once
+//! ([`Conversation::vote_changes`]): a vote received alone writes one row, not every vote
+//! its proposal holds. States stored
 //! before the parts existed (one part named `conversation`) were split by the store's schema
 //! version 6, through the engine's own migration.
 //!
@@ -40,13 +43,19 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::mls::Layer;
-use crate::protocol::{Conversation, PartKey};
+use crate::protocol::{Conversation, PartKey, StoredVote};
 use crate::store::Step;
 
 use super::error::WitanError;
 
 /// The parts of a state as stored, by key (empty: not stored).
 type Parts = BTreeMap<PartKey, Vec<u8>>;
+
+/// A state as stored: its parts and the votes kept as rows (`protocol::VoteChanges`).
+struct Stored {
+    parts: Parts,
+    votes: Vec<StoredVote>,
+}
 
 /// The SHA-256 of each part as stored, by key (empty: not stored).
 type Digests = BTreeMap<PartKey, [u8; 32]>;
@@ -120,8 +129,9 @@ impl States {
         let held = match self.held.remove(id) {
             Some(held) => held,
             None => {
-                let parts = stored_parts(step, id)?;
-                Held::Stored(decode(id, &parts)?, digests(&parts))
+                let stored = stored_state(step, id)?;
+                let parts = digests(&stored.parts);
+                Held::Stored(decode(id, stored)?, parts)
             }
         };
         let (conv, kept) = match held {
@@ -166,8 +176,8 @@ impl States {
         }
         // The rows are what `parts` describes: only this module writes them, and it keeps
         // the digests of what it wrote.
-        let stored = stored_parts(step, id);
-        match stored.and_then(|bytes| decode(id, &bytes)) {
+        let stored = stored_state(step, id);
+        match stored.and_then(|stored| decode(id, stored)) {
             Ok(conv) => {
                 self.held.insert(id.to_string(), Held::Stored(conv, parts));
             }
@@ -183,14 +193,14 @@ impl States {
         mut conv: Conversation,
     ) -> Result<(), WitanError> {
         if !Layer::State.enabled() {
-            let stored = digests(&stored_parts(step, id)?);
+            let stored = digests(&stored_state(step, id)?.parts);
             return save(step, id, &mut conv, stored).map(drop);
         }
         let stored = match self.held.remove(id) {
             Some(Held::Stored(_, parts) | Held::Changed(_, parts) | Held::Lent { parts, .. }) => {
                 parts
             }
-            None => digests(&stored_parts(step, id)?),
+            None => digests(&stored_state(step, id)?.parts),
         };
         self.held
             .insert(id.to_string(), Held::Changed(conv, stored));
@@ -222,7 +232,18 @@ impl States {
 
 /// The stored state of conversation `id`, if any.
 pub(crate) fn load(step: &Step<'_>, id: &str) -> Result<Option<Conversation>, WitanError> {
-    decode(id, &stored_parts(step, id)?)
+    decode(id, stored_state(step, id)?)
+}
+
+/// Conversation `id`'s state as stored (no parts: no such conversation).
+fn stored_state(step: &Step<'_>, id: &str) -> Result<Stored, WitanError> {
+    let parts = stored_parts(step, id)?;
+    let votes = if parts.is_empty() {
+        Vec::new()
+    } else {
+        step.engine_votes(id)?
+    };
+    Ok(Stored { parts, votes })
 }
 
 /// The stored parts of conversation `id`'s state (empty: no such conversation).
@@ -240,8 +261,8 @@ fn stored_parts(step: &Step<'_>, id: &str) -> Result<Parts, WitanError> {
 }
 
 /// Writes the parts of `conv` the engine changed (every part of a new conversation) whose
-/// bytes differ from those `stored` describes, and the conversation's next deadline with
-/// them; returns the digests of the parts as stored now.
+/// bytes differ from those `stored` describes, the vote rows that changed, and the
+/// conversation's next deadline with them; returns the digests of the parts as stored now.
 fn save(
     step: &Step<'_>,
     id: &str,
@@ -255,12 +276,12 @@ fn save(
         conv.dirty_parts()
     };
     if cfg!(debug_assertions) && !new {
-        check_unchanged(conv, &stored_parts(step, id)?, &changed)?;
+        check_unchanged(conv, stored_state(step, id)?, &changed)?;
     }
     // One part encoded at a time: a large part is held twice (decoded and encoded), not more.
     let mut saved_row = false;
     for key in changed {
-        let bytes = conv.encode_part(key);
+        let bytes = conv.encode_part_without_votes(key);
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         if stored.get(&key) == Some(&digest) {
             continue;
@@ -273,8 +294,24 @@ fn save(
         step.save_engine_part(id, key.as_str(), &bytes)?;
         stored.insert(key, digest);
     }
-    if new && !saved_row {
+    let votes = conv.vote_changes();
+    if (new || !votes.is_empty()) && !saved_row {
         step.save_conversation(id, conv.next_deadline())?;
+    }
+    if votes.all_dropped {
+        step.delete_engine_votes(id)?;
+    }
+    for ballot in &votes.dropped {
+        step.delete_engine_ballot(id, ballot)?;
+    }
+    for (ballot, row) in &votes.taken {
+        step.delete_engine_vote(id, ballot, *row)?;
+    }
+    for vote in &votes.put {
+        step.save_engine_vote(id, vote)?;
+    }
+    if cfg!(debug_assertions) && !votes.is_empty() {
+        check_votes_stored(step, id, conv)?;
     }
     conv.clear_dirty();
     Ok(stored)
@@ -285,7 +322,7 @@ fn save(
 /// encodes them, so bytes another version wrote differently do not count as a change.
 fn check_unchanged(
     conv: &Conversation,
-    stored: &Parts,
+    stored: Stored,
     changed: &[PartKey],
 ) -> Result<(), WitanError> {
     let unchanged: Vec<PartKey> = PartKey::ALL
@@ -296,7 +333,7 @@ fn check_unchanged(
     if unchanged.is_empty() {
         return Ok(());
     }
-    let loaded = Conversation::from_parts(stored)
+    let loaded = Conversation::from_stored(&stored.parts, stored.votes)
         .map_err(|e| WitanError::internal(format!("stored parts: {e}")))?;
     for key in unchanged {
         if loaded.encode_part(key) != conv.encode_part(key) {
@@ -309,6 +346,20 @@ fn check_unchanged(
     Ok(())
 }
 
+/// Debug builds check that the votes as stored (the ballots part and the vote rows) read
+/// back as the engine holds them: a missed row change would lose or resurrect a vote.
+fn check_votes_stored(step: &Step<'_>, id: &str, conv: &Conversation) -> Result<(), WitanError> {
+    let stored = stored_state(step, id)?;
+    let loaded = Conversation::from_stored(&stored.parts, stored.votes)
+        .map_err(|e| WitanError::internal(format!("stored votes: {e}")))?;
+    if loaded.encode_part(PartKey::Ballots) != conv.encode_part(PartKey::Ballots) {
+        return Err(WitanError::internal(
+            "the votes stored as rows differ from the engine's",
+        ));
+    }
+    Ok(())
+}
+
 fn digests(parts: &Parts) -> Digests {
     parts
         .iter()
@@ -316,11 +367,11 @@ fn digests(parts: &Parts) -> Digests {
         .collect()
 }
 
-fn decode(id: &str, parts: &Parts) -> Result<Option<Conversation>, WitanError> {
-    if parts.is_empty() {
+fn decode(id: &str, stored: Stored) -> Result<Option<Conversation>, WitanError> {
+    if stored.parts.is_empty() {
         return Ok(None);
     }
-    Conversation::from_parts(parts)
+    Conversation::from_stored(&stored.parts, stored.votes)
         .map(Some)
         .map_err(|e| unreadable(id, &e))
 }

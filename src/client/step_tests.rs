@@ -251,3 +251,49 @@ fn effects_merge_cancels_opposite_topic_changes() {
     assert!(a.subscribe.is_empty());
     assert_eq!(a.unsubscribe.len(), 1);
 }
+
+#[test]
+fn a_conversation_started_again_drops_the_votes_stored_under_its_id() {
+    // A member that left and joins again gets a new state under the same id: the vote rows
+    // of the old state must go with it (found by the simulator: the next read refused them).
+    let identity = Identity::from_secret(&[7; 32]).unwrap();
+    let create = |db: &mut Database, now_ms| {
+        let step = db.step().unwrap();
+        let mut env = StepEnv::new(&step, &identity, now_ms);
+        env.run_engine("c", |_, ctx| {
+            let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+            Ok((conv.clone(), conv, out))
+        })
+        .unwrap()
+        .unwrap()
+        .0
+    };
+    // The same conversation started again (elsewhere: one MLS group per id and database).
+    let again = create(&mut db(), 2_000);
+    let mut db = db();
+    let step = db.step().unwrap();
+    let mut env = StepEnv::new(&step, &identity, 1_000);
+    env.run_engine("c", |_, ctx| {
+        let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+            .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+        Ok((conv, (), out))
+    })
+    .unwrap()
+    .unwrap();
+    env.flush().unwrap();
+    drop(env);
+    // The old state's votes (here one that no state of this id can hold).
+    let old = crate::protocol::StoredVote {
+        ballot: [9; 32],
+        row: 0,
+        vote: vec![1, 2, 3],
+    };
+    step.save_engine_vote("c", &old).unwrap();
+    assert!(matches!(load(&step, "c"), Err(WitanError::Storage { .. })));
+    let mut states = crate::client::state::States::default();
+    states.replace(&step, "c", again).unwrap();
+    states.flush(&step).unwrap();
+    assert!(step.engine_votes("c").unwrap().is_empty());
+    assert_eq!(load(&step, "c").unwrap().unwrap().state(), State::Working);
+}

@@ -12,12 +12,14 @@
 //! `legacy.rs` (the one-time migration of rows written as JSON), `spool.rs` (packets an
 //! extension kept aside for the app),
 //! `step.rs` (the transaction, identity, meta, OpenMLS rows), and one file per
-//! table group: `conversations.rs`, `inbound.rs`, `outbox.rs`, `history.rs`.
+//! table group: `conversations.rs`, `engine_votes.rs`, `inbound.rs`, `outbox.rs`,
+//! `history.rs`.
 
 mod cipher;
 mod conversations;
 mod db;
 mod durability;
+mod engine_votes;
 mod error;
 mod history;
 mod inbound;

@@ -182,6 +182,22 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     DROP INDEX seen_packets_by_time;
     "#,
     ),
+    // Version 8: the ballots' votes as rows of their own, written once each, instead of inside
+    // the engine's ballots part, which a step rewrites whole (a live removal in a group of n
+    // wrote n² votes per member). Rows are numbered per proposal in the order the votes came,
+    // so a step's new votes are appended. Votes still inline in a stored part are moved by
+    // the engine at its next save of that part.
+    Migration::Sql(
+        r#"
+    CREATE TABLE engine_votes (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        ballot          BLOB NOT NULL,
+        seq             INTEGER NOT NULL CHECK (seq >= 0),
+        vote            BLOB NOT NULL,
+        PRIMARY KEY (conversation_id, ballot, seq)
+    ) STRICT, WITHOUT ROWID;
+    "#,
+    ),
 ];
 
 /// One forward migration.

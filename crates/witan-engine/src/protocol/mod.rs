@@ -34,6 +34,7 @@ pub const STATE_BUDGET_BYTES: usize = 16 * 1024 * 1024;
 pub use ballot_box::{Action, BallotError, ProposalKind};
 pub use conversation::{
     Conversation, ConversationView, MemberView, PartKey, ProposalView, State, StateError,
+    StoredVote, VoteChanges,
 };
 pub use settings::Settings;
 

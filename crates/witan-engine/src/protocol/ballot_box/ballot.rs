@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::proposal::Action;
 use super::tally::decide_backed;
-use super::{Digest, Scope, VOTE_BYTES, counted};
+use super::{Digest, Scope, VOTE_BYTES, counted, rows};
 use crate::mls::MemberId;
 use crate::protocol::settings::Settings;
 use witan_wire as wire;
@@ -42,6 +42,8 @@ pub struct Ballot {
     pub(crate) held: bool,
     /// The counts of `votes` among the current members, kept as votes are put and taken.
     pub(crate) counted: counted::CountMemo,
+    /// Where a store keeps `votes`, and what changed there since the last save.
+    pub(crate) rows: rows::VoteRows,
 }
 
 impl Ballot {
@@ -125,6 +127,7 @@ impl Ballot {
             self.counted.adjust(scope.roster, member, old.vote, false);
         }
         self.counted.adjust(scope.roster, member, approve, true);
+        self.rows.put(voter);
     }
 
     /// Drops `voter`'s vote (the only way single votes are taken, so that the counts follow).
@@ -132,6 +135,7 @@ impl Ballot {
         if let Some(old) = self.votes.remove(voter) {
             let member = scope.members.contains(voter);
             self.counted.adjust(scope.roster, member, old.vote, false);
+            self.rows.take(voter);
         }
     }
 

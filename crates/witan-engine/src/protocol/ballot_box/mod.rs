@@ -21,6 +21,7 @@ mod ballot;
 mod counted;
 mod evidence;
 mod proposal;
+mod rows;
 mod tally;
 mod upkeep;
 mod votes;
@@ -141,9 +142,19 @@ pub struct BallotBox {
     pub(crate) checked_at_ms: u64,
     /// Until when `prune` has nothing to forget.
     pub(crate) prune_at: upkeep::PruneAt,
+    /// Ballots that went since the last save (see `rows`).
+    pub(crate) dropped: rows::DroppedBallots,
 }
 
 impl BallotBox {
+    /// An empty box for a conversation started afresh: a store drops every vote row it
+    /// holds under the conversation's id at the next save (see `rows`).
+    pub(crate) fn fresh() -> BallotBox {
+        let mut b = BallotBox::default();
+        b.dropped.all = true;
+        b
+    }
+
     pub fn get(&self, digest: &Digest) -> Option<&Ballot> {
         self.open.get(digest)
     }
@@ -255,6 +266,7 @@ impl BallotBox {
             relayed: false,
             held: false,
             counted: counted::CountMemo::default(),
+            rows: rows::VoteRows::default(),
         };
         ballot.put_vote(parsed.owner, first, scope);
         self.ids.insert(id, digest);

@@ -58,10 +58,7 @@ impl BallotBox {
 
     /// A resolution certified: the proposal is closed and remembered.
     pub fn close(&mut self, digest: &Digest, id: u64, created_at_ms: u64) {
-        if let Some(b) = self.open.remove(digest) {
-            self.ids.remove(&b.id);
-        }
-        self.auto_votes.remove(digest);
+        self.drop_open(digest);
         self.prune_at.lower(created_at_ms);
         self.resolved
             .insert(*digest, Resolved { id, created_at_ms });
@@ -93,10 +90,7 @@ impl BallotBox {
         let resolved = self.resolved.len();
         let any = !stale.is_empty();
         for d in stale {
-            if let Some(b) = self.open.remove(&d) {
-                self.ids.remove(&b.id);
-            }
-            self.auto_votes.remove(&d);
+            self.drop_open(&d);
         }
         self.resolved.retain(|_, r| !too_old(r.created_at_ms));
         let oldest = (self.open.values().map(|b| b.created_at_ms))
@@ -130,10 +124,7 @@ impl BallotBox {
             .map(|b| b.digest)
             .collect();
         for d in &moot {
-            if let Some(b) = self.open.remove(d) {
-                self.ids.remove(&b.id);
-            }
-            self.auto_votes.remove(d);
+            self.drop_open(d);
         }
         moot.len()
     }
@@ -141,10 +132,26 @@ impl BallotBox {
     /// Votes of voters that are no longer members do not count; they are dropped.
     pub fn forget_voters(&mut self, members: &BTreeSet<MemberId>) {
         for b in self.open.values_mut() {
-            b.votes.retain(|m, _| members.contains(m) || *m == b.owner);
+            let gone: Vec<MemberId> = (b.votes.keys())
+                .filter(|m| !members.contains(m) && **m != b.owner)
+                .copied()
+                .collect();
+            for m in &gone {
+                b.votes.remove(m);
+                b.rows.take(m);
+            }
             b.counted.forget();
         }
         self.orphans.retain(|(c, _)| members.contains(c));
+    }
+
+    /// Takes an open proposal out of the box (its id and automatic vote with it).
+    fn drop_open(&mut self, digest: &Digest) {
+        if let Some(b) = self.open.remove(digest) {
+            self.ids.remove(&b.id);
+            self.dropped.some.insert(*digest);
+        }
+        self.auto_votes.remove(digest);
     }
 
     /// Marks a proposal's votes relayed; returns them (to re-broadcast) if not done before

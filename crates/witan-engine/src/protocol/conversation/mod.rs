@@ -36,6 +36,7 @@ mod stored;
 pub mod testing;
 mod timers;
 mod view;
+mod vote_rows;
 
 use std::collections::BTreeSet;
 
@@ -44,6 +45,7 @@ use prost::Message;
 pub use catch_up::{Archive, Archived, MAX_ARCHIVE_BYTES, MAX_ARCHIVED};
 pub use stored::{PartKey, StateError};
 pub use view::{ConversationView, MemberView, ProposalView};
+pub use vote_rows::{StoredVote, VoteChanges};
 
 use super::ballot_box::{BallotBox, Scope};
 use super::commit_round::{CommitRound, RoundCtx, Signers, Timing};

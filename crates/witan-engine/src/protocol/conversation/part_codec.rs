@@ -14,7 +14,9 @@ use crate::protocol::score_book::ScoreBook;
 use crate::protocol::steward_schedule::StewardSchedule;
 use witan_wire as wire;
 
-pub(super) fn ballots_part(b: &BallotBox) -> BallotsPart {
+/// The ballots part; `inline_votes`: with the votes, or without them for a store that keeps
+/// them as rows (`vote_rows`).
+pub(super) fn ballots_part(b: &BallotBox, inline_votes: bool) -> BallotsPart {
     BallotsPart {
         version: PART_VERSION,
         open: b
@@ -23,7 +25,11 @@ pub(super) fn ballots_part(b: &BallotBox) -> BallotsPart {
             .map(|x| StoredBallot {
                 header: Some(x.header.clone()),
                 first_seen_ms: x.first_seen_ms,
-                votes: x.votes.values().cloned().collect(),
+                votes: if inline_votes {
+                    x.votes.values().cloned().collect()
+                } else {
+                    Vec::new()
+                },
                 proofs: x.proofs.values().cloned().collect(),
                 relayed: x.relayed,
                 held: x.held,
@@ -59,6 +65,8 @@ pub(super) fn ballots_part(b: &BallotBox) -> BallotsPart {
     }
 }
 
+/// The ballot box of a ballots part. Votes found in the part (written inline) are noted as
+/// to be written as rows, so that a store keeping rows moves them at its next save.
 pub(super) fn ballots_from(
     conversation: &str,
     p: BallotsPart,
@@ -92,7 +100,7 @@ pub(super) fn ballots_from(
                 Some((voter, p))
             })
             .collect();
-        let ballot = Ballot {
+        let mut ballot = Ballot {
             id: header.proposal_id,
             digest: parsed.digest,
             action: parsed.action,
@@ -107,7 +115,12 @@ pub(super) fn ballots_from(
             relayed: s.relayed,
             held: s.held,
             counted: Default::default(),
+            rows: Default::default(),
         };
+        let inline: Vec<MemberId> = ballot.votes.keys().copied().collect();
+        for voter in inline {
+            ballot.rows.put(voter);
+        }
         b.ids.insert(ballot.id, ballot.digest);
         b.open.insert(ballot.digest, ballot);
     }

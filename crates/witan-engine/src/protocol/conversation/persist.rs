@@ -11,6 +11,7 @@ use prost::Message;
 use super::part_codec::*;
 use super::schema::*;
 use super::stored::{PartKey, StateError, check_version, err, member};
+use super::vote_rows::{StoredVote, add_stored_votes};
 use super::{Conversation, State};
 use crate::mls::{MAX_PAST_EPOCHS, MemberId, SealKey};
 use crate::protocol::ballot_box::BallotBox;
@@ -75,15 +76,24 @@ impl Conversation {
         self.dirty.iter().copied().collect()
     }
 
+    /// Forgets the change marks, the votes' rows included (`vote_rows`): what changed is
+    /// saved.
     pub fn clear_dirty(&mut self) {
         self.dirty.clear();
+        self.ballots.rows_saved();
     }
 
-    /// One part, encoded.
+    /// One part, encoded whole (the ballots with their votes).
     pub fn encode_part(&self, key: PartKey) -> Vec<u8> {
+        self.encode_part_as(key, true)
+    }
+
+    /// One part, encoded; `inline_votes` false leaves the ballots' votes out, for a store
+    /// that keeps them as rows ([`Conversation::vote_changes`]).
+    pub(super) fn encode_part_as(&self, key: PartKey, inline_votes: bool) -> Vec<u8> {
         match key {
             PartKey::Core => self.core_part().encode_to_vec(),
-            PartKey::Ballots => ballots_part(&self.ballots).encode_to_vec(),
+            PartKey::Ballots => ballots_part(&self.ballots, inline_votes).encode_to_vec(),
             PartKey::Round => round_part(&self.round).encode_to_vec(),
             PartKey::Stewards => StewardsPart {
                 version: PART_VERSION,
@@ -219,8 +229,18 @@ impl Conversation {
         }
     }
 
-    /// A conversation from its parts (every part is needed).
+    /// A conversation from its parts (every part is needed), its votes inline.
     pub fn from_parts(parts: &BTreeMap<PartKey, Vec<u8>>) -> Result<Conversation, StateError> {
+        Conversation::from_stored(parts, Vec::new())
+    }
+
+    /// A conversation from its parts and the votes stored as rows (see `vote_rows`). Votes
+    /// still inline in the ballots part (as an earlier version stored them) mark the part
+    /// changed, so the next save moves them to rows.
+    pub fn from_stored(
+        parts: &BTreeMap<PartKey, Vec<u8>>,
+        votes: Vec<StoredVote>,
+    ) -> Result<Conversation, StateError> {
         let get = |k: PartKey| {
             parts
                 .get(&k)
@@ -289,6 +309,10 @@ impl Conversation {
             decode(get(PartKey::Ballots)?, "ballots")?,
             &conv.checked.0,
         )?;
+        if conv.ballots.has_unsaved_votes() {
+            conv.dirty.insert(PartKey::Ballots);
+        }
+        add_stored_votes(&mut conv.ballots, votes)?;
         conv.round = round_from(decode(get(PartKey::Round)?, "round")?)?;
         Ok(conv)
     }

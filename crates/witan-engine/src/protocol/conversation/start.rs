@@ -38,7 +38,7 @@ impl Conversation {
             join_anchor: None,
             epoch_seed: Vec::new(),
             seal_keys: Vec::new(),
-            ballots: BallotBox::default(),
+            ballots: BallotBox::fresh(),
             round: CommitRound::new(0),
             stewards: StewardSchedule::default(),
             scores: ScoreBook::default(),
