@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use support::{Net, fast_settings};
-use witan::protocol::{Conversation, PartKey, State};
+use witan::protocol::{Conversation, PartKey, State, StoredVote};
 use witan::wire::{self, group_payload::Content};
 
 #[test]
@@ -85,25 +85,6 @@ fn every_part_reads_back_as_it_was_written() {
             .collect();
         let back = Conversation::from_parts(&parts).unwrap();
         assert_eq!(back.to_bytes(), conv.to_bytes(), "node {i}");
-        // As a store keeps it: the ballots without their votes, the votes as rows. Votes
-        // read inline are to be moved to rows (the ballots part is marked changed).
-        let votes = back.vote_changes().put;
-        assert!(!votes.is_empty(), "node {i} holds votes");
-        assert!(back.dirty_parts().contains(&PartKey::Ballots));
-        let apart: BTreeMap<PartKey, Vec<u8>> = PartKey::ALL
-            .iter()
-            .map(|k| (*k, conv.encode_part_without_votes(*k)))
-            .collect();
-        assert!(apart[&PartKey::Ballots].len() < parts[&PartKey::Ballots].len());
-        let rows = Conversation::from_stored(&apart, votes.clone()).unwrap();
-        assert_eq!(rows.to_bytes(), conv.to_bytes(), "node {i}");
-        assert!(rows.vote_changes().is_empty() && rows.dirty_parts().is_empty());
-        // A vote stored twice, or on a proposal that is not open, is a damaged state.
-        let twice = [votes.clone(), votes.clone()].concat();
-        assert!(Conversation::from_stored(&apart, twice).is_err());
-        let mut stray = votes.clone();
-        stray[0].ballot = [0xAB; 32];
-        assert!(Conversation::from_stored(&apart, stray).is_err());
         let mut one = parts.clone();
         one.remove(&PartKey::Round);
         assert!(
@@ -209,15 +190,47 @@ fn every_part_a_step_changes_is_marked_through_joins_commits_and_removals() {
     net.assert_agree(&rest);
 }
 
-/// What a store writes for a step of `conv`: every part the step marked changed (the
-/// ballots without their votes) and the vote rows that changed.
-fn saved_bytes(conv: &Conversation) -> usize {
-    let parts: usize = (conv.dirty_parts().iter())
-        .map(|k| conv.encode_part_without_votes(*k).len())
-        .sum();
-    let votes = conv.vote_changes();
-    let rows: usize = votes.put.iter().map(|v| 36 + v.vote.len()).sum();
-    parts + rows + 36 * (votes.taken.len() + votes.dropped.len())
+/// A conversation as a store keeping votes in rows holds it: its parts and vote rows.
+#[derive(Default)]
+struct Kept {
+    parts: BTreeMap<PartKey, Vec<u8>>,
+    rows: BTreeMap<([u8; 32], u32), StoredVote>,
+}
+
+impl Kept {
+    /// Saves what `conv` changed as the client does (a part whose bytes did not change is not
+    /// written); returns the bytes written, counting 36 per row key.
+    fn save(&mut self, conv: &mut Conversation) -> usize {
+        let changes = conv.place_votes();
+        let mut written = 0;
+        for k in conv.dirty_parts() {
+            let bytes = conv.encode_part_without_rows(k);
+            if self.parts.get(&k) != Some(&bytes) {
+                written += bytes.len();
+                self.parts.insert(k, bytes);
+            }
+        }
+        if changes.all_dropped {
+            self.rows.clear();
+        }
+        for d in &changes.dropped {
+            self.rows.retain(|(ballot, _), _| ballot != d);
+        }
+        for key in &changes.taken {
+            self.rows.remove(key);
+        }
+        written += 36 * (changes.dropped.len() + changes.taken.len());
+        for v in changes.put {
+            written += 36 + v.vote.len();
+            self.rows.insert((v.ballot, v.row), v);
+        }
+        conv.clear_dirty();
+        written
+    }
+
+    fn load(&self) -> Result<Conversation, witan::protocol::StateError> {
+        Conversation::from_stored(&self.parts, self.rows.values().cloned().collect())
+    }
 }
 
 #[test]
@@ -230,6 +243,12 @@ fn a_vote_received_alone_is_saved_in_bytes_that_do_not_grow_with_the_votes_held(
     let order: Vec<usize> = (0..12).filter(|i| net.nodes[*i].id() != leader).collect();
     let (proposer, target, observer) = (order[0], order[1], order[2]);
     let target_id = net.nodes[target].id();
+    let mut kept = Kept::default();
+    let conv = net.nodes[observer].conv.as_mut().unwrap();
+    for k in PartKey::ALL {
+        kept.parts.insert(*k, conv.encode_part_without_rows(*k));
+    }
+    conv.clear_dirty();
     net.act(proposer, |c, ctx| {
         c.propose_removal(ctx, target_id).map(|(_, o)| o)
     })
@@ -245,25 +264,60 @@ fn a_vote_received_alone_is_saved_in_bytes_that_do_not_grow_with_the_votes_held(
     // (votes held after the step, bytes the step saves) for each step that counted a vote.
     let mut saves: Vec<(usize, usize)> = Vec::new();
     for _ in 0..500 {
-        net.nodes[observer].conv.as_mut().unwrap().clear_dirty();
         let before = held(&net);
         if !net.deliver_one() {
             break;
         }
         let after = held(&net);
+        let conv = net.nodes[observer].conv.as_mut().unwrap();
+        let written = kept.save(conv);
+        // What is stored reads back as the member holds it, at every step.
+        assert_eq!(kept.load().unwrap().to_bytes(), conv.to_bytes());
         if after == before + 1 {
-            saves.push((after, saved_bytes(net.nodes[observer].conv())));
+            saves.push((after, written));
         }
     }
-    assert!(saves.len() >= 6, "votes counted one at a time: {saves:?}");
-    let (first, last) = (saves[1], saves[saves.len() - 1]);
-    assert!(last.0 >= first.0 + 4, "{saves:?}");
+    assert!(saves.len() >= 8, "votes counted one at a time: {saves:?}");
+    // The first votes of a ballot are written inline (a quarter of its votes or more), the
+    // later ones in rows of their own.
+    let later: Vec<usize> = (saves.iter().filter(|(k, _)| *k >= 6))
+        .map(|(_, bytes)| *bytes)
+        .collect();
+    let (least, most) = (later.iter().min(), later.iter().max());
+    assert!(later.len() >= 4, "{saves:?}");
     assert!(
-        last.1 <= first.1 + 16,
-        "a step saving one vote wrote {} bytes with {} votes held, {} with {}: {saves:?}",
-        last.1,
-        last.0,
-        first.1,
-        first.0
+        most <= least.map(|l| l + 16).as_ref(),
+        "a step saving one vote wrote more as the votes held grew: {saves:?}"
     );
+}
+
+#[test]
+fn a_vote_row_stored_twice_or_for_a_proposal_not_open_is_a_damaged_state() {
+    let mut net = Net::form(12, fast_settings());
+    net.run_for(5_000);
+    let target_id = net.nodes[11].id();
+    let mut kept = Kept::default();
+    let conv = net.nodes[2].conv.as_mut().unwrap();
+    kept.save(conv);
+    for k in PartKey::ALL {
+        kept.parts.insert(*k, conv.encode_part_without_rows(*k));
+    }
+    net.act(1, |c, ctx| {
+        c.propose_removal(ctx, target_id).map(|(_, o)| o)
+    })
+    .unwrap();
+    while kept.rows.is_empty() && net.deliver_one() {
+        kept.save(net.nodes[2].conv.as_mut().unwrap());
+    }
+    let rows: Vec<StoredVote> = kept.rows.values().cloned().collect();
+    assert!(!rows.is_empty(), "a vote was stored in a row");
+    assert!(kept.load().is_ok());
+    let twice = [rows.clone(), rows.clone()].concat();
+    assert!(Conversation::from_stored(&kept.parts, twice).is_err());
+    let mut stray = rows.clone();
+    stray[0].ballot = [0xAB; 32];
+    assert!(Conversation::from_stored(&kept.parts, stray).is_err());
+    let mut garbled = rows;
+    garbled[0].vote.truncate(3);
+    assert!(Conversation::from_stored(&kept.parts, garbled).is_err());
 }

@@ -5,9 +5,9 @@
 //! a run changed ([`Conversation::dirty_parts`]). The store keeps each part as one row of
 //! its engine state table (`witan_store::Step::engine_parts`), under the part's name, so a
 //! step writes only the parts that changed: a chat received rewrites nothing. The ballots'
-//! votes are rows of their own (`witan_store::Step::engine_votes`), each written once
-//! ([`Conversation::vote_changes`]): a vote received alone writes one row, not every vote
-//! its proposal holds. States stored
+//! votes a step brings few of are rows of their own (`witan_store::Step::engine_votes`),
+//! each written once ([`Conversation::place_votes`]): a vote received alone writes one row,
+//! not every vote its proposal holds. States stored
 //! before the parts existed (one part named `conversation`) were split by the store's schema
 //! version 6, through the engine's own migration.
 //!
@@ -270,6 +270,8 @@ fn save(
     mut stored: Digests,
 ) -> Result<Digests, WitanError> {
     let new = stored.is_empty();
+    // Votes are placed (inline or in rows) before the ballots part is encoded.
+    let votes = conv.place_votes();
     let changed: Vec<PartKey> = if new {
         PartKey::ALL.to_vec()
     } else {
@@ -281,7 +283,7 @@ fn save(
     // One part encoded at a time: a large part is held twice (decoded and encoded), not more.
     let mut saved_row = false;
     for key in changed {
-        let bytes = conv.encode_part_without_votes(key);
+        let bytes = conv.encode_part_without_rows(key);
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         if stored.get(&key) == Some(&digest) {
             continue;
@@ -294,7 +296,6 @@ fn save(
         step.save_engine_part(id, key.as_str(), &bytes)?;
         stored.insert(key, digest);
     }
-    let votes = conv.vote_changes();
     if (new || !votes.is_empty()) && !saved_row {
         step.save_conversation(id, conv.next_deadline())?;
     }

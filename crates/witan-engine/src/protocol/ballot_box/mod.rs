@@ -42,6 +42,7 @@ pub use proposal::{
     Action, Class, Parsed, ProposalContext, ProposalKind, check_rules, derive_proposal_id,
     new_proposal, parse, parse_checked, parse_payload, parse_unsigned,
 };
+pub(crate) use rows::Placed;
 pub use tally::{decide, decide_backed};
 pub use votes::{
     new_vote, verify as verify_vote, verify_evidence, verify_proof,

@@ -14,9 +14,9 @@ use crate::protocol::score_book::ScoreBook;
 use crate::protocol::steward_schedule::StewardSchedule;
 use witan_wire as wire;
 
-/// The ballots part; `inline_votes`: with the votes, or without them for a store that keeps
-/// them as rows (`vote_rows`).
-pub(super) fn ballots_part(b: &BallotBox, inline_votes: bool) -> BallotsPart {
+/// The ballots part; `all_votes`: with every vote, or without those stored as rows
+/// (`ballot_box::rows`).
+pub(super) fn ballots_part(b: &BallotBox, all_votes: bool) -> BallotsPart {
     BallotsPart {
         version: PART_VERSION,
         open: b
@@ -25,11 +25,10 @@ pub(super) fn ballots_part(b: &BallotBox, inline_votes: bool) -> BallotsPart {
             .map(|x| StoredBallot {
                 header: Some(x.header.clone()),
                 first_seen_ms: x.first_seen_ms,
-                votes: if inline_votes {
-                    x.votes.values().cloned().collect()
-                } else {
-                    Vec::new()
-                },
+                votes: (x.votes.iter())
+                    .filter(|(m, _)| all_votes || x.rows.is_inline(m))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
                 proofs: x.proofs.values().cloned().collect(),
                 relayed: x.relayed,
                 held: x.held,
@@ -65,8 +64,8 @@ pub(super) fn ballots_part(b: &BallotBox, inline_votes: bool) -> BallotsPart {
     }
 }
 
-/// The ballot box of a ballots part. Votes found in the part (written inline) are noted as
-/// to be written as rows, so that a store keeping rows moves them at its next save.
+/// The ballot box of a ballots part (its votes inline; those stored as rows are added by
+/// `vote_rows`).
 pub(super) fn ballots_from(
     conversation: &str,
     p: BallotsPart,
@@ -100,7 +99,7 @@ pub(super) fn ballots_from(
                 Some((voter, p))
             })
             .collect();
-        let mut ballot = Ballot {
+        let ballot = Ballot {
             id: header.proposal_id,
             digest: parsed.digest,
             action: parsed.action,
@@ -117,10 +116,6 @@ pub(super) fn ballots_from(
             counted: Default::default(),
             rows: Default::default(),
         };
-        let inline: Vec<MemberId> = ballot.votes.keys().copied().collect();
-        for voter in inline {
-            ballot.rows.put(voter);
-        }
         b.ids.insert(ballot.id, ballot.digest);
         b.open.insert(ballot.digest, ballot);
     }

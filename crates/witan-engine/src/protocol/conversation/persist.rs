@@ -76,8 +76,8 @@ impl Conversation {
         self.dirty.iter().copied().collect()
     }
 
-    /// Forgets the change marks, the votes' rows included (`vote_rows`): what changed is
-    /// saved.
+    /// Forgets the change marks, the votes' included (`vote_rows`): what changed is saved
+    /// (votes not placed in rows are inline).
     pub fn clear_dirty(&mut self) {
         self.dirty.clear();
         self.ballots.rows_saved();
@@ -88,12 +88,12 @@ impl Conversation {
         self.encode_part_as(key, true)
     }
 
-    /// One part, encoded; `inline_votes` false leaves the ballots' votes out, for a store
-    /// that keeps them as rows ([`Conversation::vote_changes`]).
-    pub(super) fn encode_part_as(&self, key: PartKey, inline_votes: bool) -> Vec<u8> {
+    /// One part, encoded; `all_votes` false leaves out the ballots' votes stored as rows
+    /// ([`Conversation::place_votes`]).
+    pub(super) fn encode_part_as(&self, key: PartKey, all_votes: bool) -> Vec<u8> {
         match key {
             PartKey::Core => self.core_part().encode_to_vec(),
-            PartKey::Ballots => ballots_part(&self.ballots, inline_votes).encode_to_vec(),
+            PartKey::Ballots => ballots_part(&self.ballots, all_votes).encode_to_vec(),
             PartKey::Round => round_part(&self.round).encode_to_vec(),
             PartKey::Stewards => StewardsPart {
                 version: PART_VERSION,
@@ -234,9 +234,7 @@ impl Conversation {
         Conversation::from_stored(parts, Vec::new())
     }
 
-    /// A conversation from its parts and the votes stored as rows (see `vote_rows`). Votes
-    /// still inline in the ballots part (as an earlier version stored them) mark the part
-    /// changed, so the next save moves them to rows.
+    /// A conversation from its parts and the votes stored as rows (see `vote_rows`).
     pub fn from_stored(
         parts: &BTreeMap<PartKey, Vec<u8>>,
         votes: Vec<StoredVote>,
@@ -309,9 +307,6 @@ impl Conversation {
             decode(get(PartKey::Ballots)?, "ballots")?,
             &conv.checked.0,
         )?;
-        if conv.ballots.has_unsaved_votes() {
-            conv.dirty.insert(PartKey::Ballots);
-        }
         add_stored_votes(&mut conv.ballots, votes)?;
         conv.round = round_from(decode(get(PartKey::Round)?, "round")?)?;
         Ok(conv)

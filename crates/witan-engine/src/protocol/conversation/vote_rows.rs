@@ -1,6 +1,6 @@
-//! The ballots' votes stored as rows of their own (see `ballot_box::rows` for why): what a
-//! save writes ([`Conversation::vote_changes`], with the ballots part encoded without its
-//! votes) and reading the rows back ([`Conversation::from_stored`]). A store that keeps a
+//! The ballots' votes stored as rows of their own (see `ballot_box::rows` for why and when):
+//! what a save writes ([`Conversation::place_votes`], with the ballots part encoded without
+//! the votes in rows) and reading the rows back ([`Conversation::from_stored`]). A store that keeps a
 //! conversation in one value ([`Conversation::to_bytes`]) keeps the votes inline instead.
 
 use prost::Message;
@@ -8,7 +8,7 @@ use prost::Message;
 use super::Conversation;
 use super::stored::{PartKey, StateError, err};
 use crate::mls::MemberId;
-use crate::protocol::ballot_box::{BallotBox, Digest};
+use crate::protocol::ballot_box::{BallotBox, Digest, Placed};
 use witan_wire as wire;
 
 /// One vote as stored: the proposal it is on, its row there, and the vote encoded.
@@ -37,49 +37,62 @@ impl VoteChanges {
 }
 
 impl Conversation {
-    /// Part `key` as a store keeping the votes as rows writes it: the ballots without their
-    /// votes (the others as [`Conversation::encode_part`]).
-    pub fn encode_part_without_votes(&self, key: PartKey) -> Vec<u8> {
+    /// Part `key` as a store keeping votes in rows writes it: the ballots without the votes
+    /// placed in rows (the others as [`Conversation::encode_part`]).
+    pub fn encode_part_without_rows(&self, key: PartKey) -> Vec<u8> {
         self.encode_part_as(key, false)
     }
 
-    /// The vote rows to write since the state was loaded or the marks were cleared
-    /// ([`Conversation::clear_dirty`]).
-    pub fn vote_changes(&self) -> VoteChanges {
-        let b = &self.ballots;
+    /// Places the votes put since the state was loaded or last saved (inline or in rows, see
+    /// `ballot_box::rows`) and returns the vote rows to write. A save calls it before
+    /// encoding its parts; votes placed inline mark the ballots part changed.
+    pub fn place_votes(&mut self) -> VoteChanges {
+        let b = &mut self.ballots;
         let mut changes = VoteChanges {
             all_dropped: b.dropped.all,
             dropped: b.dropped.some.iter().copied().collect(),
             ..VoteChanges::default()
         };
-        for ballot in b.open.values() {
+        let mut moved = false;
+        for ballot in b.open.values_mut() {
             let digest = ballot.digest;
+            if ballot.rows.has_put() {
+                moved = true;
+                match ballot.rows.place(ballot.votes.len()) {
+                    Placed::Inline { had_rows } => {
+                        if had_rows {
+                            changes.dropped.push(digest);
+                        }
+                    }
+                    Placed::Rows(rows) => {
+                        for (voter, row) in rows {
+                            let Some(vote) = ballot.votes.get(&voter) else {
+                                continue;
+                            };
+                            changes.put.push(StoredVote {
+                                ballot: digest,
+                                row,
+                                vote: vote.encode_to_vec(),
+                            });
+                        }
+                    }
+                }
+            }
             changes
                 .taken
                 .extend(ballot.rows.to_take().map(|row| (digest, row)));
-            for voter in ballot.rows.to_put() {
-                let (Some(vote), Some(row)) = (ballot.votes.get(voter), ballot.rows.row_of(voter))
-                else {
-                    continue;
-                };
-                changes.put.push(StoredVote {
-                    ballot: digest,
-                    row,
-                    vote: vote.encode_to_vec(),
-                });
-            }
+            moved |= ballot.rows.to_take().next().is_some();
+        }
+        if moved {
+            self.dirty.insert(PartKey::Ballots);
         }
         changes
     }
 }
 
 impl BallotBox {
-    /// Whether votes are waiting to be written as rows.
-    pub(super) fn has_unsaved_votes(&self) -> bool {
-        self.open.values().any(|b| b.rows.to_put().next().is_some())
-    }
-
-    /// The vote rows were written.
+    /// The votes were saved where `Conversation::place_votes` placed them (votes put and not
+    /// placed count as inline).
     pub(super) fn rows_saved(&mut self) {
         for b in self.open.values_mut() {
             b.rows.saved();
