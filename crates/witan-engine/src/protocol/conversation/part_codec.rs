@@ -170,7 +170,51 @@ pub(super) fn lock_from(
     }
 }
 
+/// Whether `own` (a leader's candidate as it keeps it to propose again: round 0, no polka) is
+/// candidate `c` of a round.
+fn is_own(own: &wire::Candidate, c: &wire::Candidate) -> bool {
+    own.round == 0
+        && own.pol.is_none()
+        && own.epoch == c.epoch
+        && own.proposer == c.proposer
+        && own.commit == c.commit
+        && own.welcome == c.welcome
+        && own.resolutions == c.resolutions
+}
+
+/// The leader's own candidate as stored: by reference to a held candidate it equals, or whole.
+fn own_part(r: &CommitRound) -> (Option<wire::Candidate>, Option<u32>) {
+    let Some(own) = &r.own else {
+        return (None, None);
+    };
+    match r.candidates.values().find(|c| is_own(own, c)) {
+        Some(c) => (None, Some(c.round)),
+        None => (Some(own.clone()), None),
+    }
+}
+
+fn own_from(
+    own: Option<wire::Candidate>,
+    of_round: Option<u32>,
+    candidates: &BTreeMap<u32, wire::Candidate>,
+) -> Result<Option<wire::Candidate>, StateError> {
+    match (own, of_round) {
+        (own, None) => Ok(own),
+        (None, Some(round)) => {
+            let mut own = candidates
+                .get(&round)
+                .cloned()
+                .ok_or_else(|| err("the own candidate refers to a candidate not held"))?;
+            own.round = 0;
+            own.pol = None;
+            Ok(Some(own))
+        }
+        (Some(_), Some(_)) => Err(err("the own candidate is stored twice")),
+    }
+}
+
 pub(super) fn round_part(r: &CommitRound) -> RoundPart {
+    let (own, own_of_round) = own_part(r);
     let collected = |t: &CollectedByValue| {
         t.iter()
             .map(|((round, d), sigs)| StoredCollected {
@@ -201,7 +245,8 @@ pub(super) fn round_part(r: &CommitRound) -> RoundPart {
         lock: r.lock.as_ref().map(|l| lock_part(l, &r.candidates)),
         prevoted: r.prevoted,
         precommitted: r.precommitted,
-        own: r.own.clone(),
+        own,
+        own_of_round,
         proposed: r.proposed,
         candidates: r.candidates.values().cloned().collect(),
         early_polkas: r.early_polkas.values().cloned().collect(),
@@ -245,7 +290,7 @@ pub(super) fn round_from(p: RoundPart) -> Result<CommitRound, StateError> {
         lock: lock_from(p.lock, &candidates)?,
         prevoted: p.prevoted,
         precommitted: p.precommitted,
-        own: p.own,
+        own: own_from(p.own, p.own_of_round, &candidates)?,
         proposed: p.proposed,
         collect_until: p.collect_until,
         fallback_at: p.fallback_at,
@@ -397,6 +442,39 @@ mod tests {
             },
             candidate: candidate(round, tag),
         }
+    }
+
+    #[test]
+    fn a_leaders_own_candidate_is_stored_once_and_reads_back_whole() {
+        let mut r = CommitRound::default();
+        let mut proposed = candidate(3, 5);
+        proposed.pol = Some(wire::Polka::default());
+        r.candidates.insert(3, proposed.clone());
+        let mut own = proposed.clone();
+        own.round = 0;
+        own.pol = None;
+        r.own = Some(own);
+        let part = round_part(&r);
+        assert_eq!((part.own.is_none(), part.own_of_round), (true, Some(3)));
+        let bytes = part.encode_to_vec();
+        let back = round_from(RoundPart::decode(bytes.as_slice()).unwrap()).unwrap();
+        assert_eq!(back, r);
+        // Stored whole (as before references, or not among the candidates) it reads back too.
+        let mut whole = round_part(&r);
+        (whole.own, whole.own_of_round) = (r.own.clone(), None);
+        assert!(whole.encode_to_vec().len() > bytes.len());
+        assert_eq!(round_from(whole).unwrap(), r);
+        r.candidates.clear();
+        let alone = round_part(&r);
+        assert_eq!((alone.own.is_some(), alone.own_of_round), (true, None));
+        assert_eq!(round_from(alone).unwrap(), r);
+        // A reference to a candidate not held, or both forms at once, is refused.
+        let mut dangling = part.clone();
+        dangling.candidates.clear();
+        assert!(round_from(dangling).is_err());
+        let mut both = part;
+        both.own = r.own.clone();
+        assert!(round_from(both).is_err());
     }
 
     #[test]

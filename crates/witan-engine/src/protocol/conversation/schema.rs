@@ -182,6 +182,10 @@ pub struct RoundPart {
     pub valid: Vec<StoredValid>,
     #[prost(uint64, optional, tag = "22")]
     pub fallback_at: Option<u64>,
+    /// `own` is the candidate held for this round with its round and polka cleared (so it
+    /// is stored once: a leader's candidate carries every vote it resolves).
+    #[prost(uint32, optional, tag = "24")]
+    pub own_of_round: Option<u32>,
 }
 
 /// A value found valid, with the author of its MLS commit.
