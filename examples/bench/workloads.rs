@@ -30,6 +30,9 @@ pub struct PerCommit {
     /// CPU per member per commit: median and maximum over members.
     pub cpu_median: Duration,
     pub cpu_max: Duration,
+    /// The second-highest member's CPU per commit: far below the maximum, one member alone
+    /// (a round's leader) pays the maximum.
+    pub cpu_second: Duration,
     /// Bytes received per member per commit (median, maximum).
     pub bytes_median: f64,
     pub bytes_max: f64,
@@ -58,6 +61,9 @@ impl PerCommit {
             median_max(costs.iter().map(|c| f(c) / commits.max(1) as f64).collect())
         };
         let (cpu_median, cpu_max) = per(&|c| c.cpu.as_secs_f64());
+        let mut cpu: Vec<f64> = costs.iter().map(|c| c.cpu.as_secs_f64()).collect();
+        cpu.sort_by(|a, b| b.total_cmp(a));
+        let cpu_second = cpu.get(1).copied().unwrap_or(0.0) / commits.max(1) as f64;
         let (bytes_median, bytes_max) = per(&|c| c.bytes_in as f64);
         let (signatures_median, signatures_max) = per(&|c| c.counters.signatures as f64);
         let (round_signatures_median, round_signatures_max) =
@@ -67,6 +73,7 @@ impl PerCommit {
             commits,
             cpu_median: Duration::from_secs_f64(cpu_median),
             cpu_max: Duration::from_secs_f64(cpu_max),
+            cpu_second: Duration::from_secs_f64(cpu_second),
             bytes_median,
             bytes_max,
             signatures_median,
