@@ -48,27 +48,30 @@ pub struct PerCommit {
     pub latency_ms: u64,
 }
 
-fn median_max(mut v: Vec<f64>) -> (f64, f64) {
+/// The median, the second-highest and the maximum of `v`.
+fn median_second_max(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     let median = v.get(v.len() / 2).copied().unwrap_or(0.0);
-    (median, v.last().copied().unwrap_or(0.0))
+    let from_top = |k: usize| v.len().checked_sub(k).and_then(|i| v.get(i)).copied();
+    (
+        median,
+        from_top(2).unwrap_or(0.0),
+        from_top(1).unwrap_or(0.0),
+    )
 }
 
 impl PerCommit {
     /// Per-member figures from each member's cost over the workload, divided by `commits`.
     pub fn of(costs: &[MemberCost], commits: u64, latency_ms: u64) -> PerCommit {
         let per = |f: &dyn Fn(&MemberCost) -> f64| {
-            median_max(costs.iter().map(|c| f(c) / commits.max(1) as f64).collect())
+            median_second_max(costs.iter().map(|c| f(c) / commits.max(1) as f64).collect())
         };
-        let (cpu_median, cpu_max) = per(&|c| c.cpu.as_secs_f64());
-        let mut cpu: Vec<f64> = costs.iter().map(|c| c.cpu.as_secs_f64()).collect();
-        cpu.sort_by(|a, b| b.total_cmp(a));
-        let cpu_second = cpu.get(1).copied().unwrap_or(0.0) / commits.max(1) as f64;
-        let (bytes_median, bytes_max) = per(&|c| c.bytes_in as f64);
-        let (signatures_median, signatures_max) = per(&|c| c.counters.signatures as f64);
-        let (round_signatures_median, round_signatures_max) =
+        let (cpu_median, cpu_second, cpu_max) = per(&|c| c.cpu.as_secs_f64());
+        let (bytes_median, _, bytes_max) = per(&|c| c.bytes_in as f64);
+        let (signatures_median, _, signatures_max) = per(&|c| c.counters.signatures as f64);
+        let (round_signatures_median, _, round_signatures_max) =
             per(&|c| c.counters.round_signatures as f64);
-        let (certificate_bytes_median, _) = per(&|c| c.counters.certificate_bytes as f64);
+        let (certificate_bytes_median, ..) = per(&|c| c.counters.certificate_bytes as f64);
         PerCommit {
             commits,
             cpu_median: Duration::from_secs_f64(cpu_median),

@@ -10,6 +10,22 @@ fn db() -> Database {
     Database::open(":memory:", &StoreOptions::default()).unwrap()
 }
 
+/// Creates conversation "c" in a run of `step` and flushes it; returns the state created.
+fn create_c(step: &Step<'_>, identity: &Identity, now_ms: u64) -> Conversation {
+    let mut env = StepEnv::new(step, identity, now_ms);
+    let conv = env
+        .run_engine("c", |_, ctx| {
+            let (conv, out) = Conversation::create(ctx, "c", Settings::default())
+                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
+            Ok((conv.clone(), conv, out))
+        })
+        .unwrap()
+        .unwrap()
+        .0;
+    env.flush().unwrap();
+    conv
+}
+
 #[test]
 fn a_successful_run_persists_state_topics_and_events() {
     let mut db = db();
@@ -46,16 +62,7 @@ fn state_is_stored_in_parts_and_a_damaged_state_is_a_storage_error() {
     let mut db = db();
     let identity = Identity::from_secret(&[7; 32]).unwrap();
     let step = db.step().unwrap();
-    let mut env = StepEnv::new(&step, &identity, 1_000);
-    env.run_engine("c", |_, ctx| {
-        let (conv, out) = Conversation::create(ctx, "c", Settings::default())
-            .map_err(|e| WitanError::from_protocol(e, State::Working))?;
-        Ok((conv, (), out))
-    })
-    .unwrap()
-    .unwrap();
-    env.flush().unwrap();
-    drop(env);
+    create_c(&step, &identity, 1_000);
     let parts = step.engine_parts("c").unwrap();
     let mut names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
     names.sort();
@@ -82,16 +89,7 @@ fn a_run_writes_only_the_parts_it_changed() {
     let mut db = db();
     let identity = Identity::from_secret(&[7; 32]).unwrap();
     let step = db.step().unwrap();
-    let mut env = StepEnv::new(&step, &identity, 1_000);
-    env.run_engine("c", |_, ctx| {
-        let (conv, out) = Conversation::create(ctx, "c", Settings::default())
-            .map_err(|e| WitanError::from_protocol(e, State::Working))?;
-        Ok((conv, (), out))
-    })
-    .unwrap()
-    .unwrap();
-    env.flush().unwrap();
-    drop(env);
+    create_c(&step, &identity, 1_000);
     // A part the next run does not change is not rewritten: a marker left in it (a field
     // the engine does not know, which it would not write again) stays.
     let archive = PartKey::Archive.as_str();
@@ -210,16 +208,7 @@ fn a_state_no_run_changed_stays_readable_after_a_flush() {
     let mut db = db();
     let identity = Identity::from_secret(&[7; 32]).unwrap();
     let step = db.step().unwrap();
-    let mut env = StepEnv::new(&step, &identity, 1_000);
-    env.run_engine("c", |_, ctx| {
-        let (conv, out) = Conversation::create(ctx, "c", Settings::default())
-            .map_err(|e| WitanError::from_protocol(e, State::Working))?;
-        Ok((conv, (), out))
-    })
-    .unwrap()
-    .unwrap();
-    env.flush().unwrap();
-    drop(env);
+    create_c(&step, &identity, 1_000);
     step.commit().unwrap();
 
     let step = db.step().unwrap();
@@ -257,32 +246,11 @@ fn a_conversation_started_again_drops_the_votes_stored_under_its_id() {
     // A member that left and joins again gets a new state under the same id: the vote rows
     // of the old state must go with it (found by the simulator: the next read refused them).
     let identity = Identity::from_secret(&[7; 32]).unwrap();
-    let create = |db: &mut Database, now_ms| {
-        let step = db.step().unwrap();
-        let mut env = StepEnv::new(&step, &identity, now_ms);
-        env.run_engine("c", |_, ctx| {
-            let (conv, out) = Conversation::create(ctx, "c", Settings::default())
-                .map_err(|e| WitanError::from_protocol(e, State::Working))?;
-            Ok((conv.clone(), conv, out))
-        })
-        .unwrap()
-        .unwrap()
-        .0
-    };
     // The same conversation started again (elsewhere: one MLS group per id and database).
-    let again = create(&mut db(), 2_000);
+    let again = create_c(&db().step().unwrap(), &identity, 2_000);
     let mut db = db();
     let step = db.step().unwrap();
-    let mut env = StepEnv::new(&step, &identity, 1_000);
-    env.run_engine("c", |_, ctx| {
-        let (conv, out) = Conversation::create(ctx, "c", Settings::default())
-            .map_err(|e| WitanError::from_protocol(e, State::Working))?;
-        Ok((conv, (), out))
-    })
-    .unwrap()
-    .unwrap();
-    env.flush().unwrap();
-    drop(env);
+    create_c(&step, &identity, 1_000);
     // The old state's votes (here one that no state of this id can hold).
     let old = crate::protocol::StoredVote {
         ballot: [9; 32],

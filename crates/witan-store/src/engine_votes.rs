@@ -51,28 +51,31 @@ impl Step<'_> {
         ballot: &[u8; 32],
         row: u32,
     ) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(
+        let row = from_u64(u64::from(row));
+        self.delete_votes(
             "DELETE FROM engine_votes WHERE conversation_id = ?1 AND ballot = ?2 AND seq = ?3",
-        )?;
-        stmt.execute(rusqlite::params![id, ballot, from_u64(u64::from(row))])?;
-        Ok(())
+            rusqlite::params![id, ballot, row],
+        )
     }
 
     /// Deletes every vote of conversation `id`.
     pub fn delete_engine_votes(&self, id: &str) -> Result<(), StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("DELETE FROM engine_votes WHERE conversation_id = ?1")?;
-        stmt.execute([id])?;
-        Ok(())
+        self.delete_votes(
+            "DELETE FROM engine_votes WHERE conversation_id = ?1",
+            rusqlite::params![id],
+        )
     }
 
     /// Deletes every vote of one proposal of conversation `id`.
     pub fn delete_engine_ballot(&self, id: &str, ballot: &[u8; 32]) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(
+        self.delete_votes(
             "DELETE FROM engine_votes WHERE conversation_id = ?1 AND ballot = ?2",
-        )?;
-        stmt.execute(rusqlite::params![id, ballot])?;
+            rusqlite::params![id, ballot],
+        )
+    }
+
+    fn delete_votes(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+        self.tx.prepare_cached(sql)?.execute(params)?;
         Ok(())
     }
 }
