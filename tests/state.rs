@@ -292,6 +292,69 @@ fn a_vote_received_alone_is_saved_in_bytes_that_do_not_grow_with_the_votes_held(
 }
 
 #[test]
+fn a_candidate_is_saved_once_by_a_member_that_follows_its_round() {
+    // A candidate carries every vote it resolves: a member that wrote it again at each later
+    // step of its round (the polka, its precommit) wrote n votes several times per commit.
+    let mut net = Net::form(12, fast_settings());
+    net.run_for(5_000);
+    let leader = net.nodes[0].conv().leaders()[0];
+    let order: Vec<usize> = (0..12).filter(|i| net.nodes[*i].id() != leader).collect();
+    let (proposer, target, observer) = (order[0], order[1], order[2]);
+    let target_id = net.nodes[target].id();
+    let mut kept = Kept::default();
+    let conv = net.nodes[observer].conv.as_mut().unwrap();
+    for k in PartKey::ALL {
+        kept.parts.insert(*k, conv.encode_part_without_rows(*k));
+    }
+    conv.clear_dirty();
+    let epoch = conv.epoch();
+    net.act(proposer, |c, ctx| {
+        c.propose_removal(ctx, target_id).map(|(_, o)| o)
+    })
+    .unwrap();
+    // (the candidate's size, bytes saved by each later step of the epoch)
+    let mut candidate: Option<usize> = None;
+    let mut later: Vec<usize> = Vec::new();
+    for _ in 0..5_000 {
+        if !net.deliver_one() {
+            let Some(at) = net.next_deadline() else { break };
+            net.now = net.now.max(at);
+            for i in 0..net.nodes.len() {
+                net.poll(i);
+            }
+        }
+        let conv = net.nodes[observer].conv.as_mut().unwrap();
+        let written = kept.save(conv);
+        assert_eq!(kept.load().unwrap().to_bytes(), conv.to_bytes());
+        if conv.epoch() != epoch {
+            break;
+        }
+        let held = (conv.commit_round().candidates())
+            .map(prost::Message::encoded_len)
+            .max();
+        match (candidate, held) {
+            (None, Some(len)) => candidate = Some(len),
+            (Some(_), _) => later.push(written),
+            _ => {}
+        }
+    }
+    let len = candidate.expect("the observer received the round's candidate");
+    assert!(
+        net.nodes[observer].conv().epoch() > epoch,
+        "the removal was certified"
+    );
+    let after: usize = later.iter().sum();
+    assert!(
+        later.iter().any(|b| *b > 0),
+        "the round went on after the candidate: {later:?}"
+    );
+    assert!(
+        after < len,
+        "the steps after the candidate ({len} bytes) saved {after} bytes: {later:?}"
+    );
+}
+
+#[test]
 fn a_vote_row_stored_twice_or_for_a_proposal_not_open_is_a_damaged_state() {
     let mut net = Net::form(12, fast_settings());
     net.run_for(5_000);

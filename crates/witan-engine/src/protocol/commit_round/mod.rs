@@ -213,6 +213,10 @@ impl CommitRound {
     pub fn own(&self) -> Option<&wire::Candidate> {
         self.own.as_ref()
     }
+    /// The candidates kept this epoch, by round.
+    pub fn candidates(&self) -> impl Iterator<Item = &wire::Candidate> {
+        self.candidates.values()
+    }
 
     /// Whether this member already proposed in `round`.
     pub fn proposed_in(&self, round: u32) -> bool {
