@@ -1,15 +1,17 @@
 //! A conversation's engine state in the store, and the copy a step works on.
 //!
 //! The engine keeps a conversation's state in parts (`protocol::PartKey`: core, ballots,
-//! round, stewards, scores, joins, archive), each encoded on its own, and reports which parts
-//! a run changed ([`Conversation::dirty_parts`]). The store keeps each part as one row of
-//! its engine state table (`witan_store::Step::engine_parts`), under the part's name, so a
-//! step writes only the parts that changed: a chat received rewrites nothing. The ballots'
-//! votes a step brings few of are rows of their own (`witan_store::Step::engine_votes`),
-//! each written once ([`Conversation::place_votes`]): a vote received alone writes one row,
-//! not every vote its proposal holds. States stored
-//! before the parts existed (one part named `conversation`) were split by the store's schema
-//! version 6, through the engine's own migration.
+//! round, the round's candidates, stewards, scores, joins, archive), each encoded on its
+//! own, and reports which parts a run changed ([`Conversation::dirty_parts`]). The store
+//! keeps each part as one row of its engine state table (`witan_store::Step::engine_parts`),
+//! under the part's name, so a step writes only the parts that changed: a chat received
+//! rewrites nothing. The ballots' votes a step brings few of are rows of their own
+//! (`witan_store::Step::engine_votes`), each written once ([`Conversation::place_votes`]): a
+//! vote received alone writes one row, not every vote its proposal holds; the round's
+//! candidates are written when one comes, not at each prevote, polka or precommit. States
+//! stored before the parts existed (one part named `conversation`) were split by the store's
+//! schema version 6, through the engine's own migration; a round part stored before the
+//! candidates had a part of their own still reads, and is written anew in two parts.
 //!
 //! A step decodes a conversation's state the first time it needs it and keeps it
 //! ([`States`]); the engine runs of the step work on that copy, and [`States::flush`] writes

@@ -5,7 +5,7 @@
 use super::*;
 
 /// Candidates kept per epoch at most (one per round and leader; older rounds go first).
-pub(super) const MAX_CANDIDATES: usize = 32;
+pub(crate) const MAX_CANDIDATES: usize = 32;
 /// Bytes of candidates kept besides the current round's (held for later rounds, remembered
 /// for earlier ones): a leader of several rounds cannot fill the state with packet-sized
 /// candidates (`keep`). The whole state is decoded on every step, also in a notification
@@ -40,7 +40,7 @@ impl CommitRound {
     /// polka in stay. A locked value is kept with its lock, and one dropped here only costs
     /// the round it was for.
     pub(super) fn keep(&mut self, c: wire::Candidate) {
-        self.candidates.entry(c.round).or_insert(c);
+        self.candidates.insert_first(c);
         while self.candidates.len() > MAX_CANDIDATES {
             if let Some((r, _)) = self.candidates.pop_first() {
                 self.digests.0.remove(&r);
@@ -111,5 +111,88 @@ pub(crate) struct DigestMemo(BTreeMap<u32, Digest>);
 impl PartialEq for DigestMemo {
     fn eq(&self, _: &Self) -> bool {
         true
+    }
+}
+
+/// The candidates kept this epoch, by round, and whether they changed since they were last
+/// stored. Each carries every vote it resolves, so they are the bulk of a round's state in a
+/// large group: they are stored apart from the rest of the round and written when they
+/// change, not at every prevote, polka or precommit. Every change goes through a method
+/// here, so the mark cannot be missed; reads go through `Deref`.
+#[derive(Clone, Debug, Default)]
+pub struct Candidates {
+    by_round: BTreeMap<u32, wire::Candidate>,
+    changed: bool,
+}
+
+/// Two rounds compare by their candidates, whatever was stored of them.
+impl PartialEq for Candidates {
+    fn eq(&self, other: &Self) -> bool {
+        self.by_round == other.by_round
+    }
+}
+
+impl std::ops::Deref for Candidates {
+    type Target = BTreeMap<u32, wire::Candidate>;
+    fn deref(&self) -> &Self::Target {
+        &self.by_round
+    }
+}
+
+impl Candidates {
+    /// Candidates as read from the store: nothing to write.
+    pub(crate) fn stored(by_round: BTreeMap<u32, wire::Candidate>) -> Self {
+        Candidates {
+            by_round,
+            changed: false,
+        }
+    }
+
+    /// Whether they changed since they were stored (or since [`Candidates::saved`]).
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// They were written as they are.
+    pub(crate) fn saved(&mut self) {
+        self.changed = false;
+    }
+
+    /// They are to be written even if unchanged: a new round replaces what was stored.
+    pub(crate) fn mark_changed(&mut self) {
+        self.changed = true;
+    }
+
+    /// Keeps `c` unless its round has a candidate already.
+    pub(crate) fn insert_first(&mut self, c: wire::Candidate) {
+        if let std::collections::btree_map::Entry::Vacant(e) = self.by_round.entry(c.round) {
+            e.insert(c);
+            self.changed = true;
+        }
+    }
+
+    /// Keeps `c` for `round`, replacing what was kept (tests build rounds with it).
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, round: u32, c: wire::Candidate) {
+        self.by_round.insert(round, c);
+        self.changed = true;
+    }
+
+    pub(crate) fn pop_first(&mut self) -> Option<(u32, wire::Candidate)> {
+        let first = self.by_round.pop_first();
+        self.changed |= first.is_some();
+        first
+    }
+
+    pub(crate) fn remove(&mut self, round: &u32) -> Option<wire::Candidate> {
+        let gone = self.by_round.remove(round);
+        self.changed |= gone.is_some();
+        gone
+    }
+
+    #[cfg(test)]
+    pub(crate) fn clear(&mut self) {
+        self.changed |= !self.by_round.is_empty();
+        self.by_round.clear();
     }
 }

@@ -52,8 +52,8 @@ use crate::mls::{Identity, MemberId};
 use crate::protocol::ballot_box::Digest;
 use witan_wire::{self as wire, RoundVoteKind};
 
-use candidates::MAX_CANDIDATES;
-pub use candidates::{MAX_CANDIDATE_BYTES, MAX_KEPT_CANDIDATE_BYTES};
+pub(crate) use candidates::MAX_CANDIDATES;
+pub use candidates::{Candidates, MAX_CANDIDATE_BYTES, MAX_KEPT_CANDIDATE_BYTES};
 pub use timing::Timing;
 
 pub use quorum::{
@@ -162,7 +162,7 @@ pub struct CommitRound {
     /// The last round this member proposed in.
     pub(crate) proposed: Option<u32>,
     /// Candidates seen this epoch, by round (one per round: its leader's first).
-    pub(crate) candidates: BTreeMap<u32, wire::Candidate>,
+    pub(crate) candidates: Candidates,
     /// Polkas whose candidate has not arrived yet, by digest.
     pub(crate) early_polkas: BTreeMap<Vec<u8>, wire::Polka>,
     /// As a leader: prevotes and precommits collected, by (round, digest).
@@ -191,11 +191,15 @@ fn digest_of(ctx: &RoundCtx<'_>, c: &wire::Candidate) -> Digest {
 }
 
 impl CommitRound {
+    /// A fresh round for `epoch`; it replaces a stored one, so its (no) candidates are to be
+    /// written.
     pub fn new(epoch: u64) -> Self {
-        CommitRound {
+        let mut r = CommitRound {
             epoch,
             ..CommitRound::default()
-        }
+        };
+        r.candidates.mark_changed();
+        r
     }
 
     pub fn epoch(&self) -> u64 {

@@ -8,7 +8,9 @@ use super::schema::*;
 use super::stored::{StateError, check_version, digest, err, member};
 use crate::mls::{CheckedSignatures, MemberId};
 use crate::protocol::ballot_box::{Ballot, BallotBox, Resolved, parse_checked};
-use crate::protocol::commit_round::{CollectedByValue, CommitRound, Lock};
+use crate::protocol::commit_round::{
+    Candidates, CollectedByValue, CommitRound, Lock, MAX_CANDIDATES,
+};
 use crate::protocol::join_queue::{JoinQueue, JoinRequest};
 use crate::protocol::score_book::ScoreBook;
 use crate::protocol::steward_schedule::StewardSchedule;
@@ -248,7 +250,8 @@ pub(super) fn round_part(r: &CommitRound) -> RoundPart {
         own,
         own_of_round,
         proposed: r.proposed,
-        candidates: r.candidates.values().cloned().collect(),
+        candidates: Vec::new(),
+        candidates_apart: true,
         early_polkas: r.early_polkas.values().cloned().collect(),
         prevotes: collected(&r.prevotes),
         precommits: collected(&r.precommits),
@@ -277,10 +280,37 @@ pub(super) fn round_part(r: &CommitRound) -> RoundPart {
     }
 }
 
-pub(super) fn round_from(p: RoundPart) -> Result<CommitRound, StateError> {
+/// The candidates part (see [`CandidatesPart`]).
+pub(super) fn candidates_part(r: &CommitRound) -> CandidatesPart {
+    CandidatesPart {
+        version: PART_VERSION,
+        candidates: r.candidates.values().cloned().collect(),
+    }
+}
+
+/// A round from its part and, when the part says they are apart, its candidates part; a round
+/// part stored before they were apart holds them itself.
+pub(super) fn round_from(
+    p: RoundPart,
+    apart: Option<CandidatesPart>,
+) -> Result<CommitRound, StateError> {
     check_version(p.version, "round")?;
+    let list = match (p.candidates_apart, apart) {
+        (false, _) => p.candidates,
+        (true, Some(_)) if !p.candidates.is_empty() => {
+            return Err(err("candidates stored both in the round and apart"));
+        }
+        (true, Some(c)) => {
+            check_version(c.version, "candidates")?;
+            c.candidates
+        }
+        (true, None) => return Err(err("the candidates part is missing")),
+    };
+    if list.len() > MAX_CANDIDATES {
+        return Err(err("more candidates than a round keeps"));
+    }
     let candidates: BTreeMap<u32, wire::Candidate> =
-        p.candidates.into_iter().map(|c| (c.round, c)).collect();
+        list.into_iter().map(|c| (c.round, c)).collect();
     let mut r = CommitRound {
         epoch: p.epoch,
         round: p.round,
@@ -331,7 +361,7 @@ pub(super) fn round_from(p: RoundPart) -> Result<CommitRound, StateError> {
             .or_default()
             .insert(member(&n.member)?, lock_from(n.lock, &candidates)?);
     }
-    r.candidates = candidates;
+    r.candidates = Candidates::stored(candidates);
     Ok(r)
 }
 
@@ -444,6 +474,15 @@ mod tests {
         }
     }
 
+    /// `r` stored and read back through its round and candidates parts.
+    fn stored(r: &CommitRound) -> (RoundPart, CandidatesPart) {
+        (round_part(r), candidates_part(r))
+    }
+
+    fn read(part: RoundPart, candidates: &CandidatesPart) -> Result<CommitRound, StateError> {
+        round_from(part, Some(candidates.clone()))
+    }
+
     #[test]
     fn a_leaders_own_candidate_is_stored_once_and_reads_back_whole() {
         let mut r = CommitRound::default();
@@ -454,27 +493,25 @@ mod tests {
         own.round = 0;
         own.pol = None;
         r.own = Some(own);
-        let part = round_part(&r);
+        let (part, held) = stored(&r);
         assert_eq!((part.own.is_none(), part.own_of_round), (true, Some(3)));
         let bytes = part.encode_to_vec();
-        let back = round_from(RoundPart::decode(bytes.as_slice()).unwrap()).unwrap();
+        let back = read(RoundPart::decode(bytes.as_slice()).unwrap(), &held).unwrap();
         assert_eq!(back, r);
         // Stored whole (as before references, or not among the candidates) it reads back too.
         let mut whole = round_part(&r);
         (whole.own, whole.own_of_round) = (r.own.clone(), None);
         assert!(whole.encode_to_vec().len() > bytes.len());
-        assert_eq!(round_from(whole).unwrap(), r);
+        assert_eq!(read(whole, &held).unwrap(), r);
         r.candidates.clear();
-        let alone = round_part(&r);
+        let (alone, none) = stored(&r);
         assert_eq!((alone.own.is_some(), alone.own_of_round), (true, None));
-        assert_eq!(round_from(alone).unwrap(), r);
+        assert_eq!(read(alone, &none).unwrap(), r);
         // A reference to a candidate not held, or both forms at once, is refused.
-        let mut dangling = part.clone();
-        dangling.candidates.clear();
-        assert!(round_from(dangling).is_err());
+        assert!(read(part.clone(), &none).is_err());
         let mut both = part;
         both.own = r.own.clone();
-        assert!(round_from(both).is_err());
+        assert!(read(both, &held).is_err());
     }
 
     #[test]
@@ -484,16 +521,19 @@ mod tests {
         r.lock = Some(lock(2, 7));
         // A member's lock on a value this member never received as a candidate.
         r.new_rounds.insert(MemberId([1; 20]), Some(lock(1, 9)));
-        let part = round_part(&r);
-        let stored = part.lock.as_ref().unwrap();
+        let (part, held) = stored(&r);
+        let stored_lock = part.lock.as_ref().unwrap();
         assert_eq!(
-            (stored.candidate.is_none(), stored.candidate_of_round),
+            (
+                stored_lock.candidate.is_none(),
+                stored_lock.candidate_of_round
+            ),
             (true, Some(2))
         );
         let other = part.new_rounds[0].lock.as_ref().unwrap();
         assert!(other.candidate.is_some(), "not held: stored whole");
         let bytes = part.encode_to_vec();
-        let back = round_from(RoundPart::decode(bytes.as_slice()).unwrap()).unwrap();
+        let back = read(RoundPart::decode(bytes.as_slice()).unwrap(), &held).unwrap();
         assert_eq!(back, r);
 
         // A lock stored whole (as before references) reads back the same.
@@ -504,16 +544,50 @@ mod tests {
             candidate_of_round: None,
         });
         assert!(whole.encode_to_vec().len() > bytes.len());
-        assert_eq!(round_from(whole).unwrap(), r);
+        assert_eq!(read(whole, &held).unwrap(), r);
 
         // A reference to a candidate that is not there, or a lock naming both, is refused.
-        let mut dangling = round_part(&r);
-        dangling.candidates.clear();
-        assert!(round_from(dangling).is_err());
+        let none = CandidatesPart {
+            version: PART_VERSION,
+            candidates: Vec::new(),
+        };
+        assert!(read(round_part(&r), &none).is_err());
         let mut both = round_part(&r);
         if let Some(l) = both.lock.as_mut() {
             l.candidate = Some(candidate(2, 7));
         }
-        assert!(round_from(both).is_err());
+        assert!(read(both, &held).is_err());
+    }
+
+    #[test]
+    fn candidates_are_stored_apart_from_the_round_and_inline_ones_still_read() {
+        let mut r = CommitRound::default();
+        r.candidates.insert(2, candidate(2, 7));
+        r.candidates.insert(4, candidate(4, 8));
+        r.lock = Some(lock(2, 7));
+        let (part, held) = stored(&r);
+        assert!(part.candidates_apart && part.candidates.is_empty());
+        assert_eq!(held.candidates.len(), 2);
+        let back = read(part.clone(), &held).unwrap();
+        assert_eq!(back, r);
+        assert!(!back.candidates.changed(), "as stored: nothing to write");
+        // A round part stored before the candidates had a part of their own holds them.
+        let mut inline = part.clone();
+        (inline.candidates, inline.candidates_apart) = (held.candidates.clone(), false);
+        assert_eq!(round_from(inline.clone(), None).unwrap(), r);
+        assert_eq!(round_from(inline, Some(held.clone())).unwrap(), r);
+        // Apart but missing, in both places, another version or too many: refused.
+        assert!(round_from(part.clone(), None).is_err());
+        let mut both = part.clone();
+        both.candidates = held.candidates.clone();
+        assert!(read(both, &held).is_err());
+        let mut other = held.clone();
+        other.version += 1;
+        assert!(read(part.clone(), &other).is_err());
+        let mut many = held;
+        many.candidates = (0..=MAX_CANDIDATES as u32)
+            .map(|i| candidate(i, 1))
+            .collect();
+        assert!(read(part, &many).is_err());
     }
 }

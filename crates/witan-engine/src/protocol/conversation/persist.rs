@@ -71,16 +71,22 @@ fn seal_keys_from(stored: &[StoredSealKey]) -> Result<Vec<SealKey>, StateError> 
 }
 
 impl Conversation {
-    /// The parts changed since the state was loaded or the dirty marks were cleared.
+    /// The parts changed since the state was loaded or the dirty marks were cleared (the
+    /// round's candidates keep their own mark).
     pub fn dirty_parts(&self) -> Vec<PartKey> {
-        self.dirty.iter().copied().collect()
+        let mut dirty = self.dirty.clone();
+        if self.round.candidates.changed() {
+            dirty.insert(PartKey::Candidates);
+        }
+        dirty.into_iter().collect()
     }
 
-    /// Forgets the change marks, the votes' included (`vote_rows`): what changed is saved
-    /// (votes not placed in rows are inline).
+    /// Forgets the change marks, the votes' and the candidates' included (`vote_rows`): what
+    /// changed is saved (votes not placed in rows are inline).
     pub fn clear_dirty(&mut self) {
         self.dirty.clear();
         self.ballots.rows_saved();
+        self.round.candidates.saved();
     }
 
     /// One part, encoded whole (the ballots with their votes).
@@ -95,6 +101,7 @@ impl Conversation {
             PartKey::Core => self.core_part().encode_to_vec(),
             PartKey::Ballots => ballots_part(&self.ballots, all_votes).encode_to_vec(),
             PartKey::Round => round_part(&self.round).encode_to_vec(),
+            PartKey::Candidates => candidates_part(&self.round).encode_to_vec(),
             PartKey::Stewards => StewardsPart {
                 version: PART_VERSION,
                 slots: self
@@ -308,7 +315,58 @@ impl Conversation {
             &conv.checked.0,
         )?;
         add_stored_votes(&mut conv.ballots, votes)?;
-        conv.round = round_from(decode(get(PartKey::Round)?, "round")?)?;
+        let round: RoundPart = decode(get(PartKey::Round)?, "round")?;
+        if !round.candidates_apart {
+            // Stored before the candidates had a part of their own: both are written anew.
+            conv.dirty.extend([PartKey::Round, PartKey::Candidates]);
+        }
+        let apart = match parts.get(&PartKey::Candidates) {
+            Some(bytes) if round.candidates_apart => Some(decode(bytes, "candidates")?),
+            _ => None,
+        };
+        conv.round = round_from(round, apart)?;
         Ok(conv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::conversation::part_codec::round_part;
+
+    #[test]
+    fn a_state_stored_before_the_candidates_were_apart_reads_and_is_written_anew() {
+        let mut conv = Conversation::from_bytes(include_bytes!("fixtures/before_parts.bin"))
+            .expect("the fixture reads");
+        let candidate = wire::Candidate {
+            epoch: conv.epoch,
+            round: 1,
+            commit: vec![7; 64],
+            ..wire::Candidate::default()
+        };
+        conv.round.candidates.insert(1, candidate);
+        let mut parts: BTreeMap<PartKey, Vec<u8>> = PartKey::ALL
+            .iter()
+            .map(|k| (*k, conv.encode_part(*k)))
+            .collect();
+        // As stored before: the candidates inline in the round part, no part of their own.
+        let mut round = round_part(&conv.round);
+        (round.candidates, round.candidates_apart) =
+            (conv.round.candidates.values().cloned().collect(), false);
+        parts.insert(PartKey::Round, round.encode_to_vec());
+        parts.remove(&PartKey::Candidates);
+        let read = Conversation::from_parts(&parts).expect("an earlier round part reads");
+        assert_eq!(read.to_bytes(), conv.to_bytes());
+        let dirty = read.dirty_parts();
+        assert!(dirty.contains(&PartKey::Round) && dirty.contains(&PartKey::Candidates));
+        // Stored as now, nothing is to be written again, and the missing part is an error.
+        let mut now: BTreeMap<PartKey, Vec<u8>> = PartKey::ALL
+            .iter()
+            .map(|k| (*k, read.encode_part(*k)))
+            .collect();
+        let again = Conversation::from_parts(&now).expect("reads");
+        assert!(again.dirty_parts().is_empty());
+        now.remove(&PartKey::Candidates);
+        assert!(Conversation::from_parts(&now).is_err());
     }
 }

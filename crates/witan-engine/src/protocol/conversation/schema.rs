@@ -186,6 +186,20 @@ pub struct RoundPart {
     /// is stored once: a leader's candidate carries every vote it resolves).
     #[prost(uint32, optional, tag = "24")]
     pub own_of_round: Option<u32>,
+    /// The candidates are in a part of their own ([`CandidatesPart`]), not in `candidates`
+    /// (a round part stored before they had one holds them inline).
+    #[prost(bool, tag = "25")]
+    pub candidates_apart: bool,
+}
+
+/// The candidates a round keeps, apart from the rest of the round: written when they change,
+/// not at every step of the round.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CandidatesPart {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(message, repeated, tag = "2")]
+    pub candidates: Vec<wire::Candidate>,
 }
 
 /// A value found valid, with the author of its MLS commit.
