@@ -198,6 +198,35 @@ fn the_leader_turns_a_quorum_of_prevotes_into_a_polka_and_of_precommits_into_a_c
 }
 
 #[test]
+fn a_leader_keeps_no_signature_past_the_polka_or_the_certificate_it_formed() {
+    // Once its polka (or certificate) is out, later votes are of no use to the leader:
+    // checking and keeping them made its state hold n signatures per phase, stored again
+    // at every late vote.
+    let g = group(4);
+    let mut leader = CommitRound::new(1);
+    leader.note_work(&g.ctx(0, 0));
+    leader.poll(&g.ctx(0, 100));
+    let c = g.candidate(9, 0);
+    let d = wire::candidate_digest(CONV, &c);
+    leader.proposed(c, true, true, &g.ctx(0, 100));
+    let vote = |i: usize, kind| sign(&g.ids[i], kind, CONV, 1, 0, Some(&d));
+    leader.on_prevote(vote(1, RoundVoteKind::Prevote), &g.ctx(0, 101));
+    let out = leader.on_prevote(vote(2, RoundVoteKind::Prevote), &g.ctx(0, 102));
+    assert!(matches!(out.first(), Some(RoundEffect::Polka(_))));
+    assert!(leader.prevotes.is_empty(), "the polka holds them");
+    assert!((leader.on_prevote(vote(3, RoundVoteKind::Prevote), &g.ctx(0, 103))).is_empty());
+    assert!(leader.prevotes.is_empty(), "a late prevote is not kept");
+    leader.on_precommit(vote(1, RoundVoteKind::Precommit), &g.ctx(0, 104));
+    let out = leader.on_precommit(vote(2, RoundVoteKind::Precommit), &g.ctx(0, 105));
+    assert!(matches!(out.first(), Some(RoundEffect::Certified(_))));
+    assert!(leader.precommits.is_empty(), "the certificate holds them");
+    let late = leader.on_precommit(vote(3, RoundVoteKind::Precommit), &g.ctx(0, 106));
+    assert!(late.is_empty() && leader.precommits.is_empty());
+    // The lock keeps the polka whole: the leader still precommits and re-proposes with it.
+    assert_eq!(leader.lock().map(|l| l.polka.signatures.len()), Some(3));
+}
+
+#[test]
 fn a_member_moves_ahead_on_f_plus_one_new_rounds_or_when_the_leader_passes() {
     let g = group(4);
     let mut member = CommitRound::new(1);
