@@ -91,10 +91,11 @@ impl CommitRound {
         if count < ctx.quorum() || self.polka_sent.contains(&v.round) {
             return Vec::new();
         }
-        let Some(sigs) = self.prevotes.get(&(v.round, v.digest.clone())) else {
+        // The polka carries them from here on (and the lock keeps it).
+        let Some(sigs) = self.prevotes.remove(&(v.round, v.digest.clone())) else {
             return Vec::new();
         };
-        let signatures = signatures(sigs);
+        let signatures = signatures(&sigs);
         let Ok(digest) = Digest::try_from(v.digest.as_slice()) else {
             return Vec::new();
         };
@@ -118,16 +119,17 @@ impl CommitRound {
         if count < ctx.quorum() || self.certified_sent {
             return Vec::new();
         }
-        let Some(sigs) = self.precommits.get(&(v.round, v.digest.clone())) else {
-            return Vec::new();
-        };
-        let signatures = signatures(sigs);
         // The candidate as this member proposed it in that round: it names this member as
         // its proposer, who sends the welcome of the members it adds (a value proposed again
         // keeps its digest, not its first proposer).
         let Some(mut candidate) = self.candidates.get(&v.round).cloned() else {
             return Vec::new();
         };
+        // The certificate carries them from here on.
+        let Some(sigs) = self.precommits.remove(&(v.round, v.digest.clone())) else {
+            return Vec::new();
+        };
+        let signatures = signatures(&sigs);
         self.certified_sent = true;
         candidate.pol = None;
         vec![RoundEffect::Certified(wire::CertifiedCommit {
@@ -147,6 +149,14 @@ impl CommitRound {
         ctx: &RoundCtx<'_>,
     ) -> Option<usize> {
         if v.epoch != self.epoch || !ctx.leads(v.round) || v.digest.is_empty() {
+            return None;
+        }
+        // Past its polka (or certificate) a vote adds nothing: neither checked nor kept.
+        let formed = match kind {
+            RoundVoteKind::Prevote => self.polka_sent.contains(&v.round),
+            RoundVoteKind::Precommit => self.certified_sent,
+        };
+        if formed {
             return None;
         }
         let proposed = self.digest_at(v.round, ctx);
