@@ -233,10 +233,9 @@ impl Kept {
     }
 }
 
-#[test]
-fn a_vote_received_alone_is_saved_in_bytes_that_do_not_grow_with_the_votes_held() {
-    // A live socket hands a member each vote in a step of its own: if a step rewrote every
-    // vote its ballot holds, a removal in a group of n would write n² votes per member.
+/// A formed group of 12 in which a member proposes a removal, and a member (neither the
+/// round-0 leader, the proposer nor the target) whose state is kept, as stored before it.
+fn removal_watched() -> (Net, usize, Kept) {
     let mut net = Net::form(12, fast_settings());
     net.run_for(5_000);
     let leader = net.nodes[0].conv().leaders()[0];
@@ -253,6 +252,14 @@ fn a_vote_received_alone_is_saved_in_bytes_that_do_not_grow_with_the_votes_held(
         c.propose_removal(ctx, target_id).map(|(_, o)| o)
     })
     .unwrap();
+    (net, observer, kept)
+}
+
+#[test]
+fn a_vote_received_alone_is_saved_in_bytes_that_do_not_grow_with_the_votes_held() {
+    // A live socket hands a member each vote in a step of its own: if a step rewrote every
+    // vote its ballot holds, a removal in a group of n would write n² votes per member.
+    let (mut net, observer, mut kept) = removal_watched();
     let held = |net: &Net| {
         let c = net.nodes[observer].conv();
         c.ballots()
@@ -295,23 +302,8 @@ fn a_vote_received_alone_is_saved_in_bytes_that_do_not_grow_with_the_votes_held(
 fn a_candidate_is_saved_once_by_a_member_that_follows_its_round() {
     // A candidate carries every vote it resolves: a member that wrote it again at each later
     // step of its round (the polka, its precommit) wrote n votes several times per commit.
-    let mut net = Net::form(12, fast_settings());
-    net.run_for(5_000);
-    let leader = net.nodes[0].conv().leaders()[0];
-    let order: Vec<usize> = (0..12).filter(|i| net.nodes[*i].id() != leader).collect();
-    let (proposer, target, observer) = (order[0], order[1], order[2]);
-    let target_id = net.nodes[target].id();
-    let mut kept = Kept::default();
-    let conv = net.nodes[observer].conv.as_mut().unwrap();
-    for k in PartKey::ALL {
-        kept.parts.insert(*k, conv.encode_part_without_rows(*k));
-    }
-    conv.clear_dirty();
-    let epoch = conv.epoch();
-    net.act(proposer, |c, ctx| {
-        c.propose_removal(ctx, target_id).map(|(_, o)| o)
-    })
-    .unwrap();
+    let (mut net, observer, mut kept) = removal_watched();
+    let epoch = net.nodes[observer].conv().epoch();
     // (the candidate's size, bytes saved by each later step of the epoch)
     let mut candidate: Option<usize> = None;
     let mut later: Vec<usize> = Vec::new();

@@ -47,6 +47,18 @@ impl Group {
         }
     }
 
+    /// Member 0 as round 0's leader, having proposed value 9: its round, the candidate and
+    /// its digest.
+    fn leading_round_0(&self) -> (CommitRound, wire::Candidate, Digest) {
+        let mut leader = CommitRound::new(1);
+        leader.note_work(&self.ctx(0, 0));
+        leader.poll(&self.ctx(0, 100));
+        let c = self.candidate(9, 0);
+        let d = wire::candidate_digest(CONV, &c);
+        leader.proposed(c.clone(), true, true, &self.ctx(0, 100));
+        (leader, c, d)
+    }
+
     fn candidate(&self, value: u8, round: u32) -> wire::Candidate {
         let leader = self.members[round as usize % self.members.len()];
         wire::Candidate {
@@ -203,12 +215,7 @@ fn a_leader_keeps_no_signature_past_the_polka_or_the_certificate_it_formed() {
     // checking and keeping them made its state hold n signatures per phase, stored again
     // at every late vote.
     let g = group(4);
-    let mut leader = CommitRound::new(1);
-    leader.note_work(&g.ctx(0, 0));
-    leader.poll(&g.ctx(0, 100));
-    let c = g.candidate(9, 0);
-    let d = wire::candidate_digest(CONV, &c);
-    leader.proposed(c, true, true, &g.ctx(0, 100));
+    let (mut leader, _, d) = g.leading_round_0();
     let vote = |i: usize, kind| sign(&g.ids[i], kind, CONV, 1, 0, Some(&d));
     leader.on_prevote(vote(1, RoundVoteKind::Prevote), &g.ctx(0, 101));
     let out = leader.on_prevote(vote(2, RoundVoteKind::Prevote), &g.ctx(0, 102));
@@ -326,12 +333,7 @@ fn a_later_leader_waits_for_a_quorum_and_proposes_the_newest_lock() {
 #[test]
 fn an_author_knows_its_value_may_be_certified_only_once_a_polka_for_it_exists() {
     let g = group(4);
-    let mut leader = CommitRound::new(1);
-    leader.note_work(&g.ctx(0, 0));
-    leader.poll(&g.ctx(0, 100));
-    let c = g.candidate(9, 0);
-    let d = wire::candidate_digest(CONV, &c);
-    leader.proposed(c.clone(), true, true, &g.ctx(0, 100));
+    let (mut leader, c, d) = g.leading_round_0();
     assert!(
         !leader.own_may_be_certified(&g.ctx(0, 100)),
         "proposed, no prevotes: no polka anywhere"
