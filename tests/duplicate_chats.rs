@@ -1,0 +1,97 @@
+//! Copies of a chat message: the network, a push backlog and a live socket may each hand a
+//! member the same packet. A copy is counted as a duplicate and changes nothing — in the same
+//! epoch, after a commit, after a restart — and reading a chat leaves no de-duplication row
+//! behind: the sender's MLS ratchet (whose key for that message is used up) and the
+//! history's uniqueness already tell a copy from a new message.
+
+use witan::client::InboundPacket;
+use witan_testing::net::Packet;
+
+#[path = "support/clients.rs"]
+mod clients;
+
+use clients::{CONV, World};
+
+/// Members 0 and 1 formed; member 2 (if any) stays outside. Member 0's chat `body`,
+/// delivered to everyone once; its packet.
+fn chatted(n: usize, body: &[u8]) -> (World, Packet) {
+    let names: Vec<String> = (0..n).map(|i| format!("member-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut w = World::new(&names);
+    w.form(0, &[1]);
+    w.c(0).send_message(CONV.into(), body.to_vec()).unwrap();
+    let chat = w.net.last().unwrap();
+    w.deliver();
+    assert_eq!(
+        w.bodies(1),
+        vec![String::from_utf8_lossy(body).into_owned()]
+    );
+    (w, chat)
+}
+
+/// Rows of a table in member `i`'s database.
+fn rows(w: &World, i: usize, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(w.path(i)).unwrap();
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Hands member `i` the packet again; the report as (accepted, duplicates, rejected).
+fn again(w: &World, i: usize, chat: &Packet) -> (u32, u32, u32) {
+    let report = w
+        .c(i)
+        .receive(vec![InboundPacket {
+            topic: chat.topic.clone(),
+            payload: chat.payload.clone(),
+        }])
+        .unwrap();
+    (report.accepted, report.duplicates, report.rejected)
+}
+
+#[test]
+fn reading_a_chat_adds_no_row_to_the_seen_packets() {
+    let (mut w, _) = chatted(2, b"first");
+    let seen = rows(&w, 1, "seen_packets");
+    w.c(0)
+        .send_message(CONV.into(), b"second".to_vec())
+        .unwrap();
+    w.deliver();
+    assert_eq!(w.bodies(1), vec!["first", "second"]);
+    assert_eq!(rows(&w, 1, "seen_packets"), seen);
+}
+
+#[test]
+fn a_chat_delivered_again_in_its_epoch_is_a_duplicate() {
+    let (w, chat) = chatted(2, b"once");
+    let before = (w.history(1), w.events(1).len());
+    assert_eq!(again(&w, 1, &chat), (0, 1, 0));
+    assert_eq!(again(&w, 1, &chat), (0, 1, 0));
+    assert_eq!((w.history(1), w.events(1).len()), before);
+}
+
+#[test]
+fn a_chat_delivered_again_after_a_commit_is_a_duplicate() {
+    let (mut w, chat) = chatted(3, b"before the join");
+    let epoch = w.info(1).epoch;
+    w.c(2).request_to_join(CONV.into()).unwrap();
+    w.run_for(60_000);
+    w.assert_agree(&[0, 1, 2]);
+    assert!(w.info(1).epoch > epoch);
+    let before = (w.history(1), w.events(1).len());
+    assert_eq!(again(&w, 1, &chat), (0, 1, 0));
+    assert_eq!((w.history(1), w.events(1).len()), before);
+}
+
+#[test]
+fn a_chat_delivered_again_after_a_restart_is_a_duplicate() {
+    let (mut w, chat) = chatted(2, b"kept on disk");
+    w.close(1);
+    w.open(1);
+    let history = w.history(1);
+    assert_eq!(again(&w, 1, &chat), (0, 1, 0));
+    assert_eq!(w.history(1), history);
+    // The member still reads what comes next.
+    w.c(0).send_message(CONV.into(), b"next".to_vec()).unwrap();
+    w.deliver();
+    assert_eq!(w.bodies(1), vec!["kept on disk", "next"]);
+}
