@@ -2,7 +2,9 @@
 //! member the same packet. A copy is counted as a duplicate and changes nothing — in the same
 //! epoch, after a commit, after a restart — and reading a chat leaves no de-duplication row
 //! behind: the sender's MLS ratchet (whose key for that message is used up) and the
-//! history's uniqueness already tell a copy from a new message.
+//! history's uniqueness already tell a copy from a new message. A copy older than the
+//! sender's window of keys is refused instead (it cannot be told from a message too late
+//! to read), and changes nothing either.
 
 use witan::client::InboundPacket;
 use witan_testing::net::Packet;
@@ -94,4 +96,22 @@ fn a_chat_delivered_again_after_a_restart_is_a_duplicate() {
     w.c(0).send_message(CONV.into(), b"next".to_vec()).unwrap();
     w.deliver();
     assert_eq!(w.bodies(1), vec!["kept on disk", "next"]);
+}
+
+#[test]
+fn a_copy_from_beyond_the_senders_window_is_rejected_and_changes_nothing() {
+    // A hundred later messages of the same sender push the copy's generation out of the window
+    // MLS keeps (`OUT_OF_ORDER_TOLERANCE`): it can no longer be told from a message too late
+    // to read, so it is refused, not counted as a duplicate — and still changes nothing.
+    let (mut w, chat) = chatted(2, b"long ago");
+    for i in 0..101 {
+        w.c(0)
+            .send_message(CONV.into(), format!("later {i}").into_bytes())
+            .unwrap();
+    }
+    w.deliver();
+    let before = (w.history(1), w.events(1).len(), w.info(1).epoch);
+    assert_eq!(before.0.len(), 102);
+    assert_eq!(again(&w, 1, &chat), (0, 0, 1));
+    assert_eq!((w.history(1), w.events(1).len(), w.info(1).epoch), before);
 }

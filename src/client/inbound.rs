@@ -197,6 +197,7 @@ fn apply_packet(env: &mut StepEnv<'_, '_>, d: &Decoded<'_>, now: u64) -> Result<
     // A packet kept for a future epoch is unauthenticated: the buffer de-duplicates it, and it
     // is marked seen only once applied, so forgeries cannot grow the seen table.
     let fate = match applied.buffer_for_epoch {
+        _ if applied.duplicate => Fate::Duplicate,
         Some(_) if useless => Fate::Accepted,
         Some(epoch) => {
             let packet = (&d.hash, d.payload);
@@ -212,7 +213,9 @@ fn apply_packet(env: &mut StepEnv<'_, '_>, d: &Decoded<'_>, now: u64) -> Result<
             }
         }
         None => {
-            env.step.mark_seen(&d.hash, now)?;
+            if applied.needs_seen_mark() {
+                env.step.mark_seen(&d.hash, now)?;
+            }
             Fate::Accepted
         }
     };

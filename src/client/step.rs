@@ -99,6 +99,21 @@ pub(crate) struct Applied {
     pub state: State,
     /// This run turned a pending join into membership (at `epoch`).
     pub joined: bool,
+    /// The packet was a copy of a message read before: nothing changed.
+    pub duplicate: bool,
+    /// The packet was a chat message, now read.
+    pub chat_read: bool,
+}
+
+impl Applied {
+    /// Whether the packet's hash must be marked seen so that a copy of it is known as one.
+    /// A chat needs no mark: its copy asks MLS for the sender's key of that message, which
+    /// reading it used up (and the history keeps one row per sender and message id). Not
+    /// marking chats spares each received chat two pages of the log (the mark's row and
+    /// its hash index).
+    pub fn needs_seen_mark(&self) -> bool {
+        !self.duplicate && !self.chat_read
+    }
 }
 
 /// The engine operation: given the stored conversation (if any) and the context, the new
@@ -332,6 +347,8 @@ impl StepEnv<'_, '_> {
             epoch: conv.epoch(),
             state: conv.state(),
             joined: was_pending && conv.is_member_state(),
+            duplicate: out.duplicate,
+            chat_read: !out.messages.is_empty(),
         };
         self.states.replace(step, id, conv)?;
         Ok(Ok((value, applied)))
@@ -434,7 +451,8 @@ impl StepEnv<'_, '_> {
                                 FUTURE_EPOCH_BUFFER,
                             )?;
                         }
-                        None => self.step.mark_seen(&hash, self.now_ms)?,
+                        None if a.needs_seen_mark() => self.step.mark_seen(&hash, self.now_ms)?,
+                        None => {}
                     }
                     applied = a;
                 }

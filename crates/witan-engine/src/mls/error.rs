@@ -44,6 +44,10 @@ pub enum MlsError {
     /// The message is an application message sent by this member itself (an echo).
     #[error("message was sent by this member")]
     OwnMessage,
+    /// The key of this application message was used already: a copy of a message this member
+    /// has read (or a forgery reusing its generation). Nothing was changed.
+    #[error("message was read already (its key is used up)")]
+    Replayed,
     /// A commit failed validation, or could not be created.
     #[error("invalid commit: {0}")]
     InvalidCommit(String),

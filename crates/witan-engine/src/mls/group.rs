@@ -16,7 +16,7 @@
 //! state change) and applied with [`Group::merge_staged`]; a leader's own candidate stays
 //! pending until merged or cleared (`group/commit.rs`).
 
-use openmls::framing::errors::MessageDecryptionError;
+use openmls::framing::errors::{MessageDecryptionError, SecretTreeError};
 use openmls::group::{
     MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
     StagedCommit, StagedWelcome,
@@ -309,8 +309,9 @@ impl Group {
     /// Decrypts an application message of the current or a recent epoch.
     ///
     /// Returns [`MlsError::WrongEpoch`] for a future epoch or a past epoch whose secrets are
-    /// gone, [`MlsError::OwnMessage`] for our own messages, [`MlsError::NotApplication`] for
-    /// anything but an application `PrivateMessage`.
+    /// gone, [`MlsError::OwnMessage`] for our own messages, [`MlsError::Replayed`] for a copy
+    /// of a message read before, [`MlsError::NotApplication`] for anything but an
+    /// application `PrivateMessage`.
     pub fn decrypt(&mut self, p: &MlsProvider, bytes: &[u8]) -> Result<Decrypted, MlsError> {
         self.ensure_active()?;
         let msg = parse_message(bytes)?;
@@ -336,6 +337,11 @@ impl Group {
         let processed = self.with_secret_memory(p, false, |g| g.process_message(p, pm));
         self.note(&processed);
         let processed = processed.map_err(|e| match e {
+            // OpenMLS deletes a generation's key once a message of it is read: a copy (in
+            // any epoch still kept) asks for a key that is gone.
+            ProcessMessageError::ValidationError(ValidationError::UnableToDecrypt(
+                MessageDecryptionError::SecretTreeError(SecretTreeError::SecretReuseError),
+            )) => MlsError::Replayed,
             ProcessMessageError::ValidationError(
                 ValidationError::WrongEpoch | ValidationError::NoPastEpochData,
             ) => wrong_epoch.clone(),

@@ -162,8 +162,9 @@ fn create_add_join_and_chat() {
         assert_eq!(d.epoch, 1);
     }
     assert_eq!(a.decrypt(&m1), Err(MlsError::OwnMessage));
-    assert!(
-        b.decrypt(&m1).is_err(),
+    assert_eq!(
+        b.decrypt(&m1),
+        Err(MlsError::Replayed),
         "a replay cannot be decrypted twice"
     );
 

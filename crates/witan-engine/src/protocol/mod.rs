@@ -120,6 +120,9 @@ pub struct Output {
     pub buffer_for_epoch: Option<u64>,
     /// The MLS epoch moved during this step (buffered packets may now apply).
     pub epoch_advanced: bool,
+    /// The packet was a copy of a message this member read before (MLS refused its used-up
+    /// key): nothing changed.
+    pub duplicate: bool,
 }
 
 impl From<crate::mls::BadMemberId> for ProtocolError {

@@ -81,6 +81,10 @@ impl Conversation {
             Err(MlsError::WrongEpoch { .. }) => return Err(ProtocolError::Stale),
             // Our own packet echoed back by the transport: already applied when it was sent.
             Err(MlsError::OwnMessage) => return Ok(()),
+            Err(MlsError::Replayed) => {
+                out.duplicate = true;
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
         };
         if env.sender.as_slice() != decrypted.sender.as_bytes() {
