@@ -57,6 +57,8 @@ struct Args {
     only: BTreeSet<String>,
     /// Hidden: keep the databases in this directory (for inspection and profiling).
     keep: Option<PathBuf>,
+    /// Which member (c) and (c′) remove.
+    remove: workloads::Target,
 }
 
 fn parse_args(args: &[String]) -> BenchResult<Args> {
@@ -69,6 +71,7 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             .map(|s| s.to_string())
             .collect(),
         keep: None,
+        remove: workloads::Target::Last,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -85,6 +88,13 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             }
             "--json" => parsed.json = Some(PathBuf::from(value()?)),
             "--keep" => parsed.keep = Some(PathBuf::from(value()?)),
+            "--remove" => {
+                parsed.remove = match value()?.as_str() {
+                    "last" => workloads::Target::Last,
+                    "epoch-steward" => workloads::Target::EpochSteward,
+                    other => return Err(format!("--remove: unknown member {other:?}").into()),
+                }
+            }
             "--only" => {
                 parsed.only = value()?.split(',').map(|s| s.trim().to_string()).collect();
                 if let Some(bad) = parsed.only.iter().find(|w| !ALL.contains(&w.as_str())) {
@@ -93,7 +103,8 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bench [--ns 4,16,64,128] [--json PATH] [--only {}]",
+                    "usage: bench [--ns 4,16,64,128] [--json PATH] [--only {}] \
+                     [--remove last|epoch-steward]",
                     ALL.join(",")
                 );
                 std::process::exit(0);
@@ -190,10 +201,14 @@ fn run(args: &Args) -> BenchResult<()> {
             // is not asked for.
             if on("removal") {
                 eprintln!("n={n}: removal");
-                results.removal.push(workloads::removal(&mut w, false)?);
+                results
+                    .removal
+                    .push(workloads::removal(&mut w, false, args.remove)?);
             } else if on("live-removal") {
                 eprintln!("n={n}: live removal");
-                results.live_removal.push(workloads::removal(&mut w, true)?);
+                results
+                    .live_removal
+                    .push(workloads::removal(&mut w, true, args.remove)?);
             }
             drop(w);
             remove_unless_kept(args, &root.join(format!("n{n}-{}", formation_runs - 1)))?;

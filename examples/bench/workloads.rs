@@ -244,37 +244,59 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
     })
 }
 
-/// (c) Member 0 proposes removing member N-1; the others vote YES (automatically, at once);
+/// The member a removal workload removes.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// Member N-1, whatever its roles (identities are random: now and then it is the epoch's
+    /// steward).
+    Last,
+    /// The epoch's steward (the round-0 leader): it may not commit its own removal, so it
+    /// passes its turn and every member moves to round 1 with a NewRound (docs/bench.md).
+    EpochSteward,
+}
+
+/// (c) Member 0 (member 1 if 0 is the target) proposes removing `target`; the others vote YES (automatically, at once);
 /// done when every remaining member applied the commit. `live`: each packet in a `receive`
 /// call of its own (c′), as a live socket delivers them, instead of a round's batch.
-pub fn removal(w: &mut World, live: bool) -> BenchResult<Removal> {
+pub fn removal(w: &mut World, live: bool, target: Target) -> BenchResult<Removal> {
     w.live = live;
-    let result = removal_run(w, live);
+    let result = removal_run(w, live, target);
     w.live = false;
     result
 }
 
-fn removal_run(w: &mut World, live: bool) -> BenchResult<Removal> {
+fn removal_run(w: &mut World, live: bool, target: Target) -> BenchResult<Removal> {
     let n = w.n();
     let mut ids = w.member_ids()?;
-    let target = ids.pop().ok_or("removal needs members")?;
-    let remaining: Vec<usize> = (0..n - 1).collect();
+    let index = match target {
+        Target::Last => n - 1,
+        Target::EpochSteward => {
+            let steward = w.info(0, CONV)?.epoch_steward;
+            steward
+                .and_then(|s| ids.iter().position(|id| *id == s))
+                .ok_or("the epoch's steward is unknown")?
+        }
+    };
+    // Member 0 proposes, unless it is the one removed.
+    let proposer = usize::from(index == 0);
+    let target = ids.remove(index);
+    let remaining: Vec<usize> = (0..n).filter(|i| *i != index).collect();
     let (packets0, bytes0) = w.router.counters();
     let receive0 = w.receive;
     let costs0 = w.costs.clone();
-    let (t0, epoch0) = (w.now(), w.info(0, CONV)?.epoch);
+    let (t0, epoch0) = (w.now(), w.info(proposer, CONV)?.epoch);
     let mut meter = Meter::started();
     w.router.set_phase("local");
-    w.charged(0, |c| c.propose_removal(CONV.into(), target))?;
+    w.charged(proposer, |c| c.propose_removal(CONV.into(), target))?;
     let done = w.run_until(&mut meter, 3_600_000, true, |w| {
-        Ok(w.info(0, CONV)?.members.len() == n - 1 && w.agree(CONV, &remaining, &ids)?)
+        Ok(w.info(proposer, CONV)?.members.len() == n - 1 && w.agree(CONV, &remaining, &ids)?)
     })?;
     let (wall, cpu, cpu_precise) = meter.finish();
     if !done {
         return Err(format!("removal in a group of {n} did not complete").into());
     }
     let (packets1, bytes1) = w.router.counters();
-    let commits = w.info(0, CONV)?.epoch - epoch0;
+    let commits = w.info(proposer, CONV)?.epoch - epoch0;
     let per_commit = PerCommit::of(&spent(w, &costs0, &remaining), commits, w.now() - t0);
     Ok(Removal {
         n,
