@@ -255,8 +255,8 @@ pub enum Target {
     EpochSteward,
 }
 
-/// (c) Member 0 (member 1 if 0 is the target) proposes removing `target`; the others vote YES (automatically, at once);
-/// done when every remaining member applied the commit. `live`: each packet in a `receive`
+/// (c) Member 0 (member 1 if 0 is the target) proposes removing `target`; the others vote
+/// YES (automatically, at once); done when every remaining member applied the commit. `live`: each packet in a `receive`
 /// call of its own (c′), as a live socket delivers them, instead of a round's batch.
 pub fn removal(w: &mut World, live: bool, target: Target) -> BenchResult<Removal> {
     w.live = live;

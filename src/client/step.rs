@@ -101,7 +101,8 @@ pub(crate) struct Applied {
     pub joined: bool,
     /// The packet was a copy of a message read before: nothing changed.
     pub duplicate: bool,
-    /// The packet was a chat message, now read.
+    /// The run stored a chat message (for a received packet: the packet was a chat, now
+    /// read).
     pub chat_read: bool,
 }
 
