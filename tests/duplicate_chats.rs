@@ -6,7 +6,6 @@
 //! sender's window of keys is refused instead (it cannot be told from a message too late
 //! to read), and changes nothing either.
 
-use witan::client::InboundPacket;
 use witan_testing::net::Packet;
 
 #[path = "support/clients.rs"]
@@ -31,35 +30,22 @@ fn chatted(n: usize, body: &[u8]) -> (World, Packet) {
     (w, chat)
 }
 
-/// Rows of a table in member `i`'s database.
-fn rows(w: &World, i: usize, table: &str) -> i64 {
-    let conn = rusqlite::Connection::open(w.path(i)).unwrap();
-    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
-}
-
 /// Hands member `i` the packet again; the report as (accepted, duplicates, rejected).
 fn again(w: &World, i: usize, chat: &Packet) -> (u32, u32, u32) {
-    let report = w
-        .c(i)
-        .receive(vec![InboundPacket {
-            topic: chat.topic.clone(),
-            payload: chat.payload.clone(),
-        }])
-        .unwrap();
+    let report = w.receive_payloads(i, std::slice::from_ref(&chat.payload));
     (report.accepted, report.duplicates, report.rejected)
 }
 
 #[test]
 fn reading_a_chat_adds_no_row_to_the_seen_packets() {
     let (mut w, _) = chatted(2, b"first");
-    let seen = rows(&w, 1, "seen_packets");
+    let seen = w.table_rows(1, "seen_packets");
     w.c(0)
         .send_message(CONV.into(), b"second".to_vec())
         .unwrap();
     w.deliver();
     assert_eq!(w.bodies(1), vec!["first", "second"]);
-    assert_eq!(rows(&w, 1, "seen_packets"), seen);
+    assert_eq!(w.table_rows(1, "seen_packets"), seen);
 }
 
 #[test]

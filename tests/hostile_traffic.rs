@@ -8,7 +8,6 @@
 mod clients;
 
 use clients::{CONV, World};
-use witan::client::InboundPacket;
 use witan::mls::{Group, Identity, MlsProvider};
 use witan::store::{Database, StoreOptions};
 use witan::wire::{self, group_payload::Content};
@@ -16,17 +15,6 @@ use witan::wire::{self, group_payload::Content};
 /// The packets in flight, taken off the router (nobody receives them).
 fn take_in_flight(w: &World) -> Vec<Vec<u8>> {
     w.net.take_all().into_iter().map(|p| p.payload).collect()
-}
-
-fn receive(w: &World, i: usize, payloads: &[Vec<u8>]) -> witan::client::ReceiveReport {
-    let packets = payloads
-        .iter()
-        .map(|payload| InboundPacket {
-            topic: String::new(),
-            payload: payload.clone(),
-        })
-        .collect();
-    w.c(i).receive(packets).unwrap()
 }
 
 /// A chat packet of member `i` carrying `message_id` and `body`, encrypted with the member's
@@ -74,13 +62,6 @@ fn with_claimed_epoch(genuine: &[u8], epoch: u64) -> Vec<u8> {
     ))
 }
 
-/// Rows of a table in member `i`'s database.
-fn rows(w: &World, i: usize, table: &str) -> i64 {
-    let conn = rusqlite::Connection::open(w.path(i)).unwrap();
-    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
-}
-
 #[test]
 fn a_member_reusing_another_members_message_id_does_not_shadow_it() {
     let (alice, mallory, carol) = (0, 1, 2);
@@ -94,12 +75,12 @@ fn a_member_reusing_another_members_message_id_does_not_shadow_it() {
     w.send(alice, "meet at noon");
     let from_alice = take_in_flight(&w);
     assert_eq!(from_alice.len(), 1);
-    receive(&w, mallory, &from_alice);
+    w.receive_payloads(mallory, &from_alice);
     let seen = w.history(mallory);
     let id = hex::decode(&seen.last().unwrap().message_id).unwrap();
     let forged = craft_chat(&w, mallory, &id, b"meet at midnight");
-    assert_eq!(receive(&w, carol, &[forged]).accepted, 1);
-    assert_eq!(receive(&w, carol, &from_alice).accepted, 1);
+    assert_eq!(w.receive_payloads(carol, &[forged]).accepted, 1);
+    assert_eq!(w.receive_payloads(carol, &from_alice).accepted, 1);
 
     let mut bodies = w.bodies(carol);
     bodies.sort();
@@ -135,7 +116,7 @@ fn flood(w: &World, sender: usize, victim: usize, first_epoch: u64, count: u64) 
         .map(|k| with_claimed_epoch(&genuine[0], first_epoch + k))
         .collect();
     for chunk in forged.chunks(256) {
-        receive(w, victim, chunk);
+        w.receive_payloads(victim, chunk);
     }
     forged
 }
@@ -175,8 +156,8 @@ fn forged_future_epoch_packets_do_not_crowd_out_genuine_traffic() {
         "the victim's mailbox kept what it missed"
     );
     w.reopen_quietly(victim);
-    receive(&w, victim, &chat);
-    receive(&w, victim, &backlog);
+    w.receive_payloads(victim, &chat);
+    w.receive_payloads(victim, &backlog);
 
     assert_eq!(w.info(victim).epoch, epoch + 1);
     assert!(
@@ -192,13 +173,13 @@ fn forged_future_epoch_packets_do_not_grow_the_seen_packet_table() {
     let mut w = World::new(&["alice", "bob", "carol", "dave"]);
     let (victim, _, steward) = quiet_group_of_four(&mut w);
     let epoch = w.info(victim).epoch;
-    let seen_before = rows(&w, victim, "seen_packets");
+    let seen_before = w.table_rows(victim, "seen_packets");
     let forged = flood(&w, steward, victim, epoch + 1, 600);
     // The same forgeries again are duplicates, whatever became of them.
-    let again = receive(&w, victim, &forged[..100]);
+    let again = w.receive_payloads(victim, &forged[..100]);
     assert_eq!(again.accepted, 0, "{again:?}");
 
-    assert_eq!(rows(&w, victim, "seen_packets"), seen_before);
+    assert_eq!(w.table_rows(victim, "seen_packets"), seen_before);
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! What a test asks of the world's conversation ([`World::conv`]): form it by vote, send to
-//! it, read it back, and check that members agree on everything a fork would break.
+//! it, hand a member packets, read it back (history, rows of its file), and check that members
+//! agree on everything a fork would break.
 
 use std::collections::BTreeSet;
 
 use witan::client::{
-    ConversationInfo, ConversationSettings, ConversationState, EventListener, StoredMessage,
-    default_conversation_settings,
+    ConversationInfo, ConversationSettings, ConversationState, EventListener, InboundPacket,
+    ReceiveReport, StoredMessage, default_conversation_settings,
 };
 
 use crate::world::World;
@@ -64,6 +65,25 @@ impl<L: EventListener + 'static> World<L> {
             .into_iter()
             .map(|m| String::from_utf8(m.body).expect("a text body"))
             .collect()
+    }
+
+    /// Hands member `i` these payloads in one `receive` call (as a push or a socket would).
+    pub fn receive_payloads(&self, i: usize, payloads: &[Vec<u8>]) -> ReceiveReport {
+        let packets = payloads
+            .iter()
+            .map(|payload| InboundPacket {
+                topic: String::new(),
+                payload: payload.clone(),
+            })
+            .collect();
+        self.c(i).receive(packets).expect("the database takes them")
+    }
+
+    /// Rows of `table` in member `i`'s database file.
+    pub fn table_rows(&self, i: usize, table: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.path(i)).expect("the file opens");
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .expect("the table is counted")
     }
 
     pub fn send(&self, i: usize, text: &str) {
