@@ -4,10 +4,13 @@
 //! a sequence of `u8`, an enum is a variant name or a one-entry map, a newtype is its
 //! content. Every length is checked against the input left before anything is allocated.
 
-use serde::de::value::{BorrowedStrDeserializer, U8Deserializer};
-use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::de::value::BorrowedStrDeserializer;
+use serde::de::{self, Visitor};
 
 use super::{self as codec, CodecError, MAX_DEPTH};
+use access::{Bytes, Map, Seq, Variant};
+
+mod access;
 
 pub(super) struct Decoder<'de> {
     input: &'de [u8],
@@ -17,7 +20,7 @@ pub(super) struct Decoder<'de> {
 }
 
 fn err(msg: &str) -> CodecError {
-    CodecError(msg.to_string())
+    CodecError::new(msg.to_string())
 }
 
 impl<'de> Decoder<'de> {
@@ -108,6 +111,24 @@ impl<'de> Decoder<'de> {
 
     fn seq<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, CodecError> {
         let remaining = self.count(1)?;
+        self.elements(remaining, visitor)
+    }
+
+    /// A struct written by position (after its `FIELDS` tag): its values as a sequence.
+    fn fields<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, CodecError> {
+        let remaining = usize::from(self.byte()?);
+        if remaining > self.input.len() {
+            return Err(err("length exceeds the value"));
+        }
+        self.elements(remaining, visitor)
+    }
+
+    /// The `remaining` values next, as a sequence.
+    fn elements<V: Visitor<'de>>(
+        &mut self,
+        remaining: usize,
+        visitor: V,
+    ) -> Result<V::Value, CodecError> {
         self.enter()?;
         let mut access = Seq {
             de: &mut *self,
@@ -207,6 +228,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
             codec::BYTES => self.bytes(visitor),
             codec::SEQ => self.seq(visitor),
             codec::MAP => self.map(visitor),
+            codec::FIELDS => self.fields(visitor),
             _ => Err(err("unknown tag")),
         }
     }
@@ -373,7 +395,11 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, CodecError> {
-        self.deserialize_map(visitor)
+        match self.byte()? {
+            codec::MAP => self.map(visitor),
+            codec::FIELDS => self.fields(visitor),
+            _ => Err(err("expected a struct")),
+        }
     }
 
     serde::forward_to_deserialize_any! {
@@ -449,133 +475,4 @@ pub(super) fn split_seq(input: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
     }
     de.finish()?;
     Ok(items)
-}
-
-struct Seq<'a, 'de> {
-    de: &'a mut Decoder<'de>,
-    remaining: usize,
-}
-
-impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
-    type Error = CodecError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, CodecError> {
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        self.remaining -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.remaining)
-    }
-}
-
-/// A byte string read as a sequence of `u8`.
-struct Bytes<'de> {
-    bytes: &'de [u8],
-}
-
-impl<'de> de::SeqAccess<'de> for Bytes<'de> {
-    type Error = CodecError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, CodecError> {
-        let Some((&b, rest)) = self.bytes.split_first() else {
-            return Ok(None);
-        };
-        self.bytes = rest;
-        let de: U8Deserializer<CodecError> = b.into_deserializer();
-        seed.deserialize(de).map(Some)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.bytes.len())
-    }
-}
-
-struct Map<'a, 'de> {
-    de: &'a mut Decoder<'de>,
-    remaining: usize,
-}
-
-impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
-    type Error = CodecError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, CodecError> {
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        self.remaining -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, CodecError> {
-        seed.deserialize(&mut *self.de)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.remaining)
-    }
-}
-
-/// The one-entry map of a non-unit enum variant.
-struct Variant<'a, 'de> {
-    de: &'a mut Decoder<'de>,
-}
-
-impl<'de> de::EnumAccess<'de> for Variant<'_, 'de> {
-    type Error = CodecError;
-    type Variant = Self;
-
-    fn variant_seed<S: DeserializeSeed<'de>>(
-        self,
-        seed: S,
-    ) -> Result<(S::Value, Self), CodecError> {
-        let variant = seed.deserialize(&mut *self.de)?;
-        Ok((variant, self))
-    }
-}
-
-impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
-    type Error = CodecError;
-
-    fn unit_variant(self) -> Result<(), CodecError> {
-        self.de.skip()
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, CodecError> {
-        seed.deserialize(self.de)
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, CodecError> {
-        de::Deserializer::deserialize_seq(self.de, visitor)
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, CodecError> {
-        de::Deserializer::deserialize_map(self.de, visitor)
-    }
 }

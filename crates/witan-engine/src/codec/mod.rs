@@ -13,15 +13,22 @@
 //! A value starts with [`MAGIC`], a byte that never starts a JSON text, which is how rows
 //! written as JSON by earlier versions are told apart (and migrated once: [`transcode_json`]).
 //! The format has no version of its own: the magic byte names it, and a different encoding
-//! would need another.
+//! would need another. `FIELDS` was added later; a reader from before it refuses such a value
+//! as an unknown tag (it never misreads one).
 //!
 //! Encoding, after the magic byte, one tag per value:
 //! `NONE` | `SOME` v | `UNIT` | `FALSE` | `TRUE` | `U8` b | `U16`/`U32`/`U64`/`U128` le |
 //! `I8`..`I128` le | `F32`/`F64` le | `CHAR` u32 le | `STR` len utf8 | `BYTES` len raw |
-//! `SEQ` n v* | `MAP` n (k v)* | `NAME` len utf8 | `NAME_REF` id, where len and n are u32 le
-//! and id is u16 le. A struct field or enum variant name is a `NAME` the first time it occurs
-//! in a value — it gets the next id, from 0 — and a `NAME_REF` to that id after, so repeated
-//! structs (the leaves of a tree) do not repeat their field names. A name reads as a string.
+//! `SEQ` n v* | `MAP` n (k v)* | `NAME` len utf8 | `NAME_REF` id | `FIELDS` c v*, where len
+//! and n are u32 le, id is u16 le and c is one byte. A struct field or enum variant name is a
+//! `NAME` the first time it occurs in a value — it gets the next id, from 0 — and a
+//! `NAME_REF` to that id after, so repeated structs (the leaves of a tree) do not repeat
+//! their field names. A name reads as a string. A struct is a `MAP` of its field names to
+//! its values, or, where the writer asks for it ([`Fields::ByPosition`]), `FIELDS`: its c
+//! values in declaration order, without names — read back as a sequence, which a derived
+//! struct accepts in that order. A group's message secrets are written so (they are
+//! rewritten after every message, and the names were a fifth of their bytes and of the time
+//! spent encoding them); every other value is written with names.
 //! The elements of a list row ([`join_list`]) are written without names ids, so that each
 //! element stands alone.
 //!
@@ -71,21 +78,29 @@ pub(super) const SEQ: u8 = 0x14;
 pub(super) const MAP: u8 = 0x15;
 pub(super) const NAME: u8 = 0x16;
 pub(super) const NAME_REF: u8 = 0x17;
+pub(super) const FIELDS: u8 = 0x18;
 
 /// Errors of the codec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("row codec: {0}")]
-pub struct CodecError(pub String);
+pub struct CodecError(String);
+
+impl CodecError {
+    /// An error saying `what`.
+    pub fn new(what: impl Into<String>) -> Self {
+        CodecError(what.into())
+    }
+}
 
 impl serde::ser::Error for CodecError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        CodecError(msg.to_string())
+        CodecError::new(msg.to_string())
     }
 }
 
 impl serde::de::Error for CodecError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        CodecError(msg.to_string())
+        CodecError::new(msg.to_string())
     }
 }
 
@@ -96,16 +111,30 @@ pub fn to_vec<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
     Ok(encoder.into_bytes())
 }
 
-/// Encodes `value` as [`to_vec`] does, and says where the bytes may be cut into pieces that
-/// change alone: before every [`cut_every`]-th element of each long sequence that is not
-/// itself inside a sequence (not inside byte strings either). The offsets ascend; the pieces
-/// joined are the value. The cuts follow the value's structure, not its bytes, so an element
-/// that grows or shrinks changes its own piece and moves the later ones without changing
-/// them.
+/// How an encoder writes a struct's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// As a map of field names to values, as JSON has them ([`to_vec`] always does).
+    Named,
+    /// By position, without names (`FIELDS`): smaller and faster, but read back only by the
+    /// same struct with its fields in the same order, and refused (an error) for a struct
+    /// that leaves a field out when it serializes.
+    ByPosition,
+}
+
+/// Encodes `value` as [`to_vec`] does (struct fields as `fields` says), and says where the
+/// bytes may be cut into pieces that change alone: before every [`cut_every`]-th element of
+/// each long sequence that is not itself inside a sequence (not inside byte strings either).
+/// The offsets ascend; the pieces joined are the value. The cuts follow the value's
+/// structure, not its bytes, so an element that grows or shrinks changes its own piece and
+/// moves the later ones without changing them. `capacity` is the length expected (room is
+/// made for it at once), 0 if unknown.
 pub fn to_vec_with_cuts<T: serde::Serialize + ?Sized>(
     value: &T,
+    fields: Fields,
+    capacity: usize,
 ) -> Result<(Vec<u8>, Vec<usize>), CodecError> {
-    let mut encoder = Encoder::with_cuts();
+    let mut encoder = Encoder::with_cuts(fields == Fields::ByPosition, capacity);
     value.serialize(&mut encoder)?;
     Ok(encoder.into_parts())
 }
@@ -122,7 +151,7 @@ pub fn cut_every(len: usize) -> usize {
 pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let rest = match bytes.split_first() {
         Some((&MAGIC, rest)) => rest,
-        _ => return Err(CodecError("not a row-codec value".into())),
+        _ => return Err(CodecError::new("not a row-codec value")),
     };
     let mut decoder = Decoder::new(rest);
     let value = T::deserialize(&mut decoder)?;
@@ -137,7 +166,7 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Cod
 /// `de.rs`), as the JSON decoder reads them.
 pub fn transcode_json(json: &[u8]) -> Result<Vec<u8>, CodecError> {
     let value: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| CodecError(format!("JSON: {e}")))?;
+        serde_json::from_slice(json).map_err(|e| CodecError::new(format!("JSON: {e}")))?;
     to_vec(&value)
 }
 
@@ -150,7 +179,7 @@ pub fn to_item<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Codec
 
 /// A list row: a sequence of elements encoded by [`to_item`]; it decodes as a `Vec` of them.
 pub fn join_list(items: &[&[u8]]) -> Result<Vec<u8>, CodecError> {
-    let count = u32::try_from(items.len()).map_err(|_| CodecError("list too long".into()))?;
+    let count = u32::try_from(items.len()).map_err(|_| CodecError::new("list too long"))?;
     let mut out = vec![MAGIC, SEQ];
     out.extend_from_slice(&count.to_le_bytes());
     for item in items {
@@ -163,7 +192,7 @@ pub fn join_list(items: &[&[u8]]) -> Result<Vec<u8>, CodecError> {
 pub fn split_list(bytes: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
     match bytes.split_first() {
         Some((&MAGIC, rest)) => de::split_seq(rest),
-        _ => Err(CodecError("not a row-codec value".into())),
+        _ => Err(CodecError::new("not a row-codec value")),
     }
 }
 

@@ -8,6 +8,9 @@ use serde::ser::{self, Serialize};
 
 use super::names::Names;
 use super::{self as codec, CodecError};
+use byte_catcher::ByteCatcher;
+
+mod byte_catcher;
 
 pub(super) struct Encoder {
     out: Vec<u8>,
@@ -18,6 +21,8 @@ pub(super) struct Encoder {
     cuts: Option<Vec<usize>>,
     /// Sequences open around the value being written (only outermost ones are cut).
     open_seqs: usize,
+    /// Struct fields are written by position, without their names (`codec::FIELDS`).
+    by_position: bool,
 }
 
 impl Encoder {
@@ -27,12 +32,17 @@ impl Encoder {
             names: Some(Names::new()),
             cuts: None,
             open_seqs: 0,
+            by_position: false,
         }
     }
 
-    pub(super) fn with_cuts() -> Encoder {
+    pub(super) fn with_cuts(by_position: bool, capacity: usize) -> Encoder {
+        let mut out = Vec::with_capacity(capacity.saturating_add(1));
+        out.push(codec::MAGIC);
         Encoder {
+            out,
             cuts: Some(Vec::new()),
+            by_position,
             ..Encoder::with_magic()
         }
     }
@@ -48,6 +58,7 @@ impl Encoder {
             names: None,
             cuts: None,
             open_seqs: 0,
+            by_position: false,
         }
     }
 
@@ -79,12 +90,13 @@ impl Encoder {
         self.out
     }
 
+    #[inline]
     fn tag(&mut self, tag: u8) {
         self.out.push(tag);
     }
 
     fn len(&mut self, len: usize) -> Result<(), CodecError> {
-        let len = u32::try_from(len).map_err(|_| CodecError("value too large".into()))?;
+        let len = u32::try_from(len).map_err(|_| CodecError::new("value too large"))?;
         self.out.extend_from_slice(&len.to_le_bytes());
         Ok(())
     }
@@ -97,6 +109,7 @@ impl Encoder {
     }
 
     /// Writes a container header with a count to patch; returns where the count is.
+    #[inline]
     fn open(&mut self, tag: u8) -> usize {
         self.tag(tag);
         let at = self.out.len();
@@ -104,14 +117,15 @@ impl Encoder {
         at
     }
 
+    #[inline]
     fn patch(&mut self, at: usize, count: usize) -> Result<(), CodecError> {
-        let count = u32::try_from(count).map_err(|_| CodecError("value too large".into()))?;
+        let count = u32::try_from(count).map_err(|_| CodecError::new("value too large"))?;
         match self.out.get_mut(at..at + 4) {
             Some(slot) => {
                 slot.copy_from_slice(&count.to_le_bytes());
                 Ok(())
             }
-            None => Err(CodecError("internal: bad container offset".into())),
+            None => Err(CodecError::new("internal: bad container offset")),
         }
     }
 }
@@ -124,23 +138,61 @@ pub(super) struct Seq<'e> {
     raw: bool,
     /// A cut may go before every `every`-th element (0: nowhere).
     every: usize,
+    /// Raw bytes not yet in the output, and how many: a byte string reaches the encoder one
+    /// byte at a time, and a store into the output vector per byte costs several times one
+    /// into this run, written out whole.
+    run: [u8; RUN],
+    run_len: usize,
 }
 
-impl Seq<'_> {
+/// Bytes of a byte string gathered before they are written out.
+const RUN: usize = 64;
+
+impl<'e> Seq<'e> {
+    #[inline]
+    fn new(enc: &'e mut Encoder, at: usize, raw: bool, every: usize) -> Seq<'e> {
+        Seq {
+            enc,
+            at,
+            count: 0,
+            raw,
+            every,
+            run: [0; RUN],
+            run_len: 0,
+        }
+    }
+
+    fn flush_run(&mut self) {
+        let run = self.run.get(..self.run_len).unwrap_or_default();
+        self.enc.out.extend_from_slice(run);
+        self.run_len = 0;
+    }
+
     /// Rewrites the raw bytes written so far as tagged `U8` values.
     fn leave_raw(&mut self) {
+        self.raw = false;
+        if self.count == 0 {
+            return;
+        }
+        self.flush_run();
         let start = self.at + 4;
         let raw: Vec<u8> = self.enc.out.split_off(start);
         for b in raw {
             self.enc.out.extend_from_slice(&[codec::U8, b]);
         }
-        self.raw = false;
     }
 
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
         if self.raw {
             if let Ok(b) = value.serialize(ByteCatcher) {
-                self.enc.out.push(b);
+                if self.run_len == RUN {
+                    self.flush_run();
+                }
+                if let Some(slot) = self.run.get_mut(self.run_len) {
+                    *slot = b;
+                    self.run_len += 1;
+                }
                 self.count += 1;
                 return Ok(());
             }
@@ -158,7 +210,9 @@ impl Seq<'_> {
         Ok(())
     }
 
-    fn close(self) -> Result<(), CodecError> {
+    #[inline]
+    fn close(mut self) -> Result<(), CodecError> {
+        self.flush_run();
         if self.raw
             && self.count > 0
             && let Some(tag) = self.enc.out.get_mut(self.at - 1)
@@ -174,16 +228,57 @@ pub(super) struct Map<'e> {
     enc: &'e mut Encoder,
     at: usize,
     count: usize,
+    /// A struct written by position: no field names, a one-byte count.
+    by_position: bool,
 }
 
-impl Map<'_> {
+impl<'e> Map<'e> {
+    #[inline]
+    fn new(enc: &'e mut Encoder, at: usize) -> Map<'e> {
+        Map {
+            enc,
+            at,
+            count: 0,
+            by_position: false,
+        }
+    }
+
+    /// A struct: by position if the encoder writes them so, else a map of names.
+    #[inline]
+    fn open_struct(enc: &'e mut Encoder) -> Map<'e> {
+        if !enc.by_position {
+            let at = enc.open(codec::MAP);
+            return Map::new(enc, at);
+        }
+        enc.tag(codec::FIELDS);
+        let at = enc.out.len();
+        enc.out.push(0);
+        Map {
+            by_position: true,
+            ..Map::new(enc, at)
+        }
+    }
+
+    #[inline]
     fn close(self) -> Result<(), CodecError> {
-        self.enc.patch(self.at, self.count)
+        if !self.by_position {
+            return self.enc.patch(self.at, self.count);
+        }
+        let count = u8::try_from(self.count)
+            .map_err(|_| CodecError::new("a struct of more than 255 fields"))?;
+        match self.enc.out.get_mut(self.at) {
+            Some(slot) => {
+                *slot = count;
+                Ok(())
+            }
+            None => Err(CodecError::new("internal: bad struct offset")),
+        }
     }
 }
 
 macro_rules! fixed {
     ($name:ident, $ty:ty, $tag:expr) => {
+        #[inline]
         fn $name(self, v: $ty) -> Result<(), CodecError> {
             self.tag($tag);
             self.out.extend_from_slice(&v.to_le_bytes());
@@ -208,6 +303,7 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         Ok(())
     }
 
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<(), CodecError> {
         self.out.extend_from_slice(&[codec::U8, v]);
         Ok(())
@@ -242,11 +338,13 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         Ok(())
     }
 
+    #[inline]
     fn serialize_none(self) -> Result<(), CodecError> {
         self.tag(codec::NONE);
         Ok(())
     }
 
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), CodecError> {
         self.tag(codec::SOME);
         value.serialize(self)
@@ -270,6 +368,7 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         self.name(variant)
     }
 
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -291,6 +390,7 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         self.patch(at, 1)
     }
 
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Seq<'e>, CodecError> {
         let every = match (&self.cuts, len) {
             (Some(_), Some(len)) if self.open_seqs == 0 => codec::cut_every(len),
@@ -298,13 +398,9 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         };
         self.open_seqs += 1;
         let at = self.open(codec::SEQ);
-        Ok(Seq {
-            enc: self,
-            at,
-            count: 0,
-            raw: true,
-            every,
-        })
+        // At least a byte per element (a byte string's are one each).
+        self.out.reserve(len.unwrap_or(0));
+        Ok(Seq::new(self, at, true, every))
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Seq<'e>, CodecError> {
@@ -332,26 +428,17 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         self.name(variant)?;
         self.open_seqs += 1;
         let at = self.open(codec::SEQ);
-        Ok(Seq {
-            enc: self,
-            at,
-            count: 0,
-            raw: false,
-            every: 0,
-        })
+        Ok(Seq::new(self, at, false, 0))
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Map<'e>, CodecError> {
         let at = self.open(codec::MAP);
-        Ok(Map {
-            enc: self,
-            at,
-            count: 0,
-        })
+        Ok(Map::new(self, at))
     }
 
-    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Map<'e>, CodecError> {
-        self.serialize_map(Some(len))
+    #[inline]
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Map<'e>, CodecError> {
+        Ok(Map::open_struct(self))
     }
 
     fn serialize_struct_variant(
@@ -364,12 +451,7 @@ impl<'e> ser::Serializer for &'e mut Encoder {
         let outer = self.open(codec::MAP);
         self.patch(outer, 1)?;
         self.name(variant)?;
-        let at = self.open(codec::MAP);
-        Ok(Map {
-            enc: self,
-            at,
-            count: 0,
-        })
+        Ok(Map::open_struct(self))
     }
 
     fn is_human_readable(&self) -> bool {
@@ -381,9 +463,11 @@ impl<'e> ser::Serializer for &'e mut Encoder {
 impl ser::SerializeSeq for Seq<'_> {
     type Ok = ();
     type Error = CodecError;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<(), CodecError> {
         self.close()
     }
@@ -392,9 +476,11 @@ impl ser::SerializeSeq for Seq<'_> {
 impl ser::SerializeTuple for Seq<'_> {
     type Ok = ();
     type Error = CodecError;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<(), CodecError> {
         self.close()
     }
@@ -403,9 +489,11 @@ impl ser::SerializeTuple for Seq<'_> {
 impl ser::SerializeTupleStruct for Seq<'_> {
     type Ok = ();
     type Error = CodecError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<(), CodecError> {
         self.close()
     }
@@ -414,9 +502,11 @@ impl ser::SerializeTupleStruct for Seq<'_> {
 impl ser::SerializeTupleVariant for Seq<'_> {
     type Ok = ();
     type Error = CodecError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<(), CodecError> {
         self.close()
     }
@@ -432,6 +522,7 @@ impl ser::SerializeMap for Map<'_> {
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
         value.serialize(&mut *self.enc)
     }
+    #[inline]
     fn end(self) -> Result<(), CodecError> {
         self.close()
     }
@@ -440,15 +531,28 @@ impl ser::SerializeMap for Map<'_> {
 impl ser::SerializeStruct for Map<'_> {
     type Ok = ();
     type Error = CodecError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
     ) -> Result<(), CodecError> {
         self.count += 1;
-        self.enc.name(key)?;
+        if !self.by_position {
+            self.enc.name(key)?;
+        }
         value.serialize(&mut *self.enc)
     }
+    fn skip_field(&mut self, _key: &'static str) -> Result<(), CodecError> {
+        // By position, a field left out would shift the ones after it.
+        match self.by_position {
+            true => Err(CodecError::new(
+                "a field left out cannot be written by position",
+            )),
+            false => Ok(()),
+        }
+    }
+    #[inline]
     fn end(self) -> Result<(), CodecError> {
         self.close()
     }
@@ -457,6 +561,7 @@ impl ser::SerializeStruct for Map<'_> {
 impl ser::SerializeStructVariant for Map<'_> {
     type Ok = ();
     type Error = CodecError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -464,122 +569,11 @@ impl ser::SerializeStructVariant for Map<'_> {
     ) -> Result<(), CodecError> {
         ser::SerializeStruct::serialize_field(self, key, value)
     }
+    fn skip_field(&mut self, key: &'static str) -> Result<(), CodecError> {
+        ser::SerializeStruct::skip_field(self, key)
+    }
+    #[inline]
     fn end(self) -> Result<(), CodecError> {
         self.close()
-    }
-}
-
-/// Accepts exactly one `u8` (how a sequence finds out that it is a byte string).
-struct ByteCatcher;
-
-/// Not a byte: any other value.
-#[derive(Debug)]
-struct NotAByte;
-
-impl std::fmt::Display for NotAByte {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not a byte")
-    }
-}
-
-impl std::error::Error for NotAByte {}
-
-impl ser::Error for NotAByte {
-    fn custom<T: std::fmt::Display>(_msg: T) -> Self {
-        NotAByte
-    }
-}
-
-macro_rules! not_a_byte {
-    ($($name:ident($($arg:ty),*);)*) => {
-        $(fn $name(self, $(_: $arg),*) -> Result<u8, NotAByte> { Err(NotAByte) })*
-    };
-}
-
-impl ser::Serializer for ByteCatcher {
-    type Ok = u8;
-    type Error = NotAByte;
-    type SerializeSeq = ser::Impossible<u8, NotAByte>;
-    type SerializeTuple = ser::Impossible<u8, NotAByte>;
-    type SerializeTupleStruct = ser::Impossible<u8, NotAByte>;
-    type SerializeTupleVariant = ser::Impossible<u8, NotAByte>;
-    type SerializeMap = ser::Impossible<u8, NotAByte>;
-    type SerializeStruct = ser::Impossible<u8, NotAByte>;
-    type SerializeStructVariant = ser::Impossible<u8, NotAByte>;
-
-    fn serialize_u8(self, v: u8) -> Result<u8, NotAByte> {
-        Ok(v)
-    }
-
-    not_a_byte! {
-        serialize_bool(bool); serialize_u16(u16); serialize_u32(u32); serialize_u64(u64);
-        serialize_i8(i8); serialize_i16(i16); serialize_i32(i32); serialize_i64(i64);
-        serialize_f32(f32); serialize_f64(f64); serialize_char(char); serialize_str(&str);
-        serialize_bytes(&[u8]); serialize_none(); serialize_unit();
-        serialize_unit_struct(&'static str);
-        serialize_unit_variant(&'static str, u32, &'static str);
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<u8, NotAByte> {
-        Err(NotAByte)
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<u8, NotAByte> {
-        // A newtype around a u8 is written like the u8 itself (as JSON does), but keep it
-        // simple: it is not a raw byte.
-        Err(NotAByte)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<u8, NotAByte> {
-        Err(NotAByte)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, NotAByte> {
-        Err(NotAByte)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, NotAByte> {
-        Err(NotAByte)
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, NotAByte> {
-        Err(NotAByte)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, NotAByte> {
-        Err(NotAByte)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, NotAByte> {
-        Err(NotAByte)
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, NotAByte> {
-        Err(NotAByte)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, NotAByte> {
-        Err(NotAByte)
     }
 }

@@ -267,7 +267,7 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
         leaves,
         short: vec![1, 2, 3],
     };
-    let (bytes, cuts) = super::to_vec_with_cuts(&value).unwrap();
+    let (bytes, cuts) = super::to_vec_with_cuts(&value, Fields::Named, 0).unwrap();
     assert_eq!(bytes, super::to_vec(&value).unwrap());
     // 80 leaves, a cut before every 8th: 9 cuts; the bytes, the nested and short lists: none.
     assert_eq!(cuts.len(), 9);
@@ -281,7 +281,7 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
     if let Some(Some(leaf)) = grown.leaves.get_mut(2) {
         leaf.secret.extend_from_slice(&[9; 10]);
     }
-    let (bytes2, cuts2) = super::to_vec_with_cuts(&grown).unwrap();
+    let (bytes2, cuts2) = super::to_vec_with_cuts(&grown, Fields::Named, 0).unwrap();
     assert_eq!(cuts2.len(), 9);
     assert_eq!(bytes[..cuts[0]].len() + 10, bytes2[..cuts2[0]].len());
     for i in 0..9 {
@@ -306,4 +306,65 @@ fn a_sequence_is_cut_into_at_most_16_pieces_of_at_least_8_elements() {
     for len in [9usize, 16, 100, 128, 1000, 5000] {
         assert!(len.div_ceil(super::cut_every(len)) <= 16);
     }
+}
+
+fn contains(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+#[test]
+fn structs_by_position_round_trip_without_their_field_names() {
+    let mut value = sample();
+    value.skipped = Some(4);
+    let (bytes, _) = to_vec_with_cuts(&value, Fields::ByPosition, 0).unwrap();
+    assert_eq!(from_slice::<Everything>(&bytes).unwrap(), value);
+    let named = to_vec(&value).unwrap();
+    assert!(bytes.len() < named.len());
+    for field in ["flag", "small", "numbers", "tuple_key", "vec"] {
+        assert!(
+            contains(&named, field) && !contains(&bytes, field),
+            "{field}"
+        );
+    }
+    // Enum variants keep their names: they say which variant a value is.
+    assert!(contains(&bytes, "Struct") && contains(&bytes, "Newtype"));
+    // Read as a self-describing value, a struct by position is the list of its values.
+    let leaf = Kind::Struct { a: 5, b: None };
+    let (bytes, _) = to_vec_with_cuts(&leaf, Fields::ByPosition, 0).unwrap();
+    let read: serde_json::Value = from_slice(&bytes).unwrap();
+    assert_eq!(read, serde_json::json!({"Struct": [5, null]}));
+    assert_eq!(from_slice::<Kind>(&bytes).unwrap(), leaf);
+}
+
+#[test]
+fn a_struct_that_leaves_a_field_out_is_not_written_by_position() {
+    // `skipped` is None: its field is left out, and the ones after it would shift.
+    assert!(to_vec_with_cuts(&sample(), Fields::ByPosition, 0).is_err());
+    assert!(to_vec_with_cuts(&sample(), Fields::Named, 0).is_ok());
+}
+
+#[test]
+fn a_struct_by_position_with_fields_missing_extra_or_cut_short_is_an_error() {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Pair {
+        a: u8,
+        b: Option<u32>,
+    }
+    let pair = Pair { a: 1, b: Some(2) };
+    let (bytes, _) = to_vec_with_cuts(&pair, Fields::ByPosition, 0).unwrap();
+    assert_eq!(bytes[..4], [MAGIC, FIELDS, 2, U8]);
+    assert_eq!(from_slice::<Pair>(&bytes).unwrap(), pair);
+    for cut in 0..bytes.len() {
+        assert!(from_slice::<Pair>(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    // One field short, one too many, a count beyond the input.
+    assert!(from_slice::<Pair>(&[MAGIC, FIELDS, 1, U8, 1]).is_err());
+    let mut three = bytes.clone();
+    three[2] = 3;
+    three.extend_from_slice(&[U8, 9]);
+    assert!(from_slice::<Pair>(&three).is_err());
+    assert!(from_slice::<Pair>(&[MAGIC, FIELDS, 200, U8, 1]).is_err());
+    assert!(from_slice::<serde_json::Value>(&[MAGIC, FIELDS, 200, U8, 1]).is_err());
+    // A map is not a struct by position, nor the other way round.
+    assert!(from_slice::<BTreeMap<String, u8>>(&bytes).is_err());
 }

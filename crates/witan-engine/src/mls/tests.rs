@@ -5,6 +5,8 @@
 use super::key_package::tests::garbage_inputs;
 use super::*;
 
+mod secrets_by_position;
+
 const GID: &[u8] = b"conversation-1";
 
 struct Member {
@@ -546,11 +548,11 @@ pub(crate) fn write_deferred_into(cache: &GroupCache, kv: &mut MemoryKv) {
     kv.apply(changes);
 }
 
-/// A group of sixteen that has chatted holds a ratchet per sender: its secrets outgrow a
+/// A group of thirty-two that has chatted holds a ratchet per sender: its secrets outgrow a
 /// database page, so writing them whole would spill into overflow pages on every receive.
 #[test]
-fn a_receive_in_a_chatty_group_of_sixteen_rewrites_a_small_piece_of_the_secrets() {
-    let mut members: Vec<Member> = (1..=16u8).map(Member::new).collect();
+fn a_receive_in_a_chatty_group_of_thirty_two_rewrites_a_small_piece_of_the_secrets() {
+    let mut members: Vec<Member> = (1..=32u8).map(Member::new).collect();
     members[0].step(|p, id| Group::create(p, id, GID).unwrap());
     let adds: Vec<Vec<u8>> = members[1..].iter_mut().map(Member::key_package).collect();
     let out = members[0].commit(&adds, &[]);
@@ -571,7 +573,7 @@ fn a_receive_in_a_chatty_group_of_sixteen_rewrites_a_small_piece_of_the_secrets(
             .filter(|(k, _)| k.starts_with(b"mls1/message_secrets/"))
             .map(|(_, v)| v.len())
             .sum();
-    assert!(whole > 4096, "fifteen senders' ratchets: {whole} bytes");
+    assert!(whole > 4096, "thirty-one senders' ratchets: {whole} bytes");
     let written = b.decrypt_deferred(&cache, &rest[3].encrypt(b"again"));
     let sizes: Vec<usize> = written
         .iter()
