@@ -296,6 +296,8 @@ mod provider_impl;
 pub(crate) mod secret_rows;
 
 pub use secret_rows::SecretRows;
+#[cfg(any(test, feature = "testing"))]
+pub use secret_rows::tests_hook;
 
 #[cfg(test)]
 mod tests;

@@ -114,7 +114,7 @@ fn encode<V: Serialize + ?Sized>(
     value: &V,
     expected: usize,
 ) -> Result<(Vec<u8>, Vec<usize>), MlsStorageError> {
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testing"))]
     if tests_hook::NAMED.get() {
         return Ok(codec::to_vec_with_cuts(
             value,
@@ -344,10 +344,12 @@ pub(crate) fn without_versions(kv: &super::super::kv::MemoryKv) -> super::super:
     out
 }
 
-/// Lets a test write secrets with their field names, as versions before `FIELDS` did.
-#[cfg(test)]
-pub(crate) mod tests_hook {
+/// Lets a test write secrets with their field names, as versions before `FIELDS` did (on
+/// this thread; never for hosts).
+#[cfg(any(test, feature = "testing"))]
+pub mod tests_hook {
     thread_local! {
-        pub(crate) static NAMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// Whether message secrets are written with names.
+        pub static NAMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 }
