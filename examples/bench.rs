@@ -39,12 +39,13 @@ use std::path::PathBuf;
 use report::Results;
 use world::{BenchResult, World};
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "formation",
     "chat",
     "live",
     "removal",
     "live-removal",
+    "live-after-removal",
     "wakeup",
     "wakeup-large",
     "floor",
@@ -152,7 +153,8 @@ fn run(args: &Args) -> BenchResult<()> {
     };
     eprintln!("machine: {}", results.machine);
     // The workloads that run in the world a formation leaves.
-    let after_formation = on("chat") || on("live") || on("removal") || on("live-removal");
+    let after_formation =
+        on("chat") || on("live") || on("removal") || on("live-removal") || on("live-after-removal");
     for &n in &args.ns {
         if on("formation") || after_formation {
             // Formation runs FORMATION_RUNS times, each in a fresh world, and the run of median
@@ -199,7 +201,7 @@ fn run(args: &Args) -> BenchResult<()> {
             }
             // One member is removed per world: the live removal runs when the batched one
             // is not asked for.
-            if on("removal") {
+            if on("removal") || on("live-after-removal") {
                 eprintln!("n={n}: removal");
                 results
                     .removal
@@ -209,6 +211,14 @@ fn run(args: &Args) -> BenchResult<()> {
                 results
                     .live_removal
                     .push(workloads::removal(&mut w, true, args.remove)?);
+            }
+            // (b″): the members now keep the epoch before the removal as a past epoch, with
+            // the ratchets of everyone who chatted in it.
+            if on("live-after-removal") {
+                eprintln!("n={n}: live chat after the removal");
+                results
+                    .live_after_removal
+                    .push(workloads::chat(&mut w, true)?);
             }
             drop(w);
             remove_unless_kept(args, &root.join(format!("n{n}-{}", formation_runs - 1)))?;

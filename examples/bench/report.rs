@@ -55,6 +55,8 @@ pub struct Results {
     pub removal: Vec<Removal>,
     /// (c′): the removal with one packet per `receive` call.
     pub live_removal: Vec<Removal>,
+    /// (b″): live chat again after the removal (one past epoch kept).
+    pub live_after_removal: Vec<Chat>,
     pub wakeup: Vec<Wakeup>,
     /// (d′): the extension-role wake-up of a 1,000-member group.
     pub wakeup_large: Option<Wakeup>,
@@ -190,6 +192,7 @@ impl Results {
             s.push('\n');
         }
         super::scale_report::live(&mut s, &self.chat);
+        super::scale_report::live_after_removal(&mut s, &self.chat, &self.live_after_removal);
         if !self.removal.is_empty() {
             let _ = writeln!(s, "### (c) removal\n");
             let _ = writeln!(
@@ -344,6 +347,13 @@ impl Results {
                 "receives": c.receives, "cpu_s": c.cpu.as_secs_f64(),
                 "cpu_us_per_receive": super::scale_report::cpu_us_per_receive(c),
                 "reference_us_per_receive": reference(c.n).map(|r| r.1),
+            }));
+        }
+        for c in &self.live_after_removal {
+            runs.push(json!({
+                "workload": "live_chat_after_removal", "n": c.n, "rounds": c.rounds,
+                "us_per_receive": c.us_per_receive, "receives": c.receives,
+                "cpu_us_per_receive": super::scale_report::cpu_us_per_receive(c),
             }));
         }
         for r in self.removal.iter().chain(&self.live_removal) {

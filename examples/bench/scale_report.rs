@@ -117,6 +117,38 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
 }
 
 /// (b′) beside (b) and the reference.
+/// (b″): live chat after a removal, beside (b′) before it.
+pub fn live_after_removal(s: &mut String, chat: &[Chat], after: &[Chat]) {
+    if after.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "### (b″) live chat after the removal (one past epoch kept)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| n | µs/receive live after | CPU µs/receive | µs/receive live before (b′) | after ÷ before |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for c in after {
+        let before = chat
+            .iter()
+            .find(|b| b.live && b.n == c.n)
+            .map(|b| b.us_per_receive);
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {:.1} | {} | {} |",
+            c.n,
+            c.us_per_receive,
+            cpu_us_per_receive(c),
+            before.map_or("—".into(), |b| format!("{b:.1}")),
+            before.map_or("—".into(), |b| format!("{:.2}", c.us_per_receive / b)),
+        );
+    }
+    s.push('\n');
+}
+
 pub fn live(s: &mut String, chat: &[Chat]) {
     let live: Vec<&Chat> = chat.iter().filter(|c| c.live).collect();
     if live.is_empty() {

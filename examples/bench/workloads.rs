@@ -195,6 +195,13 @@ pub fn formation(w: &mut World) -> BenchResult<Formation> {
 /// (b′), each of them in a `receive` call of its own.
 pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
     let n = w.n();
+    // Members that left (after a removal) neither send nor receive.
+    let mut senders = Vec::with_capacity(n);
+    for i in 0..n {
+        if w.info(i, CONV)?.state != witan::client::ConversationState::Left {
+            senders.push(i);
+        }
+    }
     w.live = live;
     let before: Vec<u64> = w
         .listeners
@@ -208,7 +215,7 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
     let started = Instant::now();
     w.router.set_phase("chat");
     for round in 0..CHAT_ROUNDS {
-        for i in 0..n {
+        for &i in &senders {
             let mut body = vec![0u8; CHAT_BODY];
             body[..16].copy_from_slice(&((round * n + i) as u128).to_be_bytes());
             let t = Instant::now();
@@ -223,14 +230,17 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
     let (_, bytes1) = w.router.counters();
     let receives = w.receive.packets - receive0.packets;
     let receive_time = w.receive.time - receive0.time;
-    let expected = (CHAT_ROUNDS * (n - 1)) as u64;
+    let expected = (CHAT_ROUNDS * (senders.len() - 1)) as u64;
     for (i, l) in w.listeners.iter().enumerate() {
+        if !senders.contains(&i) {
+            continue;
+        }
         let got = l.messages.load(std::sync::atomic::Ordering::Relaxed) - before[i];
         if got != expected {
             return Err(format!("chat: member {i} received {got} messages, not {expected}").into());
         }
     }
-    let sends = (CHAT_ROUNDS * n) as f64;
+    let sends = (CHAT_ROUNDS * senders.len()) as f64;
     Ok(Chat {
         live,
         n,
