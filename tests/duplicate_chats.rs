@@ -32,20 +32,22 @@ fn chatted(n: usize, body: &[u8]) -> (World, Packet) {
 
 /// Hands member `i` the packet again; the report as (accepted, duplicates, rejected).
 fn again(w: &World, i: usize, chat: &Packet) -> (u32, u32, u32) {
-    let report = w.receive_payloads(i, std::slice::from_ref(&chat.payload));
+    let report = w
+        .receive_payloads(i, std::slice::from_ref(&chat.payload))
+        .unwrap();
     (report.accepted, report.duplicates, report.rejected)
 }
 
 #[test]
 fn reading_a_chat_adds_no_row_to_the_seen_packets() {
     let (mut w, _) = chatted(2, b"first");
-    let seen = w.table_rows(1, "seen_packets");
+    let seen = w.table_rows(1, "seen_packets").unwrap();
     w.c(0)
         .send_message(CONV.into(), b"second".to_vec())
         .unwrap();
     w.deliver();
     assert_eq!(w.bodies(1), vec!["first", "second"]);
-    assert_eq!(w.table_rows(1, "seen_packets"), seen);
+    assert_eq!(w.table_rows(1, "seen_packets").unwrap(), seen);
 }
 
 #[test]

@@ -75,12 +75,12 @@ fn a_member_reusing_another_members_message_id_does_not_shadow_it() {
     w.send(alice, "meet at noon");
     let from_alice = take_in_flight(&w);
     assert_eq!(from_alice.len(), 1);
-    w.receive_payloads(mallory, &from_alice);
+    w.receive_payloads(mallory, &from_alice).unwrap();
     let seen = w.history(mallory);
     let id = hex::decode(&seen.last().unwrap().message_id).unwrap();
     let forged = craft_chat(&w, mallory, &id, b"meet at midnight");
-    assert_eq!(w.receive_payloads(carol, &[forged]).accepted, 1);
-    assert_eq!(w.receive_payloads(carol, &from_alice).accepted, 1);
+    assert_eq!(w.receive_payloads(carol, &[forged]).unwrap().accepted, 1);
+    assert_eq!(w.receive_payloads(carol, &from_alice).unwrap().accepted, 1);
 
     let mut bodies = w.bodies(carol);
     bodies.sort();
@@ -116,7 +116,7 @@ fn flood(w: &World, sender: usize, victim: usize, first_epoch: u64, count: u64) 
         .map(|k| with_claimed_epoch(&genuine[0], first_epoch + k))
         .collect();
     for chunk in forged.chunks(256) {
-        w.receive_payloads(victim, chunk);
+        w.receive_payloads(victim, chunk).unwrap();
     }
     forged
 }
@@ -156,8 +156,8 @@ fn forged_future_epoch_packets_do_not_crowd_out_genuine_traffic() {
         "the victim's mailbox kept what it missed"
     );
     w.reopen_quietly(victim);
-    w.receive_payloads(victim, &chat);
-    w.receive_payloads(victim, &backlog);
+    w.receive_payloads(victim, &chat).unwrap();
+    w.receive_payloads(victim, &backlog).unwrap();
 
     assert_eq!(w.info(victim).epoch, epoch + 1);
     assert!(
@@ -173,13 +173,13 @@ fn forged_future_epoch_packets_do_not_grow_the_seen_packet_table() {
     let mut w = World::new(&["alice", "bob", "carol", "dave"]);
     let (victim, _, steward) = quiet_group_of_four(&mut w);
     let epoch = w.info(victim).epoch;
-    let seen_before = w.table_rows(victim, "seen_packets");
+    let seen_before = w.table_rows(victim, "seen_packets").unwrap();
     let forged = flood(&w, steward, victim, epoch + 1, 600);
     // The same forgeries again are duplicates, whatever became of them.
-    let again = w.receive_payloads(victim, &forged[..100]);
+    let again = w.receive_payloads(victim, &forged[..100]).unwrap();
     assert_eq!(again.accepted, 0, "{again:?}");
 
-    assert_eq!(w.table_rows(victim, "seen_packets"), seen_before);
+    assert_eq!(w.table_rows(victim, "seen_packets").unwrap(), seen_before);
 }
 
 #[test]

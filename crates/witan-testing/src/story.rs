@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use witan::client::{
     ConversationInfo, ConversationSettings, ConversationState, EventListener, InboundPacket,
-    ReceiveReport, StoredMessage, default_conversation_settings,
+    ReceiveReport, StoredMessage, WitanError, default_conversation_settings,
 };
 
 use crate::world::World;
@@ -68,7 +68,11 @@ impl<L: EventListener + 'static> World<L> {
     }
 
     /// Hands member `i` these payloads in one `receive` call (as a push or a socket would).
-    pub fn receive_payloads(&self, i: usize, payloads: &[Vec<u8>]) -> ReceiveReport {
+    pub fn receive_payloads(
+        &self,
+        i: usize,
+        payloads: &[Vec<u8>],
+    ) -> Result<ReceiveReport, WitanError> {
         let packets = payloads
             .iter()
             .map(|payload| InboundPacket {
@@ -76,14 +80,13 @@ impl<L: EventListener + 'static> World<L> {
                 payload: payload.clone(),
             })
             .collect();
-        self.c(i).receive(packets).expect("the database takes them")
+        self.c(i).receive(packets)
     }
 
     /// Rows of `table` in member `i`'s database file.
-    pub fn table_rows(&self, i: usize, table: &str) -> i64 {
-        let conn = rusqlite::Connection::open(self.path(i)).expect("the file opens");
+    pub fn table_rows(&self, i: usize, table: &str) -> rusqlite::Result<i64> {
+        let conn = rusqlite::Connection::open(self.path(i))?;
         conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-            .expect("the table is counted")
     }
 
     pub fn send(&self, i: usize, text: &str) {

@@ -27,8 +27,8 @@
 //! its values, or, where the writer asks for it ([`Fields::ByPosition`]), `FIELDS`: its c
 //! values in declaration order, without names — read back as a sequence, which a derived
 //! struct accepts in that order. A group's message secrets are written so (they are
-//! rewritten after every message, and the names were a fifth of their bytes and of the time
-//! spent encoding them); every other value is written with names.
+//! encoded after every message, and the names were a fifth of their bytes); every other
+//! value is written with names.
 //! The elements of a list row ([`join_list`]) are written without names ids, so that each
 //! element stands alone.
 //!

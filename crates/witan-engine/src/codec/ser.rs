@@ -27,8 +27,15 @@ pub(super) struct Encoder {
 
 impl Encoder {
     pub(super) fn with_magic() -> Encoder {
+        Encoder::with_room(0)
+    }
+
+    /// An encoder with the magic byte written and room for `capacity` more bytes.
+    fn with_room(capacity: usize) -> Encoder {
+        let mut out = Vec::with_capacity(capacity.saturating_add(1));
+        out.push(codec::MAGIC);
         Encoder {
-            out: vec![codec::MAGIC],
+            out,
             names: Some(Names::new()),
             cuts: None,
             open_seqs: 0,
@@ -37,13 +44,10 @@ impl Encoder {
     }
 
     pub(super) fn with_cuts(by_position: bool, capacity: usize) -> Encoder {
-        let mut out = Vec::with_capacity(capacity.saturating_add(1));
-        out.push(codec::MAGIC);
         Encoder {
-            out,
             cuts: Some(Vec::new()),
             by_position,
-            ..Encoder::with_magic()
+            ..Encoder::with_room(capacity)
         }
     }
 
