@@ -44,9 +44,11 @@
 
 mod de;
 mod names;
+mod pieces;
 mod ser;
 
 use de::Decoder;
+pub use pieces::{Encoded, to_vec_reusing};
 use ser::Encoder;
 
 /// First byte of every value in this encoding (not a valid first byte of JSON).
@@ -55,6 +57,8 @@ pub const MAGIC: u8 = 0xB1;
 pub const MAX_DEPTH: usize = 128;
 
 pub(super) const NONE: u8 = 0x00;
+/// `None` as the codec writes it: this one byte.
+pub const NONE_TAG: u8 = NONE;
 pub(super) const SOME: u8 = 0x01;
 pub(super) const UNIT: u8 = 0x02;
 pub(super) const FALSE: u8 = 0x03;
@@ -133,10 +137,10 @@ pub fn to_vec_with_cuts<T: serde::Serialize + ?Sized>(
     value: &T,
     fields: Fields,
     capacity: usize,
-) -> Result<(Vec<u8>, Vec<usize>), CodecError> {
-    let mut encoder = Encoder::with_cuts(fields == Fields::ByPosition, capacity);
+) -> Result<Encoded, CodecError> {
+    let mut encoder = Encoder::with_cuts(fields, capacity);
     value.serialize(&mut encoder)?;
-    Ok(encoder.into_parts())
+    Ok(encoder.into_encoded().0)
 }
 
 /// How many elements of a sequence of `len` go between cuts (0: it is not cut): a sequence

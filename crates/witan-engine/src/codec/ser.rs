@@ -7,10 +7,14 @@
 use serde::ser::{self, Serialize};
 
 use super::names::Names;
+use super::pieces::{List, Reusing};
 use super::{self as codec, CodecError};
 use byte_catcher::ByteCatcher;
+use lists::ListAt;
 
 mod byte_catcher;
+mod compound;
+mod lists;
 
 pub(super) struct Encoder {
     out: Vec<u8>,
@@ -23,6 +27,12 @@ pub(super) struct Encoder {
     open_seqs: usize,
     /// Struct fields are written by position, without their names (`codec::FIELDS`).
     by_position: bool,
+    /// The struct field whose value is being written (`""` inside a map).
+    field: &'static str,
+    /// The outermost lists written so far, when recorded (`codec::pieces`).
+    lists: Option<Vec<List>>,
+    /// The last encoding, when its unchanged list elements are copied (`codec::pieces`).
+    reusing: Option<Reusing>,
 }
 
 impl Encoder {
@@ -40,20 +50,25 @@ impl Encoder {
             cuts: None,
             open_seqs: 0,
             by_position: false,
+            field: "",
+            lists: None,
+            reusing: None,
         }
     }
 
-    pub(super) fn with_cuts(by_position: bool, capacity: usize) -> Encoder {
+    /// An encoder noting where its output may be cut. By position, it also records its
+    /// outermost lists, and writes names in full (no `NAME_REF`): then every element stands
+    /// alone and may be copied into a later encoding (`codec::pieces`).
+    pub(super) fn with_cuts(fields: codec::Fields, capacity: usize) -> Encoder {
+        let by_position = fields == codec::Fields::ByPosition;
+        let plain = Encoder::with_room(capacity);
         Encoder {
             cuts: Some(Vec::new()),
             by_position,
-            ..Encoder::with_room(capacity)
+            names: if by_position { None } else { plain.names },
+            lists: by_position.then(Vec::new),
+            ..plain
         }
-    }
-
-    /// The output and the offsets where it may be cut (none unless made `with_cuts`).
-    pub(super) fn into_parts(self) -> (Vec<u8>, Vec<usize>) {
-        (self.out, self.cuts.unwrap_or_default())
     }
 
     pub(super) fn bare() -> Encoder {
@@ -63,6 +78,9 @@ impl Encoder {
             cuts: None,
             open_seqs: 0,
             by_position: false,
+            field: "",
+            lists: None,
+            reusing: None,
         }
     }
 
@@ -147,6 +165,8 @@ pub(super) struct Seq<'e> {
     /// into this run, written out whole.
     run: [u8; RUN],
     run_len: usize,
+    /// The record of this sequence when it is an outermost list (`codec::pieces`).
+    list: Option<ListAt>,
 }
 
 /// Bytes of a byte string gathered before they are written out.
@@ -163,6 +183,7 @@ impl<'e> Seq<'e> {
             every,
             run: [0; RUN],
             run_len: 0,
+            list: None,
         }
     }
 
@@ -209,6 +230,12 @@ impl<'e> Seq<'e> {
         {
             cuts.push(self.enc.out.len());
         }
+        if let Some(list) = self.list
+            && self.enc.list_element(list, self.count)
+        {
+            self.count += 1;
+            return Ok(());
+        }
         value.serialize(&mut *self.enc)?;
         self.count += 1;
         Ok(())
@@ -217,6 +244,9 @@ impl<'e> Seq<'e> {
     #[inline]
     fn close(mut self) -> Result<(), CodecError> {
         self.flush_run();
+        if let Some(list) = self.list {
+            self.enc.close_list(list, self.count, self.raw);
+        }
         if self.raw
             && self.count > 0
             && let Some(tag) = self.enc.out.get_mut(self.at - 1)
@@ -400,11 +430,18 @@ impl<'e> ser::Serializer for &'e mut Encoder {
             (Some(_), Some(len)) if self.open_seqs == 0 => codec::cut_every(len),
             _ => 0,
         };
+        let list = match self.open_seqs {
+            0 => self.open_list(len),
+            _ => None,
+        };
         self.open_seqs += 1;
         let at = self.open(codec::SEQ);
         // At least a byte per element (a byte string's are one each).
         self.out.reserve(len.unwrap_or(0));
-        Ok(Seq::new(self, at, true, every))
+        Ok(Seq {
+            list,
+            ..Seq::new(self, at, true, every)
+        })
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Seq<'e>, CodecError> {
@@ -436,6 +473,8 @@ impl<'e> ser::Serializer for &'e mut Encoder {
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Map<'e>, CodecError> {
+        // A map's values are not named by a field (and a hash map's order is not fixed).
+        self.field = "";
         let at = self.open(codec::MAP);
         Ok(Map::new(self, at))
     }
@@ -461,123 +500,5 @@ impl<'e> ser::Serializer for &'e mut Encoder {
     fn is_human_readable(&self) -> bool {
         // The same representation JSON gets, so every type behaves as it does with JSON.
         true
-    }
-}
-
-impl ser::SerializeSeq for Seq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTuple for Seq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeMap for Map<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), CodecError> {
-        self.count += 1;
-        key.serialize(&mut *self.enc)
-    }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        value.serialize(&mut *self.enc)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeStruct for Map<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), CodecError> {
-        self.count += 1;
-        if !self.by_position {
-            self.enc.name(key)?;
-        }
-        value.serialize(&mut *self.enc)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), CodecError> {
-        // By position, a field left out would shift the ones after it.
-        match self.by_position {
-            true => Err(CodecError::new(
-                "a field left out cannot be written by position",
-            )),
-            false => Ok(()),
-        }
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeStructVariant for Map<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), CodecError> {
-        ser::SerializeStruct::serialize_field(self, key, value)
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), CodecError> {
-        ser::SerializeStruct::skip_field(self, key)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
     }
 }

@@ -267,7 +267,8 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
         leaves,
         short: vec![1, 2, 3],
     };
-    let (bytes, cuts) = super::to_vec_with_cuts(&value, Fields::Named, 0).unwrap();
+    let super::Encoded { bytes, cuts, .. } =
+        super::to_vec_with_cuts(&value, Fields::Named, 0).unwrap();
     assert_eq!(bytes, super::to_vec(&value).unwrap());
     // 80 leaves, a cut before every 8th: 9 cuts; the bytes, the nested and short lists: none.
     assert_eq!(cuts.len(), 9);
@@ -281,7 +282,11 @@ fn cuts_fall_between_elements_of_long_sequences_and_the_pieces_join_to_the_value
     if let Some(Some(leaf)) = grown.leaves.get_mut(2) {
         leaf.secret.extend_from_slice(&[9; 10]);
     }
-    let (bytes2, cuts2) = super::to_vec_with_cuts(&grown, Fields::Named, 0).unwrap();
+    let super::Encoded {
+        bytes: bytes2,
+        cuts: cuts2,
+        ..
+    } = super::to_vec_with_cuts(&grown, Fields::Named, 0).unwrap();
     assert_eq!(cuts2.len(), 9);
     assert_eq!(bytes[..cuts[0]].len() + 10, bytes2[..cuts2[0]].len());
     for i in 0..9 {
@@ -316,7 +321,9 @@ fn contains(bytes: &[u8], text: &str) -> bool {
 fn structs_by_position_round_trip_without_their_field_names() {
     let mut value = sample();
     value.skipped = Some(4);
-    let (bytes, _) = to_vec_with_cuts(&value, Fields::ByPosition, 0).unwrap();
+    let bytes = to_vec_with_cuts(&value, Fields::ByPosition, 0)
+        .unwrap()
+        .bytes;
     assert_eq!(from_slice::<Everything>(&bytes).unwrap(), value);
     let named = to_vec(&value).unwrap();
     assert!(bytes.len() < named.len());
@@ -330,7 +337,9 @@ fn structs_by_position_round_trip_without_their_field_names() {
     assert!(contains(&bytes, "Struct") && contains(&bytes, "Newtype"));
     // Read as a self-describing value, a struct by position is the list of its values.
     let leaf = Kind::Struct { a: 5, b: None };
-    let (bytes, _) = to_vec_with_cuts(&leaf, Fields::ByPosition, 0).unwrap();
+    let bytes = to_vec_with_cuts(&leaf, Fields::ByPosition, 0)
+        .unwrap()
+        .bytes;
     let read: serde_json::Value = from_slice(&bytes).unwrap();
     assert_eq!(read, serde_json::json!({"Struct": [5, null]}));
     assert_eq!(from_slice::<Kind>(&bytes).unwrap(), leaf);
@@ -351,7 +360,9 @@ fn a_struct_by_position_with_fields_missing_extra_or_cut_short_is_an_error() {
         b: Option<u32>,
     }
     let pair = Pair { a: 1, b: Some(2) };
-    let (bytes, _) = to_vec_with_cuts(&pair, Fields::ByPosition, 0).unwrap();
+    let bytes = to_vec_with_cuts(&pair, Fields::ByPosition, 0)
+        .unwrap()
+        .bytes;
     assert_eq!(bytes[..4], [MAGIC, FIELDS, 2, U8]);
     assert_eq!(from_slice::<Pair>(&bytes).unwrap(), pair);
     for cut in 0..bytes.len() {

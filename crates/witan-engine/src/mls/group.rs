@@ -23,7 +23,7 @@ use openmls::group::{
 };
 use openmls::prelude::{
     ContentType, GroupId, LeafNodeIndex, MlsMessageBodyIn, ProcessMessageError,
-    ProcessedMessageContent, Proposal, ProtocolMessage, SenderRatchetConfiguration,
+    ProcessedMessageContent, Proposal, ProtocolMessage, Sender, SenderRatchetConfiguration,
     ValidationError,
 };
 use openmls_traits::OpenMlsProvider as _;
@@ -45,6 +45,9 @@ pub const MAX_PAST_EPOCHS: usize = 3;
 pub const OUT_OF_ORDER_TOLERANCE: u32 = 100;
 /// Maximum number of messages of one sender that may be skipped within an epoch.
 pub const MAXIMUM_FORWARD_DISTANCE: u32 = 5000;
+/// Most senders whose advanced ratchets a group tracks between two writes of its message
+/// secrets; past that they are encoded afresh (copying saves little when most changed).
+const MAX_ADVANCED: usize = 32;
 
 fn ratchet_config() -> SenderRatchetConfiguration {
     SenderRatchetConfiguration::new(OUT_OF_ORDER_TOLERANCE, MAXIMUM_FORWARD_DISTANCE)
@@ -90,6 +93,10 @@ pub struct Group {
     failed: bool,
     /// The message secrets as this group last wrote them, to write only the pieces that change.
     written_secrets: Option<SecretRows>,
+    /// The leaves whose application ratchets alone changed since `written_secrets` (of that
+    /// version) were written — all their next write has to encode afresh; `None` when
+    /// anything may have changed.
+    advanced: Option<(u64, Vec<usize>)>,
 }
 
 impl Group {
@@ -116,23 +123,55 @@ impl Group {
             inner,
             failed: false,
             written_secrets: None,
+            advanced: None,
         }
+    }
+
+    /// The OpenMLS group, to change it in a way that is not tracked (see `advanced`).
+    fn inner_mut(&mut self) -> &mut MlsGroup {
+        self.advanced = None;
+        &mut self.inner
+    }
+
+    fn written_version(&self) -> Option<u64> {
+        self.written_secrets.as_ref().map(SecretRows::version)
+    }
+
+    /// After an operation that advanced `leaf`'s application ratchet and nothing else
+    /// (`written_before`: the version of the secrets written before it).
+    fn note_advanced(&mut self, written_before: Option<u64>, leaf: usize) {
+        let now = self.written_version();
+        self.advanced = match (now, self.advanced.take()) {
+            (None, _) => None,
+            // The operation wrote the secrets after advancing the ratchet.
+            (Some(v), _) if now != written_before => Some((v, Vec::new())),
+            (Some(v), Some((w, mut leaves))) if v == w => {
+                if !leaves.contains(&leaf) {
+                    leaves.push(leaf);
+                }
+                (leaves.len() <= MAX_ADVANCED).then_some((v, leaves))
+            }
+            _ => None,
+        };
     }
 
     /// Runs `op` on the OpenMLS group with the message-secret pieces this group last wrote
     /// lent to the storage, so that it writes only the pieces that changed
     /// (`storage::secret_rows`); `drop_join_config` as there.
+    /// `advanced`: the ratchets advanced since that write (`None` for an operation that
+    /// changes the secrets itself).
     fn with_secret_memory<T>(
         &mut self,
         p: &MlsProvider,
+        advanced: Option<Vec<usize>>,
         drop_join_config: bool,
         op: impl FnOnce(&mut MlsGroup) -> T,
     ) -> T {
         let memory = self.written_secrets.take();
         let inner = &mut self.inner;
-        let (out, memory) = p
-            .storage()
-            .with_secret_memory(memory, drop_join_config, || op(inner));
+        let (out, memory) =
+            p.storage()
+                .with_secret_memory(memory, advanced, drop_join_config, || op(inner));
         self.written_secrets = memory;
         out
     }
@@ -216,9 +255,19 @@ impl Group {
     /// that changed since this group last wrote them are written (`storage::secret_rows`).
     pub(crate) fn rewrite_message_secrets(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
         let policy = self.inner.past_epoch_deletion_policy().clone();
-        let written =
-            self.with_secret_memory(p, true, |g| g.set_past_epoch_deletion_policy(p, policy));
+        let before = self.written_version();
+        let advanced = match &self.advanced {
+            Some((v, leaves)) if Some(*v) == before => Some(leaves.clone()),
+            _ => None,
+        };
+        let written = self.with_secret_memory(p, advanced, true, |g| {
+            g.set_past_epoch_deletion_policy(p, policy)
+        });
         self.note(&written);
+        self.advanced = match (&written, self.written_version()) {
+            (Ok(()), Some(v)) if Some(v) != before => Some((v, Vec::new())),
+            _ => None,
+        };
         written.map_err(|e| MlsError::Storage(e.to_string()))
     }
 
@@ -299,9 +348,15 @@ impl Group {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, MlsError> {
         self.ensure_active()?;
-        let msg =
-            self.with_secret_memory(p, false, |g| g.create_message(p, &id.signer(), plaintext));
+        let before = self.written_version();
+        let msg = self.with_secret_memory(p, None, false, |g| {
+            g.create_message(p, &id.signer(), plaintext)
+        });
         self.note(&msg);
+        match &msg {
+            Ok(_) => self.note_advanced(before, self.inner.own_leaf_index().u32() as usize),
+            Err(_) => self.advanced = None,
+        }
         let msg = msg.map_err(MlsError::internal)?;
         msg.to_bytes().map_err(MlsError::internal)
     }
@@ -334,8 +389,17 @@ impl Group {
         if message_epoch > group_epoch {
             return Err(wrong_epoch);
         }
-        let processed = self.with_secret_memory(p, false, |g| g.process_message(p, pm));
+        let before = self.written_version();
+        let processed = self.with_secret_memory(p, None, false, |g| g.process_message(p, pm));
         self.note(&processed);
+        match (&processed, message_epoch == group_epoch) {
+            (Ok(m), true) => match m.sender() {
+                Sender::Member(leaf) => self.note_advanced(before, leaf.u32() as usize),
+                _ => self.advanced = None,
+            },
+            // A past epoch's ratchet, or a failure that may have changed anything.
+            _ => self.advanced = None,
+        }
         let processed = processed.map_err(|e| match e {
             // OpenMLS deletes a generation's key once a message of it is read: a copy (in
             // any epoch still kept) asks for a key that is gone.

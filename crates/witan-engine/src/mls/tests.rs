@@ -6,6 +6,7 @@ use super::key_package::tests::garbage_inputs;
 use super::*;
 
 mod secrets_by_position;
+mod secrets_copied;
 
 const GID: &[u8] = b"conversation-1";
 

@@ -91,7 +91,7 @@ impl Group {
         }
         self.clear_pending_commit(p)?;
         let bundle = (|| {
-            self.inner
+            self.inner_mut()
                 .commit_builder()
                 .propose_adds(key_packages)
                 .propose_removals(leaves)
@@ -118,14 +118,14 @@ impl Group {
         if !self.has_pending_commit() {
             return Err(MlsError::NoPendingCommit);
         }
-        let merged = self.inner.merge_pending_commit(p);
+        let merged = self.inner_mut().merge_pending_commit(p);
         self.note(&merged);
         merged.map_err(|e| MlsError::InvalidCommit(e.to_string()))
     }
 
     /// Drops our pending commit (another candidate won). No-op without a pending commit.
     pub fn clear_pending_commit(&mut self, p: &MlsProvider) -> Result<(), MlsError> {
-        let cleared = self.inner.clear_pending_commit(p.storage());
+        let cleared = self.inner_mut().clear_pending_commit(p.storage());
         self.note(&cleared);
         cleared.map_err(|e| MlsError::Storage(e.to_string()))
     }
@@ -160,7 +160,7 @@ impl Group {
                 group_epoch: epoch,
             });
         }
-        let processed = self.inner.process_message(p, pm);
+        let processed = self.inner_mut().process_message(p, pm);
         self.note(&processed);
         let processed = processed.map_err(|e| match e {
             ProcessMessageError::StorageError(e) => MlsError::Storage(e.to_string()),
@@ -227,7 +227,7 @@ impl Group {
         }
         match staged.staged {
             Staged::Remote(sc) => {
-                let merged = self.inner.merge_staged_commit(p, *sc);
+                let merged = self.inner_mut().merge_staged_commit(p, *sc);
                 self.note(&merged);
                 merged.map_err(|e| MlsError::InvalidCommit(e.to_string()))
             }

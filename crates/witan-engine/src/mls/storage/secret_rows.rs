@@ -30,27 +30,47 @@ const PIECES_MAGIC: u8 = 0xB3;
 const MAX_PIECES: u32 = 1 << 16;
 const HEAD_LEN: usize = 1 + 4 + 8;
 
-/// Message secrets as one group last wrote them: the encoding, where it was cut, and the
-/// version its head was given.
+/// The struct field of OpenMLS's secret tree that holds the application ratchets, one per
+/// leaf (a receive or a send advances one of them).
+const APPLICATION_RATCHETS: &str = "application_sender_ratchets";
+
+/// Message secrets as one group last wrote them: the encoding (where it was cut, where its
+/// lists' elements lie) and the version its head was given.
 #[derive(Debug, Clone)]
 pub struct SecretRows {
     version: u64,
-    bytes: Vec<u8>,
-    cuts: Vec<usize>,
+    encoded: codec::Encoded,
 }
 
 impl SecretRows {
     fn count(&self) -> usize {
-        self.cuts.len() + 1
+        self.encoded.cuts.len() + 1
     }
 
     fn piece(&self, i: usize) -> Option<&[u8]> {
+        let (bytes, cuts) = (&self.encoded.bytes, &self.encoded.cuts);
         let start = match i {
             0 => 0,
-            _ => *self.cuts.get(i - 1)?,
+            _ => *cuts.get(i - 1)?,
         };
-        let end = self.cuts.get(i).copied().unwrap_or(self.bytes.len());
-        self.bytes.get(start..end)
+        let end = cuts.get(i).copied().unwrap_or(bytes.len());
+        bytes.get(start..end)
+    }
+
+    /// The version of the head these pieces were written under.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether the application ratchet of every leaf in `leaves` already existed in these
+    /// secrets: advancing an existing ratchet changes nothing else, while the first message of
+    /// a sender in an epoch also derives its ratchets from the tree's nodes.
+    fn has_ratchets(&self, leaves: &[usize]) -> bool {
+        leaves.iter().all(|&leaf| {
+            self.encoded
+                .element(APPLICATION_RATCHETS, leaf)
+                .is_some_and(|e| e != [codec::NONE_TAG])
+        })
     }
 }
 
@@ -59,6 +79,9 @@ impl SecretRows {
 pub(super) struct Scope {
     /// The pieces the group last wrote, then the pieces written in this scope.
     memory: Option<SecretRows>,
+    /// The leaves whose application ratchets the group advanced since `memory` was written
+    /// (`None`: anything may have changed).
+    advanced: Option<Vec<usize>>,
     /// Join-configuration writes are dropped (see [`MlsStorage::with_secret_memory`]).
     drop_join_config: bool,
 }
@@ -109,22 +132,50 @@ fn parse_head(row: &[u8]) -> Result<Option<Head>, MlsStorageError> {
 
 /// The secrets encoded with their struct fields by position (a fifth fewer bytes, less time,
 /// and they are encoded after every message), or with names if a struct of them cannot be
-/// written so (one that leaves a field out); the reader takes either.
+/// written so (one that leaves a field out); the reader takes either. With the pieces in the
+/// rows (`previous`) and the leaves whose ratchets alone changed since (`advanced`), the
+/// rest is copied from `previous` instead of encoded again.
 fn encode<V: Serialize + ?Sized>(
     value: &V,
-    expected: usize,
-) -> Result<(Vec<u8>, Vec<usize>), MlsStorageError> {
+    previous: &mut Option<SecretRows>,
+    advanced: Option<Vec<usize>>,
+) -> Result<codec::Encoded, MlsStorageError> {
     #[cfg(any(test, feature = "testing"))]
     if tests_hook::NAMED.get() {
-        return Ok(codec::to_vec_with_cuts(
-            value,
-            codec::Fields::Named,
-            expected,
-        )?);
+        return Ok(codec::to_vec_with_cuts(value, codec::Fields::Named, 0)?);
     }
+    if let (Some(prev), Some(leaves)) = (previous.as_mut(), advanced)
+        && prev.has_ratchets(&leaves)
+        && let Ok(encoded) =
+            codec::to_vec_reusing(value, &mut prev.encoded, APPLICATION_RATCHETS, leaves)
+    {
+        check_copy(value, &encoded)?;
+        return Ok(encoded);
+    }
+    let expected = previous
+        .as_ref()
+        .map_or(0, |p| p.encoded.bytes.len() + p.encoded.bytes.len() / 16);
     codec::to_vec_with_cuts(value, codec::Fields::ByPosition, expected)
         .or_else(|_| codec::to_vec_with_cuts(value, codec::Fields::Named, expected))
         .map_err(MlsStorageError::from)
+}
+
+/// In debug builds (every test), an encoding made by copying must be the one made afresh.
+fn check_copy<V: Serialize + ?Sized>(
+    value: &V,
+    copied: &codec::Encoded,
+) -> Result<(), MlsStorageError> {
+    #[cfg(any(test, feature = "testing"))]
+    tests_hook::COPIED.set(tests_hook::COPIED.get() + 1);
+    if cfg!(debug_assertions) {
+        let fresh = codec::to_vec_with_cuts(value, codec::Fields::ByPosition, 0)?;
+        if fresh.bytes != copied.bytes || fresh.cuts != copied.cuts {
+            return Err(MlsStorageError::Serde(
+                "message secrets: the copied encoding differs from a fresh one".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn piece_key(head_key: &[u8], i: u32) -> Vec<u8> {
@@ -154,11 +205,13 @@ impl MlsStorage<'_> {
     pub(crate) fn with_secret_memory<T>(
         &self,
         memory: Option<SecretRows>,
+        advanced: Option<Vec<usize>>,
         drop_join_config: bool,
         op: impl FnOnce() -> T,
     ) -> (T, Option<SecretRows>) {
         *self.scope.borrow_mut() = Some(Scope {
             memory,
+            advanced,
             drop_join_config,
         });
         let out = op();
@@ -181,36 +234,32 @@ impl MlsStorage<'_> {
         head_key: Vec<u8>,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        // The last encoding's length: secrets grow or shrink little from one write to the next.
-        let expected = self
-            .scope
-            .borrow()
-            .as_ref()
-            .and_then(|s| s.memory.as_ref())
-            .map_or(0, |m| m.bytes.len() + m.bytes.len() / 16);
-        let (bytes, cuts) = encode(value, expected)?;
         let old = match self.raw_get(&head_key)? {
             Some(row) => parse_head(&row)?,
             None => None,
         };
         let (old_count, old_version) = old.map_or((0, 0), |h| (h.count, h.version));
-        let previous = self
-            .scope
-            .borrow_mut()
-            .as_mut()
-            .and_then(|s| s.memory.take())
-            .filter(|p| old.is_some() && p.version == old_version);
+        // The memory is what the rows hold only if no other write bumped their version.
+        let (mut previous, advanced) = match self.scope.borrow_mut().as_mut() {
+            Some(s) => (
+                s.memory
+                    .take()
+                    .filter(|p| old.is_some() && p.version == old_version),
+                s.advanced.take(),
+            ),
+            None => (None, None),
+        };
+        let encoded = encode(value, &mut previous, advanced)?;
         let new = SecretRows {
             version: old_version.wrapping_add(1),
-            bytes,
-            cuts,
+            encoded,
         };
-        if new.cuts.is_empty() {
+        if new.encoded.cuts.is_empty() {
             // Nothing to cut (a group of up to 8): one row, as before pieces, and no head.
             for i in 0..old_count {
                 self.raw_set(piece_key(&head_key, i), None);
             }
-            self.raw_set(head_key, Some(new.bytes));
+            self.raw_set(head_key, Some(new.encoded.bytes));
             return Ok(());
         }
         let count = piece_index(new.count())?;
@@ -351,5 +400,7 @@ pub mod tests_hook {
     thread_local! {
         /// Whether message secrets are written with names.
         pub static NAMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// How many encodings of message secrets were made by copying from the last one.
+        pub static COPIED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
 }

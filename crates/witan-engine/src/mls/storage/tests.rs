@@ -189,7 +189,7 @@ fn a_memory_the_rows_moved_past_costs_a_full_write_never_a_wrong_one() {
     let mut kv = MemoryKv::new();
     let mut memory = None;
     run(&mut kv, |s| {
-        let ((), m) = s.with_secret_memory(None, false, || {
+        let ((), m) = s.with_secret_memory(None, None, false, || {
             s.write_secret_rows(head.clone(), &tree(0)).unwrap()
         });
         memory = m;
@@ -200,7 +200,7 @@ fn a_memory_the_rows_moved_past_costs_a_full_write_never_a_wrong_one() {
     let mut kept = kv.clone();
     let memory2 = memory.clone();
     let written = run(&mut kept, |s| {
-        s.with_secret_memory(memory2, false, || {
+        s.with_secret_memory(memory2, None, false, || {
             s.write_secret_rows(head.clone(), &next).unwrap()
         });
     });
@@ -210,7 +210,7 @@ fn a_memory_the_rows_moved_past_costs_a_full_write_never_a_wrong_one() {
         s.write_secret_rows(head.clone(), &tree(3)).unwrap()
     });
     let written = run(&mut kv, |s| {
-        s.with_secret_memory(memory, false, || {
+        s.with_secret_memory(memory, None, false, || {
             s.write_secret_rows(head.clone(), &next).unwrap()
         });
     });

@@ -1,0 +1,248 @@
+//! Encodings stored in pieces: where an encoding may be cut into rows, where each element of
+//! the value's outermost lists lies in it, and a new encoding made from the last one by
+//! copying the list elements the caller says did not change.
+//!
+//! Why copying: a group's message secrets are encoded after every message, yet one message
+//! changes one sender's ratchet. Encoding the value again costs about twenty instructions per
+//! byte (serde hands a byte string over one byte at a time); copying an element's bytes costs
+//! a fraction of one. Only the caller knows what changed, so the contract is the caller's:
+//! every element of an outermost list that changed must be named; a named element that is
+//! never met (a list renamed by a new version of the type) makes the encoding fail rather
+//! than copy a stale element.
+
+use super::ser::Encoder;
+use super::{CodecError, Fields};
+
+/// A list at the top of a value's structure (inside no other sequence): the struct field that
+/// holds it and where each element starts, then where the last one ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct List {
+    /// `""` when the list is not directly a struct field's value (a map's value): such a list
+    /// is never copied, as nothing names it.
+    pub(super) field: &'static str,
+    /// One offset per element, then the end; empty when the list could not be followed (a
+    /// byte string, or elements of mixed kinds).
+    pub(super) offsets: Vec<u32>,
+}
+
+/// An encoding with its cuts and the places of its outermost lists' elements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// The value, magic byte first.
+    pub bytes: Vec<u8>,
+    /// Where the bytes may be cut into pieces (see [`super::to_vec_with_cuts`]).
+    pub cuts: Vec<usize>,
+    /// The outermost lists, in the order they were written (by-position encodings only).
+    pub(super) lists: Vec<List>,
+}
+
+impl Encoded {
+    /// The bytes of element `i` of the outermost list that is the value of struct field
+    /// `field` (the first such list): `None` if there is none, or it has no element `i`.
+    pub fn element(&self, field: &str, i: usize) -> Option<&[u8]> {
+        let list = self.lists.iter().find(|l| l.field == field)?;
+        let start = *list.offsets.get(i)? as usize;
+        let end = *list.offsets.get(i + 1)? as usize;
+        self.bytes.get(start..end)
+    }
+}
+
+/// Encodes `value` by position, as [`super::to_vec_with_cuts`] does, copying from `previous`
+/// (an encoding of it made so, or by this function) every element of an outermost list except
+/// elements `changed` of the list that is struct field `field`'s value — see the module doc
+/// for the contract. A list whose length, field or place among the outermost lists differs
+/// from `previous` is written afresh. An error if a changed element was never met; `previous`
+/// is left as it was.
+pub fn to_vec_reusing<T: serde::Serialize + ?Sized>(
+    value: &T,
+    previous: &mut Encoded,
+    field: &'static str,
+    mut changed: Vec<usize>,
+) -> Result<Encoded, CodecError> {
+    changed.sort_unstable();
+    changed.dedup();
+    let capacity = previous.bytes.len() + previous.bytes.len() / 16;
+    let mut encoder = Encoder::with_cuts(Fields::ByPosition, capacity);
+    encoder.reuse(Reusing {
+        claimed: vec![false; changed.len()],
+        previous: std::mem::take(previous),
+        field,
+        changed,
+    });
+    let written = value.serialize(&mut encoder);
+    let (encoded, reusing) = encoder.into_encoded();
+    let all_met = match reusing {
+        Some(r) => {
+            *previous = r.previous;
+            r.claimed.iter().all(|c| *c)
+        }
+        None => false,
+    };
+    written?;
+    match all_met {
+        true => Ok(encoded),
+        false => Err(CodecError::new(
+            "an element named as changed is not in the value",
+        )),
+    }
+}
+
+/// An encoder's state while it copies from the last encoding.
+#[derive(Debug)]
+pub(super) struct Reusing {
+    pub(super) previous: Encoded,
+    pub(super) field: &'static str,
+    /// Sorted, without repeats.
+    pub(super) changed: Vec<usize>,
+    /// Which of `changed` were met (and written afresh).
+    pub(super) claimed: Vec<bool>,
+}
+
+impl Reusing {
+    /// Where element `i` of the outermost list at `place` (field `field`, `len` elements)
+    /// lies in the last encoding, if it may be copied; notes a changed element as met.
+    pub(super) fn copyable(
+        &mut self,
+        place: usize,
+        field: &'static str,
+        len: usize,
+        i: usize,
+    ) -> Option<(usize, usize)> {
+        if field == self.field
+            && let Ok(at) = self.changed.binary_search(&i)
+        {
+            if let Some(c) = self.claimed.get_mut(at) {
+                *c = true;
+            }
+            return None;
+        }
+        let list = self.previous.lists.get(place)?;
+        if field.is_empty() || list.field != field || list.offsets.len() != len + 1 {
+            return None;
+        }
+        let start = *list.offsets.get(i)? as usize;
+        let end = *list.offsets.get(i + 1)? as usize;
+        (start <= end && end <= self.previous.bytes.len()).then_some((start, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::{Fields, from_slice, to_vec_with_cuts};
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug, Clone)]
+    struct Ratchet {
+        generation: u32,
+        secret: Vec<u8>,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug, Clone)]
+    struct Tree {
+        epoch: u64,
+        nodes: Vec<Option<Vec<u8>>>,
+        ratchets: Vec<Option<Ratchet>>,
+        context: Vec<u8>,
+        by_name: BTreeMap<String, Vec<u32>>,
+    }
+
+    fn tree(n: usize) -> Tree {
+        Tree {
+            epoch: 7,
+            nodes: (0..n)
+                .map(|i| (i % 2 == 0).then(|| vec![i as u8; 32]))
+                .collect(),
+            ratchets: (0..n)
+                .map(|i| {
+                    (i % 3 != 0).then(|| Ratchet {
+                        generation: i as u32,
+                        secret: vec![0xA0 ^ i as u8; 32],
+                    })
+                })
+                .collect(),
+            context: vec![5; 40],
+            by_name: BTreeMap::from([("a".into(), vec![1, 2]), ("b".into(), vec![3])]),
+        }
+    }
+
+    fn fresh(value: &Tree) -> Encoded {
+        to_vec_with_cuts(value, Fields::ByPosition, 0).unwrap()
+    }
+
+    #[test]
+    fn a_copied_encoding_is_the_fresh_one_when_every_change_is_named() {
+        let before = tree(20);
+        let mut previous = fresh(&before);
+        let mut after = before.clone();
+        after.epoch = 8;
+        after.context.push(6);
+        for i in [4, 11] {
+            if let Some(Some(r)) = after.ratchets.get_mut(i) {
+                r.generation += 1;
+                r.secret = vec![0xEE; 32];
+            }
+        }
+        let copied = to_vec_reusing(&after, &mut previous, "ratchets", vec![11, 4, 4]).unwrap();
+        assert_eq!(copied, fresh(&after), "bytes, cuts and lists alike");
+        assert_eq!(previous, fresh(&before), "the last encoding is given back");
+        assert_eq!(from_slice::<Tree>(&copied.bytes).unwrap(), after);
+        assert_eq!(
+            copied.element("ratchets", 4),
+            fresh(&after).element("ratchets", 4)
+        );
+        assert_eq!(copied.element("ratchets", 20), None);
+        assert_eq!(
+            copied.element("context", 0),
+            None,
+            "a byte string is not followed"
+        );
+    }
+
+    #[test]
+    fn elements_not_named_are_copied_not_encoded() {
+        let before = tree(12);
+        let mut previous = fresh(&before);
+        let mut after = before.clone();
+        // An unnamed change is the caller's breach of contract: it shows what is copied.
+        after.nodes[2] = Some(vec![0x77; 32]);
+        if let Some(Some(r)) = after.ratchets.get_mut(1) {
+            r.generation = 99;
+        }
+        let copied = to_vec_reusing(&after, &mut previous, "ratchets", vec![1]).unwrap();
+        let back: Tree = from_slice(&copied.bytes).unwrap();
+        assert_eq!(
+            back.nodes[2], before.nodes[2],
+            "node 2 came from the last encoding"
+        );
+        assert_eq!(back.ratchets[1], after.ratchets[1], "ratchet 1 was encoded");
+    }
+
+    #[test]
+    fn a_change_named_in_a_list_that_is_not_there_is_an_error() {
+        let value = tree(10);
+        let mut previous = fresh(&value);
+        let kept = previous.clone();
+        for (field, changed) in [("renamed", vec![1]), ("ratchets", vec![10])] {
+            assert!(to_vec_reusing(&value, &mut previous, field, changed).is_err());
+            assert_eq!(previous, kept, "the last encoding is left as it was");
+        }
+        // Nothing named: the whole value is copied.
+        let copied = to_vec_reusing(&value, &mut previous, "ratchets", vec![]).unwrap();
+        assert_eq!(copied, kept);
+    }
+
+    #[test]
+    fn lists_that_grew_or_sit_in_a_map_are_written_afresh() {
+        let before = tree(10);
+        let mut previous = fresh(&before);
+        let mut after = tree(12);
+        after.by_name.insert("a".into(), vec![9, 9]);
+        after.nodes[0] = Some(vec![1; 32]);
+        let copied = to_vec_reusing(&after, &mut previous, "ratchets", vec![0]).unwrap();
+        assert_eq!(copied, fresh(&after));
+        // A map's lists are recorded without a field: nothing can name or copy them.
+        assert!(copied.lists.iter().any(|l| l.field.is_empty()));
+    }
+}
