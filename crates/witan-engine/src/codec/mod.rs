@@ -30,7 +30,8 @@
 //! encoded after every message, and the names were a fifth of their bytes); every other
 //! value is written with names.
 //! The elements of a list row ([`join_list`]) are written without names ids, so that each
-//! element stands alone.
+//! element stands alone; so are the names of a by-position encoding, whose list elements a
+//! later encoding may copy (`pieces.rs`).
 //!
 //! Decoding never panics and never allocates more than the input can fill; nesting is bounded
 //! by [`MAX_DEPTH`]. A corrupted row is input too: `fuzz/stored_state` fuzzes decoding, and

@@ -6,18 +6,29 @@
 //! advances one sender's ratchet, yet the whole value — 4 KB at 16 members, 27 KB at 128 —
 //! used to be rewritten, in pages that SQLite then copies into its log and checkpoints. The
 //! value is now encoded with cuts (`codec::to_vec_with_cuts`: between elements of the tree's
-//! long lists; struct fields by position, without names), each piece is a row of its own, and a head row at the usual key names how many
-//! pieces there are and which version of them the rows hold.
+//! long lists; struct fields by position, without names), each piece is a row of its own,
+//! and a head row at the usual key names how many pieces there are and which version of them
+//! the rows hold.
 //!
 //! A group keeps the pieces it last wrote ([`SecretRows`], in `Group`) and lends them to the
 //! storage around its operations that write secrets — sending, receiving, writing deferred
 //! secrets back ([`MlsStorage::with_secret_memory`]): only the pieces that differ from those
 //! are written. That memory is trusted only if the head in the rows still has its version —
 //! any other write of the secrets (without the memory, by another group object, by another
-//! connection) bumps the version — so a stale memory costs a full write, never a wrong one. A
-//! value with nothing to cut (a group of up to 8 members) is
-//! written whole, in one row starting with the row codec's magic byte, as all rows were
-//! before pieces; such a row is read as it is.
+//! connection) bumps the version — so a stale memory costs a full write, never a wrong one.
+//!
+//! The memory also spares most of the encoding: a group tracks the application ratchets it
+//! advanced since its last write (`Group::advanced`), and when it writes back secrets whose
+//! write was deferred (a receive step), every element of the secret tree's lists — and every
+//! past epoch — is copied from the memory but those ratchets (`codec::to_vec_reusing`). That
+//! holds only while each of those ratchets existed before: a sender's first message in an
+//! epoch also derives its ratchets from the tree's nodes, and is encoded afresh. A write
+//! inside an OpenMLS operation (a send, a commit) knows nothing of what changed and encodes
+//! afresh too.
+//!
+//! A value with nothing to cut (a group of up to 8 members) is written whole, in one row
+//! starting with the row codec's magic byte, as all rows were before pieces; such a row is
+//! read as it is (and leaves no memory).
 //!
 //! Head: [`PIECES_MAGIC`], the piece count (u32 le), the version (u64 le). Piece `i`: the
 //! head's key, `#`, `i` (u32 big-endian, so the pieces of a group sort in order).
