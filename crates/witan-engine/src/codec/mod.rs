@@ -49,7 +49,8 @@ mod pieces;
 mod ser;
 
 use de::Decoder;
-pub use pieces::{Encoded, to_vec_reusing};
+pub use pieces::to_vec_reusing;
+pub use ser::Encoded;
 use ser::Encoder;
 
 /// First byte of every value in this encoding (not a valid first byte of JSON).

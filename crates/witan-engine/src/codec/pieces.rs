@@ -1,6 +1,6 @@
-//! Encodings stored in pieces: where an encoding may be cut into rows, where each element of
-//! the value's outermost lists lies in it, and a new encoding made from the last one by
-//! copying the list elements the caller says did not change.
+//! Encodings stored in pieces: a new encoding made from the last one by copying the elements
+//! of its outermost lists that the caller says did not change. (Where an encoding may be cut
+//! into rows and where each such element lies are recorded by the encoder: `ser/lists.rs`.)
 //!
 //! Why copying: a group's message secrets are encoded after every message, yet one message
 //! changes one sender's ratchet. Encoding the value again costs about twenty instructions per
@@ -10,42 +10,8 @@
 //! never met (a list renamed by a new version of the type) makes the encoding fail rather
 //! than copy a stale element.
 
-use super::ser::Encoder;
+use super::ser::{Encoded, Encoder, Reusing};
 use super::{CodecError, Fields};
-
-/// A list at the top of a value's structure (inside no other sequence): the struct field that
-/// holds it and where each element starts, then where the last one ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct List {
-    /// `""` when the list is not directly a struct field's value (a map's value): such a list
-    /// is never copied, as nothing names it.
-    pub(super) field: &'static str,
-    /// One offset per element, then the end; empty when the list could not be followed (a
-    /// byte string, or elements of mixed kinds).
-    pub(super) offsets: Vec<u32>,
-}
-
-/// An encoding with its cuts and the places of its outermost lists' elements.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Encoded {
-    /// The value, magic byte first.
-    pub bytes: Vec<u8>,
-    /// Where the bytes may be cut into pieces (see [`super::to_vec_with_cuts`]).
-    pub cuts: Vec<usize>,
-    /// The outermost lists, in the order they were written (by-position encodings only).
-    pub(super) lists: Vec<List>,
-}
-
-impl Encoded {
-    /// The bytes of element `i` of the outermost list that is the value of struct field
-    /// `field` (the first such list): `None` if there is none, or it has no element `i`.
-    pub fn element(&self, field: &str, i: usize) -> Option<&[u8]> {
-        let list = self.lists.iter().find(|l| l.field == field)?;
-        let start = *list.offsets.get(i)? as usize;
-        let end = *list.offsets.get(i + 1)? as usize;
-        self.bytes.get(start..end)
-    }
-}
 
 /// Encodes `value` by position, as [`super::to_vec_with_cuts`] does, copying from `previous`
 /// (an encoding of it made so, or by this function) every element of an outermost list except
@@ -84,45 +50,6 @@ pub fn to_vec_reusing<T: serde::Serialize + ?Sized>(
         false => Err(CodecError::new(
             "an element named as changed is not in the value",
         )),
-    }
-}
-
-/// An encoder's state while it copies from the last encoding.
-#[derive(Debug)]
-pub(super) struct Reusing {
-    pub(super) previous: Encoded,
-    pub(super) field: &'static str,
-    /// Sorted, without repeats.
-    pub(super) changed: Vec<usize>,
-    /// Which of `changed` were met (and written afresh).
-    pub(super) claimed: Vec<bool>,
-}
-
-impl Reusing {
-    /// Where element `i` of the outermost list at `place` (field `field`, `len` elements)
-    /// lies in the last encoding, if it may be copied; notes a changed element as met.
-    pub(super) fn copyable(
-        &mut self,
-        place: usize,
-        field: &'static str,
-        len: usize,
-        i: usize,
-    ) -> Option<(usize, usize)> {
-        if field == self.field
-            && let Ok(at) = self.changed.binary_search(&i)
-        {
-            if let Some(c) = self.claimed.get_mut(at) {
-                *c = true;
-            }
-            return None;
-        }
-        let list = self.previous.lists.get(place)?;
-        if field.is_empty() || list.field != field || list.offsets.len() != len + 1 {
-            return None;
-        }
-        let start = *list.offsets.get(i)? as usize;
-        let end = *list.offsets.get(i + 1)? as usize;
-        (start <= end && end <= self.previous.bytes.len()).then_some((start, end))
     }
 }
 

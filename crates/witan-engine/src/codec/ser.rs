@@ -7,10 +7,11 @@
 use serde::ser::{self, Serialize};
 
 use super::names::Names;
-use super::pieces::{List, Reusing};
 use super::{self as codec, CodecError};
 use byte_catcher::ByteCatcher;
-use lists::ListAt;
+pub use lists::Encoded;
+pub(super) use lists::Reusing;
+use lists::{List, ListAt};
 
 mod byte_catcher;
 mod compound;

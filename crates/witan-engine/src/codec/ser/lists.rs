@@ -1,8 +1,80 @@
 //! The encoder's record of its outermost lists (`codec::pieces`): where each element starts,
 //! and copying an element from the last encoding instead of writing it again.
 
-use super::super::pieces::{Encoded, List, Reusing};
 use super::Encoder;
+
+/// A list at the top of a value's structure (inside no other sequence): the struct field that
+/// holds it and where each element starts, then where the last one ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::codec) struct List {
+    /// `""` when the list is not directly a struct field's value (a map's value): such a list
+    /// is never copied, as nothing names it.
+    pub(in crate::codec) field: &'static str,
+    /// One offset per element, then the end; empty when the list could not be followed (a
+    /// byte string, or elements of mixed kinds).
+    pub(in crate::codec) offsets: Vec<u32>,
+}
+
+/// An encoding with its cuts and the places of its outermost lists' elements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// The value, magic byte first.
+    pub bytes: Vec<u8>,
+    /// Where the bytes may be cut into pieces (see [`crate::codec::to_vec_with_cuts`]).
+    pub cuts: Vec<usize>,
+    /// The outermost lists, in the order they were written (by-position encodings only).
+    pub(in crate::codec) lists: Vec<List>,
+}
+
+impl Encoded {
+    /// The bytes of element `i` of the outermost list that is the value of struct field
+    /// `field` (the first such list): `None` if there is none, or it has no element `i`.
+    pub fn element(&self, field: &str, i: usize) -> Option<&[u8]> {
+        let list = self.lists.iter().find(|l| l.field == field)?;
+        let start = *list.offsets.get(i)? as usize;
+        let end = *list.offsets.get(i + 1)? as usize;
+        self.bytes.get(start..end)
+    }
+}
+
+/// An encoder's state while it copies from the last encoding.
+#[derive(Debug)]
+pub(in crate::codec) struct Reusing {
+    pub(in crate::codec) previous: Encoded,
+    pub(in crate::codec) field: &'static str,
+    /// Sorted, without repeats.
+    pub(in crate::codec) changed: Vec<usize>,
+    /// Which of `changed` were met (and written afresh).
+    pub(in crate::codec) claimed: Vec<bool>,
+}
+
+impl Reusing {
+    /// Where element `i` of the outermost list at `place` (field `field`, `len` elements)
+    /// lies in the last encoding, if it may be copied; notes a changed element as met.
+    pub(in crate::codec) fn copyable(
+        &mut self,
+        place: usize,
+        field: &'static str,
+        len: usize,
+        i: usize,
+    ) -> Option<(usize, usize)> {
+        if field == self.field
+            && let Ok(at) = self.changed.binary_search(&i)
+        {
+            if let Some(c) = self.claimed.get_mut(at) {
+                *c = true;
+            }
+            return None;
+        }
+        let list = self.previous.lists.get(place)?;
+        if field.is_empty() || list.field != field || list.offsets.len() != len + 1 {
+            return None;
+        }
+        let start = *list.offsets.get(i)? as usize;
+        let end = *list.offsets.get(i + 1)? as usize;
+        (start <= end && end <= self.previous.bytes.len()).then_some((start, end))
+    }
+}
 
 /// An outermost list being written: its place among the outermost lists and its length, when
 /// the serializer said it.
