@@ -92,6 +92,20 @@ impl<'de> Decoder<'de> {
         std::str::from_utf8(self.take(n)?).map_err(|_| err("string is not UTF-8"))
     }
 
+    /// Reads the table of names a value may start with (`NAMES`): they get ids from 0.
+    pub(super) fn names_table(&mut self) -> Result<(), CodecError> {
+        if self.input.first() != Some(&codec::NAMES) {
+            return Ok(());
+        }
+        self.take(1)?;
+        let count = u16::from_le_bytes(self.array()?);
+        for _ in 0..count {
+            let name = self.str()?;
+            self.names.push(name);
+        }
+        Ok(())
+    }
+
     /// The name after a `NAME` or `NAME_REF` tag.
     fn name(&mut self, tag: u8) -> Result<&'de str, CodecError> {
         if tag == codec::NAME {

@@ -13,10 +13,10 @@
 //! A value starts with [`MAGIC`], a byte that never starts a JSON text, which is how rows
 //! written as JSON by earlier versions are told apart (and migrated once: [`transcode_json`]).
 //! The format has no version of its own: the magic byte names it, and a different encoding
-//! would need another. `FIELDS` was added later; a reader from before it refuses such a value
-//! as an unknown tag (it never misreads one).
+//! would need another. `FIELDS` and `NAMES` were added later; a reader from before them
+//! refuses such a value as an unknown tag (it never misreads one).
 //!
-//! Encoding, after the magic byte, one tag per value:
+//! Encoding, after the magic byte (and an optional table of names, below), one tag per value:
 //! `NONE` | `SOME` v | `UNIT` | `FALSE` | `TRUE` | `U8` b | `U16`/`U32`/`U64`/`U128` le |
 //! `I8`..`I128` le | `F32`/`F64` le | `CHAR` u32 le | `STR` len utf8 | `BYTES` len raw |
 //! `SEQ` n v* | `MAP` n (k v)* | `NAME` len utf8 | `NAME_REF` id | `FIELDS` c v*, where len
@@ -30,8 +30,10 @@
 //! encoded after every message, and the names were a fifth of their bytes); every other
 //! value is written with names.
 //! The elements of a list row ([`join_list`]) are written without names ids, so that each
-//! element stands alone; so are the names of a by-position encoding, whose list elements a
-//! later encoding may copy (`pieces.rs`).
+//! element stands alone. A by-position encoding, whose list elements a later encoding may
+//! copy (`pieces.rs`), writes no `NAME` inside the value: its names come first, as a table
+//! (`NAMES` count, then each name's len and utf8, count u16 le), and the value refers to
+//! them by id — a copy keeps the ids of the encoding it copies from.
 //!
 //! Decoding never panics and never allocates more than the input can fill; nesting is bounded
 //! by [`MAX_DEPTH`]. A corrupted row is input too: `fuzz/stored_state` fuzzes decoding, and
@@ -49,7 +51,7 @@ mod pieces;
 mod ser;
 
 use de::Decoder;
-pub use pieces::to_vec_reusing;
+pub use pieces::{to_vec_like, to_vec_reusing};
 pub use ser::Encoded;
 use ser::Encoder;
 
@@ -85,6 +87,7 @@ pub(super) const MAP: u8 = 0x15;
 pub(super) const NAME: u8 = 0x16;
 pub(super) const NAME_REF: u8 = 0x17;
 pub(super) const FIELDS: u8 = 0x18;
+pub(super) const NAMES: u8 = 0x19;
 
 /// Errors of the codec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,7 +145,7 @@ pub fn to_vec_with_cuts<T: serde::Serialize + ?Sized>(
 ) -> Result<Encoded, CodecError> {
     let mut encoder = Encoder::with_cuts(fields, capacity);
     value.serialize(&mut encoder)?;
-    Ok(encoder.into_encoded().0)
+    encoder.into_encoded().0
 }
 
 /// How many elements of a sequence of `len` go between cuts (0: it is not cut): a sequence
@@ -160,6 +163,7 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Cod
         _ => return Err(CodecError::new("not a row-codec value")),
     };
     let mut decoder = Decoder::new(rest);
+    decoder.names_table()?;
     let value = T::deserialize(&mut decoder)?;
     decoder.finish()?;
     Ok(value)

@@ -45,12 +45,25 @@ pub fn to_vec_reusing<T: serde::Serialize + ?Sized>(
         None => false,
     };
     written?;
+    let encoded = encoded?;
     match all_met {
         true => Ok(encoded),
         false => Err(CodecError::new(
             "an element named as changed is not in the value",
         )),
     }
+}
+
+/// Encodes `value` afresh by position, giving names the ids they have in `like`: what a copy
+/// made from `like` by [`to_vec_reusing`] must equal byte for byte (its check).
+pub fn to_vec_like<T: serde::Serialize + ?Sized>(
+    value: &T,
+    like: &Encoded,
+) -> Result<Encoded, CodecError> {
+    let mut encoder = Encoder::with_cuts(Fields::ByPosition, like.bytes.len());
+    encoder.seed_names(&like.names);
+    value.serialize(&mut encoder)?;
+    encoder.into_encoded().0
 }
 
 #[cfg(test)]
@@ -171,5 +184,51 @@ mod tests {
         assert_eq!(copied, fresh(&after));
         // A map's lists are recorded without a field: nothing can name or copy them.
         assert!(copied.lists.iter().any(|l| l.field.is_empty()));
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug, Clone)]
+    enum Kind {
+        Decrypting { generation: u32 },
+        Encrypting { generation: u32, key: Vec<u8> },
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug, Clone)]
+    struct Kinds {
+        kinds: Vec<Option<Kind>>,
+        last: Option<Kind>,
+    }
+
+    #[test]
+    fn copied_elements_keep_the_ids_of_their_names() {
+        let before = Kinds {
+            kinds: (0..10u32)
+                .map(|i| (i > 2).then_some(Kind::Decrypting { generation: i }))
+                .collect(),
+            last: None,
+        };
+        let mut previous = fresh_kinds(&before);
+        assert_eq!(previous.names, vec!["Decrypting"]);
+        // A name not in the last encoding's table, first met before a copied element that
+        // refers to one that is.
+        let mut after = before.clone();
+        after.kinds[1] = Some(Kind::Encrypting {
+            generation: 0,
+            key: vec![3; 32],
+        });
+        after.last = Some(Kind::Decrypting { generation: 99 });
+        let copied = to_vec_reusing(&after, &mut previous, "kinds", vec![1]).unwrap();
+        assert_eq!(copied.names, vec!["Decrypting", "Encrypting"]);
+        assert_eq!(from_slice::<Kinds>(&copied.bytes).unwrap(), after);
+        assert_eq!(copied, to_vec_like(&after, &previous).unwrap());
+        // A fresh encoding numbers names as it meets them: here the other way round.
+        assert_eq!(fresh_kinds(&after).names, vec!["Encrypting", "Decrypting"]);
+        assert_eq!(
+            from_slice::<Kinds>(&fresh_kinds(&after).bytes).unwrap(),
+            after
+        );
+    }
+
+    fn fresh_kinds(value: &Kinds) -> Encoded {
+        to_vec_with_cuts(value, Fields::ByPosition, 0).unwrap()
     }
 }

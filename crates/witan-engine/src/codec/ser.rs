@@ -34,6 +34,9 @@ pub(super) struct Encoder {
     lists: Option<Vec<List>>,
     /// The last encoding, when its unchanged list elements are copied (`codec::pieces`).
     reusing: Option<Reusing>,
+    /// Names by id, when they are written as a table ahead of the value (`NAMES`) rather
+    /// than where they first occur: then every element stands alone (`codec::pieces`).
+    table: Option<Vec<&'static str>>,
 }
 
 impl Encoder {
@@ -54,21 +57,21 @@ impl Encoder {
             field: "",
             lists: None,
             reusing: None,
+            table: None,
         }
     }
 
     /// An encoder noting where its output may be cut. By position, it also records its
-    /// outermost lists, and writes names in full (no `NAME_REF`): then every element stands
-    /// alone and may be copied into a later encoding (`codec::pieces`).
+    /// outermost lists and writes its names as a table ahead of the value: then every
+    /// element stands alone and may be copied into a later encoding (`codec::pieces`).
     pub(super) fn with_cuts(fields: codec::Fields, capacity: usize) -> Encoder {
         let by_position = fields == codec::Fields::ByPosition;
-        let plain = Encoder::with_room(capacity);
         Encoder {
             cuts: Some(Vec::new()),
             by_position,
-            names: if by_position { None } else { plain.names },
             lists: by_position.then(Vec::new),
-            ..plain
+            table: by_position.then(Vec::new),
+            ..Encoder::with_room(capacity)
         }
     }
 
@@ -82,6 +85,7 @@ impl Encoder {
             field: "",
             lists: None,
             reusing: None,
+            table: None,
         }
     }
 
@@ -100,6 +104,12 @@ impl Encoder {
         match u16::try_from(names.ids.len()) {
             Ok(id) => {
                 names.ids.insert(key, id);
+                if let Some(table) = &mut self.table {
+                    table.push(name);
+                    self.out.push(codec::NAME_REF);
+                    self.out.extend_from_slice(&id.to_le_bytes());
+                    return Ok(());
+                }
                 self.out.push(codec::NAME);
                 self.len(name.len())?;
                 self.out.extend_from_slice(name.as_bytes());

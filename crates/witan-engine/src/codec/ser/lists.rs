@@ -1,6 +1,7 @@
 //! The encoder's record of its outermost lists (`codec::pieces`): where each element starts,
 //! and copying an element from the last encoding instead of writing it again.
 
+use super::super::{self as codec, CodecError};
 use super::Encoder;
 
 /// A list at the top of a value's structure (inside no other sequence): the struct field that
@@ -24,6 +25,8 @@ pub struct Encoded {
     pub cuts: Vec<usize>,
     /// The outermost lists, in the order they were written (by-position encodings only).
     pub(in crate::codec) lists: Vec<List>,
+    /// The table of names written ahead of the value, by id (by-position encodings only).
+    pub(in crate::codec) names: Vec<&'static str>,
 }
 
 impl Encoded {
@@ -87,17 +90,34 @@ pub(super) struct ListAt {
 impl Encoder {
     /// Starts copying from the last encoding (`codec::to_vec_reusing`).
     pub(in super::super) fn reuse(&mut self, reusing: Reusing) {
+        self.seed_names(&reusing.previous.names);
         self.reusing = Some(reusing);
     }
 
+    /// Gives `names` the ids they have in `names` (a copied element refers to them so); the
+    /// names met later get the next ids.
+    pub(in super::super) fn seed_names(&mut self, names: &[&'static str]) {
+        let (Some(ids), Some(table)) = (self.names.as_mut(), self.table.as_mut()) else {
+            return;
+        };
+        for (id, name) in names.iter().enumerate() {
+            let Ok(id) = u16::try_from(id) else {
+                return;
+            };
+            ids.ids.insert((name.as_ptr() as usize, name.len()), id);
+            table.push(name);
+        }
+    }
+
     /// The encoding, and the copying state if there was one.
-    pub(in super::super) fn into_encoded(self) -> (Encoded, Option<Reusing>) {
+    pub(in super::super) fn into_encoded(self) -> (Result<Encoded, CodecError>, Option<Reusing>) {
         let encoded = Encoded {
             bytes: self.out,
             cuts: self.cuts.unwrap_or_default(),
             lists: self.lists.unwrap_or_default(),
+            names: self.table.unwrap_or_default(),
         };
-        (encoded, self.reusing)
+        (with_names_table(encoded), self.reusing)
     }
 
     /// Opens the record of a sequence that is inside no other one (`None`: nothing recorded).
@@ -162,4 +182,43 @@ impl Encoder {
             }
         }
     }
+}
+
+/// `encoded` with its table of names put after the magic byte (every offset noted moves by
+/// its length).
+fn with_names_table(mut encoded: Encoded) -> Result<Encoded, CodecError> {
+    if encoded.bytes.is_empty() {
+        return Err(CodecError::new("internal: no magic byte"));
+    }
+    if !encoded.names.is_empty() {
+        let table = names_table(&encoded.names)?;
+        let shift = table.len();
+        encoded.bytes.splice(1..1, table);
+        for cut in &mut encoded.cuts {
+            *cut += shift;
+        }
+        let shift = u32::try_from(shift).map_err(|_| CodecError::new("value too large"))?;
+        for list in &mut encoded.lists {
+            for offset in &mut list.offsets {
+                *offset = offset
+                    .checked_add(shift)
+                    .ok_or_else(|| CodecError::new("value too large"))?;
+            }
+        }
+    }
+    Ok(encoded)
+}
+
+/// `NAMES`, the count (u16 le), then each name's length (u32 le) and bytes.
+fn names_table(names: &[&'static str]) -> Result<Vec<u8>, CodecError> {
+    let count = u16::try_from(names.len()).map_err(|_| CodecError::new("too many names"))?;
+    let mut out = Vec::with_capacity(3 + names.iter().map(|n| 4 + n.len()).sum::<usize>());
+    out.push(codec::NAMES);
+    out.extend_from_slice(&count.to_le_bytes());
+    for name in names {
+        let len = u32::try_from(name.len()).map_err(|_| CodecError::new("name too long"))?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
+    Ok(out)
 }

@@ -160,7 +160,7 @@ fn encode<V: Serialize + ?Sized>(
         && let Ok(encoded) =
             codec::to_vec_reusing(value, &mut prev.encoded, APPLICATION_RATCHETS, leaves)
     {
-        check_copy(value, &encoded)?;
+        check_copy(value, &prev.encoded, &encoded)?;
         return Ok(encoded);
     }
     let expected = previous
@@ -174,12 +174,13 @@ fn encode<V: Serialize + ?Sized>(
 /// In debug builds (every test), an encoding made by copying must be the one made afresh.
 fn check_copy<V: Serialize + ?Sized>(
     value: &V,
+    previous: &codec::Encoded,
     copied: &codec::Encoded,
 ) -> Result<(), MlsStorageError> {
     #[cfg(any(test, feature = "testing"))]
     tests_hook::COPIED.set(tests_hook::COPIED.get() + 1);
     if cfg!(debug_assertions) {
-        let fresh = codec::to_vec_with_cuts(value, codec::Fields::ByPosition, 0)?;
+        let fresh = codec::to_vec_like(value, previous)?;
         if fresh.bytes != copied.bytes || fresh.cuts != copied.cuts {
             return Err(MlsStorageError::Serde(
                 "message secrets: the copied encoding differs from a fresh one".into(),
