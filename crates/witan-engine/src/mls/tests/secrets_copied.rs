@@ -1,6 +1,7 @@
-//! A live receive or send encodes its group's message secrets by copying the last encoding
-//! and encoding afresh only the ratchets that advanced (`codec::pieces`): every kind of
-//! message ends in the rows a fresh encoding writes. (In a debug build every copy is also
+//! A write of message secrets deferred to the end of a step (a client's receive step; a send
+//! so deferred here too) copies the last encoding and encodes afresh only the ratchets that
+//! advanced (`codec::pieces`): every kind of message ends in the secrets a fresh encoding
+//! writes. (In a debug build every copy is also
 //! checked against a fresh encoding as it is made: `storage::secret_rows::check_copy`.)
 
 use super::*;
