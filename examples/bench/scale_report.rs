@@ -20,6 +20,12 @@ fn ms(d: std::time::Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
+/// A table's header line and the separator line under it.
+fn table_head(s: &mut String, header: &str) {
+    let columns = header.matches('|').count().saturating_sub(1);
+    let _ = writeln!(s, "{header}\n|{}", "---|".repeat(columns));
+}
+
 fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
     let _ = writeln!(
         s,
@@ -45,11 +51,10 @@ pub fn live_removal(s: &mut String, rows: &[Removal]) {
         return;
     }
     let _ = writeln!(s, "### (c′) live removal: one packet per `receive`\n");
-    let _ = writeln!(
+    table_head(
         s,
-        "| n | wall ms | CPU ms | member CPU ms per commit (median / second-highest / max) | packets received |"
+        "| n | wall ms | CPU ms | member CPU ms per commit (median / second-highest / max) | packets received |",
     );
-    let _ = writeln!(s, "|---|---|---|---|---|");
     for r in rows {
         let _ = writeln!(
             s,
@@ -76,11 +81,10 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
         s,
         "### Per member and commit: (a) formation, (c) removal, with the certificate\n"
     );
-    let _ = writeln!(
+    table_head(
         s,
-        "| workload | n | commits | CPU ms median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | commit latency s (protocol) |"
+        "| workload | n | commits | CPU ms median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | commit latency s (protocol) |",
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     for f in formation {
         row(s, "formation", f.n, &f.per_commit);
     }
@@ -116,7 +120,6 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
     s.push('\n');
 }
 
-/// (b′) beside (b) and the reference.
 /// (b″): live chat after a removal, beside (b′) before it.
 pub fn live_after_removal(s: &mut String, chat: &[Chat], after: &[Chat]) {
     if after.is_empty() {
@@ -126,11 +129,10 @@ pub fn live_after_removal(s: &mut String, chat: &[Chat], after: &[Chat]) {
         s,
         "### (b″) live chat after the removal (one past epoch kept)\n"
     );
-    let _ = writeln!(
+    table_head(
         s,
-        "| n | µs/receive live after | CPU µs/receive | µs/receive live before (b′) | after ÷ before |"
+        "| n | µs/receive live after | CPU µs/receive | µs/receive live before (b′) | after ÷ before |",
     );
-    let _ = writeln!(s, "|---|---|---|---|---|");
     for c in after {
         let before = chat
             .iter()
@@ -149,6 +151,7 @@ pub fn live_after_removal(s: &mut String, chat: &[Chat], after: &[Chat]) {
     s.push('\n');
 }
 
+/// (b′) beside (b) and the reference.
 pub fn live(s: &mut String, chat: &[Chat]) {
     let live: Vec<&Chat> = chat.iter().filter(|c| c.live).collect();
     if live.is_empty() {
@@ -164,11 +167,10 @@ pub fn live(s: &mut String, chat: &[Chat]) {
         "### (b′) live chat: one packet per `receive` call ({} rounds)\n",
         live[0].rounds
     );
-    let _ = writeln!(
+    table_head(
         s,
-        "| n | receives | µs/receive live | µs/receive batched (b) | live ÷ batched | reference µs/message (one per call) | targets |"
+        "| n | receives | µs/receive live | µs/receive batched (b) | live ÷ batched | reference µs/message (one per call) | targets |",
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for c in &live {
         let b = batched(c.n);
         let r = REFERENCE_LIVE.iter().find(|r| r.0 == c.n).map(|r| r.1);
@@ -229,11 +231,10 @@ pub fn cpu_us_per_receive(c: &Chat) -> f64 {
 
 /// (b′) by CPU beside (b) and the reference.
 fn live_cpu(s: &mut String, chat: &[Chat]) {
-    let _ = writeln!(
+    table_head(
         s,
-        "| n | (b) batched, CPU µs per receive | (b′) live, CPU µs per receive | live ÷ batched | reference µs/message | targets |"
+        "| n | (b) batched, CPU µs per receive | (b′) live, CPU µs per receive | live ÷ batched | reference µs/message | targets |",
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
     for c in chat.iter().filter(|c| c.live) {
         let b = chat
             .iter()

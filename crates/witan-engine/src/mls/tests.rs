@@ -127,6 +127,20 @@ fn three_members() -> (Member, Member, Member) {
     (a, b, c)
 }
 
+/// `n` members, alice (index 0) having added the others in one commit.
+fn group_of(n: u8) -> Vec<Member> {
+    let mut members: Vec<Member> = (1..=n).map(Member::new).collect();
+    members[0].step(|p, id| Group::create(p, id, GID).unwrap());
+    let adds: Vec<Vec<u8>> = members[1..].iter_mut().map(Member::key_package).collect();
+    let out = members[0].commit(&adds, &[]);
+    members[0].merge_pending();
+    let welcome = out.welcome.expect("welcome");
+    for m in &mut members[1..] {
+        m.join(&welcome).unwrap();
+    }
+    members
+}
+
 fn three_members_with_welcome() -> (Member, Member, Member, Vec<u8>) {
     let (mut a, mut b, mut c) = (Member::new(1), Member::new(2), Member::new(3));
     a.step(|p, id| Group::create(p, id, GID).unwrap());
@@ -553,15 +567,7 @@ pub(crate) fn write_deferred_into(cache: &GroupCache, kv: &mut MemoryKv) {
 /// database page, so writing them whole would spill into overflow pages on every receive.
 #[test]
 fn a_receive_in_a_chatty_group_of_thirty_two_rewrites_a_small_piece_of_the_secrets() {
-    let mut members: Vec<Member> = (1..=32u8).map(Member::new).collect();
-    members[0].step(|p, id| Group::create(p, id, GID).unwrap());
-    let adds: Vec<Vec<u8>> = members[1..].iter_mut().map(Member::key_package).collect();
-    let out = members[0].commit(&adds, &[]);
-    members[0].merge_pending();
-    let welcome = out.welcome.expect("welcome");
-    for m in &mut members[1..] {
-        m.join(&welcome).unwrap();
-    }
+    let mut members = group_of(32);
     let (first, rest) = members.split_at_mut(1);
     let b = &mut first[0];
     let cache = GroupCache::keeping(true);

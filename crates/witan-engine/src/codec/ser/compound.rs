@@ -5,57 +5,30 @@ use serde::ser::{self, Serialize};
 
 use super::{CodecError, Map, Seq};
 
-impl ser::SerializeSeq for Seq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
+/// The four sequence-like traits: one element writer, one close, under each trait's names.
+macro_rules! seq_like {
+    ($($trait:ident :: $write:ident),*) => {$(
+        impl ser::$trait for Seq<'_> {
+            type Ok = ();
+            type Error = CodecError;
+            #[inline]
+            fn $write<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
+                self.element(value)
+            }
+            #[inline]
+            fn end(self) -> Result<(), CodecError> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Seq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), CodecError> {
-        self.close()
-    }
-}
+seq_like!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Map<'_> {
     type Ok = ();

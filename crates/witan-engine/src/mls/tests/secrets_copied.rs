@@ -23,20 +23,6 @@ fn encrypt_deferred(m: &mut Member, cache: &GroupCache, text: &[u8]) -> Vec<u8> 
     out
 }
 
-/// `n` members, alice (index 0) having added the others in one commit.
-fn group_of(n: u8) -> Vec<Member> {
-    let mut members: Vec<Member> = (1..=n).map(Member::new).collect();
-    members[0].step(|p, id| Group::create(p, id, GID).unwrap());
-    let adds: Vec<Vec<u8>> = members[1..].iter_mut().map(Member::key_package).collect();
-    let out = members[0].commit(&adds, &[]);
-    members[0].merge_pending();
-    let welcome = out.welcome.expect("welcome");
-    for m in &mut members[1..] {
-        m.join(&welcome).unwrap();
-    }
-    members
-}
-
 #[test]
 fn every_kind_of_message_read_one_per_step_ends_in_the_rows_a_fresh_encoding_writes() {
     let mut members = group_of(12);
