@@ -431,6 +431,26 @@ fn f30_a_stale_join_request_of_a_member_is_not_a_re_join() {
     assert_all_passes(709);
 }
 
+/// Runs `seed` of the full mix (every family, one chaos round) with `members` members.
+fn assert_full_passes(seed: u64, members: usize) {
+    if let Err(v) = run_seed(seed, &Config::full(members)) {
+        panic!(
+            "{v}\nreproduce: cargo run --release --example simulate -- --seed {seed} --members \
+             {members} --trace"
+        );
+    }
+}
+
+/// F31: members that joined after a proposal was made never learned it: they refuse a
+/// proposal made before they joined (F22), so the share of its holder's work at each round
+/// timeout was refused, and its holder ran its rounds alone for fifty seconds, until it led
+/// one and its candidate showed the others the work; the group had not committed when the
+/// calm period ended.
+#[test]
+fn f31_a_proposal_open_when_a_member_joins_is_one_it_accepts_later() {
+    assert_full_passes(1036, 12);
+}
+
 /// The sleeping-phones family (`tests/sim/sleeping.rs`): eight phones asleep 90 % of the
 /// time. Every seed stays one group (no fork, no proposal resolved both ways, nobody told to
 /// re-join, the removed member told it left), and every measure completes within its
