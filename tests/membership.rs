@@ -510,3 +510,55 @@ fn a_join_request_made_before_its_member_was_admitted_and_delivered_late_is_not_
     assert_eq!(net.nodes[0].conv().epoch(), epoch);
     net.assert_agree(&[0, 1, 2, 3, 4]);
 }
+
+/// A proposal still open when a member joins reaches it later from whoever shares it (the
+/// leader of the commit that added it named the proposal in its sync), although it was made
+/// before the member joined; a replay of a proposal resolved before the join is still refused
+/// (`a_resolved_proposal_replayed_to_a_member_that_joined_later_is_refused`, bad_input.rs).
+#[test]
+fn a_proposal_open_when_a_member_joins_is_accepted_from_whoever_shares_it() {
+    // Without automatic votes the adds pass at expiry and the removal below stays open.
+    let settings = witan::protocol::Settings {
+        auto_vote_delay_ms: None,
+        ..fast_settings()
+    };
+    let mut net = Net::new(4);
+    net.create(0, settings.clone());
+    for i in 1..3 {
+        net.request_join(i);
+    }
+    net.run_for(30_000);
+    net.request_join(3);
+    net.run_for(2_000);
+    let id1 = net.nodes[1].id();
+    net.act(0, |c, ctx| c.propose_removal(ctx, id1).map(|(_, o)| o))
+        .unwrap();
+    let digest = *net.nodes[0]
+        .conv()
+        .ballots()
+        .open()
+        .find(|b| matches!(b.action(), witan::protocol::Action::Remove { .. }))
+        .map(|b| b.digest())
+        .unwrap();
+    // The add passes at its expiry, before the removal's.
+    net.run_for(settings.vote_timeout_ms - 1_500);
+    assert!(net.nodes[3].conv().is_member_state(), "the joiner got in");
+    assert!(net.nodes[0].conv().ballots().get(&digest).is_some());
+    assert!(net.nodes[3].conv().ballots().get(&digest).is_none());
+    // Member 1 shares the removal (with the votes it holds) with the newcomer.
+    let proposal = net.nodes[1]
+        .conv()
+        .ballots()
+        .get(&digest)
+        .unwrap()
+        .header()
+        .clone();
+    let share = net.craft(1, witan::wire::group_payload::Content::Proposal(proposal));
+    net.receive(3, &share).unwrap();
+    assert!(net.nodes[3].conv().ballots().get(&digest).is_some());
+    // The group resolves it as one.
+    net.run_for(30_000);
+    net.assert_agree(&[0, 1, 2, 3]);
+    assert!(net.nodes[3].conv().ballots().get(&digest).is_none());
+    assert!(net.nodes[3].conv().ballots().is_resolved(&digest));
+}

@@ -187,6 +187,14 @@ pub fn validate_conversation_sync(s: &ConversationSync) -> Result<(), WireError>
     }
     member_ids("conversation_sync.stewards", &s.stewards, MAX_STEWARDS)?;
     check_max("conversation_sync.scores", s.scores.len(), MAX_PEER_SCORES)?;
+    check_max(
+        "conversation_sync.open_proposals",
+        s.open_proposals.len(),
+        MAX_SYNC_OPEN_PROPOSALS,
+    )?;
+    s.open_proposals
+        .iter()
+        .try_for_each(|d| exact("conversation_sync.open_proposals", d, HASH_BYTES))?;
     s.scores
         .iter()
         .try_for_each(|score| exact("peer_score.member_id", &score.member_id, MEMBER_ID_BYTES))

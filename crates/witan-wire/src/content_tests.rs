@@ -331,6 +331,14 @@ fn sync_and_bundle_rules_are_enforced() {
         s(|s| s.scores[0].member_id.clear()),
         "conversation_sync.scores"
     );
+    assert_eq!(
+        s(|s| s.open_proposals.push(vec![1; 31])),
+        "conversation_sync.open_proposals"
+    );
+    assert_eq!(
+        s(|s| s.open_proposals = vec![vec![1; 32]; MAX_SYNC_OPEN_PROPOSALS + 1]),
+        "conversation_sync.open_proposals"
+    );
     let mut big = samples::sync();
     big.scores = vec![
         PeerScore {

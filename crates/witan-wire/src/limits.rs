@@ -50,6 +50,8 @@ pub const MAX_STEWARDS: usize = 256;
 pub const MAX_JOINERS_PER_WELCOME: usize = 4096;
 /// Most entries in a synced score table.
 pub const MAX_PEER_SCORES: usize = 4096;
+/// Most open proposals a sync names.
+pub const MAX_SYNC_OPEN_PROPOSALS: usize = 4096;
 
 /// A member id: `SHA256(public key)[..20]`.
 pub const MEMBER_ID_BYTES: usize = 20;

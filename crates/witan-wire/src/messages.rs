@@ -312,6 +312,12 @@ pub struct ConversationSync {
     /// The certified commit that added the joiners; decoding rejects a sync without it.
     #[prost(message, optional, tag = "7")]
     pub certified: Option<CertifiedCommit>,
+    /// `proposal_digest`s of the proposals still open after that commit, as its leader
+    /// knows them: a joiner takes these, though made before it joined, when a member passes
+    /// them on (it refuses other proposals made before it joined, which may be replays of
+    /// proposals resolved before it came).
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    pub open_proposals: Vec<Vec<u8>>,
 }
 
 /// One member's score.

@@ -99,6 +99,7 @@ pub fn sync() -> ConversationSync {
         ],
         steward_base_epoch: 8,
         certified: Some(certified()),
+        open_proposals: vec![vec![3; 32]],
     }
 }
 

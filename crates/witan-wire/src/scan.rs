@@ -13,7 +13,7 @@
 
 use super::error::WireError;
 use super::limits::{
-    MEMBER_ID_BYTES, MIN_PEER_SCORE_BYTES, MIN_PROOF_BYTES, MIN_RESOLUTION_BYTES,
+    HASH_BYTES, MEMBER_ID_BYTES, MIN_PEER_SCORE_BYTES, MIN_PROOF_BYTES, MIN_RESOLUTION_BYTES,
     MIN_ROUND_SIGNATURE_BYTES, MIN_VOTE_BYTES,
 };
 
@@ -158,6 +158,13 @@ pub(super) const CONVERSATION_SYNC: Shape = Shape {
             0,
             usize::MAX,
             Some(&CERTIFIED),
+        ),
+        field(
+            8,
+            "conversation_sync.open_proposals",
+            HASH_BYTES,
+            HASH_BYTES,
+            None,
         ),
     ],
 };

@@ -20,6 +20,7 @@
 mod ballot;
 mod counted;
 mod evidence;
+mod joined;
 mod proposal;
 mod rows;
 mod tally;
@@ -38,6 +39,7 @@ use witan_wire as wire;
 use ballot::held_already;
 pub use ballot::{Ballot, Tentative};
 pub use evidence::ResolutionCheck;
+pub(crate) use joined::OpenAtJoin;
 pub use proposal::{
     Action, Class, Parsed, ProposalContext, ProposalKind, check_rules, derive_proposal_id,
     new_proposal, parse, parse_checked, parse_payload, parse_unsigned,
@@ -145,6 +147,8 @@ pub struct BallotBox {
     pub(crate) prune_at: upkeep::PruneAt,
     /// Ballots that went since the last save (see `rows`).
     pub(crate) dropped: rows::DroppedBallots,
+    /// The proposals open when this member joined (see `joined`).
+    pub(crate) open_at_join: joined::OpenAtJoin,
 }
 
 impl BallotBox {
@@ -273,6 +277,7 @@ impl BallotBox {
         self.ids.insert(id, digest);
         self.prune_at.lower(created);
         self.open.insert(digest, ballot);
+        self.forget_open_at_join(&digest);
         self.adopt_orphans(&digest, scope);
         Ok((digest, true))
     }

@@ -59,6 +59,7 @@ impl BallotBox {
     /// A resolution certified: the proposal is closed and remembered.
     pub fn close(&mut self, digest: &Digest, id: u64, created_at_ms: u64) {
         self.drop_open(digest);
+        self.forget_open_at_join(digest);
         self.prune_at.lower(created_at_ms);
         self.resolved
             .insert(*digest, Resolved { id, created_at_ms });
@@ -93,14 +94,18 @@ impl BallotBox {
             self.drop_open(&d);
         }
         self.resolved.retain(|_, r| !too_old(r.created_at_ms));
+        let names = self.prune_open_at_join(now_ms);
+        let joined =
+            (!self.open_at_join.digests.is_empty()).then_some(self.open_at_join.joined_at_ms);
         let oldest = (self.open.values().map(|b| b.created_at_ms))
             .chain(self.resolved.values().map(|r| r.created_at_ms))
+            .chain(joined)
             .min();
         self.prune_at = PruneAt(u64::MAX);
         if let Some(created) = oldest {
             self.prune_at.lower(created);
         }
-        any || self.resolved.len() != resolved
+        any || names || self.resolved.len() != resolved
     }
 
     /// Forgets the open proposals a new epoch made moot (see [`Action::is_moot`]), and the

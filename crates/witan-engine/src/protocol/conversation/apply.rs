@@ -274,6 +274,7 @@ impl Conversation {
                 .collect(),
             steward_base_epoch: self.stewards.base_epoch(),
             certified: Some(certified),
+            open_proposals: self.ballots.open_for_joiners(),
         }
     }
 
@@ -444,6 +445,8 @@ impl Conversation {
                     .close(&parsed.digest, p.proposal_id, p.timestamp);
             }
         }
+        let open = sync.open_proposals.iter().map(Vec::as_slice);
+        self.ballots.adopt_open_at_join(open, ctx.now_ms);
         Ok(())
     }
 }

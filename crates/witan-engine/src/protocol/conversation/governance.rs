@@ -209,9 +209,12 @@ impl Conversation {
         let (action, made_in) = parse_payload(&p)?;
         let owner = MemberId::from_public_key(&p.proposal_owner);
         let shared = owner != sender;
-        if made_in < self.since_epoch {
-            // Made before this member joined: whether a commit it did not see resolved it is
-            // unknown here (a replay). A commit that resolves it still shows it.
+        if made_in < self.since_epoch
+            && !(self.ballots).was_open_at_join(&wire::proposal_digest(&self.id, &p))
+        {
+            // Made before this member joined and not open then as far as it was told: whether
+            // a commit it did not see resolved it is unknown here (a replay). A commit that
+            // resolves it still shows it.
             return Err(ProtocolError::InvalidInput(
                 "the proposal was made before this member joined".into(),
             ));
@@ -228,37 +231,6 @@ impl Conversation {
             }
         }
         self.note_work(ctx, group, out)
-    }
-
-    /// Shares the work this member holds (the proposals it considers decided, with the votes
-    /// it holds) when a round runs out or it passes its turn: whoever leads next may not have
-    /// seen it, and a member without work lets its rounds rest.
-    pub(super) fn share_work(
-        &mut self,
-        ctx: &Ctx,
-        group: &mut Group,
-        out: &mut Output,
-    ) -> Result<(), ProtocolError> {
-        let decided = self.read_ballots(ctx.now_ms, |b, scope| b.decided(scope));
-        let limit = self.settings.max_commit_proposals as usize;
-        let shared: Vec<wire::Proposal> = decided
-            .iter()
-            .filter_map(|(d, _)| self.ballots.get(d))
-            .take(limit)
-            .map(|b| {
-                let mut p = b.header().clone();
-                p.votes.extend(
-                    b.signed_votes()
-                        .filter(|v| v.vote_owner != p.proposal_owner)
-                        .cloned(),
-                );
-                p
-            })
-            .collect();
-        for p in shared {
-            self.send(ctx, group, Content::Proposal(p), None, out)?;
-        }
-        Ok(())
     }
 
     /// A proposal newly registered: asks this member to vote and schedules its automatic

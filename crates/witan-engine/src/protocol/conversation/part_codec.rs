@@ -7,7 +7,9 @@ use super::catch_up::{Archive, Archived};
 use super::schema::*;
 use super::stored::{StateError, check_version, digest, err, member};
 use crate::mls::{CheckedSignatures, MemberId};
-use crate::protocol::ballot_box::{Ballot, BallotBox, Resolved, parse_checked};
+use crate::protocol::ballot_box::{
+    Ballot, BallotBox, MAX_OPEN, OpenAtJoin, Resolved, parse_checked,
+};
 use crate::protocol::commit_round::{
     Candidates, CollectedByValue, CommitRound, Lock, MAX_CANDIDATES,
 };
@@ -63,6 +65,10 @@ pub(super) fn ballots_part(b: &BallotBox, all_votes: bool) -> BallotsPart {
             })
             .collect(),
         checked_at_ms: b.checked_at_ms,
+        open_at_join: (b.open_at_join.digests.iter())
+            .map(|d| d.to_vec())
+            .collect(),
+        joined_at_ms: b.open_at_join.joined_at_ms,
     }
 }
 
@@ -135,6 +141,13 @@ pub(super) fn ballots_from(
     for a in p.auto_votes {
         b.auto_votes.insert(digest(&a.digest)?, a.at_ms);
     }
+    if p.open_at_join.len() > MAX_OPEN {
+        return Err(err("more proposals open at the join than a box holds"));
+    }
+    b.open_at_join = OpenAtJoin {
+        digests: (p.open_at_join.iter().map(|d| digest(d))).collect::<Result<_, _>>()?,
+        joined_at_ms: p.joined_at_ms,
+    };
     Ok(b)
 }
 

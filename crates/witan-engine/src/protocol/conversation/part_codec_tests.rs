@@ -138,3 +138,22 @@ fn candidates_are_stored_apart_from_the_round_and_inline_ones_still_read() {
         .collect();
     assert!(read(part, &many).is_err());
 }
+
+#[test]
+fn the_proposals_open_at_a_join_are_stored_with_the_ballots_and_bounded_on_read() {
+    let mut b = BallotBox::default();
+    let names = [[1u8; 32].as_slice(), [2u8; 32].as_slice()];
+    b.adopt_open_at_join(names, 5_000);
+    let part = ballots_part(&b, true);
+    assert_eq!(part.open_at_join.len(), 2);
+    let checked = CheckedSignatures::default();
+    let back = ballots_from("c", part.clone(), &checked).unwrap();
+    assert_eq!(back.open_at_join, b.open_at_join);
+    assert!(back.was_open_at_join(&[2; 32]));
+    let mut short = part.clone();
+    short.open_at_join[0].pop();
+    assert!(ballots_from("c", short, &checked).is_err());
+    let mut many = part;
+    many.open_at_join = vec![vec![3; 32]; MAX_OPEN + 1];
+    assert!(ballots_from("c", many, &checked).is_err());
+}

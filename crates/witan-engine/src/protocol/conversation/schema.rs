@@ -91,6 +91,11 @@ pub struct BallotsPart {
     pub auto_votes: Vec<StoredDeadline>,
     #[prost(uint64, tag = "7")]
     pub checked_at_ms: u64,
+    /// The proposals open when this member joined (`ballot_box::joined`).
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    pub open_at_join: Vec<Vec<u8>>,
+    #[prost(uint64, tag = "9")]
+    pub joined_at_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -10,7 +10,8 @@
 //! wake-ups; relays, emergencies and asking for lost commits wait for the app.
 
 use super::{Conversation, PartKey, State};
-use crate::protocol::{Ctx, Event, Output, ProtocolError};
+use crate::protocol::{Ctx, Event, Output, ProtocolError, commit_round};
+use witan_wire::{self as wire, group_payload::Content};
 
 /// Rounds of firing per poll at most (a guard against a bug looping in the host).
 const MAX_FIRINGS: usize = 1_000;
@@ -66,16 +67,16 @@ impl Conversation {
                 return Ok(());
             }
             self.propose_due_joins(ctx, &mut group, out)?;
+            // Before `note_work`, which moves a round that ran out on: the round's leader
+            // may lack the work, shared once per round run out (F31).
+            if self.round.timed_out(ctx.now_ms) && self.has_work(ctx) {
+                self.share_work(ctx, &mut group, out)?;
+            }
             self.note_work(ctx, &mut group, out)?;
-            if self.round.timed_out(ctx.now_ms) {
-                if self.has_work(ctx) {
-                    // The round's leader may lack it: shared once per round run out.
-                    self.share_work(ctx, &mut group, out)?;
-                } else {
-                    // Nothing to commit here: rounds rest rather than run on for ever.
-                    self.touch(PartKey::Round);
-                    self.round.rest();
-                }
+            if self.round.timed_out(ctx.now_ms) && !self.has_work(ctx) {
+                // Nothing to commit here: rounds rest rather than run on for ever.
+                self.touch(PartKey::Round);
+                self.round.rest();
             }
             let round_fired = self.poll_round(ctx, &mut group, out)?;
             if !fired && !released && !round_fired && self.epoch == epoch {
@@ -143,6 +144,42 @@ impl Conversation {
         let fired = !effects.is_empty();
         self.drive(ctx, group, effects, out)?;
         Ok(fired)
+    }
+
+    /// Shares the work this member holds that others may lack — the proposals it considers
+    /// decided that fewer than a quorum voted on, with the votes it holds — when a round runs
+    /// out or it passes its turn: whoever leads next may not have seen them, and a member
+    /// without work lets its rounds rest. One a quorum voted on is held by a quorum, whose
+    /// leaders propose it in their turn; sharing it too would cost every member a copy from
+    /// every member whenever a round runs out (a sleeping leader).
+    pub(super) fn share_work(
+        &mut self,
+        ctx: &Ctx,
+        group: &mut crate::mls::Group,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        let decided = self.read_ballots(ctx.now_ms, |b, scope| b.decided(scope));
+        let limit = self.settings.max_commit_proposals as usize;
+        let quorum = commit_round::quorum(self.roster().set.len());
+        let shared: Vec<wire::Proposal> = decided
+            .iter()
+            .filter_map(|(d, _)| self.ballots.get(d))
+            .filter(|b| b.signed_votes().count() < quorum)
+            .take(limit)
+            .map(|b| {
+                let mut p = b.header().clone();
+                p.votes.extend(
+                    b.signed_votes()
+                        .filter(|v| v.vote_owner != p.proposal_owner)
+                        .cloned(),
+                );
+                p
+            })
+            .collect();
+        for p in shared {
+            self.send(ctx, group, Content::Proposal(p), None, out)?;
+        }
+        Ok(())
     }
 
     /// Fires due automatic votes and relays; returns whether any fired.
