@@ -150,3 +150,65 @@ fn an_epoch_steward_back_from_offline_follows_the_group_instead_of_forking() {
         );
     }
 }
+
+/// A member whose round runs out holding work the others lack (a proposal fewer than a
+/// quorum voted on: here its own removal of another member, which reached nobody and which,
+/// unbacked, it considers rejected at expiry) shares it before its round moves on, so the
+/// others vote on it and a leader commits it (F31: the share came after the round had moved on,
+/// so it never ran).
+#[test]
+fn a_member_whose_round_runs_out_shares_the_work_fewer_than_a_quorum_voted_on() {
+    use witan::wire::group_payload::Content;
+    let mut net = Net::form(4, fast_settings());
+    net.run_for(10_000);
+    let first = net.nodes[0].conv().leaders()[0];
+    let holder = (0..4).find(|i| net.nodes[*i].id() != first).unwrap();
+    let target = (0..4).find(|i| *i != holder).unwrap();
+    for to in (0..4).filter(|i| *i != holder) {
+        net.cut.insert((holder, to));
+    }
+    let removed = net.nodes[target].id();
+    net.act(holder, |c, ctx| {
+        c.propose_removal(ctx, removed).map(|(_, o)| o)
+    })
+    .unwrap();
+    // Its window closes: the holder alone considers the removal decided (rejected: nobody
+    // backed it) and starts its rounds; nothing it sends reaches the others.
+    net.run_for(fast_settings().vote_timeout_ms + 100);
+    net.cut.clear();
+    let others: Vec<usize> = (0..4).filter(|i| *i != holder).collect();
+    for &i in &others {
+        assert!(net.nodes[i].conv().ballots().open().next().is_none());
+    }
+    // The holder alone, deadline by deadline, until its round moves on.
+    let reader = others[0];
+    let mut sent = Vec::new();
+    for _ in 0..20 {
+        let Some(at) = net.nodes[holder].conv().next_deadline() else {
+            break;
+        };
+        net.now = net.now.max(at);
+        net.poll(holder);
+        sent = net.in_flight_from(holder, reader);
+        if sent.iter().any(|c| matches!(c, Content::NewRound(_))) {
+            break;
+        }
+    }
+    assert!(
+        sent.iter().any(|c| matches!(c, Content::NewRound(_))),
+        "its round moved on"
+    );
+    assert!(
+        sent.iter().any(|c| matches!(c, Content::Proposal(_))),
+        "it shared the work when its round ran out: {sent:?}"
+    );
+    // The others learn it, back it, and the group commits it.
+    net.run_for(60_000);
+    let stay: Vec<usize> = (0..4).filter(|i| *i != target).collect();
+    net.assert_agree(&stay);
+    assert!(!net.nodes[holder].conv().members().contains(&removed));
+    assert_eq!(net.nodes[target].state(), State::Left);
+    for i in stay {
+        assert!(net.nodes[i].conv().ballots().open().next().is_none(), "{i}");
+    }
+}

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 
 use super::Conversation;
+use super::timers::Sharing;
 use crate::mls::{Group, MemberId};
 use crate::protocol::commit_round::{MAX_CANDIDATE_BYTES, RoundEffect};
 use crate::protocol::score_book::ScoreEvent;
@@ -115,7 +116,7 @@ impl Conversation {
                 // Work it cannot commit (its own removal): it passes its turn at once.
                 None if self.has_work(ctx) => {
                     tracing::debug!(conversation = %self.id, epoch = self.epoch, round, "passing the round: nothing this member can commit");
-                    self.share_work(ctx, group, out)?;
+                    self.share_work(ctx, group, Sharing::All, out)?;
                     return Ok(self.with_round(ctx, |r, rcx| r.pass(rcx)));
                 }
                 // Nothing to commit at all: its round runs out (or rests).

@@ -13,6 +13,14 @@ use super::{Conversation, PartKey, State};
 use crate::protocol::{Ctx, Event, Output, ProtocolError, commit_round};
 use witan_wire::{self as wire, group_payload::Content};
 
+/// Which of its work a member shares (see [`Conversation::share_work`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Sharing {
+    All,
+    /// Only the proposals fewer than a quorum voted on.
+    Unquorate,
+}
+
 /// Rounds of firing per poll at most (a guard against a bug looping in the host).
 const MAX_FIRINGS: usize = 1_000;
 
@@ -70,7 +78,7 @@ impl Conversation {
             // Before `note_work`, which moves a round that ran out on: the round's leader
             // may lack the work, shared once per round run out (F31).
             if self.round.timed_out(ctx.now_ms) && self.has_work(ctx) {
-                self.share_work(ctx, &mut group, out)?;
+                self.share_work(ctx, &mut group, Sharing::Unquorate, out)?;
             }
             self.note_work(ctx, &mut group, out)?;
             if self.round.timed_out(ctx.now_ms) && !self.has_work(ctx) {
@@ -146,21 +154,26 @@ impl Conversation {
         Ok(fired)
     }
 
-    /// Shares the work this member holds that others may lack — the proposals it considers
-    /// decided that fewer than a quorum voted on, with the votes it holds — when a round runs
-    /// out or it passes its turn: whoever leads next may not have seen them, and a member
-    /// without work lets its rounds rest. One a quorum voted on is held by a quorum, whose
-    /// leaders propose it in their turn; sharing it too would cost every member a copy from
-    /// every member whenever a round runs out (a sleeping leader).
+    /// Shares the work this member holds — the proposals it considers decided, with the votes
+    /// it holds — when a round runs out or it passes its turn: whoever leads next may not have
+    /// seen them, and a member without work lets its rounds rest. A leader passing its turn
+    /// shares all of it (one member, once a round); a round running out, which every member
+    /// with work sees at once, shares only what fewer than a quorum voted on: one a quorum
+    /// voted on is held by more than f honest members, whose turns come; sharing it too would
+    /// cost every member a copy from every member whenever a leader sleeps.
     pub(super) fn share_work(
         &mut self,
         ctx: &Ctx,
         group: &mut crate::mls::Group,
+        which: Sharing,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
         let decided = self.read_ballots(ctx.now_ms, |b, scope| b.decided(scope));
         let limit = self.settings.max_commit_proposals as usize;
-        let quorum = commit_round::quorum(self.roster().set.len());
+        let quorum = match which {
+            Sharing::All => usize::MAX,
+            Sharing::Unquorate => commit_round::quorum(self.roster().set.len()),
+        };
         let shared: Vec<wire::Proposal> = decided
             .iter()
             .filter_map(|(d, _)| self.ballots.get(d))
