@@ -314,31 +314,37 @@ fn sync_and_bundle_rules_are_enforced() {
         f(&mut s);
         field_of(decode_conversation_sync(&encode(&s)).unwrap_err())
     };
-    assert_eq!(s(|s| s.settings = None), "conversation_sync.settings");
-    assert_eq!(
-        s(|s| s.stewards.push(vec![1; 21])),
-        "conversation_sync.stewards"
-    );
-    assert_eq!(
-        s(|s| s.stewards = vec![vec![1; 20]; MAX_STEWARDS + 1]),
-        "conversation_sync.stewards"
-    );
-    assert_eq!(
-        s(|s| s.scores[1].member_id = vec![1; 32]),
-        "peer_score.member_id"
-    );
-    assert_eq!(
-        s(|s| s.scores[0].member_id.clear()),
-        "conversation_sync.scores"
-    );
-    assert_eq!(
-        s(|s| s.open_proposals.push(vec![1; 31])),
-        "conversation_sync.open_proposals"
-    );
-    assert_eq!(
-        s(|s| s.open_proposals = vec![vec![1; 32]; MAX_SYNC_OPEN_PROPOSALS + 1]),
-        "conversation_sync.open_proposals"
-    );
+    type Break = fn(&mut ConversationSync);
+    let refused: [(Break, &str); 7] = [
+        (|s| s.settings = None, "conversation_sync.settings"),
+        (
+            |s| s.stewards.push(vec![1; 21]),
+            "conversation_sync.stewards",
+        ),
+        (
+            |s| s.stewards = vec![vec![1; 20]; MAX_STEWARDS + 1],
+            "conversation_sync.stewards",
+        ),
+        (
+            |s| s.scores[1].member_id = vec![1; 32],
+            "peer_score.member_id",
+        ),
+        (
+            |s| s.scores[0].member_id.clear(),
+            "conversation_sync.scores",
+        ),
+        (
+            |s| s.open_proposals.push(vec![1; 31]),
+            "conversation_sync.open_proposals",
+        ),
+        (
+            |s| s.open_proposals = vec![vec![1; 32]; MAX_SYNC_OPEN_PROPOSALS + 1],
+            "conversation_sync.open_proposals",
+        ),
+    ];
+    for (break_it, field) in refused {
+        assert_eq!(s(break_it), field);
+    }
     let mut big = samples::sync();
     big.scores = vec![
         PeerScore {

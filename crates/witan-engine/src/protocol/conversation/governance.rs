@@ -210,7 +210,9 @@ impl Conversation {
         let owner = MemberId::from_public_key(&p.proposal_owner);
         let shared = owner != sender;
         if made_in < self.since_epoch
-            && !(self.ballots).was_open_at_join(&wire::proposal_digest(&self.id, &p))
+            && !self
+                .ballots
+                .was_open_at_join(&wire::proposal_digest(&self.id, &p))
         {
             // Made before this member joined and not open then as far as it was told: whether
             // a commit it did not see resolved it is unknown here (a replay). A commit that
