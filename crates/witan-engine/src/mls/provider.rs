@@ -37,9 +37,12 @@ impl<'a> MlsProvider<'a> {
     /// A provider reading OpenMLS state from `source` on what a client keeps of its crypto
     /// (its generator and the signatures it found valid), without a group cache.
     pub fn with_kept_crypto(source: &'a dyn KvSource, kept: Option<&'a KeptCrypto>) -> Self {
+        // Not `..MlsProvider::new(source)`: that would seed a generator from the system only
+        // to drop it (a system call per write-back of deferred secrets).
         MlsProvider {
             crypto: WitanCrypto::kept(kept),
-            ..MlsProvider::new(source)
+            storage: MlsStorage::new(source),
+            group_cache: None,
         }
     }
 
