@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --release --example bench -- --ns 4,16,64,128 --json bench.json
 //! cargo run --release --example bench -- --only chat,floor --ns 16
+//! scripts/bench-reference.sh --json ref.json && \
+//!   cargo run --release --example bench -- --only chat,live --ns 16,64,128 --reference ref.json
 //! ```
 //!
 //! Workloads (JSON in the bench format; results: `docs/bench.md`):
@@ -14,7 +16,9 @@
 //! `wakeup-large`, the same in the extension role for a 1,000-member group (`bench/wakeup_large.rs`, not in the default
 //! set: its setup takes a quarter of an hour); (e) `floor`, the same chat on plain
 //! OpenMLS in memory (`bench/floor.rs`); (f) `size`, the stripped release cdylib. Prints a
-//! markdown table (`bench/report.rs`) and, with `--json`, writes the results as JSON.
+//! markdown table (`bench/report.rs`) and, with `--json`, writes the results as JSON. (b′)
+//! is held to the reference's figures measured on this machine when `--reference` names the
+//! JSON of `scripts/bench-reference.sh`, to the issue's otherwise.
 
 #[path = "bench/floor.rs"]
 mod floor;
@@ -60,6 +64,8 @@ struct Args {
     keep: Option<PathBuf>,
     /// Which member (c) and (c′) remove.
     remove: workloads::Target,
+    /// The reference's live figures measured here (`scripts/bench-reference.sh --json`).
+    reference: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> BenchResult<Args> {
@@ -73,6 +79,7 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             .collect(),
         keep: None,
         remove: workloads::Target::Last,
+        reference: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -89,6 +96,7 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             }
             "--json" => parsed.json = Some(PathBuf::from(value()?)),
             "--keep" => parsed.keep = Some(PathBuf::from(value()?)),
+            "--reference" => parsed.reference = Some(PathBuf::from(value()?)),
             "--remove" => {
                 parsed.remove = match value()?.as_str() {
                     "last" => workloads::Target::Last,
@@ -105,7 +113,7 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             "-h" | "--help" => {
                 println!(
                     "usage: bench [--ns 4,16,64,128] [--json PATH] [--only {}] \
-                     [--remove last|epoch-steward]",
+                     [--remove last|epoch-steward] [--reference PATH]",
                     ALL.join(",")
                 );
                 std::process::exit(0);
@@ -149,6 +157,10 @@ fn run(args: &Args) -> BenchResult<()> {
         .unwrap_or_else(|| tmp.path().to_path_buf());
     let mut results = Results {
         machine: measure::machine(),
+        live_reference: match &args.reference {
+            Some(path) => scale_report::LiveReference::read(path)?,
+            None => scale_report::LiveReference::default(),
+        },
         ..Results::default()
     };
     eprintln!("machine: {}", results.machine);

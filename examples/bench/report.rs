@@ -62,6 +62,8 @@ pub struct Results {
     pub wakeup_large: Option<Wakeup>,
     pub floor: Vec<Floor>,
     pub size: Option<Size>,
+    /// The reference figures (b′) is held to.
+    pub live_reference: super::scale_report::LiveReference,
 }
 
 pub fn verdict(ok: bool) -> &'static str {
@@ -191,7 +193,7 @@ impl Results {
             }
             s.push('\n');
         }
-        super::scale_report::live(&mut s, &self.chat);
+        super::scale_report::live(&mut s, &self.chat, &self.live_reference);
         super::scale_report::live_after_removal(&mut s, &self.chat, &self.live_after_removal);
         if !self.removal.is_empty() {
             let _ = writeln!(s, "### (c) removal\n");
@@ -347,6 +349,8 @@ impl Results {
                 "receives": c.receives, "cpu_s": c.cpu.as_secs_f64(),
                 "cpu_us_per_receive": super::scale_report::cpu_us_per_receive(c),
                 "reference_us_per_receive": reference(c.n).map(|r| r.1),
+                "reference_live_us_per_message": if c.live { self.live_reference.at(c.n) } else { None },
+                "reference_live_source": if c.live { Some(self.live_reference.source.as_str()) } else { None },
             }));
         }
         for c in &self.live_after_removal {
