@@ -5,6 +5,7 @@
 //! cargo run --release --example bench -- --only chat,floor --ns 16
 //! scripts/bench-reference.sh --json ref.json && \
 //!   cargo run --release --example bench -- --only chat,live --ns 16,64,128 --reference ref.json
+//! cargo run --release --example bench -- --only chat,live --ns 16,64,128 --run-reference
 //! ```
 //!
 //! Workloads (JSON in the bench format; results: `docs/bench.md`):
@@ -18,7 +19,9 @@
 //! OpenMLS in memory (`bench/floor.rs`); (f) `size`, the stripped release cdylib. Prints a
 //! markdown table (`bench/report.rs`) and, with `--json`, writes the results as JSON. (b′)
 //! is held to the reference's figures measured on this machine when `--reference` names the
-//! JSON of `scripts/bench-reference.sh`, to the issue's otherwise.
+//! JSON of `scripts/bench-reference.sh`, or measured in the same run with `--run-reference`
+//! (the built harness, `bench-reference/target/release/witan-bench-reference`, run on the
+//! sizes of `--ns` before witan's workloads); to the issue's otherwise.
 
 #[path = "bench/floor.rs"]
 mod floor;
@@ -64,8 +67,44 @@ struct Args {
     keep: Option<PathBuf>,
     /// Which member (c) and (c′) remove.
     remove: workloads::Target,
-    /// The reference's live figures measured here (`scripts/bench-reference.sh --json`).
-    reference: Option<PathBuf>,
+    /// Where the reference's live figures come from, if measured on this machine.
+    reference: Option<Reference>,
+}
+
+/// The reference's live figures: the JSON of an earlier `scripts/bench-reference.sh` run, or
+/// a run of the built harness in this one.
+enum Reference {
+    Json(PathBuf),
+    Run,
+}
+
+/// The reference harness, as `scripts/bench-reference.sh` builds it.
+const REFERENCE_HARNESS: &str = "bench-reference/target/release/witan-bench-reference";
+
+/// Runs the reference harness on `ns` and reads what it measured.
+fn run_reference(ns: &[usize], dir: &std::path::Path) -> BenchResult<scale_report::LiveReference> {
+    let json = dir.join("reference.json");
+    let list = ns
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    eprintln!("reference: {REFERENCE_HARNESS} --ns {list}");
+    let status = std::process::Command::new(REFERENCE_HARNESS)
+        .args(["--ns", &list, "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| {
+            format!("{REFERENCE_HARNESS}: {e} (build it with scripts/bench-reference.sh)")
+        })?;
+    if !status.success() {
+        return Err(format!("{REFERENCE_HARNESS} failed: {status}").into());
+    }
+    Ok(scale_report::LiveReference::read_as(
+        &json,
+        "measured on this machine in this run, before witan's workloads",
+    )?)
 }
 
 fn parse_args(args: &[String]) -> BenchResult<Args> {
@@ -96,7 +135,8 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             }
             "--json" => parsed.json = Some(PathBuf::from(value()?)),
             "--keep" => parsed.keep = Some(PathBuf::from(value()?)),
-            "--reference" => parsed.reference = Some(PathBuf::from(value()?)),
+            "--reference" => parsed.reference = Some(Reference::Json(PathBuf::from(value()?))),
+            "--run-reference" => parsed.reference = Some(Reference::Run),
             "--remove" => {
                 parsed.remove = match value()?.as_str() {
                     "last" => workloads::Target::Last,
@@ -113,7 +153,7 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             "-h" | "--help" => {
                 println!(
                     "usage: bench [--ns 4,16,64,128] [--json PATH] [--only {}] \
-                     [--remove last|epoch-steward] [--reference PATH]",
+                     [--remove last|epoch-steward] [--reference PATH | --run-reference]",
                     ALL.join(",")
                 );
                 std::process::exit(0);
@@ -158,7 +198,8 @@ fn run(args: &Args) -> BenchResult<()> {
     let mut results = Results {
         machine: measure::machine(),
         live_reference: match &args.reference {
-            Some(path) => scale_report::LiveReference::read(path)?,
+            Some(Reference::Json(path)) => scale_report::LiveReference::read(path)?,
+            Some(Reference::Run) => run_reference(&args.ns, &root)?,
             None => scale_report::LiveReference::default(),
         },
         ..Results::default()

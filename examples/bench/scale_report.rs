@@ -33,6 +33,14 @@ impl Default for LiveReference {
 impl LiveReference {
     /// Reads the JSON object `scripts/bench-reference.sh --json PATH` writes.
     pub fn read(path: &std::path::Path) -> Result<LiveReference, String> {
+        Self::read_as(
+            path,
+            &format!("measured on this machine ({})", path.display()),
+        )
+    }
+
+    /// [`LiveReference::read`], saying `how` the figures were taken.
+    pub fn read_as(path: &std::path::Path, how: &str) -> Result<LiveReference, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let v: Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -51,7 +59,7 @@ impl LiveReference {
             us.push((n, x));
         }
         Ok(LiveReference {
-            source: format!("{label}, measured on this machine ({})", path.display()),
+            source: format!("{label}, {how}"),
             us,
         })
     }
