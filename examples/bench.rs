@@ -20,8 +20,8 @@
 //! markdown table (`bench/report.rs`) and, with `--json`, writes the results as JSON. (b′)
 //! is held to the reference's figures measured on this machine when `--reference` names the
 //! JSON of `scripts/bench-reference.sh`, or measured in the same run with `--run-reference`
-//! (the built harness, `bench-reference/target/release/witan-bench-reference`, run on the
-//! sizes of `--ns` before witan's workloads); to the otherwise.
+//! (the built harness, `bench-reference/target/release/witan-bench-reference` of this
+//! checkout, run on the sizes of `--ns` before witan's workloads); to the otherwise.
 
 #[path = "bench/floor.rs"]
 mod floor;
@@ -78,8 +78,11 @@ enum Reference {
     Run,
 }
 
-/// The reference harness, as `scripts/bench-reference.sh` builds it.
-const REFERENCE_HARNESS: &str = "bench-reference/target/release/witan-bench-reference";
+/// The reference harness, as `scripts/bench-reference.sh` builds it (from any directory).
+const REFERENCE_HARNESS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/bench-reference/target/release/witan-bench-reference"
+);
 
 /// Runs the reference harness on `ns` and reads what it measured.
 fn run_reference(ns: &[usize], dir: &std::path::Path) -> BenchResult<scale_report::LiveReference> {

@@ -458,15 +458,20 @@ fn json_line(results: &[ChatResult]) -> String {
     let figures = |per: fn(&ChatResult) -> f64| {
         results
             .iter()
-            .map(|r| format!("\"{}\":{:.2}", r.n, per(r)))
-            .collect::<Vec<_>>()
-            .join(",")
+            .map(|r| {
+                (
+                    r.n.to_string(),
+                    serde_json::json!((per(r) * 100.0).round() / 100.0),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
     };
-    format!(
-        "{{\"reference\":\"{REFERENCE}\",\"live_us_per_receive\":{{{}}},\"cpu_us_per_receive\":{{{}}}}}",
-        figures(ChatResult::wall_us_per_receive),
-        figures(ChatResult::cpu_us_per_receive),
-    )
+    serde_json::json!({
+        "reference": REFERENCE,
+        "live_us_per_receive": figures(ChatResult::wall_us_per_receive),
+        "cpu_us_per_receive": figures(ChatResult::cpu_us_per_receive),
+    })
+    .to_string()
 }
 
 fn run(options: &Options) -> Result<()> {

@@ -27,18 +27,14 @@ pub struct MlsProvider<'a> {
 impl<'a> MlsProvider<'a> {
     /// A provider reading OpenMLS state from `source`.
     pub fn new(source: &'a dyn KvSource) -> Self {
-        MlsProvider {
-            crypto: WitanCrypto::default(),
-            storage: MlsStorage::new(source),
-            group_cache: None,
-        }
+        MlsProvider::with_kept_crypto(source, None)
     }
 
     /// A provider reading OpenMLS state from `source` on what a client keeps of its crypto
     /// (its generator and the signatures it found valid), without a group cache.
     pub fn with_kept_crypto(source: &'a dyn KvSource, kept: Option<&'a KeptCrypto>) -> Self {
-        // Not `..MlsProvider::new(source)`: that would seed a generator from the system only
-        // to drop it (a system call per write-back of deferred secrets).
+        // Field by field: `..` from another constructor would seed a generator from the
+        // system only to drop it (a system call per write-back of deferred secrets).
         MlsProvider {
             crypto: WitanCrypto::kept(kept),
             storage: MlsStorage::new(source),
