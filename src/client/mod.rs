@@ -79,6 +79,16 @@ impl std::fmt::Debug for WitanClient {
     }
 }
 
+impl Drop for WitanClient {
+    /// Closing the client writes the MLS secrets of the last chats read (a killed process
+    /// leaves them to the rows' copies of the keys; see `client::step`).
+    fn drop(&mut self) {
+        if let Err(e) = self.write_carried_secrets() {
+            tracing::warn!(error = %e, "the secrets of the last chats read were not written");
+        }
+    }
+}
+
 impl WitanClient {
     /// Opens (or creates) the client's database and identity, with the wall clock.
     pub fn open(
@@ -306,7 +316,11 @@ impl WitanClient {
 
     /// Releases the database handle so a backgrounded app holds no file lock; the next call
     /// (or `resume`) reopens it. An in-memory database is kept (closing it would erase it).
+    /// The MLS secrets of chats read since the last write go to the database first.
     pub fn suspend(&self) {
+        if let Err(e) = self.write_carried_secrets() {
+            tracing::warn!(error = %e, "the secrets of the last chats read were not written");
+        }
         if is_in_memory(&self.database_path) {
             return;
         }
@@ -319,6 +333,21 @@ impl WitanClient {
     }
 
     // ----- internals -----
+
+    /// Writes the MLS secrets a group carries past chats read one step at a time (see
+    /// `client::step`), so that the database no longer holds those chats' keys: one step with
+    /// nothing else to do (its flush writes them). A no-op when nothing is carried.
+    pub(crate) fn write_carried_secrets(&self) -> Result<(), WitanError> {
+        let carried = self
+            .lock_db()
+            .as_ref()
+            .is_some_and(Database::carries_secrets);
+        if carried {
+            let now = self.clock.now_ms();
+            self.in_step_then(now, Durability::SyncedBeforePublishing, |_| Ok(()))?;
+        }
+        Ok(())
+    }
 
     fn lock_db(&self) -> MutexGuard<'_, Option<Database>> {
         // A panic while the lock was held dropped that step (a rollback), so the connection

@@ -25,6 +25,14 @@
 //! others succeeded), the step is lost ([`StepEnv::is_lost`]): it must be dropped, and may
 //! be redone without deferring.
 //!
+//! A receive step whose every engine run read a chat (or found a copy) may even leave those
+//! secrets for a later step (`GroupCache::carry`): a live socket hands chats over one per
+//! step, and writing the sender's ratchet with each would double what each step writes. The
+//! rows then still hold those chats' keys until the next step that is not a chat read, a run
+//! on another group, [`GroupCache::carry`]'s bound, or a step run for nothing else (`poll`,
+//! `suspend`, closing the client); a copy read from them after a kill meets the chat's
+//! history row and is a duplicate.
+//!
 //! [`StepEnv::refeed`] feeds packets buffered for a future epoch back to the engine once the
 //! conversation reached that epoch. It runs inside the step that advanced the epoch: the
 //! store hands buffered packets out by removing them, so replaying them in the same
@@ -141,6 +149,10 @@ pub(crate) struct StepEnv<'s, 'c> {
     pub queued_packets: bool,
     /// Whether MLS message secrets may be deferred (see the module doc).
     defer_secrets: bool,
+    /// Chats the engine runs of this step read.
+    chats_read: u32,
+    /// Every engine run of this step read a chat or found a copy (see the module doc).
+    only_chats: bool,
 }
 
 impl<'s, 'c> StepEnv<'s, 'c> {
@@ -155,6 +167,8 @@ impl<'s, 'c> StepEnv<'s, 'c> {
             groups: step.groups().filter(|_| Layer::Group.enabled()),
             queued_packets: false,
             defer_secrets: false,
+            chats_read: 0,
+            only_chats: true,
         }
     }
 }
@@ -204,16 +218,32 @@ impl StepEnv<'_, '_> {
         Ok(())
     }
 
-    /// Writes what the step still holds in memory (deferred message secrets, changed
-    /// conversation states) to the step. Runs before the step commits.
+    /// Writes what the step still holds in memory (deferred message secrets, unless they may
+    /// be carried past the commit; changed conversation states) to the step. Runs before the
+    /// step commits.
     pub fn flush(&mut self) -> Result<(), WitanError> {
-        self.write_deferred()?;
+        if !self.carries_secrets() {
+            self.write_deferred()?;
+        }
         if self.is_lost() {
             return Err(WitanError::internal(
                 "deferred MLS secrets or a lent state were lost",
             ));
         }
         self.states.flush(self.step)
+    }
+
+    /// Whether the group's deferred secrets stay in memory past the commit (see the module
+    /// doc). Only while groups are kept from step to step: otherwise the next step would
+    /// forget them unwritten.
+    fn carries_secrets(&self) -> bool {
+        let Some(groups) = self.groups else {
+            return false;
+        };
+        self.defer_secrets
+            && self.only_chats
+            && Layer::Kept.enabled()
+            && groups.carry(self.chats_read, self.now_ms)
     }
 
     /// Runs `op` on conversation `id`; see the module doc.
@@ -230,6 +260,13 @@ impl StepEnv<'_, '_> {
             self.write_deferred()?;
         }
         let result = self.run_engine_once(id, op);
+        match &result {
+            Ok(Ok((_, applied))) if applied.chat_read => {
+                self.chats_read = self.chats_read.saturating_add(1);
+            }
+            Ok(Ok((_, applied))) if applied.duplicate => {}
+            _ => self.only_chats = false,
+        }
         if !matches!(result, Ok(Ok(_))) {
             // Nothing of a failed run is kept: neither may the group it left in memory be.
             if let Some(groups) = self.groups {
@@ -314,6 +351,9 @@ impl StepEnv<'_, '_> {
                 );
             }
         }
+        // Chats the history already held: copies, read again from keys the database still had
+        // (see the module doc).
+        let only_copies = !out.messages.is_empty() && stored.is_empty();
         if listened != Some(conv.listens()) {
             let before_topics = listened.map_or_else(Vec::new, |l| Conversation::topics_of(id, l));
             let after_topics = conv.topics();
@@ -348,7 +388,7 @@ impl StepEnv<'_, '_> {
             epoch: conv.epoch(),
             state: conv.state(),
             joined: was_pending && conv.is_member_state(),
-            duplicate: out.duplicate,
+            duplicate: out.duplicate || only_copies,
             chat_read: !out.messages.is_empty(),
         };
         self.states.replace(step, id, conv)?;

@@ -86,6 +86,7 @@ impl WitanClient {
         &self,
         delivered: &mut Vec<WitanEvent>,
     ) -> Result<PollReport, WitanError> {
+        self.write_carried_secrets()?;
         let now = self.clock.now_ms();
         let due = self.with_db(|db| {
             let step = db.read()?;

@@ -256,6 +256,13 @@ impl Database {
         Ok(())
     }
 
+    /// Whether the group this connection keeps carries MLS secrets newer than its rows past
+    /// the commits of chat reads (`mls::GroupCache::carry`): a write step with nothing else
+    /// to do writes them.
+    pub fn carries_secrets(&self) -> bool {
+        self.groups.is_carried()
+    }
+
     /// Starts a read step (`BEGIN DEFERRED`): a consistent snapshot that does
     /// not block the writer. Use it only to read.
     pub fn read(&mut self) -> Result<Step<'_>, StoreError> {

@@ -24,6 +24,14 @@
 //! to be dropped (its run failed, another group replaced it) leaves the cache
 //! [`Held::Lost`]: the rows lack secrets the group had consumed, so the transaction must be
 //! rolled back, and may be redone without deferring.
+//!
+//! **Carried secrets.** A step that only read chats may leave its group ahead of its rows
+//! past its commit ([`GroupCache::carry`], [`Held::Carried`]), within [`CARRY_BOUND`]: the
+//! rows then still hold the keys of those chats, and a copy of one read again from them (after
+//! a kill) is told from a new message by the history, which holds its row. What such a group
+//! is ahead by is harmless to lose, so a reset or a dropped run forgets it rather than losing
+//! the step; its secrets are written like deferred ones — by the next step that is not a chat
+//! read, before a run on another group, or once the bound is reached.
 
 use std::cell::{Cell, RefCell};
 use std::ops::{Deref, DerefMut};
@@ -45,6 +53,10 @@ pub enum Held {
     Current(Group),
     /// A group whose message secrets are newer than its rows (their write was deferred).
     Ahead(Group),
+    /// A group whose message secrets are newer than its rows only by chats that committed
+    /// steps read (see the module doc): it outlives its transaction, and losing it loses
+    /// nothing.
+    Carried(Group),
     /// Groups lent out and not back yet.
     Lent(Loan),
     /// A group ahead of its rows was dropped: the transaction must be rolled back.
@@ -61,12 +73,37 @@ pub struct Loan {
     /// Nothing lent may come back: a second group was lent while one was out (two copies
     /// could disagree), or the rows were reset meanwhile.
     spoiled: bool,
+    /// The group lent was carried ahead of its rows by earlier steps.
+    carried: bool,
+}
+
+/// How far a group may be carried ahead of its rows: chats read, and milliseconds since the
+/// first of them. Until then the database still holds their keys (forward secrecy waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CarryBound {
+    pub chats: u32,
+    pub ms: u64,
+}
+
+/// The bound every [`GroupCache`] carries within.
+pub const CARRY_BOUND: CarryBound = CarryBound {
+    chats: 64,
+    ms: 10_000,
+};
+
+/// What a carried group is ahead of its rows by.
+#[derive(Debug, Clone, Copy)]
+struct Carry {
+    chats: u32,
+    since_ms: u64,
 }
 
 /// One decoded group, kept between engine runs (see the module doc).
 #[derive(Debug)]
 pub struct GroupCache {
     held: RefCell<Held>,
+    /// What the group held (or lent) was carried ahead of its rows by, if it was.
+    carry: Cell<Option<Carry>>,
     /// Whether groups are kept at all ([`Layer::Group`]).
     keeps: bool,
     hits: Cell<u64>,
@@ -93,6 +130,7 @@ impl GroupCache {
     pub fn keeping(keeps: bool) -> GroupCache {
         GroupCache {
             held: RefCell::new(Held::Empty),
+            carry: Cell::new(None),
             keeps,
             hits: Cell::new(0),
             misses: Cell::new(0),
@@ -108,10 +146,12 @@ impl GroupCache {
             Held::Lent(loan) => Held::Lent(Loan {
                 ahead: false,
                 spoiled: true,
+                carried: false,
                 ..*loan
             }),
             _ => Held::Empty,
         };
+        self.carry.set(None);
     }
 
     /// An engine run failed, so nothing it did is kept, and the group it may have changed in
@@ -124,6 +164,10 @@ impl GroupCache {
         let mut held = self.held.borrow_mut();
         *held = match std::mem::take(&mut *held) {
             Held::Empty | Held::Current(_) => Held::Empty,
+            Held::Carried(_) => {
+                self.carry.set(None);
+                Held::Empty
+            }
             Held::Ahead(_) | Held::Lost => Held::Lost,
             Held::Lent(loan) => Held::Lent(Loan {
                 spoiled: true,
@@ -132,14 +176,49 @@ impl GroupCache {
         };
     }
 
-    /// Whether the cache may outlive its transaction: nothing lent, deferred or lost.
+    /// Whether the cache may outlive its transaction: nothing lent, deferred or lost (a
+    /// carried group may).
     pub fn is_settled(&self) -> bool {
-        matches!(&*self.held.borrow(), Held::Empty | Held::Current(_))
+        matches!(
+            &*self.held.borrow(),
+            Held::Empty | Held::Current(_) | Held::Carried(_)
+        )
     }
 
-    /// Whether the group held has message secrets newer than its rows.
+    /// Whether the group held has message secrets newer than its rows (deferred or carried).
     pub fn is_ahead(&self) -> bool {
-        matches!(&*self.held.borrow(), Held::Ahead(_))
+        matches!(&*self.held.borrow(), Held::Ahead(_) | Held::Carried(_))
+    }
+
+    /// Whether the group held was carried past its step's commit (see the module doc).
+    pub fn is_carried(&self) -> bool {
+        matches!(&*self.held.borrow(), Held::Carried(_))
+    }
+
+    /// Lets the group ahead of its rows stay so past the commit of a step in which every
+    /// message it read was one of `chats` chats (the caller vouches for that), if the total
+    /// since its rows were written stays within [`CARRY_BOUND`]. Returns whether it does; if
+    /// not, its secrets must be written as deferred ones.
+    pub fn carry(&self, chats: u32, now_ms: u64) -> bool {
+        let mut held = self.held.borrow_mut();
+        if !matches!(&*held, Held::Ahead(_) | Held::Carried(_)) {
+            return false;
+        }
+        let before = self.carry.get().unwrap_or(Carry {
+            chats: 0,
+            since_ms: now_ms,
+        });
+        let total = Carry {
+            chats: before.chats.saturating_add(chats),
+            ..before
+        };
+        let within = total.chats <= CARRY_BOUND.chats
+            && now_ms.saturating_sub(total.since_ms) <= CARRY_BOUND.ms;
+        if within && let Held::Ahead(g) | Held::Carried(g) = std::mem::take(&mut *held) {
+            *held = Held::Carried(g);
+            self.carry.set(Some(total));
+        }
+        within
     }
 
     /// Whether a group ahead of its rows was dropped (the transaction must be rolled back).
@@ -150,7 +229,7 @@ impl GroupCache {
     /// Whether the group held (current or ahead) is `group_id`.
     pub fn holds(&self, group_id: &[u8]) -> bool {
         match &*self.held.borrow() {
-            Held::Current(g) | Held::Ahead(g) => g.group_id() == group_id,
+            Held::Current(g) | Held::Ahead(g) | Held::Carried(g) => g.group_id() == group_id,
             _ => false,
         }
     }
@@ -170,12 +249,13 @@ impl GroupCache {
     /// written. A no-op unless the group is ahead of its rows. On failure the cache is lost.
     pub fn write_deferred(&self, p: &MlsProvider<'_>) -> Result<(), MlsError> {
         let mut held = self.held.borrow_mut();
-        if !matches!(&*held, Held::Ahead(_)) {
+        if !matches!(&*held, Held::Ahead(_) | Held::Carried(_)) {
             return Ok(());
         }
-        let Held::Ahead(mut group) = std::mem::take(&mut *held) else {
+        let (Held::Ahead(mut group) | Held::Carried(mut group)) = std::mem::take(&mut *held) else {
             return Ok(());
         };
+        self.carry.set(None);
         let written = group.rewrite_message_secrets(p).and_then(|()| {
             if p.storage().holds_message_secrets_of(group.group_id())? {
                 Ok(())
@@ -198,8 +278,20 @@ impl GroupCache {
         let (next, lent) = match std::mem::take(&mut *held) {
             Held::Current(g) if g.group_id() == group_id => (Held::Lent(Loan::one(false)), Some(g)),
             Held::Ahead(g) if g.group_id() == group_id => (Held::Lent(Loan::one(true)), Some(g)),
+            Held::Carried(g) if g.group_id() == group_id => {
+                let loan = Loan {
+                    carried: true,
+                    ..Loan::one(false)
+                };
+                (Held::Lent(loan), Some(g))
+            }
             // Dropping a group ahead of its rows loses its secrets.
             Held::Ahead(_) | Held::Lost => (Held::Lost, None),
+            // What a carried group was ahead by may be lost.
+            Held::Carried(_) => {
+                self.carry.set(None);
+                (Held::Lent(Loan::one(false)), None)
+            }
             Held::Empty | Held::Current(_) => (Held::Lent(Loan::one(false)), None),
             Held::Lent(loan) => (
                 Held::Lent(Loan {
@@ -232,11 +324,17 @@ impl GroupCache {
             return;
         }
         let keep = group.filter(|g| !loan.spoiled && g.is_current() && self.keeps);
-        *held = match (keep, loan.ahead) {
-            (Some(g), false) => Held::Current(g),
-            (Some(g), true) => Held::Ahead(g),
-            (None, false) => Held::Empty,
-            (None, true) => Held::Lost,
+        if keep.is_none() {
+            self.carry.set(None);
+        }
+
+        *held = match (keep, loan.ahead, loan.carried) {
+            (Some(g), false, false) => Held::Current(g),
+            // Still ahead by what earlier steps read, and by nothing this step read.
+            (Some(g), false, true) => Held::Carried(g),
+            (Some(g), true, _) => Held::Ahead(g),
+            (None, false, _) => Held::Empty,
+            (None, true, _) => Held::Lost,
         };
     }
 }
@@ -247,6 +345,7 @@ impl Loan {
             count: 1,
             ahead,
             spoiled: false,
+            carried: false,
         }
     }
 }
