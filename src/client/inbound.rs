@@ -146,6 +146,9 @@ impl WitanClient {
                 if lost.is_some() {
                     env.defer_message_secrets();
                     env.lend_states();
+                    if batch.len() == 1 {
+                        env.append_chats_to_tail();
+                    }
                 }
                 let packets: Vec<(&[u8; 32], &wire::Envelope)> = decoded
                     .iter()

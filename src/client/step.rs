@@ -31,7 +31,9 @@
 //! rows then still hold those chats' keys until the next step that is not a chat read, a run
 //! on another group, [`GroupCache::carry`]'s bound, or a step run for nothing else (`poll`,
 //! `suspend`, closing the client); a copy read from them after a kill meets the chat's
-//! history row and is a duplicate.
+//! history row and is a duplicate. Such a step also appends its chats to the history's tail
+//! (one page, no index; `witan_store::history`), which the step that writes the secrets moves
+//! into the history.
 //!
 //! [`StepEnv::refeed`] feeds packets buffered for a future epoch back to the engine once the
 //! conversation reached that epoch. It runs inside the step that advanced the epoch: the
@@ -42,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::mls::{GroupCache, GroupLoans, Identity, Layer, MemberId, MlsProvider};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
-use crate::store::{BufferBounds, NewMessage, Step};
+use crate::store::{BufferBounds, HistoryPart, NewMessage, Step};
 use crate::wire;
 
 use super::error::WitanError;
@@ -153,6 +155,8 @@ pub(crate) struct StepEnv<'s, 'c> {
     chats_read: u32,
     /// Every engine run of this step read a chat or found a copy (see the module doc).
     only_chats: bool,
+    /// Chats read go to the history's tail (`witan_store::HistoryPart::Tail`).
+    history_tail: bool,
 }
 
 impl<'s, 'c> StepEnv<'s, 'c> {
@@ -169,6 +173,7 @@ impl<'s, 'c> StepEnv<'s, 'c> {
             defer_secrets: false,
             chats_read: 0,
             only_chats: true,
+            history_tail: false,
         }
     }
 }
@@ -187,6 +192,13 @@ impl StepEnv<'_, '_> {
     /// Lets the engine runs of this step defer MLS message secrets (see the module doc).
     pub fn defer_message_secrets(&mut self) {
         self.defer_secrets = Layer::Secrets.enabled();
+    }
+
+    /// Appends the chats this step reads to the history's tail, which the next step that
+    /// writes the secrets moves into the history (see the module doc). For a step of one
+    /// packet that defers secrets, which may then be carried.
+    pub fn append_chats_to_tail(&mut self) {
+        self.history_tail = self.defer_secrets && Layer::Kept.enabled();
     }
 
     /// Lets the engine runs of this step take the conversation states themselves instead of
@@ -224,6 +236,7 @@ impl StepEnv<'_, '_> {
     pub fn flush(&mut self) -> Result<(), WitanError> {
         if !self.carries_secrets() {
             self.write_deferred()?;
+            self.step.fold_history_tail()?;
         }
         if self.is_lost() {
             return Err(WitanError::internal(
@@ -336,7 +349,12 @@ impl StepEnv<'_, '_> {
                 sent_at_ms: m.sent_at_ms,
                 own: m.own,
             };
-            if let Some(seq) = step.append_message(&new)? {
+            let part = if self.history_tail {
+                HistoryPart::Tail
+            } else {
+                HistoryPart::Indexed
+            };
+            if let Some(seq) = step.append_message(&new, part)? {
                 stored.insert(
                     (m.sender, &m.message_id),
                     StoredMessage {

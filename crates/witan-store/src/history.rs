@@ -1,7 +1,16 @@
-//! The `messages` table: each conversation's chat history with sequence
-//! numbers 1, 2, 3, ... per conversation, assigned inside the step that
-//! stores the message, and de-duplicated by sender and message id (a message id is chosen by
-//! its sender, so another member could otherwise take it first and shadow the message).
+//! The chat history: each conversation's messages with sequence numbers 1, 2, 3, ... per
+//! conversation, assigned inside the step that stores the message, and de-duplicated by
+//! sender and message id (a message id is chosen by its sender, so another member could
+//! otherwise take it first and shadow the message).
+//!
+//! It lives in two tables. `messages` holds it in its primary key's order, with a unique
+//! index for the de-duplication. `messages_tail` holds the chats read in steps of their own
+//! (a live socket hands them over one by one): a rowid table without an index, so that such a
+//! step writes one page of history instead of two. The tail stays small — the client moves
+//! it into `messages` ([`Step::fold_history_tail`]) with the next write of the group's
+//! message secrets, which comes within a bound of chats (`mls::CARRY_BOUND`) — so that
+//! scanning it to de-duplicate and to read is cheap. Every append and read covers both
+//! tables.
 
 use rusqlite::OptionalExtension;
 
@@ -33,21 +42,53 @@ pub struct MessageRow {
     pub own: bool,
 }
 
+/// Where [`Step::append_message`] puts a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPart {
+    /// `messages`: the indexed history.
+    Indexed,
+    /// `messages_tail`: a chat read in a step of its own (see the module doc).
+    Tail,
+}
+
+/// The next seq of ?1 over both tables, and the message (?2 id, ?3 sender) in neither.
+macro_rules! append_sql {
+    ($table:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (conversation_id, seq, message_id, sender, body, sent_at_ms, own)
+             SELECT ?1, MAX(
+                     COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = ?1), 0),
+                     COALESCE((SELECT MAX(seq) FROM messages_tail WHERE conversation_id = ?1), 0)
+                 ) + 1, ?2, ?3, ?4, ?5, ?6
+             WHERE NOT EXISTS (SELECT 1 FROM messages
+                     WHERE conversation_id = ?1 AND sender = ?3 AND message_id = ?2)
+                 AND NOT EXISTS (SELECT 1 FROM messages_tail
+                     WHERE conversation_id = ?1 AND sender = ?3 AND message_id = ?2)
+             RETURNING seq"
+        )
+    };
+}
+
+const COLUMNS: &str = "conversation_id, seq, message_id, sender, body, sent_at_ms, own";
+
 impl Step<'_> {
-    /// Appends a message and returns its sequence number, or `None` when the
-    /// same sender's message with that id is already stored in that conversation.
+    /// Appends a message to `part` of the history and returns its sequence number, or `None`
+    /// when the same sender's message with that id is already stored in that conversation.
     ///
-    /// The step holds the write lock, so `MAX(seq) + 1` (read from the
-    /// primary key index) cannot race with another writer.
-    pub fn append_message(&self, m: &NewMessage<'_>) -> Result<Option<u64>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO messages
-                 (conversation_id, seq, message_id, sender, body, sent_at_ms, own)
-             SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6
-                 FROM messages WHERE conversation_id = ?1
-             ON CONFLICT (conversation_id, sender, message_id) DO NOTHING
-             RETURNING seq",
-        )?;
+    /// The step holds the write lock, so the next seq (read from the primary key and the
+    /// small tail) cannot race with another writer.
+    pub fn append_message(
+        &self,
+        m: &NewMessage<'_>,
+        part: HistoryPart,
+    ) -> Result<Option<u64>, StoreError> {
+        let sql = match part {
+            HistoryPart::Indexed => append_sql!("messages"),
+            HistoryPart::Tail => append_sql!("messages_tail"),
+        };
+        let mut stmt = self.tx.prepare_cached(sql)?;
         let seq: Option<i64> = stmt
             .query_row(
                 rusqlite::params![
@@ -64,6 +105,29 @@ impl Step<'_> {
         seq.map(|s| to_u64(s, "messages.seq")).transpose()
     }
 
+    /// Moves the history's tail into `messages` (see the module doc); returns how many
+    /// messages moved. Writes nothing when the tail is empty.
+    pub fn fold_history_tail(&self) -> Result<usize, StoreError> {
+        let mut any = self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM messages_tail)")?;
+        if !any.query_row([], |r| r.get::<_, bool>(0))? {
+            return Ok(0);
+        }
+        let moved = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO messages (conversation_id, seq, message_id, sender, body, sent_at_ms, own)
+                 SELECT conversation_id, seq, message_id, sender, body, sent_at_ms, own
+                 FROM messages_tail ORDER BY id",
+            )?
+            .execute([])?;
+        self.tx
+            .prepare_cached("DELETE FROM messages_tail")?
+            .execute([])?;
+        Ok(moved)
+    }
+
     /// Up to `limit` messages of `conv` with `seq > after_seq` (all when
     /// `None`), oldest first.
     pub fn messages(
@@ -72,11 +136,28 @@ impl Step<'_> {
         after_seq: Option<u64>,
         limit: u32,
     ) -> Result<Vec<MessageRow>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT conversation_id, seq, message_id, sender, body, sent_at_ms, own
-             FROM messages WHERE conversation_id = ?1 AND seq > ?2
-             ORDER BY seq LIMIT ?3",
-        )?;
+        let mut out = self.history_part(conv, after_seq, limit, "messages")?;
+        let tail = self.history_part(conv, after_seq, limit, "messages_tail")?;
+        if !tail.is_empty() {
+            out.extend(tail);
+            out.sort_by_key(|m| m.seq);
+            out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
+        Ok(out)
+    }
+
+    /// [`Step::messages`] of one of the history's tables.
+    fn history_part(
+        &self,
+        conv: &str,
+        after_seq: Option<u64>,
+        limit: u32,
+        table: &str,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM {table} WHERE conversation_id = ?1 AND seq > ?2
+             ORDER BY seq LIMIT ?3"
+        ))?;
         let after = after_seq.map_or(0, from_u64);
         let mut rows = stmt.query(rusqlite::params![conv, after, i64::from(limit)])?;
         let mut out = Vec::new();
@@ -98,6 +179,7 @@ impl Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{memory_db, query_plan};
+    use super::HistoryPart::{Indexed, Tail};
     use super::NewMessage;
     use crate::StoreError;
 
@@ -116,17 +198,23 @@ mod tests {
     fn seq_is_per_conversation_and_duplicates_are_ignored() {
         let mut db = memory_db();
         let step = db.step().unwrap();
-        assert_eq!(step.append_message(&msg("a", "m1", b"1")).unwrap(), Some(1));
         assert_eq!(
-            step.append_message(&msg("a", "own2", b"2")).unwrap(),
-            Some(2)
-        );
-        assert_eq!(
-            step.append_message(&msg("b", "m1", b"b1")).unwrap(),
+            step.append_message(&msg("a", "m1", b"1"), Indexed).unwrap(),
             Some(1)
         );
         assert_eq!(
-            step.append_message(&msg("a", "m1", b"again")).unwrap(),
+            step.append_message(&msg("a", "own2", b"2"), Indexed)
+                .unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            step.append_message(&msg("b", "m1", b"b1"), Indexed)
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            step.append_message(&msg("a", "m1", b"again"), Indexed)
+                .unwrap(),
             None
         );
         // Another sender's message with the same id is a message of its own.
@@ -134,10 +222,14 @@ mod tests {
             sender: "mallory",
             ..msg("a", "m1", b"shadow")
         };
-        assert_eq!(step.append_message(&shadow).unwrap(), Some(3));
-        assert_eq!(step.append_message(&msg("a", "m3", b"3")).unwrap(), Some(4));
+        assert_eq!(step.append_message(&shadow, Indexed).unwrap(), Some(3));
         assert_eq!(
-            step.append_message(&msg("b", "m2", b"b2")).unwrap(),
+            step.append_message(&msg("a", "m3", b"3"), Indexed).unwrap(),
+            Some(4)
+        );
+        assert_eq!(
+            step.append_message(&msg("b", "m2", b"b2"), Indexed)
+                .unwrap(),
             Some(2)
         );
 
@@ -162,7 +254,7 @@ mod tests {
         let step = db.step().unwrap();
         for i in 0..5 {
             let id = format!("m{i}");
-            step.append_message(&msg("c", &id, b"x")).unwrap();
+            step.append_message(&msg("c", &id, b"x"), Indexed).unwrap();
         }
         let seqs = |after, limit| {
             step.messages("c", after, limit)
@@ -208,5 +300,72 @@ mod tests {
             step.messages("c", None, 10),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn the_tail_shares_the_seqs_and_the_duplicates_of_the_history_and_folds_into_it() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        assert_eq!(
+            step.append_message(&msg("a", "m1", b"1"), Indexed).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            step.append_message(&msg("a", "m2", b"2"), Tail).unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            step.append_message(&msg("b", "m1", b"b"), Tail).unwrap(),
+            Some(1)
+        );
+        // A copy is known in either table, whichever table it is appended to.
+        assert_eq!(
+            step.append_message(&msg("a", "m1", b"x"), Tail).unwrap(),
+            None
+        );
+        assert_eq!(
+            step.append_message(&msg("a", "m2", b"x"), Indexed).unwrap(),
+            None
+        );
+        assert_eq!(
+            step.append_message(&msg("a", "m2", b"x"), Tail).unwrap(),
+            None
+        );
+        assert_eq!(
+            step.append_message(&msg("a", "m3", b"3"), Indexed).unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            step.append_message(&msg("a", "m4", b"4"), Tail).unwrap(),
+            Some(4)
+        );
+        let read = |step: &crate::Step<'_>, after, limit| {
+            step.messages("a", after, limit)
+                .unwrap()
+                .iter()
+                .map(|m| (m.seq, m.body.clone()))
+                .collect::<Vec<_>>()
+        };
+        let all: Vec<(u64, Vec<u8>)> = (1..=4).map(|i| (i, i.to_string().into_bytes())).collect();
+        assert_eq!(read(&step, None, 10), all);
+        assert_eq!(read(&step, Some(1), 2), all[1..3]);
+        assert_eq!(read(&step, None, 0), vec![]);
+        assert_eq!(step.fold_history_tail().unwrap(), 3);
+        assert_eq!(step.fold_history_tail().unwrap(), 0);
+        assert_eq!(read(&step, None, 10), all);
+        assert_eq!(step.messages("b", None, 10).unwrap().len(), 1);
+        let tail: i64 = step
+            .tx
+            .query_row("SELECT COUNT(*) FROM messages_tail", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tail, 0);
+        assert_eq!(
+            step.append_message(&msg("a", "m2", b"x"), Tail).unwrap(),
+            None
+        );
+        assert_eq!(
+            step.append_message(&msg("a", "m5", b"5"), Tail).unwrap(),
+            Some(5)
+        );
     }
 }

@@ -32,7 +32,7 @@ mod step;
 pub use cipher::{DatabaseKey, KEY_LEN};
 pub use db::{Database, StoreOptions};
 pub use error::StoreError;
-pub use history::{MessageRow, NewMessage};
+pub use history::{HistoryPart, MessageRow, NewMessage};
 pub use inbound::{BufferBounds, Buffered, SEEN_PACKETS_KEPT};
 pub use outbox::OutboxRow;
 pub use spool::{MAX_SPOOLED, Spool, SpooledPacket};

@@ -198,6 +198,24 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     ) STRICT, WITHOUT ROWID;
     "#,
     ),
+    // Version 9: the history's tail. A chat read in a step of its own (a live socket) is
+    // appended here, a rowid table without an index, so that its step writes one page instead
+    // of two (the history's row and its uniqueness index); the next step that writes the
+    // group's message secrets moves the tail into `messages` (`history.rs`).
+    Migration::Sql(
+        r#"
+    CREATE TABLE messages_tail (
+        id              INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        message_id      TEXT NOT NULL,
+        sender          TEXT NOT NULL,
+        body            BLOB NOT NULL,
+        sent_at_ms      INTEGER NOT NULL,
+        own             INTEGER NOT NULL CHECK (own IN (0, 1))
+    ) STRICT;
+    "#,
+    ),
 ];
 
 /// One forward migration.
