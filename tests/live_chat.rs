@@ -177,3 +177,27 @@ fn without_a_poll_the_database_still_reads_the_last_chats_read_alone() {
         assert_eq!(w.bodies(1), vec!["chat 2"]);
     }
 }
+
+#[test]
+fn the_history_tail_holds_the_chats_of_one_carry_at_most() {
+    let (mut w, chats) = chats_in_flight(5);
+    read_one_by_one(&w, 1, &chats[..3]);
+    let rows = |w: &World, table: &str| w.table_rows(1, table).unwrap();
+    if carried() {
+        assert_eq!((rows(&w, "messages_tail"), rows(&w, "messages")), (3, 0));
+    }
+    // The carry ends unwritten; the first step of the next one moves what the tail holds
+    // into the history (its own chat too), the second adds its own.
+    w.kill(1);
+    w.open(1);
+    read_one_by_one(&w, 1, &chats[3..]);
+    let tail = if carried() { 1 } else { 0 };
+    assert_eq!(
+        (rows(&w, "messages_tail"), rows(&w, "messages")),
+        (tail, 5 - tail)
+    );
+    let bodies: Vec<String> = (0..5).map(|i| format!("chat {i}")).collect();
+    assert_eq!(w.bodies(1), bodies);
+    let seqs: Vec<u64> = w.history(1).iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+}

@@ -42,7 +42,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::mls::{GroupCache, GroupLoans, Identity, Layer, MemberId, MlsProvider};
+use crate::mls::{Carrying, GroupCache, GroupLoans, Identity, Layer, MemberId, MlsProvider};
 use crate::protocol::{Conversation, Ctx, Event, Output, State};
 use crate::store::{BufferBounds, HistoryPart, NewMessage, Step};
 use crate::wire;
@@ -234,9 +234,18 @@ impl StepEnv<'_, '_> {
     /// be carried past the commit; changed conversation states) to the step. Runs before the
     /// step commits.
     pub fn flush(&mut self) -> Result<(), WitanError> {
-        if !self.carries_secrets() {
-            self.write_deferred()?;
-            self.step.fold_history_tail()?;
+        match self.carry_secrets() {
+            Carrying::Refused => {
+                self.write_deferred()?;
+                self.step.fold_history_tail()?;
+            }
+            // What an earlier carry left in the tail (its group was dropped unwritten) goes
+            // now: the tail holds the chats of one carry at most.
+            Carrying::Began if self.step.history_tail_len()? > u64::from(self.chats_read) => {
+                self.step.fold_history_tail()?;
+            }
+            Carrying::Began => {}
+            Carrying::Continued => {}
         }
         if self.is_lost() {
             return Err(WitanError::internal(
@@ -249,14 +258,13 @@ impl StepEnv<'_, '_> {
     /// Whether the group's deferred secrets stay in memory past the commit (see the module
     /// doc). Only while groups are kept from step to step: otherwise the next step would
     /// forget them unwritten.
-    fn carries_secrets(&self) -> bool {
-        let Some(groups) = self.groups else {
-            return false;
-        };
-        self.defer_secrets
-            && self.only_chats
-            && Layer::Kept.enabled()
-            && groups.carry(self.chats_read, self.now_ms)
+    fn carry_secrets(&self) -> Carrying {
+        match self.groups {
+            Some(groups) if self.defer_secrets && self.only_chats && Layer::Kept.enabled() => {
+                groups.carry(self.chats_read, self.now_ms)
+            }
+            _ => Carrying::Refused,
+        }
     }
 
     /// Runs `op` on conversation `id`; see the module doc.

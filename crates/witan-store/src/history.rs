@@ -128,6 +128,15 @@ impl Step<'_> {
         Ok(moved)
     }
 
+    /// How many messages the history's tail holds (of every conversation).
+    pub fn history_tail_len(&self) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT COUNT(*) FROM messages_tail")?;
+        let len: i64 = stmt.query_row([], |r| r.get(0))?;
+        to_u64(len, "messages_tail count")
+    }
+
     /// Up to `limit` messages of `conv` with `seq > after_seq` (all when
     /// `None`), oldest first.
     pub fn messages(
@@ -350,7 +359,9 @@ mod tests {
         assert_eq!(read(&step, None, 10), all);
         assert_eq!(read(&step, Some(1), 2), all[1..3]);
         assert_eq!(read(&step, None, 0), vec![]);
+        assert_eq!(step.history_tail_len().unwrap(), 3);
         assert_eq!(step.fold_history_tail().unwrap(), 3);
+        assert_eq!(step.history_tail_len().unwrap(), 0);
         assert_eq!(step.fold_history_tail().unwrap(), 0);
         assert_eq!(read(&step, None, 10), all);
         assert_eq!(step.messages("b", None, 10).unwrap().len(), 1);

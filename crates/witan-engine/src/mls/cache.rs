@@ -91,6 +91,17 @@ pub const CARRY_BOUND: CarryBound = CarryBound {
     ms: 10_000,
 };
 
+/// What [`GroupCache::carry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrying {
+    /// Nothing carried: the secrets must be written (beyond the bound, or nothing ahead).
+    Refused,
+    /// Carried, from rows that were current: the first step of a carry.
+    Began,
+    /// Carried further.
+    Continued,
+}
+
 /// What a carried group is ahead of its rows by.
 #[derive(Debug, Clone, Copy)]
 struct Carry {
@@ -197,13 +208,14 @@ impl GroupCache {
 
     /// Lets the group ahead of its rows stay so past the commit of a step in which every
     /// message it read was one of `chats` chats (the caller vouches for that), if the total
-    /// since its rows were written stays within [`CARRY_BOUND`]. Returns whether it does; if
-    /// not, its secrets must be written as deferred ones.
-    pub fn carry(&self, chats: u32, now_ms: u64) -> bool {
+    /// since its rows were written stays within [`CARRY_BOUND`]. If it does not, its secrets
+    /// must be written as deferred ones.
+    pub fn carry(&self, chats: u32, now_ms: u64) -> Carrying {
         let mut held = self.held.borrow_mut();
         if !matches!(&*held, Held::Ahead(_) | Held::Carried(_)) {
-            return false;
+            return Carrying::Refused;
         }
+        let began = self.carry.get().is_none();
         let before = self.carry.get().unwrap_or(Carry {
             chats: 0,
             since_ms: now_ms,
@@ -214,11 +226,18 @@ impl GroupCache {
         };
         let within = total.chats <= CARRY_BOUND.chats
             && now_ms.saturating_sub(total.since_ms) <= CARRY_BOUND.ms;
-        if within && let Held::Ahead(g) | Held::Carried(g) = std::mem::take(&mut *held) {
+        if !within {
+            return Carrying::Refused;
+        }
+        if let Held::Ahead(g) | Held::Carried(g) = std::mem::take(&mut *held) {
             *held = Held::Carried(g);
             self.carry.set(Some(total));
         }
-        within
+        if began {
+            Carrying::Began
+        } else {
+            Carrying::Continued
+        }
     }
 
     /// Whether a group ahead of its rows was dropped (the transaction must be rolled back).

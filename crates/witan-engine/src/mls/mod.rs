@@ -43,7 +43,7 @@ pub mod switches;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{CARRY_BOUND, CachedGroup, CarryBound, GroupCache};
+pub use cache::{CARRY_BOUND, CachedGroup, CarryBound, Carrying, GroupCache};
 pub use checked::{CheckedSignatures, verify_vote_signature};
 pub use error::MlsError;
 pub use group::{

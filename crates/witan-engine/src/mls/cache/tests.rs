@@ -303,7 +303,7 @@ fn a_carried_group_outlives_its_step_and_losing_it_loses_nothing() {
     let mut kv = MemoryKv::new();
     let cache = ahead_cache(&mut kv, &id);
     assert!(!cache.is_settled());
-    assert!(cache.carry(1, 1_000));
+    assert_ne!(cache.carry(1, 1_000), Carrying::Refused);
     assert!(cache.is_carried() && cache.is_ahead() && cache.is_settled());
     // Lent and given back by a run that deferred nothing: still carried.
     run(&mut kv, &cache, |p| {
@@ -314,12 +314,12 @@ fn a_carried_group_outlives_its_step_and_losing_it_loses_nothing() {
     cache.run_failed();
     assert!(cache.is_empty());
     let cache = ahead_cache(&mut MemoryKv::new(), &id);
-    assert!(cache.carry(1, 1_000));
+    assert_ne!(cache.carry(1, 1_000), Carrying::Refused);
     cache.reset();
     assert!(cache.is_empty());
     let mut other = MemoryKv::new();
     let cache = ahead_cache(&mut other, &id);
-    assert!(cache.carry(1, 1_000));
+    assert_ne!(cache.carry(1, 1_000), Carrying::Refused);
     run(&mut other, &cache, |p| {
         assert!(CachedGroup::load(p, b"other").unwrap().is_none());
     });
@@ -332,7 +332,7 @@ fn a_group_is_carried_within_the_bound_and_written_like_deferred_secrets() {
     let mut kv = MemoryKv::new();
     let cache = ahead_cache(&mut kv, &id);
     let start = 5_000;
-    assert!(cache.carry(CARRY_BOUND.chats - 1, start));
+    assert_eq!(cache.carry(CARRY_BOUND.chats - 1, start), Carrying::Began);
     // Deferred again by a later step: the chats add up.
     let p = MlsProvider::deferring_message_secrets(&kv, &cache);
     {
@@ -341,17 +341,20 @@ fn a_group_is_carried_within_the_bound_and_written_like_deferred_secrets() {
     }
     drop(p);
     assert!(cache.is_ahead() && !cache.is_carried());
-    assert!(cache.carry(1, start + CARRY_BOUND.ms));
-    assert!(!cache.carry(1, start + 1));
+    assert_eq!(cache.carry(1, start + CARRY_BOUND.ms), Carrying::Continued);
+    assert_eq!(cache.carry(1, start + 1), Carrying::Refused);
     assert!(cache.is_carried());
     // Time alone ends it too.
     let timed = ahead_cache(&mut MemoryKv::new(), &id);
-    assert!(timed.carry(0, start));
-    assert!(!timed.carry(0, start + CARRY_BOUND.ms + 1));
+    assert_ne!(timed.carry(0, start), Carrying::Refused);
+    assert_eq!(
+        timed.carry(0, start + CARRY_BOUND.ms + 1),
+        Carrying::Refused
+    );
     // Written like deferred secrets: the rows hold them, nothing is carried any more.
     write_deferred_into(&cache, &mut kv);
     assert!(cache.is_settled() && !cache.is_carried() && cache.holds(GID));
-    assert!(!cache.carry(1, start));
+    assert_eq!(cache.carry(1, start), Carrying::Refused);
     let stored = Group::load(&MlsProvider::new(&kv), GID).unwrap().unwrap();
     assert_eq!(stored.epoch(), 1);
 }
@@ -360,6 +363,6 @@ fn a_group_is_carried_within_the_bound_and_written_like_deferred_secrets() {
 fn a_settled_group_is_not_carried() {
     let id = Identity::from_secret(&[3; 32]).unwrap();
     let (_kv, cache) = created(&id);
-    assert!(!cache.carry(1, 0));
+    assert_eq!(cache.carry(1, 0), Carrying::Refused);
     assert!(!cache.is_carried());
 }
