@@ -51,7 +51,10 @@ pub enum HistoryPart {
     Tail,
 }
 
-/// The next seq of ?1 over both tables, and the message (?2 id, ?3 sender) in neither.
+/// The next seq of ?1 over both tables, and the message (?2 id, ?3 sender) in neither. The
+/// tail has no index, so it is read the cheap way: its last row of the conversation holds its
+/// highest seq (a conversation's rows are appended in seq order), and its scan compares the
+/// (random) message id first.
 macro_rules! append_sql {
     ($table:literal) => {
         concat!(
@@ -60,12 +63,13 @@ macro_rules! append_sql {
             " (conversation_id, seq, message_id, sender, body, sent_at_ms, own)
              SELECT ?1, MAX(
                      COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = ?1), 0),
-                     COALESCE((SELECT MAX(seq) FROM messages_tail WHERE conversation_id = ?1), 0)
+                     COALESCE((SELECT seq FROM messages_tail WHERE conversation_id = ?1
+                         ORDER BY id DESC LIMIT 1), 0)
                  ) + 1, ?2, ?3, ?4, ?5, ?6
              WHERE NOT EXISTS (SELECT 1 FROM messages
                      WHERE conversation_id = ?1 AND sender = ?3 AND message_id = ?2)
                  AND NOT EXISTS (SELECT 1 FROM messages_tail
-                     WHERE conversation_id = ?1 AND sender = ?3 AND message_id = ?2)
+                     WHERE message_id = ?2 AND sender = ?3 AND conversation_id = ?1)
              RETURNING seq"
         )
     };
