@@ -34,6 +34,7 @@ mod subscriptions;
 mod types;
 mod wakeup;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::mls::{Identity, Layer, MemberId};
@@ -68,6 +69,8 @@ pub struct WitanClient {
     /// The conversation states the last committed step left (see `state.rs`); taken and
     /// replaced under the database lock, forgotten when the connection is reopened.
     kept_states: Mutex<Option<state::KeptStates>>,
+    /// Set by [`WitanClient::abandon`]: dropping writes nothing.
+    abandoned: AtomicBool,
 }
 
 impl std::fmt::Debug for WitanClient {
@@ -83,6 +86,9 @@ impl Drop for WitanClient {
     /// Closing the client writes the MLS secrets of the last chats read (a killed process
     /// leaves them to the rows' copies of the keys; see `client::step`).
     fn drop(&mut self) {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return;
+        }
         if let Err(e) = self.write_carried_secrets() {
             tracing::warn!(error = %e, "the secrets of the last chats read were not written");
         }
@@ -138,6 +144,7 @@ impl WitanClient {
             clock,
             flushing: Mutex::new(()),
             kept_states: Mutex::new(None),
+            abandoned: AtomicBool::new(false),
         });
         for topic in client.subscriptions() {
             client.transport.subscribe(topic);
@@ -325,6 +332,13 @@ impl WitanClient {
             return;
         }
         *self.lock_db() = None;
+    }
+
+    /// Test hook (Rust only): dropping this client afterwards writes nothing it holds only
+    /// in memory, as when the system kills the app's process. Never call it in an app.
+    #[doc(hidden)]
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
     }
 
     /// Reopens the database after `suspend` (a no-op when it is open).

@@ -426,9 +426,12 @@ impl Sim {
         Ok(())
     }
 
-    /// Drops the client (the process is killed); it restarts from its file later.
+    /// Drops the client as a killed process would (nothing it held only in memory is
+    /// written); it restarts from its file later.
     pub fn crash_now(&mut self, m: usize) -> R<()> {
-        self.members[m].client = None;
+        if let Some(client) = self.members[m].client.take() {
+            client.abandon();
+        }
         self.members[m].down = Down::Crashed;
         self.members[m].wake_at = None;
         let downtime = if self.members[m].transport.mode.load(Ordering::SeqCst) == MODE_REFUSE

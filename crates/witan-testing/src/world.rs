@@ -265,16 +265,14 @@ impl<L: EventListener + 'static> World<L> {
         self.slots[i] = Slot::Local(None);
     }
 
-    /// Kills member `i`'s process: no destructor of its client runs, so nothing it held only
-    /// in memory reaches its database (as when the system kills an app). Packets for it go
-    /// to its mailbox until it is opened again.
+    /// Kills member `i`'s process: its client is dropped abandoned (`WitanClient::abandon`),
+    /// so nothing it held only in memory reaches its database (as when the system kills an
+    /// app). Packets for it go to its mailbox until it is opened again.
     pub fn kill(&mut self, i: usize) {
         if let Slot::Local(client) = &mut self.slots[i]
             && let Some(client) = client.take()
         {
-            // The leaked connection holds no transaction, so the reopened client is not
-            // blocked by it.
-            std::mem::forget(client);
+            client.abandon();
         }
     }
 
