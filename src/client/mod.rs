@@ -86,11 +86,8 @@ impl Drop for WitanClient {
     /// Closing the client writes the MLS secrets of the last chats read (a killed process
     /// leaves them to the rows' copies of the keys; see `client::step`).
     fn drop(&mut self) {
-        if self.abandoned.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Err(e) = self.write_carried_secrets() {
-            tracing::warn!(error = %e, "the secrets of the last chats read were not written");
+        if !self.abandoned.load(Ordering::Relaxed) {
+            self.write_carried_secrets_or_warn();
         }
     }
 }
@@ -325,9 +322,7 @@ impl WitanClient {
     /// (or `resume`) reopens it. An in-memory database is kept (closing it would erase it).
     /// The MLS secrets of chats read since the last write go to the database first.
     pub fn suspend(&self) {
-        if let Err(e) = self.write_carried_secrets() {
-            tracing::warn!(error = %e, "the secrets of the last chats read were not written");
-        }
+        self.write_carried_secrets_or_warn();
         if is_in_memory(&self.database_path) {
             return;
         }
@@ -361,6 +356,14 @@ impl WitanClient {
             self.in_step_then(now, Durability::SyncedBeforePublishing, |_| Ok(()))?;
         }
         Ok(())
+    }
+
+    /// [`WitanClient::write_carried_secrets`] where no error can be returned (`suspend`,
+    /// drop): a failure leaves the keys in the rows a little longer, and is logged.
+    fn write_carried_secrets_or_warn(&self) {
+        if let Err(e) = self.write_carried_secrets() {
+            tracing::warn!(error = %e, "the secrets of the last chats read were not written");
+        }
     }
 
     fn lock_db(&self) -> MutexGuard<'_, Option<Database>> {

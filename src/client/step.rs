@@ -244,8 +244,7 @@ impl StepEnv<'_, '_> {
             Carrying::Began if self.step.history_tail_len()? > u64::from(self.chats_read) => {
                 self.step.fold_history_tail()?;
             }
-            Carrying::Began => {}
-            Carrying::Continued => {}
+            Carrying::Began | Carrying::Continued => {}
         }
         if self.is_lost() {
             return Err(WitanError::internal(
