@@ -12,8 +12,6 @@
 //! scanning it to de-duplicate and to read is cheap. Every append and read covers both
 //! tables.
 
-use rusqlite::OptionalExtension;
-
 use super::error::{StoreError, from_u64, to_bool, to_u64};
 use super::step::Step;
 
@@ -51,26 +49,30 @@ pub enum HistoryPart {
     Tail,
 }
 
-/// The next seq of ?1 over both tables, and the message (?2 id, ?3 sender) in neither. The
-/// tail has no index, so it is read the cheap way: its last row of the conversation holds its
-/// highest seq (a conversation's rows are appended in seq order), and its scan compares the
-/// (random) message id first.
-macro_rules! append_sql {
+/// The next seq of ?1 over both tables, and whether the message (?2 id, ?3 sender) is in
+/// either. The tail has no index, so it is read the cheap way: its last row of the
+/// conversation holds its highest seq (a conversation's rows are appended in seq order), and
+/// its scan compares the (random) message id first. A read of its own, then a plain insert:
+/// one `INSERT … SELECT … RETURNING` reading the table it writes made SQLite copy the row
+/// through a temporary table and a statement journal.
+const NEXT_SQL: &str = "SELECT MAX(
+        COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = ?1), 0),
+        COALESCE((SELECT seq FROM messages_tail WHERE conversation_id = ?1
+            ORDER BY id DESC LIMIT 1), 0)
+    ) + 1,
+    EXISTS (SELECT 1 FROM messages
+            WHERE conversation_id = ?1 AND sender = ?3 AND message_id = ?2)
+        OR EXISTS (SELECT 1 FROM messages_tail
+            WHERE message_id = ?2 AND sender = ?3 AND conversation_id = ?1)";
+
+/// Inserts a row into the table named.
+macro_rules! insert_sql {
     ($table:literal) => {
         concat!(
             "INSERT INTO ",
             $table,
             " (conversation_id, seq, message_id, sender, body, sent_at_ms, own)
-             SELECT ?1, MAX(
-                     COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = ?1), 0),
-                     COALESCE((SELECT seq FROM messages_tail WHERE conversation_id = ?1
-                         ORDER BY id DESC LIMIT 1), 0)
-                 ) + 1, ?2, ?3, ?4, ?5, ?6
-             WHERE NOT EXISTS (SELECT 1 FROM messages
-                     WHERE conversation_id = ?1 AND sender = ?3 AND message_id = ?2)
-                 AND NOT EXISTS (SELECT 1 FROM messages_tail
-                     WHERE message_id = ?2 AND sender = ?3 AND conversation_id = ?1)
-             RETURNING seq"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         )
     };
 }
@@ -88,25 +90,27 @@ impl Step<'_> {
         m: &NewMessage<'_>,
         part: HistoryPart,
     ) -> Result<Option<u64>, StoreError> {
+        let (next, stored): (i64, bool) = self.tx.prepare_cached(NEXT_SQL)?.query_row(
+            rusqlite::params![m.conversation_id, m.message_id, m.sender],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if stored {
+            return Ok(None);
+        }
         let sql = match part {
-            HistoryPart::Indexed => append_sql!("messages"),
-            HistoryPart::Tail => append_sql!("messages_tail"),
+            HistoryPart::Indexed => insert_sql!("messages"),
+            HistoryPart::Tail => insert_sql!("messages_tail"),
         };
-        let mut stmt = self.tx.prepare_cached(sql)?;
-        let seq: Option<i64> = stmt
-            .query_row(
-                rusqlite::params![
-                    m.conversation_id,
-                    m.message_id,
-                    m.sender,
-                    m.body,
-                    from_u64(m.sent_at_ms),
-                    m.own,
-                ],
-                |r| r.get(0),
-            )
-            .optional()?;
-        seq.map(|s| to_u64(s, "messages.seq")).transpose()
+        self.tx.prepare_cached(sql)?.execute(rusqlite::params![
+            m.conversation_id,
+            next,
+            m.message_id,
+            m.sender,
+            m.body,
+            from_u64(m.sent_at_ms),
+            m.own,
+        ])?;
+        to_u64(next, "messages.seq").map(Some)
     }
 
     /// Moves the history's tail into `messages` (see the module doc); returns how many
