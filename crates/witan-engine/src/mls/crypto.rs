@@ -27,8 +27,9 @@
 //! done; the welcome is refused unless the whole batch verifies. Why the other rule is safe
 //! there: docs/safety.md, "Checking a quorum list".
 
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
+use curve25519_dalek::constants::EIGHT_TORSION;
 use curve25519_dalek::{EdwardsPoint, Scalar};
 use ed25519_dalek::{SIGNATURE_LENGTH, VerifyingKey};
 use openmls::prelude::tls_codec::SecretVLBytes;
@@ -77,9 +78,15 @@ fn verify_strict(key: &VerifyingKey, msg: &[u8], sig: &[u8; SIGNATURE_LENGTH]) -
     h.update(msg);
     let k = Scalar::from_hash(h);
     let expected = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &-key.to_edwards(), &s);
-    // Equal encodings: `R` decodes to `expected`, so its order is that of `expected`.
-    expected.compress().as_bytes() == R && !expected.is_small_order()
+    // Equal encodings: `R` decodes to `expected`, and a point has small order exactly when
+    // its (canonical) encoding is one of the eight of the 8-torsion — a comparison instead
+    // of three doublings and a projective test.
+    expected.compress().as_bytes() == R && !SMALL_ORDER.iter().any(|t| t[..] == *R)
 }
+
+/// The canonical encodings of the eight points of small order (the 8-torsion subgroup).
+static SMALL_ORDER: LazyLock<[[u8; 32]; 8]> =
+    LazyLock::new(|| EIGHT_TORSION.map(|t| t.compress().to_bytes()));
 
 /// Signatures a batching scope takes at most; later ones are checked one by one at once.
 const MAX_BATCHED: usize = 8192;

@@ -134,6 +134,80 @@ fn only_genuine_canonical_signatures_by_sound_keys_pass() {
     }
 }
 
+/// A key `[a]B + T` (T of order 8: not itself of small order) and, for `r` a point of small
+/// order, a message and an `s` with `[s]B - [k]A == r`: the cofactorless equation holds with
+/// `R = r`. `s = k·a` leaves `-[k]T`, which is `r` for about one message in eight.
+fn small_order_r_forgery_under_mixed_key(r: &EdwardsPoint) -> ([u8; 32], Vec<u8>, [u8; 64]) {
+    let a = Scalar::from(0x5eed_u64);
+    let torsion = EIGHT_TORSION[1];
+    let pk = (a * ED25519_BASEPOINT_POINT + torsion)
+        .compress()
+        .to_bytes();
+    let r_bytes = r.compress().to_bytes();
+    for i in 0..10_000u32 {
+        let msg = i.to_le_bytes().to_vec();
+        let mut h = Sha512::new();
+        h.update(r_bytes);
+        h.update(pk);
+        h.update(&msg);
+        let k = Scalar::from_hash(h);
+        if -(k * torsion) == *r {
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&r_bytes);
+            sig[32..].copy_from_slice((k * a).as_bytes());
+            return (pk, msg, sig);
+        }
+    }
+    unreachable!("no message in 10,000 gives the torsion point")
+}
+
+#[test]
+fn a_signature_whose_r_has_small_order_is_refused_for_each_of_the_eight_points() {
+    assert_eq!(SMALL_ORDER.len(), 8);
+    for (i, r) in EIGHT_TORSION.iter().enumerate() {
+        assert!(r.is_small_order());
+        assert_eq!(
+            SMALL_ORDER
+                .iter()
+                .filter(|t| **t == r.compress().to_bytes())
+                .count(),
+            1
+        );
+        let (pk, msg, sig) = small_order_r_forgery_under_mixed_key(r);
+        let key = VerifyingKey::from_bytes(&pk).unwrap();
+        assert!(
+            !key.is_weak(),
+            "point {i}: the key is of mixed order, not small"
+        );
+        let expected = EdwardsPoint::vartime_double_scalar_mul_basepoint(
+            &Scalar::from_hash(
+                Sha512::new()
+                    .chain_update(&sig[..32])
+                    .chain_update(pk)
+                    .chain_update(&msg),
+            ),
+            &-key.to_edwards(),
+            &Scalar::from_canonical_bytes(sig[32..].try_into().unwrap()).unwrap(),
+        );
+        assert_eq!(expected, *r, "point {i}: the cofactorless equation holds");
+        assert_eq!(
+            dalek_strict(&pk, &msg, &sig),
+            Some(false),
+            "point {i}: dalek refuses"
+        );
+        assert_eq!(
+            ours(&pk, &msg, &sig),
+            Some(false),
+            "point {i}: ours refuses"
+        );
+    }
+    // A genuine signature's R is never one of them.
+    let sk = SigningKey::from_bytes(&[9; 32]);
+    let sig = sk.sign(b"m").to_bytes();
+    assert!(!SMALL_ORDER.iter().any(|t| t[..] == sig[..32]));
+    assert!(verify_ed25519(&sk.verifying_key().to_bytes(), b"m", &sig));
+}
+
 #[test]
 fn the_provider_and_rust_crypto_agree_and_kept_keys_and_signatures_change_nothing() {
     let id = Identity::from_secret(&[5; 32]).unwrap();
