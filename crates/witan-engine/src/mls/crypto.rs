@@ -27,6 +27,7 @@
 //! done; the welcome is refused unless the whole batch verifies. Why the other rule is safe
 //! there: docs/safety.md, "Checking a quorum list".
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use curve25519_dalek::constants::EIGHT_TORSION;
@@ -120,6 +121,8 @@ pub struct WitanCrypto<'a> {
     base: Base<'a>,
     /// The open batching scope's signatures, if one is open.
     batch: Mutex<Option<Batch<'static>>>,
+    /// Inside [`WitanCrypto::read_once`]: signatures are neither looked up nor remembered.
+    once: AtomicBool,
 }
 
 impl Default for WitanCrypto<'_> {
@@ -127,6 +130,7 @@ impl Default for WitanCrypto<'_> {
         WitanCrypto {
             base: Base::Own(Box::default()),
             batch: Mutex::default(),
+            once: AtomicBool::new(false),
         }
     }
 }
@@ -144,6 +148,7 @@ impl<'a> WitanCrypto<'a> {
             Some(k) => WitanCrypto {
                 base: Base::Kept(k),
                 batch: Mutex::default(),
+                once: AtomicBool::new(false),
             },
             None => WitanCrypto::default(),
         }
@@ -159,9 +164,26 @@ impl<'a> WitanCrypto<'a> {
 
     fn memo(&self) -> Option<&SignatureMemo> {
         match &self.base {
-            Base::Own(_) => None,
-            Base::Kept(k) => Some(&k.signatures),
+            Base::Kept(k) if !self.once.load(Ordering::Relaxed) => Some(&k.signatures),
+            _ => None,
         }
+    }
+
+    /// Runs `f` with the memo of valid signatures left out: for checks of signatures that
+    /// can come only once, such as an application message's (its generation's key is gone
+    /// once read, so a copy fails to decrypt before its signature is looked at). Remembering
+    /// them would only cost a hash each and push out the signatures that do come again.
+    pub fn read_once<T>(&self, f: impl FnOnce() -> T) -> T {
+        let was = self.once.swap(true, Ordering::Relaxed);
+        // Restored even if `f` unwinds.
+        struct Restore<'a>(&'a AtomicBool, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.store(self.1, Ordering::Relaxed);
+            }
+        }
+        let _restore = Restore(&self.once, was);
+        f()
     }
 
     /// Runs `f` with the Ed25519 checks it makes through this crypto collected instead of

@@ -390,7 +390,10 @@ impl Group {
             return Err(wrong_epoch);
         }
         let before = self.written_version();
-        let processed = self.with_secret_memory(p, None, false, |g| g.process_message(p, pm));
+        // Only an application message gets here: its signature is checked once ever.
+        let processed = self.with_secret_memory(p, None, false, |g| {
+            p.crypto().read_once(|| g.process_message(p, pm))
+        });
         self.note(&processed);
         match (&processed, message_epoch == group_epoch) {
             (Ok(m), true) => match m.sender() {

@@ -7,7 +7,9 @@
 //! every staging of the commit that carries it (the leader's own candidate, the judging,
 //! the certified apply) — two signatures each time. A verdict is a function of the key, the
 //! signature and the message, and only the strict check's `true` is remembered, so a memo
-//! hit gives what the check would give; a miss checks as before.
+//! hit gives what the check would give; a miss checks as before. A chat's signature is
+//! checked once ever, so chats are left out (`WitanCrypto::read_once`): they would only push
+//! out the signatures that do come again.
 //!
 //! The memo belongs to one client (it lives in that client's `KeptCrypto`, in its
 //! [`super::GroupCache`]): a process running many clients — the bench, the simulator — must

@@ -5,6 +5,7 @@
 use super::key_package::tests::garbage_inputs;
 use super::*;
 
+mod chat_signatures;
 mod secrets_by_position;
 mod secrets_copied;
 

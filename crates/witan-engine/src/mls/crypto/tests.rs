@@ -263,6 +263,35 @@ fn the_provider_and_rust_crypto_agree_and_kept_keys_and_signatures_change_nothin
 }
 
 #[test]
+fn a_read_once_scope_still_checks_but_neither_remembers_nor_looks_up() {
+    let id = Identity::from_secret(&[7; 32]).unwrap();
+    let (pk, sig) = (id.public_key(), id.sign(b"chat"));
+    let kept = KeptCrypto::default();
+    let crypto = WitanCrypto::kept(Some(&kept));
+    let check = |msg: &[u8]| {
+        crypto
+            .verify_signature(SignatureScheme::ED25519, msg, &pk, &sig)
+            .is_ok()
+    };
+    assert!(crypto.read_once(|| check(b"chat")));
+    assert!(!crypto.read_once(|| check(b"other")));
+    assert_eq!(kept.signatures().len(), 0, "nothing remembered inside");
+    // Outside the scope (closed even when its body unwinds) the memo is back in use.
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crypto.read_once(|| panic!("inside"))
+    }));
+    assert!(unwound.is_err());
+    assert!(check(b"chat"));
+    assert!(check(b"chat"));
+    if crate::mls::Layer::Signatures.enabled() {
+        assert_eq!((kept.signatures().len(), kept.signatures().hits()), (1, 1));
+        // A remembered signature is not taken on trust inside the scope: it is checked.
+        assert!(crypto.read_once(|| check(b"chat")));
+        assert_eq!(kept.signatures().hits(), 1);
+    }
+}
+
+#[test]
 fn a_batching_scope_refuses_what_any_of_its_checks_would_refuse_and_closes_after_itself() {
     let ids: Vec<Identity> = (1..=5u8)
         .map(|i| Identity::from_secret(&[i; 32]).unwrap())
