@@ -493,5 +493,9 @@ mod tests {
         step.meta_set("other", b"1").unwrap();
         step.commit().unwrap();
         assert_ne!(version(&mut b), before);
+        // A write step's version, read when it began, is the PRAGMA's still.
+        let step = b.step().unwrap();
+        let pragma = crate::step::data_version(&step.tx).unwrap();
+        assert_eq!(step.data_version().unwrap(), pragma);
     }
 }

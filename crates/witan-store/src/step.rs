@@ -104,7 +104,11 @@ impl<'c> Step<'c> {
     /// commits, never with this connection's own commits. Read under the write lock (a
     /// read-write step), it names exactly the rows the step works on.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        data_version(&self.tx)
+        match &self.groups {
+            // Read when the step began: under its write lock no other connection commits.
+            Some(groups) => Ok(groups.version),
+            None => data_version(&self.tx),
+        }
     }
 
     /// The stored identity secret, if one was ever saved.
