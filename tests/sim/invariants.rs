@@ -327,10 +327,13 @@ impl Sim {
                 None
             };
             if let Some((class, what)) = what {
-                return Err(self.violation(
-                    &format!("divergence/{class}"),
-                    format!("after healing, m{i} and m{first} differ: {what}"),
-                ));
+                // A state is one member's own, not a difference from the first member.
+                let text = if class == "state" {
+                    format!("after healing, m{i} is not working: {what}")
+                } else {
+                    format!("after healing, m{i} and m{first} differ: {what}")
+                };
+                return Err(self.violation(&format!("divergence/{class}"), text));
             }
         }
         let listed = reference.member_ids();
