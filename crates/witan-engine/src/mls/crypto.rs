@@ -11,10 +11,11 @@
 //! The check is ed25519-dalek's `verify_strict` — a canonical `s`, neither `A` nor `R` of
 //! small order, `R == [s]B - [k]A` compared as encodings — done in [`verify_strict`] without
 //! decoding `R`, another square root: dalek decodes `R` only to test its order, and when the
-//! encodings are equal `R` is the recomputed point, whose order can be tested directly.
-//! Calling dalek's own `verify_strict` costs 6–14 % more CPU on the bench's formation, chat
-//! and removal rows (docs/bench.md), so the check stays here, with a differential test
-//! against dalek over 10,000 random keys, messages and signatures (genuine and damaged).
+//! encodings are equal `R` is the recomputed point, of small order exactly when its encoding
+//! is one of the eight of the 8-torsion. Calling dalek's own `verify_strict` costs 6–14 %
+//! more CPU on the bench's formation, chat and removal rows (docs/bench.md), so the check
+//! stays here, with a differential test against dalek over 10,000 random keys, messages and
+//! signatures (genuine and damaged) and one forgery for each small-order `R`.
 //!
 //! A client's providers share what it keeps between steps ([`KeptCrypto`], in its group cache):
 //! one random generator, seeded from the system when the client opens rather than for every
