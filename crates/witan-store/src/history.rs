@@ -304,6 +304,34 @@ mod tests {
     }
 
     #[test]
+    fn an_append_reads_the_history_by_its_keys_and_scans_only_the_tail() {
+        let mut db = memory_db();
+        let step = db.step().unwrap();
+        // The plan of the statement as run (EXPLAIN reads no parameters: literals stand in).
+        let sql = super::NEXT_SQL
+            .replace("?1", "'c'")
+            .replace("?2", "'m'")
+            .replace("?3", "'s'");
+        let plan = query_plan(&step, &sql);
+        assert!(
+            plan.contains("USING PRIMARY KEY (conversation_id=?)"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("COVERING INDEX sqlite_autoindex_messages_2 (conversation_id=? AND sender=? AND message_id=?)"),
+            "{plan}"
+        );
+        let scans = plan
+            .lines()
+            .filter(|l| l.starts_with("SCAN") && *l != "SCAN CONSTANT ROW");
+        assert!(scans.clone().count() == 2, "{plan}");
+        assert!(
+            scans.into_iter().all(|l| l == "SCAN messages_tail"),
+            "{plan}"
+        );
+    }
+
+    #[test]
     fn corrupt_sent_at_is_reported() {
         let mut db = memory_db();
         let step = db.step().unwrap();
