@@ -307,7 +307,7 @@ mod tests {
     fn an_append_reads_the_history_by_its_keys_and_scans_only_the_tail() {
         let mut db = memory_db();
         let step = db.step().unwrap();
-        // The plan of the statement as run (EXPLAIN reads no parameters: literals stand in).
+        // The plan of the statement as run (`query_plan` binds no parameters: literals stand in).
         let sql = super::NEXT_SQL
             .replace("?1", "'c'")
             .replace("?2", "'m'")
