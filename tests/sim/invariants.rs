@@ -297,13 +297,18 @@ impl Sim {
         for &i in &inside {
             let v = &self.members[i].view;
             let info = v.info.as_ref().unwrap_or_else(|| unreachable!());
+            // A state is the member's own, not a difference from the first member.
+            if v.epoch() == reference.epoch() && info.state != ConversationState::Working {
+                return Err(self.violation(
+                    "divergence/state",
+                    format!("after healing, m{i} is not working: state {:?}", info.state),
+                ));
+            }
             let what = if v.epoch() != reference.epoch() {
                 Some((
                     "epoch",
                     format!("epoch {} vs {}", v.epoch(), reference.epoch()),
                 ))
-            } else if info.state != ConversationState::Working {
-                Some(("state", format!("state {:?}", info.state)))
             } else if v.member_ids() != reference.member_ids() {
                 Some(("members", "member list".to_string()))
             } else if v.auth != reference.auth {
@@ -327,13 +332,10 @@ impl Sim {
                 None
             };
             if let Some((class, what)) = what {
-                // A state is one member's own, not a difference from the first member.
-                let text = if class == "state" {
-                    format!("after healing, m{i} is not working: {what}")
-                } else {
-                    format!("after healing, m{i} and m{first} differ: {what}")
-                };
-                return Err(self.violation(&format!("divergence/{class}"), text));
+                return Err(self.violation(
+                    &format!("divergence/{class}"),
+                    format!("after healing, m{i} and m{first} differ: {what}"),
+                ));
             }
         }
         let listed = reference.member_ids();

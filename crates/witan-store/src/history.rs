@@ -321,14 +321,11 @@ mod tests {
             plan.contains("COVERING INDEX sqlite_autoindex_messages_2 (conversation_id=? AND sender=? AND message_id=?)"),
             "{plan}"
         );
-        let scans = plan
+        let scans: Vec<&str> = plan
             .lines()
-            .filter(|l| l.starts_with("SCAN") && *l != "SCAN CONSTANT ROW");
-        assert!(scans.clone().count() == 2, "{plan}");
-        assert!(
-            scans.into_iter().all(|l| l == "SCAN messages_tail"),
-            "{plan}"
-        );
+            .filter(|l| l.starts_with("SCAN") && *l != "SCAN CONSTANT ROW")
+            .collect();
+        assert_eq!(scans, ["SCAN messages_tail"; 2], "{plan}");
     }
 
     #[test]
