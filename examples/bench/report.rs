@@ -347,6 +347,7 @@ impl Results {
                 "receives_per_s": c.receives_per_s, "us_per_receive": c.us_per_receive,
                 "us_per_send": c.us_per_send, "bytes_per_message": c.bytes_per_message,
                 "receives": c.receives, "cpu_s": c.cpu.as_secs_f64(),
+                "signatures_per_receive": c.signatures_per_receive,
                 "cpu_us_per_receive": super::scale_report::cpu_us_per_receive(c),
                 "reference_us_per_receive": reference(c.n).map(|r| r.1),
                 "reference_live_us_per_message": if c.live { self.live_reference.at(c.n) } else { None },

@@ -120,6 +120,8 @@ pub struct Chat {
     pub us_per_receive: f64,
     pub us_per_send: f64,
     pub bytes_per_message: f64,
+    /// Ed25519 signatures checked per received packet (the sends check none).
+    pub signatures_per_receive: f64,
     /// CPU time of the whole chat (sends and receives).
     pub cpu: Duration,
 }
@@ -210,6 +212,7 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
         .collect();
     let (_, bytes0) = w.router.counters();
     let receive0 = w.receive;
+    let counters0 = witan_engine::metrics::counters();
     let mut send_time = Duration::ZERO;
     let meter = Meter::started();
     let started = Instant::now();
@@ -226,6 +229,9 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
     }
     let wall = started.elapsed();
     let (_, cpu, _) = meter.finish();
+    let signatures = witan_engine::metrics::counters()
+        .since(&counters0)
+        .signatures;
     w.live = false;
     let (_, bytes1) = w.router.counters();
     let receives = w.receive.packets - receive0.packets;
@@ -250,6 +256,7 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
         us_per_receive: receive_time.as_secs_f64() * 1e6 / receives as f64,
         us_per_send: send_time.as_secs_f64() * 1e6 / sends,
         bytes_per_message: (bytes1 - bytes0) as f64 / sends,
+        signatures_per_receive: signatures as f64 / receives as f64,
         cpu,
     })
 }
