@@ -21,7 +21,8 @@
 //! is held to the reference's figures measured on this machine when `--reference` names the
 //! JSON of `scripts/bench-reference.sh`, or measured in the same run with `--run-reference`
 //! (the built harness, `bench-reference/target/release/witan-bench-reference` of this
-//! checkout, run on the sizes of `--ns` before witan's workloads); to the issue's otherwise.
+//! checkout, run `--pairs K` times (3 by default) on each n, each run followed by one of
+//! witan's (b′) on the same world; medians of both); to the issue's otherwise.
 
 #[path = "bench/floor.rs"]
 mod floor;
@@ -69,10 +70,12 @@ struct Args {
     remove: workloads::Target,
     /// Where the reference's live figures come from, if measured on this machine.
     reference: Option<Reference>,
+    /// With `--run-reference`: how many times (b′) and the reference alternate on each n.
+    pairs: usize,
 }
 
 /// The reference's live figures: the JSON of an earlier `scripts/bench-reference.sh` run, or
-/// a run of the built harness in this one.
+/// runs of the built harness in this one, alternated with witan's (b′) on each n.
 enum Reference {
     Json(PathBuf),
     Run,
@@ -84,17 +87,12 @@ const REFERENCE_HARNESS: &str = concat!(
     "/bench-reference/target/release/witan-bench-reference"
 );
 
-/// Runs the reference harness on `ns` and reads what it measured.
-fn run_reference(ns: &[usize], dir: &std::path::Path) -> BenchResult<scale_report::LiveReference> {
+/// Runs the reference harness on `n` and reads its µs per message.
+fn run_reference(n: usize, dir: &std::path::Path) -> BenchResult<f64> {
     let json = dir.join("reference.json");
-    let list = ns
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    eprintln!("reference: {REFERENCE_HARNESS} --ns {list}");
+    eprintln!("reference: {REFERENCE_HARNESS} --ns {n}");
     let status = std::process::Command::new(REFERENCE_HARNESS)
-        .args(["--ns", &list, "--json"])
+        .args(["--ns", &n.to_string(), "--json"])
         .arg(&json)
         .stdout(std::process::Stdio::null())
         .status()
@@ -104,10 +102,41 @@ fn run_reference(ns: &[usize], dir: &std::path::Path) -> BenchResult<scale_repor
     if !status.success() {
         return Err(format!("{REFERENCE_HARNESS} failed: {status}").into());
     }
-    Ok(scale_report::LiveReference::read_as(
-        &json,
-        "measured on this machine in this run, before witan's workloads",
-    )?)
+    let measured = scale_report::LiveReference::read(&json)?;
+    measured
+        .at(n)
+        .ok_or_else(|| format!("{REFERENCE_HARNESS}: no figure for n = {n}").into())
+}
+
+/// Alternated runs of the reference then witan's (b′), `pairs` of each on the world `w`, so
+/// that both are measured in the same minutes of a shared machine (single runs move by a
+/// third from one minute to the next). Returns witan's run of median µs per receive; the
+/// pairs and the reference's median go to `reference`.
+fn live_beside_reference(
+    w: &mut World,
+    pairs: usize,
+    dir: &std::path::Path,
+    reference: &mut scale_report::LiveReference,
+) -> BenchResult<workloads::Chat> {
+    let n = w.n();
+    let mut runs = Vec::with_capacity(pairs);
+    let mut measured = Vec::with_capacity(pairs);
+    for pair in 0..pairs {
+        eprintln!(
+            "n={n}: live chat beside the reference (pair {} of {pairs})",
+            pair + 1
+        );
+        let theirs = run_reference(n, dir)?;
+        let ours = workloads::chat(w, true)?;
+        measured.push((ours.us_per_receive, theirs));
+        runs.push(ours);
+    }
+    reference.add_pairs(n, measured);
+    runs.sort_by(|a, b| a.us_per_receive.total_cmp(&b.us_per_receive));
+    let median = pairs / 2;
+    runs.into_iter()
+        .nth(median)
+        .ok_or_else(|| "--pairs must be at least 1".into())
 }
 
 fn parse_args(args: &[String]) -> BenchResult<Args> {
@@ -122,6 +151,7 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
         keep: None,
         remove: workloads::Target::Last,
         reference: None,
+        pairs: 3,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -140,6 +170,12 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             "--keep" => parsed.keep = Some(PathBuf::from(value()?)),
             "--reference" => parsed.reference = Some(Reference::Json(PathBuf::from(value()?))),
             "--run-reference" => parsed.reference = Some(Reference::Run),
+            "--pairs" => {
+                parsed.pairs = value()?.parse()?;
+                if parsed.pairs == 0 {
+                    return Err("--pairs: at least one".into());
+                }
+            }
             "--remove" => {
                 parsed.remove = match value()?.as_str() {
                     "last" => workloads::Target::Last,
@@ -156,7 +192,7 @@ fn parse_args(args: &[String]) -> BenchResult<Args> {
             "-h" | "--help" => {
                 println!(
                     "usage: bench [--ns 4,16,64,128] [--json PATH] [--only {}] \
-                     [--remove last|epoch-steward] [--reference PATH | --run-reference]",
+                     [--remove last|epoch-steward] [--reference PATH | --run-reference [--pairs K]]",
                     ALL.join(",")
                 );
                 std::process::exit(0);
@@ -202,7 +238,7 @@ fn run(args: &Args) -> BenchResult<()> {
         machine: measure::machine(),
         live_reference: match &args.reference {
             Some(Reference::Json(path)) => scale_report::LiveReference::read(path)?,
-            Some(Reference::Run) => run_reference(&args.ns, &root)?,
+            Some(Reference::Run) => scale_report::LiveReference::alternated(args.pairs),
             None => scale_report::LiveReference::default(),
         },
         ..Results::default()
@@ -252,8 +288,19 @@ fn run(args: &Args) -> BenchResult<()> {
                 results.chat.push(workloads::chat(&mut w, false)?);
             }
             if on("live") {
-                eprintln!("n={n}: live chat");
-                results.chat.push(workloads::chat(&mut w, true)?);
+                let live = match args.reference {
+                    Some(Reference::Run) => live_beside_reference(
+                        &mut w,
+                        args.pairs,
+                        &root,
+                        &mut results.live_reference,
+                    )?,
+                    _ => {
+                        eprintln!("n={n}: live chat");
+                        workloads::chat(&mut w, true)?
+                    }
+                };
+                results.chat.push(live);
             }
             // One member is removed per world: the live removal runs when the batched one
             // is not asked for.

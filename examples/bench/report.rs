@@ -406,7 +406,10 @@ impl Results {
                 "unstripped_bytes": size.unstripped_bytes, "stale": size.stale,
             }));
         }
-        json!({ "machine": self.machine, "machine_after": self.loadavg_after, "runs": runs })
+        json!({
+            "machine": self.machine, "machine_after": self.loadavg_after, "runs": runs,
+            "live_reference_pairs": self.live_reference.pairs_json(),
+        })
     }
 }
 

@@ -19,6 +19,9 @@ const ISSUE_REFERENCE_LIVE: [(usize, f64); 3] = [(16, 65.0), (64, 144.0), (128, 
 pub struct LiveReference {
     pub source: String,
     pub us: Vec<(usize, f64)>,
+    /// Measured in alternation with witan's live chat (`--run-reference`): per n, witan's and
+    /// the reference's µs per receive of each pair, in the order run.
+    pub pairs: Vec<(usize, Vec<(f64, f64)>)>,
 }
 
 impl Default for LiveReference {
@@ -26,6 +29,7 @@ impl Default for LiveReference {
         LiveReference {
             source: "de-mls 4.1.0 as issue #20 gives it (another machine)".into(),
             us: ISSUE_REFERENCE_LIVE.to_vec(),
+            pairs: Vec::new(),
         }
     }
 }
@@ -61,7 +65,39 @@ impl LiveReference {
         Ok(LiveReference {
             source: format!("{label}, {how}"),
             us,
+            pairs: Vec::new(),
         })
+    }
+
+    /// The figures of `--run-reference`, filled in per n as the pairs are run.
+    pub fn alternated(pairs: usize) -> LiveReference {
+        LiveReference {
+            source: format!(
+                "de-mls 4.1.0, measured on this machine in this run: {pairs} runs alternated \
+                 with witan's live chat on each n, medians of both"
+            ),
+            us: Vec::new(),
+            pairs: Vec::new(),
+        }
+    }
+
+    /// Records one n's pairs (witan µs, reference µs) and the reference's median.
+    pub fn add_pairs(&mut self, n: usize, pairs: Vec<(f64, f64)>) {
+        let mut reference: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        reference.sort_by(f64::total_cmp);
+        if let Some(median) = reference.get(reference.len() / 2) {
+            self.us.push((n, *median));
+        }
+        self.pairs.push((n, pairs));
+    }
+
+    /// The pairs as JSON: `{"16": [[witan, reference], ...], ...}`.
+    pub fn pairs_json(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        for (n, pairs) in &self.pairs {
+            map.insert(n.to_string(), json!(pairs));
+        }
+        Value::Object(map)
     }
 
     pub fn at(&self, n: usize) -> Option<f64> {
@@ -277,8 +313,27 @@ pub fn live(s: &mut String, chat: &[Chat], reference: &LiveReference) {
         );
     }
     let _ = writeln!(s, "\nReference: {}.", reference.source);
+    pairs(s, reference);
     s.push('\n');
     live_cpu(s, chat, reference);
+}
+
+/// Each n's alternated runs: witan ÷ reference pair by pair, and in how many witan was not
+/// slower.
+fn pairs(s: &mut String, reference: &LiveReference) {
+    for (n, pairs) in &reference.pairs {
+        let ratios: Vec<String> = pairs
+            .iter()
+            .map(|(w, r)| format!("×{:.2}", w / r))
+            .collect();
+        let met = pairs.iter().filter(|(w, r)| w <= r).count();
+        let _ = writeln!(
+            s,
+            "n = {n}: witan ÷ reference pair by pair {}; witan not slower in {met} of {}.",
+            ratios.join(", "),
+            pairs.len()
+        );
+    }
 }
 
 /// CPU of the whole chat (sends included) per receive: steadier than wall time on a shared
