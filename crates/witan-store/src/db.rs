@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use witan_engine::mls::{GroupCache, Layer};
 
 use super::cipher::{self, DatabaseKey, Probe};
@@ -17,6 +17,7 @@ use super::durability;
 use super::error::StoreError;
 use super::schema;
 use super::step::{self, Step};
+use super::tx::{Begin, StepTx};
 
 /// Capacity of the per-connection prepared statement cache. Every statement
 /// the store runs repeatedly goes through `prepare_cached`; there are fewer
@@ -190,9 +191,7 @@ impl Database {
 
     /// `BEGIN IMMEDIATE`, with the group cache vouched for or emptied (see [`Database`]).
     fn write_step(&mut self) -> Result<Step<'_>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = StepTx::begin(&self.conn, Begin::Immediate)?;
         // Read under the write lock: no other connection can commit until this step ends, so
         // this is the version of the rows the step sees.
         let version = step::data_version(&tx)?;
@@ -266,9 +265,7 @@ impl Database {
     /// Starts a read step (`BEGIN DEFERRED`): a consistent snapshot that does
     /// not block the writer. Use it only to read.
     pub fn read(&mut self) -> Result<Step<'_>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let tx = StepTx::begin(&self.conn, Begin::Deferred)?;
         Ok(Step::read(tx))
     }
 }

@@ -11,7 +11,8 @@
 //! rest: keys, wrong-key detection, encrypting a plain file), `schema.rs` (migrations),
 //! `legacy.rs` (the one-time migration of rows written as JSON), `spool.rs` (packets an
 //! extension kept aside for the app),
-//! `step.rs` (the transaction, identity, meta, OpenMLS rows), and one file per
+//! `step.rs` (the step: identity, meta, OpenMLS rows), `tx.rs` (the transaction under a
+//! step, begun and ended by prepared statements), and one file per
 //! table group: `conversations.rs`, `engine_votes.rs`, `inbound.rs`, `outbox.rs`,
 //! `history.rs`.
 
@@ -28,6 +29,7 @@ mod outbox;
 mod schema;
 mod spool;
 mod step;
+mod tx;
 
 pub use cipher::{DatabaseKey, KEY_LEN};
 pub use db::{Database, StoreOptions};

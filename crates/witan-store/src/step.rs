@@ -11,15 +11,16 @@
 
 use std::cell::Cell;
 
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 use witan_engine::mls::GroupCache;
 
 use super::error::StoreError;
+use super::tx::StepTx;
 
 /// One transaction. [`Step::commit`] makes every write durable at once;
 /// dropping the step without committing rolls all of them back.
 pub struct Step<'c> {
-    pub(super) tx: Transaction<'c>,
+    pub(super) tx: StepTx<'c>,
     /// The connection's group cache, for a write step.
     groups: Option<KeptGroups<'c>>,
 }
@@ -55,18 +56,18 @@ impl std::fmt::Debug for Step<'_> {
 
 /// `PRAGMA data_version` as `tx` sees it: it changes whenever another connection commits,
 /// never with this connection's own commits.
-pub(super) fn data_version(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+pub(super) fn data_version(tx: &Connection) -> Result<i64, StoreError> {
     let mut stmt = tx.prepare_cached("PRAGMA data_version")?;
     Ok(stmt.query_row([], |r| r.get(0))?)
 }
 
 impl<'c> Step<'c> {
-    pub(super) fn read(tx: Transaction<'c>) -> Self {
+    pub(super) fn read(tx: StepTx<'c>) -> Self {
         Step { tx, groups: None }
     }
 
     pub(super) fn write(
-        tx: Transaction<'c>,
+        tx: StepTx<'c>,
         cache: &'c GroupCache,
         version: i64,
         kept_at: &'c Cell<Option<i64>>,
