@@ -43,7 +43,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::mls::{Carrying, GroupCache, GroupLoans, Identity, Layer, MemberId, MlsProvider};
-use crate::protocol::{Conversation, Ctx, Event, Output, State};
+use crate::protocol::{ChatRecord, Conversation, Ctx, Event, Output, State};
 use crate::store::{BufferBounds, HistoryPart, NewMessage, Step};
 use crate::wire;
 
@@ -344,9 +344,42 @@ impl StepEnv<'_, '_> {
             step.outbox_push(&o.packet_id, &o.topic, &o.payload, self.now_ms)?;
             step.mark_seen(&o.seen, self.now_ms)?;
         }
-        // A message is its sender's: ids are chosen by senders.
-        let mut stored: BTreeMap<(MemberId, &str), StoredMessage> = BTreeMap::new();
-        for m in &out.messages {
+        let mut stored = self.store_messages(id, &out.messages)?;
+        // Chats the history already held: copies, read again from keys the database still had
+        // (see the module doc).
+        let only_copies = !out.messages.is_empty() && stored.is_empty();
+        if listened != Some(conv.listens()) {
+            self.resubscribe(id, listened, &conv)?;
+        }
+        self.announce(id, &out.events, &mut stored);
+        let applied = Applied {
+            buffer_for_epoch: out.buffer_for_epoch,
+            epoch_advanced: out.epoch_advanced,
+            epoch: conv.epoch(),
+            state: conv.state(),
+            joined: was_pending && conv.is_member_state(),
+            duplicate: out.duplicate || only_copies,
+            chat_read: !out.messages.is_empty(),
+        };
+        self.states.replace(step, id, conv)?;
+        Ok(Ok((value, applied)))
+    }
+
+    /// Appends the chats an engine run read to the history; returns those stored for the
+    /// first time, by sender and message id (a message is its sender's: ids are chosen by
+    /// senders).
+    fn store_messages<'m>(
+        &self,
+        id: &str,
+        messages: &'m [ChatRecord],
+    ) -> Result<BTreeMap<(MemberId, &'m str), StoredMessage>, WitanError> {
+        let part = if self.history_tail {
+            HistoryPart::Tail
+        } else {
+            HistoryPart::Indexed
+        };
+        let mut stored = BTreeMap::new();
+        for m in messages {
             let sender = m.sender.to_hex();
             let new = NewMessage {
                 conversation_id: id,
@@ -356,14 +389,9 @@ impl StepEnv<'_, '_> {
                 sent_at_ms: m.sent_at_ms,
                 own: m.own,
             };
-            let part = if self.history_tail {
-                HistoryPart::Tail
-            } else {
-                HistoryPart::Indexed
-            };
-            if let Some(seq) = step.append_message(&new, part)? {
+            if let Some(seq) = self.step.append_message(&new, part)? {
                 stored.insert(
-                    (m.sender, &m.message_id),
+                    (m.sender, m.message_id.as_str()),
                     StoredMessage {
                         conversation_id: id.to_string(),
                         message_id: m.message_id.clone(),
@@ -376,23 +404,42 @@ impl StepEnv<'_, '_> {
                 );
             }
         }
-        // Chats the history already held: copies, read again from keys the database still had
-        // (see the module doc).
-        let only_copies = !out.messages.is_empty() && stored.is_empty();
-        if listened != Some(conv.listens()) {
-            let before_topics = listened.map_or_else(Vec::new, |l| Conversation::topics_of(id, l));
-            let after_topics = conv.topics();
-            subscriptions::save(step, id, &after_topics)?;
-            let mut diff = Effects::default();
-            let before: BTreeSet<String> = before_topics.into_iter().collect();
-            let after: BTreeSet<String> = after_topics.into_iter().collect();
-            diff.subscribe = after.difference(&before).cloned().collect();
-            diff.unsubscribe = before.difference(&after).cloned().collect();
-            self.effects.merge(diff);
-        }
-        for e in &out.events {
+        Ok(stored)
+    }
+
+    /// Saves a conversation's topics after it started or stopped listening (`listened`: what
+    /// it listened to before the run, `None` if it did not exist) and hands the difference
+    /// to the transport.
+    fn resubscribe(
+        &mut self,
+        id: &str,
+        listened: Option<bool>,
+        conv: &Conversation,
+    ) -> Result<(), WitanError> {
+        let before_topics = listened.map_or_else(Vec::new, |l| Conversation::topics_of(id, l));
+        let after_topics = conv.topics();
+        subscriptions::save(self.step, id, &after_topics)?;
+        let before: BTreeSet<String> = before_topics.into_iter().collect();
+        let after: BTreeSet<String> = after_topics.into_iter().collect();
+        let diff = Effects {
+            subscribe: after.difference(&before).cloned().collect(),
+            unsubscribe: before.difference(&after).cloned().collect(),
+            ..Effects::default()
+        };
+        self.effects.merge(diff);
+        Ok(())
+    }
+
+    /// Turns an engine run's events into the app's; a chat is announced only when it was
+    /// stored for the first time (taken from `stored`).
+    fn announce<'m>(
+        &mut self,
+        id: &str,
+        events: &'m [Event],
+        stored: &mut BTreeMap<(MemberId, &'m str), StoredMessage>,
+    ) {
+        for e in events {
             match e {
-                // Only a message stored for the first time is announced.
                 Event::MessageReceived(m) => {
                     if let Some(message) = stored.remove(&(m.sender, m.message_id.as_str())) {
                         self.effects.events.push(WitanEvent::MessageReceived {
@@ -407,17 +454,6 @@ impl StepEnv<'_, '_> {
                     .extend(WitanEvent::from_engine(id, other)),
             }
         }
-        let applied = Applied {
-            buffer_for_epoch: out.buffer_for_epoch,
-            epoch_advanced: out.epoch_advanced,
-            epoch: conv.epoch(),
-            state: conv.state(),
-            joined: was_pending && conv.is_member_state(),
-            duplicate: out.duplicate || only_copies,
-            chat_read: !out.messages.is_empty(),
-        };
-        self.states.replace(step, id, conv)?;
-        Ok(Ok((value, applied)))
     }
 
     /// Handles one inbound envelope for the conversation it names.

@@ -61,52 +61,8 @@ impl Conversation {
         let current: BTreeSet<MemberId> = ids.iter().copied().collect();
         self.joins.forget_admitted_unless(|m| current.contains(m));
         let stewards_before = self.stewards.active();
-        // Members a certified commit penalised (a round they led failed: asleep, or worse)
-        // are chosen last when the list is renewed; every member holds the same scores.
-        let demoted: Vec<MemberId> = ids
-            .iter()
-            .copied()
-            .filter(|m| {
-                self.scores
-                    .get(m)
-                    .is_some_and(|s| s < self.settings.default_peer_score)
-            })
-            .collect();
-        let seed = &self.epoch_seed;
-        self.stewards
-            .on_epoch(&self.id, self.epoch, seed, &ids, &demoted, &self.settings);
-        self.leaders = self.stewards.leader_order(&self.id, self.epoch, seed, &ids);
-        self.ballots.forget_voters(&self.roster().set);
-        let joins = &self.joins;
-        let moot = self
-            .ballots
-            .forget_moot(&self.roster().set, |kp| joins.is_spent(kp));
-        if moot > 0 {
-            tracing::debug!(conversation = %self.id, moot, "proposals made moot forgotten");
-        }
-        let added: Vec<MemberId> = ids
-            .iter()
-            .copied()
-            .filter(|m| !before.contains(m))
-            .collect();
-        let removed: Vec<MemberId> = before
-            .iter()
-            .copied()
-            .filter(|m| !ids.contains(m))
-            .collect();
-        if !added.is_empty() {
-            self.touch(PartKey::Joins);
-        }
-        for m in &added {
-            self.joins.remove(m);
-        }
-        for m in &removed {
-            if self.joins.get(m).is_some() {
-                // A re-join: its old leaf is gone, its add comes next (see `join_queue`).
-                self.touch(PartKey::Joins);
-                self.joins.restart_windows(m, ctx.now_ms);
-            }
-        }
+        self.renew_roles(&ids);
+        let (added, removed) = self.settle_joins(&before, &ids, ctx.now_ms);
         tracing::info!(conversation = %self.id, epoch = self.epoch, author = %author.short(), round = certified.round, added = added.len(), removed = removed.len(), resolutions = candidate.resolutions.len(), "certified commit applied");
         out.epoch_advanced = true;
         out.events.push(Event::MembershipChanged {
@@ -133,6 +89,67 @@ impl Conversation {
     fn failed_leaders(&self, author: MemberId) -> Vec<MemberId> {
         let ahead = self.leaders.iter().position(|m| *m == author).unwrap_or(0);
         self.leaders[..ahead].to_vec()
+    }
+    /// The roles of a new epoch: the stewards renewed — members a certified commit penalised
+    /// (a round they led failed: asleep, or worse) are chosen last, and every member holds
+    /// the same scores — the round leaders' order, and the ballots of members gone forgotten.
+    fn renew_roles(&mut self, ids: &[MemberId]) {
+        let demoted: Vec<MemberId> = ids
+            .iter()
+            .copied()
+            .filter(|m| {
+                self.scores
+                    .get(m)
+                    .is_some_and(|s| s < self.settings.default_peer_score)
+            })
+            .collect();
+        let seed = &self.epoch_seed;
+        self.stewards
+            .on_epoch(&self.id, self.epoch, seed, ids, &demoted, &self.settings);
+        self.leaders = self.stewards.leader_order(&self.id, self.epoch, seed, ids);
+        self.ballots.forget_voters(&self.roster().set);
+        let joins = &self.joins;
+        let moot = self
+            .ballots
+            .forget_moot(&self.roster().set, |kp| joins.is_spent(kp));
+        if moot > 0 {
+            tracing::debug!(conversation = %self.id, moot, "proposals made moot forgotten");
+        }
+    }
+
+    /// Who a commit added and who it removed (members `before` and `ids` after), with the
+    /// joins that follow: an added member's join is done; a removed member that asked to
+    /// join again has its windows restarted.
+    fn settle_joins(
+        &mut self,
+        before: &[MemberId],
+        ids: &[MemberId],
+        now_ms: u64,
+    ) -> (Vec<MemberId>, Vec<MemberId>) {
+        let added: Vec<MemberId> = ids
+            .iter()
+            .copied()
+            .filter(|m| !before.contains(m))
+            .collect();
+        let removed: Vec<MemberId> = before
+            .iter()
+            .copied()
+            .filter(|m| !ids.contains(m))
+            .collect();
+        if !added.is_empty() {
+            self.touch(PartKey::Joins);
+        }
+        for m in &added {
+            self.joins.remove(m);
+        }
+        for m in &removed {
+            if self.joins.get(m).is_some() {
+                // A re-join: its old leaf is gone, its add comes next (see `join_queue`).
+                self.touch(PartKey::Joins);
+                self.joins.restart_windows(m, now_ms);
+            }
+        }
+        (added, removed)
     }
 
     /// The certified resolutions and their score effects, in the candidate's order.
@@ -165,75 +182,101 @@ impl Conversation {
                     equivocators.insert(MemberId::from_public_key(&v.vote_owner));
                 }
             }
-            match (&parsed.action, res.approved) {
-                (Action::Emergency { member, .. }, true) => {
-                    self.scores.adjust(
-                        &parsed.owner,
-                        s.score_emergency_reward,
-                        ScoreEvent::EmergencyRewarded,
-                        &s,
-                    );
-                    self.scores.adjust(
-                        member,
-                        -s.score_invalid_candidate_penalty,
-                        ScoreEvent::EmergencyUpheld,
-                        &s,
-                    );
-                }
-                (Action::Emergency { member, .. }, false) => {
-                    self.scores.clear_suspicion(member);
-                    self.scores.adjust(
-                        &parsed.owner,
-                        -s.score_rejected_emergency_penalty,
-                        ScoreEvent::EmergencyRejected,
-                        &s,
-                    );
-                }
-                (Action::Leave { member }, false) if *member == self.me => {
-                    self.leaving = false;
-                    self.touch(PartKey::Core);
-                }
-                (
-                    Action::Add {
-                        member,
-                        key_package,
-                    },
-                    approved,
-                ) => {
-                    self.touch(PartKey::Joins);
-                    self.joins.remove(member);
-                    if approved && !res.dropped {
-                        self.joins.spend(key_package);
-                        self.joins.admit(*member, now_ms);
-                    }
-                }
-                _ => {}
-            }
+            self.settle_resolution(&parsed, res.approved, res.dropped, now_ms, &s);
         }
-        for m in &equivocators {
+        self.score_commit(&equivocators, author, failed, &s);
+        Ok(())
+    }
+
+    /// What one resolution of a certified commit settles besides its ballot: the scores of
+    /// an emergency's proposer and target, a refused leave of this member, an add's join.
+    fn settle_resolution(
+        &mut self,
+        parsed: &Parsed,
+        approved: bool,
+        dropped: bool,
+        now_ms: u64,
+        s: &Settings,
+    ) {
+        match (&parsed.action, approved) {
+            (Action::Emergency { member, .. }, true) => {
+                self.scores.adjust(
+                    &parsed.owner,
+                    s.score_emergency_reward,
+                    ScoreEvent::EmergencyRewarded,
+                    s,
+                );
+                self.scores.adjust(
+                    member,
+                    -s.score_invalid_candidate_penalty,
+                    ScoreEvent::EmergencyUpheld,
+                    s,
+                );
+            }
+            (Action::Emergency { member, .. }, false) => {
+                self.scores.clear_suspicion(member);
+                self.scores.adjust(
+                    &parsed.owner,
+                    -s.score_rejected_emergency_penalty,
+                    ScoreEvent::EmergencyRejected,
+                    s,
+                );
+            }
+            (Action::Leave { member }, false) if *member == self.me => {
+                self.leaving = false;
+                self.touch(PartKey::Core);
+            }
+            (
+                Action::Add {
+                    member,
+                    key_package,
+                },
+                approved,
+            ) => {
+                self.touch(PartKey::Joins);
+                self.joins.remove(member);
+                if approved && !dropped {
+                    self.joins.spend(key_package);
+                    self.joins.admit(*member, now_ms);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The scores a certified commit moves: its equivocators and the leaders of the rounds
+    /// that failed before it lose, its author gains; a failed leader also loses its
+    /// steward's seat.
+    fn score_commit(
+        &mut self,
+        equivocators: &BTreeSet<MemberId>,
+        author: MemberId,
+        failed: &[MemberId],
+        s: &Settings,
+    ) {
+        for m in equivocators {
             self.scores.adjust(
                 m,
                 -s.score_invalid_candidate_penalty,
                 ScoreEvent::Equivocation,
-                &s,
+                s,
             );
         }
         self.scores.adjust(
             &author,
             s.score_commit_reward,
             ScoreEvent::CommitCertified,
-            &s,
+            s,
         );
         for m in failed.iter().filter(|m| **m != author) {
             self.scores.adjust(
                 m,
                 -s.score_missed_commit_penalty,
                 ScoreEvent::MissedCommit,
-                &s,
+                s,
             );
             self.stewards.drop_member(m);
         }
-        Ok(())
     }
 
     /// The certified commit removed this member.

@@ -50,6 +50,21 @@ fn state_from(code: i32) -> Result<State, StateError> {
     })
 }
 
+/// The member list: each member's id and 32-byte public key.
+fn members_from(stored: &[MemberKey]) -> Result<Vec<(MemberId, [u8; 32])>, StateError> {
+    stored
+        .iter()
+        .map(|m| {
+            let key: [u8; 32] = m
+                .key
+                .as_slice()
+                .try_into()
+                .map_err(|_| err("a member key is not 32 bytes"))?;
+            Ok((member(&m.member)?, key))
+        })
+        .collect()
+}
+
 fn seal_keys_from(stored: &[StoredSealKey]) -> Result<Vec<SealKey>, StateError> {
     if stored.len() > MAX_PAST_EPOCHS + 1 {
         return Err(err("more sealing keys than epochs kept"));
@@ -258,15 +273,7 @@ impl Conversation {
             .as_ref()
             .ok_or_else(|| err("no settings"))
             .and_then(|s| Settings::from_wire(s).map_err(|e| err(e.to_string())))?;
-        let mut members = Vec::with_capacity(core.members.len());
-        for m in &core.members {
-            let key: [u8; 32] = m
-                .key
-                .as_slice()
-                .try_into()
-                .map_err(|_| err("a member key is not 32 bytes"))?;
-            members.push((member(&m.member)?, key));
-        }
+        let members = members_from(&core.members)?;
         let mut conv = Conversation {
             me: member(&core.me)?,
             state: state_from(core.state)?,
