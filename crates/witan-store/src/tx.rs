@@ -132,6 +132,20 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_left_open_is_rolled_back_before_the_next_one_begins() {
+        let conn = conn();
+        // As if a step's rollback had failed: its transaction and its write are still there.
+        conn.execute_batch("BEGIN; INSERT INTO parent (id) VALUES (1);")
+            .unwrap();
+        let tx = StepTx::begin(&conn, Begin::Immediate).unwrap();
+        assert_eq!(count(&tx, "parent"), 0);
+        tx.execute("INSERT INTO parent (id) VALUES (2)", []).unwrap();
+        tx.commit().unwrap();
+        assert!(conn.is_autocommit());
+        assert_eq!(count(&conn, "parent"), 1);
+    }
+
+    #[test]
     fn an_immediate_transaction_holds_the_write_lock_from_its_begin() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
