@@ -31,8 +31,14 @@ pub(super) struct StepTx<'c> {
 }
 
 impl<'c> StepTx<'c> {
-    /// Begins a transaction. The connection must not be in one (every step ends its own).
+    /// Begins a transaction. Every step ends its own; one still open here was left by a
+    /// rollback that failed, and holds only the writes of a step that did not commit — it
+    /// is rolled back first, or the connection could never begin a step again.
     pub(super) fn begin(conn: &'c Connection, begin: Begin) -> Result<Self, StoreError> {
+        if !conn.is_autocommit() {
+            tracing::warn!("a transaction left open is rolled back before the next step");
+            conn.prepare_cached("ROLLBACK")?.execute([])?;
+        }
         let sql = match begin {
             Begin::Immediate => "BEGIN IMMEDIATE",
             Begin::Deferred => "BEGIN DEFERRED",
