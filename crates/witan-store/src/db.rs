@@ -383,6 +383,24 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_left_open_does_not_stop_the_next_relaxed_or_full_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = file_db(&dir);
+        // As if a step's rollback had failed: its transaction and its write are still there.
+        db.conn
+            .execute_batch("BEGIN; INSERT INTO meta (key, value) VALUES ('stray', x'01');")
+            .unwrap();
+        // A relaxed step first changes `synchronous`, which SQLite refuses in a transaction.
+        let step = db.relaxed_step().unwrap();
+        assert_eq!(step.meta_get("stray").unwrap(), None);
+        step.outbox_push("p", "t", b"x", 0).unwrap();
+        step.commit().unwrap();
+        db.conn.execute_batch("BEGIN").unwrap();
+        let step = db.step().unwrap();
+        assert_eq!(step.outbox_len().unwrap(), 1);
+    }
+
+    #[test]
     fn an_outbox_queued_by_a_relaxed_step_is_synced_once_before_publishing() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = file_db(&dir);
