@@ -17,7 +17,7 @@ use super::durability;
 use super::error::StoreError;
 use super::schema;
 use super::step::{self, Step};
-use super::tx::{Begin, StepTx};
+use super::tx::{self, Begin, StepTx};
 
 /// Capacity of the per-connection prepared statement cache. Every statement
 /// the store runs repeatedly goes through `prepare_cached`; there are fewer
@@ -248,6 +248,7 @@ impl Database {
     /// possible outside a transaction, which is where every step starts.
     fn set_relaxed(&mut self, relaxed: bool) -> Result<(), StoreError> {
         if self.relaxed != relaxed {
+            tx::roll_back_stray(&self.conn)?;
             let value = if relaxed { "NORMAL" } else { "FULL" };
             self.conn.pragma_update(None, "synchronous", value)?;
             self.relaxed = relaxed;

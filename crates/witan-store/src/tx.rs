@@ -6,7 +6,8 @@
 //! about 2 % of a receive. Here they go through the connection's statement cache like every
 //! other statement of a step. The rules are rusqlite's: a transaction that was not committed
 //! is rolled back when dropped, also after a failed `COMMIT` (SQLite leaves the transaction
-//! open then).
+//! open then). One more: should that rollback fail too, the next step rolls the transaction
+//! back before it begins, rather than fail (and every step after it) on `BEGIN`.
 
 use std::ops::Deref;
 
@@ -35,10 +36,7 @@ impl<'c> StepTx<'c> {
     /// rollback that failed, and holds only the writes of a step that did not commit — it
     /// is rolled back first, or the connection could never begin a step again.
     pub(super) fn begin(conn: &'c Connection, begin: Begin) -> Result<Self, StoreError> {
-        if !conn.is_autocommit() {
-            tracing::warn!("a transaction left open is rolled back before the next step");
-            conn.prepare_cached("ROLLBACK")?.execute([])?;
-        }
+        roll_back_stray(conn)?;
         let sql = match begin {
             Begin::Immediate => "BEGIN IMMEDIATE",
             Begin::Deferred => "BEGIN DEFERRED",
@@ -53,6 +51,17 @@ impl<'c> StepTx<'c> {
         self.open = false;
         Ok(())
     }
+}
+
+/// Rolls back a transaction left open on `conn` by a rollback that failed (see
+/// [`StepTx::begin`]); nothing when there is none. Also called before a step changes a
+/// pragma that SQLite refuses to change inside a transaction.
+pub(super) fn roll_back_stray(conn: &Connection) -> Result<(), StoreError> {
+    if !conn.is_autocommit() {
+        tracing::warn!("a transaction left open is rolled back before the next step");
+        conn.prepare_cached("ROLLBACK")?.execute([])?;
+    }
+    Ok(())
 }
 
 impl Deref for StepTx<'_> {
@@ -145,7 +154,8 @@ mod tests {
             .unwrap();
         let tx = StepTx::begin(&conn, Begin::Immediate).unwrap();
         assert_eq!(count(&tx, "parent"), 0);
-        tx.execute("INSERT INTO parent (id) VALUES (2)", []).unwrap();
+        tx.execute("INSERT INTO parent (id) VALUES (2)", [])
+            .unwrap();
         tx.commit().unwrap();
         assert!(conn.is_autocommit());
         assert_eq!(count(&conn, "parent"), 1);
