@@ -156,6 +156,64 @@ pub(crate) struct Inner {
     request_counter: AtomicU64,
 }
 
+/// A peer to dial: its id and address.
+type Peer = (PeerId, Multiaddr);
+
+/// The peers to dial (the store node among them) and the store node's id, from a checked
+/// configuration.
+fn checked_peers(config: &NetConfig) -> Result<(Vec<Peer>, Option<PeerId>), NetError> {
+    let mut peers = Vec::new();
+    for address in &config.peers {
+        peers.push(parse_peer_address(&address.to_string()).map_err(NetError::Config)?);
+    }
+    let store_peer = match &config.store {
+        Some(address) => {
+            let (peer, address) =
+                parse_peer_address(&address.to_string()).map_err(NetError::Config)?;
+            if !peers.iter().any(|(p, _)| *p == peer) {
+                peers.push((peer, address));
+            }
+            Some(peer)
+        }
+        None => None,
+    };
+    if config.page_size == 0 || config.page_size > MAX_PAGE_SIZE {
+        return Err(NetError::Config(format!(
+            "page size must be 1..={MAX_PAGE_SIZE}"
+        )));
+    }
+    Ok((peers, store_peer))
+}
+
+/// Starts the network thread (its own single-threaded runtime running the swarm) and waits
+/// until it listens; returns the thread and the listen addresses.
+fn spawn_network(
+    setup: swarm_task::Setup,
+    commands: mpsc::Receiver<Command>,
+    shutdown: oneshot::Receiver<()>,
+) -> Result<(JoinHandle<()>, Vec<Multiaddr>), NetError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let network = std::thread::Builder::new()
+        .name("witan-net".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(swarm_task::run(setup, commands, shutdown, ready_tx)),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("runtime: {e}")));
+                }
+            }
+        })
+        .map_err(|e| NetError::Unavailable(format!("cannot start the network thread: {e}")))?;
+    match ready_rx.recv_timeout(START_TIMEOUT) {
+        Ok(Ok(listen)) => Ok((network, listen)),
+        Ok(Err(e)) => Err(NetError::Config(e)),
+        Err(_) => Err(NetError::Unavailable("the network did not start".into())),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -164,26 +222,7 @@ impl NetTransport {
     /// Starts the network task and the delivery thread, listens and dials. Returns once the
     /// listen addresses are known.
     pub fn start(config: NetConfig) -> Result<Arc<NetTransport>, NetError> {
-        let mut peers = Vec::new();
-        for address in &config.peers {
-            peers.push(parse_peer_address(&address.to_string()).map_err(NetError::Config)?);
-        }
-        let store_peer = match &config.store {
-            Some(address) => {
-                let (peer, address) =
-                    parse_peer_address(&address.to_string()).map_err(NetError::Config)?;
-                if !peers.iter().any(|(p, _)| *p == peer) {
-                    peers.push((peer, address));
-                }
-                Some(peer)
-            }
-            None => None,
-        };
-        if config.page_size == 0 || config.page_size > MAX_PAGE_SIZE {
-            return Err(NetError::Config(format!(
-                "page size must be 1..={MAX_PAGE_SIZE}"
-            )));
-        }
+        let (peers, store_peer) = checked_peers(&config)?;
         let cursors = CursorStore::open(config.cursor_path.as_deref())?;
         let key = Keypair::generate_ed25519();
         let peer_id = key.public().to_peer_id();
@@ -202,28 +241,7 @@ impl NetTransport {
             delivery: delivery.clone(),
             events: events.clone(),
         };
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let network = std::thread::Builder::new()
-            .name("witan-net".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match runtime {
-                    Ok(rt) => {
-                        rt.block_on(swarm_task::run(setup, commands_rx, shutdown_rx, ready_tx))
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("runtime: {e}")));
-                    }
-                }
-            })
-            .map_err(|e| NetError::Unavailable(format!("cannot start the network thread: {e}")))?;
-        let listen = match ready_rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(listen)) => listen,
-            Ok(Err(e)) => return Err(NetError::Config(e)),
-            Err(_) => return Err(NetError::Unavailable("the network did not start".into())),
-        };
+        let (network, listen) = spawn_network(setup, commands_rx, shutdown_rx)?;
         shared.set_listen(listen);
         let inner = Arc::new(Inner {
             shared,
