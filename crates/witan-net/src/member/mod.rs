@@ -185,35 +185,6 @@ fn checked_peers(config: &NetConfig) -> Result<(Vec<Peer>, Option<PeerId>), NetE
     Ok((peers, store_peer))
 }
 
-/// Starts the network thread (its own single-threaded runtime running the swarm) and waits
-/// until it listens; returns the thread and the listen addresses.
-fn spawn_network(
-    setup: swarm_task::Setup,
-    commands: mpsc::Receiver<Command>,
-    shutdown: oneshot::Receiver<()>,
-) -> Result<(JoinHandle<()>, Vec<Multiaddr>), NetError> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let network = std::thread::Builder::new()
-        .name("witan-net".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match runtime {
-                Ok(rt) => rt.block_on(swarm_task::run(setup, commands, shutdown, ready_tx)),
-                Err(e) => {
-                    let _ = ready_tx.send(Err(format!("runtime: {e}")));
-                }
-            }
-        })
-        .map_err(|e| NetError::Unavailable(format!("cannot start the network thread: {e}")))?;
-    match ready_rx.recv_timeout(START_TIMEOUT) {
-        Ok(Ok(listen)) => Ok((network, listen)),
-        Ok(Err(e)) => Err(NetError::Config(e)),
-        Err(_) => Err(NetError::Unavailable("the network did not start".into())),
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -241,7 +212,28 @@ impl NetTransport {
             delivery: delivery.clone(),
             events: events.clone(),
         };
-        let (network, listen) = spawn_network(setup, commands_rx, shutdown_rx)?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let network = std::thread::Builder::new()
+            .name("witan-net".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(rt) => {
+                        rt.block_on(swarm_task::run(setup, commands_rx, shutdown_rx, ready_tx))
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("runtime: {e}")));
+                    }
+                }
+            })
+            .map_err(|e| NetError::Unavailable(format!("cannot start the network thread: {e}")))?;
+        let listen = match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(listen)) => listen,
+            Ok(Err(e)) => return Err(NetError::Config(e)),
+            Err(_) => return Err(NetError::Unavailable("the network did not start".into())),
+        };
         shared.set_listen(listen);
         let inner = Arc::new(Inner {
             shared,
