@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::workloads::{Chat, Formation, PerCommit, Removal};
+use super::workloads::{Chat, Formation, PerCommit, Removal, median_second_max};
 
 /// The reference de-mls 4.1.0 in memory, one message per call, as issue #20 gives it (n, µs
 /// per message): measured on the machine the issue was filed from, not re-run here.
@@ -83,11 +83,8 @@ impl LiveReference {
 
     /// Records one n's pairs (witan µs, reference µs) and the reference's median.
     pub fn add_pairs(&mut self, n: usize, pairs: Vec<(f64, f64)>) {
-        let mut reference: Vec<f64> = pairs.iter().map(|p| p.1).collect();
-        reference.sort_by(f64::total_cmp);
-        if let Some(median) = reference.get(reference.len() / 2) {
-            self.us.push((n, *median));
-        }
+        let (median, _, _) = median_second_max(pairs.iter().map(|p| p.1).collect());
+        self.us.push((n, median));
         self.pairs.push((n, pairs));
     }
 

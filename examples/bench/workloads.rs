@@ -49,7 +49,7 @@ pub struct PerCommit {
 }
 
 /// The median, the second-highest and the maximum of `v`.
-fn median_second_max(mut v: Vec<f64>) -> (f64, f64, f64) {
+pub fn median_second_max(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     let median = v.get(v.len() / 2).copied().unwrap_or(0.0);
     let from_top = |k: usize| v.len().checked_sub(k).and_then(|i| v.get(i)).copied();
