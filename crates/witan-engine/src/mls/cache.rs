@@ -428,9 +428,12 @@ impl<'c> CachedGroup<'c> {
             cache.give_back(None);
             return Ok(None);
         };
-        if let Err(e) = p.storage().defer_secrets_of(group_id) {
-            cache.give_back(Some(g));
-            return Err(MlsError::Storage(e.to_string()));
+        match g.secrets_row() {
+            Ok(row) => p.storage().defer_secrets_under(row),
+            Err(e) => {
+                cache.give_back(Some(g));
+                return Err(e);
+            }
         }
         Ok(Some(CachedGroup {
             group: Some(g),

@@ -16,6 +16,8 @@
 //! state change) and applied with [`Group::merge_staged`]; a leader's own candidate stays
 //! pending until merged or cleared (`group/commit.rs`).
 
+use std::cell::OnceCell;
+
 use openmls::framing::errors::{MessageDecryptionError, SecretTreeError};
 use openmls::group::{
     MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
@@ -33,7 +35,7 @@ use super::identity::Identity;
 use super::key_package::{check_key_package, credential_member_id, leaf_member_id, parse_message};
 use super::member_id::MemberId;
 use super::provider::{CIPHERSUITE, MlsProvider};
-use super::storage::SecretRows;
+use super::storage::{MlsStorage, SecretRows};
 
 mod commit;
 
@@ -97,6 +99,9 @@ pub struct Group {
     /// version) were written — all their next write has to encode afresh; `None` when
     /// anything may have changed.
     advanced: Option<(u64, Vec<usize>)>,
+    /// The row key of this group's message secrets, built once (a kept group is lent to
+    /// every packet's run, and the key is JSON).
+    secrets_row: OnceCell<Vec<u8>>,
 }
 
 impl Group {
@@ -124,7 +129,18 @@ impl Group {
             failed: false,
             written_secrets: None,
             advanced: None,
+            secrets_row: OnceCell::new(),
         }
+    }
+
+    /// The row key of this group's message secrets (`MlsStorage::message_secrets_row`).
+    pub(crate) fn secrets_row(&self) -> Result<&[u8], MlsError> {
+        if let Some(row) = self.secrets_row.get() {
+            return Ok(row);
+        }
+        let row = MlsStorage::message_secrets_row(self.group_id())
+            .map_err(|e| MlsError::Storage(e.to_string()))?;
+        Ok(self.secrets_row.get_or_init(|| row))
     }
 
     /// The OpenMLS group, to change it in a way that is not tracked (see `advanced`).

@@ -31,6 +31,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use openmls::prelude::GroupId;
 use openmls_traits::storage::{CURRENT_VERSION, StorageProvider, traits};
@@ -105,13 +106,12 @@ impl<'a> MlsStorage<'a> {
         self.deferral = Some(cache);
     }
 
-    /// Defers the message-secrets writes of `group_id` from now on, if this storage may.
-    pub(crate) fn defer_secrets_of(&self, group_id: &[u8]) -> Result<(), MlsStorageError> {
+    /// Defers the message-secrets writes under `row` (a group's
+    /// [`MlsStorage::message_secrets_row`]) from now on, if this storage may.
+    pub(crate) fn defer_secrets_under(&self, row: &[u8]) {
         if self.deferral.is_some() {
-            let row = Self::row_key(MESSAGE_SECRETS, &GroupId::from_slice(group_id))?;
-            *self.deferred_row.borrow_mut() = Some(row);
+            *self.deferred_row.borrow_mut() = Some(row.to_vec());
         }
-        Ok(())
     }
 
     /// Writes every message secrets again (a group is about to be created, joined or deleted
@@ -130,8 +130,8 @@ impl<'a> MlsStorage<'a> {
     /// Whether the run wrote `group_id`'s message secrets (to check that
     /// rewriting deferred secrets wrote them).
     pub(crate) fn holds_message_secrets_of(&self, group_id: &[u8]) -> Result<bool, MlsError> {
-        let row = Self::row_key(MESSAGE_SECRETS, &GroupId::from_slice(group_id))
-            .map_err(|e| MlsError::Storage(e.to_string()))?;
+        let row =
+            Self::message_secrets_row(group_id).map_err(|e| MlsError::Storage(e.to_string()))?;
         Ok(matches!(self.writes.borrow().get(&row), Some(Some(_))))
     }
 
@@ -158,10 +158,21 @@ impl<'a> MlsStorage<'a> {
         self.raw_get(key)
     }
 
+    /// The row of `key` under `label` (see the module doc for the layout). Every OpenMLS
+    /// read and write goes through here, so the key is built in one allocation.
     fn row_key<K: Serialize + ?Sized>(label: &str, key: &K) -> Result<Vec<u8>, MlsStorageError> {
-        let mut out = format!("mls{CURRENT_VERSION}/{label}/").into_bytes();
+        let prefix = ROW_PREFIX.as_bytes();
+        let mut out = Vec::with_capacity(prefix.len() + label.len() + 1 + KEY_ROOM);
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(label.as_bytes());
+        out.push(b'/');
         serde_json::to_writer(&mut out, key)?;
         Ok(out)
+    }
+
+    /// The row holding `group_id`'s message secrets (their head, when stored in pieces).
+    pub(crate) fn message_secrets_row(group_id: &[u8]) -> Result<Vec<u8>, MlsStorageError> {
+        Self::row_key(MESSAGE_SECRETS, &GroupId::from_slice(group_id))
     }
 
     fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MlsStorageError> {
@@ -283,6 +294,12 @@ const CONTEXT: &str = "context";
 const CONFIRMATION_TAG: &str = "confirmation_tag";
 const GROUP_STATE: &str = "group_state";
 const MESSAGE_SECRETS: &str = "message_secrets";
+
+/// What every OpenMLS row key starts with: `mls` and the storage version, then `/`.
+static ROW_PREFIX: LazyLock<String> = LazyLock::new(|| format!("mls{CURRENT_VERSION}/"));
+
+/// Room reserved for a serialized key: a group id of 32 bytes is about 150 bytes of JSON.
+const KEY_ROOM: usize = 160;
 const RESUMPTION_PSK: &str = "resumption_psk_store";
 const OWN_LEAF_INDEX: &str = "own_leaf_index";
 const EPOCH_SECRETS: &str = "group_epoch_secrets";

@@ -301,6 +301,10 @@ impl MlsStorage<'_> {
     /// deferred write supersedes them; a head left without its pieces would misread).
     pub(super) fn forget_secret_writes(&self, head_key: &[u8]) {
         let mut writes = self.writes.borrow_mut();
+        if writes.is_empty() {
+            // The usual case on a packet's run: nothing written before the secrets.
+            return;
+        }
         writes.remove(head_key);
         let mut prefix = head_key.to_vec();
         prefix.push(b'#');

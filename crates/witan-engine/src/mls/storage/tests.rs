@@ -249,3 +249,24 @@ fn a_damaged_head_or_a_missing_piece_is_an_error_and_a_delete_takes_every_piece(
     assert!(kv.0.is_empty());
     assert_eq!(read(&kv).unwrap(), None);
 }
+
+#[test]
+fn row_keys_keep_their_layout_and_a_groups_secrets_row_is_the_one_openmls_writes() {
+    let id = [7u8; 32];
+    let expected = format!(
+        "mls1/message_secrets/{}",
+        serde_json::to_string(&GroupId::from_slice(&id)).unwrap()
+    );
+    assert_eq!(
+        MlsStorage::message_secrets_row(&id).unwrap(),
+        expected.into_bytes()
+    );
+    // Through OpenMLS's own write: the row it lands in is the one deferral compares with.
+    let kv = MemoryKv::new();
+    let s = MlsStorage::new(&kv);
+    s.put_message_secrets(MESSAGE_SECRETS, &GroupId::from_slice(&id), &vec![1u8; 8])
+        .unwrap();
+    let row = MlsStorage::message_secrets_row(&id).unwrap();
+    assert!(s.raw_get(&row).unwrap().is_some());
+    assert_eq!(MlsStorage::row_key("l", &1u8).unwrap(), b"mls1/l/1".to_vec());
+}
