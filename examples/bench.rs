@@ -87,8 +87,9 @@ const REFERENCE_HARNESS: &str = concat!(
     "/bench-reference/target/release/witan-bench-reference"
 );
 
-/// Runs the reference harness on `n` and reads its µs per message.
-fn run_reference(n: usize, dir: &std::path::Path) -> BenchResult<f64> {
+/// Runs the reference harness on `n` and reads its µs per message: wall, and CPU if it
+/// reports it.
+fn run_reference(n: usize, dir: &std::path::Path) -> BenchResult<(f64, Option<f64>)> {
     let json = dir.join("reference.json");
     eprintln!("reference: {REFERENCE_HARNESS} --ns {n}");
     let status = std::process::Command::new(REFERENCE_HARNESS)
@@ -103,9 +104,10 @@ fn run_reference(n: usize, dir: &std::path::Path) -> BenchResult<f64> {
         return Err(format!("{REFERENCE_HARNESS} failed: {status}").into());
     }
     let measured = scale_report::LiveReference::read(&json)?;
-    measured
+    let wall = measured
         .at(n)
-        .ok_or_else(|| format!("{REFERENCE_HARNESS}: no figure for n = {n}").into())
+        .ok_or_else(|| format!("{REFERENCE_HARNESS}: no figure for n = {n}"))?;
+    Ok((wall, measured.cpu_at(n)))
 }
 
 /// Alternated runs of the reference then witan's (b′), `pairs` of each on the world `w`, so
@@ -121,17 +123,19 @@ fn live_beside_reference(
     let n = w.n();
     let mut runs = Vec::with_capacity(pairs);
     let mut measured = Vec::with_capacity(pairs);
+    let mut cpu = Vec::with_capacity(pairs);
     for pair in 0..pairs {
         eprintln!(
             "n={n}: live chat beside the reference (pair {} of {pairs})",
             pair + 1
         );
-        let theirs = run_reference(n, dir)?;
+        let (theirs, theirs_cpu) = run_reference(n, dir)?;
         let ours = workloads::chat(w, true)?;
         measured.push((ours.us_per_receive, theirs));
+        cpu.extend(theirs_cpu);
         runs.push(ours);
     }
-    reference.add_pairs(n, measured);
+    reference.add_pairs(n, measured, cpu);
     runs.sort_by(|a, b| a.us_per_receive.total_cmp(&b.us_per_receive));
     let median = pairs / 2;
     runs.into_iter()

@@ -349,8 +349,10 @@ impl Results {
                 "receives": c.receives, "cpu_s": c.cpu.as_secs_f64(),
                 "signatures_per_receive": c.signatures_per_receive,
                 "cpu_us_per_receive": super::scale_report::cpu_us_per_receive(c),
+                "receive_cpu_us_per_receive": c.receive_cpu_us,
                 "reference_us_per_receive": reference(c.n).map(|r| r.1),
                 "reference_live_us_per_message": if c.live { self.live_reference.at(c.n) } else { None },
+                "reference_live_cpu_us_per_message": if c.live { self.live_reference.cpu_at(c.n) } else { None },
                 "reference_live_source": if c.live { Some(self.live_reference.source.as_str()) } else { None },
             }));
         }

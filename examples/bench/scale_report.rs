@@ -19,6 +19,9 @@ const ISSUE_REFERENCE_LIVE: [(usize, f64); 3] = [(16, 65.0), (64, 144.0), (128, 
 pub struct LiveReference {
     pub source: String,
     pub us: Vec<(usize, f64)>,
+    /// The reference's CPU µs per message (its process clock around its receive calls),
+    /// where measured.
+    pub cpu: Vec<(usize, f64)>,
     /// Measured in alternation with witan's live chat (`--run-reference`): per n, witan's and
     /// the reference's µs per receive of each pair, in the order run.
     pub pairs: Vec<(usize, Vec<(f64, f64)>)>,
@@ -29,6 +32,7 @@ impl Default for LiveReference {
         LiveReference {
             source: "de-mls 4.1.0 as issue #20 gives it (another machine)".into(),
             us: ISSUE_REFERENCE_LIVE.to_vec(),
+            cpu: Vec::new(),
             pairs: Vec::new(),
         }
     }
@@ -52,19 +56,15 @@ impl LiveReference {
         let Some(per_n) = v["live_us_per_receive"].as_object() else {
             return Err(format!("{}: no live_us_per_receive object", path.display()));
         };
-        let mut us = Vec::with_capacity(per_n.len());
-        for (n, x) in per_n {
-            let n = n
-                .parse::<usize>()
-                .map_err(|e| format!("{}: n {n:?}: {e}", path.display()))?;
-            let x = x
-                .as_f64()
-                .ok_or_else(|| format!("{}: n = {n}: not a number", path.display()))?;
-            us.push((n, x));
-        }
+        let us = per_n_figures(path, per_n)?;
+        let cpu = match v["cpu_us_per_receive"].as_object() {
+            Some(per_n) => per_n_figures(path, per_n)?,
+            None => Vec::new(),
+        };
         Ok(LiveReference {
             source: format!("{label}, {how}"),
             us,
+            cpu,
             pairs: Vec::new(),
         })
     }
@@ -77,15 +77,21 @@ impl LiveReference {
                  with witan's live chat on each n, medians of both"
             ),
             us: Vec::new(),
+            cpu: Vec::new(),
             pairs: Vec::new(),
         }
     }
 
-    /// Records one n's pairs (witan µs, reference µs) and the reference's median.
-    pub fn add_pairs(&mut self, n: usize, pairs: Vec<(f64, f64)>) {
+    /// Records one n's pairs (witan µs, reference µs) and the reference's medians (of the
+    /// pairs, and of its CPU figures `cpu`).
+    pub fn add_pairs(&mut self, n: usize, pairs: Vec<(f64, f64)>, cpu: Vec<f64>) {
         let (median, _, _) = median_second_max(pairs.iter().map(|p| p.1).collect());
         self.us.push((n, median));
         self.pairs.push((n, pairs));
+        if !cpu.is_empty() {
+            let (median, _, _) = median_second_max(cpu);
+            self.cpu.push((n, median));
+        }
     }
 
     /// The pairs as JSON: `{"16": [[witan, reference], ...], ...}`.
@@ -100,6 +106,29 @@ impl LiveReference {
     pub fn at(&self, n: usize) -> Option<f64> {
         self.us.iter().find(|r| r.0 == n).map(|r| r.1)
     }
+
+    /// The reference's CPU µs per message at `n`, if measured.
+    pub fn cpu_at(&self, n: usize) -> Option<f64> {
+        self.cpu.iter().find(|r| r.0 == n).map(|r| r.1)
+    }
+}
+
+/// A `{"16": 65.0, ...}` object of the reference's JSON as (n, figure) pairs.
+fn per_n_figures(
+    path: &std::path::Path,
+    per_n: &serde_json::Map<String, Value>,
+) -> Result<Vec<(usize, f64)>, String> {
+    let mut figures = Vec::with_capacity(per_n.len());
+    for (n, x) in per_n {
+        let n = n
+            .parse::<usize>()
+            .map_err(|e| format!("{}: n {n:?}: {e}", path.display()))?;
+        let x = x
+            .as_f64()
+            .ok_or_else(|| format!("{}: n = {n}: not a number", path.display()))?;
+        figures.push((n, x));
+    }
+    Ok(figures)
 }
 /// Live µs per receive at most this many times the batched figure.
 const LIVE_OVER_BATCHED: f64 = 2.0;
@@ -339,19 +368,20 @@ pub fn cpu_us_per_receive(c: &Chat) -> f64 {
     c.cpu.as_secs_f64() * 1e6 / c.receives.max(1) as f64
 }
 
-/// (b′) by CPU beside (b) and the reference.
+/// (b′) by CPU beside (b) and the reference: the receive calls' CPU (the figure the
+/// reference's own CPU clock gives), and the whole chat's with its sends.
 fn live_cpu(s: &mut String, chat: &[Chat], reference: &LiveReference) {
     table_head(
         s,
-        "| n | (b) batched, CPU µs per receive | (b′) live, CPU µs per receive | live ÷ batched | reference µs/message | targets |",
+        "| n | (b) batched, CPU µs per receive | (b′) live, CPU µs per receive | live ÷ batched | reference CPU µs/message | (b′) whole chat with its sends, CPU µs per receive | targets |",
     );
     for c in chat.iter().filter(|c| c.live) {
         let b = chat
             .iter()
             .find(|b| !b.live && b.n == c.n)
-            .map(cpu_us_per_receive);
-        let r = reference.at(c.n);
-        let live = cpu_us_per_receive(c);
+            .map(|b| b.receive_cpu_us);
+        let r = reference.cpu_at(c.n);
+        let live = c.receive_cpu_us;
         let mut targets = Vec::new();
         if let Some(b) = b {
             let ok = live <= LIVE_OVER_BATCHED * b;
@@ -362,11 +392,12 @@ fn live_cpu(s: &mut String, chat: &[Chat], reference: &LiveReference) {
         }
         let _ = writeln!(
             s,
-            "| {} | {} | {live:.1} | {} | {} | {} |",
+            "| {} | {} | {live:.1} | {} | {} | {:.1} | {} |",
             c.n,
             b.map_or("—".into(), |b| format!("{b:.1}")),
             b.map_or("—".into(), |b| format!("{:.2}", live / b)),
-            r.map_or("—".into(), |r| format!("{r:.0}")),
+            r.map_or("—".into(), |r| format!("{r:.1}")),
+            cpu_us_per_receive(c),
             targets.join(", "),
         );
     }

@@ -122,6 +122,8 @@ pub struct Chat {
     pub bytes_per_message: f64,
     /// Ed25519 signatures checked per received packet (the sends check none).
     pub signatures_per_receive: f64,
+    /// CPU of the `receive` calls alone (this thread's clock around each call) per receive.
+    pub receive_cpu_us: f64,
     /// CPU time of the whole chat (sends and receives).
     pub cpu: Duration,
 }
@@ -212,6 +214,7 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
         .collect();
     let (_, bytes0) = w.router.counters();
     let receive0 = w.receive;
+    let calls0 = w.calls;
     let counters0 = witan_engine::metrics::counters();
     let mut send_time = Duration::ZERO;
     let meter = Meter::started();
@@ -235,7 +238,7 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
     w.live = false;
     let (_, bytes1) = w.router.counters();
     let receives = w.receive.packets - receive0.packets;
-    let receive_time = w.receive.time - receive0.time;
+    let calls = w.calls.since(&calls0);
     let expected = (CHAT_ROUNDS * (senders.len() - 1)) as u64;
     for (i, l) in w.listeners.iter().enumerate() {
         if !senders.contains(&i) {
@@ -253,10 +256,11 @@ pub fn chat(w: &mut World, live: bool) -> BenchResult<Chat> {
         rounds: CHAT_ROUNDS,
         receives,
         receives_per_s: receives as f64 / wall.as_secs_f64(),
-        us_per_receive: receive_time.as_secs_f64() * 1e6 / receives as f64,
+        us_per_receive: calls.wall.as_secs_f64() * 1e6 / receives as f64,
         us_per_send: send_time.as_secs_f64() * 1e6 / sends,
         bytes_per_message: (bytes1 - bytes0) as f64 / sends,
         signatures_per_receive: signatures as f64 / receives as f64,
+        receive_cpu_us: calls.cpu.as_secs_f64() * 1e6 / receives as f64,
         cpu,
     })
 }

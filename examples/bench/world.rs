@@ -14,7 +14,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use witan::client::{
     ConversationInfo, EventListener, InboundPacket, WitanClient, WitanError, WitanEvent,
@@ -93,6 +93,26 @@ impl EventListener for Listener {
     }
 }
 
+/// The `receive` calls alone, summed over members: wall time and the calling thread's CPU,
+/// each taken around the call itself — as the reference's harness times its own calls —
+/// so that the bench's accounting around a call (its CPU clock reads, the per-member
+/// counters) is not counted as witan's.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ReceiveCalls {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+impl ReceiveCalls {
+    /// What was spent between `earlier` and `self`.
+    pub fn since(&self, earlier: &ReceiveCalls) -> ReceiveCalls {
+        ReceiveCalls {
+            wall: self.wall.saturating_sub(earlier.wall),
+            cpu: self.cpu.saturating_sub(earlier.cpu),
+        }
+    }
+}
+
 /// What one member cost so far (see the module doc).
 #[derive(Default, Debug, Clone, Copy)]
 pub struct MemberCost {
@@ -135,6 +155,8 @@ pub struct World {
     pub costs: Vec<MemberCost>,
     /// Each packet in a `receive` call of its own (a live socket) instead of a round's batch.
     pub live: bool,
+    /// The `receive` calls of [`World::deliver_round`].
+    pub calls: ReceiveCalls,
 }
 
 impl std::ops::Deref for World {
@@ -169,6 +191,7 @@ impl World {
             router,
             costs: vec![MemberCost::default(); n],
             live: false,
+            calls: ReceiveCalls::default(),
         })
     }
 
@@ -196,6 +219,7 @@ impl World {
     pub fn deliver_round(&mut self) -> BenchResult<usize> {
         let live = self.live;
         let costs = &mut self.costs;
+        let spent = &mut self.calls;
         Ok(self.inner.deliver_round_by(|i, c, packets| {
             let calls: Vec<Vec<InboundPacket>> = if live {
                 packets.into_iter().map(|p| vec![p]).collect()
@@ -207,7 +231,14 @@ impl World {
                 let cost = &mut costs[i];
                 cost.bytes_in += call.iter().map(|p| p.payload.len() as u64).sum::<u64>();
                 cost.packets_in += call.len() as u64;
-                cost.charge(|| c.receive(call))?;
+                let cpu0 = cost.cpu;
+                cost.charge(|| {
+                    let started = Instant::now();
+                    let result = c.receive(call);
+                    spent.wall += started.elapsed();
+                    result
+                })?;
+                spent.cpu += cost.cpu.saturating_sub(cpu0);
             }
             Ok(n)
         })?)

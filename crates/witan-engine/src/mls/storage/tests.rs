@@ -268,5 +268,8 @@ fn row_keys_keep_their_layout_and_a_groups_secrets_row_is_the_one_openmls_writes
         .unwrap();
     let row = MlsStorage::message_secrets_row(&id).unwrap();
     assert!(s.raw_get(&row).unwrap().is_some());
-    assert_eq!(MlsStorage::row_key("l", &1u8).unwrap(), b"mls1/l/1".to_vec());
+    assert_eq!(
+        MlsStorage::row_key("l", &1u8).unwrap(),
+        b"mls1/l/1".to_vec()
+    );
 }
