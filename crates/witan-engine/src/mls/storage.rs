@@ -73,6 +73,12 @@ fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
     Ok(codec::from_slice(bytes)?)
 }
 
+/// What every OpenMLS row key starts with: `mls` and the storage version, then `/`.
+static ROW_PREFIX: LazyLock<String> = LazyLock::new(|| format!("mls{CURRENT_VERSION}/"));
+
+/// Room reserved for a serialized key: a group id of 32 bytes is about 150 bytes of JSON.
+const KEY_ROOM: usize = 160;
+
 type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// OpenMLS `StorageProvider<CURRENT_VERSION>` over a [`KvSource`] with the writes of one run.
@@ -294,12 +300,6 @@ const CONTEXT: &str = "context";
 const CONFIRMATION_TAG: &str = "confirmation_tag";
 const GROUP_STATE: &str = "group_state";
 const MESSAGE_SECRETS: &str = "message_secrets";
-
-/// What every OpenMLS row key starts with: `mls` and the storage version, then `/`.
-static ROW_PREFIX: LazyLock<String> = LazyLock::new(|| format!("mls{CURRENT_VERSION}/"));
-
-/// Room reserved for a serialized key: a group id of 32 bytes is about 150 bytes of JSON.
-const KEY_ROOM: usize = 160;
 const RESUMPTION_PSK: &str = "resumption_psk_store";
 const OWN_LEAF_INDEX: &str = "own_leaf_index";
 const EPOCH_SECRETS: &str = "group_epoch_secrets";
