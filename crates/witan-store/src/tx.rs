@@ -3,10 +3,10 @@
 //!
 //! rusqlite's `Transaction` runs `BEGIN …` and `COMMIT` through `execute_batch`, which parses
 //! them again every time; on the live path (one step per received packet) that parsing was
-//! 1.7 % of a live receive's perf samples. Here they go through the connection's statement cache like every
-//! other statement of a step. The rules are rusqlite's: a transaction that was not committed
-//! is rolled back when dropped, also after a failed `COMMIT` (SQLite leaves the transaction
-//! open then). One more: should that rollback fail too, the next step rolls the transaction
+//! 1.7 % of a live receive's perf samples. Here they go through the connection's statement
+//! cache like every other statement of a step. The rules are rusqlite's: a transaction that
+//! was not committed is rolled back when dropped, also after a failed `COMMIT` (SQLite leaves
+//! the transaction open then). One more: should that rollback fail too, the next step rolls the transaction
 //! back before it begins, rather than fail (and every step after it) on `BEGIN`.
 
 use std::ops::Deref;
@@ -64,6 +64,7 @@ pub(super) fn roll_back_stray(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Rolls back the open transaction through the statement cache.
 fn rollback(conn: &Connection) -> rusqlite::Result<usize> {
     conn.prepare_cached("ROLLBACK")?.execute([])
 }

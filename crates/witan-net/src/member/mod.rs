@@ -159,9 +159,9 @@ pub(crate) struct Inner {
 /// A peer to dial: its id and address.
 type Peer = (PeerId, Multiaddr);
 
-/// The peers to dial (the store node among them) and the store node's id, from a checked
-/// configuration.
-fn checked_peers(config: &NetConfig) -> Result<(Vec<Peer>, Option<PeerId>), NetError> {
+/// Checks a configuration (its peer addresses and page size); returns the peers to dial (the
+/// store node among them) and the store node's id.
+fn checked_config(config: &NetConfig) -> Result<(Vec<Peer>, Option<PeerId>), NetError> {
     let mut peers = Vec::new();
     for address in &config.peers {
         peers.push(parse_peer_address(&address.to_string()).map_err(NetError::Config)?);
@@ -193,7 +193,7 @@ impl NetTransport {
     /// Starts the network task and the delivery thread, listens and dials. Returns once the
     /// listen addresses are known.
     pub fn start(config: NetConfig) -> Result<Arc<NetTransport>, NetError> {
-        let (peers, store_peer) = checked_peers(&config)?;
+        let (peers, store_peer) = checked_config(&config)?;
         let cursors = CursorStore::open(config.cursor_path.as_deref())?;
         let key = Keypair::generate_ed25519();
         let peer_id = key.public().to_peer_id();
