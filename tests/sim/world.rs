@@ -217,6 +217,7 @@ impl Sim {
             }
         }
         for b in &batches {
+            self.trace_batch(b);
             self.route(b.clone());
         }
         self.check_fork(m)?;
@@ -232,6 +233,24 @@ impl Sim {
         client
             .engine_state(CONV.into())
             .map_err(|e| self.violation("error", format!("m{m} engine_state(): {e}")))
+    }
+
+    /// Traces what a call published: the kind of each packet (`+` if addressed to one
+    /// member). Kinds and counts follow from the order of calls, never from random bytes, so
+    /// two runs of a seed that diverge show it here first.
+    fn trace_batch(&mut self, b: &Batch) {
+        let kinds: Vec<String> = b
+            .packets
+            .iter()
+            .map(|p| match witan_wire::decode_envelope(p) {
+                Ok(e) if e.recipient.is_empty() => e.kind.to_string(),
+                Ok(e) => format!("{}+", e.kind),
+                Err(_) => "?".into(),
+            })
+            .collect();
+        let topic = b.topic.rsplit('/').next().unwrap_or_default().to_string();
+        let from = b.from;
+        self.tr(|| format!("m{from} publishes on {topic}: [{}]", kinds.join(" ")));
     }
 
     /// Replaces short member ids (the engine logs the first 8 hex digits) by labels.
