@@ -168,13 +168,36 @@ pub fn bogus_candidate(victim_pick: u64, now_ms: u64) -> Box<Builder<'static>> {
 
 /// Votes and proposal headers the member holds now (to replay much later).
 pub fn harvest(conv: &Conversation) -> (Vec<wire::Vote>, Vec<wire::Proposal>) {
+    // Ballots come in digest order, and an add's digest hashes a key package (random bytes):
+    // taken in that order, the pool — and so what is replayed — would differ between runs
+    // of one seed. Everything in `replay_order` is fixed by the seed.
+    let mut ballots: Vec<_> = conv.ballots().open().collect();
+    ballots.sort_by_cached_key(|b| replay_order(b.header()));
     let mut votes = Vec::new();
     let mut proposals = Vec::new();
-    for b in conv.ballots().open() {
-        votes.extend(b.signed_votes().cloned());
+    for b in ballots {
+        let mut signed: Vec<wire::Vote> = b.signed_votes().cloned().collect();
+        signed.sort_by(|x, y| {
+            (x.timestamp, &x.vote_owner, x.vote_id, x.vote).cmp(&(
+                y.timestamp,
+                &y.vote_owner,
+                y.vote_id,
+                y.vote,
+            ))
+        });
+        votes.extend(signed);
         proposals.push(b.header().clone());
     }
     (votes, proposals)
+}
+
+/// A proposal's place in a pool: when and by whom it was made, and on whom (member ids are
+/// fixed per seed), never its digest.
+fn replay_order(p: &wire::Proposal) -> (u64, Vec<u8>, String, Option<(MemberId, u64)>) {
+    let about = parse_payload(p)
+        .ok()
+        .map(|(action, epoch)| (action.target(), epoch));
+    (p.timestamp, p.proposal_owner.clone(), p.name.clone(), about)
 }
 
 /// Votes and proposals a byzantine member harvested from its own state over time.
