@@ -235,11 +235,12 @@ impl Sim {
             .map_err(|e| self.violation("error", format!("m{m} engine_state(): {e}")))
     }
 
-    /// Traces what a call published: the kind of each packet (`+` if addressed to one
-    /// member). Kinds and counts follow from the order of calls, never from random bytes, so
-    /// two runs of a seed that diverge show it here first.
+    /// Traces what a call published: the kinds of its packets (`+` if addressed to one
+    /// member). They follow from the order of calls, never from random bytes, so two runs of
+    /// a seed that diverge show it here first; sorted, as their order within the call may
+    /// follow proposal digests (votes cast for several proposals at once).
     fn trace_batch(&mut self, b: &Batch) {
-        let kinds: Vec<String> = b
+        let mut kinds: Vec<String> = b
             .packets
             .iter()
             .map(|p| match witan_wire::decode_envelope(p) {
@@ -248,6 +249,7 @@ impl Sim {
                 Err(_) => "?".into(),
             })
             .collect();
+        kinds.sort();
         let topic = b.topic.rsplit('/').next().unwrap_or_default().to_string();
         let from = b.from;
         self.tr(|| format!("m{from} publishes on {topic}: [{}]", kinds.join(" ")));
