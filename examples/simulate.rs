@@ -201,12 +201,10 @@ fn main() {
                         let mut mismatch = None;
                         if args.check_determinism {
                             let again = run_seed(seed, &cfg);
-                            let trace = |r: &Result<Summary, Box<Violation>>| match r {
-                                Ok(s) => s.trace.clone(),
-                                Err(v) => v.trace.clone(),
-                            };
-                            let (a, b) = (trace(&r), trace(&again));
-                            let (a, b) = (sim::replay_key(&a), sim::replay_key(&b));
+                            let (a, b) = (
+                                sim::replay_key(sim::trace_of(&r)),
+                                sim::replay_key(sim::trace_of(&again)),
+                            );
                             if a != b {
                                 let at = a
                                     .iter()

@@ -408,6 +408,14 @@ impl Sim {
     }
 }
 
+/// The trace of a run, whether it passed or broke an invariant.
+pub fn trace_of(r: &Result<Summary, Box<Violation>>) -> &[String] {
+    match r {
+        Ok(s) => &s.trace,
+        Err(v) => &v.trace,
+    }
+}
+
 /// The lines of a trace that must be equal in two runs of one seed: the engine's own log
 /// lines (marked `·`) are left out, as they show proposal and packet ids, which depend on the
 /// random bytes OpenMLS draws.

@@ -6,8 +6,9 @@
 //! 1.7 % of a live receive's perf samples. Here they go through the connection's statement
 //! cache like every other statement of a step. The rules are rusqlite's: a transaction that
 //! was not committed is rolled back when dropped, also after a failed `COMMIT` (SQLite leaves
-//! the transaction open then). One more: should that rollback fail too, the next step rolls the transaction
-//! back before it begins, rather than fail (and every step after it) on `BEGIN`.
+//! the transaction open then). One more: should that rollback fail too, the next step rolls
+//! the transaction back before it begins, rather than fail (and every step after it) on
+//! `BEGIN`.
 
 use std::ops::Deref;
 

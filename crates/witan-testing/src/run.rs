@@ -8,8 +8,8 @@
 //!   publish is fed back into the network;
 //! - [`World::deliver_round`], in rounds: a round takes every packet in flight and hands each
 //!   member, in one `receive` call, the ones on its topics in publication order, except its
-//!   own; packets published meanwhile go to the next round. The time spent inside `receive`
-//!   is added up in [`World::receive`].
+//!   own; packets published meanwhile go to the next round. [`World::receive`] counts the
+//!   packets and the calls (the bench times the calls itself).
 
 use std::collections::BTreeMap;
 
