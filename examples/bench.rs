@@ -24,6 +24,8 @@
 //! checkout, run `--pairs K` times (3 by default) on each n, each run followed by one of
 //! witan's (b′) on the same world; medians of both); to the otherwise.
 
+#[path = "bench/alloc.rs"]
+mod alloc;
 #[path = "bench/floor.rs"]
 mod floor;
 #[path = "bench/measure.rs"]
@@ -40,6 +42,10 @@ mod wakeup_large;
 mod workloads;
 #[path = "bench/world.rs"]
 mod world;
+
+/// Counts each thread's allocations; mimalloc or the system's allocator (`alloc`).
+#[global_allocator]
+static ALLOCATOR: alloc::BenchAllocator = alloc::BenchAllocator;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

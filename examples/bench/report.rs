@@ -106,8 +106,11 @@ impl Results {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "Machine: {} (before); {} (after)\n",
-            self.machine, self.loadavg_after
+            "Machine: {} (before); {} (after). Heap allocator: {} ({}).\n",
+            self.machine,
+            self.loadavg_after,
+            super::alloc::name(),
+            super::alloc::VARIABLE.to_string_lossy()
         );
         if !self.formation.is_empty() {
             let _ = writeln!(
@@ -410,6 +413,7 @@ impl Results {
         }
         json!({
             "machine": self.machine, "machine_after": self.loadavg_after, "runs": runs,
+            "allocator": super::alloc::name(),
             "live_reference_pairs": self.live_reference.pairs_json(),
         })
     }

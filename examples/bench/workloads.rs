@@ -44,6 +44,10 @@ pub struct PerCommit {
     pub round_signatures_max: f64,
     /// Bytes of polka and certificate signature lists read per member per commit (median).
     pub certificate_bytes_median: f64,
+    /// Heap allocations per member per commit and their bytes (medians): work that grows
+    /// as n is linear here whatever one allocation costs on the host.
+    pub allocations_median: f64,
+    pub allocated_bytes_median: f64,
     /// Protocol (virtual) time from the first action to every member having applied.
     pub latency_ms: u64,
 }
@@ -72,6 +76,8 @@ impl PerCommit {
         let (round_signatures_median, _, round_signatures_max) =
             per(&|c| c.counters.round_signatures as f64);
         let (certificate_bytes_median, ..) = per(&|c| c.counters.certificate_bytes as f64);
+        let (allocations_median, ..) = per(&|c| c.allocations as f64);
+        let (allocated_bytes_median, ..) = per(&|c| c.allocated_bytes as f64);
         PerCommit {
             commits,
             cpu_median: Duration::from_secs_f64(cpu_median),
@@ -84,6 +90,8 @@ impl PerCommit {
             round_signatures_median,
             round_signatures_max,
             certificate_bytes_median,
+            allocations_median,
+            allocated_bytes_median,
             latency_ms,
         }
     }

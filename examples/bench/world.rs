@@ -9,8 +9,9 @@
 //! jumps to the earliest wake-up they asked for.
 //!
 //! What each client costs is kept per member ([`MemberCost`]): the CPU of the calling thread
-//! inside its calls, the bytes and packets handed to it, and the engine's counters of
-//! signatures checked and certificate bytes read (`witan_engine::metrics`).
+//! inside its calls, the bytes and packets handed to it, the engine's counters of
+//! signatures checked and certificate bytes read (`witan_engine::metrics`), and the heap
+//! allocations its calls made (`alloc`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use witan::client::{
 use witan_engine::metrics::{self, Counters};
 use witan_testing::{Dir, MemberSpec, Tap};
 
+use super::alloc::made;
 use super::measure::{Meter, thread_cpu};
 
 pub use witan_testing::Packet;
@@ -120,6 +122,9 @@ pub struct MemberCost {
     pub bytes_in: u64,
     pub packets_in: u64,
     pub counters: Counters,
+    /// Heap allocations made inside the member's calls, and their bytes (`alloc::made`).
+    pub allocations: u64,
+    pub allocated_bytes: u64,
 }
 
 impl MemberCost {
@@ -130,14 +135,19 @@ impl MemberCost {
             bytes_in: self.bytes_in - earlier.bytes_in,
             packets_in: self.packets_in - earlier.packets_in,
             counters: self.counters.since(&earlier.counters),
+            allocations: self.allocations - earlier.allocations,
+            allocated_bytes: self.allocated_bytes - earlier.allocated_bytes,
         }
     }
 
     /// Runs `f`, adding the CPU of this thread and the engine's counters it spent.
     fn charge<T>(&mut self, f: impl FnOnce() -> Result<T, WitanError>) -> Result<T, WitanError> {
-        let (cpu0, counters0) = (thread_cpu(), metrics::counters());
+        let (cpu0, counters0, made0) = (thread_cpu(), metrics::counters(), made());
         let result = f();
         self.cpu += thread_cpu().saturating_sub(cpu0);
+        let made1 = made();
+        self.allocations += made1.0 - made0.0;
+        self.allocated_bytes += made1.1 - made0.1;
         let spent = metrics::counters().since(&counters0);
         self.counters.signatures += spent.signatures;
         self.counters.round_signatures += spent.round_signatures;
