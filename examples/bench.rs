@@ -34,6 +34,8 @@ mod measure;
 mod report;
 #[path = "bench/scale_report.rs"]
 mod scale_report;
+#[path = "bench/threads.rs"]
+mod threads;
 #[path = "bench/wakeup.rs"]
 mod wakeup;
 #[path = "bench/wakeup_large.rs"]

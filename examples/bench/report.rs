@@ -106,11 +106,13 @@ impl Results {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "Machine: {} (before); {} (after). Heap allocator: {} ({}).\n",
+            "Machine: {} (before); {} (after). Heap allocator: {} ({}); a thread per member: {} ({}).\n",
             self.machine,
             self.loadavg_after,
             super::alloc::name(),
-            super::alloc::VARIABLE.to_string_lossy()
+            super::alloc::VARIABLE.to_string_lossy(),
+            if super::threads::on() { "yes" } else { "no" },
+            super::threads::VARIABLE,
         );
         if !self.formation.is_empty() {
             let _ = writeln!(
@@ -413,7 +415,7 @@ impl Results {
         }
         json!({
             "machine": self.machine, "machine_after": self.loadavg_after, "runs": runs,
-            "allocator": super::alloc::name(),
+            "allocator": super::alloc::name(), "member_threads": super::threads::on(),
             "live_reference_pairs": self.live_reference.pairs_json(),
         })
     }

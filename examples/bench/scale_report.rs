@@ -233,9 +233,14 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
             let ratio = top.cpu_median.as_secs_f64() / base.cpu_median.as_secs_f64();
             let _ = writeln!(
                 s,
-                "\n{name}: median per-member CPU per commit at n = {largest} is ×{ratio:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {}, heap allocator {}",
+                "\n{name}: median per-member CPU per commit at n = {largest} is ×{ratio:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {}, heap allocator {}{}",
                 super::report::verdict(ratio <= SCALE_OVER_128),
-                super::alloc::name()
+                super::alloc::name(),
+                if super::threads::on() {
+                    ", a thread per member"
+                } else {
+                    ""
+                }
             );
         }
     }

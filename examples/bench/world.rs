@@ -25,6 +25,7 @@ use witan_testing::{Dir, MemberSpec, Tap};
 
 use super::alloc::made;
 use super::measure::{Meter, thread_cpu};
+use super::threads::{MemberThreads, Worker};
 
 pub use witan_testing::Packet;
 
@@ -140,15 +141,28 @@ impl MemberCost {
         }
     }
 
-    /// Runs `f`, adding the CPU of this thread and the engine's counters it spent.
-    fn charge<T>(&mut self, f: impl FnOnce() -> Result<T, WitanError>) -> Result<T, WitanError> {
-        let (cpu0, counters0, made0) = (thread_cpu(), metrics::counters(), made());
-        let result = f();
-        self.cpu += thread_cpu().saturating_sub(cpu0);
-        let made1 = made();
-        self.allocations += made1.0 - made0.0;
-        self.allocated_bytes += made1.1 - made0.1;
-        let spent = metrics::counters().since(&counters0);
+    /// Runs `f` — on the member's thread `on` if there is one — adding the CPU of the thread
+    /// that ran it, its allocations and the engine's counters it spent.
+    fn charge<T: Send>(
+        &mut self,
+        on: Option<&Worker>,
+        f: impl FnOnce() -> Result<T, WitanError> + Send,
+    ) -> Result<T, WitanError> {
+        let measured = move || {
+            let (cpu0, counters0, made0) = (thread_cpu(), metrics::counters(), made());
+            let result = f();
+            let (cpu1, made1) = (thread_cpu(), made());
+            let made = (made1.0 - made0.0, made1.1 - made0.1);
+            let counters = metrics::counters().since(&counters0);
+            (result, cpu1.saturating_sub(cpu0), made, counters)
+        };
+        let (result, cpu, made, spent) = match on {
+            Some(worker) => worker.run(measured),
+            None => measured(),
+        };
+        self.cpu += cpu;
+        self.allocations += made.0;
+        self.allocated_bytes += made.1;
         self.counters.signatures += spent.signatures;
         self.counters.round_signatures += spent.round_signatures;
         self.counters.certificate_bytes += spent.certificate_bytes;
@@ -167,6 +181,8 @@ pub struct World {
     pub live: bool,
     /// The `receive` calls of [`World::deliver_round`].
     pub calls: ReceiveCalls,
+    /// A thread per member for its calls, if asked for (`threads`).
+    threads: Option<MemberThreads>,
 }
 
 impl std::ops::Deref for World {
@@ -202,20 +218,22 @@ impl World {
             costs: vec![MemberCost::default(); n],
             live: false,
             calls: ReceiveCalls::default(),
+            threads: MemberThreads::from_env(n)?,
         })
     }
 
     /// Runs `f` on client `i`, charging it what the call cost.
-    pub fn charged<T>(
+    pub fn charged<T: Send>(
         &mut self,
         i: usize,
-        f: impl FnOnce(&WitanClient) -> Result<T, WitanError>,
+        f: impl FnOnce(&WitanClient) -> Result<T, WitanError> + Send,
     ) -> BenchResult<T> {
         let client = match self.inner.client(i) {
             Some(c) => c,
             None => return Err(format!("client {i} is closed").into()),
         };
-        Ok(self.costs[i].charge(|| f(client))?)
+        let on = self.threads.as_ref().and_then(|t| t.get(i));
+        Ok(self.costs[i].charge(on, || f(client))?)
     }
 
     pub fn c(&self, i: usize) -> BenchResult<&WitanClient> {
@@ -230,6 +248,7 @@ impl World {
         let live = self.live;
         let costs = &mut self.costs;
         let spent = &mut self.calls;
+        let threads = self.threads.as_ref();
         Ok(self.inner.deliver_round_by(|i, c, packets| {
             let calls: Vec<Vec<InboundPacket>> = if live {
                 packets.into_iter().map(|p| vec![p]).collect()
@@ -242,7 +261,8 @@ impl World {
                 cost.bytes_in += call.iter().map(|p| p.payload.len() as u64).sum::<u64>();
                 cost.packets_in += call.len() as u64;
                 let cpu0 = cost.cpu;
-                cost.charge(|| {
+                let on = threads.and_then(|t| t.get(i));
+                cost.charge(on, || {
                     let started = Instant::now();
                     let result = c.receive(call);
                     spent.wall += started.elapsed();
@@ -258,9 +278,11 @@ impl World {
     pub fn poll_all(&mut self) -> BenchResult<Option<u64>> {
         self.router.set_phase("poll");
         let costs = &mut self.costs;
-        let next = self
-            .inner
-            .try_poll_all_by(|i, c| costs[i].charge(|| c.poll()))?;
+        let threads = self.threads.as_ref();
+        let next = self.inner.try_poll_all_by(|i, c| {
+            let on = threads.and_then(|t| t.get(i));
+            costs[i].charge(on, || c.poll())
+        })?;
         self.router.set_phase("receive");
         Ok(next)
     }
