@@ -8,10 +8,10 @@
 //! them — its time added up). When nothing is in flight, every client is polled and the clock
 //! jumps to the earliest wake-up they asked for.
 //!
-//! What each client costs is kept per member ([`MemberCost`]): the CPU of the calling thread
-//! inside its calls, the bytes and packets handed to it, the engine's counters of
-//! signatures checked and certificate bytes read (`witan_engine::metrics`), and the heap
-//! allocations its calls made (`alloc`).
+//! What each client costs is kept per member ([`MemberCost`]): the CPU of the thread that
+//! ran its calls (the main thread, or its own with `threads`), the bytes and packets handed
+//! to it, the engine's counters of signatures checked and certificate bytes read
+//! (`witan_engine::metrics`), and the heap allocations its calls made (`alloc`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
