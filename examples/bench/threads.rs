@@ -84,7 +84,7 @@ pub struct MemberThreads {
 impl MemberThreads {
     /// `n` threads if the environment asks for them, else `None`.
     pub fn from_env(n: usize) -> std::io::Result<Option<MemberThreads>> {
-        if std::env::var(VARIABLE).ok().as_deref() != Some("member") {
+        if !on() {
             return Ok(None);
         }
         static RAISE: Once = Once::new();
