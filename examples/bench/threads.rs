@@ -4,9 +4,10 @@
 //! The bench runs all members in one process. glibc gives every thread an arena of its own
 //! (up to `M_ARENA_MAX`, raised here), so a member whose calls all run on one thread takes
 //! its memory from one arena, whose bins hold only that member's free chunks — where on the
-//! main thread a thousand members share one. The calls still run one at a time: the main
-//! thread hands a call over and waits for it, and the member's CPU and allocations are read
-//! on the member's thread.
+//! main thread a thousand members share one. Each member's client is opened on its thread
+//! too (`World::new`), so what the client keeps from the start is in that arena. The calls
+//! still run one at a time: the main thread hands a call over and waits for it, and the
+//! member's CPU and allocations are read on the member's thread.
 
 use std::sync::Once;
 use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};

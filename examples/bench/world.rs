@@ -208,9 +208,15 @@ impl World {
             Some(tap),
             Box::new(|_, _| Arc::new(Listener::default())),
         );
+        let threads = MemberThreads::from_env(n)?;
         for i in 0..n {
             inner.add_member(MemberSpec::named(&format!("member-{i}")));
-            inner.try_open(i)?;
+            // A member with a thread of its own is opened there, so that what its client
+            // keeps from the start lives in that thread's heap too.
+            match threads.as_ref().and_then(|t| t.get(i)) {
+                Some(worker) => inner.try_open_by(i, None, |open| worker.run(open))?,
+                None => inner.try_open(i)?,
+            }
         }
         Ok(World {
             inner,
@@ -218,7 +224,7 @@ impl World {
             costs: vec![MemberCost::default(); n],
             live: false,
             calls: ReceiveCalls::default(),
-            threads: MemberThreads::from_env(n)?,
+            threads,
         })
     }
 

@@ -237,18 +237,41 @@ impl<L: EventListener + 'static> World<L> {
     }
 
     fn try_open_as(&mut self, i: usize, role: Option<ClientRole>) -> Result<(), WitanError> {
+        self.try_open_by(i, role, |open| open())
+    }
+
+    /// Opens member `i`'s client by handing the opening to `run`, which calls it — on a
+    /// thread of the caller's choosing (the bench opens each member on the thread that
+    /// later runs its calls, so that the client's memory comes from that thread's heap).
+    pub fn try_open_by(
+        &mut self,
+        i: usize,
+        role: Option<ClientRole>,
+        run: impl FnOnce(
+            &(dyn Fn() -> Result<Arc<WitanClient>, WitanError> + Sync),
+        ) -> Result<Arc<WitanClient>, WitanError>,
+    ) -> Result<(), WitanError> {
         let spec = &self.specs[i];
-        let client = WitanClient::open_with_clock(
-            ClientConfig {
-                database_path: self.path(i),
-                identity_secret: spec.identity_secret.clone(),
-                database_key: spec.database_key.clone(),
-                role,
-            },
+        let config = ClientConfig {
+            database_path: self.path(i),
+            identity_secret: spec.identity_secret.clone(),
+            database_key: spec.database_key.clone(),
+            role,
+        };
+        let (transport, listener, clock) = (
             self.transports[i].clone(),
             self.listeners[i].clone(),
             self.clocks[i].clone(),
-        )?;
+        );
+        let open = || {
+            WitanClient::open_with_clock(
+                config.clone(),
+                transport.clone(),
+                listener.clone(),
+                clock.clone(),
+            )
+        };
+        let client = run(&open)?;
         self.slots[i] = Slot::Local(Some(client));
         Ok(())
     }
