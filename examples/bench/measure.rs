@@ -77,6 +77,18 @@ pub fn thread_cpu() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// Page faults the calling thread took so far that needed no disk (`ru_minflt` of
+/// `RUSAGE_THREAD`): mostly fresh pages of a growing heap, each zeroed by the kernel.
+pub fn thread_page_faults() -> u64 {
+    // SAFETY: all-zero is a valid `rusage` (integers and timevals).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage; the selector is a constant Linux defines.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return 0;
+    }
+    usage.ru_minflt.max(0) as u64
+}
+
 /// Peak resident set size of this process (`VmHWM`), in MiB.
 pub fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -148,7 +148,7 @@ fn table_head(s: &mut String, header: &str) {
 fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
     let _ = writeln!(
         s,
-        "| {workload} | {n} | {} | {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} / {:.1} | {:.1} |",
+        "| {workload} | {n} | {} | {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} / {:.1} | {:.0} | {:.1} |",
         p.commits,
         ms(p.cpu_median),
         ms(p.cpu_max),
@@ -161,6 +161,7 @@ fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
         p.certificate_bytes_median,
         p.allocations_median / 1e3,
         p.allocated_bytes_median / 1e6,
+        p.page_faults_median,
         p.latency_ms as f64 / 1e3,
     );
 }
@@ -204,7 +205,7 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
     );
     table_head(
         s,
-        "| workload | n | commits | CPU ms median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | heap allocations median: thousands / MB | commit latency s (protocol) |",
+        "| workload | n | commits | CPU ms median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | heap allocations median: thousands / MB | page faults median | commit latency s (protocol) |",
     );
     for f in formation {
         row(s, "formation", f.n, &f.per_commit);
@@ -427,6 +428,7 @@ pub fn per_commit_json(p: &PerCommit) -> Value {
         "member_round_signatures_checked_per_commit_max": p.round_signatures_max,
         "member_certificate_bytes_per_commit_median": p.certificate_bytes_median,
         "member_allocations_per_commit_median": p.allocations_median,
+        "member_page_faults_per_commit_median": p.page_faults_median,
         "member_allocated_bytes_per_commit_median": p.allocated_bytes_median,
         "commit_latency_ms_protocol": p.latency_ms,
     })

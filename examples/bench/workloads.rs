@@ -48,6 +48,8 @@ pub struct PerCommit {
     /// as n is linear here whatever one allocation costs on the host.
     pub allocations_median: f64,
     pub allocated_bytes_median: f64,
+    /// Page faults per member per commit (median): pages its heap and files took fresh.
+    pub page_faults_median: f64,
     /// Protocol (virtual) time from the first action to every member having applied.
     pub latency_ms: u64,
 }
@@ -78,6 +80,7 @@ impl PerCommit {
         let (certificate_bytes_median, ..) = per(&|c| c.counters.certificate_bytes as f64);
         let (allocations_median, ..) = per(&|c| c.allocations as f64);
         let (allocated_bytes_median, ..) = per(&|c| c.allocated_bytes as f64);
+        let (page_faults_median, ..) = per(&|c| c.page_faults as f64);
         PerCommit {
             commits,
             cpu_median: Duration::from_secs_f64(cpu_median),
@@ -92,6 +95,7 @@ impl PerCommit {
             certificate_bytes_median,
             allocations_median,
             allocated_bytes_median,
+            page_faults_median,
             latency_ms,
         }
     }

@@ -11,7 +11,8 @@
 //! What each client costs is kept per member ([`MemberCost`]): the CPU of the thread that
 //! ran its calls (the main thread, or its own with `threads`), the bytes and packets handed
 //! to it, the engine's counters of signatures checked and certificate bytes read
-//! (`witan_engine::metrics`), and the heap allocations its calls made (`alloc`).
+//! (`witan_engine::metrics`), the heap allocations its calls made (`alloc`), and the page
+//! faults they took (fresh pages for a growing heap or file cache).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ use witan_engine::metrics::{self, Counters};
 use witan_testing::{Dir, MemberSpec, Tap};
 
 use super::alloc::made;
-use super::measure::{Meter, thread_cpu};
+use super::measure::{Meter, thread_cpu, thread_page_faults};
 use super::threads::{MemberThreads, Worker};
 
 pub use witan_testing::Packet;
@@ -126,6 +127,8 @@ pub struct MemberCost {
     /// Heap allocations made inside the member's calls, and their bytes (`alloc::made`).
     pub allocations: u64,
     pub allocated_bytes: u64,
+    /// Page faults taken in the member's calls (`measure::thread_page_faults`).
+    pub page_faults: u64,
 }
 
 impl MemberCost {
@@ -138,6 +141,7 @@ impl MemberCost {
             counters: self.counters.since(&earlier.counters),
             allocations: self.allocations - earlier.allocations,
             allocated_bytes: self.allocated_bytes - earlier.allocated_bytes,
+            page_faults: self.page_faults - earlier.page_faults,
         }
     }
 
@@ -149,20 +153,23 @@ impl MemberCost {
         f: impl FnOnce() -> Result<T, WitanError> + Send,
     ) -> Result<T, WitanError> {
         let measured = move || {
+            let faults0 = thread_page_faults();
             let (cpu0, counters0, made0) = (thread_cpu(), metrics::counters(), made());
             let result = f();
             let (cpu1, made1) = (thread_cpu(), made());
             let made = (made1.0 - made0.0, made1.1 - made0.1);
             let counters = metrics::counters().since(&counters0);
-            (result, cpu1.saturating_sub(cpu0), made, counters)
+            let faults = thread_page_faults().saturating_sub(faults0);
+            (result, cpu1.saturating_sub(cpu0), made, counters, faults)
         };
-        let (result, cpu, made, spent) = match on {
+        let (result, cpu, made, spent, faults) = match on {
             Some(worker) => worker.run(measured),
             None => measured(),
         };
         self.cpu += cpu;
         self.allocations += made.0;
         self.allocated_bytes += made.1;
+        self.page_faults += faults;
         self.counters.signatures += spent.signatures;
         self.counters.round_signatures += spent.round_signatures;
         self.counters.certificate_bytes += spent.certificate_bytes;
