@@ -49,7 +49,7 @@ fn craft_chat(w: &World, i: usize, message_id: &[u8], body: &[u8]) -> Vec<u8> {
 /// conversation id can make.
 fn with_claimed_epoch(genuine: &[u8], epoch: u64) -> Vec<u8> {
     let env = wire::decode_envelope(genuine).unwrap();
-    let mut body = env.body.clone();
+    let mut body = env.body.to_vec();
     // MlsMessage: version (2) and wire format (2), then the group id (one length byte and the
     // conversation id), then the 8-byte big-endian epoch.
     let at = 4 + 1 + CONV.len();

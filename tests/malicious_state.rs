@@ -77,7 +77,7 @@ fn join_request_body(net: &mut Net, joiner: usize) -> Vec<u8> {
         })
         .unwrap();
     let env = wire::decode_envelope(&out.outbound[0].payload).unwrap();
-    env.body
+    env.body.to_vec()
 }
 
 /// A group of three, a joiner (offline) and an attacker, neither of them a member yet.
@@ -182,7 +182,7 @@ fn a_conversation_sync_from_a_member_other_than_the_certifier_is_refused() {
         net.nodes[impostor].id().as_bytes(),
         wire::PacketKind::Welcome,
         wire::encode(&wire::WelcomePacket {
-            sync: sealed_body,
+            sync: sealed_body.to_vec(),
             ..packet.clone()
         }),
     ));

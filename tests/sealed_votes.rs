@@ -204,7 +204,7 @@ fn a_packet_sealed_outside_the_group_or_altered_is_refused() {
     let mut env = wire::decode_envelope(&packet).unwrap();
     let mut body = wire::decode_sealed(&env.body).unwrap();
     body.ciphertext[3] ^= 0x10;
-    env.body = wire::encode(&body);
+    env.body = wire::encode(&body).into();
     env.packet_id = wire::packet_id(&env.body).to_vec();
     assert!(matches!(
         refused(&mut net, 0, &wire::encode(&env)),

@@ -90,7 +90,7 @@ pub fn structured_seeds() -> Vec<Vec<u8>> {
         if let Ok(env) = wire::decode_envelope(packet) {
             let s = if env.sender == fx.ids[1] { 1 } else { 0 };
             let k = u8::try_from(env.kind).unwrap_or(0);
-            v.push([&[0, s, 0, k][..], &env.body].concat());
+            v.push([&[0, s, 0, k][..], &env.body[..]].concat());
         }
     }
     let chat = GroupPayload::new(Content::Chat(Chat {

@@ -1,7 +1,9 @@
 //! `receive`: packets from subscribed topics, applied in batches.
 //!
 //! A packet is identified by its seen key (`wire::seen_key`: SHA-256 over its header fields
-//! and its body's digest, which the packet id is checked against too). Bytes that do not
+//! and its body's digest, which the packet id is checked against too). The host's bytes are
+//! taken over, not copied ([`Incoming`]), and the decoded envelope's body is a view of them:
+//! a large packet (a commit or welcome of a big group) is not held twice. Bytes that do not
 //! decode as an envelope, a packet for a conversation this client does not have, and a packet
 //! the engine refuses are counted as rejected and change nothing. A packet seen before —
 //! including this client's own packets echoed by the transport — is a duplicate and changes
@@ -36,6 +38,27 @@ use super::types::{InboundPacket, ReceiveReport, WitanEvent};
 /// app and its notification extension share the file) and the memory of one step.
 const MAX_PACKETS_PER_STEP: usize = 256;
 
+/// A packet as `receive` keeps it: its bytes taken over from the host's [`InboundPacket`]
+/// without a copy, so that the envelope decoded from them views its body in them too.
+pub(crate) struct Incoming {
+    pub topic: String,
+    pub payload: wire::Bytes,
+}
+
+impl From<InboundPacket> for Incoming {
+    fn from(p: InboundPacket) -> Incoming {
+        Incoming {
+            topic: p.topic,
+            payload: wire::Bytes::from(p.payload),
+        }
+    }
+}
+
+/// The host's packets as [`Incoming`] ones.
+pub(crate) fn incoming(packets: Vec<InboundPacket>) -> Vec<Incoming> {
+    packets.into_iter().map(Incoming::from).collect()
+}
+
 /// What became of one packet.
 enum Fate {
     Accepted,
@@ -68,12 +91,12 @@ impl WitanClient {
     /// is synced to disk before it is published.
     pub fn receive(&self, packets: Vec<InboundPacket>) -> Result<ReceiveReport, WitanError> {
         let mut delivered = Vec::new();
-        self.receive_collecting(&packets, &mut delivered)
+        self.receive_collecting(&incoming(packets), &mut delivered)
     }
 
     pub(crate) fn receive_collecting(
         &self,
-        packets: &[InboundPacket],
+        packets: &[Incoming],
         delivered: &mut Vec<WitanEvent>,
     ) -> Result<ReceiveReport, WitanError> {
         let mut report = ReceiveReport::default();
@@ -99,7 +122,7 @@ impl WitanClient {
 
     /// Applies one batch in one step: deferring message secrets and lending states, and again
     /// with neither if that step was lost.
-    fn receive_batch(&self, batch: &[InboundPacket]) -> Result<Batch, WitanError> {
+    fn receive_batch(&self, batch: &[Incoming]) -> Result<Batch, WitanError> {
         let lost = std::cell::Cell::new(false);
         match self.receive_batch_once(batch, Some(&lost)) {
             Err(e) if lost.get() => {
@@ -114,14 +137,14 @@ impl WitanClient {
     /// and `lost` tells whether the step was dropped for it.
     fn receive_batch_once(
         &self,
-        batch: &[InboundPacket],
+        batch: &[Incoming],
         lost: Option<&std::cell::Cell<bool>>,
     ) -> Result<Batch, WitanError> {
         // Decoding needs no database: garbage never takes the lock.
         let decoded: Vec<Result<Decoded<'_>, String>> = batch
             .iter()
             .map(|p| {
-                wire::decode_envelope_keyed(&p.payload)
+                wire::decode_envelope_keyed_shared(p.payload.clone())
                     .map(|(envelope, hash)| Decoded {
                         envelope,
                         hash,

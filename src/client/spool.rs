@@ -9,20 +9,17 @@ use crate::store::Spool;
 
 use super::WitanClient;
 use super::error::WitanError;
-use super::types::{InboundPacket, WitanEvent};
+use super::inbound::Incoming;
+use super::types::WitanEvent;
 
 /// Packets taken from the spool per receive call.
 const DRAIN_BATCH: u32 = 256;
 
 impl WitanClient {
     /// Keeps `packets` in the spool; returns how many.
-    pub(crate) fn spool(&self, packets: &[InboundPacket]) -> Result<u32, WitanError> {
+    pub(crate) fn spool(&self, packets: &[Incoming]) -> Result<u32, WitanError> {
         let mut spool = Spool::open(&self.database_path, &self.store_options)?;
-        spool.push(
-            packets
-                .iter()
-                .map(|p| (p.topic.as_str(), p.payload.as_slice())),
-        )?;
+        spool.push(packets.iter().map(|p| (p.topic.as_str(), &p.payload[..])))?;
         tracing::info!(
             packets = packets.len(),
             "database busy: packets kept for the next run"
@@ -61,11 +58,11 @@ impl WitanClient {
             let Some(last) = waiting.last().map(|p| p.id) else {
                 return Ok(());
             };
-            let packets: Vec<InboundPacket> = waiting
+            let packets: Vec<Incoming> = waiting
                 .into_iter()
-                .map(|p| InboundPacket {
+                .map(|p| Incoming {
                     topic: p.topic,
-                    payload: p.payload,
+                    payload: p.payload.into(),
                 })
                 .collect();
             self.receive_collecting(&packets, delivered)?;

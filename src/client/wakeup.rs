@@ -36,6 +36,7 @@ impl WitanClient {
         let extension = self.role == ClientRole::NotificationExtension;
         let mut delivered = Vec::new();
         let mut spooled_packets = 0;
+        let packets = super::inbound::incoming(packets);
         match self
             .drain_spool(&mut delivered)
             .and_then(|()| self.receive_collecting(&packets, &mut delivered))

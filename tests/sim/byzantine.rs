@@ -479,7 +479,7 @@ pub fn future_epochs(packet: &[u8], first: u64, count: u64) -> Vec<Vec<u8>> {
     }
     (0..count)
         .map(|k| {
-            let mut body = env.body.clone();
+            let mut body = env.body.to_vec();
             body[at..at + 8].copy_from_slice(&first.saturating_add(k).to_be_bytes());
             wire::encode(&wire::Envelope::new(
                 CONV,

@@ -13,6 +13,9 @@
 //! and the bounded decode both use in `fields`. They check sizes and shapes only:
 //! signatures, hash chains and membership are the protocol layer's business.
 
+use prost::Message;
+use prost::bytes::Bytes;
+
 use super::WIRE_VERSION;
 use super::ballot_codec::{validate_proof, validate_proposal, validate_vote};
 use super::envelope::{Envelope, PacketKind, SeenKey, body_digest, seen_key};
@@ -38,6 +41,20 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, WireError> {
 /// both its packet id and the key.
 pub fn decode_envelope_keyed(bytes: &[u8]) -> Result<(Envelope, SeenKey), WireError> {
     let envelope: Envelope = decode_bounded("envelope", bytes, MAX_ENVELOPE_BYTES, None)?;
+    keyed(envelope)
+}
+
+/// [`decode_envelope_keyed`] from a shared buffer: the envelope's body is a view of `bytes`
+/// rather than a copy (a packet's body is most of it, a large commit's a megabyte or more).
+pub fn decode_envelope_keyed_shared(bytes: Bytes) -> Result<(Envelope, SeenKey), WireError> {
+    check_max("envelope", bytes.len(), MAX_ENVELOPE_BYTES)?;
+    let envelope =
+        Envelope::decode(bytes).map_err(|e| WireError::Malformed(format!("envelope: {e}")))?;
+    keyed(envelope)
+}
+
+/// Validates a decoded envelope and computes its seen key.
+fn keyed(envelope: Envelope) -> Result<(Envelope, SeenKey), WireError> {
     let digest = validate_envelope_digest(&envelope)?;
     let key = seen_key(&envelope, &digest);
     Ok((envelope, key))

@@ -195,7 +195,7 @@ fn envelope_rules_are_enforced() {
     e.packet_id[0] ^= 1;
     assert_eq!(field_of(err(&e)), "envelope.packet_id");
     let mut e = base.clone();
-    e.body.push(0);
+    e.body = [&e.body[..], &[0]].concat().into();
     assert_eq!(field_of(err(&e)), "envelope.packet_id");
     let e = Envelope {
         packet_id: crate::packet_id(&base.body)[..15].to_vec(),
@@ -313,4 +313,32 @@ fn empty_repeated_elements_cannot_inflate_memory() {
         field_of(decode_welcome_packet(&welcome).unwrap_err()),
         "welcome_packet.joiners"
     );
+}
+
+#[test]
+fn an_envelope_decoded_from_a_shared_buffer_views_its_body_and_checks_alike() {
+    let e = samples::envelope();
+    let wire = Bytes::from(encode(&e));
+    let (shared, key) = decode_envelope_keyed_shared(wire.clone()).unwrap();
+    assert_eq!((shared.clone(), key), decode_envelope_keyed(&wire).unwrap());
+    assert_eq!(shared, e);
+    // The body is a view of the buffer it was decoded from, not a copy of it.
+    let start = wire.as_ptr() as usize;
+    let body = shared.body.as_ptr() as usize;
+    assert!(body >= start && body + shared.body.len() <= start + wire.len());
+
+    // What the copying decoder refuses, the shared one refuses with the same error.
+    let mut tampered = e.clone();
+    tampered.packet_id[0] ^= 1;
+    let tampered = encode(&tampered);
+    assert_eq!(
+        decode_envelope_keyed_shared(Bytes::from(tampered.clone())),
+        decode_envelope_keyed(&tampered)
+    );
+    let long = Bytes::from(vec![0u8; MAX_ENVELOPE_BYTES + 1]);
+    assert!(matches!(
+        decode_envelope_keyed_shared(long),
+        Err(WireError::TooLarge { .. })
+    ));
+    assert!(decode_envelope_keyed_shared(Bytes::from_static(&[0xff, 0xff])).is_err());
 }

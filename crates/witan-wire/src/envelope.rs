@@ -29,9 +29,10 @@ pub struct Envelope {
     /// `SHA256(body)[..16]`, used for de-duplication and outbox keys.
     #[prost(bytes = "vec", tag = "5")]
     pub packet_id: Vec<u8>,
-    /// The kind-specific content.
-    #[prost(bytes = "vec", tag = "6")]
-    pub body: Vec<u8>,
+    /// The kind-specific content: decoded from a shared buffer
+    /// ([`super::decode_envelope_keyed_shared`]) it is a view of that buffer, not a copy.
+    #[prost(bytes = "bytes", tag = "6")]
+    pub body: prost::bytes::Bytes,
     /// Empty for a packet to everyone on the topic; otherwise the recipient's blinded tag
     /// for the packet's epoch (16 bytes, an MLS exporter value only the group can compute),
     /// so that other members drop it without decrypting. Not covered by `packet_id`.
@@ -97,13 +98,14 @@ impl Envelope {
         body: Vec<u8>,
         digest: &[u8; 32],
     ) -> Envelope {
+        // `Bytes::from` takes the vector's buffer over; nothing is copied.
         Envelope {
             version: super::WIRE_VERSION,
             conversation_id,
             sender,
             kind: kind as i32,
             packet_id: digest[..PACKET_ID_BYTES].to_vec(),
-            body,
+            body: body.into(),
             recipient: Vec::new(),
         }
     }
@@ -197,7 +199,8 @@ mod tests {
         }
         // The same fields in another order on the wire: another byte string, the same key.
         let mut reordered = Vec::new();
-        for (tag, field) in [(6u32, &e.body), (5, &e.packet_id), (3, &e.sender)] {
+        prost::encoding::bytes::encode(6, &e.body, &mut reordered);
+        for (tag, field) in [(5u32, &e.packet_id), (3, &e.sender)] {
             prost::encoding::bytes::encode(tag, field, &mut reordered);
         }
         prost::encoding::string::encode(2, &e.conversation_id, &mut reordered);

@@ -93,15 +93,19 @@ pub mod samples;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+/// The shared byte buffer an [`Envelope`]'s body is (prost's, re-exported so that callers
+/// hand the decoder the same type).
+pub use prost::bytes::Bytes;
+
 pub use ballot_codec::{
     decode_emergency_evidence, decode_proposal_payload, validate_emergency_evidence,
     validate_proof, validate_proposal, validate_proposal_payload, validate_vote,
 };
 pub use codec::{
     decode_catch_up, decode_conversation_sync, decode_envelope, decode_envelope_keyed,
-    decode_group_payload, decode_join_request, decode_welcome_packet, validate_catch_up,
-    validate_chat, validate_conversation_sync, validate_envelope, validate_group_payload,
-    validate_join_request, validate_welcome_packet,
+    decode_envelope_keyed_shared, decode_group_payload, decode_join_request, decode_welcome_packet,
+    validate_catch_up, validate_chat, validate_conversation_sync, validate_envelope,
+    validate_group_payload, validate_join_request, validate_welcome_packet,
 };
 pub use digest::{
     CANDIDATE_DIGEST_DOMAIN, CATCH_UP_DOMAIN, PROPOSAL_DIGEST_DOMAIN, ROUND_VOTE_DOMAIN,
