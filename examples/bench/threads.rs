@@ -105,6 +105,11 @@ impl MemberThreads {
     }
 }
 
+/// Member `i`'s thread, if there are member threads.
+pub fn worker(threads: Option<&MemberThreads>, i: usize) -> Option<&Worker> {
+    threads.and_then(|t| t.get(i))
+}
+
 /// Whether member threads are on (for the report).
 pub fn on() -> bool {
     std::env::var(VARIABLE).ok().as_deref() == Some("member")

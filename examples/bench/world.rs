@@ -26,7 +26,7 @@ use witan_testing::{Dir, MemberSpec, Tap};
 
 use super::alloc::made;
 use super::measure::{Meter, thread_cpu, thread_page_faults};
-use super::threads::{MemberThreads, Worker};
+use super::threads::{MemberThreads, Worker, worker};
 
 pub use witan_testing::Packet;
 
@@ -157,22 +157,27 @@ impl MemberCost {
             let (cpu0, counters0, made0) = (thread_cpu(), metrics::counters(), made());
             let result = f();
             let (cpu1, made1) = (thread_cpu(), made());
-            let made = (made1.0 - made0.0, made1.1 - made0.1);
-            let counters = metrics::counters().since(&counters0);
-            let faults = thread_page_faults().saturating_sub(faults0);
-            (result, cpu1.saturating_sub(cpu0), made, counters, faults)
+            let spent = MemberCost {
+                cpu: cpu1.saturating_sub(cpu0),
+                counters: metrics::counters().since(&counters0),
+                allocations: made1.0 - made0.0,
+                allocated_bytes: made1.1 - made0.1,
+                page_faults: thread_page_faults().saturating_sub(faults0),
+                ..MemberCost::default()
+            };
+            (result, spent)
         };
-        let (result, cpu, made, spent, faults) = match on {
+        let (result, spent) = match on {
             Some(worker) => worker.run(measured),
             None => measured(),
         };
-        self.cpu += cpu;
-        self.allocations += made.0;
-        self.allocated_bytes += made.1;
-        self.page_faults += faults;
-        self.counters.signatures += spent.signatures;
-        self.counters.round_signatures += spent.round_signatures;
-        self.counters.certificate_bytes += spent.certificate_bytes;
+        self.cpu += spent.cpu;
+        self.allocations += spent.allocations;
+        self.allocated_bytes += spent.allocated_bytes;
+        self.page_faults += spent.page_faults;
+        self.counters.signatures += spent.counters.signatures;
+        self.counters.round_signatures += spent.counters.round_signatures;
+        self.counters.certificate_bytes += spent.counters.certificate_bytes;
         result
     }
 }
@@ -220,7 +225,7 @@ impl World {
             inner.add_member(MemberSpec::named(&format!("member-{i}")));
             // A member with a thread of its own is opened there, so that what its client
             // keeps from the start lives in that thread's heap too.
-            match threads.as_ref().and_then(|t| t.get(i)) {
+            match worker(threads.as_ref(), i) {
                 Some(worker) => inner.try_open_by(i, None, |open| worker.run(open))?,
                 None => inner.try_open(i)?,
             }
@@ -245,7 +250,7 @@ impl World {
             Some(c) => c,
             None => return Err(format!("client {i} is closed").into()),
         };
-        let on = self.threads.as_ref().and_then(|t| t.get(i));
+        let on = worker(self.threads.as_ref(), i);
         Ok(self.costs[i].charge(on, || f(client))?)
     }
 
@@ -274,7 +279,7 @@ impl World {
                 cost.bytes_in += call.iter().map(|p| p.payload.len() as u64).sum::<u64>();
                 cost.packets_in += call.len() as u64;
                 let cpu0 = cost.cpu;
-                let on = threads.and_then(|t| t.get(i));
+                let on = worker(threads, i);
                 cost.charge(on, || {
                     let started = Instant::now();
                     let result = c.receive(call);
@@ -293,7 +298,7 @@ impl World {
         let costs = &mut self.costs;
         let threads = self.threads.as_ref();
         let next = self.inner.try_poll_all_by(|i, c| {
-            let on = threads.and_then(|t| t.get(i));
+            let on = worker(threads, i);
             costs[i].charge(on, || c.poll())
         })?;
         self.router.set_phase("receive");

@@ -13,7 +13,6 @@
 //! and the bounded decode both use in `fields`. They check sizes and shapes only:
 //! signatures, hash chains and membership are the protocol layer's business.
 
-use prost::Message;
 use prost::bytes::Bytes;
 
 use super::WIRE_VERSION;
@@ -47,9 +46,7 @@ pub fn decode_envelope_keyed(bytes: &[u8]) -> Result<(Envelope, SeenKey), WireEr
 /// [`decode_envelope_keyed`] from a shared buffer: the envelope's body is a view of `bytes`
 /// rather than a copy (a packet's body is most of it, a large commit's a megabyte or more).
 pub fn decode_envelope_keyed_shared(bytes: Bytes) -> Result<(Envelope, SeenKey), WireError> {
-    check_max("envelope", bytes.len(), MAX_ENVELOPE_BYTES)?;
-    let envelope =
-        Envelope::decode(bytes).map_err(|e| WireError::Malformed(format!("envelope: {e}")))?;
+    let envelope: Envelope = decode_bounded("envelope", bytes, MAX_ENVELOPE_BYTES, None)?;
     keyed(envelope)
 }
 

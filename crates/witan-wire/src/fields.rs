@@ -8,15 +8,17 @@ use super::error::WireError;
 use super::limits::*;
 use super::scan::{self, Shape};
 
-pub(crate) fn decode_bounded<M: Message + Default>(
+/// Decodes `bytes` as `M` within `max` bytes (and `shape`, if given). From a shared buffer
+/// (`Bytes`), the message's `bytes` fields of prost's `Bytes` type are views of it.
+pub(crate) fn decode_bounded<M: Message + Default, B: prost::bytes::Buf + AsRef<[u8]>>(
     what: &'static str,
-    bytes: &[u8],
+    bytes: B,
     max: usize,
     shape: Option<&Shape>,
 ) -> Result<M, WireError> {
-    check_max(what, bytes.len(), max)?;
+    check_max(what, bytes.as_ref().len(), max)?;
     if let Some(shape) = shape {
-        scan::scan(bytes, shape)?;
+        scan::scan(bytes.as_ref(), shape)?;
     }
     M::decode(bytes).map_err(|e| WireError::Malformed(format!("{what}: {e}")))
 }
