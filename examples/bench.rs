@@ -239,6 +239,142 @@ fn remove_unless_kept(args: &Args, dir: &std::path::Path) -> BenchResult<()> {
     Ok(())
 }
 
+/// Whether a workload asked for runs in the world a formation leaves.
+fn after_formation(args: &Args) -> bool {
+    [
+        "chat",
+        "live",
+        "removal",
+        "live-removal",
+        "live-after-removal",
+    ]
+    .iter()
+    .any(|w| args.only.contains(*w))
+}
+
+/// The run of median CPU among `runs` (the lower middle of an even count).
+fn median_run<T>(
+    mut runs: Vec<T>,
+    cpu: impl Fn(&T) -> (std::time::Duration, std::time::Duration),
+) -> Option<T> {
+    runs.sort_by_key(|r| cpu(r));
+    let middle = runs.len().saturating_sub(1) / 2;
+    runs.into_iter().nth(middle)
+}
+
+/// Formation at `n` and the workloads that continue in the world it leaves.
+///
+/// Up to [`REPEATED_UP_TO`] members the formation runs [`FORMATION_RUNS`] times, each in a
+/// fresh world, and the run of median CPU is reported (a few tenths of a second are a few
+/// dozen 10 ms ticks). When the removal is asked for without chat, it runs in each of those
+/// worlds too and its median is reported, so that the small groups' figure, the divisor of
+/// the 1,000-member ratios, is not one run's. The other workloads continue in the last world.
+fn in_formed_worlds(
+    args: &Args,
+    n: usize,
+    root: &std::path::Path,
+    results: &mut Results,
+) -> BenchResult<()> {
+    let on = |w: &str| args.only.contains(w);
+    let formation_runs = if n <= REPEATED_UP_TO {
+        FORMATION_RUNS
+    } else {
+        1
+    };
+    let repeat_removal = formation_runs > 1 && on("removal") && !on("chat") && !on("live");
+    let mut formations = Vec::with_capacity(formation_runs);
+    let mut removals = Vec::new();
+    let mut world: Option<World> = None;
+    for run in 0..formation_runs {
+        let dir = root.join(format!("n{n}-{run}"));
+        if let Some(mut w) = world.take() {
+            if repeat_removal {
+                w.settle(120_000)?;
+                removals.push(removal_in(&mut w, args)?);
+            }
+            drop(w);
+            remove_unless_kept(args, &root.join(format!("n{n}-{}", run - 1)))?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let mut w = World::new(n, &dir)?;
+        eprintln!("n={n}: formation (run {} of {formation_runs})", run + 1);
+        formations.push(workloads::formation(&mut w)?);
+        world = Some(w);
+    }
+    let Some(mut w) = world else {
+        return Err("no formation run".into());
+    };
+    if on("formation")
+        && let Some(f) = median_run(formations, |f| (f.cpu, f.cpu_precise))
+    {
+        results.formation.push(f);
+    }
+    after_formation_in(&mut w, args, results, root, removals)?;
+    drop(w);
+    remove_unless_kept(args, &root.join(format!("n{n}-{}", formation_runs - 1)))
+}
+
+/// One batched removal in `w`.
+fn removal_in(w: &mut World, args: &Args) -> BenchResult<workloads::Removal> {
+    eprintln!("n={}: removal", w.n());
+    workloads::removal(w, false, args.remove)
+}
+
+/// The workloads that continue in the last formed world; `removals` holds the removals
+/// already run in the earlier worlds.
+fn after_formation_in(
+    w: &mut World,
+    args: &Args,
+    results: &mut Results,
+    root: &std::path::Path,
+    mut removals: Vec<workloads::Removal>,
+) -> BenchResult<()> {
+    let on = |x: &str| args.only.contains(x);
+    let n = w.n();
+    if !after_formation(args) {
+        return Ok(());
+    }
+    w.settle(120_000)?;
+    if on("chat") {
+        eprintln!("n={n}: chat");
+        results.chat.push(workloads::chat(w, false)?);
+    }
+    if on("live") {
+        let live = match args.reference {
+            Some(Reference::Run) => {
+                live_beside_reference(w, args.pairs, root, &mut results.live_reference)?
+            }
+            _ => {
+                eprintln!("n={n}: live chat");
+                workloads::chat(w, true)?
+            }
+        };
+        results.chat.push(live);
+    }
+    // One member is removed per world: the live removal runs when the batched one is not
+    // asked for.
+    if on("removal") || on("live-after-removal") {
+        removals.push(removal_in(w, args)?);
+        let runs = removals.len();
+        if let Some(mut r) = median_run(removals, |r| (r.cpu, r.cpu_precise)) {
+            r.runs = runs;
+            results.removal.push(r);
+        }
+    } else if on("live-removal") {
+        eprintln!("n={n}: live removal");
+        results
+            .live_removal
+            .push(workloads::removal(w, true, args.remove)?);
+    }
+    // (b″): the members now keep the epoch before the removal as a past epoch, with the
+    // ratchets of everyone who chatted in it.
+    if on("live-after-removal") {
+        eprintln!("n={n}: live chat after the removal");
+        results.live_after_removal.push(workloads::chat(w, true)?);
+    }
+    Ok(())
+}
+
 fn run(args: &Args) -> BenchResult<()> {
     let on = |w: &str| args.only.contains(w);
     let tmp = tempfile::Builder::new().prefix("witan-bench-").tempdir()?;
@@ -256,87 +392,10 @@ fn run(args: &Args) -> BenchResult<()> {
         ..Results::default()
     };
     eprintln!("machine: {}", results.machine);
-    // The workloads that run in the world a formation leaves.
-    let after_formation =
-        on("chat") || on("live") || on("removal") || on("live-removal") || on("live-after-removal");
+    let after_formation = after_formation(args);
     for &n in &args.ns {
         if on("formation") || after_formation {
-            // Formation runs FORMATION_RUNS times, each in a fresh world, and the run of median
-            // CPU is reported (a few tenths of a second are a few dozen 10 ms ticks); the
-            // other workloads continue in the last world.
-            let formation_runs = if n <= REPEATED_UP_TO {
-                FORMATION_RUNS
-            } else {
-                1
-            };
-            let mut runs = Vec::with_capacity(formation_runs);
-            let mut world = None;
-            for run in 0..formation_runs {
-                let dir = root.join(format!("n{n}-{run}"));
-                if let Some(w) = world.take() {
-                    drop(w);
-                    remove_unless_kept(args, &root.join(format!("n{n}-{}", run - 1)))?;
-                }
-                std::fs::create_dir_all(&dir)?;
-                let mut w = World::new(n, &dir)?;
-                eprintln!("n={n}: formation (run {} of {formation_runs})", run + 1);
-                runs.push(workloads::formation(&mut w)?);
-                world = Some(w);
-            }
-            let Some(mut w) = world else {
-                return Err("no formation run".into());
-            };
-            runs.sort_by_key(|f| (f.cpu, f.cpu_precise));
-            if on("formation")
-                && let Some(f) = runs.into_iter().nth(formation_runs / 2)
-            {
-                results.formation.push(f);
-            }
-            if after_formation {
-                w.settle(120_000)?;
-            }
-            if on("chat") {
-                eprintln!("n={n}: chat");
-                results.chat.push(workloads::chat(&mut w, false)?);
-            }
-            if on("live") {
-                let live = match args.reference {
-                    Some(Reference::Run) => live_beside_reference(
-                        &mut w,
-                        args.pairs,
-                        &root,
-                        &mut results.live_reference,
-                    )?,
-                    _ => {
-                        eprintln!("n={n}: live chat");
-                        workloads::chat(&mut w, true)?
-                    }
-                };
-                results.chat.push(live);
-            }
-            // One member is removed per world: the live removal runs when the batched one
-            // is not asked for.
-            if on("removal") || on("live-after-removal") {
-                eprintln!("n={n}: removal");
-                results
-                    .removal
-                    .push(workloads::removal(&mut w, false, args.remove)?);
-            } else if on("live-removal") {
-                eprintln!("n={n}: live removal");
-                results
-                    .live_removal
-                    .push(workloads::removal(&mut w, true, args.remove)?);
-            }
-            // (b″): the members now keep the epoch before the removal as a past epoch, with
-            // the ratchets of everyone who chatted in it.
-            if on("live-after-removal") {
-                eprintln!("n={n}: live chat after the removal");
-                results
-                    .live_after_removal
-                    .push(workloads::chat(&mut w, true)?);
-            }
-            drop(w);
-            remove_unless_kept(args, &root.join(format!("n{n}-{}", formation_runs - 1)))?;
+            in_formed_worlds(args, n, &root, &mut results)?;
         }
         if on("floor") {
             eprintln!("n={n}: floor");

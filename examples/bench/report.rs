@@ -201,19 +201,23 @@ impl Results {
         super::scale_report::live(&mut s, &self.chat, &self.live_reference);
         super::scale_report::live_after_removal(&mut s, &self.chat, &self.live_after_removal);
         if !self.removal.is_empty() {
-            let _ = writeln!(s, "### (c) removal\n");
             let _ = writeln!(
                 s,
-                "| n | wall ms | CPU ms | reference CPU ms | target CPU ms | packets | bytes |"
+                "### (c) removal (median CPU of the runs, each in a world of its own)\n"
             );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "| n | runs | wall ms | CPU ms | reference CPU ms | target CPU ms | packets | bytes |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
             for r in &self.removal {
                 let reference_ms = reference(r.n).map(|x| x.2);
                 let cpu = r.cpu.as_secs_f64() * 1e3;
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
                     r.n,
+                    r.runs,
                     fmt3(r.wall.as_secs_f64() * 1e3),
                     fmt3(cpu),
                     opt(reference_ms),
@@ -371,6 +375,7 @@ impl Results {
         for r in self.removal.iter().chain(&self.live_removal) {
             runs.push(json!({
                 "workload": if r.live { "live_removal" } else { "removal" }, "n": r.n,
+                "runs": r.runs,
                 "wall_ms": r.wall.as_secs_f64() * 1e3,
                 "cpu_ms": r.cpu.as_secs_f64() * 1e3,
                 "cpu_ms_schedstat": r.cpu_precise.as_secs_f64() * 1e3,

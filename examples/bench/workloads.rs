@@ -152,6 +152,8 @@ pub struct Removal {
     pub bytes: u64,
     pub packets_received: u64,
     pub per_commit: PerCommit,
+    /// How many removals, each in a world of its own, this one is the median of.
+    pub runs: usize,
 }
 
 /// (a) The creator creates; N-1 joiners announce at t=0; done when all N agree on one epoch
@@ -341,5 +343,6 @@ fn removal_run(w: &mut World, live: bool, target: Target) -> BenchResult<Removal
         bytes: bytes1 - bytes0,
         packets_received: w.receive.packets - receive0.packets,
         per_commit,
+        runs: 1,
     })
 }
