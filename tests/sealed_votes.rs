@@ -305,8 +305,15 @@ fn sealed_votes_that_arrive_together_are_checked_as_one_batch_and_each_counts_on
         "one batch proved all four"
     );
     assert_eq!(net.nodes[5].conv().proved_votes(), batched);
-    for p in &packets {
+    // The batch opened them: each packet's vote is taken from what it opened when the packet
+    // is applied, not opened again.
+    assert_eq!(net.nodes[5].conv().opened_votes(), batched);
+    for (applied, p) in packets.iter().enumerate() {
         net.receive(5, p).unwrap();
+        assert_eq!(
+            net.nodes[5].conv().opened_votes(),
+            batched.saturating_sub(applied + 1)
+        );
     }
     for voter in 1..=4 {
         assert!(
@@ -322,6 +329,74 @@ fn sealed_votes_that_arrive_together_are_checked_as_one_batch_and_each_counts_on
     // The next batch starts from nothing: what was proved is not kept beyond it.
     assert_eq!(net.check_sealed_votes(5, &packets[..1]), 0);
     assert_eq!(net.nodes[5].conv().proved_votes(), 0);
+    assert_eq!(net.nodes[5].conv().opened_votes(), 0);
+}
+
+#[test]
+fn a_vote_a_batch_opened_is_refused_as_stale_once_its_epoch_is_too_old_like_one_opened_late() {
+    let mut net = Net::form(7, fast_settings());
+    net.run_for(10_000);
+    let pid = proposal_known_to(&mut net, &[1, 2]);
+    net.drop_in_flight();
+    let sealed_at = net.nodes[0].conv().epoch();
+    let packets = sealed_votes(&net, pid, &[1, 2], true);
+    let batched = if Layer::Votes.enabled() { 2 } else { 0 };
+    assert_eq!(net.check_sealed_votes(0, &packets), batched);
+    // The group moves on by removals while the packets wait; no other batch comes.
+    let mut removed = 6;
+    while net.nodes[0].conv().epoch() <= sealed_at + witan::mls::MAX_PAST_EPOCHS as u64 {
+        assert!(removed > 3, "removals commit");
+        let target = net.nodes[removed].id();
+        net.act(0, |c, ctx| c.propose_removal(ctx, target).map(|(_, o)| o))
+            .unwrap();
+        net.run_for(60_000);
+        removed -= 1;
+    }
+    assert_eq!(
+        net.nodes[0].conv().opened_votes(),
+        batched,
+        "what the batch opened is still kept"
+    );
+    let before = net.snapshot(0);
+    for p in &packets {
+        assert!(
+            matches!(net.receive(0, p), Err(ProtocolError::Stale)),
+            "the epoch's key is gone: stale, opened or not"
+        );
+    }
+    assert_eq!(net.snapshot(0), before);
+}
+
+#[test]
+fn a_packet_that_differs_from_one_a_batch_opened_is_not_taken_for_it() {
+    let (mut net, pid) = six_with_a_proposal();
+    let packets = sealed_votes(&net, pid, &[1, 2], true);
+    let batched = if Layer::Votes.enabled() { 2 } else { 0 };
+    assert_eq!(net.check_sealed_votes(5, &packets), batched);
+    // The same envelope with one byte of its sealed body flipped: its own bytes are opened
+    // (and refused), not the vote the batch opened from the original.
+    let mut env = wire::decode_envelope(&packets[0]).unwrap();
+    let mut body = env.body.to_vec();
+    let last = body.len() - 1;
+    body[last] ^= 1;
+    env.body = body.into();
+    let altered = wire::encode(&env);
+    let before = net.snapshot(5);
+    assert!(
+        net.receive(5, &altered).is_err(),
+        "the altered packet is refused"
+    );
+    assert_eq!(net.snapshot(5), before);
+    assert_eq!(net.nodes[5].conv().opened_votes(), batched);
+    for p in &packets {
+        net.receive(5, p).unwrap();
+    }
+    for voter in [1, 2] {
+        assert!(
+            holds_vote_of(&net, 5, pid, voter),
+            "vote of {voter} counted"
+        );
+    }
 }
 
 #[test]

@@ -170,7 +170,7 @@ impl Conversation {
             let p = res.proposal.as_ref().ok_or_else(|| {
                 ProtocolError::Internal("a certified resolution without its proposal".into())
             })?;
-            let parsed = parse_checked(&self.id, p, &self.checked.0)?;
+            let parsed = parse_checked(&self.id, p, &self.checked.signatures)?;
             self.ballots
                 .close(&parsed.digest, p.proposal_id, p.timestamp);
             out.events.push(Event::ProposalResolved {

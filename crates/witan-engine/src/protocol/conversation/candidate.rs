@@ -273,7 +273,7 @@ impl Conversation {
             let Some(p) = &res.proposal else {
                 return Ok(Verdict::Forged("a resolution without its proposal".into()));
             };
-            let parsed = match parse_checked(&self.id, p, &self.checked.0) {
+            let parsed = match parse_checked(&self.id, p, &self.checked.signatures) {
                 Ok(parsed) => parsed,
                 Err(e) => return Ok(Verdict::Forged(e.to_string())),
             };

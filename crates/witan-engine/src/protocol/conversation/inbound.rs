@@ -39,12 +39,7 @@ impl Conversation {
                 }
             }
             wire::PacketKind::Group => self.on_group_packet(ctx, env, &mut out)?,
-            wire::PacketKind::Sealed => {
-                let body = wire::decode_sealed(&env.body)?;
-                if self.admit(ctx, body.epoch, &env.recipient, &mut out)? {
-                    self.on_sealed(ctx, &body, &mut out)?;
-                }
-            }
+            wire::PacketKind::Sealed => self.on_sealed_packet(ctx, env, &mut out)?,
             wire::PacketKind::CatchUp => {
                 let c = wire::decode_catch_up(&env.body)?;
                 if self.is_member_state() {
@@ -125,7 +120,7 @@ impl Conversation {
     /// Whether a packet of the group's traffic (MLS or sealed) of `epoch`, addressed to
     /// `recipient` (empty for everyone), is for this member now. A joiner's and a later
     /// epoch's packets are handed back to be buffered; another member's are dropped.
-    fn admit(
+    pub(super) fn admit(
         &mut self,
         ctx: &Ctx,
         epoch: u64,

@@ -241,7 +241,7 @@ impl Conversation {
             roster: roster.serial,
             now_ms,
             settings: &self.settings,
-            checked: &self.checked.0,
+            checked: &self.checked.signatures,
         };
         f(&mut self.ballots, &scope)
     }
@@ -255,7 +255,7 @@ impl Conversation {
             roster: roster.serial,
             now_ms,
             settings: &self.settings,
-            checked: &self.checked.0,
+            checked: &self.checked.signatures,
         };
         f(&self.ballots, &scope)
     }

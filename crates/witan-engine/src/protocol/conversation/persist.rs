@@ -319,7 +319,7 @@ impl Conversation {
         conv.ballots = ballots_from(
             &conv.id,
             decode(get(PartKey::Ballots)?, "ballots")?,
-            &conv.checked.0,
+            &conv.checked.signatures,
         )?;
         add_stored_votes(&mut conv.ballots, votes)?;
         let round: RoundPart = decode(get(PartKey::Round)?, "round")?;

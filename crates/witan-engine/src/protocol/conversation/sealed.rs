@@ -13,8 +13,11 @@
 //! Votes that arrive together (a push backlog, a large group's voting window) are checked as
 //! one batch before they are applied ([`Conversation::check_sealed_votes`]); what the batch
 //! proves spares each packet its own check, and changes no outcome (`mls::checked`). The
-//! batch opens each packet once more than applying it does: an AES-GCM of a few hundred
-//! bytes, against the signature check it spares.
+//! votes the batch opened are kept by their packet's sealed bytes until the next batch, so
+//! applying such a packet neither decodes nor opens it again: the same bytes under the same
+//! epoch's key open to the same vote.
+
+use std::collections::HashMap;
 
 use prost::Message;
 
@@ -25,11 +28,45 @@ use crate::protocol::ballot_box::{Digest, verify_signed_vote};
 use crate::protocol::{Ctx, Output, ProtocolError};
 use witan_wire::{self as wire, sealed_payload::Content};
 
-/// Vote signatures a batch proved for the packets being applied: a memory of a verdict that
-/// every member reaches alike, so it is never stored, and two conversations compare equal
-/// whatever it holds.
+/// Vote signatures a batch proved for the packets being applied, and the votes it opened: a
+/// memory of a verdict that every member reaches alike, so it is never stored, and two
+/// conversations compare equal whatever it holds.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ProvedVotes(pub(crate) CheckedSignatures);
+pub(crate) struct ProvedVotes {
+    pub(crate) signatures: CheckedSignatures,
+    /// The votes of the last passing batch, by the sealed body that carried them (at most
+    /// `MAX_CHECKED`; each taken when its packet is applied).
+    opened: HashMap<wire::Bytes, OpenedVote>,
+}
+
+/// A vote a batch opened: the epoch it was sealed in and what it sealed.
+#[derive(Clone, Debug)]
+struct OpenedVote {
+    epoch: u64,
+    signed: wire::SignedVote,
+}
+
+impl ProvedVotes {
+    /// Forgets the last batch.
+    fn clear(&mut self) {
+        self.signatures.clear();
+        self.opened.clear();
+    }
+
+    /// How many opened votes wait for their packets.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn opened_len(&self) -> usize {
+        self.opened.len()
+    }
+
+    /// The vote a batch opened from `body`, taken out of the memory.
+    fn take_opened(&mut self, body: &[u8]) -> Option<OpenedVote> {
+        if self.opened.is_empty() {
+            return None;
+        }
+        self.opened.remove(body)
+    }
+}
 
 impl PartialEq for ProvedVotes {
     fn eq(&self, _: &Self) -> bool {
@@ -47,46 +84,54 @@ impl Conversation {
     /// anything else is left to the packet's own handling. Returns how many signatures the
     /// batch proved.
     pub fn check_sealed_votes(&mut self, ctx: &Ctx, packets: &[&wire::Envelope]) -> usize {
-        self.checked.0.clear();
+        self.checked.clear();
         if !Layer::Votes.enabled() || !self.is_member_state() {
             return 0;
         }
-        let items: Vec<SignatureItem> = packets
+        let mut items: Vec<SignatureItem> = Vec::new();
+        let mut opened = HashMap::new();
+        let sealed = packets
             .iter()
             .filter(|p| p.kind == wire::PacketKind::Sealed as i32 && p.conversation_id == self.id)
-            .take(MAX_CHECKED)
-            .filter_map(|p| wire::decode_sealed(&p.body).ok())
-            .filter_map(|body| self.sealed_vote_signature(ctx, &body))
-            .collect();
-        if self.checked.0.check_batch(&items) {
+            .take(MAX_CHECKED);
+        for p in sealed {
+            if let Some((item, vote)) = self.open_sealed_vote(ctx, &p.body) {
+                items.push(item);
+                opened.insert(p.body.clone(), vote);
+            }
+        }
+        if self.checked.signatures.check_batch(&items) {
+            self.checked.opened = opened;
             items.len()
         } else {
             0
         }
     }
 
-    /// The signature of the member vote `body` seals, if it seals one under a kept key whose
-    /// hash matches its fields (the rest of the vote's checks come when it is applied).
-    fn sealed_vote_signature(&self, ctx: &Ctx, body: &wire::Sealed) -> Option<SignatureItem> {
-        let key = self.seal_keys.iter().find(|k| k.epoch == body.epoch)?;
-        let plaintext = mls::seal::open(ctx.provider, key, &self.id, body).ok()?;
+    /// The member vote `body` seals, with its signature, if it seals one under a kept key
+    /// whose hash matches its fields (the rest of the vote's checks come when it is applied).
+    fn open_sealed_vote(&self, ctx: &Ctx, body: &[u8]) -> Option<(SignatureItem, OpenedVote)> {
+        let sealed = wire::decode_sealed(body).ok()?;
+        let key = self.seal_keys.iter().find(|k| k.epoch == sealed.epoch)?;
+        let plaintext = mls::seal::open(ctx.provider, key, &self.id, &sealed).ok()?;
         let Some(Content::Vote(signed)) = wire::decode_sealed_payload(&plaintext).ok()?.content
         else {
             return None;
         };
-        let vote = signed.vote?;
+        let vote = signed.vote.as_ref()?;
         let digest: Digest = signed.proposal_digest.as_slice().try_into().ok()?;
         let owner: [u8; 32] = vote.vote_owner.as_slice().try_into().ok()?;
         let voter = MemberId::from_public_key(&owner);
         if voter == self.me || !self.is_member(&voter) {
             return None;
         }
-        let hash = wire::vote_hash(&self.id, &digest, &vote);
-        (hash.as_slice() == vote.vote_hash.as_slice()).then_some((
-            owner,
-            vote.vote_hash,
-            vote.signature,
-        ))
+        let hash = wire::vote_hash(&self.id, &digest, vote);
+        if hash.as_slice() != vote.vote_hash.as_slice() {
+            return None;
+        }
+        let item = (owner, vote.vote_hash.clone(), vote.signature.clone());
+        let epoch = sealed.epoch;
+        Some((item, OpenedVote { epoch, signed }))
     }
 
     /// Casts this member's vote and sends it sealed.
@@ -157,22 +202,57 @@ impl Conversation {
         self.touch(PartKey::Core);
     }
 
-    /// Handles a sealed packet that passed the routing checks (`inbound.rs`).
-    pub(super) fn on_sealed(
+    /// Handles a sealed packet (`envelope` its packet): routed by its epoch and recipient
+    /// (`inbound.rs`), then opened — or taken from the last batch, which opened it already.
+    pub(super) fn on_sealed_packet(
+        &mut self,
+        ctx: &Ctx,
+        envelope: &wire::Envelope,
+        out: &mut Output,
+    ) -> Result<(), ProtocolError> {
+        if let Some(opened) = self.checked.take_opened(&envelope.body) {
+            if self.admit(ctx, opened.epoch, &envelope.recipient, out)? {
+                let mut group = self.load_group(ctx)?;
+                // The key is looked up as if the packet were opened, so that a vote of an
+                // epoch whose key is gone since the batch is refused alike.
+                self.seal_key_of(ctx, &group, opened.epoch)?;
+                self.on_sealed_vote(ctx, &mut group, opened.signed, out)?;
+            }
+            return Ok(());
+        }
+        let body = wire::decode_sealed(&envelope.body)?;
+        if self.admit(ctx, body.epoch, &envelope.recipient, out)? {
+            self.on_sealed(ctx, &body, out)?;
+        }
+        Ok(())
+    }
+
+    /// The key of `epoch`: the current one (derived if this state has none yet) or a kept
+    /// past one; a past epoch whose key is gone is stale.
+    fn seal_key_of(
+        &mut self,
+        ctx: &Ctx,
+        group: &Group,
+        epoch: u64,
+    ) -> Result<SealKey, ProtocolError> {
+        if epoch == self.epoch {
+            return self.current_seal_key(ctx, group);
+        }
+        match self.seal_keys.iter().find(|k| k.epoch == epoch) {
+            Some(k) => Ok(k.clone()),
+            None => Err(ProtocolError::Stale),
+        }
+    }
+
+    /// Handles a sealed packet that passed the routing checks.
+    fn on_sealed(
         &mut self,
         ctx: &Ctx,
         body: &wire::Sealed,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
         let group = self.load_group(ctx)?;
-        let key = if body.epoch == self.epoch {
-            self.current_seal_key(ctx, &group)?
-        } else {
-            match self.seal_keys.iter().find(|k| k.epoch == body.epoch) {
-                Some(k) => k.clone(),
-                None => return Err(ProtocolError::Stale),
-            }
-        };
+        let key = self.seal_key_of(ctx, &group, body.epoch)?;
         let plaintext = mls::seal::open(ctx.provider, &key, &self.id, body)?;
         let payload = wire::decode_sealed_payload(&plaintext)?;
         let content = payload
@@ -229,7 +309,7 @@ impl Conversation {
                 ));
             }
             None => {
-                verify_signed_vote(&self.id, &digest, &vote, &self.checked.0)?;
+                verify_signed_vote(&self.id, &digest, &vote, &self.checked.signatures)?;
             }
         }
         self.on_vote(ctx, group, Some(voter), vote, out)

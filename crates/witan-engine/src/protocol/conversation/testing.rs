@@ -76,7 +76,13 @@ impl Conversation {
 
     /// How many vote signatures the last batch check proved (see `sealed.rs`).
     pub fn proved_votes(&self) -> usize {
-        self.checked.0.len()
+        self.checked.signatures.len()
+    }
+
+    /// How many votes of the last passing batch are kept opened, waiting for their packets
+    /// (see `sealed.rs`).
+    pub fn opened_votes(&self) -> usize {
+        self.checked.opened_len()
     }
 
     /// This member's tentative result of an open proposal at `now_ms`.
@@ -88,7 +94,7 @@ impl Conversation {
             roster: 0,
             now_ms,
             settings: &self.settings,
-            checked: &self.checked.0,
+            checked: &self.checked.signatures,
         };
         b.tentative(&scope)
     }
