@@ -44,7 +44,7 @@ fn a_leader_carrying_a_forged_one_voter_decision_gets_no_prevote_and_removes_nob
         round: conv.commit_round().round(),
         proposer: net.nodes[leader].id().as_bytes().to_vec(),
         commit,
-        welcome: Vec::new(),
+        welcome: Default::default(),
         resolutions: vec![wire::Resolution {
             proposal: Some(forged),
             approved: true,
@@ -322,7 +322,7 @@ fn a_garbage_candidate_from_another_steward_does_not_suppress_the_epoch_stewards
         round: 0,
         proposer: net.nodes[other].id().as_bytes().to_vec(),
         commit: vec![0xde, 0xad],
-        welcome: Vec::new(),
+        welcome: Default::default(),
         resolutions,
         pol: None,
     };
@@ -469,7 +469,7 @@ fn a_leader_that_leaves_an_approved_removal_out_does_not_keep_it_out() {
         round: 0,
         proposer: net.nodes[leader].id().as_bytes().to_vec(),
         commit,
-        welcome: Vec::new(),
+        welcome: Default::default(),
         resolutions: kept,
         pol: None,
     };

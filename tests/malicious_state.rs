@@ -182,7 +182,7 @@ fn a_conversation_sync_from_a_member_other_than_the_certifier_is_refused() {
         net.nodes[impostor].id().as_bytes(),
         wire::PacketKind::Welcome,
         wire::encode(&wire::WelcomePacket {
-            sync: sealed_body.to_vec(),
+            sync: sealed_body.to_vec().into(),
             ..packet.clone()
         }),
     ));

@@ -26,7 +26,7 @@ fn bogus_candidate(net: &mut Net, author: usize) -> Vec<u8> {
         round: conv.commit_round().round(),
         proposer: net.nodes[author].id().as_bytes().to_vec(),
         commit: vec![1, 2, 3],
-        welcome: Vec::new(),
+        welcome: Default::default(),
         resolutions: vec![wire::Resolution {
             proposal: Some(p),
             approved: true,

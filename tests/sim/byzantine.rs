@@ -155,7 +155,7 @@ pub fn bogus_candidate(victim_pick: u64, now_ms: u64) -> Box<Builder<'static>> {
             round: conv.commit_round().round(),
             proposer: me.as_bytes().to_vec(),
             commit: vec![0xde, 0xad, 0xbe, 0xef],
-            welcome: Vec::new(),
+            welcome: Default::default(),
             resolutions: vec![wire::Resolution {
                 proposal: Some(p),
                 approved: true,
@@ -321,7 +321,7 @@ pub fn equivocation(now_ms: u64) -> Box<Builder<'static>> {
                 round: conv.commit_round().round(),
                 proposer: me.as_bytes().to_vec(),
                 commit: commit.commit,
-                welcome: commit.welcome.unwrap_or_default(),
+                welcome: commit.welcome.unwrap_or_default().into(),
                 resolutions: resolutions.clone(),
                 pol: None,
             }));
@@ -396,7 +396,7 @@ pub fn forged_evidence(victim_pick: u64, now_ms: u64) -> Box<Builder<'static>> {
             round: conv.commit_round().round(),
             proposer: me.as_bytes().to_vec(),
             commit,
-            welcome: Vec::new(),
+            welcome: Default::default(),
             resolutions: vec![wire::Resolution {
                 proposal: Some(p),
                 approved: true,

@@ -86,7 +86,7 @@ pub fn two_commits(w: &World, i: usize) -> (Vec<u8>, Vec<u8>) {
                 round: 0,
                 proposer: identity.member_id().as_bytes().to_vec(),
                 commit: commit.commit,
-                welcome: Vec::new(),
+                welcome: Default::default(),
                 resolutions: resolutions.clone(),
                 pol: None,
             };

@@ -13,7 +13,7 @@
 //! and the bounded decode both use in `fields`. They check sizes and shapes only:
 //! signatures, hash chains and membership are the protocol layer's business.
 
-use prost::bytes::Bytes;
+use prost::bytes::{Buf, Bytes};
 
 use super::WIRE_VERSION;
 use super::ballot_codec::{validate_proof, validate_proposal, validate_vote};
@@ -91,6 +91,16 @@ pub fn validate_catch_up(c: &CatchUp) -> Result<(), WireError> {
 
 /// Decodes and validates a [`WelcomePacket`].
 pub fn decode_welcome_packet(bytes: &[u8]) -> Result<WelcomePacket, WireError> {
+    welcome_packet_from(bytes)
+}
+
+/// [`decode_welcome_packet`] from a shared buffer (an envelope's body): the welcome and the
+/// sync are views of `bytes`, not copies — a large group's welcome packet is megabytes.
+pub fn decode_welcome_packet_shared(bytes: Bytes) -> Result<WelcomePacket, WireError> {
+    welcome_packet_from(bytes)
+}
+
+fn welcome_packet_from<B: Buf + AsRef<[u8]>>(bytes: B) -> Result<WelcomePacket, WireError> {
     let packet: WelcomePacket = decode_bounded(
         "welcome_packet",
         bytes,

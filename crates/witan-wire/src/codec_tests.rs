@@ -272,13 +272,13 @@ fn join_request_and_welcome_rules_are_enforced() {
     };
     assert_eq!(w(|w| w.welcome.clear()), "welcome_packet.welcome");
     assert_eq!(
-        w(|w| w.sync = vec![0; MAX_SYNC_BYTES + 1]),
+        w(|w| w.sync = vec![0; MAX_SYNC_BYTES + 1].into()),
         "welcome_packet.sync"
     );
     // The sync of a thousand-member formation (999 resolved adds with their key packages,
     // carried again in the certified candidate) is over a mebibyte.
     let mut big = samples::welcome();
-    big.sync = vec![0; 2 * 1024 * 1024];
+    big.sync = vec![0; 2 * 1024 * 1024].into();
     assert!(decode_welcome_packet(&encode(&big)).is_ok());
     assert_eq!(w(|w| w.joiners.push(vec![1; 19])), "welcome_packet.joiners");
     assert_eq!(
@@ -341,4 +341,33 @@ fn an_envelope_decoded_from_a_shared_buffer_views_its_body_and_checks_alike() {
         Err(WireError::TooLarge { .. })
     ));
     assert!(decode_envelope_keyed_shared(Bytes::from_static(&[0xff, 0xff])).is_err());
+}
+
+#[test]
+fn a_welcome_packet_decoded_from_a_shared_buffer_views_its_welcome_and_sync_and_checks_alike() {
+    let w = samples::welcome();
+    let wire = Bytes::from(encode(&w));
+    let shared = decode_welcome_packet_shared(wire.clone()).unwrap();
+    assert_eq!(shared, decode_welcome_packet(&wire).unwrap());
+    assert_eq!(shared, w);
+    // The welcome and the sync are views of the buffer, not copies of it.
+    let (start, end) = (wire.as_ptr() as usize, wire.as_ptr() as usize + wire.len());
+    for field in [&shared.welcome, &shared.sync] {
+        let at = field.as_ptr() as usize;
+        assert!(at >= start && at + field.len() <= end);
+    }
+    // What the copying decoder refuses, the shared one refuses with the same error.
+    let mut empty = w.clone();
+    empty.welcome = Bytes::new();
+    let empty = encode(&empty);
+    assert_eq!(
+        decode_welcome_packet_shared(Bytes::from(empty.clone())),
+        decode_welcome_packet(&empty)
+    );
+    assert!(decode_welcome_packet_shared(Bytes::from(empty)).is_err());
+    let long = Bytes::from(vec![0u8; MAX_WELCOME_PACKET_BYTES + 1]);
+    assert!(matches!(
+        decode_welcome_packet_shared(long),
+        Err(WireError::TooLarge { .. })
+    ));
 }

@@ -331,7 +331,7 @@ mod tests {
         let changes: Vec<fn(&mut crate::Candidate)> = vec![
             |c| c.epoch += 1,
             |c| c.commit.push(0),
-            |c| c.welcome.push(0),
+            |c| c.welcome = [&c.welcome[..], &[0]].concat().into(),
             |c| c.resolutions.pop().map(drop).unwrap_or(()),
             |c| c.resolutions[0].approved ^= true,
             |c| c.resolutions[0].at_expiry ^= true,

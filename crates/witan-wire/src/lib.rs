@@ -104,8 +104,8 @@ pub use ballot_codec::{
 pub use codec::{
     decode_catch_up, decode_conversation_sync, decode_envelope, decode_envelope_keyed,
     decode_envelope_keyed_shared, decode_group_payload, decode_join_request, decode_welcome_packet,
-    validate_catch_up, validate_chat, validate_conversation_sync, validate_envelope,
-    validate_group_payload, validate_join_request, validate_welcome_packet,
+    decode_welcome_packet_shared, validate_catch_up, validate_chat, validate_conversation_sync,
+    validate_envelope, validate_group_payload, validate_join_request, validate_welcome_packet,
 };
 pub use digest::{
     CANDIDATE_DIGEST_DOMAIN, CATCH_UP_DOMAIN, PROPOSAL_DIGEST_DOMAIN, ROUND_VOTE_DOMAIN,

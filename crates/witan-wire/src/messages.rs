@@ -42,12 +42,13 @@ pub struct JoinRequest {
 /// The MLS welcome for the joiners of one commit, with the conversation sync that follows it.
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub struct WelcomePacket {
-    /// Serialized MLS welcome.
-    #[prost(bytes = "vec", tag = "1")]
-    pub welcome: Vec<u8>,
+    /// Serialized MLS welcome (a view of the packet when decoded from a shared buffer: with
+    /// the sync, most of a large group's welcome packet).
+    #[prost(bytes = "bytes", tag = "1")]
+    pub welcome: prost::bytes::Bytes,
     /// Conversation sync for the joiners (opaque to `wire`; may be empty).
-    #[prost(bytes = "vec", tag = "2")]
-    pub sync: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub sync: prost::bytes::Bytes,
     /// 20-byte member ids of the members this welcome is for.
     #[prost(bytes = "vec", repeated, tag = "3")]
     pub joiners: Vec<Vec<u8>>,

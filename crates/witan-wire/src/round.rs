@@ -27,9 +27,10 @@ pub struct Candidate {
     /// The MLS commit (a serialized `PublicMessage`); its MLS sender is the value's author.
     #[prost(bytes = "vec", tag = "4")]
     pub commit: Vec<u8>,
-    /// The MLS welcome for the members the commit adds (empty when it adds none).
-    #[prost(bytes = "vec", tag = "5")]
-    pub welcome: Vec<u8>,
+    /// The MLS welcome for the members the commit adds (empty when it adds none; shared with
+    /// the welcome packet it came in, so a joiner does not copy it).
+    #[prost(bytes = "bytes", tag = "5")]
+    pub welcome: prost::bytes::Bytes,
     /// The proposals the commit resolves, in ascending proposal-digest order.
     #[prost(message, repeated, tag = "6")]
     pub resolutions: Vec<Resolution>,

@@ -125,7 +125,7 @@ pub fn candidate() -> Candidate {
         round: 1,
         proposer: vec![4; 20],
         commit: vec![0xcc; 500],
-        welcome: vec![0x77; 300],
+        welcome: vec![0x77; 300].into(),
         resolutions: (0..5).map(resolution).collect(),
         pol: None,
     }
@@ -228,8 +228,8 @@ pub fn join_request() -> JoinRequest {
 
 pub fn welcome() -> WelcomePacket {
     WelcomePacket {
-        welcome: vec![0x77; 900],
-        sync: encode(&sync()),
+        welcome: vec![0x77; 900].into(),
+        sync: encode(&sync()).into(),
         joiners: vec![vec![9; 20], vec![10; 20]],
     }
 }

@@ -344,7 +344,7 @@ impl Conversation {
         let sync = group.encrypt(ctx.provider, ctx.identity, &plaintext)?;
         let packet = wire::WelcomePacket {
             welcome,
-            sync,
+            sync: sync.into(),
             joiners: added.iter().map(|m| m.as_bytes().to_vec()).collect(),
         };
         self.emit(
@@ -385,7 +385,7 @@ impl Conversation {
         let mut candidate = certified.candidate.take().unwrap_or_default();
         if candidate.welcome.is_empty() {
             // Sent once, beside the sync (`send_welcome`): back where it was certified.
-            candidate.welcome.clone_from(&packet.welcome);
+            candidate.welcome = packet.welcome.clone();
         }
         if candidate.proposer.as_slice() != decrypted.sender.as_bytes() {
             return Err(ProtocolError::InvalidInput(

@@ -149,7 +149,7 @@ impl Conversation {
                 round,
                 proposer: me.as_bytes().to_vec(),
                 commit: output.commit,
-                welcome: output.welcome.unwrap_or_default(),
+                welcome: output.welcome.unwrap_or_default().into(),
                 resolutions: resolutions.clone(),
                 pol: None,
             };

@@ -33,7 +33,7 @@ impl Conversation {
                 }
             }
             wire::PacketKind::Welcome => {
-                let packet = wire::decode_welcome_packet(&env.body)?;
+                let packet = wire::decode_welcome_packet_shared(env.body.clone())?;
                 if self.is_waiting_to_join() {
                     self.on_welcome(ctx, packet, &mut out)?;
                 }
