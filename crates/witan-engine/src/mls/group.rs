@@ -32,7 +32,9 @@ use openmls_traits::OpenMlsProvider as _;
 
 use super::error::MlsError;
 use super::identity::Identity;
-use super::key_package::{check_key_package, credential_member_id, leaf_member_id, parse_message};
+use super::key_package::{
+    check_key_package, credential_member_id, leaf_member_id, message_head, parse_message,
+};
 use super::member_id::MemberId;
 use super::provider::{CIPHERSUITE, MlsProvider};
 use super::storage::{MlsStorage, SecretRows};
@@ -449,12 +451,7 @@ impl Group {
     /// The group id and epoch a serialized `PublicMessage` or `PrivateMessage` claims, without
     /// decrypting it (unauthenticated: only good for routing).
     pub fn message_header(bytes: &[u8]) -> Result<(Vec<u8>, u64), MlsError> {
-        let pm = match parse_message(bytes)?.extract() {
-            MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
-            MlsMessageBodyIn::PrivateMessage(m) => ProtocolMessage::from(m),
-            _ => return Err(MlsError::Malformed("not a protocol message".into())),
-        };
-        Ok((pm.group_id().as_slice().to_vec(), pm.epoch().as_u64()))
+        message_head(bytes)
     }
 
     /// The key-package refs a serialized Welcome is encrypted to (one per new member).
