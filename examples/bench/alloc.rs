@@ -10,7 +10,9 @@
 //! without allocating), so every block is freed by the allocator that made it.
 //!
 //! The counts are per thread (no shared counter on the allocation path): the bench charges
-//! a member what its calls allocated on the calling thread, as it does for CPU.
+//! a member what its calls allocated on the calling thread, as it does for CPU. Each thread
+//! also follows the bytes it holds (allocated minus freed, by layout size) and their highest
+//! point since a mark: how far one call's heap rises above where it started.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -32,6 +34,10 @@ thread_local! {
     /// (allocations, bytes) made on this thread; const-initialised, so reading it never
     /// allocates.
     static MADE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// (bytes held, their highest point since the last mark) on this thread. A block freed
+    /// by another thread than the one that made it moves both threads' figures, so only rises
+    /// within one call are read.
+    static HELD: Cell<(i64, i64)> = const { Cell::new((0, 0)) };
 }
 
 /// The process's allocator (see the module doc).
@@ -59,6 +65,15 @@ fn count(bytes: usize) {
         let (calls, total) = m.get();
         m.set((calls + 1, total + bytes as u64));
     });
+    hold(bytes as i64);
+}
+
+fn hold(delta: i64) {
+    let _ = HELD.try_with(|h| {
+        let (held, peak) = h.get();
+        let held = held + delta;
+        h.set((held, peak.max(held)));
+    });
 }
 
 // SAFETY: every call is forwarded to one allocator, the same for the whole process.
@@ -82,6 +97,7 @@ unsafe impl GlobalAlloc for BenchAllocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        hold(-(layout.size() as i64));
         match chosen() {
             // SAFETY: `ptr` was made by this allocator (chosen before the first block).
             MIMALLOC => unsafe { MiMalloc.dealloc(ptr, layout) },
@@ -91,6 +107,7 @@ unsafe impl GlobalAlloc for BenchAllocator {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count(new_size);
+        hold(-(layout.size() as i64));
         match chosen() {
             // SAFETY: as for `dealloc`.
             MIMALLOC => unsafe { MiMalloc.realloc(ptr, layout, new_size) },
@@ -112,4 +129,21 @@ pub fn name() -> &'static str {
 /// of its new size).
 pub fn made() -> (u64, u64) {
     MADE.try_with(Cell::get).unwrap_or((0, 0))
+}
+
+/// Marks the calling thread's heap: its highest point starts again from what it holds now,
+/// which is returned.
+pub fn mark_held() -> i64 {
+    HELD.try_with(|h| {
+        let (held, _) = h.get();
+        h.set((held, held));
+        held
+    })
+    .unwrap_or(0)
+}
+
+/// How far the calling thread's heap rose above `mark` (from [`mark_held`]) at its highest.
+pub fn risen_since(mark: i64) -> u64 {
+    HELD.try_with(|h| (h.get().1 - mark).max(0) as u64)
+        .unwrap_or(0)
 }

@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 
 use super::workloads::{Chat, Formation, PerCommit, Removal, median_second_max};
 
+/// Bytes in a mebibyte.
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// The reference de-mls 4.1.0 in memory, one message per call, as issue #20 gives it (n, µs
 /// per message): measured on the machine the issue was filed from, not re-run here.
 const ISSUE_REFERENCE_LIVE: [(usize, f64); 3] = [(16, 65.0), (64, 144.0), (128, 239.0)];
@@ -148,7 +151,7 @@ fn table_head(s: &mut String, header: &str) {
 fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
     let _ = writeln!(
         s,
-        "| {workload} | {n} | {} | {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} / {:.1} | {:.0} | {:.1} |",
+        "| {workload} | {n} | {} | {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} / {:.1} | {:.0} | {:.1} / {:.1} | {:.1} |",
         p.commits,
         ms(p.cpu_median),
         ms(p.cpu_max),
@@ -162,6 +165,8 @@ fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
         p.allocations_median / 1e3,
         p.allocated_bytes_median / 1e6,
         p.page_faults_median,
+        p.heap_rise_median / MIB,
+        p.heap_rise_max / MIB,
         p.latency_ms as f64 / 1e3,
     );
 }
@@ -205,7 +210,7 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
     );
     table_head(
         s,
-        "| workload | n | commits | CPU ms median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | heap allocations median: thousands / MB | page faults median | commit latency s (protocol) |",
+        "| workload | n | commits | CPU ms median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | heap allocations median: thousands / MB | page faults median | heap rise in one call, MiB median / max | commit latency s (protocol) |",
     );
     for f in formation {
         row(s, "formation", f.n, &f.per_commit);
@@ -429,6 +434,8 @@ pub fn per_commit_json(p: &PerCommit) -> Value {
         "member_certificate_bytes_per_commit_median": p.certificate_bytes_median,
         "member_allocations_per_commit_median": p.allocations_median,
         "member_page_faults_per_commit_median": p.page_faults_median,
+        "member_heap_rise_bytes_median": p.heap_rise_median,
+        "member_heap_rise_bytes_max": p.heap_rise_max,
         "member_allocated_bytes_per_commit_median": p.allocated_bytes_median,
         "commit_latency_ms_protocol": p.latency_ms,
     })

@@ -50,6 +50,10 @@ pub struct PerCommit {
     pub allocated_bytes_median: f64,
     /// Page faults per member per commit (median): pages its heap and files took fresh.
     pub page_faults_median: f64,
+    /// The most a member's heap rose within one call (median and maximum over members; not
+    /// divided by the commits): the transient memory a phone needs on top of what it holds.
+    pub heap_rise_median: f64,
+    pub heap_rise_max: f64,
     /// Protocol (virtual) time from the first action to every member having applied.
     pub latency_ms: u64,
 }
@@ -81,6 +85,8 @@ impl PerCommit {
         let (allocations_median, ..) = per(&|c| c.allocations as f64);
         let (allocated_bytes_median, ..) = per(&|c| c.allocated_bytes as f64);
         let (page_faults_median, ..) = per(&|c| c.page_faults as f64);
+        let (heap_rise_median, _, heap_rise_max) =
+            median_second_max(costs.iter().map(|c| c.heap_rise as f64).collect());
         PerCommit {
             commits,
             cpu_median: Duration::from_secs_f64(cpu_median),
@@ -96,6 +102,8 @@ impl PerCommit {
             allocations_median,
             allocated_bytes_median,
             page_faults_median,
+            heap_rise_median,
+            heap_rise_max,
             latency_ms,
         }
     }
@@ -164,6 +172,7 @@ pub fn formation(w: &mut World) -> BenchResult<Formation> {
     let all: Vec<usize> = (0..n).collect();
     let (packets0, bytes0) = w.router.counters();
     let receive0 = w.receive;
+    w.mark_heap();
     let costs0 = w.costs.clone();
     let t0 = w.now();
     let mut meter = Meter::started();
@@ -318,6 +327,7 @@ fn removal_run(w: &mut World, live: bool, target: Target) -> BenchResult<Removal
     let remaining: Vec<usize> = (0..n).filter(|i| *i != index).collect();
     let (packets0, bytes0) = w.router.counters();
     let receive0 = w.receive;
+    w.mark_heap();
     let costs0 = w.costs.clone();
     let (t0, epoch0) = (w.now(), w.info(proposer, CONV)?.epoch);
     let mut meter = Meter::started();

@@ -24,7 +24,7 @@ use witan::client::{
 use witan_engine::metrics::{self, Counters};
 use witan_testing::{Dir, MemberSpec, Tap};
 
-use super::alloc::made;
+use super::alloc::{made, mark_held, risen_since};
 use super::measure::{Meter, thread_cpu, thread_page_faults};
 use super::threads::{MemberThreads, Worker, worker};
 
@@ -129,6 +129,9 @@ pub struct MemberCost {
     pub allocated_bytes: u64,
     /// Page faults taken in the member's calls (`measure::thread_page_faults`).
     pub page_faults: u64,
+    /// The most the heap rose within one of the member's calls since [`World::mark_heap`]
+    /// (`alloc::risen_since`): not a sum, so [`MemberCost::since`] keeps the later value.
+    pub heap_rise: u64,
 }
 
 impl MemberCost {
@@ -142,6 +145,7 @@ impl MemberCost {
             allocations: self.allocations - earlier.allocations,
             allocated_bytes: self.allocated_bytes - earlier.allocated_bytes,
             page_faults: self.page_faults - earlier.page_faults,
+            heap_rise: self.heap_rise,
         }
     }
 
@@ -155,14 +159,16 @@ impl MemberCost {
         let measured = move || {
             let faults0 = thread_page_faults();
             let (cpu0, counters0, made0) = (thread_cpu(), metrics::counters(), made());
+            let held0 = mark_held();
             let result = f();
-            let (cpu1, made1) = (thread_cpu(), made());
+            let (cpu1, made1, heap_rise) = (thread_cpu(), made(), risen_since(held0));
             let spent = MemberCost {
                 cpu: cpu1.saturating_sub(cpu0),
                 counters: metrics::counters().since(&counters0),
                 allocations: made1.0 - made0.0,
                 allocated_bytes: made1.1 - made0.1,
                 page_faults: thread_page_faults().saturating_sub(faults0),
+                heap_rise,
                 ..MemberCost::default()
             };
             (result, spent)
@@ -175,6 +181,7 @@ impl MemberCost {
         self.allocations += spent.allocations;
         self.allocated_bytes += spent.allocated_bytes;
         self.page_faults += spent.page_faults;
+        self.heap_rise = self.heap_rise.max(spent.heap_rise);
         self.counters.signatures += spent.counters.signatures;
         self.counters.round_signatures += spent.counters.round_signatures;
         self.counters.certificate_bytes += spent.counters.certificate_bytes;
@@ -397,6 +404,13 @@ impl World {
             }
         }
         Ok(true)
+    }
+
+    /// Starts each member's heap rise (`MemberCost::heap_rise`) again from nothing.
+    pub fn mark_heap(&mut self) {
+        for c in &mut self.costs {
+            c.heap_rise = 0;
+        }
     }
 
     pub fn member_ids(&self) -> BenchResult<Vec<String>> {
