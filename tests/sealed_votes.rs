@@ -220,13 +220,20 @@ fn a_packet_sealed_outside_the_group_or_altered_is_refused() {
     refused(&mut net, 0, &wire::encode(&garbage));
 }
 
-#[test]
-fn a_vote_sealed_before_a_commit_opens_after_it_until_its_epoch_is_too_old() {
+/// A group of seven; member 0's removal of member 3 known to members 1 and 2 only, nothing
+/// in flight. Its id, and member 0's epoch.
+fn seven_with_a_proposal_known_to_two() -> (Net, u64, u64) {
     let mut net = Net::form(7, fast_settings());
     net.run_for(10_000);
     let pid = proposal_known_to(&mut net, &[1, 2]);
     net.drop_in_flight();
-    let sealed_at = net.nodes[0].conv().epoch();
+    let epoch = net.nodes[0].conv().epoch();
+    (net, pid, epoch)
+}
+
+#[test]
+fn a_vote_sealed_before_a_commit_opens_after_it_until_its_epoch_is_too_old() {
+    let (mut net, pid, sealed_at) = seven_with_a_proposal_known_to_two();
     // A forgery: whether it opened shows in the error (a bad vote, not a stale packet).
     let mut forged = net.sign_vote(1, 1, pid, true);
     forged.vote = false;
@@ -334,11 +341,7 @@ fn sealed_votes_that_arrive_together_are_checked_as_one_batch_and_each_counts_on
 
 #[test]
 fn a_vote_a_batch_opened_is_refused_as_stale_once_its_epoch_is_too_old_like_one_opened_late() {
-    let mut net = Net::form(7, fast_settings());
-    net.run_for(10_000);
-    let pid = proposal_known_to(&mut net, &[1, 2]);
-    net.drop_in_flight();
-    let sealed_at = net.nodes[0].conv().epoch();
+    let (mut net, pid, sealed_at) = seven_with_a_proposal_known_to_two();
     let packets = sealed_votes(&net, pid, &[1, 2], true);
     let batched = if Layer::Votes.enabled() { 2 } else { 0 };
     assert_eq!(net.check_sealed_votes(0, &packets), batched);
