@@ -3,10 +3,10 @@
 //!
 //! Also holds the panic-free parser for serialized MLS messages shared by the whole layer.
 
-use openmls::prelude::tls_codec::{self, Deserialize as TlsDeserialize, VLBytes};
+use openmls::prelude::tls_codec::{self, Deserialize as TlsDeserialize};
 use openmls::prelude::{
-    BasicCredential, Credential, CredentialType, KeyPackage, MlsMessageBodyIn, MlsMessageIn,
-    MlsMessageOut, ProtocolVersion,
+    BasicCredential, Credential, CredentialType, GroupEpoch, GroupId, KeyPackage, MlsMessageBodyIn,
+    MlsMessageIn, MlsMessageOut, ProtocolVersion, WireFormat,
 };
 use openmls_traits::OpenMlsProvider as _;
 
@@ -139,16 +139,11 @@ pub(crate) fn parse_message(bytes: &[u8]) -> Result<MlsMessageIn, MlsError> {
         .map_err(|e| MlsError::Malformed(e.to_string()))
 }
 
-/// The protocol version `mls10`, and the `wire_format` values of a `PublicMessage` and a
-/// `PrivateMessage` (RFC 9420, 6).
-const MLS10: u16 = 1;
-const PUBLIC_MESSAGE: u16 = 1;
-const PRIVATE_MESSAGE: u16 = 2;
-
 /// The group id and epoch at the head of a serialized `PublicMessage` or `PrivateMessage`,
-/// read without decoding the rest: both put `group_id` and `epoch` first (RFC 9420, 6.2 and
-/// 6.3), and routing needs nothing else — a large commit's content is not copied for it.
-/// What follows is decoded, and refused if malformed, when the message is processed.
+/// read with OpenMLS's own field types without decoding the rest: both put `group_id` and
+/// `epoch` first (RFC 9420, 6.2 and 6.3), and routing needs nothing else — a large commit's
+/// content is not copied for it. What follows is decoded, and refused if malformed, when the
+/// message is processed.
 pub(crate) fn message_head(bytes: &[u8]) -> Result<(Vec<u8>, u64), MlsError> {
     if bytes.len() > MAX_MLS_MESSAGE_BYTES {
         return Err(MlsError::Malformed(format!(
@@ -158,17 +153,17 @@ pub(crate) fn message_head(bytes: &[u8]) -> Result<(Vec<u8>, u64), MlsError> {
     }
     let malformed = |e: tls_codec::Error| MlsError::Malformed(e.to_string());
     let mut rest = bytes;
-    let version = u16::tls_deserialize(&mut rest).map_err(malformed)?;
-    if version != MLS10 {
-        return Err(MlsError::Malformed(format!("protocol version {version}")));
+    let version = ProtocolVersion::tls_deserialize(&mut rest).map_err(malformed)?;
+    if version != ProtocolVersion::Mls10 {
+        return Err(MlsError::Malformed(format!("protocol version {version:?}")));
     }
-    let wire_format = u16::tls_deserialize(&mut rest).map_err(malformed)?;
-    if wire_format != PUBLIC_MESSAGE && wire_format != PRIVATE_MESSAGE {
-        return Err(MlsError::Malformed("not a protocol message".into()));
+    match WireFormat::tls_deserialize(&mut rest).map_err(malformed)? {
+        WireFormat::PublicMessage | WireFormat::PrivateMessage => {}
+        _ => return Err(MlsError::Malformed("not a protocol message".into())),
     }
-    let group_id = VLBytes::tls_deserialize(&mut rest).map_err(malformed)?;
-    let epoch = u64::tls_deserialize(&mut rest).map_err(malformed)?;
-    Ok((group_id.into(), epoch))
+    let group_id = GroupId::tls_deserialize(&mut rest).map_err(malformed)?;
+    let epoch = GroupEpoch::tls_deserialize(&mut rest).map_err(malformed)?;
+    Ok((group_id.to_vec(), epoch.as_u64()))
 }
 
 #[cfg(test)]

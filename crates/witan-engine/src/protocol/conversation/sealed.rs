@@ -61,9 +61,6 @@ impl ProvedVotes {
 
     /// The vote a batch opened from `body`, taken out of the memory.
     fn take_opened(&mut self, body: &[u8]) -> Option<OpenedVote> {
-        if self.opened.is_empty() {
-            return None;
-        }
         self.opened.remove(body)
     }
 }
