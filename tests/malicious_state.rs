@@ -457,3 +457,46 @@ fn an_impostor_group_under_the_same_id_cannot_welcome_a_joiner_that_names_an_exp
     net.run_for(30_000);
     net.assert_agree(&[0, 1, 2, joiner]);
 }
+
+/// The certified commit travels beside the sync in the welcome packet, outside its
+/// encryption: anyone relaying the packet can swap or drop it. A joiner refuses a packet
+/// whose commit is not the certified one (the certificate's digest covers it) or is
+/// missing, keeps nothing of it, and joins with the genuine packet.
+#[test]
+fn a_welcome_packet_whose_commit_is_swapped_or_dropped_is_refused() {
+    let mut net = Net::form(3, fast_settings());
+    net.run_for(5_000);
+    let witan_testing::joining::MissedWelcome {
+        joiner,
+        backlog,
+        envelope: genuine,
+        packet,
+    } = net.join_while_offline();
+    let mut altered = packet.commit.to_vec();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    for commit in [altered, Vec::new()] {
+        let forged = wire::encode(&wire::Envelope::new(
+            CONV,
+            genuine.sender.clone(),
+            wire::PacketKind::Welcome,
+            wire::encode(&wire::WelcomePacket {
+                commit: commit.into(),
+                ..packet.clone()
+            }),
+        ));
+        let before = net.snapshot(joiner);
+        assert!(net.receive(joiner, &forged).is_err());
+        assert_eq!(net.snapshot(joiner), before);
+        assert_eq!(
+            net.nodes[joiner].state(),
+            witan::protocol::State::PendingJoin
+        );
+    }
+    net.offline.remove(&joiner);
+    for p in backlog {
+        let _ = net.receive(joiner, &p);
+    }
+    net.run_for(10_000);
+    net.assert_agree(&[0, 1, 2, joiner]);
+}

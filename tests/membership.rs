@@ -21,11 +21,11 @@ fn two_members_form_a_group_by_join_request() {
     net.assert_agree(&[0, 1]);
 }
 
-/// The welcome packet carries the MLS welcome once: the conversation sync beside it holds the
-/// certified commit without a second copy, and the joiner puts the welcome back before it
-/// checks the certificate.
+/// The welcome packet carries the MLS welcome and the certified commit once each: the
+/// conversation sync beside them holds the certified candidate without a second copy of
+/// either, and the joiner puts both back before it checks the certificate.
 #[test]
-fn a_welcome_packet_carries_its_welcome_once_and_the_joiner_joins_with_it() {
+fn a_welcome_packet_carries_its_welcome_and_commit_once_and_the_joiner_joins_with_them() {
     let mut net = Net::form(3, fast_settings());
     net.run_for(5_000);
     let missed = net.join_while_offline();
@@ -33,8 +33,9 @@ fn a_welcome_packet_carries_its_welcome_once_and_the_joiner_joins_with_it() {
     let sync = net.read_sync(0, &missed.packet);
     let candidate = sync.certified.unwrap().candidate.unwrap();
     assert!(!missed.packet.welcome.is_empty());
+    assert!(!missed.packet.commit.is_empty());
     assert!(candidate.welcome.is_empty());
-    assert!(!candidate.commit.is_empty());
+    assert!(candidate.commit.is_empty());
     net.offline.remove(&joiner);
     for p in missed.backlog {
         let _ = net.receive(joiner, &p);

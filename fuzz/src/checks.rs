@@ -33,6 +33,7 @@ pub fn decoder_seeds() -> Vec<Vec<u8>> {
         welcome: fx.welcome.clone(),
         sync: wire::encode(&witan_wire::samples::sync()),
         joiners: vec![vec![9; 20]],
+        commit: Default::default(),
     };
     let join = wire::JoinRequest {
         key_package: fx.key_package.clone(),

@@ -26,7 +26,8 @@ use super::messages::{
     group_payload::Content,
 };
 use super::round_codec::{
-    validate_candidate, validate_certified, validate_new_round, validate_polka, validate_round_vote,
+    validate_candidate, validate_certified, validate_new_round, validate_polka,
+    validate_round_vote, validate_synced_certified,
 };
 use super::scan;
 
@@ -199,15 +200,16 @@ pub fn validate_chat(c: &Chat) -> Result<(), WireError> {
     check_max("chat.body", c.body.len(), MAX_CHAT_BODY_BYTES)
 }
 
-/// Checks a [`ConversationSync`]: settings and certified commit present, steward list and
-/// score table bounded, every member id 20 bytes.
+/// Checks a [`ConversationSync`]: settings and certified commit present (its candidate's commit
+/// may be empty: it travels beside the sync, `WelcomePacket::commit`), steward list and score
+/// table bounded, every member id 20 bytes.
 pub fn validate_conversation_sync(s: &ConversationSync) -> Result<(), WireError> {
     if s.settings.is_none() {
         return Err(bad("conversation_sync.settings", "missing"));
     }
     match &s.certified {
         None => return Err(bad("conversation_sync.certified", "missing")),
-        Some(c) => validate_certified(c)?,
+        Some(c) => validate_synced_certified(c)?,
     }
     member_ids("conversation_sync.stewards", &s.stewards, MAX_STEWARDS)?;
     check_max("conversation_sync.scores", s.scores.len(), MAX_PEER_SCORES)?;
@@ -234,7 +236,8 @@ pub fn validate_join_request(r: &JoinRequest) -> Result<(), WireError> {
     )
 }
 
-/// Checks a [`WelcomePacket`]: a non-empty welcome, a bounded sync and 20-byte joiner ids.
+/// Checks a [`WelcomePacket`]: a non-empty welcome, a bounded sync and 20-byte joiner ids (the
+/// commit beside them is bounded by the packet's own limit, which is the commit's).
 pub fn validate_welcome_packet(w: &WelcomePacket) -> Result<(), WireError> {
     non_empty("welcome_packet.welcome", &w.welcome)?;
     check_max("welcome_packet.welcome", w.welcome.len(), MAX_WELCOME_BYTES)?;

@@ -280,6 +280,9 @@ fn join_request_and_welcome_rules_are_enforced() {
     let mut big = samples::welcome();
     big.sync = vec![0; 2 * 1024 * 1024].into();
     assert!(decode_welcome_packet(&encode(&big)).is_ok());
+    let mut without_commit = samples::welcome();
+    without_commit.commit = Bytes::new();
+    assert!(decode_welcome_packet(&encode(&without_commit)).is_ok());
     assert_eq!(w(|w| w.joiners.push(vec![1; 19])), "welcome_packet.joiners");
     assert_eq!(
         w(|w| w.joiners = vec![vec![1; 20]; MAX_JOINERS_PER_WELCOME + 1]),
@@ -350,9 +353,10 @@ fn a_welcome_packet_decoded_from_a_shared_buffer_views_its_welcome_and_sync_and_
     let shared = decode_welcome_packet_shared(wire.clone()).unwrap();
     assert_eq!(shared, decode_welcome_packet(&wire).unwrap());
     assert_eq!(shared, w);
-    // The welcome and the sync are views of the buffer, not copies of it.
+    // The welcome, the sync and the commit are views of the buffer, not copies of it.
     let (start, end) = (wire.as_ptr() as usize, wire.as_ptr() as usize + wire.len());
-    for field in [&shared.welcome, &shared.sync] {
+    assert!(!shared.commit.is_empty());
+    for field in [&shared.welcome, &shared.sync, &shared.commit] {
         let at = field.as_ptr() as usize;
         assert!(at >= start && at + field.len() <= end);
     }

@@ -365,6 +365,28 @@ fn sync_and_bundle_rules_are_enforced() {
         "conversation_sync.settings"
     );
     assert_eq!(s(|s| s.certified = None), "conversation_sync.certified");
+    // A sync's candidate may come without its commit (it travels beside the sync, in the
+    // welcome packet), but not without its proposer; a certified commit on its own may not.
+    let mut beside = samples::sync();
+    if let Some(c) = beside.certified.as_mut().and_then(|c| c.candidate.as_mut()) {
+        c.commit.clear();
+    }
+    assert_eq!(decode_conversation_sync(&encode(&beside)).unwrap(), beside);
+    let payload = GroupPayload::new(Content::Sync(beside.clone()));
+    assert!(decode_group_payload(&encode(&payload)).is_ok());
+    assert_eq!(
+        s(|s| {
+            if let Some(c) = s.certified.as_mut().and_then(|c| c.candidate.as_mut()) {
+                c.proposer.clear();
+            }
+        }),
+        "candidate.proposer"
+    );
+    let certified = beside.certified.unwrap_or_default();
+    assert_eq!(
+        field_of(group_err(Content::Certified(certified))),
+        "candidate.commit"
+    );
 
     let bundle = VoteBundle {
         votes: vec![samples::vote(1); MAX_VOTES_PER_BUNDLE + 1],

@@ -52,6 +52,12 @@ pub struct WelcomePacket {
     /// 20-byte member ids of the members this welcome is for.
     #[prost(bytes = "vec", repeated, tag = "3")]
     pub joiners: Vec<Vec<u8>>,
+    /// The certified MLS commit that adds them, taken out of the sync's candidate (empty when
+    /// the sync holds it). It is a public MLS message, published on the group's topic as well,
+    /// so it is not encrypted again inside the sync (a view of the packet when decoded from a
+    /// shared buffer).
+    #[prost(bytes = "bytes", tag = "4")]
+    pub commit: prost::bytes::Bytes,
 }
 
 /// Plaintext of every MLS application message of a conversation.

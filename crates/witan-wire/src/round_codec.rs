@@ -13,8 +13,14 @@ use super::round::{
 /// Checks a [`Candidate`]: a 20-byte proposer, a non-empty bounded commit, a bounded welcome,
 /// at most [`MAX_RESOLUTIONS_PER_CANDIDATE`] well-formed resolutions, and its polka.
 pub fn validate_candidate(c: &Candidate) -> Result<(), WireError> {
-    exact("candidate.proposer", &c.proposer, MEMBER_ID_BYTES)?;
     non_empty("candidate.commit", &c.commit)?;
+    validate_candidate_beside_commit(c)
+}
+
+/// [`validate_candidate`] except that the commit may be empty: a sync's candidate, whose
+/// commit travels beside the sync in the welcome packet (`WelcomePacket::commit`).
+fn validate_candidate_beside_commit(c: &Candidate) -> Result<(), WireError> {
+    exact("candidate.proposer", &c.proposer, MEMBER_ID_BYTES)?;
     check_max("candidate.commit", c.commit.len(), MAX_COMMIT_BYTES)?;
     check_max("candidate.welcome", c.welcome.len(), MAX_WELCOME_BYTES)?;
     check_max(
@@ -78,6 +84,16 @@ pub fn validate_polka(p: &Polka) -> Result<(), WireError> {
 pub fn validate_certified(c: &CertifiedCommit) -> Result<(), WireError> {
     match &c.candidate {
         Some(candidate) => validate_candidate(candidate)?,
+        None => return Err(bad("certified_commit.candidate", "missing")),
+    }
+    validate_signatures("certified_commit.signatures", &c.signatures)
+}
+
+/// [`validate_certified`] for the certified commit of a sync, whose candidate's commit may
+/// travel beside the sync (the joiner puts it back before checking the certificate).
+pub(crate) fn validate_synced_certified(c: &CertifiedCommit) -> Result<(), WireError> {
+    match &c.candidate {
+        Some(candidate) => validate_candidate_beside_commit(candidate)?,
         None => return Err(bad("certified_commit.candidate", "missing")),
     }
     validate_signatures("certified_commit.signatures", &c.signatures)

@@ -231,6 +231,7 @@ pub fn welcome() -> WelcomePacket {
         welcome: vec![0x77; 900].into(),
         sync: encode(&sync()).into(),
         joiners: vec![vec![9; 20], vec![10; 20]],
+        commit: vec![0xcc; 500].into(),
     }
 }
 

@@ -330,9 +330,11 @@ impl Conversation {
         added: &[MemberId],
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        // The welcome travels once, beside the sync: a copy inside it would only be hashed,
-        // decrypted and decoded again by every joiner, which puts it back (`on_welcome`).
+        // The welcome and the commit travel once, beside the sync: copies inside it would only
+        // be encrypted, decrypted and copied again by every joiner, which puts them back
+        // (`on_welcome`). The commit is a public MLS message, sent on the group's topic too.
         let welcome = std::mem::take(&mut candidate.welcome);
+        let commit = std::mem::take(&mut candidate.commit);
         let certified = wire::CertifiedCommit {
             candidate: Some(candidate),
             ..certified
@@ -346,6 +348,7 @@ impl Conversation {
             welcome,
             sync: sync.into(),
             joiners: added.iter().map(|m| m.as_bytes().to_vec()).collect(),
+            commit: commit.into(),
         };
         self.emit(
             out,
@@ -372,28 +375,14 @@ impl Conversation {
             return Ok(());
         }
         let mut group = Group::join(ctx.provider, &packet.welcome, self.id.as_bytes())?;
-        let decrypted = group.decrypt(ctx.provider, &packet.sync)?;
-        let payload = wire::decode_group_payload(&decrypted.plaintext)?;
-        let Some(Content::Sync(mut sync)) = payload.content else {
-            return Err(ProtocolError::InvalidInput(
-                "welcome without a conversation sync".into(),
-            ));
-        };
-        let mut certified = sync.certified.take().ok_or_else(|| {
-            ProtocolError::InvalidInput("sync without its certified commit".into())
-        })?;
-        let mut candidate = certified.candidate.take().unwrap_or_default();
-        if candidate.welcome.is_empty() {
-            // Sent once, beside the sync (`send_welcome`): back where it was certified.
-            candidate.welcome = packet.welcome.clone();
-        }
-        if candidate.proposer.as_slice() != decrypted.sender.as_bytes() {
+        let (sender, mut sync) = open_sync(ctx, &mut group, &packet.sync)?;
+        let (certified, candidate) = certified_beside(&mut sync, &packet)?;
+        if candidate.proposer.as_slice() != sender.as_bytes() {
             return Err(ProtocolError::InvalidInput(
                 "the sync does not come from the certified commit's leader".into(),
             ));
         }
-        if candidate.welcome != packet.welcome || candidate.epoch.saturating_add(1) != group.epoch()
-        {
+        if candidate.epoch.saturating_add(1) != group.epoch() {
             return Err(ProtocolError::InvalidInput(
                 "the welcome is not the certified one".into(),
             ));
@@ -546,4 +535,51 @@ fn check_joiner_certificate(
         )));
     }
     Ok(signed)
+}
+
+/// The sync beside a welcome, decrypted in the group just joined, and its sender. The
+/// plaintext is dropped once decoded: a large group's sync is megabytes.
+fn open_sync(
+    ctx: &Ctx,
+    group: &mut Group,
+    sealed: &[u8],
+) -> Result<(MemberId, wire::ConversationSync), ProtocolError> {
+    let decrypted = group.decrypt(ctx.provider, sealed)?;
+    let payload = wire::decode_group_payload(&decrypted.plaintext)?;
+    match payload.content {
+        Some(Content::Sync(sync)) => Ok((decrypted.sender, sync)),
+        _ => Err(ProtocolError::InvalidInput(
+            "welcome without a conversation sync".into(),
+        )),
+    }
+}
+
+/// The sync's certified commit and its candidate, made whole again: the welcome and the
+/// commit travel once, beside the sync (`send_welcome`), and go back where they were
+/// certified. The certificate's digest covers both, so one swapped here fails its check.
+fn certified_beside(
+    sync: &mut wire::ConversationSync,
+    packet: &wire::WelcomePacket,
+) -> Result<(wire::CertifiedCommit, wire::Candidate), ProtocolError> {
+    let mut certified = sync.certified.take().ok_or_else(|| {
+        ProtocolError::InvalidInput("sync without its certified commit".into())
+    })?;
+    let mut candidate = certified.candidate.take().unwrap_or_default();
+    if candidate.welcome.is_empty() {
+        candidate.welcome = packet.welcome.clone();
+    }
+    if candidate.commit.is_empty() {
+        candidate.commit = packet.commit.to_vec();
+    }
+    if candidate.commit.is_empty() {
+        return Err(ProtocolError::InvalidInput(
+            "a welcome without the commit it was certified with".into(),
+        ));
+    }
+    if candidate.welcome != packet.welcome {
+        return Err(ProtocolError::InvalidInput(
+            "the welcome is not the certified one".into(),
+        ));
+    }
+    Ok((certified, candidate))
 }
