@@ -77,16 +77,34 @@ pub fn thread_cpu() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
-/// Page faults the calling thread took so far that needed no disk (`ru_minflt` of
-/// `RUSAGE_THREAD`): mostly fresh pages of a growing heap, each zeroed by the kernel.
-pub fn thread_page_faults() -> u64 {
+/// What the kernel reports of the calling thread so far (`getrusage(RUSAGE_THREAD)`).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ThreadUsage {
+    /// Page faults that needed no disk (`ru_minflt`): mostly fresh pages of a growing heap,
+    /// each zeroed by the kernel.
+    pub page_faults: u64,
+    /// CPU spent in the kernel on the thread's behalf (`ru_stime`): its system calls (the
+    /// database's writes) and its page faults. The kernel splits a thread's exact run time
+    /// between user and system by its tick samples, so one short call's share is coarse;
+    /// summed over a member's calls it is not.
+    pub system: Duration,
+}
+
+/// The calling thread's [`ThreadUsage`] so far (zero if the kernel refuses).
+pub fn thread_usage() -> ThreadUsage {
     // SAFETY: all-zero is a valid `rusage` (integers and timevals).
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a valid, writable rusage; the selector is a constant Linux defines.
     if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
-        return 0;
+        return ThreadUsage::default();
     }
-    usage.ru_minflt.max(0) as u64
+    let micros = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    ThreadUsage {
+        page_faults: usage.ru_minflt.max(0) as u64,
+        system: micros(usage.ru_stime),
+    }
 }
 
 /// Peak resident set size of this process (`VmHWM`), in MiB.

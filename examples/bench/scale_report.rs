@@ -3,6 +3,7 @@
 //! batched one (b) and the reference.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -151,9 +152,11 @@ fn table_head(s: &mut String, header: &str) {
 fn row(s: &mut String, workload: &str, n: usize, p: &PerCommit) {
     let _ = writeln!(
         s,
-        "| {workload} | {n} | {} | {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} / {:.1} | {:.0} | {:.1} / {:.1} | {:.1} |",
+        "| {workload} | {n} | {} | {} | {} / {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} / {:.1} | {:.0} | {:.1} / {:.1} | {:.1} |",
         p.commits,
         ms(p.cpu_median),
+        ms(p.user_cpu_median),
+        ms(p.system_cpu_median),
         ms(p.cpu_max),
         p.bytes_median,
         p.bytes_max,
@@ -210,7 +213,7 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
     );
     table_head(
         s,
-        "| workload | n | commits | CPU ms median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | heap allocations median: thousands / MB | page faults median | heap rise in one call, MiB median / max | commit latency s (protocol) |",
+        "| workload | n | commits | CPU ms median | of it user / system median | CPU ms max | bytes received median | max | signatures checked median / max | of them prevotes + precommits median / max | certificate bytes read median | heap allocations median: thousands / MB | page faults median | heap rise in one call, MiB median / max | commit latency s (protocol) |",
     );
     for f in formation {
         row(s, "formation", f.n, &f.per_commit);
@@ -237,10 +240,15 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
         };
         if let (Some(base), Some(top)) = (at(128), at(largest)) {
             let ratio = top.cpu_median.as_secs_f64() / base.cpu_median.as_secs_f64();
+            let part = |f: fn(&PerCommit) -> Duration| {
+                f(top).as_secs_f64() / f(base).as_secs_f64().max(f64::MIN_POSITIVE)
+            };
             let _ = writeln!(
                 s,
-                "\n{name}: median per-member CPU per commit at n = {largest} is ×{ratio:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {}, heap allocator {}{}",
+                "\n{name}: median per-member CPU per commit at n = {largest} is ×{ratio:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {} — user ×{:.2}, system ×{:.2} —, heap allocator {}{}",
                 super::report::verdict(ratio <= SCALE_OVER_128),
+                part(|p| p.user_cpu_median),
+                part(|p| p.system_cpu_median),
                 super::alloc::name(),
                 if super::threads::on() {
                     ", a thread per member"
@@ -434,6 +442,8 @@ pub fn per_commit_json(p: &PerCommit) -> Value {
         "member_certificate_bytes_per_commit_median": p.certificate_bytes_median,
         "member_allocations_per_commit_median": p.allocations_median,
         "member_page_faults_per_commit_median": p.page_faults_median,
+        "member_user_cpu_ms_per_commit_median": p.user_cpu_median.as_secs_f64() * 1e3,
+        "member_system_cpu_ms_per_commit_median": p.system_cpu_median.as_secs_f64() * 1e3,
         "member_heap_rise_bytes_median": p.heap_rise_median,
         "member_heap_rise_bytes_max": p.heap_rise_max,
         "member_allocated_bytes_per_commit_median": p.allocated_bytes_median,

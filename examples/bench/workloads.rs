@@ -50,6 +50,11 @@ pub struct PerCommit {
     pub allocated_bytes_median: f64,
     /// Page faults per member per commit (median): pages its heap and files took fresh.
     pub page_faults_median: f64,
+    /// The CPU per member per commit split between its own code and the kernel (medians of
+    /// `cpu − system` and `system`): what grows with the group on the user side, and what
+    /// the host's fresh pages and file writes cost on the other.
+    pub user_cpu_median: Duration,
+    pub system_cpu_median: Duration,
     /// The most a member's heap rose within one call (median and maximum over members; not
     /// divided by the commits): the transient memory a phone needs on top of what it holds.
     pub heap_rise_median: f64,
@@ -85,6 +90,8 @@ impl PerCommit {
         let (allocations_median, ..) = per(&|c| c.allocations as f64);
         let (allocated_bytes_median, ..) = per(&|c| c.allocated_bytes as f64);
         let (page_faults_median, ..) = per(&|c| c.page_faults as f64);
+        let (user_cpu_median, ..) = per(&|c| c.cpu.saturating_sub(c.system_cpu).as_secs_f64());
+        let (system_cpu_median, ..) = per(&|c| c.system_cpu.as_secs_f64());
         let (heap_rise_median, _, heap_rise_max) =
             median_second_max(costs.iter().map(|c| c.heap_rise as f64).collect());
         PerCommit {
@@ -102,6 +109,8 @@ impl PerCommit {
             allocations_median,
             allocated_bytes_median,
             page_faults_median,
+            user_cpu_median: Duration::from_secs_f64(user_cpu_median),
+            system_cpu_median: Duration::from_secs_f64(system_cpu_median),
             heap_rise_median,
             heap_rise_max,
             latency_ms,

@@ -25,7 +25,7 @@ use witan_engine::metrics::{self, Counters};
 use witan_testing::{Dir, MemberSpec, Tap};
 
 use super::alloc::{made, mark_held, risen_since};
-use super::measure::{Meter, thread_cpu, thread_page_faults};
+use super::measure::{Meter, thread_cpu, thread_usage};
 use super::threads::{MemberThreads, Worker, worker};
 
 pub use witan_testing::Packet;
@@ -127,8 +127,10 @@ pub struct MemberCost {
     /// Heap allocations made inside the member's calls, and their bytes (`alloc::made`).
     pub allocations: u64,
     pub allocated_bytes: u64,
-    /// Page faults taken in the member's calls (`measure::thread_page_faults`).
+    /// Page faults taken in the member's calls, and the part of `cpu` spent in the kernel
+    /// (`measure::thread_usage`).
     pub page_faults: u64,
+    pub system_cpu: Duration,
     /// The most the heap rose within one of the member's calls since [`World::mark_heap`]
     /// (`alloc::risen_since`): not a sum, so [`MemberCost::since`] keeps the later value.
     pub heap_rise: u64,
@@ -145,6 +147,7 @@ impl MemberCost {
             allocations: self.allocations - earlier.allocations,
             allocated_bytes: self.allocated_bytes - earlier.allocated_bytes,
             page_faults: self.page_faults - earlier.page_faults,
+            system_cpu: self.system_cpu.saturating_sub(earlier.system_cpu),
             heap_rise: self.heap_rise,
         }
     }
@@ -157,17 +160,19 @@ impl MemberCost {
         f: impl FnOnce() -> Result<T, WitanError> + Send,
     ) -> Result<T, WitanError> {
         let measured = move || {
-            let faults0 = thread_page_faults();
+            let usage0 = thread_usage();
             let (cpu0, counters0, made0) = (thread_cpu(), metrics::counters(), made());
             let held0 = mark_held();
             let result = f();
             let (cpu1, made1, heap_rise) = (thread_cpu(), made(), risen_since(held0));
+            let usage1 = thread_usage();
             let spent = MemberCost {
                 cpu: cpu1.saturating_sub(cpu0),
                 counters: metrics::counters().since(&counters0),
                 allocations: made1.0 - made0.0,
                 allocated_bytes: made1.1 - made0.1,
-                page_faults: thread_page_faults().saturating_sub(faults0),
+                page_faults: usage1.page_faults.saturating_sub(usage0.page_faults),
+                system_cpu: usage1.system.saturating_sub(usage0.system),
                 heap_rise,
                 ..MemberCost::default()
             };
@@ -181,6 +186,7 @@ impl MemberCost {
         self.allocations += spent.allocations;
         self.allocated_bytes += spent.allocated_bytes;
         self.page_faults += spent.page_faults;
+        self.system_cpu += spent.system_cpu;
         self.heap_rise = self.heap_rise.max(spent.heap_rise);
         self.counters.signatures += spent.counters.signatures;
         self.counters.round_signatures += spent.counters.round_signatures;

@@ -561,9 +561,10 @@ fn certified_beside(
     sync: &mut wire::ConversationSync,
     packet: &wire::WelcomePacket,
 ) -> Result<(wire::CertifiedCommit, wire::Candidate), ProtocolError> {
-    let mut certified = sync.certified.take().ok_or_else(|| {
-        ProtocolError::InvalidInput("sync without its certified commit".into())
-    })?;
+    let mut certified = sync
+        .certified
+        .take()
+        .ok_or_else(|| ProtocolError::InvalidInput("sync without its certified commit".into()))?;
     let mut candidate = certified.candidate.take().unwrap_or_default();
     if candidate.welcome.is_empty() {
         candidate.welcome = packet.welcome.clone();
