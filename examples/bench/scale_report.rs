@@ -240,12 +240,15 @@ pub fn per_commit(s: &mut String, formation: &[Formation], removal: &[Removal]) 
         };
         if let (Some(base), Some(top)) = (at(128), at(largest)) {
             let ratio = top.cpu_median.as_secs_f64() / base.cpu_median.as_secs_f64();
-            let part = |f: fn(&PerCommit) -> Duration| {
-                f(top).as_secs_f64() / f(base).as_secs_f64().max(f64::MIN_POSITIVE)
+            // A part too small to be seen at n = 128 (the kernel's, at a tick's grain) has no
+            // ratio worth printing.
+            let part = |f: fn(&PerCommit) -> Duration| match f(base).as_secs_f64() {
+                b if b >= 1e-4 => format!("×{:.2}", f(top).as_secs_f64() / b),
+                _ => "—".to_string(),
             };
             let _ = writeln!(
                 s,
-                "\n{name}: median per-member CPU per commit at n = {largest} is ×{ratio:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {} — user ×{:.2}, system ×{:.2} —, heap allocator {}{}",
+                "\n{name}: median per-member CPU per commit at n = {largest} is ×{ratio:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {} — user {}, system {} —, heap allocator {}{}",
                 super::report::verdict(ratio <= SCALE_OVER_128),
                 part(|p| p.user_cpu_median),
                 part(|p| p.system_cpu_median),
