@@ -13,6 +13,7 @@ use attack::*;
 use support::{CONV, Net, fast_settings};
 use witan::protocol::{Action, BallotError, Conversation, ProtocolError};
 use witan::wire::{self, group_payload::Content};
+use witan_testing::joining::MissedWelcome;
 
 /// A join request of a fresh identity whose key package's lifetime ends at `not_after_s`
 /// (seconds), built with OpenMLS as any outsider can.
@@ -141,13 +142,7 @@ fn a_welcome_for_another_mls_group_is_refused() {
         wire::PacketKind::Welcome,
         welcome.body,
     ));
-    let before = net.snapshot(joiner);
-    assert!(net.receive(joiner, &forged).is_err());
-    assert_eq!(net.snapshot(joiner), before);
-    assert_eq!(
-        net.nodes[joiner].state(),
-        witan::protocol::State::PendingJoin
-    );
+    refused_while_pending(&mut net, joiner, &forged);
     net.reconnect(joiner);
     net.run_for(30_000);
     net.assert_agree(&[0, 1, 2, joiner]);
@@ -158,15 +153,14 @@ fn a_welcome_for_another_mls_group_is_refused() {
 /// joins with the genuine one.
 #[test]
 fn a_conversation_sync_from_a_member_other_than_the_certifier_is_refused() {
-    let mut net = Net::form(3, fast_settings());
-    net.run_for(5_000);
     // The join request reaches the members (the joiner is offline for what comes back).
-    let witan_testing::joining::MissedWelcome {
+    let (mut net, missed) = three_and_a_missed_welcome();
+    let MissedWelcome {
         joiner,
         backlog,
         envelope: genuine,
         packet,
-    } = net.join_while_offline();
+    } = missed;
     let certifier = index_of(
         &net,
         witan::mls::MemberId::from_slice(&genuine.sender).unwrap(),
@@ -186,9 +180,31 @@ fn a_conversation_sync_from_a_member_other_than_the_certifier_is_refused() {
             ..packet.clone()
         }),
     ));
+    refused_while_pending(&mut net, joiner, &forged);
+    joins_from_backlog(&mut net, joiner, backlog);
+}
+
+/// `forged` is refused, the joiner keeps nothing of it and still waits for its welcome.
+fn refused_while_pending(net: &mut Net, joiner: usize, forged: &[u8]) {
     let before = net.snapshot(joiner);
-    assert!(net.receive(joiner, &forged).is_err());
+    assert!(net.receive(joiner, forged).is_err());
     assert_eq!(net.snapshot(joiner), before);
+    assert_eq!(
+        net.nodes[joiner].state(),
+        witan::protocol::State::PendingJoin
+    );
+}
+
+/// Three members, and a joiner whose welcome they sent while it was offline.
+fn three_and_a_missed_welcome() -> (Net, MissedWelcome) {
+    let mut net = Net::form(3, fast_settings());
+    net.run_for(5_000);
+    let missed = net.join_while_offline();
+    (net, missed)
+}
+
+/// The joiner comes back, takes what it missed (the genuine welcome among it) and joins.
+fn joins_from_backlog(net: &mut Net, joiner: usize, backlog: Vec<Vec<u8>>) {
     net.offline.remove(&joiner);
     for p in backlog {
         let _ = net.receive(joiner, &p);
@@ -464,39 +480,22 @@ fn an_impostor_group_under_the_same_id_cannot_welcome_a_joiner_that_names_an_exp
 /// missing, keeps nothing of it, and joins with the genuine packet.
 #[test]
 fn a_welcome_packet_whose_commit_is_swapped_or_dropped_is_refused() {
-    let mut net = Net::form(3, fast_settings());
-    net.run_for(5_000);
-    let witan_testing::joining::MissedWelcome {
-        joiner,
-        backlog,
-        envelope: genuine,
-        packet,
-    } = net.join_while_offline();
-    let mut altered = packet.commit.to_vec();
+    let (mut net, missed) = three_and_a_missed_welcome();
+    let joiner = missed.joiner;
+    let mut altered = missed.packet.commit.to_vec();
     let last = altered.len() - 1;
     altered[last] ^= 1;
     for commit in [altered, Vec::new()] {
         let forged = wire::encode(&wire::Envelope::new(
             CONV,
-            genuine.sender.clone(),
+            missed.envelope.sender.clone(),
             wire::PacketKind::Welcome,
             wire::encode(&wire::WelcomePacket {
                 commit: commit.into(),
-                ..packet.clone()
+                ..missed.packet.clone()
             }),
         ));
-        let before = net.snapshot(joiner);
-        assert!(net.receive(joiner, &forged).is_err());
-        assert_eq!(net.snapshot(joiner), before);
-        assert_eq!(
-            net.nodes[joiner].state(),
-            witan::protocol::State::PendingJoin
-        );
+        refused_while_pending(&mut net, joiner, &forged);
     }
-    net.offline.remove(&joiner);
-    for p in backlog {
-        let _ = net.receive(joiner, &p);
-    }
-    net.run_for(10_000);
-    net.assert_agree(&[0, 1, 2, joiner]);
+    joins_from_backlog(&mut net, joiner, missed.backlog);
 }
