@@ -82,18 +82,21 @@ pub fn validate_polka(p: &Polka) -> Result<(), WireError> {
 
 /// Checks a [`CertifiedCommit`]: its candidate and well-sized signatures.
 pub fn validate_certified(c: &CertifiedCommit) -> Result<(), WireError> {
-    match &c.candidate {
-        Some(candidate) => validate_candidate(candidate)?,
-        None => return Err(bad("certified_commit.candidate", "missing")),
-    }
-    validate_signatures("certified_commit.signatures", &c.signatures)
+    certified_with(c, validate_candidate)
 }
 
 /// [`validate_certified`] for the certified commit of a sync, whose candidate's commit may
 /// travel beside the sync (the joiner puts it back before checking the certificate).
 pub(crate) fn validate_synced_certified(c: &CertifiedCommit) -> Result<(), WireError> {
+    certified_with(c, validate_candidate_beside_commit)
+}
+
+fn certified_with(
+    c: &CertifiedCommit,
+    candidate_rule: fn(&Candidate) -> Result<(), WireError>,
+) -> Result<(), WireError> {
     match &c.candidate {
-        Some(candidate) => validate_candidate_beside_commit(candidate)?,
+        Some(candidate) => candidate_rule(candidate)?,
         None => return Err(bad("certified_commit.candidate", "missing")),
     }
     validate_signatures("certified_commit.signatures", &c.signatures)
