@@ -95,8 +95,9 @@ pub fn decode_welcome_packet(bytes: &[u8]) -> Result<WelcomePacket, WireError> {
     welcome_packet_from(bytes)
 }
 
-/// [`decode_welcome_packet`] from a shared buffer (an envelope's body): the welcome and the
-/// sync are views of `bytes`, not copies — a large group's welcome packet is megabytes.
+/// [`decode_welcome_packet`] from a shared buffer (an envelope's body): the welcome, the sync
+/// and the commit are views of `bytes`, not copies — a large group's welcome packet is
+/// megabytes.
 pub fn decode_welcome_packet_shared(bytes: Bytes) -> Result<WelcomePacket, WireError> {
     welcome_packet_from(bytes)
 }

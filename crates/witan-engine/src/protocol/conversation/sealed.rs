@@ -46,6 +46,21 @@ struct OpenedVote {
     signed: wire::SignedVote,
 }
 
+/// A sealed packet as it reaches its handler: opened by the last batch, or still sealed.
+enum Arrived {
+    Opened(OpenedVote),
+    Sealed(wire::Sealed),
+}
+
+impl Arrived {
+    fn epoch(&self) -> u64 {
+        match self {
+            Arrived::Opened(o) => o.epoch,
+            Arrived::Sealed(s) => s.epoch,
+        }
+    }
+}
+
 impl ProvedVotes {
     /// Forgets the last batch.
     fn clear(&mut self) {
@@ -207,21 +222,40 @@ impl Conversation {
         envelope: &wire::Envelope,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        if let Some(opened) = self.checked.take_opened(&envelope.body) {
-            if self.admit(ctx, opened.epoch, &envelope.recipient, out)? {
-                let mut group = self.load_group(ctx)?;
-                // The key is looked up as if the packet were opened, so that a vote of an
-                // epoch whose key is gone since the batch is refused alike.
-                self.seal_key_of(ctx, &group, opened.epoch)?;
-                self.on_sealed_vote(ctx, &mut group, opened.signed, out)?;
-            }
+        let arrived = match self.checked.take_opened(&envelope.body) {
+            Some(opened) => Arrived::Opened(opened),
+            None => Arrived::Sealed(wire::decode_sealed(&envelope.body)?),
+        };
+        let epoch = arrived.epoch();
+        if !self.admit(ctx, epoch, &envelope.recipient, out)? {
             return Ok(());
         }
-        let body = wire::decode_sealed(&envelope.body)?;
-        if self.admit(ctx, body.epoch, &envelope.recipient, out)? {
-            self.on_sealed(ctx, &body, out)?;
+        let mut group = self.load_group(ctx)?;
+        // Looked up for a vote the batch opened too, so that one of an epoch whose key is
+        // gone since the batch is refused alike.
+        let key = self.seal_key_of(ctx, &group, epoch)?;
+        let content = match arrived {
+            Arrived::Opened(opened) => Content::Vote(opened.signed),
+            Arrived::Sealed(body) => {
+                let plaintext = mls::seal::open(ctx.provider, &key, &self.id, &body)?;
+                wire::decode_sealed_payload(&plaintext)?
+                    .content
+                    .ok_or_else(|| ProtocolError::InvalidInput("empty sealed payload".into()))?
+            }
+        };
+        match content {
+            Content::Vote(signed) => self.on_sealed_vote(ctx, &mut group, signed, out),
+            // Round messages count only in the epoch they were sent in.
+            _ if epoch != self.epoch => Ok(()),
+            Content::Prevote(v) => {
+                let effects = self.with_round(ctx, |r, rcx| r.on_prevote(v, rcx));
+                self.drive(ctx, &mut group, effects, out)
+            }
+            Content::Precommit(v) => {
+                let effects = self.with_round(ctx, |r, rcx| r.on_precommit(v, rcx));
+                self.drive(ctx, &mut group, effects, out)
+            }
         }
-        Ok(())
     }
 
     /// The key of `epoch`: the current one (derived if this state has none yet) or a kept
@@ -238,37 +272,6 @@ impl Conversation {
         match self.seal_keys.iter().find(|k| k.epoch == epoch) {
             Some(k) => Ok(k.clone()),
             None => Err(ProtocolError::Stale),
-        }
-    }
-
-    /// Handles a sealed packet that passed the routing checks.
-    fn on_sealed(
-        &mut self,
-        ctx: &Ctx,
-        body: &wire::Sealed,
-        out: &mut Output,
-    ) -> Result<(), ProtocolError> {
-        let group = self.load_group(ctx)?;
-        let key = self.seal_key_of(ctx, &group, body.epoch)?;
-        let plaintext = mls::seal::open(ctx.provider, &key, &self.id, body)?;
-        let payload = wire::decode_sealed_payload(&plaintext)?;
-        let content = payload
-            .content
-            .ok_or_else(|| ProtocolError::InvalidInput("empty sealed payload".into()))?;
-        let mut group = group;
-        let current = body.epoch == self.epoch;
-        match content {
-            Content::Vote(signed) => self.on_sealed_vote(ctx, &mut group, signed, out),
-            // Round messages count only in the epoch they were sent in.
-            _ if !current => Ok(()),
-            Content::Prevote(v) => {
-                let effects = self.with_round(ctx, |r, rcx| r.on_prevote(v, rcx));
-                self.drive(ctx, &mut group, effects, out)
-            }
-            Content::Precommit(v) => {
-                let effects = self.with_round(ctx, |r, rcx| r.on_precommit(v, rcx));
-                self.drive(ctx, &mut group, effects, out)
-            }
         }
     }
 
