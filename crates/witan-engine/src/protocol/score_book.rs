@@ -11,7 +11,7 @@
 //! group's score when it raises and votes on emergency removals, which turns local evidence
 //! into a group decision.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::mls::MemberId;
 use crate::protocol::settings::Settings;
@@ -94,8 +94,10 @@ impl ScoreBook {
 
     /// Keeps exactly `members` in the table, newcomers at the default score.
     pub fn set_members(&mut self, members: &[MemberId], default: i64) {
-        self.scores.retain(|m, _| members.contains(m));
-        self.suspicion.retain(|m, _| members.contains(m));
+        // A set: a search of the list for each entry costs a large group n².
+        let set: BTreeSet<&MemberId> = members.iter().collect();
+        self.scores.retain(|m, _| set.contains(m));
+        self.suspicion.retain(|m, _| set.contains(m));
         for m in members {
             self.scores.entry(*m).or_insert(default);
         }
@@ -105,8 +107,9 @@ impl ScoreBook {
     /// A joiner's table, as the sync gives it: members only, the rest at the default.
     pub fn from_sync(entries: &[(MemberId, i64)], members: &[MemberId], default: i64) -> Self {
         let mut book = ScoreBook::default();
+        let set: BTreeSet<&MemberId> = members.iter().collect();
         for (m, s) in entries {
-            if members.contains(m) {
+            if set.contains(m) {
                 book.scores.insert(*m, *s);
             }
         }

@@ -126,16 +126,11 @@ impl Conversation {
         ids: &[MemberId],
         now_ms: u64,
     ) -> (Vec<MemberId>, Vec<MemberId>) {
-        let added: Vec<MemberId> = ids
-            .iter()
-            .copied()
-            .filter(|m| !before.contains(m))
-            .collect();
-        let removed: Vec<MemberId> = before
-            .iter()
-            .copied()
-            .filter(|m| !ids.contains(m))
-            .collect();
+        // Sets: a search of the other list for each member costs a large group n².
+        let (was, is): (BTreeSet<&MemberId>, BTreeSet<&MemberId>) =
+            (before.iter().collect(), ids.iter().collect());
+        let added: Vec<MemberId> = ids.iter().copied().filter(|m| !was.contains(m)).collect();
+        let removed: Vec<MemberId> = before.iter().copied().filter(|m| !is.contains(m)).collect();
         if !added.is_empty() {
             self.touch(PartKey::Joins);
         }

@@ -442,7 +442,8 @@ impl Conversation {
     /// When this member is next due to propose a join request (none while its proposals are
     /// at their bound: the commit that resolves some proposes the rest).
     pub(super) fn join_deadline(&self) -> Option<u64> {
-        if self.proposals_full() {
+        // No request, no deadline: spare the leader rank, a search of the member list.
+        if self.joins.is_empty() || self.proposals_full() {
             return None;
         }
         let window = self.settings.recovery_inactivity_ms;
@@ -457,7 +458,9 @@ impl Conversation {
         group: &mut Group,
         out: &mut Output,
     ) -> Result<(), ProtocolError> {
-        if !self.is_member_state() {
+        // Runs after every packet: with no request queued it must not search the member list
+        // (the leader rank), or a commit, which brings each member n packets, costs it n².
+        if self.joins.is_empty() || !self.is_member_state() {
             return Ok(());
         }
         let window = self.settings.recovery_inactivity_ms;
