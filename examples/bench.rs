@@ -26,6 +26,8 @@
 
 #[path = "bench/alloc.rs"]
 mod alloc;
+#[path = "bench/alone.rs"]
+mod alone;
 #[path = "bench/floor.rs"]
 mod floor;
 #[path = "bench/measure.rs"]
@@ -219,6 +221,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("__wakeup") => wakeup::child(&args[1..]),
+        Some("__alone") => alone::child(&args[1..]),
         _ => parse_args(&args).and_then(|a| run(&a)),
     };
     if let Err(e) = result {
@@ -317,7 +320,11 @@ fn in_formed_worlds(
 /// One batched removal in `w`.
 fn removal_in(w: &mut World, args: &Args) -> BenchResult<workloads::Removal> {
     eprintln!("n={}: removal", w.n());
-    workloads::removal(w, false, args.remove)
+    let scratch = std::path::Path::new(&w.path(0))
+        .parent()
+        .ok_or("a database path without a directory")?
+        .join("alone");
+    alone::removal_with_replays(w, args.remove, &scratch, args.keep.is_some())
 }
 
 /// The workloads that continue in the last formed world; `removals` holds the removals

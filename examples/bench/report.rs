@@ -229,6 +229,7 @@ impl Results {
             s.push('\n');
         }
         super::scale_report::per_commit(&mut s, &self.formation, &self.removal);
+        super::alone::report(&mut s, &self.removal);
         super::scale_report::live_removal(&mut s, &self.live_removal);
         if !self.wakeup.is_empty() {
             let _ = writeln!(s, "### (d) push wake-up (fresh process, median of 3)\n");
@@ -382,6 +383,7 @@ impl Results {
                 "packets": r.packets, "bytes": r.bytes, "packets_received": r.packets_received,
                 "reference_cpu_ms": reference(r.n).map(|x| x.2),
                 "per_commit": super::scale_report::per_commit_json(&r.per_commit),
+                "alone": r.alone.as_ref().map(super::alone::Alone::json),
             }));
         }
         for d in &self.wakeup {

@@ -137,7 +137,7 @@ fn per_n_figures(
 /// Live µs per receive at most this many times the batched figure.
 const LIVE_OVER_BATCHED: f64 = 2.0;
 /// Per-member commit CPU at the largest size at most this many times its value at 128.
-const SCALE_OVER_128: f64 = 8.0;
+pub const SCALE_OVER_128: f64 = 8.0;
 
 fn ms(d: std::time::Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)

@@ -480,7 +480,7 @@ impl Clock for FixedClock {
 
 /// Accepts every packet (the wake-up may publish votes or relays), counts it and drops it.
 #[derive(Default)]
-struct NullHost(std::sync::atomic::AtomicU64);
+pub struct NullHost(std::sync::atomic::AtomicU64);
 
 impl Transport for NullHost {
     fn publish(&self, _packet: OutboundPacket) -> Result<(), TransportError> {

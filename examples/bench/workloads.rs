@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use witan::client::{ConversationSettings, default_conversation_settings};
 
+use super::alone::Alone;
 use super::measure::Meter;
 use super::world::{BenchResult, MemberCost, World};
 
@@ -171,6 +172,8 @@ pub struct Removal {
     pub per_commit: PerCommit,
     /// How many removals, each in a world of its own, this one is the median of.
     pub runs: usize,
+    /// Its sampled members replayed each in a process of its own (`alone`).
+    pub alone: Option<Alone>,
 }
 
 /// (a) The creator creates; N-1 joiners announce at t=0; done when all N agree on one epoch
@@ -363,5 +366,6 @@ fn removal_run(w: &mut World, live: bool, target: Target) -> BenchResult<Removal
         packets_received: w.receive.packets - receive0.packets,
         per_commit,
         runs: 1,
+        alone: None,
     })
 }

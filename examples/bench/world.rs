@@ -25,6 +25,7 @@ use witan_engine::metrics::{self, Counters};
 use witan_testing::{Dir, MemberSpec, Tap};
 
 use super::alloc::{made, mark_held, risen_since};
+use super::alone::Recorder;
 use super::measure::{Meter, thread_cpu, thread_usage};
 use super::threads::{MemberThreads, Worker, worker};
 
@@ -208,6 +209,8 @@ pub struct World {
     pub calls: ReceiveCalls,
     /// A thread per member for its calls, if asked for (`threads`).
     threads: Option<MemberThreads>,
+    /// While set, the calls made to some members are recorded (`alone`).
+    pub recorder: Option<Recorder>,
 }
 
 impl std::ops::Deref for World {
@@ -250,6 +253,7 @@ impl World {
             live: false,
             calls: ReceiveCalls::default(),
             threads,
+            recorder: None,
         })
     }
 
@@ -280,6 +284,7 @@ impl World {
         let costs = &mut self.costs;
         let spent = &mut self.calls;
         let threads = self.threads.as_ref();
+        let (recorder, now) = (&mut self.recorder, self.inner.now());
         Ok(self.inner.deliver_round_by(|i, c, packets| {
             let calls: Vec<Vec<InboundPacket>> = if live {
                 packets.into_iter().map(|p| vec![p]).collect()
@@ -288,6 +293,9 @@ impl World {
             };
             let n = calls.len() as u64;
             for call in calls {
+                if let Some(r) = recorder.as_mut() {
+                    r.note(i, now, Some(&call));
+                }
                 let cost = &mut costs[i];
                 cost.bytes_in += call.iter().map(|p| p.payload.len() as u64).sum::<u64>();
                 cost.packets_in += call.len() as u64;
@@ -310,7 +318,11 @@ impl World {
         self.router.set_phase("poll");
         let costs = &mut self.costs;
         let threads = self.threads.as_ref();
+        let (recorder, now) = (&mut self.recorder, self.inner.now());
         let next = self.inner.try_poll_all_by(|i, c| {
+            if let Some(r) = recorder.as_mut() {
+                r.note(i, now, None);
+            }
             let on = worker(threads, i);
             costs[i].charge(on, || c.poll())
         })?;

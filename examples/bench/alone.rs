@@ -1,0 +1,402 @@
+//! (c) one member alone: what a removal costs a member in a process of its own, as on a
+//! phone, beside what it costs in the bench's world, where one process hosts every member.
+//!
+//! Why both: at n = 1,000 the world's process holds the heaps and database files of a
+//! thousand members (gigabytes), and on a VM that backs memory lazily the first touch of
+//! each fresh page is dear; a member's calls pay for pages that a phone, holding one member,
+//! does not need (docs/bench.md, "Where the n = 1,000 figures move").
+//!
+//! How: before the batched removal the databases of a sample of members are copied (between
+//! calls no step is open, so the file and its log hold a committed state) and every call the
+//! world then makes to them is recorded — its protocol time and its packets. After the
+//! removal each of them is replayed in a fresh process (`__alone`): it opens its copy and
+//! makes the same calls at the same times; the CPU of those calls (user and system, of the
+//! calling thread) is its cost. Its group is not in memory when the first call comes, as
+//! after a push wake-up, so that call also loads it. A replay must end in the epoch and
+//! with the members the world's member ended with, or the run fails.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use witan::client::{ClientConfig, InboundPacket, WitanClient};
+use witan_testing::VirtualClock;
+
+use super::measure::{thread_cpu, thread_usage};
+use super::scale_report::SCALE_OVER_128;
+use super::wakeup::NullHost;
+use super::workloads::{CONV, Removal, Target, removal};
+use super::world::{BenchResult, World};
+
+/// How many members of a removal are replayed alone.
+pub const SAMPLE: usize = 9;
+
+/// One call the world made to a recorded member: `packets` for `receive`, `None` for `poll`.
+pub struct Call {
+    pub now_ms: u64,
+    pub packets: Option<Vec<InboundPacket>>,
+}
+
+/// The world's calls to the recorded members (see the module doc).
+pub struct Recorder {
+    calls: BTreeMap<usize, Vec<Call>>,
+}
+
+impl Recorder {
+    pub fn new(members: &[usize]) -> Recorder {
+        Recorder {
+            calls: members.iter().map(|i| (*i, Vec::new())).collect(),
+        }
+    }
+
+    /// Notes a `receive` (`Some`) or a `poll` (`None`) made to member `i` at `now_ms`.
+    pub fn note(&mut self, i: usize, now_ms: u64, packets: Option<&[InboundPacket]>) {
+        if let Some(calls) = self.calls.get_mut(&i) {
+            calls.push(Call {
+                now_ms,
+                packets: packets.map(<[InboundPacket]>::to_vec),
+            });
+        }
+    }
+}
+
+/// What the sampled members cost, alone and in the world, for one removal.
+#[derive(Debug, Clone, Default)]
+pub struct Alone {
+    /// CPU of each replayed member's calls in its own process, sorted.
+    pub cpu: Vec<Duration>,
+    pub user: Vec<Duration>,
+    pub system: Vec<Duration>,
+    /// CPU of each one's first call, which also loaded its group, sorted.
+    pub first_call: Vec<Duration>,
+    /// CPU of the same members' calls in the world, sorted.
+    pub world_cpu: Vec<Duration>,
+}
+
+fn median(v: &[Duration]) -> Duration {
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+impl Alone {
+    pub fn cpu_median(&self) -> Duration {
+        median(&self.cpu)
+    }
+
+    pub fn json(&self) -> Value {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        json!({
+            "members": self.cpu.len(),
+            "cpu_ms_median": ms(median(&self.cpu)),
+            "cpu_ms_max": ms(self.cpu.last().copied().unwrap_or_default()),
+            "user_cpu_ms_median": ms(median(&self.user)),
+            "system_cpu_ms_median": ms(median(&self.system)),
+            "first_call_cpu_ms_median": ms(median(&self.first_call)),
+            "world_cpu_ms_median": ms(median(&self.world_cpu)),
+        })
+    }
+}
+
+/// The table of the removals' members replayed alone, beside the same members in the world,
+/// and the growth of the median from n = 128 to the largest n.
+pub fn report(s: &mut String, removals: &[Removal]) {
+    let rows: Vec<(usize, &Alone)> = removals
+        .iter()
+        .filter_map(|r| r.alone.as_ref().map(|a| (r.n, a)))
+        .filter(|(_, a)| !a.cpu.is_empty())
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+    let _ = writeln!(
+        s,
+        "### (c) removal: a member alone in its process (replayed from the world's calls)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| n | members replayed | CPU ms median | of it user / system median | of it the first call (loads the group) median | CPU ms max | the same members in the world, CPU ms median |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for (n, a) in &rows {
+        let _ = writeln!(
+            s,
+            "| {n} | {} | {} | {} / {} | {} | {} | {} |",
+            a.cpu.len(),
+            ms(median(&a.cpu)),
+            ms(median(&a.user)),
+            ms(median(&a.system)),
+            ms(median(&a.first_call)),
+            ms(a.cpu.last().copied().unwrap_or_default()),
+            ms(median(&a.world_cpu)),
+        );
+    }
+    let at = |n: usize| rows.iter().find(|r| r.0 == n).map(|r| r.1);
+    if let (Some(base), Some(&(largest, top))) = (at(128), rows.iter().max_by_key(|r| r.0))
+        && largest > 128
+    {
+        let ratio = top.cpu_median().as_secs_f64() / base.cpu_median().as_secs_f64();
+        let _ = writeln!(
+            s,
+            "\nremoval, a member alone: median CPU at n = {largest} is ×{ratio:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {}",
+            super::report::verdict(ratio <= SCALE_OVER_128),
+        );
+    }
+    s.push('\n');
+}
+
+/// The members replayed: spread over the group, never the proposer (member 0, whose
+/// proposal is a call of another kind), the last member (the removal's usual target) nor a
+/// steward (a steward's commit is random; one made again in a replay is another commit).
+fn sample(w: &World) -> BenchResult<Vec<usize>> {
+    let n = w.n();
+    let span = n.saturating_sub(2).max(1);
+    let mut picked: Vec<usize> = (0..SAMPLE).map(|k| 1 + k * span / SAMPLE).collect();
+    picked.retain(|i| *i >= 1 && *i + 1 < n);
+    picked.dedup();
+    let mut members = Vec::new();
+    for i in picked {
+        if !steward(w, i)? {
+            members.push(i);
+        }
+    }
+    Ok(members)
+}
+
+/// Whether member `i` is a steward in its own view of the conversation.
+fn steward(w: &World, i: usize) -> BenchResult<bool> {
+    let id = w.c(i)?.member_id();
+    let info = w.info(i, CONV)?;
+    Ok(info
+        .members
+        .iter()
+        .any(|m| m.member_id == id && m.is_steward)
+        || info.epoch_steward.as_deref() == Some(id.as_str()))
+}
+
+/// One batched removal in `w` (`workloads::removal`), with its sample replayed alone;
+/// `scratch` holds the copies.
+/// `keep`: leave the copies and traces there (each can be replayed again by hand:
+/// `bench __alone COPY TRACE` replays a fresh copy of `COPY`).
+pub fn removal_with_replays(
+    w: &mut World,
+    target: Target,
+    scratch: &Path,
+    keep: bool,
+) -> BenchResult<Removal> {
+    let members = sample(w)?;
+    std::fs::create_dir_all(scratch)?;
+    let mut copies = Vec::new();
+    for &i in &members {
+        let db = PathBuf::from(w.path(i));
+        let copy = scratch.join(format!("member-{i}.db"));
+        copy_with_log(&db, &copy)?;
+        copies.push((i, copy));
+    }
+    let costs0 = w.costs.clone();
+    w.recorder = Some(Recorder::new(&members));
+    let result = removal(w, false, target);
+    let recorder = w.recorder.take();
+    let mut result = result?;
+    let recorder = recorder.ok_or("the removal's recorder went missing")?;
+    let mut alone = Alone::default();
+    for (i, copy) in copies {
+        let expected = w.info(i, CONV)?;
+        let id = w.c(i)?.member_id();
+        if !expected.members.iter().any(|m| m.member_id == id) || steward(w, i)? {
+            continue; // removed, or made a steward: nothing to replay faithfully
+        }
+        let calls = recorder
+            .calls
+            .get(&i)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let trace = scratch.join(format!("member-{i}.trace"));
+        write_trace(&trace, calls)?;
+        let report = spawn(&copy, &trace)?;
+        if report.epoch != expected.epoch || report.members != expected.members.len() as u64 {
+            return Err(format!(
+                "member {i} replayed alone ended in epoch {} with {} members, in the world in epoch {} with {}",
+                report.epoch,
+                report.members,
+                expected.epoch,
+                expected.members.len()
+            )
+            .into());
+        }
+        alone.cpu.push(report.cpu);
+        alone.user.push(report.user);
+        alone.system.push(report.system);
+        alone.first_call.push(report.first_call);
+        alone.world_cpu.push(w.costs[i].since(&costs0[i]).cpu);
+    }
+    for v in [
+        &mut alone.cpu,
+        &mut alone.user,
+        &mut alone.system,
+        &mut alone.first_call,
+        &mut alone.world_cpu,
+    ] {
+        v.sort();
+    }
+    if !keep {
+        std::fs::remove_dir_all(scratch)?;
+    }
+    result.alone = Some(alone);
+    Ok(result)
+}
+
+/// Copies a database and its write-ahead log (the log holds what was not checkpointed).
+fn copy_with_log(db: &Path, to: &Path) -> BenchResult<()> {
+    std::fs::copy(db, to)?;
+    let log = |p: &Path| PathBuf::from(format!("{}-wal", p.display()));
+    if log(db).exists() {
+        std::fs::copy(log(db), log(to))?;
+    }
+    Ok(())
+}
+
+/// Trace file: per call its time (u64), then `u32::MAX` for a poll or the packet count, each
+/// packet as topic and payload, each with a u32 length; big-endian.
+fn write_trace(path: &Path, calls: &[Call]) -> BenchResult<()> {
+    let mut out = Vec::new();
+    let put = |out: &mut Vec<u8>, bytes: &[u8]| -> BenchResult<()> {
+        out.extend_from_slice(&u32::try_from(bytes.len())?.to_be_bytes());
+        out.extend_from_slice(bytes);
+        Ok(())
+    };
+    for call in calls {
+        out.extend_from_slice(&call.now_ms.to_be_bytes());
+        match &call.packets {
+            None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
+            Some(packets) => {
+                out.extend_from_slice(&u32::try_from(packets.len())?.to_be_bytes());
+                for p in packets {
+                    put(&mut out, p.topic.as_bytes())?;
+                    put(&mut out, &p.payload)?;
+                }
+            }
+        }
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+fn read_trace(path: &Path) -> BenchResult<Vec<Call>> {
+    let bytes = std::fs::read(path)?;
+    let mut rest = bytes.as_slice();
+    let mut take = |len: usize| -> BenchResult<&[u8]> {
+        if rest.len() < len {
+            return Err("truncated trace".into());
+        }
+        let (head, tail) = rest.split_at(len);
+        rest = tail;
+        Ok(head)
+    };
+    let mut calls = Vec::new();
+    loop {
+        let Ok(now) = take(8) else { break };
+        let now_ms = u64::from_be_bytes(now.try_into()?);
+        let count = u32::from_be_bytes(take(4)?.try_into()?);
+        let packets = if count == u32::MAX {
+            None
+        } else {
+            let mut packets = Vec::new();
+            for _ in 0..count {
+                let len = u32::from_be_bytes(take(4)?.try_into()?) as usize;
+                let topic = String::from_utf8(take(len)?.to_vec())?;
+                let len = u32::from_be_bytes(take(4)?.try_into()?) as usize;
+                let payload = take(len)?.to_vec();
+                packets.push(InboundPacket { topic, payload });
+            }
+            Some(packets)
+        };
+        calls.push(Call { now_ms, packets });
+    }
+    Ok(calls)
+}
+
+struct Report {
+    cpu: Duration,
+    user: Duration,
+    system: Duration,
+    first_call: Duration,
+    epoch: u64,
+    members: u64,
+}
+
+fn spawn(db: &Path, trace: &Path) -> BenchResult<Report> {
+    let output = Command::new(std::env::current_exe()?)
+        .arg("__alone")
+        .arg(db)
+        .arg(trace)
+        .output()?;
+    if !output.status.success() {
+        let err = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("a member replayed alone failed: {err}").into());
+    }
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim())?;
+    let ms = |k: &str| -> BenchResult<Duration> {
+        Ok(Duration::from_secs_f64(
+            v[k].as_f64().ok_or(k.to_string())? / 1e3,
+        ))
+    };
+    Ok(Report {
+        cpu: ms("cpu_ms")?,
+        user: ms("user_ms")?,
+        system: ms("system_ms")?,
+        first_call: ms("first_call_ms")?,
+        epoch: v["epoch"].as_u64().ok_or("epoch")?,
+        members: v["members"].as_u64().ok_or("members")?,
+    })
+}
+
+/// The fresh process: `__alone DB TRACE` (see the module doc); prints one JSON line.
+pub fn child(args: &[String]) -> BenchResult<()> {
+    let [db, trace] = args else {
+        return Err("usage: __alone DB TRACE".into());
+    };
+    let calls = read_trace(Path::new(trace))?;
+    // The copy stays as the world left it, so that the replay can be made again.
+    let db = format!("{db}.replayed");
+    for ending in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{db}{ending}"));
+    }
+    copy_with_log(Path::new(&args[0]), Path::new(&db))?;
+    let clock = Arc::new(VirtualClock::new(calls.first().map_or(0, |c| c.now_ms)));
+    let host = Arc::new(NullHost::default());
+    let config = ClientConfig {
+        database_path: db.clone(),
+        identity_secret: None,
+        database_key: None,
+        role: None,
+    };
+    let client = WitanClient::open_with_clock(config, host.clone(), host, clock.clone())?;
+    let (cpu0, usage0) = (thread_cpu(), thread_usage());
+    // The first call also loads the group (see the module doc): its share is reported.
+    let mut first = None;
+    for call in calls {
+        clock.set(call.now_ms);
+        match call.packets {
+            Some(packets) => drop(client.receive(packets)?),
+            None => drop(client.poll()?),
+        }
+        first.get_or_insert_with(|| thread_cpu() - cpu0);
+    }
+    let (cpu, usage) = (thread_cpu() - cpu0, thread_usage());
+    let system = usage.system.saturating_sub(usage0.system).min(cpu);
+    let info = client.conversation(CONV.into())?.ok_or("no conversation")?;
+    let line = json!({
+        "cpu_ms": cpu.as_secs_f64() * 1e3,
+        "user_ms": (cpu - system).as_secs_f64() * 1e3,
+        "system_ms": system.as_secs_f64() * 1e3,
+        "first_call_ms": first.unwrap_or(cpu).as_secs_f64() * 1e3,
+        "epoch": info.epoch,
+        "members": info.members.len(),
+    });
+    println!("{line}");
+    Ok(())
+}
