@@ -177,10 +177,9 @@ fn steward(w: &World, i: usize) -> BenchResult<bool> {
         || info.epoch_steward.as_deref() == Some(id.as_str()))
 }
 
-/// One batched removal in `w` (`workloads::removal`), with its sample replayed alone;
-/// `scratch` holds the copies.
-/// `keep`: leave the copies and traces there (each can be replayed again by hand:
-/// `bench __alone COPY TRACE` replays a fresh copy of `COPY`).
+/// One batched removal in `w` (`workloads::removal`), with its sample replayed alone. The
+/// copies and traces go to `scratch`, left there if `keep` (each can be replayed again by
+/// hand: `bench __alone COPY TRACE` replays a fresh copy of `COPY`).
 pub fn removal_with_replays(
     w: &mut World,
     target: Target,
