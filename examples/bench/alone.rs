@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use witan::client::{ClientConfig, InboundPacket, WitanClient};
+use witan::client::{ClientConfig, ConversationInfo, InboundPacket, WitanClient};
 use witan_testing::VirtualClock;
 
 use super::measure::{thread_cpu, thread_usage};
@@ -155,26 +155,23 @@ fn sample(w: &World) -> BenchResult<Vec<usize>> {
     let n = w.n();
     let span = n.saturating_sub(2).max(1);
     let mut picked: Vec<usize> = (0..SAMPLE).map(|k| 1 + k * span / SAMPLE).collect();
-    picked.retain(|i| *i >= 1 && *i + 1 < n);
+    picked.retain(|i| *i + 1 < n);
     picked.dedup();
     let mut members = Vec::new();
     for i in picked {
-        if !steward(w, i)? {
+        if !steward(&w.info(i, CONV)?, &w.c(i)?.member_id()) {
             members.push(i);
         }
     }
     Ok(members)
 }
 
-/// Whether member `i` is a steward in its own view of the conversation.
-fn steward(w: &World, i: usize) -> BenchResult<bool> {
-    let id = w.c(i)?.member_id();
-    let info = w.info(i, CONV)?;
-    Ok(info
-        .members
+/// Whether member `id` is a steward in `info`, its own view of the conversation.
+fn steward(info: &ConversationInfo, id: &str) -> bool {
+    info.members
         .iter()
         .any(|m| m.member_id == id && m.is_steward)
-        || info.epoch_steward.as_deref() == Some(id.as_str()))
+        || info.epoch_steward.as_deref() == Some(id)
 }
 
 /// One batched removal in `w` (`workloads::removal`), with its sample replayed alone. The
@@ -205,7 +202,7 @@ pub fn removal_with_replays(
     for (i, copy) in copies {
         let expected = w.info(i, CONV)?;
         let id = w.c(i)?.member_id();
-        if !expected.members.iter().any(|m| m.member_id == id) || steward(w, i)? {
+        if !expected.members.iter().any(|m| m.member_id == id) || steward(&expected, &id) {
             continue; // removed, or made a steward: nothing to replay faithfully
         }
         let calls = recorder
