@@ -112,13 +112,14 @@ fn again(w: &World, i: usize, payload: &[u8]) -> ((u32, u32, u32), bool) {
 }
 
 /// Hands member 1 a copy of each sealed packet it was handed: its stored state stays as it
-/// was (a copy of a vote whose proposal is resolved is refused as stale; one addressed to
-/// another member, or of a round of a past epoch, is passed over as the first was), and the
-/// members still agree.
+/// was and it is not refused (a copy of a vote whose proposal is resolved counts for
+/// nothing; one addressed to another member, or of a round of a past epoch, is passed over as
+/// the first was), and the members still agree.
 fn copies_change_nothing(w: &mut World, handed: &Handed) {
     for payload in &handed.sealed {
-        let (_, unchanged) = again(w, 1, payload);
+        let ((_, _, rejected), unchanged) = again(w, 1, payload);
         assert!(unchanged, "a copy changed the stored state");
+        assert_eq!(rejected, 0, "a copy is not refused");
     }
     w.run_for(10_000);
     w.assert_agree(&[0, 1, 2, 3]);

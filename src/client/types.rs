@@ -251,7 +251,8 @@ impl From<MessageRow> for StoredMessage {
 pub struct ReceiveReport {
     /// Packets handled (including those buffered for a future epoch).
     pub accepted: u32,
-    /// Packets seen before (including this client's own echoes); nothing changed.
+    /// Packets seen before (including this client's own echoes), and votes that count for
+    /// nothing any more (their proposal resolved); nothing changed.
     pub duplicates: u32,
     /// Malformed packets, packets for unknown conversations and packets the engine refused;
     /// nothing changed.

@@ -65,8 +65,11 @@ pub struct Outbound {
     /// Hex of the envelope's packet id.
     pub packet_id: String,
     /// What receivers de-duplicate the packet on (`wire::seen_key`); its sender marks it seen
-    /// too, so that its own packet coming back is a duplicate.
+    /// too, so that its own packet coming back is a duplicate — unless `copy_known`.
     pub seen: witan_wire::SeenKey,
+    /// A sealed packet: a copy of it is known as one without a mark (see
+    /// [`Output::copy_known`]; its own vote coming back is its sender's, counted when cast).
+    pub copy_known: bool,
 }
 
 /// A chat message to store in the history.
@@ -121,8 +124,13 @@ pub struct Output {
     /// The MLS epoch moved during this step (buffered packets may now apply).
     pub epoch_advanced: bool,
     /// The packet was a copy of a message this member read before (MLS refused its used-up
-    /// key): nothing changed.
+    /// key, or the vote it seals was counted already or is on a resolved proposal, or is
+    /// this member's own): nothing changed.
     pub duplicate: bool,
+    /// The packet was a sealed vote, prevote or precommit: a copy of it is the same vote
+    /// again, which the ballot box or the round counts once, so the driver need not remember
+    /// the packet to know a copy (docs/safety.md, "Votes outside MLS").
+    pub copy_known: bool,
 }
 
 impl From<crate::mls::BadMemberId> for ProtocolError {

@@ -47,7 +47,7 @@ pub use proposal::{
 pub(crate) use rows::Placed;
 pub use tally::{decide, decide_backed};
 pub use votes::{
-    new_vote, verify as verify_vote, verify_evidence, verify_proof,
+    check_hash as check_vote_hash, new_vote, verify as verify_vote, verify_evidence, verify_proof,
     verify_signed as verify_signed_vote,
 };
 
@@ -331,6 +331,14 @@ impl BallotBox {
         self.ids.get(&proposal_id).copied()
     }
 
+    /// Whether the open proposal `digest` holds `vote` as it is (a copy would count for
+    /// nothing, so needs no check).
+    pub fn holds(&self, digest: &Digest, vote: &wire::Vote) -> bool {
+        self.open
+            .get(digest)
+            .is_some_and(|b| held_already(b, vote).is_some())
+    }
+
     /// A vote received directly (`carrier`: its MLS sender, which must be the voter) or
     /// carried in evidence or a relayed bundle (`None`: it counts through its signature).
     pub fn add_vote(
@@ -410,6 +418,10 @@ impl BallotBox {
         };
         if MemberId::from_public_key(&vote.vote_owner) != carrier {
             return Err(BallotError::Vote("vote was not delivered by its owner"));
+        }
+        // A copy waits once: a sealed vote's copy is read again (it leaves no seen mark).
+        if self.orphans.iter().any(|(c, v)| *c == carrier && v == vote) {
+            return Ok(VoteOutcome::Duplicate);
         }
         let held = self.orphans.iter().filter(|(c, _)| *c == carrier).count();
         if held >= MAX_ORPHANS_PER_CARRIER {

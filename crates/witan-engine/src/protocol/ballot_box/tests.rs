@@ -295,6 +295,31 @@ fn one_owner_cannot_fill_the_box_and_orphans_are_bounded() {
 }
 
 #[test]
+fn a_copy_of_a_waiting_vote_waits_once_and_takes_no_other_votes_place() {
+    let f = fixture(3);
+    let mut b = BallotBox::default();
+    let unknown = f.proposal(2, 3_000);
+    let votes: Vec<_> = (0..MAX_ORPHANS_PER_CARRIER as u64)
+        .map(|k| f.vote_at(1, &unknown, true, 3_000 + k))
+        .collect();
+    for v in &votes {
+        assert_eq!(
+            b.add_vote(v, Some(f.member(1)), &f.scope(3_000)),
+            Ok(VoteOutcome::Orphan)
+        );
+    }
+    // Copies of every waiting vote, as a sealed vote read again brings them.
+    for v in &votes {
+        assert_eq!(
+            b.add_vote(v, Some(f.member(1)), &f.scope(3_000)),
+            Ok(VoteOutcome::Duplicate)
+        );
+    }
+    let waiting: Vec<_> = b.orphans.iter().map(|(_, v)| v.clone()).collect();
+    assert_eq!(waiting, votes, "the first waiting vote is still there");
+}
+
+#[test]
 fn a_resolution_contradicted_by_votes_held_here_is_refused() {
     // The lost NO vote: the leader holds the owner's YES, a second YES and one NO; this
     // member also holds a second NO. With four members and silent voters counting YES, the

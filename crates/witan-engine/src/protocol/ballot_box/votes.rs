@@ -103,13 +103,25 @@ pub fn verify_signed(
     vote: &wire::Vote,
     checked: &CheckedSignatures,
 ) -> Result<MemberId, BallotError> {
-    if wire::vote_hash(conversation, digest, vote).as_slice() != vote.vote_hash.as_slice() {
-        return Err(BallotError::Vote("vote hash does not match its fields"));
-    }
+    check_hash(conversation, digest, vote)?;
     if !checked.verify(&vote.vote_owner, &vote.vote_hash, &vote.signature) {
         return Err(BallotError::Vote("vote signature does not verify"));
     }
     Ok(MemberId::from_public_key(&vote.vote_owner))
+}
+
+/// Checks that `vote`'s hash is the one of its fields and the proposal `digest`: what a
+/// signature check starts with, and all a vote that can count for nothing needs (a hash,
+/// not a signature).
+pub fn check_hash(
+    conversation: &str,
+    digest: &Digest,
+    vote: &wire::Vote,
+) -> Result<(), BallotError> {
+    if wire::vote_hash(conversation, digest, vote).as_slice() != vote.vote_hash.as_slice() {
+        return Err(BallotError::Vote("vote hash does not match its fields"));
+    }
+    Ok(())
 }
 
 /// Checks a proof of equivocation on the proposal: two verified votes of one voter with

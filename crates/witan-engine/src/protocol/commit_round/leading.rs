@@ -163,13 +163,21 @@ impl CommitRound {
         if proposed.as_ref().map(|d| d.as_slice()) != Some(v.digest.as_slice()) {
             return None;
         }
-        verify_vote(kind, ctx.conversation, v, ctx.signers).ok()?;
         let key: [u8; 32] = v.voter_key.as_slice().try_into().ok()?;
         let table = match kind {
             RoundVoteKind::Prevote => &mut self.prevotes,
             RoundVoteKind::Precommit => &mut self.precommits,
         };
-        let sigs = table.entry((v.round, v.digest.clone())).or_default();
+        let slot = (v.round, v.digest.clone());
+        // A copy (round messages leave no seen mark): the same signature over the same
+        // epoch, round and value, held already, needs no second check.
+        if let Some(sigs) = table.get(&slot)
+            && sigs.get(&key) == Some(&v.signature)
+        {
+            return Some(sigs.len());
+        }
+        verify_vote(kind, ctx.conversation, v, ctx.signers).ok()?;
+        let sigs = table.entry(slot).or_default();
         sigs.insert(key, v.signature.clone());
         Some(sigs.len())
     }

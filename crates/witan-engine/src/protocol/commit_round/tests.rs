@@ -210,6 +210,28 @@ fn the_leader_turns_a_quorum_of_prevotes_into_a_polka_and_of_precommits_into_a_c
 }
 
 #[test]
+fn a_copy_of_a_prevote_counts_once_and_a_forged_one_not_at_all() {
+    // Round messages leave no seen mark at a client: copies reach the leader again.
+    let g = group(4);
+    let (mut leader, _, d) = g.leading_round_0();
+    let vote = |i: usize| sign(&g.ids[i], RoundVoteKind::Prevote, CONV, 1, 0, Some(&d));
+    let mut forged = vote(1);
+    forged.signature[0] ^= 1;
+    for v in [vote(1), vote(1), forged] {
+        assert!(leader.on_prevote(v, &g.ctx(0, 101)).is_empty(), "no polka");
+    }
+    // The leader's own and member 1's first.
+    let held: Vec<_> = leader.prevotes.values().flat_map(|s| s.values()).collect();
+    assert_eq!(held.len(), 2);
+    assert!(
+        held.contains(&&vote(1).signature),
+        "member 1's first signature"
+    );
+    let out = leader.on_prevote(vote(2), &g.ctx(0, 102));
+    assert!(matches!(out.first(), Some(RoundEffect::Polka(p)) if p.signatures.len() == 3));
+}
+
+#[test]
 fn a_leader_keeps_no_signature_past_the_polka_or_the_certificate_it_formed() {
     // Once its polka (or certificate) is out, later votes are of no use to the leader:
     // checking and keeping them made its state hold n signatures per phase, stored again

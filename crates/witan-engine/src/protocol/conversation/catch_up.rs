@@ -274,6 +274,7 @@ impl Conversation {
             payload: packet.to_vec(),
             packet_id: env.packet_id_hex(),
             seen,
+            copy_known: false,
         });
         Ok(())
     }

@@ -272,6 +272,7 @@ impl Conversation {
                 )));
                 self.send(ctx, group, Content::Proof(*proof), None, out)?;
             }
+            Ok(VoteOutcome::Duplicate) => out.duplicate = true,
             Ok(_) => {}
             Err(e) if carrier.is_some() => return Err(e.into()),
             Err(e) => tracing::debug!(conversation = %self.id, error = %e, "relayed vote skipped"),

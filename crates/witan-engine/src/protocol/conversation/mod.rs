@@ -383,6 +383,7 @@ impl Conversation {
             payload: wire::encode(&env),
             packet_id: env.packet_id_hex(),
             seen,
+            copy_known: kind == wire::PacketKind::Sealed,
         });
     }
 

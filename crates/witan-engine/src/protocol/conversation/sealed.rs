@@ -24,7 +24,7 @@ use prost::Message;
 use super::{Conversation, PartKey};
 use crate::mls::checked::MAX_CHECKED;
 use crate::mls::{self, CheckedSignatures, Group, Layer, MAX_PAST_EPOCHS, MemberId, SealKey};
-use crate::protocol::ballot_box::{Digest, verify_signed_vote};
+use crate::protocol::ballot_box::{Digest, check_vote_hash, verify_signed_vote};
 use crate::protocol::{Ctx, Output, ProtocolError};
 use witan_wire::{self as wire, sealed_payload::Content};
 
@@ -137,6 +137,11 @@ impl Conversation {
         if voter == self.me || !self.is_member(&voter) {
             return None;
         }
+        // A copy of a vote counted before, or one on a decided proposal, counts for nothing:
+        // no signature of the batch is spent on it.
+        if self.ballots.is_resolved(&digest) || self.ballots.holds(&digest, vote) {
+            return None;
+        }
         let hash = wire::vote_hash(&self.id, &digest, vote);
         if hash.as_slice() != vote.vote_hash.as_slice() {
             return None;
@@ -228,6 +233,9 @@ impl Conversation {
         };
         let epoch = arrived.epoch();
         if !self.admit(ctx, epoch, &envelope.recipient, out)? {
+            // Addressed to another member (a prevote or precommit for the round's leader): a
+            // copy is passed over alike. (One kept for a later epoch comes back here then.)
+            out.copy_known = out.buffer_for_epoch.is_none();
             return Ok(());
         }
         let mut group = self.load_group(ctx)?;
@@ -244,18 +252,20 @@ impl Conversation {
             }
         };
         match content {
-            Content::Vote(signed) => self.on_sealed_vote(ctx, &mut group, signed, out),
+            Content::Vote(signed) => self.on_sealed_vote(ctx, &mut group, signed, out)?,
             // Round messages count only in the epoch they were sent in.
-            _ if epoch != self.epoch => Ok(()),
+            _ if epoch != self.epoch => {}
             Content::Prevote(v) => {
                 let effects = self.with_round(ctx, |r, rcx| r.on_prevote(v, rcx));
-                self.drive(ctx, &mut group, effects, out)
+                self.drive(ctx, &mut group, effects, out)?;
             }
             Content::Precommit(v) => {
                 let effects = self.with_round(ctx, |r, rcx| r.on_precommit(v, rcx));
-                self.drive(ctx, &mut group, effects, out)
+                self.drive(ctx, &mut group, effects, out)?;
             }
         }
+        out.copy_known = true;
+        Ok(())
     }
 
     /// The key of `epoch`: the current one (derived if this state has none yet) or a kept
@@ -296,6 +306,16 @@ impl Conversation {
         let voter = MemberId::from_public_key(&vote.vote_owner);
         if voter == self.me {
             // Our own vote echoed back: counted when it was cast.
+            out.duplicate = true;
+            return Ok(());
+        }
+        if self.ballots.is_resolved(&digest) {
+            // A vote on a decided proposal counts for nothing, so its signature is not
+            // checked. A copy of a vote counted before comes here once a commit resolved its
+            // proposal (sealed votes leave no seen mark) — its voter perhaps removed by it:
+            // kept as an orphan, it would wait for a proposal that never comes back.
+            check_vote_hash(&self.id, &digest, &vote)?;
+            out.duplicate = true;
             return Ok(());
         }
         if !self.is_member(&voter) {
