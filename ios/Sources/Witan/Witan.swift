@@ -2520,7 +2520,8 @@ public struct ReceiveReport: Equatable, Hashable {
      */
     public var accepted: UInt32
     /**
-     * Packets seen before (including this client's own echoes); nothing changed.
+     * Packets seen before (including this client's own echoes), and votes that count for
+     * nothing any more (their proposal resolved); nothing changed.
      */
     public var duplicates: UInt32
     /**
@@ -2536,7 +2537,8 @@ public struct ReceiveReport: Equatable, Hashable {
          * Packets handled (including those buffered for a future epoch).
          */accepted: UInt32, 
         /**
-         * Packets seen before (including this client's own echoes); nothing changed.
+         * Packets seen before (including this client's own echoes), and votes that count for
+         * nothing any more (their proposal resolved); nothing changed.
          */duplicates: UInt32, 
         /**
          * Malformed packets, packets for unknown conversations and packets the engine refused;

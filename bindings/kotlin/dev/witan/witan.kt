@@ -3851,7 +3851,8 @@ data class ReceiveReport (
     var `accepted`: kotlin.UInt
     , 
     /**
-     * Packets seen before (including this client's own echoes); nothing changed.
+     * Packets seen before (including this client's own echoes), and votes that count for
+     * nothing any more (their proposal resolved); nothing changed.
      */
     var `duplicates`: kotlin.UInt
     , 
