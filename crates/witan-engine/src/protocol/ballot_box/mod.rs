@@ -331,12 +331,13 @@ impl BallotBox {
         self.ids.get(&proposal_id).copied()
     }
 
-    /// Whether the open proposal `digest` holds `vote` as it is (a copy would count for
-    /// nothing, so needs no check).
+    /// Whether `vote` is held as it is: by the open proposal `digest`, or waiting for its
+    /// proposal (a copy would count for nothing, so needs no check).
     pub fn holds(&self, digest: &Digest, vote: &wire::Vote) -> bool {
         self.open
             .get(digest)
             .is_some_and(|b| held_already(b, vote).is_some())
+            || self.orphans.iter().any(|(_, v)| v == vote)
     }
 
     /// A vote received directly (`carrier`: its MLS sender, which must be the voter) or

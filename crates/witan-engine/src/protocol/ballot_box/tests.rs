@@ -308,8 +308,10 @@ fn a_copy_of_a_waiting_vote_waits_once_and_takes_no_other_votes_place() {
             Ok(VoteOutcome::Orphan)
         );
     }
-    // Copies of every waiting vote, as a sealed vote read again brings them.
+    // Copies of every waiting vote, as a sealed vote read again brings them: held, so not
+    // checked again (the digest they name is not known here).
     for v in &votes {
+        assert!(b.holds(&[7; 32], v));
         assert_eq!(
             b.add_vote(v, Some(f.member(1)), &f.scope(3_000)),
             Ok(VoteOutcome::Duplicate)

@@ -328,6 +328,8 @@ impl Conversation {
                     "the vote names another proposal's digest".into(),
                 ));
             }
+            // A copy of a vote waiting for its proposal: checked when it first came.
+            None if self.ballots.holds(&digest, &vote) => {}
             None => {
                 verify_signed_vote(&self.id, &digest, &vote, &self.checked.signatures)?;
             }
