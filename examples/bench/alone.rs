@@ -16,10 +16,10 @@
 //! with the members the world's member ended with, or the run fails.
 //!
 //! The same process then replays fresh copies the same way, three times (the median is
-//! kept): that is the member in a *warm* process, as in an app already running when the commit comes (and as in the
-//! world), whose code, allocator and library state the first replay brought in. A fresh
-//! process pays for those once whatever the group's size, which flatters the growth from
-//! n = 128; the warm replay does not.
+//! kept): that is the member in a *warm* process, as in an app already running when the
+//! commit comes (and as in the world), whose code, allocator and library state the first
+//! replay brought in. A fresh process pays for those once whatever the group's size, which
+//! flatters the growth from n = 128; the warm replay does not.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -74,21 +74,52 @@ impl Recorder {
     }
 }
 
+/// The CPU of one replay's calls.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    cpu: Duration,
+    user: Duration,
+    system: Duration,
+}
+
+/// The costs of the sampled members' replays of one kind, each part sorted on its own (so
+/// the medians of the parts need not add up).
+#[derive(Debug, Clone, Default)]
+pub struct Costs {
+    cpu: Vec<Duration>,
+    user: Vec<Duration>,
+    system: Vec<Duration>,
+}
+
+impl Costs {
+    fn push(&mut self, c: Cost) {
+        self.cpu.push(c.cpu);
+        self.user.push(c.user);
+        self.system.push(c.system);
+    }
+
+    fn sort(&mut self) {
+        for v in [&mut self.cpu, &mut self.user, &mut self.system] {
+            v.sort();
+        }
+    }
+
+    fn max(&self) -> Duration {
+        self.cpu.last().copied().unwrap_or_default()
+    }
+}
+
 /// What the sampled members cost, alone and in the world, for one removal.
 #[derive(Debug, Clone, Default)]
 pub struct Alone {
-    /// CPU of each replayed member's calls in its own fresh process, sorted.
-    pub cpu: Vec<Duration>,
-    pub user: Vec<Duration>,
-    pub system: Vec<Duration>,
-    /// CPU of each one's first call, which also loaded its group, sorted.
-    pub first_call: Vec<Duration>,
-    /// The same replayed again in the same process, now warm, sorted.
-    pub warm: Vec<Duration>,
-    pub warm_user: Vec<Duration>,
-    pub warm_system: Vec<Duration>,
+    /// Each replayed member's calls in its own fresh process.
+    fresh: Costs,
+    /// The same, replayed again in that process, now warm.
+    warm: Costs,
+    /// CPU of each one's first call in the fresh process, which also loaded its group, sorted.
+    first_call: Vec<Duration>,
     /// CPU of the same members' calls in the world, sorted.
-    pub world_cpu: Vec<Duration>,
+    world_cpu: Vec<Duration>,
 }
 
 fn median(v: &[Duration]) -> Duration {
@@ -96,27 +127,27 @@ fn median(v: &[Duration]) -> Duration {
 }
 
 impl Alone {
-    pub fn cpu_median(&self) -> Duration {
-        median(&self.cpu)
+    fn fresh_median(&self) -> Duration {
+        median(&self.fresh.cpu)
     }
 
-    pub fn warm_median(&self) -> Duration {
-        median(&self.warm)
+    fn warm_median(&self) -> Duration {
+        median(&self.warm.cpu)
     }
 
     pub fn json(&self) -> Value {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         json!({
-            "members": self.cpu.len(),
-            "cpu_ms_median": ms(median(&self.cpu)),
-            "cpu_ms_max": ms(self.cpu.last().copied().unwrap_or_default()),
-            "user_cpu_ms_median": ms(median(&self.user)),
-            "system_cpu_ms_median": ms(median(&self.system)),
+            "members": self.fresh.cpu.len(),
+            "cpu_ms_median": ms(self.fresh_median()),
+            "cpu_ms_max": ms(self.fresh.max()),
+            "user_cpu_ms_median": ms(median(&self.fresh.user)),
+            "system_cpu_ms_median": ms(median(&self.fresh.system)),
             "first_call_cpu_ms_median": ms(median(&self.first_call)),
-            "warm_cpu_ms_median": ms(median(&self.warm)),
-            "warm_cpu_ms_max": ms(self.warm.last().copied().unwrap_or_default()),
-            "warm_user_cpu_ms_median": ms(median(&self.warm_user)),
-            "warm_system_cpu_ms_median": ms(median(&self.warm_system)),
+            "warm_cpu_ms_median": ms(self.warm_median()),
+            "warm_cpu_ms_max": ms(self.warm.max()),
+            "warm_user_cpu_ms_median": ms(median(&self.warm.user)),
+            "warm_system_cpu_ms_median": ms(median(&self.warm.system)),
             "world_cpu_ms_median": ms(median(&self.world_cpu)),
         })
     }
@@ -128,7 +159,7 @@ pub fn report(s: &mut String, removals: &[Removal]) {
     let rows: Vec<(usize, &Alone)> = removals
         .iter()
         .filter_map(|r| r.alone.as_ref().map(|a| (r.n, a)))
-        .filter(|(_, a)| !a.cpu.is_empty())
+        .filter(|(_, a)| !a.fresh.cpu.is_empty())
         .collect();
     if rows.is_empty() {
         return;
@@ -140,22 +171,22 @@ pub fn report(s: &mut String, removals: &[Removal]) {
     );
     let _ = writeln!(
         s,
-        "| n | members replayed | fresh process: CPU ms median | of it user / system median | of it the first call (loads the group) median | warm process: CPU ms median | of it user / system median | CPU ms max | the same members in the world, CPU ms median |"
+        "| n | members replayed | fresh process: CPU ms median | of it user / system median | of it the first call (loads the group) median | warm process: CPU ms median | of it user / system median | warm CPU ms max | the same members in the world, CPU ms median |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for (n, a) in &rows {
         let _ = writeln!(
             s,
             "| {n} | {} | {} | {} / {} | {} | {} | {} / {} | {} | {} |",
-            a.cpu.len(),
-            ms(median(&a.cpu)),
-            ms(median(&a.user)),
-            ms(median(&a.system)),
+            a.fresh.cpu.len(),
+            ms(a.fresh_median()),
+            ms(median(&a.fresh.user)),
+            ms(median(&a.fresh.system)),
             ms(median(&a.first_call)),
-            ms(median(&a.warm)),
-            ms(median(&a.warm_user)),
-            ms(median(&a.warm_system)),
-            ms(a.warm.last().copied().unwrap_or_default()),
+            ms(a.warm_median()),
+            ms(median(&a.warm.user)),
+            ms(median(&a.warm.system)),
+            ms(a.warm.max()),
             ms(median(&a.world_cpu)),
         );
     }
@@ -164,7 +195,7 @@ pub fn report(s: &mut String, removals: &[Removal]) {
         && largest > 128
     {
         let ratio = |f: fn(&Alone) -> Duration| f(top).as_secs_f64() / f(base).as_secs_f64();
-        let (fresh, warm) = (ratio(Alone::cpu_median), ratio(Alone::warm_median));
+        let (fresh, warm) = (ratio(Alone::fresh_median), ratio(Alone::warm_median));
         let _ = writeln!(
             s,
             "\nremoval, a member alone in a warm process: median CPU at n = {largest} is ×{warm:.2} its value at n = 128 (target ≤ ×{SCALE_OVER_128}) {} — in a fresh process ×{fresh:.2}",
@@ -249,27 +280,15 @@ pub fn removal_with_replays(
             )
             .into());
         }
-        alone.cpu.push(report.cpu);
-        alone.user.push(report.user);
-        alone.system.push(report.system);
+        alone.fresh.push(report.fresh);
+        alone.warm.push(report.warm);
         alone.first_call.push(report.first_call);
-        alone.warm.push(report.warm.cpu);
-        alone.warm_user.push(report.warm.user);
-        alone.warm_system.push(report.warm.system);
         alone.world_cpu.push(w.costs[i].since(&costs0[i]).cpu);
     }
-    for v in [
-        &mut alone.cpu,
-        &mut alone.user,
-        &mut alone.system,
-        &mut alone.first_call,
-        &mut alone.warm,
-        &mut alone.warm_user,
-        &mut alone.warm_system,
-        &mut alone.world_cpu,
-    ] {
-        v.sort();
-    }
+    alone.fresh.sort();
+    alone.warm.sort();
+    alone.first_call.sort();
+    alone.world_cpu.sort();
     if !keep {
         std::fs::remove_dir_all(scratch)?;
     }
@@ -347,18 +366,9 @@ fn read_trace(path: &Path) -> BenchResult<Vec<Call>> {
     Ok(calls)
 }
 
-/// The CPU of one replay's calls.
-#[derive(Default)]
-struct Cost {
-    cpu: Duration,
-    user: Duration,
-    system: Duration,
-}
-
+/// What a child printed: its fresh and (median) warm replay, and where they ended.
 struct Report {
-    cpu: Duration,
-    user: Duration,
-    system: Duration,
+    fresh: Cost,
     first_call: Duration,
     warm: Cost,
     epoch: u64,
@@ -382,9 +392,11 @@ fn spawn(db: &Path, trace: &Path) -> BenchResult<Report> {
         ))
     };
     Ok(Report {
-        cpu: ms("cpu_ms")?,
-        user: ms("user_ms")?,
-        system: ms("system_ms")?,
+        fresh: Cost {
+            cpu: ms("cpu_ms")?,
+            user: ms("user_ms")?,
+            system: ms("system_ms")?,
+        },
         first_call: ms("first_call_ms")?,
         warm: Cost {
             cpu: ms("warm_cpu_ms")?,
