@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static SIGNATURES: AtomicU64 = AtomicU64::new(0);
 static ROUND_SIGNATURES: AtomicU64 = AtomicU64::new(0);
 static CERTIFICATE_BYTES: AtomicU64 = AtomicU64::new(0);
+static COMMITS_STAGED: AtomicU64 = AtomicU64::new(0);
 
 /// A snapshot of the counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct Counters {
     pub round_signatures: u64,
     /// Encoded bytes of the signature lists of the polkas and certified commits received.
     pub certificate_bytes: u64,
+    /// MLS commits staged by OpenMLS (not those handed back kept, `mls::group::commit`).
+    pub commits_staged: u64,
 }
 
 impl Counters {
@@ -31,6 +34,7 @@ impl Counters {
             certificate_bytes: self
                 .certificate_bytes
                 .saturating_sub(earlier.certificate_bytes),
+            commits_staged: self.commits_staged.saturating_sub(earlier.commits_staged),
         }
     }
 }
@@ -41,6 +45,7 @@ pub fn counters() -> Counters {
         signatures: SIGNATURES.load(Ordering::Relaxed),
         round_signatures: ROUND_SIGNATURES.load(Ordering::Relaxed),
         certificate_bytes: CERTIFICATE_BYTES.load(Ordering::Relaxed),
+        commits_staged: COMMITS_STAGED.load(Ordering::Relaxed),
     }
 }
 
@@ -54,4 +59,8 @@ pub(crate) fn round_signature_checked() {
 
 pub(crate) fn certificate_received(bytes: usize) {
     CERTIFICATE_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+pub(crate) fn commit_staged() {
+    COMMITS_STAGED.fetch_add(1, Ordering::Relaxed);
 }

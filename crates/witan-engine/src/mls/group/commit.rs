@@ -160,6 +160,7 @@ impl Group {
                 group_epoch: epoch,
             });
         }
+        crate::metrics::commit_staged();
         let processed = self.inner_mut().process_message(p, pm);
         self.note(&processed);
         let processed = processed.map_err(|e| match e {
