@@ -14,7 +14,8 @@
 //! Commits are created by the leader of a commit round; the protocol layer decides which one
 //! is applied (the certified one). A candidate is verified with [`Group::stage_commit`] (no
 //! state change) and applied with [`Group::merge_staged`]; a leader's own candidate stays
-//! pending until merged or cleared (`group/commit.rs`).
+//! pending until merged or cleared, and the one candidate a member found valid is kept staged
+//! for its certificate (`group/commit.rs`).
 
 use std::cell::OnceCell;
 
@@ -104,6 +105,9 @@ pub struct Group {
     /// The row key of this group's message secrets, built once (a kept group is lent to
     /// every packet's run, and the key is JSON).
     secrets_row: OnceCell<Vec<u8>>,
+    /// A commit of another member staged when it was judged, kept for its merge
+    /// ([`Group::keep_staged`]).
+    kept: Option<Box<commit::KeptStage>>,
 }
 
 impl Group {
@@ -132,6 +136,7 @@ impl Group {
             written_secrets: None,
             advanced: None,
             secrets_row: OnceCell::new(),
+            kept: None,
         }
     }
 

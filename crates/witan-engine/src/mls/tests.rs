@@ -6,6 +6,7 @@ use super::key_package::tests::garbage_inputs;
 use super::*;
 
 mod chat_signatures;
+mod kept_stage;
 mod message_head;
 mod secrets_by_position;
 mod secrets_copied;

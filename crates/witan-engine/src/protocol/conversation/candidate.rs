@@ -11,9 +11,9 @@
 //!
 //! A member finds a candidate valid when every resolution passes the ballot box's check
 //! (`ballot_box::evidence`), the MLS commit stages cleanly on its group and changes exactly
-//! the members the resolutions say, a dropped add's key package is indeed expired (by the
-//! member's clock, with twice the allowed skew in the leader's favour), and the welcome is
-//! for exactly the added key packages. Forgeries (bad signatures, a broken or mismatching
+//! the members the resolutions say (the group keeps it staged for its merge), a dropped
+//! add's key package is indeed expired (by the member's clock, with twice the allowed skew
+//! in the leader's favour), and the welcome is for exactly the added key packages. Forgeries (bad signatures, a broken or mismatching
 //! commit) also count against the leader as this member's suspicion; disagreements (votes
 //! this member holds, a window still open on its clock) do not.
 
@@ -348,12 +348,13 @@ impl Conversation {
         let want_removes: BTreeSet<MemberId> = changes.removes.iter().copied().collect();
         let got_adds: BTreeSet<MemberId> = staged.added.iter().copied().collect();
         let got_removes: BTreeSet<MemberId> = staged.removed.iter().copied().collect();
-        drop(staged);
         if want_adds != got_adds || want_removes != got_removes {
             return Ok(Verdict::Forged(
                 "the commit does not match its resolutions".into(),
             ));
         }
+        // Its certificate, if it comes, merges what was staged here (`mls::group::commit`).
+        group.keep_staged(&c.commit, staged);
         if changes.adds.is_empty() {
             if !c.welcome.is_empty() {
                 return Ok(Verdict::Forged("a welcome without adds".into()));
