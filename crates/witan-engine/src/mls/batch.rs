@@ -1,17 +1,24 @@
 //! Many signatures of one message checked together: the quorum lists of the commit round
 //! (a polka's prevotes, a certificate's precommits), where every member checks up to q(n)
-//! signatures of one hash.
+//! signatures of one hash; and the single check of a vote by the same rule ([`verify_one`]).
 //!
-//! The check is ed25519-zebra's batch verification, which follows ZIP-215: `s` canonical,
-//! and the cofactored equation `[8][s]B = [8]R + [8][k]A`. That is not the strict single
-//! check of [`super::crypto`] (it accepts a signature whose `R` carries a small-order
-//! component, which only the key's holder can make), and it need not be: what a quorum list
-//! needs is that every member judges it alike. Under the cofactored equation a signature's
-//! validity is a property of that signature alone, so a list passes exactly when each of its
-//! signatures is valid — whatever the list's order, or the subset a joiner can check — except
-//! with a probability of about 2⁻¹²⁸. The cofactorless batch of ed25519-dalek does not have
-//! that property (its verdict on such a signature depends on the random coefficients), so it
-//! is not used. Keys of small order are refused as in the single check.
+//! The rule is ZIP-215's: `s` canonical, and the cofactored equation
+//! `[8][s]B = [8]R + [8][k]A`. That is not the strict single check of [`super::crypto`] (it
+//! accepts a signature whose `R` carries a small-order component, which only the key's
+//! holder can make), and it need not be: what a quorum list needs is that every member
+//! judges it alike. Under the cofactored equation a signature's validity is a property of
+//! that signature alone, so a list passes exactly when each of its signatures is valid —
+//! whatever the list's order, or the subset a joiner can check — except with a probability
+//! of about 2⁻¹²⁸. The cofactorless batch of ed25519-dalek does not have that property (its
+//! verdict on such a signature depends on the random coefficients), so it is not used. Keys
+//! of small order are refused as in the single check.
+//!
+//! The equations are ed25519-zebra's (its batch: one multiscalar multiplication of
+//! `-Σzᵢsᵢ·B + Σzᵢ·Rᵢ + Σzᵢkᵢ·Aᵢ`, times the cofactor, is the identity), computed here on
+//! keys decoded once (`super::keys`): ed25519-zebra decodes every key again in every batch
+//! and every single check — a square root per signature, 7 % of what a member's removal
+//! costs at n = 1,000 (docs/bench.md). A differential test holds them to ed25519-zebra's
+//! verdicts on genuine, damaged, torsion-carrying and non-canonical signatures.
 //!
 //! The batch's coefficients come from a generator seeded with a hash of everything checked,
 //! so the engine stays a function of its inputs; a forger would have to find a batch whose
@@ -24,18 +31,66 @@
 //! the provider's crypto collects while OpenMLS processes the welcome
 //! (`WitanCrypto::batching`).
 
-use rand::SeedableRng;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use curve25519_dalek::{EdwardsPoint, Scalar};
 use rand::rngs::StdRng;
-use sha2::{Digest, Sha256};
+use rand::{RngCore, SeedableRng};
+use sha2::{Digest, Sha256, Sha512};
+
+/// One queued signature: its key decoded, its `R` still encoded, `s`, and the challenge `k`.
+struct Item {
+    key: EdwardsPoint,
+    r: [u8; 32],
+    s: Scalar,
+    k: Scalar,
+}
 
 /// Signatures of one message, checked together by [`Batch::verify`].
 pub struct Batch<'m> {
     message: &'m [u8],
-    verifier: ed25519_zebra::batch::Verifier,
+    items: Vec<Item>,
     seed: Sha256,
     /// A key or a signature that can never verify was queued.
     refused: bool,
     queued: usize,
+}
+
+/// `signature` by `key` over `message` parsed for the equations: `None` when it can never
+/// verify (a weak or undecodable key, a non-canonical `s`).
+fn parse(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Option<Item> {
+    let decoded = super::keys::verifying_key(key).filter(|k| !k.is_weak())?;
+    let (r, s) = signature.split_at(32);
+    let r: [u8; 32] = r.try_into().ok()?;
+    let s: [u8; 32] = s.try_into().ok()?;
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s))?;
+    let k = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(r)
+            .chain_update(key)
+            .chain_update(message),
+    );
+    Some(Item {
+        key: decoded.to_edwards(),
+        r,
+        s,
+        k,
+    })
+}
+
+/// Whether `signature` by `key` over `message` is valid by the cofactored rule, alone:
+/// `[8]([s]B - [k]A - R)` is the identity.
+pub fn verify_one(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    let Some(item) = parse(key, message, signature) else {
+        return false;
+    };
+    let Some(r) = CompressedEdwardsY(item.r).decompress() else {
+        return false;
+    };
+    let recomputed =
+        EdwardsPoint::vartime_double_scalar_mul_basepoint(&item.k, &-item.key, &item.s);
+    (recomputed - r).mul_by_cofactor().is_identity()
 }
 
 impl<'m> Batch<'m> {
@@ -46,7 +101,7 @@ impl<'m> Batch<'m> {
         seed.update(message);
         Self {
             message,
-            verifier: ed25519_zebra::batch::Verifier::new(),
+            items: Vec::new(),
             seed,
             refused: false,
             queued: 0,
@@ -74,29 +129,53 @@ impl<'m> Batch<'m> {
     fn queue(&mut self, key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
         crate::metrics::signature_checked();
         self.queued += 1;
-        let Ok(sig) = <[u8; 64]>::try_from(signature) else {
-            self.refused = true;
-            return false;
-        };
-        if super::keys::is_weak_key(key) {
-            self.refused = true;
+        if self.refused {
             return false;
         }
+        let item = <&[u8; 64]>::try_from(signature)
+            .ok()
+            .and_then(|sig| parse(key, message, sig));
+        let Some(item) = item else {
+            self.refused = true;
+            self.items = Vec::new();
+            return false;
+        };
         self.seed.update(key);
-        self.seed.update(sig);
-        let sig = ed25519_zebra::Signature::from_bytes(&sig);
-        let key = ed25519_zebra::VerificationKeyBytes::from(*key);
-        self.verifier.queue((key, sig, message));
+        self.seed.update(signature);
+        self.items.push(item);
         true
     }
 
     /// Whether every queued signature is valid (an empty batch is).
+    #[allow(non_snake_case)]
     pub fn verify(self) -> bool {
         if self.refused {
             return false;
         }
-        let rng = StdRng::from_seed(self.seed.finalize().into());
-        self.verifier.verify(rng).is_ok()
+        let mut rng = StdRng::from_seed(self.seed.finalize().into());
+        let n = self.items.len();
+        let mut B_coeff = Scalar::ZERO;
+        let mut scalars = Vec::with_capacity(2 * n + 1);
+        let mut points = Vec::with_capacity(2 * n + 1);
+        scalars.push(Scalar::ZERO);
+        points.push(ED25519_BASEPOINT_POINT);
+        for item in &self.items {
+            let Some(R) = CompressedEdwardsY(item.r).decompress() else {
+                return false;
+            };
+            let mut z = [0u8; 16];
+            rng.fill_bytes(&mut z);
+            let z = Scalar::from(u128::from_le_bytes(z));
+            B_coeff -= z * item.s;
+            scalars.push(z);
+            points.push(R);
+            scalars.push(z * item.k);
+            points.push(item.key);
+        }
+        scalars[0] = B_coeff;
+        EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
+            .mul_by_cofactor()
+            .is_identity()
     }
 }
 
@@ -246,5 +325,115 @@ pub(crate) mod tests {
                 "signature {i}"
             );
         }
+    }
+
+    /// ed25519-zebra's verdicts: one signature alone, and a batch of it among genuine ones.
+    fn zebra(
+        key: &[u8; 32],
+        msg: &[u8],
+        sig: &[u8; 64],
+        genuine: &[([u8; 32], Vec<u8>)],
+    ) -> (bool, bool) {
+        let signature = ed25519_zebra::Signature::from_bytes(sig);
+        let alone = ed25519_zebra::VerificationKey::try_from(*key)
+            .is_ok_and(|k| k.verify(&signature, msg).is_ok());
+        let mut batch = ed25519_zebra::batch::Verifier::new();
+        batch.queue((
+            ed25519_zebra::VerificationKeyBytes::from(*key),
+            signature,
+            msg,
+        ));
+        for (k, s) in genuine {
+            let s = <[u8; 64]>::try_from(s.as_slice()).unwrap();
+            batch.queue((
+                ed25519_zebra::VerificationKeyBytes::from(*k),
+                ed25519_zebra::Signature::from_bytes(&s),
+                msg,
+            ));
+        }
+        (alone, batch.verify(rand::thread_rng()).is_ok())
+    }
+
+    /// A signature by `seed`'s key whose `R` is the identity written with `y = 1 + p`, a
+    /// non-canonical encoding ZIP-215 accepts (`r = 0`, so `s = k·a`).
+    fn with_noncanonical_r(seed: u8, msg: &[u8]) -> ([u8; 32], [u8; 64]) {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let public = key.verifying_key().to_bytes();
+        // p + 1 = 2^255 - 18, little-endian.
+        let mut r = [0xff; 32];
+        r[0] = 0xee;
+        r[31] = 0x7f;
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(r)
+                .chain_update(public)
+                .chain_update(msg),
+        );
+        let s = k * key.to_scalar();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&r);
+        sig[32..].copy_from_slice(s.as_bytes());
+        (public, sig)
+    }
+
+    #[test]
+    fn the_equations_agree_with_ed25519_zebra_alone_and_in_batches() {
+        let msg = b"a quorum's hash";
+        let genuine = signed(4, msg);
+        let mut rng = StdRng::seed_from_u64(215);
+        let mut cases: Vec<([u8; 32], [u8; 64], &str)> = Vec::new();
+        for i in 0..48u8 {
+            let id = Identity::from_secret(&[i.wrapping_add(40); 32]).unwrap();
+            let sig = <[u8; 64]>::try_from(id.sign(msg).as_slice()).unwrap();
+            cases.push((id.public_key(), sig, "genuine"));
+            let mut flipped = sig;
+            let bit = (rng.next_u32() % 512) as usize;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            cases.push((id.public_key(), flipped, "a bit flipped"));
+            let (key, torsion) = with_torsion(i.wrapping_add(100), msg, usize::from(i % 8));
+            cases.push((key, torsion.try_into().unwrap(), "R with torsion"));
+            // s + l: the same scalar, not canonical.
+            let mut s = [0u8; 32];
+            s.copy_from_slice(&sig[32..]);
+            let mut wide = [0u8; 64];
+            wide[..32].copy_from_slice(&s);
+            let mut unreduced = sig;
+            // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+            let l: [u8; 32] = [
+                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+                0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            ];
+            let mut carry = 0u16;
+            for j in 0..32 {
+                let v = u16::from(s[j]) + u16::from(l[j]) + carry;
+                unreduced[32 + j] = v as u8;
+                carry = v >> 8;
+            }
+            cases.push((id.public_key(), unreduced, "s not canonical"));
+        }
+        let (key, sig) = with_noncanonical_r(7, msg);
+        cases.push((key, sig, "R not canonical"));
+        let mut valid = 0;
+        for (key, sig, what) in &cases {
+            let (alone, batched) = zebra(key, msg, sig, &genuine);
+            assert_eq!(verify_one(key, msg, sig), alone, "alone: {what}");
+            let mut b = Batch::new(msg);
+            b.push(key, sig);
+            for (k, s) in &genuine {
+                b.push(k, s);
+            }
+            assert_eq!(b.verify(), batched, "in a batch: {what}");
+            valid += usize::from(alone);
+        }
+        assert!(
+            valid > 2 * 48,
+            "genuine, with torsion, R not canonical: {valid} valid"
+        );
+        // Unlike ed25519-zebra, both refuse a key of small order (its test above): zebra
+        // accepts this signature under the identity key.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(zebra(&identity, msg, &[0u8; 64], &genuine).0);
+        assert!(!verify_one(&identity, msg, &[0u8; 64]));
     }
 }

@@ -4,7 +4,7 @@
 //! member — when it arrives sealed, inside a candidate's evidence, in a proof of
 //! equivocation. So every member must reach the same verdict on it, whether it checked the
 //! vote alone or with others. [`verify_vote_signature`] is that verdict: ZIP-215, the
-//! cofactored rule of `super::batch` (ed25519-zebra), under which a signature's validity is a
+//! cofactored rule of `super::batch`, under which a signature's validity is a
 //! property of the signature alone, so a batch of valid signatures verifies and a batch with
 //! an invalid one fails (but for a probability of about 2⁻¹²⁸). Keys of small order are
 //! refused, as in the batches.
@@ -25,7 +25,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::batch::Batch;
-use super::keys::is_weak_key;
 use super::memo::{SignatureMemo, signature_digest};
 use super::switches::Layer;
 
@@ -35,19 +34,12 @@ pub const MAX_CHECKED: usize = 1024;
 /// Whether `signature` by `key` over `message` is valid by the rule every vote check uses
 /// (see the module doc).
 pub fn verify_vote_signature(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let (Ok(key), Ok(signature)) = (<[u8; 32]>::try_from(key), <[u8; 64]>::try_from(signature))
+    let (Ok(key), Ok(signature)) = (<&[u8; 32]>::try_from(key), <&[u8; 64]>::try_from(signature))
     else {
         return false;
     };
     crate::metrics::signature_checked();
-    if is_weak_key(&key) {
-        return false;
-    }
-    let Ok(key) = ed25519_zebra::VerificationKey::try_from(key) else {
-        return false;
-    };
-    key.verify(&ed25519_zebra::Signature::from_bytes(&signature), message)
-        .is_ok()
+    super::batch::verify_one(key, message, signature)
 }
 
 /// Signatures a batch proved valid, and those checked alone that passed, by a digest of key,

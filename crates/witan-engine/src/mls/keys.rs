@@ -33,8 +33,3 @@ pub(super) fn verifying_key(bytes: &[u8]) -> Option<VerifyingKey> {
     keys.insert(*bytes, key);
     Some(key)
 }
-
-/// Whether `key` is not a usable Ed25519 key: not a point, or of small order.
-pub(crate) fn is_weak_key(key: &[u8; 32]) -> bool {
-    verifying_key(key).is_none_or(|k| k.is_weak())
-}
