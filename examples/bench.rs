@@ -317,14 +317,20 @@ fn in_formed_worlds(
     remove_unless_kept(args, &root.join(format!("n{n}-{}", formation_runs - 1)))
 }
 
-/// One batched removal in `w`.
+/// One batched removal in `w`; the copies of its members to replay alone go beside the
+/// world's directory (`N-alone`), which outlives the world (`alone::replay_side_by_side`).
 fn removal_in(w: &mut World, args: &Args) -> BenchResult<workloads::Removal> {
     eprintln!("n={}: removal", w.n());
-    let scratch = std::path::Path::new(&w.path(0))
+    let world_dir = std::path::PathBuf::from(w.path(0));
+    let world_dir = world_dir
         .parent()
-        .ok_or("a database path without a directory")?
-        .join("alone");
-    alone::removal_with_replays(w, args.remove, &scratch, args.keep.is_some())
+        .ok_or("a database path without a directory")?;
+    let name = world_dir
+        .file_name()
+        .ok_or("a world directory without a name")?
+        .to_string_lossy();
+    let scratch = world_dir.with_file_name(format!("{name}-alone"));
+    alone::removal_with_replays(w, args.remove, &scratch)
 }
 
 /// The workloads that continue in the last formed world; `removals` holds the removals
@@ -409,6 +415,7 @@ fn run(args: &Args) -> BenchResult<()> {
             results.floor.push(floor::floor(n)?);
         }
     }
+    alone::replay_side_by_side(&mut results.removal)?;
     if on("wakeup") {
         eprintln!("wake-up: building the databases");
         let dir = root.join("wakeup");

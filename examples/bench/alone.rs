@@ -20,6 +20,13 @@
 //! commit comes (and as in the world), whose code, allocator and library state the first
 //! replay brought in. A fresh process pays for those once whatever the group's size, which
 //! flatters the growth from n = 128; the warm replay does not.
+//!
+//! When: once every size has run ([`replay_side_by_side`]), the members of all the removals
+//! taking turns — a member of n = 128, one of n = 1,000, the next of n = 128… A replay at
+//! n = 128 lasts about 15 ms, and the host's neighbours move the speed of these VMs by a
+//! fifth or more over minutes: replayed right after their own removal, the two sizes were
+//! measured minutes apart (the same copies replayed by hand a few minutes after a run took
+//! 19–21 ms where the run had measured 12.7), and the growth between them moved with it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -109,9 +116,23 @@ impl Costs {
     }
 }
 
+/// A sampled member's copy and trace, waiting to be replayed: where the world's member
+/// ended (the replay must end there too) and what its calls cost in the world.
+#[derive(Debug, Clone)]
+struct Pending {
+    member: usize,
+    copy: PathBuf,
+    trace: PathBuf,
+    epoch: u64,
+    members: u64,
+    world_cpu: Duration,
+}
+
 /// What the sampled members cost, alone and in the world, for one removal.
 #[derive(Debug, Clone, Default)]
 pub struct Alone {
+    /// The replays still to be made ([`replay_side_by_side`]).
+    pending: Vec<Pending>,
     /// Each replayed member's calls in its own fresh process.
     fresh: Costs,
     /// The same, replayed again in that process, now warm.
@@ -231,15 +252,11 @@ fn steward(info: &ConversationInfo, id: &str) -> bool {
         || info.epoch_steward.as_deref() == Some(id)
 }
 
-/// One batched removal in `w` (`workloads::removal`), with its sample replayed alone. The
-/// copies and traces go to `scratch`, left there if `keep` (each can be replayed again by
-/// hand: `bench __alone COPY TRACE` replays a fresh copy of `COPY`).
-pub fn removal_with_replays(
-    w: &mut World,
-    target: Target,
-    scratch: &Path,
-    keep: bool,
-) -> BenchResult<Removal> {
+/// One batched removal in `w` (`workloads::removal`), with its sample recorded for replaying
+/// alone ([`replay_side_by_side`]). The copies and traces go to `scratch`, outside the
+/// world's directory (each can be replayed again by hand: `bench __alone COPY TRACE`
+/// replays a fresh copy of `COPY`).
+pub fn removal_with_replays(w: &mut World, target: Target, scratch: &Path) -> BenchResult<Removal> {
     let members = sample(w)?;
     std::fs::create_dir_all(scratch)?;
     let mut copies = Vec::new();
@@ -269,31 +286,59 @@ pub fn removal_with_replays(
             .unwrap_or_default();
         let trace = scratch.join(format!("member-{i}.trace"));
         write_trace(&trace, calls)?;
-        let report = spawn(&copy, &trace)?;
-        if report.epoch != expected.epoch || report.members != expected.members.len() as u64 {
-            return Err(format!(
-                "member {i} replayed alone ended in epoch {} with {} members, in the world in epoch {} with {}",
-                report.epoch,
-                report.members,
-                expected.epoch,
-                expected.members.len()
-            )
-            .into());
-        }
-        alone.fresh.push(report.fresh);
-        alone.warm.push(report.warm);
-        alone.first_call.push(report.first_call);
-        alone.world_cpu.push(w.costs[i].since(&costs0[i]).cpu);
-    }
-    alone.fresh.sort();
-    alone.warm.sort();
-    alone.first_call.sort();
-    alone.world_cpu.sort();
-    if !keep {
-        std::fs::remove_dir_all(scratch)?;
+        alone.pending.push(Pending {
+            member: i,
+            copy,
+            trace,
+            epoch: expected.epoch,
+            members: expected.members.len() as u64,
+            world_cpu: w.costs[i].since(&costs0[i]).cpu,
+        });
     }
     result.alone = Some(alone);
     Ok(result)
+}
+
+/// Replays the recorded members of every removal (see the module doc), taking turns across
+/// the removals so that every size is measured over the same minutes.
+pub fn replay_side_by_side(removals: &mut [Removal]) -> BenchResult<()> {
+    let mut queues: Vec<(usize, Vec<Pending>)> = removals
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(k, r)| Some((k, std::mem::take(&mut r.alone.as_mut()?.pending))))
+        .collect();
+    let turns = queues.iter().map(|(_, q)| q.len()).max().unwrap_or(0);
+    for turn in 0..turns {
+        for (k, queue) in &mut queues {
+            let Some(p) = queue.get(turn) else { continue };
+            let n = removals[*k].n;
+            eprintln!("n={n}: member {} replayed alone", p.member);
+            let report = spawn(&p.copy, &p.trace)?;
+            if (report.epoch, report.members) != (p.epoch, p.members) {
+                return Err(format!(
+                    "member {} of n = {n} replayed alone ended in epoch {} with {} members, in the world in epoch {} with {}",
+                    p.member, report.epoch, report.members, p.epoch, p.members
+                )
+                .into());
+            }
+            let Some(alone) = removals[*k].alone.as_mut() else {
+                continue;
+            };
+            alone.fresh.push(report.fresh);
+            alone.warm.push(report.warm);
+            alone.first_call.push(report.first_call);
+            alone.world_cpu.push(p.world_cpu);
+        }
+    }
+    for r in removals.iter_mut() {
+        if let Some(a) = r.alone.as_mut() {
+            a.fresh.sort();
+            a.warm.sort();
+            a.first_call.sort();
+            a.world_cpu.sort();
+        }
+    }
+    Ok(())
 }
 
 /// Copies a database and its write-ahead log (the log holds what was not checkpointed).
