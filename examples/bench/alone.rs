@@ -148,6 +148,14 @@ fn median(v: &[Duration]) -> Duration {
 }
 
 impl Alone {
+    /// Sorts every list of costs, for the medians.
+    fn sort(&mut self) {
+        self.fresh.sort();
+        self.warm.sort();
+        self.first_call.sort();
+        self.world_cpu.sort();
+    }
+
     fn fresh_median(&self) -> Duration {
         median(&self.fresh.cpu)
     }
@@ -330,13 +338,8 @@ pub fn replay_side_by_side(removals: &mut [Removal]) -> BenchResult<()> {
             alone.world_cpu.push(p.world_cpu);
         }
     }
-    for r in removals.iter_mut() {
-        if let Some(a) = r.alone.as_mut() {
-            a.fresh.sort();
-            a.warm.sort();
-            a.first_call.sort();
-            a.world_cpu.sort();
-        }
+    for a in removals.iter_mut().filter_map(|r| r.alone.as_mut()) {
+        a.sort();
     }
     Ok(())
 }

@@ -45,6 +45,13 @@ pub(super) struct KeptStage {
     staged: StagedCommitInfo,
 }
 
+impl KeptStage {
+    /// Whether this is the stage of `commit` in `epoch`.
+    fn is_for(&self, commit: &[u8], epoch: u64) -> bool {
+        self.commit == commit && self.staged.epoch == epoch
+    }
+}
+
 enum Staged {
     /// A commit of another member.
     Remote(Box<StagedCommit>),
@@ -251,14 +258,14 @@ impl Group {
     pub fn has_kept_stage(&self, commit: &[u8]) -> bool {
         self.kept
             .as_ref()
-            .is_some_and(|k| k.commit == commit && k.staged.epoch == self.epoch())
+            .is_some_and(|k| k.is_for(commit, self.epoch()))
     }
 
     /// The kept stage of `commit` in this epoch, if any; the slot is emptied either way (a
     /// caller staging another commit has moved on from the kept one).
     fn take_kept(&mut self, commit: &[u8]) -> Option<StagedCommitInfo> {
         let kept = self.kept.take()?;
-        (kept.commit == commit && kept.staged.epoch == self.epoch()).then_some(kept.staged)
+        kept.is_for(commit, self.epoch()).then_some(kept.staged)
     }
 
     /// Merges a commit staged by [`Group::stage_commit`] in the current epoch.
