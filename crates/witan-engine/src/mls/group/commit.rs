@@ -169,9 +169,52 @@ impl Group {
         if let Some(staged) = self.take_kept(commit) {
             return Ok(staged);
         }
-        let bad = |m: String| MlsError::InvalidCommit(m);
-        let msg = parse_message(commit)?;
-        let pm = match msg.extract() {
+        let pm = self.commit_of_this_epoch(commit)?;
+        let epoch = self.epoch();
+        crate::metrics::commit_staged();
+        let processed = self.inner_mut().process_message(p, pm);
+        self.note(&processed);
+        let processed = processed.map_err(|e| match e {
+            ProcessMessageError::StorageError(e) => MlsError::Storage(e.to_string()),
+            e => MlsError::InvalidCommit(e.to_string()),
+        })?;
+        let committer = credential_member_id(processed.credential())?;
+        match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(sc) => {
+                check_identities(&sc, committer)?;
+                let (added, removed) = self.describe(&sc)?;
+                Ok(StagedCommitInfo {
+                    committer,
+                    epoch,
+                    added,
+                    removed,
+                    self_removed: sc.self_removed(),
+                    staged: Staged::Remote(sc),
+                })
+            }
+            ProcessedMessageContent::OwnPendingCommit => {
+                let sc = self
+                    .inner
+                    .pending_commit()
+                    .ok_or(MlsError::NoPendingCommit)?;
+                let (added, removed) = self.describe(sc)?;
+                let fingerprint = sc.group_context().confirmed_transcript_hash().to_vec();
+                Ok(StagedCommitInfo {
+                    committer,
+                    epoch,
+                    added,
+                    removed,
+                    self_removed: sc.self_removed(),
+                    staged: Staged::OwnPending(fingerprint),
+                })
+            }
+            _ => Err(MlsError::NotACommit),
+        }
+    }
+
+    /// `commit` read as a commit in a public message of this group and this epoch.
+    fn commit_of_this_epoch(&self, commit: &[u8]) -> Result<ProtocolMessage, MlsError> {
+        let pm = match parse_message(commit)?.extract() {
             MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
             _ => return Err(MlsError::NotACommit),
         };
@@ -188,58 +231,7 @@ impl Group {
                 group_epoch: epoch,
             });
         }
-        crate::metrics::commit_staged();
-        let processed = self.inner_mut().process_message(p, pm);
-        self.note(&processed);
-        let processed = processed.map_err(|e| match e {
-            ProcessMessageError::StorageError(e) => MlsError::Storage(e.to_string()),
-            e => bad(e.to_string()),
-        })?;
-        let committer = credential_member_id(processed.credential())?;
-        let (sc, staged) = match processed.into_content() {
-            ProcessedMessageContent::StagedCommitMessage(sc) => {
-                if let Some(leaf) = sc.update_path_leaf_node() {
-                    let id = leaf_member_id(leaf.credential(), leaf.signature_key().as_slice())
-                        .map_err(|e| bad(e.to_string()))?;
-                    if id != committer {
-                        return Err(bad("committer changed its identity".into()));
-                    }
-                }
-                for add in sc.add_proposals() {
-                    let leaf = add.add_proposal().key_package().leaf_node();
-                    leaf_member_id(leaf.credential(), leaf.signature_key().as_slice())
-                        .map_err(|e| bad(format!("added member: {e}")))?;
-                }
-                let (added, removed) = self.describe(&sc)?;
-                (sc, (added, removed))
-            }
-            ProcessedMessageContent::OwnPendingCommit => {
-                let sc = self
-                    .inner
-                    .pending_commit()
-                    .ok_or(MlsError::NoPendingCommit)?;
-                let (added, removed) = self.describe(sc)?;
-                let fingerprint = sc.group_context().confirmed_transcript_hash().to_vec();
-                return Ok(StagedCommitInfo {
-                    committer,
-                    epoch,
-                    added,
-                    removed,
-                    self_removed: sc.self_removed(),
-                    staged: Staged::OwnPending(fingerprint),
-                });
-            }
-            _ => return Err(MlsError::NotACommit),
-        };
-        let (added, removed) = staged;
-        Ok(StagedCommitInfo {
-            committer,
-            epoch,
-            added,
-            removed,
-            self_removed: sc.self_removed(),
-            staged: Staged::Remote(sc),
-        })
+        Ok(pm)
     }
 
     /// Keeps `staged`, what [`Group::stage_commit`] gave for `commit`, for the next time the
@@ -328,4 +320,23 @@ impl Group {
         }
         Ok((added, removed))
     }
+}
+
+/// A remote commit's identities: the committer's new leaf, if the commit has a path, keeps
+/// its member id, and every added leaf carries a valid member-id credential.
+fn check_identities(sc: &StagedCommit, committer: MemberId) -> Result<(), MlsError> {
+    let bad = MlsError::InvalidCommit;
+    if let Some(leaf) = sc.update_path_leaf_node() {
+        let id = leaf_member_id(leaf.credential(), leaf.signature_key().as_slice())
+            .map_err(|e| bad(e.to_string()))?;
+        if id != committer {
+            return Err(bad("committer changed its identity".into()));
+        }
+    }
+    for add in sc.add_proposals() {
+        let leaf = add.add_proposal().key_package().leaf_node();
+        leaf_member_id(leaf.credential(), leaf.signature_key().as_slice())
+            .map_err(|e| bad(format!("added member: {e}")))?;
+    }
+    Ok(())
 }
