@@ -50,8 +50,60 @@ fn main() -> ExitCode {
     let wall = std::time::Instant::now();
     println!("witan demo: six members, one group chat, virtual time\n");
     let mut d = Demo::new();
-    let (alice, bob, carol, dave, erin, frank) = (0, 1, 2, 3, 4, 5);
+    form(&mut d);
 
+    d.say("they chat");
+    d.chat(ALICE, "Welcome to the garden club, everyone!");
+    d.chat(BOB, "Thanks! The tomatoes are finally red.");
+    d.chat(ERIN, "Anyone has spare basil seedlings?");
+    d.run_for(2_000);
+
+    let crashed = vote_out_while_the_steward_is_down(&mut d);
+
+    d.say("chat goes on");
+    d.chat(crashed.backup, "Sorry about that, we are back.");
+    let remover = *d.live().first().expect("a member");
+    d.say(&format!(
+        "{} proposes to remove the unresponsive {}",
+        NAMES[remover], NAMES[crashed.steward]
+    ));
+    let target = d.c(crashed.steward).member_id();
+    let proposal = d
+        .c(remover)
+        .propose_removal(CONV.into(), target)
+        .expect("propose");
+    d.proposals
+        .insert(proposal, format!("remove {}", NAMES[crashed.steward]));
+    d.run_for(10_000);
+    d.chat(crashed.accuser, "Peace restored.");
+    d.run_for(2_000);
+
+    let ok = summary(&d);
+    println!(
+        "\n{:.1} s of virtual time in {:.2} s of real time.",
+        (d.now() - START_MS) as f64 / 1000.0,
+        wall.elapsed().as_secs_f64()
+    );
+    if keep {
+        let path = d.world.dir.keep();
+        println!("Databases kept in {}", path.display());
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+const ALICE: usize = 0;
+const BOB: usize = 1;
+const CAROL: usize = 2;
+const DAVE: usize = 3;
+const ERIN: usize = 4;
+const FRANK: usize = 5;
+
+/// Alice creates the conversation and admits the others in two waves, the second by vote.
+fn form(d: &mut Demo) {
     d.say("alice creates the conversation \"garden-club\"");
     let s = settings();
     println!(
@@ -62,29 +114,37 @@ fn main() -> ExitCode {
         s.vote_timeout_ms / 1000,
         s.auto_vote_delay_ms.unwrap_or_default()
     );
-    d.c(alice)
+    d.c(ALICE)
         .create_conversation(CONV.into(), s)
         .expect("create");
     d.print_events(true);
 
     d.say("bob, carol and dave ask to join; alice, alone, admits them");
-    for i in [bob, carol, dave] {
+    for i in [BOB, CAROL, DAVE] {
         d.c(i).request_to_join(CONV.into()).expect("join");
     }
     d.run_for(5_000);
     d.say("erin and frank ask to join; the four members vote");
-    for i in [erin, frank] {
+    for i in [ERIN, FRANK] {
         d.c(i).request_to_join(CONV.into()).expect("join");
     }
     d.run_for(5_000);
+}
 
-    d.say("they chat");
-    d.chat(alice, "Welcome to the garden club, everyone!");
-    d.chat(bob, "Thanks! The tomatoes are finally red.");
-    d.chat(erin, "Anyone has spare basil seedlings?");
-    d.run_for(2_000);
+/// Who took part in the removal voted while the epoch steward was down.
+struct Crashed {
+    /// The epoch steward that crashed.
+    steward: usize,
+    /// The steward after it in the list.
+    backup: usize,
+    /// The member that proposed the removal.
+    accuser: usize,
+}
 
-    let before = d.info(alice);
+/// The epoch steward crashes; a member posts spam and is voted out by hand; the next
+/// steward's round commits the removal.
+fn vote_out_while_the_steward_is_down(d: &mut Demo) -> Crashed {
+    let before = d.info(ALICE);
     let steward = d.index(before.epoch_steward.as_deref().expect("an epoch steward"));
     let position = before
         .stewards
@@ -119,22 +179,7 @@ fn main() -> ExitCode {
     let mut voters: Vec<usize> = live.iter().copied().filter(|i| *i != accuser).collect();
     voters.sort_by_key(|i| *i != spammer); // the accused first
     for i in voters {
-        let approve = i != spammer;
-        match d.c(i).vote(CONV.into(), proposal, approve) {
-            Ok(()) => println!(
-                "{}   {:<22} votes {}",
-                Demo::stamp(d.now()),
-                NAMES[i],
-                if approve { "YES" } else { "NO" }
-            ),
-            Err(e) => println!(
-                "{}   {:<22} does not vote: {e}",
-                Demo::stamp(d.now()),
-                NAMES[i]
-            ),
-        }
-        d.deliver();
-        d.print_events(true);
+        vote_by_hand(d, i, proposal, i != spammer);
     }
     d.say(&format!(
         "nobody commits: {} is gone; after {} s its round runs out and the next steward \
@@ -159,40 +204,30 @@ fn main() -> ExitCode {
         score(&before, steward),
         score(&after, steward),
     );
-
-    d.say("chat goes on");
-    d.chat(backup, "Sorry about that, we are back.");
-    let remover = *d.live().first().expect("a member");
-    d.say(&format!(
-        "{} proposes to remove the unresponsive {}",
-        NAMES[remover], NAMES[steward]
-    ));
-    let target = d.c(steward).member_id();
-    let proposal = d
-        .c(remover)
-        .propose_removal(CONV.into(), target)
-        .expect("propose");
-    d.proposals
-        .insert(proposal, format!("remove {}", NAMES[steward]));
-    d.run_for(10_000);
-    d.chat(accuser, "Peace restored.");
-    d.run_for(2_000);
-
-    let ok = summary(&d);
-    println!(
-        "\n{:.1} s of virtual time in {:.2} s of real time.",
-        (d.now() - START_MS) as f64 / 1000.0,
-        wall.elapsed().as_secs_f64()
-    );
-    if keep {
-        let path = d.world.dir.keep();
-        println!("Databases kept in {}", path.display());
+    Crashed {
+        steward,
+        backup,
+        accuser,
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+}
+
+/// Member `i` votes on `proposal` and the packets are delivered; a refusal is printed.
+fn vote_by_hand(d: &mut Demo, i: usize, proposal: u64, approve: bool) {
+    match d.c(i).vote(CONV.into(), proposal, approve) {
+        Ok(()) => println!(
+            "{}   {:<22} votes {}",
+            Demo::stamp(d.now()),
+            NAMES[i],
+            if approve { "YES" } else { "NO" }
+        ),
+        Err(e) => println!(
+            "{}   {:<22} does not vote: {e}",
+            Demo::stamp(d.now()),
+            NAMES[i]
+        ),
     }
+    d.deliver();
+    d.print_events(true);
 }
 
 /// Prints one row per member and checks that the honest members agree. Returns the verdict.
