@@ -168,75 +168,99 @@ fn main() {
         return;
     }
     if let Some(seed) = args.single {
-        let t = Instant::now();
-        match run_seed(seed, &args.cfg) {
-            Ok(s) => {
-                for line in &s.trace {
-                    println!("{line}");
-                }
-                print_stats(&s);
-            }
-            Err(v) => {
-                print_violation(&v);
-                std::process::exit(1);
-            }
-        }
-        eprintln!("{:.2}s", t.elapsed().as_secs_f64());
+        run_single(seed, &args);
         return;
     }
     let t = Instant::now();
     let seeds: Vec<u64> = (args.start..args.start + args.count).collect();
     let jobs = args.jobs.min(seeds.len().max(1));
-    let results: Vec<SeedResult> = std::thread::scope(|s| {
+    let mut results = across_jobs(&seeds, jobs, |seed| run_checked(seed, &args));
+    results.sort_by_key(|(seed, _, _)| *seed);
+    eprintln!();
+    if report(&results, &args, t, jobs) > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// One seed with its trace printed; exits with 1 on a violation.
+fn run_single(seed: u64, args: &Args) {
+    let t = Instant::now();
+    match run_seed(seed, &args.cfg) {
+        Ok(s) => {
+            for line in &s.trace {
+                println!("{line}");
+            }
+            print_stats(&s);
+        }
+        Err(v) => {
+            print_violation(&v);
+            std::process::exit(1);
+        }
+    }
+    eprintln!("{:.2}s", t.elapsed().as_secs_f64());
+}
+
+/// `f` of every seed, the seeds dealt round-robin to `jobs` threads; in no particular order.
+fn across_jobs<T: Send>(seeds: &[u64], jobs: usize, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..jobs)
             .map(|j| {
-                let seeds = &seeds;
-                let args = &args;
+                let f = &f;
                 s.spawn(move || {
-                    let mut out = Vec::new();
-                    for seed in seeds.iter().copied().skip(j).step_by(jobs) {
-                        let mut cfg = args.cfg.clone();
-                        cfg.trace = args.check_determinism;
-                        let r = run_seed(seed, &cfg);
-                        let mut mismatch = None;
-                        if args.check_determinism {
-                            let again = run_seed(seed, &cfg);
-                            let (a, b) = (
-                                sim::replay_key(sim::trace_of(&r)),
-                                sim::replay_key(sim::trace_of(&again)),
-                            );
-                            if a != b {
-                                let at = a
-                                    .iter()
-                                    .zip(&b)
-                                    .position(|(x, y)| x != y)
-                                    .unwrap_or(a.len().min(b.len()));
-                                mismatch = Some(format!(
-                                    "trace differs at line {at}: {:?} vs {:?}",
-                                    a.get(at),
-                                    b.get(at)
-                                ));
-                            }
-                        }
-                        eprint!(".");
-                        out.push((seed, r, mismatch));
-                    }
-                    out
+                    seeds
+                        .iter()
+                        .skip(j)
+                        .step_by(jobs)
+                        .map(|seed| {
+                            let r = f(*seed);
+                            eprint!(".");
+                            r
+                        })
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let mut all: Vec<_> = handles
+        handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_default())
-            .collect();
-        all.sort_by_key(|(seed, _, _)| *seed);
-        all
+            .collect()
+    })
+}
+
+/// One seed, run twice when determinism is checked: the second run's trace must be the
+/// first's.
+fn run_checked(seed: u64, args: &Args) -> SeedResult {
+    let mut cfg = args.cfg.clone();
+    cfg.trace = args.check_determinism;
+    let r = run_seed(seed, &cfg);
+    if !args.check_determinism {
+        return (seed, r, None);
+    }
+    let again = run_seed(seed, &cfg);
+    let (a, b) = (
+        sim::replay_key(sim::trace_of(&r)),
+        sim::replay_key(sim::trace_of(&again)),
+    );
+    let mismatch = (a != b).then(|| {
+        let at = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
+        format!(
+            "trace differs at line {at}: {:?} vs {:?}",
+            a.get(at),
+            b.get(at)
+        )
     });
-    eprintln!();
+    (seed, r, mismatch)
+}
+
+/// Prints every failure and the sweep's totals; returns how many seeds failed.
+fn report(results: &[SeedResult], args: &Args, started: Instant, jobs: usize) -> usize {
     let mut by_kind: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut mixes: BTreeMap<String, usize> = BTreeMap::new();
     let (mut calls, mut deliveries, mut stale, mut expired, mut nondeterministic) = (0, 0, 0, 0, 0);
-    for (seed, r, mismatch) in &results {
+    for (seed, r, mismatch) in results {
         if let Some(m) = mismatch {
             nondeterministic += 1;
             println!("seed {seed}: NOT DETERMINISTIC: {m}");
@@ -247,7 +271,6 @@ fn main() {
                 deliveries += s.stats.deliveries;
                 stale += s.stats.stale_chats;
                 expired += s.stats.join_expired;
-                *mixes.entry(s.mix.clone()).or_default() += 1;
             }
             Err(v) => {
                 println!("FAIL {v}");
@@ -262,7 +285,7 @@ fn main() {
         args.cfg.members,
         results.len() - failed,
         failed,
-        t.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64(),
         jobs,
         calls,
         deliveries,
@@ -278,9 +301,7 @@ fn main() {
         let shown: Vec<String> = seeds.iter().take(20).map(u64::to_string).collect();
         println!("  {kind}: {} seeds, e.g. {}", seeds.len(), shown.join(" "));
     }
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    failed
 }
 
 /// The median and 99th percentile of `v` in seconds, and how many values there are.
@@ -310,28 +331,7 @@ fn sleeping(args: &Args) {
     };
     let t = Instant::now();
     let jobs = args.jobs.min(seeds.len().max(1));
-    let mut outcomes: Vec<sim::sleeping::Outcome> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..jobs)
-            .map(|j| {
-                let (seeds, cfg) = (&seeds, &cfg);
-                s.spawn(move || {
-                    seeds
-                        .iter()
-                        .skip(j)
-                        .step_by(jobs)
-                        .map(|seed| {
-                            eprint!(".");
-                            sim::sleeping::check(*seed, cfg)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+    let mut outcomes = across_jobs(&seeds, jobs, |seed| sim::sleeping::check(seed, &cfg));
     eprintln!();
     outcomes.sort_by_key(|o| o.seed);
     let joins: Vec<u64> = outcomes
