@@ -57,6 +57,53 @@ fn member(i: usize) -> BenchResult<(Member, CredentialWithKey)> {
 
 /// Runs the floor chat for a group of `n`.
 pub fn floor(n: usize) -> BenchResult<Floor> {
+    let mut members = formed_group(n)?;
+    let mut decrypt_time = Duration::ZERO;
+    let mut decrypts = 0u64;
+    for round in 0..CHAT_ROUNDS {
+        let mut sent = Vec::with_capacity(n);
+        for (i, m) in members.iter_mut().enumerate() {
+            let mut body = vec![0u8; CHAT_BODY];
+            body[..16].copy_from_slice(&((round * n + i) as u128).to_be_bytes());
+            let group = m.group.as_mut().ok_or("member has no group")?;
+            sent.push(
+                group
+                    .create_message(&m.provider, &m.signer, &body)?
+                    .to_bytes()?,
+            );
+        }
+        for (i, m) in members.iter_mut().enumerate() {
+            let group = m.group.as_mut().ok_or("member has no group")?;
+            for (j, bytes) in sent.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let started = Instant::now();
+                let msg = MlsMessageIn::tls_deserialize_exact(bytes.as_slice())?;
+                let pm = msg.try_into_protocol_message()?;
+                let processed = group.process_message(&m.provider, pm)?;
+                let ok = matches!(
+                    processed.into_content(),
+                    ProcessedMessageContent::ApplicationMessage(_)
+                );
+                decrypt_time += started.elapsed();
+                decrypts += 1;
+                if !ok {
+                    return Err("floor: not an application message".into());
+                }
+            }
+        }
+    }
+    Ok(Floor {
+        n,
+        decrypts,
+        us_per_decrypt: decrypt_time.as_secs_f64() * 1e6 / decrypts as f64,
+    })
+}
+
+/// `n` members in one group: the first creates it and adds the others in one commit; each
+/// joins from the welcome.
+fn formed_group(n: usize) -> BenchResult<Vec<Member>> {
     let mut members = Vec::with_capacity(n);
     let mut key_packages: Vec<KeyPackage> = Vec::new();
     for i in 0..n {
@@ -99,46 +146,5 @@ pub fn floor(n: usize) -> BenchResult<Floor> {
         let staged = StagedWelcome::new_from_welcome(&m.provider, &join, welcome, None)?;
         m.group = Some(staged.into_group(&m.provider)?);
     }
-
-    let mut decrypt_time = Duration::ZERO;
-    let mut decrypts = 0u64;
-    for round in 0..CHAT_ROUNDS {
-        let mut sent = Vec::with_capacity(n);
-        for (i, m) in members.iter_mut().enumerate() {
-            let mut body = vec![0u8; CHAT_BODY];
-            body[..16].copy_from_slice(&((round * n + i) as u128).to_be_bytes());
-            let group = m.group.as_mut().ok_or("member has no group")?;
-            sent.push(
-                group
-                    .create_message(&m.provider, &m.signer, &body)?
-                    .to_bytes()?,
-            );
-        }
-        for (i, m) in members.iter_mut().enumerate() {
-            let group = m.group.as_mut().ok_or("member has no group")?;
-            for (j, bytes) in sent.iter().enumerate() {
-                if i == j {
-                    continue;
-                }
-                let started = Instant::now();
-                let msg = MlsMessageIn::tls_deserialize_exact(bytes.as_slice())?;
-                let pm = msg.try_into_protocol_message()?;
-                let processed = group.process_message(&m.provider, pm)?;
-                let ok = matches!(
-                    processed.into_content(),
-                    ProcessedMessageContent::ApplicationMessage(_)
-                );
-                decrypt_time += started.elapsed();
-                decrypts += 1;
-                if !ok {
-                    return Err("floor: not an application message".into());
-                }
-            }
-        }
-    }
-    Ok(Floor {
-        n,
-        decrypts,
-        us_per_decrypt: decrypt_time.as_secs_f64() * 1e6 / decrypts as f64,
-    })
+    Ok(members)
 }

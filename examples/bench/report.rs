@@ -114,6 +114,23 @@ impl Results {
             if super::threads::on() { "yes" } else { "no" },
             super::threads::VARIABLE,
         );
+        self.formation_table(&mut s);
+        self.chat_table(&mut s);
+        super::scale_report::live(&mut s, &self.chat, &self.live_reference);
+        super::scale_report::live_after_removal(&mut s, &self.chat, &self.live_after_removal);
+        self.removal_table(&mut s);
+        super::scale_report::per_commit(&mut s, &self.formation, &self.removal);
+        super::alone::report(&mut s, &self.removal);
+        super::scale_report::live_removal(&mut s, &self.live_removal);
+        self.wakeup_table(&mut s);
+        self.wakeup_large_table(&mut s);
+        self.floor_table(&mut s);
+        self.size_table(&mut s);
+        s
+    }
+
+    /// Writes (a): the formation table.
+    fn formation_table(&self, s: &mut String) {
         if !self.formation.is_empty() {
             let _ = writeln!(
                 s,
@@ -144,6 +161,9 @@ impl Results {
             }
             s.push('\n');
         }
+    }
+    /// Writes (b): the batched chat table and its growth.
+    fn chat_table(&self, s: &mut String) {
         let batched: Vec<&Chat> = self.chat.iter().filter(|c| !c.live).collect();
         if let Some(first) = batched.first() {
             let _ = writeln!(
@@ -198,8 +218,9 @@ impl Results {
             }
             s.push('\n');
         }
-        super::scale_report::live(&mut s, &self.chat, &self.live_reference);
-        super::scale_report::live_after_removal(&mut s, &self.chat, &self.live_after_removal);
+    }
+    /// Writes (c): the removal table.
+    fn removal_table(&self, s: &mut String) {
         if !self.removal.is_empty() {
             let _ = writeln!(
                 s,
@@ -228,9 +249,9 @@ impl Results {
             }
             s.push('\n');
         }
-        super::scale_report::per_commit(&mut s, &self.formation, &self.removal);
-        super::alone::report(&mut s, &self.removal);
-        super::scale_report::live_removal(&mut s, &self.live_removal);
+    }
+    /// Writes (d): the push wake-up table.
+    fn wakeup_table(&self, s: &mut String) {
         if !self.wakeup.is_empty() {
             let _ = writeln!(s, "### (d) push wake-up (fresh process, median of 3)\n");
             let _ = writeln!(
@@ -255,6 +276,9 @@ impl Results {
             }
             s.push('\n');
         }
+    }
+    /// Writes (d′): the wake-up of a large group.
+    fn wakeup_large_table(&self, s: &mut String) {
         if let Some(d) = &self.wakeup_large {
             let _ = writeln!(
                 s,
@@ -281,6 +305,9 @@ impl Results {
                 verdict(d.peak_rss_mib < WAKEUP_LARGE_RSS_MIB),
             );
         }
+    }
+    /// Writes (e): plain OpenMLS beside witan on the same batched receives.
+    fn floor_table(&self, s: &mut String) {
         if !self.floor.is_empty() {
             let _ = writeln!(
                 s,
@@ -314,6 +341,9 @@ impl Results {
             }
             s.push('\n');
         }
+    }
+    /// Writes (f): the release library's size.
+    fn size_table(&self, s: &mut String) {
         if let Some(size) = &self.size {
             let mib = size.bytes as f64 / (1024.0 * 1024.0);
             let _ = writeln!(s, "### (f) release cdylib\n");
@@ -335,7 +365,6 @@ impl Results {
                 verdict(mib <= CDYLIB_MIB),
             );
         }
-        s
     }
 
     pub fn json(&self) -> Value {
@@ -352,19 +381,7 @@ impl Results {
             }));
         }
         for c in &self.chat {
-            runs.push(json!({
-                "workload": if c.live { "live_chat" } else { "chat" }, "n": c.n, "rounds": c.rounds,
-                "receives_per_s": c.receives_per_s, "us_per_receive": c.us_per_receive,
-                "us_per_send": c.us_per_send, "bytes_per_message": c.bytes_per_message,
-                "receives": c.receives, "cpu_s": c.cpu.as_secs_f64(),
-                "signatures_per_receive": c.signatures_per_receive,
-                "cpu_us_per_receive": super::scale_report::cpu_us_per_receive(c),
-                "receive_cpu_us_per_receive": c.receive_cpu_us,
-                "reference_us_per_receive": reference(c.n).map(|r| r.1),
-                "reference_live_us_per_message": if c.live { self.live_reference.at(c.n) } else { None },
-                "reference_live_cpu_us_per_message": if c.live { self.live_reference.cpu_at(c.n) } else { None },
-                "reference_live_source": if c.live { Some(self.live_reference.source.as_str()) } else { None },
-            }));
+            runs.push(self.chat_json(c));
         }
         for c in &self.live_after_removal {
             runs.push(json!({
@@ -424,6 +441,23 @@ impl Results {
             "machine": self.machine, "machine_after": self.loadavg_after, "runs": runs,
             "allocator": super::alloc::name(), "member_threads": super::threads::on(),
             "live_reference_pairs": self.live_reference.pairs_json(),
+        })
+    }
+
+    /// One chat workload, batched (b) or live (b′), as a JSON run.
+    fn chat_json(&self, c: &Chat) -> Value {
+        json!({
+            "workload": if c.live { "live_chat" } else { "chat" }, "n": c.n, "rounds": c.rounds,
+            "receives_per_s": c.receives_per_s, "us_per_receive": c.us_per_receive,
+            "us_per_send": c.us_per_send, "bytes_per_message": c.bytes_per_message,
+            "receives": c.receives, "cpu_s": c.cpu.as_secs_f64(),
+            "signatures_per_receive": c.signatures_per_receive,
+            "cpu_us_per_receive": super::scale_report::cpu_us_per_receive(c),
+            "receive_cpu_us_per_receive": c.receive_cpu_us,
+            "reference_us_per_receive": reference(c.n).map(|r| r.1),
+            "reference_live_us_per_message": if c.live { self.live_reference.at(c.n) } else { None },
+            "reference_live_cpu_us_per_message": if c.live { self.live_reference.cpu_at(c.n) } else { None },
+            "reference_live_source": if c.live { Some(self.live_reference.source.as_str()) } else { None },
         })
     }
 }

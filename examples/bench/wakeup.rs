@@ -140,22 +140,7 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
             (&signing_path, signing.now, signing.packets.len()),
         ),
     ] {
-        let mut reports = Vec::new();
-        for run in 0..RUNS {
-            let copy = dir.join(format!("wakeup-run-{run}.db"));
-            copy_synced(path, &copy)?;
-            reports.push(spawn_child(&copy, backlog_file, at, mode != "app")?);
-            std::fs::remove_file(&copy)?;
-        }
-        reports.sort_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms));
-        let median = reports[RUNS / 2];
-        if median.notifications != BACKLOG_CHATS as u64 {
-            return Err(format!(
-                "wake-up showed {} notifications, not {BACKLOG_CHATS}",
-                median.notifications
-            )
-            .into());
-        }
+        let (median, peak_rss_mib) = median_run(dir, path, backlog_file, at, mode != "app")?;
         out.push(Wakeup {
             mode,
             members: MEMBERS,
@@ -163,7 +148,7 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
             stored_messages: messages,
             backlog: count,
             wall_ms: median.wall_ms,
-            peak_rss_mib: reports.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
+            peak_rss_mib,
             cpu_ms: median.cpu_ms,
             notifications: median.notifications,
             published: median.published,
@@ -171,6 +156,35 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
         });
     }
     Ok(out)
+}
+
+/// `RUNS` fresh processes, each woken on a copy of `db` with the backlog in `backlog` at
+/// `at`: the median run by wall time, and the highest peak RSS of them all.
+fn median_run(
+    dir: &Path,
+    db: &Path,
+    backlog: &Path,
+    at: u64,
+    extension: bool,
+) -> BenchResult<(ChildReport, f64)> {
+    let mut reports = Vec::new();
+    for run in 0..RUNS {
+        let copy = dir.join(format!("wakeup-run-{run}.db"));
+        copy_synced(db, &copy)?;
+        reports.push(spawn_child(&copy, backlog, at, extension)?);
+        std::fs::remove_file(&copy)?;
+    }
+    reports.sort_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms));
+    let median = reports[RUNS / 2];
+    if median.notifications != BACKLOG_CHATS as u64 {
+        return Err(format!(
+            "wake-up showed {} notifications, not {BACKLOG_CHATS}",
+            median.notifications
+        )
+        .into());
+    }
+    let peak = reports.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max);
+    Ok((median, peak))
 }
 
 /// Forms the conversation, produces the sleeper's backlog; returns the sleeper's database
