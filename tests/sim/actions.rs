@@ -14,6 +14,9 @@ use super::scenario::max_outside;
 use super::world::{CONV, Down};
 use super::{R, Sim};
 
+/// What crafting a byzantine member's packets gave: nothing when it is not in a state to.
+type CraftResult = Result<Option<byzantine::Crafted>, String>;
+
 #[derive(Clone, Copy, Debug)]
 enum Act {
     Chat,
@@ -47,39 +50,7 @@ impl Sim {
     }
 
     pub(crate) fn random_action(&mut self) -> R<()> {
-        let f = self.mix;
-        let mut menu: Vec<(Act, u64)> = vec![(Act::Chat, 40)];
-        if f.churn {
-            menu.extend([(Act::Remove, 4), (Act::Leave, 2), (Act::Rejoin, 8)]);
-        }
-        if f.crashes || f.slow_restart {
-            menu.push((Act::Crash, 5));
-        }
-        if f.offline {
-            menu.push((Act::Offline, 4));
-        }
-        if (f.partitions || f.long_partitions) && self.partition.is_none() {
-            menu.push((Act::Partition, 3));
-        }
-        if f.bogus {
-            menu.push((Act::Bogus, 4));
-        }
-        if f.replay {
-            menu.push((Act::Replay, 4));
-        }
-        if f.byzantine_member {
-            menu.push((Act::Malicious, 15));
-        }
-        let total: u64 = menu.iter().map(|(_, w)| w).sum();
-        let mut pick = self.rng_scn.below(total);
-        let mut act = Act::Chat;
-        for (a, w) in menu {
-            if pick < w {
-                act = a;
-                break;
-            }
-            pick -= w;
-        }
+        let act = self.pick_act();
         let n = self.members.len();
         let active: Vec<usize> = (0..n)
             .filter(|i| {
@@ -127,58 +98,109 @@ impl Sim {
                     self.join(m)?;
                 }
             }
-            Act::Crash if down < (n - 1) / 3 => {
-                let up: Vec<usize> = (0..n).filter(|i| self.members[*i].up()).collect();
-                if let Some(m) = self.rng_scn.pick(&up) {
-                    self.stats.crashes += 1;
-                    if f.slow_restart || (f.crashes && self.rng_scn.chance(0.5)) {
-                        self.members[m].dying = true;
-                        self.tr(|| format!("m{m} will die during its next call"));
-                    } else {
-                        self.crash_now(m)?;
-                    }
-                }
-            }
-            Act::Offline if down < (n - 1) / 3 => {
-                let up: Vec<usize> = (0..n).filter(|i| self.members[*i].up()).collect();
-                if let Some(m) = self.rng_scn.pick(&up) {
-                    self.stats.offline += 1;
-                    let long = self.rng_scn.chance(0.3);
-                    let d = if long {
-                        self.rng_scn.range(30_000, 120_000)
-                    } else {
-                        self.rng_scn.range(2_000, 30_000)
-                    };
-                    self.members[m].down = Down::Offline;
-                    self.members[m].wake_at = None;
-                    self.queue.push(self.now() + d, Ev::Return { member: m });
-                    self.tr(|| format!("m{m} goes OFFLINE for {d} ms"));
-                }
-            }
-            Act::Partition => {
-                let mut order: Vec<usize> = (0..n).collect();
-                self.rng_scn.shuffle(&mut order);
-                let k = self.rng_scn.range(1, n as u64) as usize;
-                let side_a = order[..k].iter().copied().collect();
-                let long = f.long_partitions && (!f.partitions || self.rng_scn.chance(0.5));
-                let d = if long {
-                    self.rng_scn.range(8_000, 30_000)
-                } else {
-                    self.rng_scn.range(100, 400)
-                };
-                let until = self.now() + d;
-                self.partition = Some(Partition { side_a, until });
-                self.queue.push(until, Ev::Heal);
-                self.stats.partitions += 1;
-                let a = order[..k].to_vec();
-                self.tr(|| format!("PARTITION {a:?} | rest for {d} ms"));
-            }
+            Act::Crash if down < (n - 1) / 3 => self.crash_one()?,
+            Act::Offline if down < (n - 1) / 3 => self.take_one_offline(),
+            Act::Partition => self.split_network(),
             Act::Bogus => self.byzantine_act(ByzKind::Bogus)?,
             Act::Replay => self.byzantine_act(ByzKind::Replay)?,
             Act::Malicious => self.byzantine_act(ByzKind::Malicious)?,
             _ => {}
         }
         Ok(())
+    }
+
+    /// The chaos phase's next action, drawn by weight from those the mix allows.
+    fn pick_act(&mut self) -> Act {
+        let f = self.mix;
+        let mut menu: Vec<(Act, u64)> = vec![(Act::Chat, 40)];
+        if f.churn {
+            menu.extend([(Act::Remove, 4), (Act::Leave, 2), (Act::Rejoin, 8)]);
+        }
+        if f.crashes || f.slow_restart {
+            menu.push((Act::Crash, 5));
+        }
+        if f.offline {
+            menu.push((Act::Offline, 4));
+        }
+        if (f.partitions || f.long_partitions) && self.partition.is_none() {
+            menu.push((Act::Partition, 3));
+        }
+        if f.bogus {
+            menu.push((Act::Bogus, 4));
+        }
+        if f.replay {
+            menu.push((Act::Replay, 4));
+        }
+        if f.byzantine_member {
+            menu.push((Act::Malicious, 15));
+        }
+        let total: u64 = menu.iter().map(|(_, w)| w).sum();
+        let mut pick = self.rng_scn.below(total);
+        for (a, w) in menu {
+            if pick < w {
+                return a;
+            }
+            pick -= w;
+        }
+        Act::Chat
+    }
+
+    /// A member that is up crashes now, or — with slow restarts — during its next call.
+    fn crash_one(&mut self) -> R<()> {
+        let f = self.mix;
+        let n = self.members.len();
+        let up: Vec<usize> = (0..n).filter(|i| self.members[*i].up()).collect();
+        if let Some(m) = self.rng_scn.pick(&up) {
+            self.stats.crashes += 1;
+            if f.slow_restart || (f.crashes && self.rng_scn.chance(0.5)) {
+                self.members[m].dying = true;
+                self.tr(|| format!("m{m} will die during its next call"));
+            } else {
+                self.crash_now(m)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A member that is up goes offline for a few seconds, or now and then for minutes.
+    fn take_one_offline(&mut self) {
+        let n = self.members.len();
+        let up: Vec<usize> = (0..n).filter(|i| self.members[*i].up()).collect();
+        if let Some(m) = self.rng_scn.pick(&up) {
+            self.stats.offline += 1;
+            let long = self.rng_scn.chance(0.3);
+            let d = if long {
+                self.rng_scn.range(30_000, 120_000)
+            } else {
+                self.rng_scn.range(2_000, 30_000)
+            };
+            self.members[m].down = Down::Offline;
+            self.members[m].wake_at = None;
+            self.queue.push(self.now() + d, Ev::Return { member: m });
+            self.tr(|| format!("m{m} goes OFFLINE for {d} ms"));
+        }
+    }
+
+    /// The members split in two sides for a moment, or — with long partitions — for seconds.
+    fn split_network(&mut self) {
+        let f = self.mix;
+        let n = self.members.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        self.rng_scn.shuffle(&mut order);
+        let k = self.rng_scn.range(1, n as u64) as usize;
+        let side_a = order[..k].iter().copied().collect();
+        let long = f.long_partitions && (!f.partitions || self.rng_scn.chance(0.5));
+        let d = if long {
+            self.rng_scn.range(8_000, 30_000)
+        } else {
+            self.rng_scn.range(100, 400)
+        };
+        let until = self.now() + d;
+        self.partition = Some(Partition { side_a, until });
+        self.queue.push(until, Ev::Heal);
+        self.stats.partitions += 1;
+        let a = order[..k].to_vec();
+        self.tr(|| format!("PARTITION {a:?} | rest for {d} ms"));
     }
 
     fn chat(&mut self, m: usize) -> R<()> {
@@ -269,8 +291,6 @@ impl Sim {
         let Some(m) = self.rng_byz.pick(&cands) else {
             return Ok(());
         };
-        let now_local = self.members[m].clock.now_ms();
-        let (path, secret) = (self.members[m].path.clone(), self.members[m].secret);
         let picks = [
             self.rng_byz.next_u64(),
             self.rng_byz.next_u64(),
@@ -279,13 +299,44 @@ impl Sim {
         let Some(conv) = self.engine_state(m)? else {
             return Ok(());
         };
+        let (crafted, what) = self.craft(m, kind, &conv, picks);
+        let crafted =
+            crafted.map_err(|e| self.violation("setup", format!("m{m} crafting failed: {e}")))?;
+        let Some(c) = crafted else { return Ok(()) };
+        if c.packets.is_empty() {
+            return Ok(());
+        }
+        self.stats.byzantine_packets += c.packets.len() as u64;
+        let k = c.packets.len();
+        self.tr(|| {
+            format!(
+                "m{m} (byzantine) sends {what} ({k} packets, epoch {})",
+                c.epoch
+            )
+        });
+        let topic = witan::protocol::topics::app(CONV);
+        self.route(Rc::new(Batch::new(m, topic, c.packets, true)));
+        Ok(())
+    }
+
+    /// What byzantine member `m` sends for `kind`, crafted on its engine state `conv`, and
+    /// what the trace calls it. `picks` are the action's random draws.
+    fn craft(
+        &mut self,
+        m: usize,
+        kind: ByzKind,
+        conv: &witan::protocol::Conversation,
+        picks: [u64; 3],
+    ) -> (CraftResult, String) {
+        let now_local = self.members[m].clock.now_ms();
+        let (path, secret) = (self.members[m].path.clone(), self.members[m].secret);
         let attack = byzantine::Attack::pick(picks[2]);
-        let (crafted, what) = match kind {
+        match kind {
             ByzKind::Bogus => (
                 byzantine::craft(
                     &path,
                     &secret,
-                    &conv,
+                    conv,
                     byzantine::bogus_candidate(picks[0], now_local),
                 ),
                 "a bogus candidate".to_string(),
@@ -296,8 +347,7 @@ impl Sim {
                     .as_ref()
                     .map(|b| b.pool.clone())
                     .unwrap_or_default();
-                let c =
-                    byzantine::craft(&path, &secret, &conv, byzantine::replay(&mut pool, picks));
+                let c = byzantine::craft(&path, &secret, conv, byzantine::replay(&mut pool, picks));
                 if let Some(b) = self.members[m].byz.as_mut() {
                     b.pool = pool;
                 }
@@ -318,7 +368,7 @@ impl Sim {
                         byzantine::bogus_candidate(picks[0], now_local)
                     }
                 };
-                let c = byzantine::craft(&path, &secret, &conv, builder).map(|c| {
+                let c = byzantine::craft(&path, &secret, conv, builder).map(|c| {
                     c.map(|mut c| {
                         if matches!(attack, byzantine::Attack::FutureEpochs) {
                             let first = c.epoch + 1 + picks[1] % 3 * 500;
@@ -333,24 +383,7 @@ impl Sim {
                 });
                 (c, format!("{attack:?}"))
             }
-        };
-        let crafted =
-            crafted.map_err(|e| self.violation("setup", format!("m{m} crafting failed: {e}")))?;
-        let Some(c) = crafted else { return Ok(()) };
-        if c.packets.is_empty() {
-            return Ok(());
         }
-        self.stats.byzantine_packets += c.packets.len() as u64;
-        let k = c.packets.len();
-        self.tr(|| {
-            format!(
-                "m{m} (byzantine) sends {what} ({k} packets, epoch {})",
-                c.epoch
-            )
-        });
-        let topic = witan::protocol::topics::app(CONV);
-        self.route(Rc::new(Batch::new(m, topic, c.packets, true)));
-        Ok(())
     }
 
     /// After a call on an equivocating member: if it is the epoch steward with approved work,

@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use witan::client::{ConversationState, ProposalKind, WitanEvent};
+use witan::client::{ConversationState, ProposalKind, StoredMessage, WitanEvent};
 use witan::mls::MAX_PAST_EPOCHS;
 
 use super::world::CONV;
@@ -113,24 +113,7 @@ impl Sim {
     pub fn on_event(&mut self, m: usize, e: WitanEvent) -> R<()> {
         let honest = self.members[m].honest();
         match e {
-            WitanEvent::MessageReceived { message, .. } => {
-                if !self.ledger.received[m].insert(message.message_id.clone()) {
-                    return Err(self.violation(
-                        "applied twice",
-                        format!("m{m} heard message {} twice", message.message_id),
-                    ));
-                }
-                if let Some(chat) = self.ledger.chats.get(&message.message_id)
-                    && (chat.body != message.body || self.members[chat.sender].id != message.sender)
-                {
-                    return Err(self.violation(
-                        "integrity",
-                        format!("m{m} stored message {} altered", message.message_id),
-                    ));
-                }
-                let body = String::from_utf8_lossy(&message.body).to_string();
-                self.tr(|| format!("m{m} got chat {body}"));
-            }
+            WitanEvent::MessageReceived { message, .. } => self.on_message(m, &message)?,
             WitanEvent::VoteRequested { proposal, .. } => {
                 self.ledger
                     .record_proposal(proposal.proposal_id, proposal.kind, proposal.target);
@@ -140,33 +123,9 @@ impl Sim {
                 approved,
                 ..
             } => {
-                if !honest {
-                    return Ok(());
+                if honest {
+                    self.on_resolved(m, proposal_id, approved)?;
                 }
-                let decisions = self.ledger.decisions.entry(proposal_id).or_default();
-                decisions.insert(m, approved);
-                if let Some((other, _)) = decisions.iter().find(|(_, d)| **d != approved) {
-                    let other = *other;
-                    let what = self.proposal_label(proposal_id);
-                    return Err(self.violation(
-                        "consensus",
-                        format!(
-                            "{what}: m{m} decided {approved}, m{other} decided {}",
-                            !approved
-                        ),
-                    ));
-                }
-                if approved {
-                    let order = self.ledger.approvals + 1;
-                    if let Some(p) = self.ledger.proposals.get_mut(&proposal_id)
-                        && p.approved.is_none()
-                    {
-                        p.approved = Some(order);
-                        self.ledger.approvals = order;
-                    }
-                }
-                let what = self.proposal_label(proposal_id);
-                self.tr(|| format!("m{m} resolved {what}: {approved}"));
             }
             WitanEvent::MembershipChanged {
                 epoch,
@@ -208,6 +167,57 @@ impl Sim {
             WitanEvent::Left { reason, .. } => self.tr(|| format!("m{m} LEFT ({reason:?})")),
             WitanEvent::Joined { .. } | WitanEvent::StateChanged { .. } => {}
         }
+        Ok(())
+    }
+
+    /// A chat heard: at most once per member, and as its sender sent it.
+    fn on_message(&mut self, m: usize, message: &StoredMessage) -> R<()> {
+        if !self.ledger.received[m].insert(message.message_id.clone()) {
+            return Err(self.violation(
+                "applied twice",
+                format!("m{m} heard message {} twice", message.message_id),
+            ));
+        }
+        if let Some(chat) = self.ledger.chats.get(&message.message_id)
+            && (chat.body != message.body || self.members[chat.sender].id != message.sender)
+        {
+            return Err(self.violation(
+                "integrity",
+                format!("m{m} stored message {} altered", message.message_id),
+            ));
+        }
+        let body = String::from_utf8_lossy(&message.body).to_string();
+        self.tr(|| format!("m{m} got chat {body}"));
+        Ok(())
+    }
+
+    /// A proposal resolved at honest member `m`: every honest member decides it the same way;
+    /// approvals are numbered in the order they first came.
+    fn on_resolved(&mut self, m: usize, proposal_id: u64, approved: bool) -> R<()> {
+        let decisions = self.ledger.decisions.entry(proposal_id).or_default();
+        decisions.insert(m, approved);
+        if let Some((other, _)) = decisions.iter().find(|(_, d)| **d != approved) {
+            let other = *other;
+            let what = self.proposal_label(proposal_id);
+            return Err(self.violation(
+                "consensus",
+                format!(
+                    "{what}: m{m} decided {approved}, m{other} decided {}",
+                    !approved
+                ),
+            ));
+        }
+        if approved {
+            let order = self.ledger.approvals + 1;
+            if let Some(p) = self.ledger.proposals.get_mut(&proposal_id)
+                && p.approved.is_none()
+            {
+                p.approved = Some(order);
+                self.ledger.approvals = order;
+            }
+        }
+        let what = self.proposal_label(proposal_id);
+        self.tr(|| format!("m{m} resolved {what}: {approved}"));
         Ok(())
     }
 

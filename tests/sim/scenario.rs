@@ -45,116 +45,22 @@ impl Sim {
         let rng_net = root.fork();
         let rng_byz = root.fork();
         let n = cfg.members.max(2);
-        // The mix: each enabled family is on with probability `mix_chance`.
-        let mut mix = Faults::none();
-        for (on, slot) in [
-            (cfg.faults.churn, &mut mix.churn),
-            (cfg.faults.burst_joins, &mut mix.burst_joins),
-            (cfg.faults.network, &mut mix.network),
-            (cfg.faults.slow_network, &mut mix.slow_network),
-            (cfg.faults.partitions, &mut mix.partitions),
-            (cfg.faults.long_partitions, &mut mix.long_partitions),
-            (cfg.faults.crashes, &mut mix.crashes),
-            (cfg.faults.slow_restart, &mut mix.slow_restart),
-            (cfg.faults.offline, &mut mix.offline),
-            (cfg.faults.skew, &mut mix.skew),
-            (cfg.faults.silent, &mut mix.silent),
-            (cfg.faults.bogus, &mut mix.bogus),
-            (cfg.faults.replay, &mut mix.replay),
-            (cfg.faults.equivocation, &mut mix.equivocation),
-            (cfg.faults.byzantine_member, &mut mix.byzantine_member),
-        ] {
-            *slot = on && rng_scn.chance(cfg.mix_chance);
-        }
-        let net = if mix.network || mix.slow_network {
-            NetProfile {
-                hostile: true,
-                slow: mix.slow_network,
-                dup_chance: 0.05,
-                drop_chance: rng_scn.range(2, 15) as f64 / 100.0,
-                tail_chance: 0.08,
-            }
-        } else {
-            NetProfile::calm()
-        };
-        // Every step fsyncs (`synchronous = FULL`): on a RAM disk that costs nothing.
-        let shm = std::path::Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::Builder::new().prefix("witan-sim").tempdir_in(shm)
-        } else {
-            tempfile::tempdir()
-        }
-        .map_err(|e| violation_at(seed, "setup", e.to_string()))?;
+        // The draws below come in a fixed order: a seed names the same run on every build.
+        let mix = draw_mix(&cfg.faults, cfg.mix_chance, &mut rng_scn);
+        let net = net_profile(&mix, &mut rng_scn);
+        let dir = run_dir().map_err(|e| violation_at(seed, "setup", e.to_string()))?;
         let clock = Arc::new(SimClock::default());
         clock.set(START_MS);
         let sink = Arc::new(Sink::default());
-        // Byzantine members: fewer than a third of the smallest group this run allows.
-        let min_group = n - max_outside(n);
-        let max_byz = (min_group - 1) / 3;
-        let byz_count = if mix.byzantine() {
-            rng_scn.range(1, max_byz as u64 + 1) as usize
-        } else {
-            0
-        };
-        let mut byz_members: Vec<usize> = (1..n).collect();
-        rng_scn.shuffle(&mut byz_members);
-        byz_members.truncate(byz_count);
+        let byz_members = draw_byzantine(&mix, n, &mut rng_scn);
         let mut members = Vec::with_capacity(n);
         for i in 0..n {
-            let secret = secret_of(i);
-            let id = witan::mls::Identity::from_secret(&secret)
-                .map_err(|e| violation_at(seed, "setup", e.to_string()))?
-                .member_id()
-                .to_hex();
-            let offset_ms = if mix.skew {
-                rng_scn.range(0, 601) as i64 - 300
-            } else {
-                0
-            };
-            let byz = byz_members.contains(&i).then(|| {
-                let mut b = Byz {
-                    silent: mix.silent && rng_scn.chance(0.5),
-                    bogus: mix.bogus && rng_scn.chance(0.7),
-                    replay: mix.replay && rng_scn.chance(0.7),
-                    equivocate: mix.equivocation,
-                    malicious: mix.byzantine_member,
-                    ..Byz::default()
-                };
-                if !(b.silent || b.bogus || b.replay || b.equivocate || b.malicious) {
-                    b.silent = mix.silent;
-                    b.bogus = !mix.silent && mix.bogus;
-                    b.replay = !mix.silent && !mix.bogus;
-                }
-                b
-            });
-            members.push(Member {
-                index: i,
-                secret,
-                id,
-                path: dir
-                    .path()
-                    .join(format!("m{i}.db"))
-                    .to_string_lossy()
-                    .into_owned(),
-                client: None,
-                transport: Arc::new(SimTransport {
-                    sink: sink.clone(),
-                    member: i,
-                    mode: AtomicU8::new(0),
-                }),
-                listener: Arc::new(Recorder::default()),
-                clock: Arc::new(MemberClock {
-                    global: clock.clone(),
-                    offset_ms,
-                }),
-                down: Down::Up,
-                dying: false,
-                mailbox: Vec::new(),
-                wake_at: None,
-                spins: 0,
-                byz,
-                view: View::default(),
-            });
+            let at = dir.path().join(format!("m{i}.db"));
+            let (clock, sink) = (clock.clone(), sink.clone());
+            let byz = byz_members.contains(&i);
+            let member = new_member(i, at, clock, sink, &mix, byz, &mut rng_scn)
+                .map_err(|e| violation_at(seed, "setup", e))?;
+            members.push(member);
         }
         let trace = cfg.trace.then(Vec::new);
         if cfg.trace {
@@ -406,5 +312,139 @@ fn violation_at(seed: u64, kind: &str, detail: String) -> Box<super::Violation> 
         detail,
         mix: String::new(),
         trace: Vec::new(),
+    })
+}
+
+/// The run's mix: each enabled family is on with probability `chance`.
+fn draw_mix(enabled: &Faults, chance: f64, rng: &mut Rng) -> Faults {
+    let mut mix = Faults::none();
+    for (on, slot) in [
+        (enabled.churn, &mut mix.churn),
+        (enabled.burst_joins, &mut mix.burst_joins),
+        (enabled.network, &mut mix.network),
+        (enabled.slow_network, &mut mix.slow_network),
+        (enabled.partitions, &mut mix.partitions),
+        (enabled.long_partitions, &mut mix.long_partitions),
+        (enabled.crashes, &mut mix.crashes),
+        (enabled.slow_restart, &mut mix.slow_restart),
+        (enabled.offline, &mut mix.offline),
+        (enabled.skew, &mut mix.skew),
+        (enabled.silent, &mut mix.silent),
+        (enabled.bogus, &mut mix.bogus),
+        (enabled.replay, &mut mix.replay),
+        (enabled.equivocation, &mut mix.equivocation),
+        (enabled.byzantine_member, &mut mix.byzantine_member),
+    ] {
+        *slot = on && rng.chance(chance);
+    }
+    mix
+}
+
+/// The network of the run: hostile (drops, copies, a long tail) when a network family is on.
+fn net_profile(mix: &Faults, rng: &mut Rng) -> NetProfile {
+    if mix.network || mix.slow_network {
+        NetProfile {
+            hostile: true,
+            slow: mix.slow_network,
+            dup_chance: 0.05,
+            drop_chance: rng.range(2, 15) as f64 / 100.0,
+            tail_chance: 0.08,
+        }
+    } else {
+        NetProfile::calm()
+    }
+}
+
+/// The directory of the members' databases. Every step fsyncs (`synchronous = FULL`): on a
+/// RAM disk that costs nothing.
+fn run_dir() -> std::io::Result<tempfile::TempDir> {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::Builder::new().prefix("witan-sim").tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+}
+
+/// The byzantine members: fewer than a third of the smallest group this run allows, never
+/// member 0 (the creator).
+fn draw_byzantine(mix: &Faults, n: usize, rng: &mut Rng) -> Vec<usize> {
+    let min_group = n - max_outside(n);
+    let max_byz = (min_group - 1) / 3;
+    let byz_count = if mix.byzantine() {
+        rng.range(1, max_byz as u64 + 1) as usize
+    } else {
+        0
+    };
+    let mut byz_members: Vec<usize> = (1..n).collect();
+    rng.shuffle(&mut byz_members);
+    byz_members.truncate(byz_count);
+    byz_members
+}
+
+/// What a byzantine member does in this mix: each of the mix's behaviours with some chance,
+/// and at least one.
+fn draw_byz(mix: &Faults, rng: &mut Rng) -> Byz {
+    let mut b = Byz {
+        silent: mix.silent && rng.chance(0.5),
+        bogus: mix.bogus && rng.chance(0.7),
+        replay: mix.replay && rng.chance(0.7),
+        equivocate: mix.equivocation,
+        malicious: mix.byzantine_member,
+        ..Byz::default()
+    };
+    if !(b.silent || b.bogus || b.replay || b.equivocate || b.malicious) {
+        b.silent = mix.silent;
+        b.bogus = !mix.silent && mix.bogus;
+        b.replay = !mix.silent && !mix.bogus;
+    }
+    b
+}
+
+/// Member `i`, its database at `path`, its clock skewed when the mix has skew; no client
+/// open yet.
+fn new_member(
+    i: usize,
+    path: std::path::PathBuf,
+    clock: Arc<SimClock>,
+    sink: Arc<Sink>,
+    mix: &Faults,
+    byzantine: bool,
+    rng: &mut Rng,
+) -> Result<Member, String> {
+    let secret = secret_of(i);
+    let id = witan::mls::Identity::from_secret(&secret)
+        .map_err(|e| e.to_string())?
+        .member_id()
+        .to_hex();
+    let offset_ms = if mix.skew {
+        rng.range(0, 601) as i64 - 300
+    } else {
+        0
+    };
+    let byz = byzantine.then(|| draw_byz(mix, rng));
+    Ok(Member {
+        index: i,
+        secret,
+        id,
+        path: path.to_string_lossy().into_owned(),
+        client: None,
+        transport: Arc::new(SimTransport {
+            sink,
+            member: i,
+            mode: AtomicU8::new(0),
+        }),
+        listener: Arc::new(Recorder::default()),
+        clock: Arc::new(MemberClock {
+            global: clock,
+            offset_ms,
+        }),
+        down: Down::Up,
+        dying: false,
+        mailbox: Vec::new(),
+        wake_at: None,
+        spins: 0,
+        byz,
+        view: View::default(),
     })
 }

@@ -71,65 +71,15 @@ fn run(seed: u64, cfg: &SleepConfig, out: &mut Outcome) -> Result<(), String> {
     let n = cfg.members;
     // The members, then two devices that ask to join.
     let mut sim = SleepSim::new(seed, cfg.clone(), n + 2)?;
-    let ids: Vec<String> = (0..n + 2)
-        .map(|i| {
-            sim.phones[i].pinned = true;
-            sim.app(i).map(|c| c.member_id())
-        })
-        .collect::<Result<_, _>>()?;
-    sim.app(0)?
-        .create_conversation(CONV.into(), SleepSim::settings())
-        .map_err(|e| e.to_string())?;
-    sim.after_call(0)?;
-    for i in 1..n {
-        sim.app(i)?
-            .request_to_join(CONV.into())
-            .map_err(|e| e.to_string())?;
-        sim.after_call(i)?;
-    }
-    let start = sim.now();
-    let formed = sim.run_until(start + 600_000, |s| {
-        Ok((1..n).all(|i| heard_at(s, i, 0, joined).is_some()))
-    })?;
-    if !formed {
-        return Err("the group did not form".into());
-    }
-    for i in 0..n + 2 {
-        sim.phones[i].pinned = false;
-        sim.phones[i].app_until = sim.now();
-        sim.phones[i].client = None;
-    }
-    for i in 0..n {
-        sim.start_sessions(i);
-    }
-    let pause = sim.rng.range(0, 60_000);
-    sim.run_until(sim.now() + pause, |_| Ok(false))?;
+    let ids = form_then_sleep(&mut sim, n)?;
 
     // 1. A new device asks to join.
-    let a = n;
-    out.joins.push(join(&mut sim, a)?);
+    out.joins.push(join(&mut sim, n)?);
     let members: Vec<usize> = (0..=n).collect();
 
     // 2. A member opens the app and proposes to remove another.
-    let pause = sim.rng.range(10_000, 120_000);
-    sim.run_until(sim.now() + pause, |_| Ok(false))?;
-    let proposer = members[sim.rng.below(members.len() as u64) as usize];
-    let others: Vec<usize> = members.iter().copied().filter(|m| *m != proposer).collect();
-    let target = others[sim.rng.below(others.len() as u64) as usize];
-    let t0 = sim.now();
-    sim.phones[proposer].app_until = t0 + cfg.app_session_ms;
-    sim.app(proposer)?
-        .propose_removal(CONV.into(), ids[target].clone())
-        .map_err(|e| format!("propose_removal: {e}"))?;
-    sim.after_call(proposer)?;
-    let removed = |e: &WitanEvent| matches!(e, WitanEvent::MembershipChanged { removed, .. } if removed.contains(&ids[target]));
-    let done = sim.run_until(t0 + cfg.deadline_ms, |s| {
-        Ok(first_heard(s, t0, removed).is_some())
-    })?;
-    out.removal = done
-        .then(|| first_heard(&sim, t0, removed))
-        .flatten()
-        .map(|at| at - t0);
+    let (target, removal) = remove_one(&mut sim, cfg, &ids, &members)?;
+    out.removal = removal;
 
     // 3. The epoch steward falls silent for good while a second device asks to join.
     let pause = sim.rng.range(10_000, 120_000);
@@ -167,6 +117,76 @@ fn run(seed: u64, cfg: &SleepConfig, out: &mut Outcome) -> Result<(), String> {
         .map(|at| at - t0);
 
     settle(&mut sim, &ids, target, silent, out)
+}
+
+/// Member 0 creates the conversation and members 1..n join with their apps open; then every
+/// phone closes its app and the members' sessions start. Returns the member ids of all the
+/// phones (the two devices that join later included).
+fn form_then_sleep(sim: &mut SleepSim, n: usize) -> Result<Vec<String>, String> {
+    let ids: Vec<String> = (0..n + 2)
+        .map(|i| {
+            sim.phones[i].pinned = true;
+            sim.app(i).map(|c| c.member_id())
+        })
+        .collect::<Result<_, _>>()?;
+    sim.app(0)?
+        .create_conversation(CONV.into(), SleepSim::settings())
+        .map_err(|e| e.to_string())?;
+    sim.after_call(0)?;
+    for i in 1..n {
+        sim.app(i)?
+            .request_to_join(CONV.into())
+            .map_err(|e| e.to_string())?;
+        sim.after_call(i)?;
+    }
+    let start = sim.now();
+    let formed = sim.run_until(start + 600_000, |s| {
+        Ok((1..n).all(|i| heard_at(s, i, 0, joined).is_some()))
+    })?;
+    if !formed {
+        return Err("the group did not form".into());
+    }
+    for i in 0..n + 2 {
+        sim.phones[i].pinned = false;
+        sim.phones[i].app_until = sim.now();
+        sim.phones[i].client = None;
+    }
+    for i in 0..n {
+        sim.start_sessions(i);
+    }
+    let pause = sim.rng.range(0, 60_000);
+    sim.run_until(sim.now() + pause, |_| Ok(false))?;
+    Ok(ids)
+}
+
+/// After a pause, a random member opens its app and proposes to remove another; returns the
+/// target and how long until a phone heard the removal (`None`: not before the deadline).
+fn remove_one(
+    sim: &mut SleepSim,
+    cfg: &SleepConfig,
+    ids: &[String],
+    members: &[usize],
+) -> Result<(usize, Option<u64>), String> {
+    let pause = sim.rng.range(10_000, 120_000);
+    sim.run_until(sim.now() + pause, |_| Ok(false))?;
+    let proposer = members[sim.rng.below(members.len() as u64) as usize];
+    let others: Vec<usize> = members.iter().copied().filter(|m| *m != proposer).collect();
+    let target = others[sim.rng.below(others.len() as u64) as usize];
+    let t0 = sim.now();
+    sim.phones[proposer].app_until = t0 + cfg.app_session_ms;
+    sim.app(proposer)?
+        .propose_removal(CONV.into(), ids[target].clone())
+        .map_err(|e| format!("propose_removal: {e}"))?;
+    sim.after_call(proposer)?;
+    let removed = |e: &WitanEvent| matches!(e, WitanEvent::MembershipChanged { removed, .. } if removed.contains(&ids[target]));
+    let done = sim.run_until(t0 + cfg.deadline_ms, |s| {
+        Ok(first_heard(s, t0, removed).is_some())
+    })?;
+    let took = done
+        .then(|| first_heard(sim, t0, removed))
+        .flatten()
+        .map(|at| at - t0);
+    Ok((target, took))
 }
 
 /// Device `d` asks to join with its app open; returns how long until `Joined`.
