@@ -140,7 +140,8 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
             (&signing_path, signing.now, signing.packets.len()),
         ),
     ] {
-        let (median, peak_rss_mib) = median_run(dir, path, backlog_file, at, mode != "app")?;
+        let (median, peak_rss_mib) =
+            median_run(dir, "wakeup", path, backlog_file, at, mode != "app")?;
         out.push(Wakeup {
             mode,
             members: MEMBERS,
@@ -158,10 +159,12 @@ pub fn run(dir: &Path) -> BenchResult<Vec<Wakeup>> {
     Ok(out)
 }
 
-/// `RUNS` fresh processes, each woken on a copy of `db` with the backlog in `backlog` at
-/// `at`: the median run by wall time, and the highest peak RSS of them all.
-fn median_run(
+/// `RUNS` fresh processes, each woken on a copy of `db` (`<name>-run-<k>.db` in `dir`) with
+/// the backlog in `backlog` at `at`: the median run by wall time, and the highest peak RSS of
+/// them all. Each must show the backlog's chats.
+pub fn median_run(
     dir: &Path,
+    name: &str,
     db: &Path,
     backlog: &Path,
     at: u64,
@@ -169,7 +172,7 @@ fn median_run(
 ) -> BenchResult<(ChildReport, f64)> {
     let mut reports = Vec::new();
     for run in 0..RUNS {
-        let copy = dir.join(format!("wakeup-run-{run}.db"));
+        let copy = dir.join(format!("{name}-run-{run}.db"));
         copy_synced(db, &copy)?;
         reports.push(spawn_child(&copy, backlog, at, extension)?);
         std::fs::remove_file(&copy)?;
@@ -178,7 +181,7 @@ fn median_run(
     let median = reports[RUNS / 2];
     if median.notifications != BACKLOG_CHATS as u64 {
         return Err(format!(
-            "wake-up showed {} notifications, not {BACKLOG_CHATS}",
+            "{name}: the wake-up showed {} notifications, not {BACKLOG_CHATS}",
             median.notifications
         )
         .into());

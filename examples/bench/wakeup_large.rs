@@ -18,10 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::measure::Meter;
-use super::wakeup::{
-    BACKLOG_CHATS, RUNS, SLEEPER, Wakeup, chat, checkpoint, copy_synced, encrypt, spawn_child,
-    write_backlog,
-};
+use super::wakeup::{BACKLOG_CHATS, SLEEPER, Wakeup, chat, checkpoint, encrypt, write_backlog};
 use super::workloads::{CONV, formation};
 use super::world::{BenchResult, World};
 
@@ -76,22 +73,8 @@ pub fn run(dir: &Path) -> BenchResult<Wakeup> {
     );
     std::fs::write(dir.join("wakeup-large-now.txt"), now.to_string())?;
 
-    let mut reports = Vec::new();
-    for run in 0..RUNS {
-        let copy = dir.join(format!("wakeup-large-run-{run}.db"));
-        copy_synced(&keyed, &copy)?;
-        reports.push(spawn_child(&copy, &backlog_path, now, true)?);
-        std::fs::remove_file(&copy)?;
-    }
-    reports.sort_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms));
-    let median = reports[RUNS / 2];
-    if median.notifications != BACKLOG_CHATS as u64 {
-        return Err(format!(
-            "wake-up (d′) showed {} notifications, not {BACKLOG_CHATS}",
-            median.notifications
-        )
-        .into());
-    }
+    let (median, peak_rss_mib) =
+        super::wakeup::median_run(dir, "wakeup-large", &keyed, &backlog_path, now, true)?;
     Ok(Wakeup {
         mode: MODE,
         members: MEMBERS,
@@ -99,7 +82,7 @@ pub fn run(dir: &Path) -> BenchResult<Wakeup> {
         stored_messages: 0,
         backlog: backlog.len(),
         wall_ms: median.wall_ms,
-        peak_rss_mib: reports.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
+        peak_rss_mib,
         cpu_ms: median.cpu_ms,
         notifications: median.notifications,
         published: median.published,

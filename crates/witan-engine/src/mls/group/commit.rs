@@ -179,37 +179,35 @@ impl Group {
             e => MlsError::InvalidCommit(e.to_string()),
         })?;
         let committer = credential_member_id(processed.credential())?;
-        match processed.into_content() {
+        let (staged, (added, removed), self_removed) = match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(sc) => {
                 check_identities(&sc, committer)?;
-                let (added, removed) = self.describe(&sc)?;
-                Ok(StagedCommitInfo {
-                    committer,
-                    epoch,
-                    added,
-                    removed,
-                    self_removed: sc.self_removed(),
-                    staged: Staged::Remote(sc),
-                })
+                let described = self.describe(&sc)?;
+                let self_removed = sc.self_removed();
+                (Staged::Remote(sc), described, self_removed)
             }
             ProcessedMessageContent::OwnPendingCommit => {
                 let sc = self
                     .inner
                     .pending_commit()
                     .ok_or(MlsError::NoPendingCommit)?;
-                let (added, removed) = self.describe(sc)?;
                 let fingerprint = sc.group_context().confirmed_transcript_hash().to_vec();
-                Ok(StagedCommitInfo {
-                    committer,
-                    epoch,
-                    added,
-                    removed,
-                    self_removed: sc.self_removed(),
-                    staged: Staged::OwnPending(fingerprint),
-                })
+                (
+                    Staged::OwnPending(fingerprint),
+                    self.describe(sc)?,
+                    sc.self_removed(),
+                )
             }
-            _ => Err(MlsError::NotACommit),
-        }
+            _ => return Err(MlsError::NotACommit),
+        };
+        Ok(StagedCommitInfo {
+            committer,
+            epoch,
+            added,
+            removed,
+            self_removed,
+            staged,
+        })
     }
 
     /// `commit` read as a commit in a public message of this group and this epoch.
