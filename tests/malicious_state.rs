@@ -337,7 +337,6 @@ fn padded_key_package(k: u32, padding: usize, now_ms: u64) -> (witan::mls::Membe
 /// for the parts this test cannot fill cheaply (the resolved-proposal memory, 0.2 MiB).
 #[test]
 fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
-    use witan::protocol::join_queue::MAX_REQUESTS;
     const MIB: usize = 1024 * 1024;
     let mut net = Net::form(7, fast_settings());
     net.run_for(5_000);
@@ -349,17 +348,53 @@ fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
     let later = order[(round as usize + 1) % n];
     // The last of the leader order proposes no join before its takeover window.
     let victim = order[n - 1];
-    // Outsiders: join requests of fresh identities with 4 KiB key packages.
+    join_requests_of_outsiders(&mut net, victim);
+    byzantine_adds_until_refused(&mut net, &conv, victim, [current, later]);
+    orphan_votes(&mut net, victim, [current, later]);
+    packet_sized_candidates(&mut net, &conv, victim, (current, later), &order);
+    let victim_conv = net.nodes[victim].conv();
+    let state = victim_conv.to_bytes().len();
+    // The parts this test cannot fill cheaply, at their bounds: the certified-commit archive
+    // (2 MiB, or its newest entry: a certified candidate and its certificate) and the
+    // resolved-proposal memory (4,096 digests and times).
+    // (Packets kept in rows of their own are not state.)
+    let archived: usize = victim_conv
+        .archived()
+        .iter()
+        .filter(|(_, _, in_state)| *in_state)
+        .map(|(_, b, _)| b)
+        .sum();
+    let unfilled = (2 * MIB + 256 * 1024).saturating_sub(archived) + 4096 * 48;
+    assert!(
+        state + unfilled <= 16 * MIB - MIB,
+        "{state} bytes of state with every part filled ({unfilled} more at the other bounds)"
+    );
+}
+
+/// Outsiders' join requests of fresh identities with 4 KiB key packages, past the queue's
+/// bound.
+fn join_requests_of_outsiders(net: &mut Net, victim: usize) {
+    use witan::protocol::join_queue::MAX_REQUESTS;
     for k in 0..(MAX_REQUESTS as u32 + 64) {
         let mut secret = [0x7e; 32];
         secret[..4].copy_from_slice(&k.to_be_bytes());
         let request = padded_join_request_of(&secret, net.now, None, 4096);
         net.receive(victim, &request).unwrap();
     }
-    // Two byzantine members: adds of 60 KiB key packages, until the box refuses them.
+}
+
+/// Two byzantine members propose adds of 60 KiB key packages until the ballot box refuses
+/// them.
+fn byzantine_adds_until_refused(
+    net: &mut Net,
+    conv: &Conversation,
+    victim: usize,
+    owners: [usize; 2],
+) {
+    let n = conv.leaders().len();
     let s = conv.settings().clone();
     let mut refused = 0;
-    for (b, owner) in [current, later].into_iter().enumerate() {
+    for (b, owner) in owners.into_iter().enumerate() {
         for k in 0..80u32 {
             let (member, key_package) = padded_key_package(k + 1000 * b as u32, 60_000, net.now);
             let action = Action::Add {
@@ -367,7 +402,7 @@ fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
                 key_package,
             };
             let p = crafted(
-                &net,
+                &*net,
                 owner,
                 &action,
                 conv.epoch(),
@@ -384,8 +419,12 @@ fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
         }
     }
     assert!(refused > 0, "the ballot box was filled to its bound");
-    // Votes for proposals the victim has not seen: each byzantine member's share of orphans.
-    for owner in [current, later] {
+}
+
+/// Votes of two byzantine members for proposals the victim has not seen: each one's share
+/// of orphans.
+fn orphan_votes(net: &mut Net, victim: usize, owners: [usize; 2]) {
+    for owner in owners {
         for k in 0..64u64 {
             let vote = wire::Vote {
                 vote_owner: net.nodes[owner].identity.public_key().to_vec(),
@@ -400,7 +439,19 @@ fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
             let _ = net.receive(victim, &packet);
         }
     }
-    // Candidates as large as a packet allows: the current round's, and later rounds'.
+}
+
+/// Candidates as large as a packet allows from the byzantine leaders: the current round's
+/// (`leaders.0`), and later rounds' (`leaders.1`).
+fn packet_sized_candidates(
+    net: &mut Net,
+    conv: &Conversation,
+    victim: usize,
+    (current, later): (usize, usize),
+    order: &[usize],
+) {
+    const MIB: usize = 1024 * 1024;
+    let (round, n) = (conv.commit_round().round(), order.len());
     let candidate = |r: u32, proposer: Vec<u8>, size: usize| wire::Candidate {
         epoch: conv.epoch(),
         round: r,
@@ -420,23 +471,6 @@ fn every_part_others_can_grow_filled_at_once_stays_inside_the_wake_up_budget() {
         }
     }
     assert!(sent >= 3, "{sent} candidates");
-    let victim_conv = net.nodes[victim].conv();
-    let state = victim_conv.to_bytes().len();
-    // The parts this test cannot fill cheaply, at their bounds: the certified-commit archive
-    // (2 MiB, or its newest entry: a certified candidate and its certificate) and the
-    // resolved-proposal memory (4,096 digests and times).
-    // (Packets kept in rows of their own are not state.)
-    let archived: usize = victim_conv
-        .archived()
-        .iter()
-        .filter(|(_, _, in_state)| *in_state)
-        .map(|(_, b, _)| b)
-        .sum();
-    let unfilled = (2 * MIB + 256 * 1024).saturating_sub(archived) + 4096 * 48;
-    assert!(
-        state + unfilled <= 16 * MIB - MIB,
-        "{state} bytes of state with every part filled ({unfilled} more at the other bounds)"
-    );
 }
 
 /// Audit H6 (variant): an impostor creates its own group under the conversation's *same* id
