@@ -159,84 +159,77 @@ fn truncated_bytes_are_refused() {
     }
 }
 
-#[test]
-fn envelope_rules_are_enforced() {
-    let base = samples::envelope();
-    let err = |e: &Envelope| decode_envelope(&encode(e)).unwrap_err();
+/// Why `e`, encoded, does not decode.
+fn envelope_err(e: &Envelope) -> WireError {
+    decode_envelope(&encode(e)).unwrap_err()
+}
 
-    let e = Envelope {
-        version: 1,
-        ..base.clone()
-    };
-    assert_eq!(err(&e), WireError::UnsupportedVersion(1));
-    for recipient in [vec![1; 15], vec![1; 17], vec![1; 32]] {
+#[test]
+fn an_envelope_of_another_version_or_an_unknown_kind_is_refused() {
+    let base = samples::envelope();
+    for version in [0, 1] {
         let e = Envelope {
-            recipient,
+            version,
             ..base.clone()
         };
-        assert_eq!(field_of(err(&e)), "envelope.recipient");
+        assert_eq!(envelope_err(&e), WireError::UnsupportedVersion(version));
     }
-    let addressed = base.clone().addressed(vec![9; 16]);
-    assert_eq!(decode_envelope(&encode(&addressed)).unwrap(), addressed);
-    let e = Envelope {
-        version: 0,
-        ..base.clone()
-    };
-    assert_eq!(err(&e), WireError::UnsupportedVersion(0));
-
     for kind in [0, 6, -1, 1000] {
         let e = Envelope {
             kind,
             ..base.clone()
         };
-        assert_eq!(field_of(err(&e)), "envelope.kind");
+        assert_eq!(field_of(envelope_err(&e)), "envelope.kind");
     }
+}
+
+#[test]
+fn an_envelope_whose_packet_id_is_not_its_bodys_is_refused() {
+    let base = samples::envelope();
     let mut e = base.clone();
     e.packet_id[0] ^= 1;
-    assert_eq!(field_of(err(&e)), "envelope.packet_id");
+    assert_eq!(field_of(envelope_err(&e)), "envelope.packet_id");
     let mut e = base.clone();
     e.body = [&e.body[..], &[0]].concat().into();
-    assert_eq!(field_of(err(&e)), "envelope.packet_id");
+    assert_eq!(field_of(envelope_err(&e)), "envelope.packet_id");
     let e = Envelope {
         packet_id: crate::packet_id(&base.body)[..15].to_vec(),
         ..base.clone()
     };
-    assert_eq!(field_of(err(&e)), "envelope.packet_id");
+    assert_eq!(field_of(envelope_err(&e)), "envelope.packet_id");
+}
+
+#[test]
+fn an_envelope_with_a_malformed_recipient_sender_or_conversation_id_is_refused() {
+    let base = samples::envelope();
+    for recipient in [vec![1; 15], vec![1; 17], vec![1; 32]] {
+        let e = Envelope {
+            recipient,
+            ..base.clone()
+        };
+        assert_eq!(field_of(envelope_err(&e)), "envelope.recipient");
+    }
+    let addressed = base.clone().addressed(vec![9; 16]);
+    assert_eq!(decode_envelope(&encode(&addressed)).unwrap(), addressed);
     for sender in [vec![], vec![1; 19], vec![1; 21], vec![1; 32]] {
         let e = Envelope {
             sender,
             ..base.clone()
         };
-        assert_eq!(field_of(err(&e)), "envelope.sender");
+        assert_eq!(field_of(envelope_err(&e)), "envelope.sender");
     }
-    let e = Envelope {
-        conversation_id: String::new(),
-        ..base.clone()
-    };
-    assert_eq!(field_of(err(&e)), "envelope.conversation_id");
-    let e = Envelope {
-        conversation_id: "c".repeat(129),
-        ..base.clone()
-    };
-    assert_eq!(field_of(err(&e)), "envelope.conversation_id");
+    for conversation_id in [String::new(), "c".repeat(129)] {
+        let e = Envelope {
+            conversation_id,
+            ..base.clone()
+        };
+        assert_eq!(field_of(envelope_err(&e)), "envelope.conversation_id");
+    }
     let e = Envelope {
         conversation_id: "c".repeat(128),
         ..base.clone()
     };
     decode_envelope(&encode(&e)).unwrap();
-    let e = Envelope::new(
-        "c",
-        [1u8; 20],
-        PacketKind::Group,
-        vec![0u8; MAX_BODY_BYTES + 1],
-    );
-    assert!(matches!(
-        err(&e),
-        WireError::TooLarge {
-            what: "envelope.body",
-            ..
-        }
-    ));
     // Invalid UTF-8 in the conversation id is malformed.
     let mut bytes = encode(&Envelope {
         conversation_id: "abc".into(),
@@ -247,6 +240,23 @@ fn envelope_rules_are_enforced() {
     assert!(matches!(
         decode_envelope(&bytes),
         Err(WireError::Malformed(_))
+    ));
+}
+
+#[test]
+fn an_envelope_body_past_its_bound_is_too_large() {
+    let e = Envelope::new(
+        "c",
+        [1u8; 20],
+        PacketKind::Group,
+        vec![0u8; MAX_BODY_BYTES + 1],
+    );
+    assert!(matches!(
+        envelope_err(&e),
+        WireError::TooLarge {
+            what: "envelope.body",
+            ..
+        }
     ));
 }
 

@@ -307,15 +307,17 @@ fn round_messages_are_checked() {
     );
 }
 
+/// The field a sample sync broken by `f` is refused for.
+fn broken_sync_field(f: impl FnOnce(&mut ConversationSync)) -> &'static str {
+    let mut s = samples::sync();
+    f(&mut s);
+    field_of(decode_conversation_sync(&encode(&s)).unwrap_err())
+}
+
 #[test]
-fn sync_and_bundle_rules_are_enforced() {
-    let s = |f: fn(&mut ConversationSync)| {
-        let mut s = samples::sync();
-        f(&mut s);
-        field_of(decode_conversation_sync(&encode(&s)).unwrap_err())
-    };
+fn a_sync_breaking_a_rule_is_refused_for_the_field_it_breaks() {
     type Break = fn(&mut ConversationSync);
-    let refused: [(Break, &str); 7] = [
+    let refused: [(Break, &str); 8] = [
         (|s| s.settings = None, "conversation_sync.settings"),
         (
             |s| s.stewards.push(vec![1; 21]),
@@ -341,12 +343,12 @@ fn sync_and_bundle_rules_are_enforced() {
             |s| s.open_proposals = vec![vec![1; 32]; MAX_SYNC_OPEN_PROPOSALS + 1],
             "conversation_sync.open_proposals",
         ),
+        (|s| s.certified = None, "conversation_sync.certified"),
     ];
     for (break_it, field) in refused {
-        assert_eq!(s(break_it), field);
+        assert_eq!(broken_sync_field(break_it), field);
     }
-    let mut big = samples::sync();
-    big.scores = vec![
+    let too_many = vec![
         PeerScore {
             member_id: vec![1; 20],
             score: 1
@@ -354,7 +356,7 @@ fn sync_and_bundle_rules_are_enforced() {
         MAX_PEER_SCORES + 1
     ];
     assert_eq!(
-        field_of(decode_conversation_sync(&encode(&big)).unwrap_err()),
+        broken_sync_field(|s| s.scores = too_many),
         "conversation_sync.scores"
     );
     // The same checks apply to a sync inside a group payload.
@@ -364,9 +366,12 @@ fn sync_and_bundle_rules_are_enforced() {
         field_of(group_err(Content::Sync(bad))),
         "conversation_sync.settings"
     );
-    assert_eq!(s(|s| s.certified = None), "conversation_sync.certified");
-    // A sync's candidate may come without its commit (it travels beside the sync, in the
-    // welcome packet), but not without its proposer; a certified commit on its own may not.
+}
+
+#[test]
+fn a_syncs_candidate_may_come_without_its_commit_but_not_without_its_proposer() {
+    // The commit travels beside the sync, in the welcome packet; a certified commit on its
+    // own may not lack it.
     let mut beside = samples::sync();
     if let Some(c) = beside.certified.as_mut().and_then(|c| c.candidate.as_mut()) {
         c.commit.clear();
@@ -375,7 +380,7 @@ fn sync_and_bundle_rules_are_enforced() {
     let payload = GroupPayload::new(Content::Sync(beside.clone()));
     assert!(decode_group_payload(&encode(&payload)).is_ok());
     assert_eq!(
-        s(|s| {
+        broken_sync_field(|s| {
             if let Some(c) = s.certified.as_mut().and_then(|c| c.candidate.as_mut()) {
                 c.proposer.clear();
             }
@@ -387,7 +392,10 @@ fn sync_and_bundle_rules_are_enforced() {
         field_of(group_err(Content::Certified(certified))),
         "candidate.commit"
     );
+}
 
+#[test]
+fn a_vote_bundle_past_its_bound_or_with_a_malformed_vote_is_refused() {
     let bundle = VoteBundle {
         votes: vec![samples::vote(1); MAX_VOTES_PER_BUNDLE + 1],
     };
