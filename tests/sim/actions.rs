@@ -145,11 +145,17 @@ impl Sim {
         Act::Chat
     }
 
+    /// The members whose process is up, in index order.
+    fn members_up(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|i| self.members[*i].up())
+            .collect()
+    }
+
     /// A member that is up crashes now, or — with slow restarts — during its next call.
     fn crash_one(&mut self) -> R<()> {
         let f = self.mix;
-        let n = self.members.len();
-        let up: Vec<usize> = (0..n).filter(|i| self.members[*i].up()).collect();
+        let up = self.members_up();
         if let Some(m) = self.rng_scn.pick(&up) {
             self.stats.crashes += 1;
             if f.slow_restart || (f.crashes && self.rng_scn.chance(0.5)) {
@@ -164,8 +170,7 @@ impl Sim {
 
     /// A member that is up goes offline for a few seconds, or now and then for minutes.
     fn take_one_offline(&mut self) {
-        let n = self.members.len();
-        let up: Vec<usize> = (0..n).filter(|i| self.members[*i].up()).collect();
+        let up = self.members_up();
         if let Some(m) = self.rng_scn.pick(&up) {
             self.stats.offline += 1;
             let long = self.rng_scn.chance(0.3);
