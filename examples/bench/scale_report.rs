@@ -380,11 +380,45 @@ fn pairs(s: &mut String, reference: &LiveReference) {
         let met = pairs.iter().filter(|(w, r)| w <= r).count();
         let _ = writeln!(
             s,
-            "n = {n}: witan ÷ reference pair by pair {}; witan not slower in {met} of {}.",
+            "n = {n}: witan ÷ reference pair by pair {}; witan not slower in {met} of {}; {}.",
             ratios.join(", "),
-            pairs.len()
+            pairs.len(),
+            sign_test(met, pairs.len())
         );
     }
+}
+
+/// What `ahead` pairs of `total` can tell, by a one-sided sign test at 5 %: on a shared
+/// machine a run's median flips with the host, so the report says when the pairs do not
+/// separate the two sides rather than reading a tie as a verdict.
+fn sign_test(ahead: usize, total: usize) -> String {
+    let p_ahead = binomial_tail(ahead, total);
+    let p_behind = binomial_tail(total - ahead, total);
+    if p_ahead < 0.05 {
+        format!("witan ahead by a sign test (p = {p_ahead:.3})")
+    } else if p_behind < 0.05 {
+        format!("witan behind by a sign test (p = {p_behind:.3})")
+    } else {
+        format!(
+            "the pairs show no difference (sign test: p = {p_ahead:.2} ahead, {p_behind:.2} behind)"
+        )
+    }
+}
+
+/// P(X ≥ k) for X ~ Binomial(n, ½), summed in logarithms (no overflow for any n).
+fn binomial_tail(k: usize, n: usize) -> f64 {
+    let ln_half_n = n as f64 * 0.5f64.ln();
+    let mut ln_choose = 0.0; // ln C(n, 0)
+    let mut tail = 0.0;
+    for i in 0..=n {
+        if i > 0 {
+            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        if i >= k {
+            tail += (ln_choose + ln_half_n).exp();
+        }
+    }
+    tail.min(1.0)
 }
 
 /// CPU of the whole chat (sends included) per receive: steadier than wall time on a shared
@@ -452,4 +486,29 @@ pub fn per_commit_json(p: &PerCommit) -> Value {
         "member_allocated_bytes_per_commit_median": p.allocated_bytes_median,
         "commit_latency_ms_protocol": p.latency_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{binomial_tail, sign_test};
+
+    #[test]
+    fn the_binomial_tail_sums_the_half_binomial_from_k() {
+        assert!((binomial_tail(0, 10) - 1.0).abs() < 1e-12);
+        assert!((binomial_tail(3, 3) - 0.125).abs() < 1e-12);
+        // P(X ≥ 8) for n = 10: (45 + 10 + 1) / 1024.
+        assert!((binomial_tail(8, 10) - 56.0 / 1024.0).abs() < 1e-12);
+        assert_eq!(binomial_tail(11, 10), 0.0);
+        let far = binomial_tail(600, 1000);
+        assert!(far > 0.0 && far < 1e-9, "{far}");
+    }
+
+    #[test]
+    fn a_sign_test_calls_a_side_only_when_the_pairs_separate_them() {
+        assert!(sign_test(10, 10).starts_with("witan ahead"));
+        assert!(sign_test(0, 10).starts_with("witan behind"));
+        assert!(sign_test(32, 60).starts_with("the pairs show no difference"));
+        // Three of three is not enough for a side at 5 %.
+        assert!(sign_test(3, 3).starts_with("the pairs show no difference"));
+    }
 }
